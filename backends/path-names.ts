@@ -1,0 +1,92 @@
+/**
+ * Argument validation shared by the backends, so every backend rejects the
+ * same bad input with the same code (INVALID_ARGUMENT) before touching
+ * storage. Keeping it in one place is what lets the conformance suite demand
+ * identical behaviour from backends that would otherwise fail differently
+ * (POSIX with ENAMETOOLONG or EISDIR, memfs not at all).
+ */
+
+import { InvalidArgumentError } from '../src/errors.js';
+
+/** NAME_MAX on Linux and most POSIX file systems, in bytes of the encoded name. */
+const MAX_NAME_BYTES = 255;
+
+const encoder = new TextEncoder();
+
+/**
+ * Throws INVALID_ARGUMENT unless `name` is a plain file name in the root.
+ * '\\' is refused as well as '/' so a name means the same file on every
+ * platform, and NUL because the kernel would truncate the path at it.
+ */
+export function checkName(name: unknown, operation: string): string {
+  if (typeof name !== 'string' || name.length === 0) {
+    throw new InvalidArgumentError(`${operation}: file name must be a non-empty string`);
+  }
+  if (name === '.' || name === '..' || /[/\\\0]/.test(name)) {
+    throw new InvalidArgumentError(`${operation}: invalid file name ${JSON.stringify(name)} (a plain name in the root is required)`, {
+      file: name,
+    });
+  }
+  if (encoder.encode(name).length > MAX_NAME_BYTES) {
+    throw new InvalidArgumentError(`${operation}: file name longer than ${MAX_NAME_BYTES} bytes`, { file: name });
+  }
+  return name;
+}
+
+/** Throws INVALID_ARGUMENT unless `value` is a non-negative safe integer (offsets, lengths, sizes). */
+export function checkCount(value: unknown, what: string, operation: string, file?: string): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw new InvalidArgumentError(`${operation}: ${what} must be a non-negative safe integer, got ${String(value)}`, { file });
+  }
+  return value;
+}
+
+/** Validates the arguments of `FileHandle.read` against the target buffer. */
+export function checkReadArgs(
+  target: unknown,
+  targetOffset: unknown,
+  length: unknown,
+  position: unknown,
+  file: string,
+): void {
+  if (!(target instanceof Uint8Array)) {
+    throw new InvalidArgumentError('read: target must be a Uint8Array', { file });
+  }
+  const offset = checkCount(targetOffset, 'targetOffset', 'read', file);
+  const count = checkCount(length, 'length', 'read', file);
+  checkCount(position, 'position', 'read', file);
+  if (offset + count > target.byteLength) {
+    throw new InvalidArgumentError(
+      `read: targetOffset + length (${offset + count}) exceeds the target's ${target.byteLength} bytes`,
+      { file },
+    );
+  }
+}
+
+/**
+ * Validates the arguments of `FileHandle.write` and returns the total byte
+ * count. The end must stay a safe integer, or later size arithmetic would
+ * silently round.
+ */
+export function checkWriteArgs(buffers: unknown, position: unknown, file: string): number {
+  if (!Array.isArray(buffers)) {
+    throw new InvalidArgumentError('write: buffers must be an array of Uint8Array', { file });
+  }
+  const start = checkCount(position, 'position', 'write', file);
+  let total = 0;
+  for (const buffer of buffers) {
+    if (!(buffer instanceof Uint8Array)) {
+      throw new InvalidArgumentError('write: every buffer must be a Uint8Array', { file });
+    }
+    total += buffer.byteLength;
+  }
+  checkCount(start + total, 'position + total length', 'write', file);
+  return total;
+}
+
+/** Validates `[offset, offset + length)` and returns its end. */
+export function checkRange(offset: unknown, length: unknown, operation: string, file: string): number {
+  const start = checkCount(offset, 'offset', operation, file);
+  const count = checkCount(length, 'length', operation, file);
+  return checkCount(start + count, 'offset + length', operation, file);
+}
