@@ -1,0 +1,188 @@
+/**
+ * Typed loader for raftlog's N-API addon (build/Release/raftlog_native.node,
+ * built by node-gyp from binding.gyp during `npm ci`).
+ *
+ * Loading never throws: a missing compiler, a non-Linux platform or a kernel
+ * that refuses io_uring must leave the rest of raftlog usable. Callers that
+ * need the addon ask `requireNative()`, which throws UnsupportedError with the
+ * reason recorded here.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { UnsupportedError } from '../src/errors.js';
+
+export interface RingStats {
+  /** io_uring_enter calls that submitted at least one SQE. */
+  readonly enters: number;
+  /** SQEs the kernel consumed, over all enters. */
+  readonly sqes: number;
+  /** CQEs delivered to JS. */
+  readonly completions: number;
+  /** Submitted requests whose completion has not been delivered yet. */
+  readonly inflight: number;
+  readonly sqEntries: number;
+  readonly cqEntries: number;
+  /** IORING_FEAT_* bits the kernel reported. */
+  readonly features: number;
+  /** IORING_SETUP_* flags the ring was created with. */
+  readonly setupFlags: number;
+  readonly closed: boolean;
+}
+
+/**
+ * One io_uring instance. `prep*` fill one SQE each and return false when the
+ * submission queue is full (nothing was queued); `submit()` hands every
+ * prepared SQE to the kernel in a single io_uring_enter. `link` sets
+ * IOSQE_IO_LINK: the next SQE starts only after this one completes in full.
+ * Buffers given to prepWrite/prepRead must stay referenced until their
+ * completion arrives; the ring does not retain them.
+ */
+export interface NativeRing {
+  prepWrite(id: number, fd: number, buffers: readonly Uint8Array[], position: number, link: boolean): boolean;
+  prepRead(id: number, fd: number, target: Uint8Array, targetOffset: number, length: number, position: number, link: boolean): boolean;
+  prepFsync(id: number, fd: number, datasync: boolean, link: boolean): boolean;
+  prepFallocate(id: number, fd: number, mode: number, offset: number, length: number, link: boolean): boolean;
+  submit(): number;
+  sqSpace(): number;
+  stats(): RingStats;
+  close(): void;
+}
+
+/**
+ * `onComplete` receives completions in batches as triples
+ * `[id, res, flags, id, res, flags, …]`, on the event loop thread; `res` is
+ * bytes transferred or a negative errno.
+ */
+export interface NativeRingConstructor {
+  new (entries: number, onComplete: (cqes: Int32Array) => void): NativeRing;
+}
+
+export interface CpuFlushInfo {
+  readonly clwb: boolean;
+  readonly clflushopt: boolean;
+  readonly clflush: boolean;
+  /** Cache-line size from CPUID, the stride of flushRange. */
+  readonly lineSize: number;
+  /** The instruction flushRange uses: the best the CPU has. */
+  readonly instruction: 'clwb' | 'clflushopt' | 'clflush' | 'none';
+}
+
+export interface NativeMapping {
+  /** External ArrayBuffer over the mapping; detached by munmap. */
+  readonly buffer: ArrayBuffer;
+  /** True when the kernel accepted MAP_SHARED_VALIDATE|MAP_SYNC (a DAX mount). */
+  readonly mapSync: boolean;
+}
+
+export interface DioAlign {
+  readonly memAlign: number;
+  readonly offsetAlign: number;
+}
+
+export interface NativeBinding {
+  readonly Ring: NativeRingConstructor;
+  /** Zero-filled ArrayBuffer whose start is `alignment`-aligned (posix_memalign). */
+  alignedAlloc(size: number, alignment: number): ArrayBuffer;
+  /** Address of the first byte of a buffer or view (to check alignment). */
+  addressOf(bytes: ArrayBuffer | ArrayBufferView): number;
+  fallocate(fd: number, mode: number, offset: number, length: number): void;
+  fadviseDontNeed(fd: number, offset?: number, length?: number): void;
+  /** Whole-file flock; throws code EAGAIN (EWOULDBLOCK) when held elsewhere and nonblocking. */
+  flock(fd: number, exclusive: boolean, nonblocking: boolean): void;
+  funlock(fd: number): void;
+  /** statx STATX_DIOALIGN; null when the kernel cannot report it. */
+  statxDioAlign(fd: number): DioAlign | null;
+  mmap(fd: number, offset: number, length: number, writable: boolean, sync: boolean): NativeMapping;
+  munmap(buffer: ArrayBuffer): void;
+  msync(buffer: ArrayBuffer, offset?: number, length?: number): void;
+  cpuFlush(): CpuFlushInfo;
+  /** Flushes the cache lines covering the range, then sfence. Returns the line count. */
+  flushRange(bytes: ArrayBuffer | ArrayBufferView, offset?: number, length?: number): number;
+}
+
+export type NativeLoadResult =
+  | { readonly ok: true; readonly binding: NativeBinding; readonly path: string }
+  | { readonly ok: false; readonly reason: string; readonly cause?: unknown };
+
+const ADDON = join('build', 'Release', 'raftlog_native.node');
+
+/**
+ * Candidate package roots: this file runs from `hardware/` (sources via a TS
+ * loader) or from `dist/hardware/` (compiled), so the root is one or two
+ * levels up. `RAFTLOG_NATIVE_PATH` overrides the search (tests use it to
+ * simulate a failed build).
+ */
+function candidates(): string[] {
+  const override = process.env['RAFTLOG_NATIVE_PATH'];
+  if (override !== undefined && override !== '') return [resolve(override)];
+  const here = dirname(fileURLToPath(import.meta.url));
+  const roots = [resolve(here, '..'), resolve(here, '..', '..')];
+  return roots.filter((root) => existsSync(join(root, 'package.json'))).map((root) => join(root, ADDON));
+}
+
+let cached: NativeLoadResult | undefined;
+
+export function loadNative(): NativeLoadResult {
+  if (cached !== undefined) return cached;
+  cached = load();
+  return cached;
+}
+
+function load(): NativeLoadResult {
+  if (process.platform !== 'linux') {
+    return { ok: false, reason: `the raftlog native addon is Linux-only (platform is ${process.platform})` };
+  }
+  const paths = candidates();
+  const found = paths.find((p) => existsSync(p));
+  if (found === undefined) {
+    return {
+      ok: false,
+      reason: `the raftlog native addon was not built (looked for ${paths.join(', ') || ADDON}); run \`npm rebuild\` with g++ and Node headers available`,
+    };
+  }
+  try {
+    const require = createRequire(import.meta.url);
+    const binding = require(found) as NativeBinding;
+    return { ok: true, binding, path: found };
+  } catch (cause) {
+    const detail = cause instanceof Error ? cause.message : String(cause);
+    return { ok: false, reason: `the raftlog native addon at ${found} failed to load: ${detail}`, cause };
+  }
+}
+
+/** The binding, or UnsupportedError naming `feature` and why the addon is unavailable. */
+export function requireNative(feature: string): NativeBinding {
+  const result = loadNative();
+  if (result.ok) return result.binding;
+  throw new UnsupportedError(`${feature} needs the native addon: ${result.reason}`, { cause: result.cause });
+}
+
+/**
+ * Why the kernel refused io_uring, in words an operator can act on. Reads
+ * /proc/sys/kernel/io_uring_disabled because EPERM alone does not say whether
+ * a sysctl or a seccomp filter is to blame.
+ */
+export function explainUringRefusal(errno: string | undefined): string {
+  let disabled: string | undefined;
+  try {
+    disabled = readFileSync('/proc/sys/kernel/io_uring_disabled', 'utf8').trim();
+  } catch {
+    disabled = undefined;
+  }
+  switch (errno) {
+    case 'ENOSYS':
+      return 'the kernel does not implement io_uring (ENOSYS: too old, or compiled without CONFIG_IO_URING)';
+    case 'EPERM':
+    case 'EACCES':
+      if (disabled === '2') return `io_uring is disabled system-wide (kernel.io_uring_disabled=2, ${errno})`;
+      if (disabled === '1') return `io_uring is restricted to the io_uring_group (kernel.io_uring_disabled=1, ${errno})`;
+      return `the kernel refused io_uring_setup with ${errno} (a seccomp filter, e.g. a container runtime's default profile, is the usual cause)`;
+    case 'ENOMEM':
+      return 'io_uring_setup failed with ENOMEM (locked-memory limit too low for the ring; raise RLIMIT_MEMLOCK or lower queueDepth)';
+    default:
+      return `io_uring_setup failed (${errno ?? 'unknown error'})`;
+  }
+}
