@@ -1,0 +1,81 @@
+/**
+ * Applies one batch's items to the memtables. Live writes (after their group
+ * is written) and recovery (after a record verifies) both come through here,
+ * so a replayed log rebuilds exactly the state the writes built.
+ */
+import { InvalidArgumentError } from './errors.js';
+import { ItemKind, type BatchItems } from './format/batch-codec.js';
+import { RegionMemtable, type RecordLocation } from './memtable.js';
+
+export type Memtables = Map<number, RegionMemtable>;
+
+export function keyString(bytes: Uint8Array, offset = 0, length = bytes.length - offset): string {
+  // latin1 maps each byte to one UTF-16 unit, so string order is byte order.
+  return Buffer.from(bytes.buffer, bytes.byteOffset + offset, length).toString('latin1');
+}
+
+export function memtableFor(memtables: Memtables, region: number): RegionMemtable {
+  let memtable = memtables.get(region);
+  if (memtable === undefined) {
+    memtable = new RegionMemtable(region);
+    memtables.set(region, memtable);
+  }
+  return memtable;
+}
+
+export interface ApplyResult {
+  compacted: number;
+  /** Regions whose older entries were dropped to accept a run after a gap (TolerateAny replay only). */
+  gapsReset: number;
+}
+
+export function applyBatch(
+  memtables: Memtables,
+  batch: BatchItems,
+  payload: Uint8Array,
+  record: RecordLocation,
+  tolerateGaps: boolean,
+): ApplyResult {
+  const result: ApplyResult = { compacted: 0, gapsReset: 0 };
+  for (const item of batch.items) {
+    switch (item.kind) {
+      case ItemKind.Entries: {
+        const memtable = memtableFor(memtables, item.region);
+        const last = memtable.lastIndex();
+        if (last !== undefined && item.index > last + 1) {
+          if (!tolerateGaps) throw new InvalidArgumentError(`region ${item.region}: entries at ${item.index} leave a gap after ${last}`);
+          memtable.compactTo(last + 1);
+          result.gapsReset++;
+        }
+        memtable.append(item.index, item.count, record, batch.entryOffsets, batch.entryLengths, item.entryStart);
+        break;
+      }
+      case ItemKind.Put:
+        memtableFor(memtables, item.region).kv.set(keyString(payload, item.keyOffset, item.keyLength), {
+          value: payload.slice(item.valueOffset, item.valueOffset + item.valueLength),
+          fileId: record.fileId,
+        });
+        break;
+      case ItemKind.Delete:
+        memtables.get(item.region)?.kv.delete(keyString(payload, item.keyOffset, item.keyLength));
+        dropIfEmpty(memtables, item.region);
+        break;
+      case ItemKind.Compact: {
+        const memtable = memtables.get(item.region);
+        if (memtable !== undefined) result.compacted += memtable.compactTo(item.index);
+        dropIfEmpty(memtables, item.region);
+        break;
+      }
+      case ItemKind.Clean:
+        memtables.get(item.region)?.clean();
+        memtables.delete(item.region);
+        break;
+    }
+  }
+  return result;
+}
+
+function dropIfEmpty(memtables: Memtables, region: number): void {
+  const memtable = memtables.get(region);
+  if (memtable !== undefined && memtable.entryCount === 0 && memtable.kv.size === 0) memtables.delete(region);
+}

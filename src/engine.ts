@@ -1,0 +1,513 @@
+/**
+ * The public engine: many Raft groups sharing one append-only log stream.
+ *
+ * Write path: validate the batch against the engine's state (including
+ * batches queued ahead of it), seal it (encode once, checksum, maybe lz4),
+ * then queue it for group commit. The group's leader writes every record of
+ * the group with one vectored write carrying one barrier if any member asked
+ * for sync, then applies the records to the memtables in order.
+ *
+ * Failure model: an error on the write path (I/O, no space, failed barrier)
+ * fail-stops the engine. Reads keep working; writes are refused until the
+ * engine is reopened, which re-derives the truth from disk. The engine never
+ * retries a barrier: after a failed fdatasync the kernel may have dropped the
+ * dirty pages, and a retry would report success over lost data.
+ */
+import { applyBatch, keyString, type Memtables } from './apply.js';
+import { EntryReader } from './entry-reader.js';
+import {
+  ClosedError,
+  EngineFailedError,
+  InvalidArgumentError,
+  NotFoundError,
+  RaftlogError,
+  isRaftlogError,
+} from './errors.js';
+import { LOCK_NAME, fileId } from './file-names.js';
+import type { DirectoryLock, FileHandle, FileSystem } from './filesystem.js';
+import { ENTRY_PREFIX_SIZE, ItemKind, type BatchItems } from './format/batch-codec.js';
+import { toSafeInteger } from './format/entry-codec.js';
+import { FILE_SIZE_LIMIT, Queue, RECORD_FLAG_LZ4 } from './format/layout.js';
+import { LogBatch, keyBytes, validateRegion, type Key, type SealedRecord } from './log-batch.js';
+import { LogWriter } from './log-writer.js';
+import { newEntryLocation, type EntryLocation, type RecordLocation } from './memtable.js';
+import type { MessageType, StoredEntry } from './protos.js';
+import { RecoveryMode, recoverQueue, type RecoveryReport } from './recovery/recovery.js';
+import type { ScannedRecord } from './recovery/scanner.js';
+import { WriteQueue, type QueuedWrite } from './write-queue.js';
+
+export interface EngineOptions {
+  /** Where the log lives. The engine does all its I/O through it. */
+  fs: FileSystem;
+  /** Files rotate once they reach this size. Default 128 MiB. */
+  targetFileSize?: number;
+  /** Payloads larger than this are lz4-compressed when that makes them smaller. Default 8 KiB. */
+  compressionThreshold?: number;
+  /** How recovery treats damaged records. Default TolerateTailCorruption. */
+  recoveryMode?: RecoveryMode;
+  /** The active file is preallocated this far ahead of the write offset. Default 8 MiB; 0 disables. */
+  preallocateBytes?: number;
+  /**
+   * Seed for the per-file salts. Leave unset in production (salts come from
+   * the OS random source); tests set it so runs replay byte for byte.
+   */
+  seed?: number;
+}
+
+export interface WriteOptions {
+  /** Resolve only once the batch, and every batch acknowledged before it, is durable. */
+  sync?: boolean;
+}
+
+export interface ScanOptions {
+  /** Inclusive lower bound. */
+  start?: Key;
+  /** Exclusive upper bound. */
+  end?: Key;
+  limit?: number;
+}
+
+export interface KeyValuePair {
+  key: Uint8Array;
+  value: Uint8Array;
+}
+
+export interface EngineStats {
+  regions: number;
+  entries: number;
+  /** Bytes held by the memtables' typed-array index columns (capacity). */
+  memtableIndexBytes: number;
+  /** memtableIndexBytes / entries. */
+  indexBytesPerEntry: number;
+  keys: number;
+  files: number;
+  activeFileSeq: number;
+  activeFileOffset: number;
+  bytesWritten: number;
+  bytesRead: number;
+  writes: number;
+  groups: number;
+  syncs: number;
+  rotations: number;
+  failed: boolean;
+  recovery: RecoveryReport | undefined;
+}
+
+type State = 'new' | 'opening' | 'open' | 'closing' | 'closed';
+
+interface ProjectedRegion {
+  first: number | undefined;
+  last: number | undefined;
+}
+
+const DEFAULTS = {
+  targetFileSize: 128 << 20,
+  compressionThreshold: 8 << 10,
+  recoveryMode: RecoveryMode.TolerateTailCorruption,
+  preallocateBytes: 8 << 20,
+};
+
+export class Engine implements AsyncDisposable {
+  readonly #fs: FileSystem;
+  readonly #options: Required<Omit<EngineOptions, 'fs' | 'seed'>>;
+  readonly #nextSalt: () => number;
+  readonly #memtables: Memtables = new Map();
+  readonly #handles = new Map<number, FileHandle>();
+  readonly #reader = new EntryReader(this.#handles);
+  readonly #queue = new WriteQueue((group) => this.#commit(group));
+  /** Entry ranges as they will be once queued batches apply; validates writes made before earlier ones land. */
+  readonly #projected = new Map<number, ProjectedRegion>();
+  readonly #location = newEntryLocation();
+  #state: State = 'new';
+  #failure: RaftlogError | undefined;
+  #lock: DirectoryLock | undefined;
+  #writer: LogWriter | undefined;
+  #recovery: RecoveryReport | undefined;
+  #writes = 0;
+
+  constructor(options: EngineOptions) {
+    if (typeof options !== 'object' || options === null || typeof options.fs?.open !== 'function') {
+      throw new InvalidArgumentError('Engine needs { fs }: a FileSystem such as new PosixFs(dir) or new MemFs()');
+    }
+    this.#fs = options.fs;
+    this.#options = {
+      targetFileSize: options.targetFileSize ?? DEFAULTS.targetFileSize,
+      compressionThreshold: options.compressionThreshold ?? DEFAULTS.compressionThreshold,
+      recoveryMode: options.recoveryMode ?? DEFAULTS.recoveryMode,
+      preallocateBytes: options.preallocateBytes ?? DEFAULTS.preallocateBytes,
+    };
+    const { targetFileSize, compressionThreshold, preallocateBytes, recoveryMode } = this.#options;
+    if (!Number.isSafeInteger(targetFileSize) || targetFileSize < 4096 || targetFileSize > FILE_SIZE_LIMIT) {
+      throw new InvalidArgumentError(`targetFileSize must be an integer from 4096 to ${FILE_SIZE_LIMIT}`);
+    }
+    if (!Number.isSafeInteger(compressionThreshold) || compressionThreshold < 0) {
+      throw new InvalidArgumentError('compressionThreshold must be a non-negative integer');
+    }
+    if (!Number.isSafeInteger(preallocateBytes) || preallocateBytes < 0) {
+      throw new InvalidArgumentError('preallocateBytes must be a non-negative integer');
+    }
+    if (!Object.values(RecoveryMode).includes(recoveryMode)) {
+      throw new InvalidArgumentError(`recoveryMode must be one of ${Object.values(RecoveryMode).join(', ')}`);
+    }
+    this.#nextSalt = saltSource(options.seed);
+  }
+
+  /** Takes the directory lock and recovers the log. */
+  async open(): Promise<void> {
+    if (this.#state !== 'new') throw new InvalidArgumentError(`open() called on an engine that is ${this.#state}`);
+    this.#state = 'opening';
+    try {
+      await this.#fs.init();
+      this.#lock = await this.#fs.lock(LOCK_NAME);
+      const log = await recoverQueue(this.#fs, this.#options.recoveryMode, (record, id) => this.#replay(record, id));
+      this.#recovery = log.report;
+      for (const file of log.files) this.#handles.set(fileId(Queue.Append, file.seq), file.handle);
+      const writerOptions = {
+        fs: this.#fs,
+        queue: Queue.Append,
+        targetFileSize: this.#options.targetFileSize,
+        preallocateBytes: this.#options.preallocateBytes,
+        nextSalt: this.#nextSalt,
+      };
+      const last = log.files[log.files.length - 1];
+      this.#writer =
+        log.writable !== undefined
+          ? await LogWriter.resume(writerOptions, { ...log.writable, offset: log.writable.end })
+          : await LogWriter.create(writerOptions, log.nextSeq, last?.end ?? 0);
+      this.#handles.set(this.#writer.fileId, this.#writer.handle);
+      this.#writer.onRotate = (_retired, active) => this.#handles.set(fileId(Queue.Append, active.seq), active.handle);
+      this.#state = 'open';
+    } catch (error) {
+      await this.#releaseAll();
+      this.#state = 'closed';
+      throw error;
+    }
+  }
+
+  /** What recovery found and did (cut tails, skipped records). */
+  get recoveryReport(): RecoveryReport | undefined {
+    return this.#recovery;
+  }
+
+  /**
+   * Writes a batch atomically. With `{ sync: true }` it resolves once the
+   * batch and every batch acknowledged before it are durable. Bad input is
+   * rejected before anything is written.
+   */
+  async write(batch: LogBatch, options: WriteOptions = {}): Promise<void> {
+    await this.#submit(batch, options.sync === true);
+  }
+
+  /** A durability barrier for everything acknowledged so far. */
+  async sync(): Promise<void> {
+    this.#assertWritable();
+    await this.#queue.submit(undefined, true);
+  }
+
+  /** Drops the region's entries below `index` (afterwards `firstIndex(region) === index`). Returns how many were dropped. */
+  async compactTo(region: number, index: number, options: WriteOptions = {}): Promise<number> {
+    const batch = new LogBatch();
+    batch.compactTo(region, index);
+    return this.#submit(batch, options.sync === true);
+  }
+
+  /** Removes the region's entries and keys. */
+  async clean(region: number, options: WriteOptions = {}): Promise<void> {
+    const batch = new LogBatch();
+    batch.clean(region);
+    await this.#submit(batch, options.sync === true);
+  }
+
+  firstIndex(region: number): number | undefined {
+    this.#assertReadable();
+    return this.#memtables.get(validateRegion(region))?.firstIndex();
+  }
+
+  lastIndex(region: number): number | undefined {
+    this.#assertReadable();
+    return this.#memtables.get(validateRegion(region))?.lastIndex();
+  }
+
+  /** The entry at `index`, or undefined when the region does not hold it. */
+  async getEntry(region: number, index: number): Promise<StoredEntry | undefined> {
+    this.#assertReadable();
+    const memtable = this.#memtables.get(validateRegion(region));
+    if (memtable === undefined || !memtable.locate(toSafeInteger(index, 'index'), this.#location)) return undefined;
+    const out: StoredEntry[] = [];
+    await this.#reader.readRun([{ ...this.#location }], out);
+    return out[0];
+  }
+
+  /**
+   * Entries `[begin, end)` in order, stopping once their data adds up to
+   * `maxBytes` (at least one entry is always returned). Fails with NOT_FOUND
+   * when part of the range is compacted or not yet written.
+   */
+  async fetchEntriesTo(region: number, begin: number, end: number, maxBytes = Number.POSITIVE_INFINITY): Promise<StoredEntry[]> {
+    this.#assertReadable();
+    validateRegion(region);
+    toSafeInteger(begin, 'begin');
+    toSafeInteger(end, 'end');
+    if (end < begin) throw new InvalidArgumentError(`fetchEntriesTo: end ${end} is before begin ${begin}`);
+    if (!(maxBytes > 0)) throw new InvalidArgumentError('fetchEntriesTo: maxBytes must be positive');
+    if (begin === end) return [];
+    const memtable = this.#memtables.get(region);
+    const first = memtable?.firstIndex();
+    const last = memtable?.lastIndex();
+    if (memtable === undefined || first === undefined || last === undefined || begin < first || end > last + 1) {
+      throw new NotFoundError(
+        `region ${region} holds ${first === undefined ? 'no entries' : `entries ${first}..${last}`}, not all of [${begin}, ${end})`,
+      );
+    }
+    const out: StoredEntry[] = [];
+    let bytes = 0;
+    let index = begin;
+    while (index < end && (out.length === 0 || bytes < maxBytes)) {
+      const run: EntryLocation[] = [];
+      while (index < end) {
+        const location = newEntryLocation();
+        memtable.locate(index, location);
+        if (run.length > 0 && !sameRecord(run[run.length - 1]!, location)) break;
+        if (out.length + run.length > 0 && bytes + location.entryLength > maxBytes) {
+          index = end;
+          break;
+        }
+        run.push(location);
+        bytes += location.entryLength;
+        index++;
+      }
+      if (run.length > 0) await this.#reader.readRun(run, out);
+    }
+    return out;
+  }
+
+  /** The value under `key`, or undefined. */
+  get(region: number, key: Key): Uint8Array | undefined {
+    this.#assertReadable();
+    const value = this.#memtables.get(validateRegion(region))?.kv.get(keyString(keyBytes(key)))?.value;
+    return value?.slice();
+  }
+
+  /** Decodes the value under `key` with a protobufjs type (e.g. `eraftpb.HardState`). */
+  getMessage<T>(region: number, key: Key, type: MessageType<T>): T | undefined {
+    const value = this.get(region, key);
+    return value === undefined ? undefined : type.decode(value);
+  }
+
+  /** Key-value pairs of a region in key byte order, within `[start, end)`. */
+  scan(region: number, options: ScanOptions = {}): KeyValuePair[] {
+    this.#assertReadable();
+    const memtable = this.#memtables.get(validateRegion(region));
+    if (memtable === undefined) return [];
+    const start = options.start === undefined ? undefined : keyString(keyBytes(options.start));
+    const end = options.end === undefined ? undefined : keyString(keyBytes(options.end));
+    const limit = options.limit ?? Number.POSITIVE_INFINITY;
+    const keys = [...memtable.kv.keys()].filter((k) => (start === undefined || k >= start) && (end === undefined || k < end)).sort();
+    return keys.slice(0, limit).map((k) => ({ key: Uint8Array.from(Buffer.from(k, 'latin1')), value: memtable.kv.get(k)!.value.slice() }));
+  }
+
+  /** Ids of the regions that hold entries or keys, ascending. */
+  raftGroups(): number[] {
+    this.#assertReadable();
+    return [...this.#memtables.keys()].sort((a, b) => a - b);
+  }
+
+  stats(): EngineStats {
+    let entries = 0;
+    let keys = 0;
+    let memtableIndexBytes = 0;
+    for (const memtable of this.#memtables.values()) {
+      entries += memtable.entryCount;
+      keys += memtable.kv.size;
+      memtableIndexBytes += memtable.indexBytes();
+    }
+    const writer = this.#writer;
+    return {
+      regions: this.#memtables.size,
+      entries,
+      memtableIndexBytes,
+      indexBytesPerEntry: entries === 0 ? 0 : memtableIndexBytes / entries,
+      keys,
+      files: this.#handles.size,
+      activeFileSeq: writer?.seq ?? 0,
+      activeFileOffset: writer?.offset ?? 0,
+      bytesWritten: writer?.bytesWritten ?? 0,
+      bytesRead: this.#reader.bytesRead,
+      writes: this.#writes,
+      groups: this.#queue.groups,
+      syncs: writer?.syncCount ?? 0,
+      rotations: writer?.rotations ?? 0,
+      failed: this.#failure !== undefined,
+      recovery: this.#recovery,
+    };
+  }
+
+  /**
+   * Waits for queued writes, makes what they wrote durable (unless the engine
+   * has failed), then releases files and the directory lock.
+   */
+  async close(): Promise<void> {
+    if (this.#state === 'closed' || this.#state === 'closing') return;
+    if (this.#state !== 'open') throw new InvalidArgumentError(`close() called on an engine that is ${this.#state}`);
+    this.#state = 'closing';
+    try {
+      await this.#queue.idle();
+      if (this.#failure === undefined && this.#writer?.hasUnsynced === true) await this.#writer.sync();
+    } finally {
+      await this.#releaseAll();
+      this.#state = 'closed';
+    }
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  async #submit(batch: LogBatch, sync: boolean): Promise<number> {
+    if (!(batch instanceof LogBatch)) throw new InvalidArgumentError('write() needs a LogBatch');
+    this.#assertWritable();
+    if (batch.isEmpty()) return sync ? this.#queue.submit(undefined, true) : 0;
+    const record = batch.seal(this.#options.compressionThreshold);
+    this.#validate(record.items);
+    this.#writes++;
+    return this.#queue.submit(record, sync);
+  }
+
+  /**
+   * Checks a batch against the region state it will meet: the memtables plus
+   * every batch queued ahead of it. Throws before anything is queued.
+   */
+  #validate(batch: BatchItems): void {
+    const local = new Map<number, ProjectedRegion>();
+    const stateOf = (region: number): ProjectedRegion => {
+      let state = local.get(region);
+      if (state === undefined) {
+        const projected = this.#projected.get(region);
+        const memtable = this.#memtables.get(region);
+        state = projected !== undefined ? { ...projected } : { first: memtable?.firstIndex(), last: memtable?.lastIndex() };
+        local.set(region, state);
+      }
+      return state;
+    };
+    for (const item of batch.items) {
+      const state = stateOf(item.region);
+      if (item.kind === ItemKind.Entries) {
+        if (state.last !== undefined && item.index > state.last + 1) {
+          throw new InvalidArgumentError(
+            `region ${item.region}: entries starting at ${item.index} leave a gap after last index ${state.last}`,
+          );
+        }
+        if (state.first === undefined || state.last === undefined || item.index < state.first) state.first = item.index;
+        state.last = item.index + item.count - 1;
+      } else if (item.kind === ItemKind.Compact) {
+        if (state.first !== undefined && state.last !== undefined && item.index > state.first) {
+          if (item.index > state.last) state.first = state.last = undefined;
+          else state.first = item.index;
+        }
+      } else if (item.kind === ItemKind.Clean) {
+        state.first = state.last = undefined;
+      }
+    }
+    for (const [region, state] of local) this.#projected.set(region, state);
+  }
+
+  async #commit(group: QueuedWrite[]): Promise<void> {
+    if (this.#failure !== undefined) throw this.#refusal();
+    const writer = this.#writer!;
+    const records: SealedRecord[] = [];
+    let sync = false;
+    for (const member of group) {
+      if (member.record !== undefined) records.push(member.record);
+      sync ||= member.sync;
+    }
+    try {
+      const placed = await writer.append(records, sync);
+      let next = 0;
+      for (const member of group) {
+        const record = member.record;
+        if (record === undefined) continue;
+        const at = placed[next++]!;
+        member.result = applyBatch(this.#memtables, record.items, record.payload, recordLocation(at.fileId, at.offset, record), false).compacted;
+      }
+    } catch (error) {
+      this.#failure = isRaftlogError(error) ? error : new EngineFailedError(`write path failed: ${String(error)}`, { cause: error });
+      throw this.#failure;
+    } finally {
+      if (!this.#queue.hasPending) this.#projected.clear();
+    }
+  }
+
+  #replay(record: ScannedRecord, id: number): void {
+    const tolerateGaps = this.#options.recoveryMode === RecoveryMode.TolerateAnyCorruption;
+    const location: RecordLocation = {
+      fileId: id,
+      recordOffset: record.offset,
+      payloadLength: record.header.payloadLength,
+      compressed: (record.header.flags & RECORD_FLAG_LZ4) !== 0,
+    };
+    applyBatch(this.#memtables, record.items, record.payload, location, tolerateGaps);
+  }
+
+  #refusal(): RaftlogError {
+    const failure = this.#failure!;
+    return new EngineFailedError(`the engine stopped accepting writes after an earlier failure (${failure.code}); reopen it`, {
+      cause: failure,
+    });
+  }
+
+  #assertWritable(): void {
+    this.#assertReadable();
+    if (this.#failure !== undefined) throw this.#refusal();
+  }
+
+  #assertReadable(): void {
+    if (this.#state !== 'open') {
+      throw this.#state === 'new' || this.#state === 'opening'
+        ? new InvalidArgumentError('the engine is not open; call open() first')
+        : new ClosedError('the engine is closed');
+    }
+  }
+
+  async #releaseAll(): Promise<void> {
+    const handles = [...new Set(this.#handles.values())];
+    this.#handles.clear();
+    await Promise.all(handles.map((handle) => handle.close().catch(() => undefined)));
+    if (this.#writer !== undefined && !handles.includes(this.#writer.handle)) await this.#writer.close().catch(() => undefined);
+    const lock = this.#lock;
+    this.#lock = undefined;
+    await lock?.release();
+  }
+}
+
+function sameRecord(a: EntryLocation, b: EntryLocation): boolean {
+  return (
+    a.fileId === b.fileId &&
+    a.recordOffset === b.recordOffset &&
+    (a.compressed || b.entryOffset === a.entryOffset + a.entryLength + ENTRY_PREFIX_SIZE)
+  );
+}
+
+function recordLocation(id: number, offset: number, record: SealedRecord): RecordLocation {
+  return { fileId: id, recordOffset: offset, payloadLength: record.payloadLength, compressed: (record.flags & RECORD_FLAG_LZ4) !== 0 };
+}
+
+/** Per-file salts: from the OS random source, or a seeded generator for replayable tests. */
+function saltSource(seed: number | undefined): () => number {
+  if (seed === undefined) {
+    const word = new Uint32Array(1);
+    return () => {
+      crypto.getRandomValues(word);
+      return word[0]! || 1;
+    };
+  }
+  let state = seed >>> 0;
+  return () => {
+    // mulberry32
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) || 1;
+  };
+}
+

@@ -1,0 +1,44 @@
+/**
+ * File naming. Names sort by sequence number, so listing a directory gives
+ * the replay order without reading any file.
+ */
+import { Queue } from './format/layout.js';
+
+const SEQ_DIGITS = 16;
+const SUFFIX: Record<Queue, string> = { [Queue.Append]: '.raftlog', [Queue.Rewrite]: '.rewrite' };
+const NAME = /^(\d{16})\.(raftlog|rewrite)$/;
+
+export const LOCK_NAME = 'LOCK';
+
+export interface ParsedName {
+  queue: Queue;
+  seq: number;
+}
+
+export function logFileName(queue: Queue, seq: number): string {
+  return String(seq).padStart(SEQ_DIGITS, '0') + SUFFIX[queue];
+}
+
+export function parseLogFileName(name: string): ParsedName | undefined {
+  const match = NAME.exec(name);
+  if (match === null) return undefined;
+  const seq = Number(match[1]);
+  if (!Number.isSafeInteger(seq) || seq === 0) return undefined;
+  return { queue: match[2] === 'raftlog' ? Queue.Append : Queue.Rewrite, seq };
+}
+
+/**
+ * File ids pack the queue into bit 31 so one u32 column in the memtable says
+ * which file an entry lives in.
+ */
+export function fileId(queue: Queue, seq: number): number {
+  return ((queue === Queue.Rewrite ? 0x8000_0000 : 0) | seq) >>> 0;
+}
+
+export function fileIdQueue(id: number): Queue {
+  return (id & 0x8000_0000) !== 0 ? Queue.Rewrite : Queue.Append;
+}
+
+export function fileIdSeq(id: number): number {
+  return id & 0x7fff_ffff;
+}

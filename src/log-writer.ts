@@ -1,0 +1,237 @@
+/**
+ * The active file of a queue: places records, fills their headers, writes a
+ * whole group with one vectored write (carrying the barrier when asked),
+ * preallocates ahead and rotates at the target size.
+ *
+ * Ordering rules that recovery relies on:
+ *  - a file's header is durable (write + barrier + directory sync) before any
+ *    record goes into it, so a bad header on the last file means "nothing
+ *    durable here" and a bad header anywhere else is corruption;
+ *  - the old file is synced before the new one is created, so every file but
+ *    the last is durable in full, and the new header records the old file's
+ *    final length, which lets recovery prove a cut in an older file.
+ */
+import { FsyncFailedError, isRaftlogError, ErrorCode } from './errors.js';
+import { fileId, logFileName } from './file-names.js';
+import type { FileHandle, FileSystem } from './filesystem.js';
+import {
+  FILE_HEADER_SIZE,
+  FILE_SIZE_LIMIT,
+  FORMAT_VERSION,
+  Queue,
+  RECORD_HEADER_SIZE,
+  encodeFileHeader,
+  writeRecordHeader,
+} from './format/layout.js';
+import type { SealedRecord } from './log-batch.js';
+
+export interface LogWriterOptions {
+  fs: FileSystem;
+  queue: Queue;
+  targetFileSize: number;
+  preallocateBytes: number;
+  nextSalt: () => number;
+}
+
+/** Where a written record landed. */
+export interface PlacedRecord {
+  fileId: number;
+  offset: number;
+}
+
+export interface ActiveFileState {
+  seq: number;
+  salt: number;
+  handle: FileHandle;
+  /** Next write offset (end of valid data). */
+  offset: number;
+}
+
+export class LogWriter {
+  readonly #options: LogWriterOptions;
+  #handle: FileHandle;
+  #seq: number;
+  #salt: number;
+  #offset: number;
+  /** Bytes of this file known durable. */
+  #synced: number;
+  /** Bytes reserved by preallocation. */
+  #allocated: number;
+  /** Called with the old handle when a file is retired by rotation, so readers can keep using it. */
+  onRotate: ((retired: { seq: number; handle: FileHandle }, active: { seq: number; handle: FileHandle }) => void) | undefined;
+
+  bytesWritten = 0;
+  syncCount = 0;
+  rotations = 0;
+
+  private constructor(options: LogWriterOptions, state: ActiveFileState, allocated: number) {
+    this.#options = options;
+    this.#handle = state.handle;
+    this.#seq = state.seq;
+    this.#salt = state.salt;
+    this.#offset = state.offset;
+    this.#synced = state.offset;
+    this.#allocated = allocated;
+  }
+
+  /** Continues an existing file at `state.offset` (after recovery); writes nothing. */
+  static async resume(options: LogWriterOptions, state: ActiveFileState): Promise<LogWriter> {
+    return new LogWriter(options, state, await state.handle.size());
+  }
+
+  /** Creates the queue's first file (or the file after `previous` when resuming is impossible). */
+  static async create(options: LogWriterOptions, seq: number, previousFileLength: number): Promise<LogWriter> {
+    const state = await createLogFile(options, seq, previousFileLength);
+    return new LogWriter(options, state, FILE_HEADER_SIZE);
+  }
+
+  get seq(): number {
+    return this.#seq;
+  }
+
+  get fileId(): number {
+    return fileId(this.#options.queue, this.#seq);
+  }
+
+  get handle(): FileHandle {
+    return this.#handle;
+  }
+
+  get offset(): number {
+    return this.#offset;
+  }
+
+  get hasUnsynced(): boolean {
+    return this.#synced < this.#offset;
+  }
+
+  /**
+   * Writes `records` back to back in one vectored write; with `sync`, the
+   * write carries the barrier. Returns where each record landed. On failure
+   * the caller must stop using this writer (the engine fail-stops).
+   */
+  async append(records: readonly SealedRecord[], sync: boolean): Promise<PlacedRecord[]> {
+    let groupBytes = 0;
+    for (const record of records) groupBytes += record.bytes.length;
+    if (groupBytes === 0) {
+      if (sync) await this.sync();
+      return [];
+    }
+    if (this.#offset > FILE_HEADER_SIZE && this.#offset + groupBytes > this.#options.targetFileSize) await this.rotate();
+    if (this.#offset + groupBytes > FILE_SIZE_LIMIT) {
+      // A single group larger than a file can address: split it across files.
+      return this.#appendSplit(records, sync);
+    }
+    await this.#ensureAllocated(this.#offset + groupBytes);
+    const placed: PlacedRecord[] = [];
+    const buffers: Uint8Array[] = [];
+    const id = this.fileId;
+    let offset = this.#offset;
+    for (const record of records) {
+      writeRecordHeader(
+        record.bytes.subarray(0, RECORD_HEADER_SIZE),
+        {
+          payloadLength: record.payloadLength,
+          offset,
+          syncedThrough: this.#synced,
+          payloadCrc: record.payloadCrc,
+          flags: record.flags,
+        },
+        this.#salt,
+      );
+      placed.push({ fileId: id, offset });
+      buffers.push(record.bytes);
+      offset += record.bytes.length;
+    }
+    const start = this.#offset;
+    await barrierErrors(sync, () => this.#handle.write(buffers, start, { sync }));
+    this.#offset = offset;
+    this.bytesWritten += groupBytes;
+    if (sync) {
+      this.#synced = offset;
+      this.syncCount++;
+    }
+    return placed;
+  }
+
+  /** A barrier for everything written so far. */
+  async sync(): Promise<void> {
+    if (!this.hasUnsynced) return;
+    const target = this.#offset;
+    await barrierErrors(true, () => this.#handle.sync());
+    this.#synced = target;
+    this.syncCount++;
+  }
+
+  /** Retires the active file (synced in full) and starts the next one. */
+  async rotate(): Promise<void> {
+    await this.sync();
+    const retired = { seq: this.#seq, handle: this.#handle };
+    const state = await createLogFile(this.#options, this.#seq + 1, this.#offset);
+    this.#handle = state.handle;
+    this.#seq = state.seq;
+    this.#salt = state.salt;
+    this.#offset = state.offset;
+    this.#synced = state.offset;
+    this.#allocated = FILE_HEADER_SIZE;
+    this.rotations++;
+    this.onRotate?.(retired, { seq: this.#seq, handle: this.#handle });
+  }
+
+  async close(): Promise<void> {
+    await this.#handle.close();
+  }
+
+  async #appendSplit(records: readonly SealedRecord[], sync: boolean): Promise<PlacedRecord[]> {
+    const placed: PlacedRecord[] = [];
+    for (const record of records) placed.push(...(await this.append([record], false)));
+    if (sync) await this.sync();
+    return placed;
+  }
+
+  async #ensureAllocated(end: number): Promise<void> {
+    if (end <= this.#allocated) return;
+    const { preallocateBytes, targetFileSize } = this.#options;
+    if (preallocateBytes <= 0) return;
+    // Reserve a chunk ahead, but not past the target size: the file rotates
+    // there and the rest would be wasted.
+    const reserveEnd = Math.max(end, Math.min(end + preallocateBytes, targetFileSize));
+    await this.#handle.preallocate(this.#allocated, reserveEnd - this.#allocated);
+    this.#allocated = reserveEnd;
+  }
+}
+
+async function createLogFile(options: LogWriterOptions, seq: number, previousFileLength: number): Promise<ActiveFileState> {
+  const { fs, queue, targetFileSize } = options;
+  const name = logFileName(queue, seq);
+  const salt = options.nextSalt();
+  const handle = await fs.open(name, { create: true, exclusive: true, capacityBytes: targetFileSize });
+  try {
+    const header = encodeFileHeader({ version: FORMAT_VERSION, queue, salt, seq, previousFileLength });
+    await barrierErrors(true, () => handle.write([header], 0, { sync: true }));
+    await fs.syncDir();
+  } catch (error) {
+    await handle.close().catch(() => undefined);
+    throw error;
+  }
+  return { seq, salt, handle, offset: FILE_HEADER_SIZE };
+}
+
+/**
+ * A failed barrier is terminal for the data it covered (Linux drops the dirty
+ * pages and the next fsync succeeds), so it is reported as FSYNC_FAILED, which
+ * the engine turns into a fail-stop. Running out of space stays NO_SPACE.
+ */
+async function barrierErrors<T>(sync: boolean, operation: () => Promise<T>): Promise<T> {
+  try {
+    return await operation();
+  } catch (error) {
+    if (!sync || (isRaftlogError(error) && error.code === ErrorCode.NO_SPACE)) throw error;
+    const cause = isRaftlogError(error) ? error : undefined;
+    throw new FsyncFailedError(`durability barrier failed: ${error instanceof Error ? error.message : String(error)}`, {
+      cause: error,
+      file: cause?.file,
+      errno: cause?.errno,
+    });
+  }
+}

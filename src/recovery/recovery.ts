@@ -1,0 +1,213 @@
+/**
+ * Recovery: replays every file of the append queue in sequence order,
+ * verifying every record, and decides what damage means.
+ *
+ * A record is "proven durable" when something written after it says so:
+ * a later record of the same file whose synced-through mark lies past it, or
+ * a later file (files are synced in full before the next one is created, and
+ * the next header records the old file's final length). Damage in bytes that
+ * nothing proves durable is a torn write from a crash, which every mode
+ * repairs by cutting the file there.
+ *
+ * | case                                          | Absolute    | TolerateTail (default) | TolerateAny      |
+ * |-----------------------------------------------|-------------|------------------------|------------------|
+ * | zeros after the last record (preallocated)    | end of log  | end of log             | end of log       |
+ * | A: damage in the last file, not proven durable| cut there   | cut there              | cut there        |
+ * | B: damage in the last file, proven durable    | CORRUPTION  | cut there, reported    | skip the record  |
+ * | C: damage in an older file                    | CORRUPTION  | CORRUPTION             | skip the record  |
+ * | D: older file shorter than its successor says | CORRUPTION  | CORRUPTION             | reported         |
+ * | E: last file's header unreadable, rest zero   | file removed| file removed           | file removed     |
+ * | F: other unreadable header / missing file     | CORRUPTION  | CORRUPTION             | file skipped     |
+ *
+ * Every cut, skip and removal is listed in the RecoveryReport.
+ */
+import { CorruptionError } from '../errors.js';
+import { fileId, parseLogFileName } from '../file-names.js';
+import type { FileHandle, FileSystem } from '../filesystem.js';
+import { FILE_HEADER_SIZE, Queue, decodeFileHeader, type FileHeader } from '../format/layout.js';
+import { FileWindow, RecordScanner, type ScannedRecord } from './scanner.js';
+
+export const RecoveryMode = {
+  /** Refuse to open when any damage lies in data proven durable. */
+  AbsoluteConsistency: 'AbsoluteConsistency',
+  /** Cut the last file at its first damaged record, even one proven durable; older files must be intact. */
+  TolerateTailCorruption: 'TolerateTailCorruption',
+  /** Skip damaged records and files anywhere, reporting each; for salvage. */
+  TolerateAnyCorruption: 'TolerateAnyCorruption',
+} as const;
+export type RecoveryMode = (typeof RecoveryMode)[keyof typeof RecoveryMode];
+
+export interface RecoveryProblem {
+  file: string;
+  offset: number;
+  detail: string;
+  action: 'cut' | 'skipped' | 'removed-file' | 'skipped-file' | 'reported';
+  /** Bytes no longer part of the log because of this action. */
+  bytesDropped: number;
+}
+
+export interface RecoveryReport {
+  mode: RecoveryMode;
+  files: number;
+  records: number;
+  bytesScanned: number;
+  problems: RecoveryProblem[];
+}
+
+export interface RecoveredFile {
+  name: string;
+  seq: number;
+  salt: number;
+  handle: FileHandle;
+  /** End of valid data. */
+  end: number;
+}
+
+export interface RecoveredLog {
+  /** Files in sequence order; the last one is open for writing. */
+  files: RecoveredFile[];
+  /** The last file, open for writing, when the writer can continue it. */
+  writable: RecoveredFile | undefined;
+  /** Sequence number for a new file when the writer cannot continue `writable`. */
+  nextSeq: number;
+  report: RecoveryReport;
+}
+
+export type ApplyRecord = (record: ScannedRecord, fileId: number) => void;
+
+export async function recoverQueue(fs: FileSystem, mode: RecoveryMode, apply: ApplyRecord): Promise<RecoveredLog> {
+  const names = (await fs.list())
+    .map((name) => ({ name, parsed: parseLogFileName(name) }))
+    .filter((n) => n.parsed !== undefined && n.parsed.queue === Queue.Append)
+    .sort((a, b) => a.parsed!.seq - b.parsed!.seq);
+  const report: RecoveryReport = { mode, files: names.length, records: 0, bytesScanned: 0, problems: [] };
+  const files: RecoveredFile[] = [];
+  const maxSeq = names.length === 0 ? 0 : names[names.length - 1]!.parsed!.seq;
+  let previous: RecoveredFile | undefined;
+  try {
+    for (let i = 0; i < names.length; i++) {
+      const { name, parsed } = names[i]!;
+      const isLast = i === names.length - 1;
+      if (previous !== undefined && parsed!.seq !== previous.seq + 1) {
+        fatalUnlessAny(mode, report, { file: name, offset: 0, detail: `file(s) missing before sequence ${parsed!.seq}`, action: 'reported', bytesDropped: 0 });
+      }
+      const handle = await fs.open(name, { readOnly: !isLast });
+      const recovered = await recoverFile(fs, mode, report, handle, name, parsed!.seq, isLast, previous, apply);
+      if (recovered === undefined) {
+        await handle.close();
+        continue;
+      }
+      files.push(recovered);
+      previous = recovered;
+    }
+  } catch (error) {
+    await Promise.all(files.map((f) => f.handle.close().catch(() => undefined)));
+    throw error;
+  }
+  const lastName = names[names.length - 1];
+  const last = files[files.length - 1];
+  const writable = last !== undefined && last.seq === maxSeq ? last : undefined;
+  // A removed half-created last file leaves its name free for the next file.
+  const lastRemoved = lastName !== undefined && (last === undefined || last.seq !== maxSeq) &&
+    report.problems.some((p) => p.file === lastName.name && p.action === 'removed-file');
+  const nextSeq = lastRemoved ? maxSeq : maxSeq + 1;
+  return { files, writable, nextSeq, report };
+}
+
+async function recoverFile(
+  fs: FileSystem,
+  mode: RecoveryMode,
+  report: RecoveryReport,
+  handle: FileHandle,
+  name: string,
+  seq: number,
+  isLast: boolean,
+  previous: RecoveredFile | undefined,
+  apply: ApplyRecord,
+): Promise<RecoveredFile | undefined> {
+  const size = await handle.size();
+  const window = new FileWindow(handle, size);
+  const headerBytes = (await window.view(0, Math.min(size, FILE_HEADER_SIZE))) ?? new Uint8Array(0);
+  const header = decodeFileHeader(headerBytes);
+  const headerProblem = typeof header === 'string' ? header : header.seq !== seq || header.queue !== Queue.Append ? 'mismatch' : undefined;
+  if (typeof header === 'string' || headerProblem !== undefined) {
+    // Case E: the header is made durable before any record, so a last file
+    // with an unreadable header and nothing after it died being created.
+    if (isLast && (size <= FILE_HEADER_SIZE || (await window.zeroFrom(FILE_HEADER_SIZE)))) {
+      await handle.close();
+      await fs.remove(name);
+      await fs.syncDir();
+      report.problems.push({ file: name, offset: 0, detail: `header ${String(headerProblem)}: file was never completed`, action: 'removed-file', bytesDropped: size });
+      return undefined;
+    }
+    fatalUnlessAny(mode, report, { file: name, offset: 0, detail: `file header ${String(headerProblem)}`, action: 'skipped-file', bytesDropped: size });
+    return undefined;
+  }
+  checkPreviousLength(mode, report, previous, header);
+  const scanner = new RecordScanner(handle, size, header.salt);
+  const id = fileId(Queue.Append, seq);
+  let offset = FILE_HEADER_SIZE;
+  for (;;) {
+    const result = await scanner.read(offset);
+    if ('header' in result) {
+      apply(result, id);
+      report.records++;
+      offset = result.end;
+      continue;
+    }
+    if (result.kind !== 'damage') break;
+    const next = await scanner.findNextValid(offset);
+    const proven = !isLast || (await provenDurable(scanner, next, offset));
+    const problem: RecoveryProblem = { file: name, offset, detail: result.detail, action: 'cut', bytesDropped: size - offset };
+    if (mode === RecoveryMode.TolerateAnyCorruption && next !== undefined) {
+      report.problems.push({ ...problem, action: 'skipped', bytesDropped: next.offset - offset });
+      offset = next.offset;
+      continue;
+    }
+    if (proven && (mode === RecoveryMode.AbsoluteConsistency || !isLast)) {
+      if (mode !== RecoveryMode.TolerateAnyCorruption) {
+        throw new CorruptionError(`${name}: ${result.detail} at offset ${offset}, in data proven durable`, { file: name, offset });
+      }
+    }
+    if (isLast) {
+      // Cut physically: bytes left past the new end could otherwise verify
+      // on a later open, after new records were written over part of them.
+      await handle.truncate(offset);
+      await handle.sync();
+    }
+    report.problems.push(isLast ? problem : { ...problem, action: 'skipped' });
+    break;
+  }
+  report.bytesScanned += offset;
+  return { name, seq, salt: header.salt, handle, end: offset };
+}
+
+/** True when a record after `damageOffset` was written after the damaged bytes were durable. */
+async function provenDurable(scanner: RecordScanner, first: ScannedRecord | undefined, damageOffset: number): Promise<boolean> {
+  let record = first;
+  while (record !== undefined) {
+    if (record.header.syncedThrough > damageOffset) return true;
+    const next = await scanner.read(record.end);
+    record = 'header' in next ? next : next.kind === 'damage' ? await scanner.findNextValid(record.end) : undefined;
+  }
+  return false;
+}
+
+function checkPreviousLength(mode: RecoveryMode, report: RecoveryReport, previous: RecoveredFile | undefined, header: FileHeader): void {
+  if (previous === undefined || header.previousFileLength === 0) return;
+  if (previous.end === header.previousFileLength) return;
+  fatalUnlessAny(mode, report, {
+    file: previous.name,
+    offset: previous.end,
+    detail: `valid data ends at ${previous.end} but the next file says ${header.previousFileLength} bytes were written`,
+    action: 'reported',
+    bytesDropped: Math.max(0, header.previousFileLength - previous.end),
+  });
+}
+
+function fatalUnlessAny(mode: RecoveryMode, report: RecoveryReport, problem: RecoveryProblem): void {
+  if (mode !== RecoveryMode.TolerateAnyCorruption) {
+    throw new CorruptionError(`${problem.file}: ${problem.detail}`, { file: problem.file, offset: problem.offset });
+  }
+  report.problems.push(problem);
+}

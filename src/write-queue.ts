@@ -1,0 +1,79 @@
+/**
+ * Group commit. Writers queue up; the first one in line becomes the leader,
+ * takes everyone queued behind it as one group, and runs `commit` for the
+ * group: one vectored write, one barrier if any member asked for sync. While
+ * that I/O is in flight the next group forms, and its leader starts as soon
+ * as the previous group is done (groups are strictly ordered: the log is one
+ * stream, and a sync covers every earlier write).
+ */
+import type { SealedRecord } from './log-batch.js';
+
+export interface QueuedWrite {
+  /** Absent for a pure barrier (`engine.sync()`). */
+  record: SealedRecord | undefined;
+  sync: boolean;
+  /** Set by `commit` for the member's caller (entries compacted by the batch). */
+  result: number;
+  resolve: (result: number) => void;
+  reject: (error: unknown) => void;
+}
+
+export type CommitGroup = (group: QueuedWrite[]) => Promise<void>;
+
+export class WriteQueue {
+  readonly #commit: CommitGroup;
+  #pending: QueuedWrite[] = [];
+  #leading = false;
+  #idleWaiters: (() => void)[] = [];
+  groups = 0;
+  members = 0;
+
+  constructor(commit: CommitGroup) {
+    this.#commit = commit;
+  }
+
+  /** Writers queued behind the group in flight. */
+  get hasPending(): boolean {
+    return this.#pending.length > 0;
+  }
+
+  get busy(): boolean {
+    return this.#leading || this.#pending.length > 0;
+  }
+
+  submit(record: SealedRecord | undefined, sync: boolean): Promise<number> {
+    return new Promise<number>((resolve, reject) => {
+      this.#pending.push({ record, sync, result: 0, resolve, reject });
+      if (!this.#leading) {
+        this.#leading = true;
+        // Let writers issued in the same turn of the event loop join the group.
+        queueMicrotask(() => void this.#lead());
+      }
+    });
+  }
+
+  /** Resolves once no group is in flight or queued. */
+  idle(): Promise<void> {
+    if (!this.busy) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  async #lead(): Promise<void> {
+    while (this.#pending.length > 0) {
+      const group = this.#pending;
+      this.#pending = [];
+      this.groups++;
+      this.members += group.length;
+      try {
+        await this.#commit(group);
+        for (const member of group) member.resolve(member.result);
+      } catch (error) {
+        for (const member of group) member.reject(error);
+      }
+    }
+    this.#leading = false;
+    const waiters = this.#idleWaiters;
+    this.#idleWaiters = [];
+    for (const wake of waiters) wake();
+  }
+}
