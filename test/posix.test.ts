@@ -1,0 +1,258 @@
+/**
+ * PosixFs behaviour the backend-agnostic conformance suite cannot reach:
+ * locking across processes, stale-lock takeover after a crash, the lock
+ * file's edge cases, real block allocation, and the short-write split.
+ */
+
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+
+import { ErrorCode } from '../src/errors.js';
+import { PosixFs, remainingBuffers } from '../backends/posix.js';
+import { expectCode } from './conformance/suite.js';
+
+const POSIX_MODULE = new URL('../backends/posix.js', import.meta.url).href;
+
+/** Child: lock `root`/LOCK, print ACQUIRED or the error code and message; with 'hold', keep the lock and stay alive. */
+const CHILD = `
+const { PosixFs } = await import(process.argv[1]);
+const fs = new PosixFs(process.argv[2]);
+try {
+  const lock = await fs.lock('LOCK');
+  console.log('ACQUIRED');
+  if (process.argv[3] === 'hold') setInterval(() => {}, 1 << 30);
+  else await lock.release();
+} catch (error) {
+  console.log(error.code);
+  console.log(error.message);
+}
+`;
+
+function startChild(root: string, mode: 'try' | 'hold'): ChildProcess {
+  return spawn(process.execPath, ['--input-type=module', '-e', CHILD, POSIX_MODULE, root, mode], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+}
+
+/** Runs a 'try' child to completion and returns its output lines. */
+async function tryLockInChild(root: string): Promise<string[]> {
+  const child = startChild(root, 'try');
+  let out = '';
+  child.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  assert.equal(code, 0, `child exited with ${code}: ${out}`);
+  return out.trim().split('\n');
+}
+
+/** Starts a 'hold' child and resolves once it holds the lock. */
+async function holdLockInChild(root: string): Promise<ChildProcess> {
+  const child = startChild(root, 'hold');
+  await new Promise<void>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      if (out.includes('ACQUIRED')) resolve();
+      else if (out.includes('\n')) reject(new Error(`child could not lock: ${out}`));
+    });
+    child.on('exit', (code) => reject(new Error(`child exited early (${code}): ${out}`)));
+  });
+  return child;
+}
+
+async function kill(child: ChildProcess): Promise<void> {
+  const exited = new Promise((resolve) => child.on('exit', resolve));
+  child.kill('SIGKILL');
+  await exited;
+}
+
+function bootId(): string | undefined {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+const HOST = hostname().replace(/\s+/g, '_');
+
+let base: string;
+let counter = 0;
+
+/** A fresh, initialised PosixFs in its own directory. */
+async function freshFs(): Promise<PosixFs> {
+  const fs = new PosixFs(join(base, `fs-${counter++}`));
+  await fs.init();
+  return fs;
+}
+
+before(async () => {
+  base = await mkdtemp(join(tmpdir(), 'raftlog-posix-'));
+});
+
+after(async () => {
+  await rm(base, { recursive: true, force: true });
+});
+
+describe('PosixFs lock across processes', () => {
+  it('a lock held here is LOCKED in another process, naming our pid', async () => {
+    const fs = await freshFs();
+    const lock = await fs.lock('LOCK');
+    const [code, message] = await tryLockInChild(fs.root);
+    assert.equal(code, ErrorCode.LOCKED);
+    assert.match(message!, new RegExp(`pid ${process.pid}\\b`));
+    await lock.release();
+    assert.deepEqual(await tryLockInChild(fs.root), ['ACQUIRED'], 'released: another process can take it');
+  });
+
+  it('a lock held by a live child is LOCKED here; once the child is killed its stale lock is taken over', async () => {
+    const fs = await freshFs();
+    const child = await holdLockInChild(fs.root);
+    try {
+      const error = await expectCode(() => fs.lock('LOCK'), ErrorCode.LOCKED);
+      assert.match(error.message, new RegExp(`pid ${child.pid}\\b`));
+    } finally {
+      await kill(child);
+    }
+    assert.equal(await fs.exists('LOCK'), true, 'the killed child left its lock file behind');
+    const lock = await fs.lock('LOCK');
+    assert.match(await readFile(join(fs.root, 'LOCK'), 'utf8'), new RegExp(`^${process.pid} `));
+    assert.deepEqual(await fs.list(), ['LOCK'], 'no scratch files are left behind');
+    await lock.release();
+    assert.deepEqual(await fs.list(), []);
+  });
+});
+
+describe('PosixFs lock file edge cases', () => {
+  it('two PosixFs on one directory, one through a symlink, exclude each other in one process', async () => {
+    const fs = await freshFs();
+    const link = join(base, `link-${counter++}`);
+    await symlink(fs.root, link);
+    const other = new PosixFs(relative(process.cwd(), link));
+    const lock = await fs.lock('LOCK');
+    await expectCode(() => other.lock('LOCK'), ErrorCode.LOCKED);
+    await lock.release();
+    const second = await other.lock('LOCK');
+    await expectCode(() => fs.lock('LOCK'), ErrorCode.LOCKED);
+    await second.release();
+  });
+
+  it('an empty lock file (what a power loss can leave) is taken over', async () => {
+    const fs = await freshFs();
+    await writeFile(join(fs.root, 'LOCK'), '');
+    const lock = await fs.lock('LOCK');
+    await lock.release();
+  });
+
+  it('a lock file naming a dead pid is taken over', async () => {
+    const fs = await freshFs();
+    const child = spawn(process.execPath, ['-e', '']);
+    await new Promise((resolve) => child.on('exit', resolve));
+    const deadPid = child.pid!;
+    await writeFile(join(fs.root, 'LOCK'), `${deadPid} ${HOST} deadbeef ${bootId() ?? '-'}\n`);
+    const lock = await fs.lock('LOCK');
+    await lock.release();
+  });
+
+  it('a lock file from another host is LOCKED (liveness cannot be checked)', async () => {
+    const fs = await freshFs();
+    await writeFile(join(fs.root, 'LOCK'), `12345 some-other-host.example feedface -\n`);
+    const error = await expectCode(() => fs.lock('LOCK'), ErrorCode.LOCKED);
+    assert.match(error.message, /some-other-host\.example/);
+    assert.match(await readFile(join(fs.root, 'LOCK'), 'utf8'), /feedface/, 'the foreign lock file is left alone');
+  });
+
+  it('a live pid from this boot holds the lock; the same pid from an earlier boot does not', async (t) => {
+    const boot = bootId();
+    if (boot === undefined) {
+      t.skip('no boot id on this platform');
+      return;
+    }
+    const fs = await freshFs();
+    // pid 1 always exists; EPERM from kill(1, 0) must count as alive.
+    await writeFile(join(fs.root, 'LOCK'), `1 ${HOST} cafe ${boot}\n`);
+    await expectCode(() => fs.lock('LOCK'), ErrorCode.LOCKED);
+    await writeFile(join(fs.root, 'LOCK'), `1 ${HOST} cafe 00000000-0000-0000-0000-000000000000\n`);
+    const lock = await fs.lock('LOCK');
+    await lock.release();
+  });
+
+  it('release does not delete a lock file that is no longer ours', async () => {
+    const fs = await freshFs();
+    const lock = await fs.lock('LOCK');
+    const foreign = `12345 some-other-host.example feedface -\n`;
+    await writeFile(join(fs.root, 'LOCK'), foreign);
+    await lock.release();
+    assert.equal(await readFile(join(fs.root, 'LOCK'), 'utf8'), foreign);
+  });
+
+  it('lock before init is NOT_FOUND', async () => {
+    const fs = new PosixFs(join(base, `never-created-${counter++}`));
+    await expectCode(() => fs.lock('LOCK'), ErrorCode.NOT_FOUND);
+  });
+});
+
+describe('PosixFs specifics', () => {
+  it('describes itself by absolute root', () => {
+    const fs = new PosixFs('relative/dir');
+    assert.equal(fs.description, `posix:${join(process.cwd(), 'relative/dir')}`);
+    assert.equal(fs.capabilities.backend, 'posix');
+    assert.equal(fs.capabilities.overwriteIsCheaper, true);
+  });
+
+  it('list skips directories, and opening one is an IO error', async () => {
+    const fs = await freshFs();
+    await mkdir(join(fs.root, 'sub'));
+    const file = await fs.open('f', { create: true });
+    await file.close();
+    assert.deepEqual(await fs.list(), ['f']);
+    await expectCode(() => fs.open('sub', { readOnly: true }), ErrorCode.IO);
+  });
+
+  it('operations before init are NOT_FOUND, and after close are CLOSED', async () => {
+    const fs = new PosixFs(join(base, `missing-${counter++}`));
+    await expectCode(() => fs.list(), ErrorCode.NOT_FOUND);
+    await expectCode(() => fs.syncDir(), ErrorCode.NOT_FOUND);
+    await expectCode(() => fs.open('a', { create: true }), ErrorCode.NOT_FOUND);
+    await fs.init();
+    await fs.close();
+    await fs.close();
+    await expectCode(() => fs.list(), ErrorCode.CLOSED);
+    await expectCode(() => fs.open('a', { create: true }), ErrorCode.CLOSED);
+  });
+
+  it('preallocate allocates real blocks, not a sparse hole', async () => {
+    const fs = await freshFs();
+    const file = await fs.open('a', { create: true });
+    const length = 4 * 1024 * 1024;
+    await file.preallocate(0, length);
+    await file.sync();
+    await file.close();
+    const info = await stat(join(fs.root, 'a'));
+    assert.equal(info.size, length);
+    assert.ok(info.blocks * 512 >= length, `only ${info.blocks * 512} bytes allocated`);
+  });
+});
+
+describe('remainingBuffers (the short-write continuation)', () => {
+  const parts = [Uint8Array.of(1, 2, 3), new Uint8Array(0), Uint8Array.of(4, 5), Uint8Array.of(6)];
+  const flat = (buffers: readonly Uint8Array[]): number[] => buffers.flatMap((b) => [...b]);
+
+  it('continues from the first unwritten byte for every split point', () => {
+    for (let written = 0; written <= 6; written++) {
+      assert.deepEqual(flat(remainingBuffers(parts, written)), [1, 2, 3, 4, 5, 6].slice(written), `after ${written}`);
+    }
+  });
+
+  it('re-views the partly written buffer without copying, and drops finished ones', () => {
+    const rest = remainingBuffers(parts, 4);
+    assert.equal(rest.length, 2);
+    assert.equal(rest[0]!.buffer, parts[2]!.buffer);
+    assert.deepEqual([...rest[0]!], [5]);
+    assert.deepEqual(remainingBuffers(parts, 6), []);
+  });
+});
