@@ -480,7 +480,7 @@ async function acquireLock(lockPath: string, name: string): Promise<DirectoryLoc
 
 /** Publishes `content` at `lockPath` atomically; false if the name is taken. */
 async function createLockFile(lockPath: string, content: string, token: string): Promise<boolean> {
-  const temporary = `${lockPath}.${token}.tmp`;
+  const temporary = scratchPath(lockPath, token, 'tmp');
   await fsp.writeFile(temporary, content, { mode: FILE_MODE });
   try {
     await fsp.link(temporary, lockPath);
@@ -505,7 +505,7 @@ async function createLockFile(lockPath: string, content: string, token: string):
  * within microseconds.
  */
 async function removeIfUnchanged(lockPath: string, judged: string, token: string): Promise<void> {
-  const aside = `${lockPath}.${token}.stale`;
+  const aside = scratchPath(lockPath, token, 'stale');
   try {
     await fsp.rename(lockPath, aside);
   } catch (error) {
@@ -552,6 +552,15 @@ class PosixDirectoryLock implements DirectoryLock {
       if (registry.get(this.#lockPath) === this.#token) registry.delete(this.#lockPath);
     }
   }
+}
+
+/**
+ * A uniquely named scratch file next to the lock: the same directory, so
+ * link(2) and rename(2) stay on one file system, and not derived from the
+ * lock's name, so a long lock name cannot push it past NAME_MAX.
+ */
+function scratchPath(lockPath: string, token: string, kind: 'tmp' | 'stale'): string {
+  return path.join(path.dirname(lockPath), `.raftlog-lock-${token}.${kind}`);
 }
 
 async function readIfExists(file: string): Promise<string | undefined> {

@@ -551,9 +551,12 @@ function registerInvalid<F extends FileSystem>(test: Register<F>): void {
     assert.deepEqual(await fs.list(), ['ok']);
   });
 
-  test('a 255-byte name is fine', async (fs) => {
+  test('a 255-byte name is fine, for files and for locks', async (fs) => {
     const name = 'n'.repeat(255);
     await writeFile(fs, name, bytes(1, 1));
+    assert.deepEqual(await fs.list(), [name]);
+    const lock = await fs.lock('l'.repeat(255));
+    await lock.release();
     assert.deepEqual(await fs.list(), [name]);
   });
 
