@@ -1,9 +1,9 @@
 /**
  * The protobuf wire format of `eraftpb.Entry`, written by hand on the hot
  * path: protobufjs builds a Writer op list per field, which costs several
- * allocations per entry. The bytes are exactly what protobufjs produces for
- * the same entry (proto3, default values omitted); test/entry-codec.test.ts
- * checks both directions against protobufjs.
+ * allocations per entry. The output is canonical proto3 (default values
+ * omitted, as raft-rs and Go write it); test/entry-codec.test.ts checks both
+ * directions against protobufjs.
  */
 import { InvalidArgumentError } from '../errors.js';
 import type { Entry, StoredEntry } from '../protos.js';
