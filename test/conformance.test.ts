@@ -7,8 +7,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+import { EncryptedFs } from '../backends/encrypted.js';
+import { FaultFs } from '../backends/fault.js';
 import { MemFs } from '../backends/memfs.js';
 import { PosixFs } from '../backends/posix.js';
+import type { FileSystem } from '../src/filesystem.js';
 import { runConformance, type ConformanceTarget } from './conformance/suite.js';
 
 const posix: ConformanceTarget<PosixFs> = {
@@ -52,6 +55,42 @@ const memfsProcessCrash: ConformanceTarget<MemFs> = {
   crash: async (fs) => MemFs.fromSnapshot(fs.snapshot()),
 };
 
-const TARGETS: readonly ConformanceTarget[] = [posix, memfs, memfsProcessCrash];
+/** A fixed master key: conformance is about behaviour, not key handling (test/encrypted.test.ts covers that). */
+const MASTER_KEY = new Uint8Array(32).fill(7);
+
+/** EncryptedFs over another target: same contract, ciphertext underneath. */
+function encrypted<F extends FileSystem>(base: ConformanceTarget<F>): ConformanceTarget<EncryptedFs> {
+  return {
+    name: `encrypted(${base.name})`,
+    async make() {
+      const inner = await base.make();
+      const reopenInner = inner.reopen;
+      return {
+        fs: new EncryptedFs(inner.fs, { masterKey: MASTER_KEY }),
+        reopen: reopenInner === undefined ? undefined : async () => new EncryptedFs(await reopenInner(), { masterKey: MASTER_KEY }),
+        cleanup: () => inner.cleanup(),
+      };
+    },
+  };
+}
+
+/** EncryptedFs over FaultFs(MemFs): a real power-loss model (seeded mix of crash policies) under the encryption layer. */
+const encryptedFaultCrash: ConformanceTarget<EncryptedFs> = {
+  name: 'encrypted(fault(memfs)), power loss',
+  async make() {
+    const fault = new FaultFs(new MemFs(), { seed: 20_261_121 });
+    return { fs: new EncryptedFs(fault, { masterKey: MASTER_KEY }), cleanup: () => fault.close().catch(() => undefined) };
+  },
+  crash: async (fs) => new EncryptedFs(await (fs.unwrap() as FaultFs).crash(), { masterKey: MASTER_KEY }),
+};
+
+const TARGETS: readonly ConformanceTarget[] = [
+  posix,
+  memfs,
+  memfsProcessCrash,
+  encrypted(posix),
+  encrypted(memfs),
+  encryptedFaultCrash,
+];
 
 for (const target of TARGETS) runConformance(target);

@@ -1,0 +1,941 @@
+/**
+ * EncryptedFs: transparent encryption at rest over any FileSystem.
+ *
+ * ## Threat model (what is and is not protected)
+ *
+ * Protected: the confidentiality of file contents against someone who reads
+ * the storage underneath (a stolen disk, a backup, a snapshot, the raw
+ * files), including someone who reads it several times over the files'
+ * lifetime. Every byte is AES-256-CTR encrypted under a random data key and
+ * a random per-file IV; data keys are stored only wrapped (AES-256-GCM) by
+ * the master key, which never touches the disk. No (key, IV, counter) is
+ * ever used for two different plaintexts, across appends, preallocation,
+ * truncate-and-rewrite, overwrites, recycling (`reuse`), reopen after a
+ * crash, and key rotation, so comparing two snapshots reveals nothing about
+ * the contents beyond which byte ranges changed.
+ *
+ * Not protected:
+ * - Metadata: file names, file sizes, the high-water mark of written bytes
+ *   (in each file's header), timestamps, and the access pattern (which
+ *   offsets are written and read, when, how often) are all visible.
+ * - Integrity: CTR is malleable. Flipping a ciphertext bit flips the same
+ *   plaintext bit, and EncryptedFs does not detect it. The engine's CRC32C
+ *   over the plaintext of every record is what catches damage or tampering
+ *   of data (as corruption, file and offset named); a deliberate attacker
+ *   who can also recompute a CRC over guessed plaintext is out of scope
+ *   (that would need a MAC per record, which the log format does not carry).
+ *   The key dictionary itself is authenticated (GCM + SHA-256): a wrong
+ *   master key fails with BAD_KEY at `init()`, a damaged dictionary with
+ *   CORRUPTION, never with a silent reset.
+ * - Rollback: an attacker can replace files (or the whole directory) with
+ *   older copies; nothing here binds the state to a monotonic counter.
+ * - A live attacker on the host (memory, the master key in process).
+ *
+ * ## How (key, IV) reuse is ruled out
+ *
+ * CTR's keystream at byte p of a file is AES(key, iv + floor(p / 16)). If
+ * the same position is ever encrypted twice under one (key, iv) with
+ * different plaintext, C1 ^ C2 = P1 ^ P2 leaks both. The engine does write
+ * the same positions more than once: into preallocated space, and after a
+ * recovery truncates a torn tail and appends again. So:
+ *
+ * 1. Preallocated and zero-extended space is never encrypted. Each file has
+ *    a high-water mark (HWM); bytes below it are ciphertext, bytes above it
+ *    read as zeros whatever the inner file holds. An append over
+ *    preallocated space is therefore the first encryption of those bytes.
+ *    The HWM is kept in the file's own header (see encryption/header.ts),
+ *    rewritten just before a barrier when it moved, so it becomes durable
+ *    with the data for one small extra write, never an extra fsync.
+ * 2. Within a session each IV has a keystream frontier: the highest
+ *    position ever encrypted under it. A write that starts at or past the
+ *    frontier of the file's last extent (the append fast path) uses that IV.
+ *    Any other write (an overwrite below the frontier, an append after a
+ *    truncation, the first write after the file was reopened, when the
+ *    frontier is unknown because unsynced bytes may have reached the disk
+ *    before a crash) gets a fresh random IV for the written range: a new
+ *    extent in the key dictionary. Nothing already on disk is re-encrypted,
+ *    so no durable byte is ever at risk, and the cost (one dictionary
+ *    update) is paid only on those rare events.
+ * 3. New file generations (create, `reuse`) get a fresh file id and IV;
+ *    after `reuse` nothing written before is readable (the HWM is 0).
+ * 4. The dictionary update that introduces an IV is durable (write, barrier,
+ *    rename, directory fsync) before any byte encrypted under it is handed to
+ *    the inner file system, so a crash can never leave durable data that
+ *    the surviving dictionary cannot decrypt.
+ * IVs are 128 random bits, checked against every IV this directory knows;
+ * files are far shorter than 2^64 blocks, so counter ranges of different
+ * IVs overlapping is as likely as guessing a key.
+ *
+ * Cost model: appends and reads are one AES pass plus the inner call; each
+ * barrier after the HWM moved adds one 64-byte header write (same fdatasync).
+ * Creating or recycling a file, the first write to a file after reopening,
+ * and any rewrite below the frontier add one dictionary update (small file
+ * write, fdatasync, rename, directory fsync). With an O_DIRECT inner backend
+ * the engine's own tail-page rewrites would hit that slow path on every
+ * append; pair EncryptedFs with buffered backends.
+ */
+
+import { randomBytes } from 'node:crypto';
+
+import { ClosedError, CorruptionError, InvalidArgumentError } from '../src/errors.js';
+import type {
+  DirectoryLock,
+  FileHandle,
+  FileSystem,
+  FsCapabilities,
+  OpenOptions,
+  WriteOptions,
+} from '../src/filesystem.js';
+import { CtrStream, KEY_BYTES, ctrInPlace, freshIv, freshKey } from './encryption/cipher.js';
+import {
+  DICTIONARY_NAME,
+  DICTIONARY_TMP_NAME,
+  decodeDictionary,
+  encodeDictionary,
+  newDictionary,
+  type DataKey,
+  type Dictionary,
+  type Extent,
+  type FileRecord,
+} from './encryption/dictionary.js';
+import {
+  FILE_ID_BYTES,
+  HEADER_BYTES,
+  SLOT_BYTES,
+  SLOT_OFFSETS,
+  encodeSlot,
+  pickHeader,
+  slotWriteBytes,
+  type FileHeader,
+} from './encryption/header.js';
+import { KeyDictionaryStore } from './encryption/store.js';
+import { checkCount, checkName, checkRange, checkReadArgs, checkWriteArgs } from './path-names.js';
+
+export { DICTIONARY_NAME, DICTIONARY_TMP_NAME } from './encryption/dictionary.js';
+export { HEADER_BYTES } from './encryption/header.js';
+
+/** Supplies the master key, e.g. from a KMS or an HSM, instead of passing the bytes in. */
+export interface MasterKeyProvider {
+  /** The current 32-byte master key. Called once, by `init()`. */
+  getMasterKey(): Promise<Uint8Array> | Uint8Array;
+}
+
+export interface EncryptedFsOptions {
+  /** The 32-byte master key. Exactly one of `masterKey` and `keyProvider`. */
+  masterKey?: Uint8Array;
+  keyProvider?: MasterKeyProvider;
+  /**
+   * Keys the dictionary may still be sealed under. A crash during
+   * `rotateMasterKey` can leave either the old or the new dictionary; if it
+   * is the old one, `init()` finds it under one of these keys and reseals it
+   * under the current key, finishing the rotation.
+   */
+  previousMasterKeys?: readonly Uint8Array[];
+}
+
+/** One (data key, IV) pair put into use, with why. For audits and for tests proving uniqueness. */
+export interface IssuedKeyIv {
+  readonly keyId: number;
+  /** Hex. */
+  readonly iv: string;
+  readonly fileId: string;
+  readonly name: string;
+  readonly reason: 'create' | 'reuse' | 'rewrite' | 'reopen' | 'blank';
+}
+
+export interface ExtentInfo {
+  readonly start: number;
+  readonly keyId: number;
+  /** Hex. */
+  readonly iv: string;
+}
+
+export interface EncryptionStats {
+  readonly currentKeyId: number;
+  readonly dataKeys: readonly { readonly id: number; readonly createdAt: number }[];
+  readonly files: readonly { readonly fileId: string; readonly name: string; readonly extents: readonly ExtentInfo[] }[];
+}
+
+export interface FileEncryptionInfo {
+  /** Undefined for a file with no durable header yet (reads as empty). */
+  readonly fileId: string | undefined;
+  /** Bytes below this are ciphertext; above it the file reads as zeros. */
+  readonly hwm: number;
+  readonly extents: readonly ExtentInfo[];
+}
+
+const RESERVED = new Set([DICTIONARY_NAME, DICTIONARY_TMP_NAME]);
+
+/** Serialises async critical sections (promise chain); a failed section does not poison later ones. */
+class Mutex {
+  #tail: Promise<void> = Promise.resolve();
+
+  run<T>(body: () => Promise<T>): Promise<T> {
+    const result = this.#tail.then(body);
+    this.#tail = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    return result;
+  }
+}
+
+/**
+ * Everything EncryptedFs knows about one file generation (one file id),
+ * shared by every handle open on it in this process: two handles must agree
+ * on the HWM and the frontiers, or one would re-encrypt what the other wrote.
+ */
+class FileState {
+  /** Undefined only for a read-only view of a file that never got a durable header. */
+  fileId: string | undefined;
+  extents: readonly Extent[];
+  /** See the module comment: ciphertext below, zeros above. */
+  hwm: number;
+  /**
+   * Keystream frontier per IV (hex) for IVs this session has encrypted
+   * under; an IV missing here has an unknown frontier (it was loaded from
+   * disk) and is never used again for writing.
+   */
+  readonly frontiers = new Map<string, number>();
+  /** Sequence and HWM of the header last written (or read). */
+  headerSeq = 0n;
+  headerHwm = -1;
+  /** Whether the header with `headerSeq` is known durable (a barrier on its writer succeeded after it). */
+  headerDurable = false;
+  headerWriter: EncryptedFileHandle | undefined;
+  /** Loaded from a header that may not be durable yet: the first writable open syncs before any header write. */
+  needsInitialSync = false;
+  /** Orders writes, barriers, truncates and preallocations on this file. */
+  readonly mutex = new Mutex();
+
+  constructor(fileId: string | undefined, extents: readonly Extent[], hwm: number) {
+    this.fileId = fileId;
+    this.extents = extents;
+    this.hwm = hwm;
+  }
+}
+
+/** The EncryptedFs operations its handles need. */
+interface Internals {
+  dataKey(id: number): DataKey;
+  freshExtent(state: FileState, name: string, start: number, end: number, reason: IssuedKeyIv['reason']): Promise<Extent>;
+  writeHeader(state: FileState, handle: EncryptedFileHandle, hwm: number): Promise<void>;
+}
+
+function extentInfo(extents: readonly Extent[]): ExtentInfo[] {
+  return extents.map((e) => ({ start: e.start, keyId: e.keyId, iv: e.iv.toString('hex') }));
+}
+
+function checkMasterKey(key: unknown, what: string): Buffer {
+  if (!(key instanceof Uint8Array) || key.byteLength !== KEY_BYTES) {
+    throw new InvalidArgumentError(`EncryptedFs: ${what} must be a ${KEY_BYTES}-byte Uint8Array`);
+  }
+  return Buffer.from(key);
+}
+
+/**
+ * Replaces `[start, end)` of a file's extent list with a fresh extent,
+ * keeping bytes past `end` (up to `hwm`) under whatever encrypted them.
+ * Exported for unit tests.
+ */
+export function spliceExtents(extents: readonly Extent[], start: number, end: number, hwm: number, fresh: Omit<Extent, 'start'>): Extent[] {
+  const result: Extent[] = extents.filter((e) => e.start < start);
+  result.push({ start, keyId: fresh.keyId, iv: fresh.iv });
+  if (end < hwm) {
+    // Older ciphertext survives after the write: it keeps its own IV.
+    const covering = [...extents].reverse().find((e) => e.start <= end);
+    const rest = extents.filter((e) => e.start >= end && e.start < hwm);
+    if (covering !== undefined && rest[0]?.start !== end) result.push({ start: end, keyId: covering.keyId, iv: covering.iv });
+    result.push(...rest);
+  }
+  return result;
+}
+
+export class EncryptedFs implements FileSystem {
+  readonly capabilities: FsCapabilities;
+  readonly description: string;
+  readonly #inner: FileSystem;
+  readonly #store: KeyDictionaryStore;
+  readonly #provider: MasterKeyProvider | undefined;
+  readonly #previous: Buffer[];
+  readonly #slotBytes: number;
+  #master: Buffer | undefined;
+  #dict: Dictionary | undefined;
+  #ready: Promise<void> | undefined;
+  /** Serialises dictionary updates: each builds on the last saved one. */
+  readonly #dictMutex = new Mutex();
+  /** File id -> state, for every generation opened in this process. */
+  readonly #states = new Map<string, FileState>();
+  /** File ids whose inner file was removed or replaced; dropped from the dictionary once `syncDir` made that durable. */
+  readonly #pendingDrops = new Set<string>();
+  readonly #issued: IssuedKeyIv[] = [];
+  #closed = false;
+  /** What handles may call back into; a private field so none of it leaks into the public type. */
+  readonly #internals: Internals = {
+    dataKey: (id) => this.#dataKey(id),
+    freshExtent: (state, name, start, end, reason) => this.#freshExtent(state, name, start, end, reason),
+    writeHeader: (state, handle, hwm) => this.#writeHeader(state, handle, hwm),
+  };
+
+  constructor(inner: FileSystem, options: EncryptedFsOptions) {
+    if (typeof inner !== 'object' || inner === null) throw new InvalidArgumentError('EncryptedFs: inner file system required');
+    if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('EncryptedFs: options required');
+    if ((options.masterKey === undefined) === (options.keyProvider === undefined)) {
+      throw new InvalidArgumentError('EncryptedFs: give exactly one of masterKey and keyProvider');
+    }
+    this.#inner = inner;
+    this.#store = new KeyDictionaryStore(inner);
+    this.#master = options.masterKey === undefined ? undefined : checkMasterKey(options.masterKey, 'masterKey');
+    this.#provider = options.keyProvider;
+    this.#previous = (options.previousMasterKeys ?? []).map((k) => checkMasterKey(k, 'previousMasterKeys[]'));
+    this.#slotBytes = slotWriteBytes(inner.capabilities.writeAlignment);
+    this.capabilities = { ...inner.capabilities, backend: 'encrypted' };
+    this.description = `encrypted:${inner.description}`;
+  }
+
+  /** The wrapped file system (which sees only ciphertext). */
+  unwrap(): FileSystem {
+    return this.#inner;
+  }
+
+  /**
+   * Loads the key dictionary (creating one in an empty directory). A wrong
+   * master key rejects with BAD_KEY, a damaged dictionary with CORRUPTION,
+   * a missing dictionary next to encrypted files with CORRUPTION. Every
+   * other method waits for this, so a failure here fails them all.
+   */
+  init(): Promise<void> {
+    this.#ready ??= this.#load();
+    return this.#ready;
+  }
+
+  async list(): Promise<string[]> {
+    await this.#live('list');
+    return (await this.#inner.list()).filter((name) => !RESERVED.has(name));
+  }
+
+  async exists(name: string): Promise<boolean> {
+    await this.#live('exists');
+    if (RESERVED.has(checkName(name, 'exists'))) return false;
+    return this.#inner.exists(name);
+  }
+
+  async open(name: string, options: OpenOptions = {}): Promise<FileHandle> {
+    await this.#live('open');
+    this.#checkUserName(name, 'open');
+    if (options.exclusive === true && options.create !== true) {
+      throw new InvalidArgumentError('open: exclusive requires create', { file: name });
+    }
+    const readOnly = options.readOnly === true;
+    const capacityBytes =
+      options.capacityBytes === undefined ? undefined : checkCount(options.capacityBytes, 'capacityBytes', 'open', name) + HEADER_BYTES;
+    if (options.create === true && (options.exclusive === true || !(await this.#inner.exists(name)))) {
+      return this.#createFile(name, options.exclusive === true, readOnly, capacityBytes);
+    }
+    const inner = await this.#inner.open(name, { readOnly, capacityBytes });
+    try {
+      const state = await this.#loadState(inner, name, readOnly);
+      const handle = new EncryptedFileHandle(this.#internals, name, inner, state, readOnly);
+      if (!readOnly && state.needsInitialSync) {
+        // The header just read may be one a previous session wrote but never
+        // synced. The next header goes to the other slot, overwriting the one
+        // before it, so this one must be durable first.
+        await inner.sync();
+        state.needsInitialSync = false;
+      }
+      // A blank file just given a generation: put its header down now, so a
+      // second open finds the generation instead of making another.
+      if (!readOnly && state.headerHwm < 0) await this.#writeHeader(state, handle, state.hwm);
+      return handle;
+    } catch (error) {
+      await inner.close().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  async remove(name: string): Promise<void> {
+    await this.#live('remove');
+    this.#checkUserName(name, 'remove');
+    const fileId = await this.#peekFileId(name);
+    await this.#inner.remove(name);
+    if (fileId !== undefined) this.#pendingDrops.add(fileId);
+  }
+
+  async rename(from: string, to: string): Promise<void> {
+    await this.#live('rename');
+    this.#checkUserName(from, 'rename');
+    this.#checkUserName(to, 'rename');
+    // No dictionary change is needed for the move itself: the header names the
+    // generation, so whichever name a crash leaves the file under decrypts.
+    const moved = await this.#peekFileId(from);
+    const replaced = from === to ? undefined : await this.#peekFileId(to);
+    await this.#inner.rename(from, to);
+    if (replaced !== undefined && replaced !== moved) this.#pendingDrops.add(replaced);
+    if (moved !== undefined) await this.#renameHint(moved, to);
+  }
+
+  /**
+   * Recycles `from` as `to` under a brand-new generation: new file id, fresh
+   * IV from the current data key, HWM 0. The stale bytes stay on disk
+   * (that is the point of recycling: no reallocation) but read as zeros, and
+   * their keystream is never used again. The new header is made durable
+   * here, so that once the rename is durable the old generation's dictionary
+   * entry can be dropped without ever orphaning the file.
+   */
+  async reuse(from: string, to: string): Promise<FileHandle> {
+    await this.#live('reuse');
+    this.#checkUserName(from, 'reuse');
+    this.#checkUserName(to, 'reuse');
+    const old = await this.#peekFileId(from);
+    const replaced = from === to ? undefined : await this.#peekFileId(to);
+    const record = await this.#newGeneration(to, 'reuse');
+    let inner: FileHandle;
+    try {
+      inner = await this.#inner.reuse(from, to);
+    } catch (error) {
+      await this.#forget(record.id);
+      throw error;
+    }
+    try {
+      const previous = await this.#readHeader(inner);
+      // Make the old header durable before the new one goes into the other slot
+      // (see writeHeader), so a torn write cannot leave no valid header at all.
+      await inner.sync();
+      const state = this.#freshState(record);
+      state.headerSeq = typeof previous === 'object' ? previous.seq : 0n;
+      state.headerDurable = true; // the new header goes to the slot the durable old one is not in
+      const handle = new EncryptedFileHandle(this.#internals, to, inner, state, false);
+      await this.#writeHeader(state, handle, 0);
+      await inner.sync();
+      state.headerDurable = true;
+      if (old !== undefined) {
+        this.#states.delete(old);
+        this.#pendingDrops.add(old);
+      }
+      if (replaced !== undefined && replaced !== old) this.#pendingDrops.add(replaced);
+      return handle;
+    } catch (error) {
+      await inner.close().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  async syncDir(): Promise<void> {
+    await this.#live('syncDir');
+    const drops = [...this.#pendingDrops];
+    await this.#inner.syncDir();
+    if (drops.length === 0) return;
+    // Removes and renames are durable now: the dropped generations' files are
+    // gone for good, so their entries (and keys to their IVs) can go too.
+    await this.#updateDictionary(true, (d) => {
+      const files = new Map(d.files);
+      for (const id of drops) files.delete(id);
+      return { ...d, files };
+    });
+    for (const id of drops) {
+      this.#pendingDrops.delete(id);
+      this.#states.delete(id);
+    }
+  }
+
+  async lock(name: string): Promise<DirectoryLock> {
+    await this.#live('lock');
+    this.#checkUserName(name, 'lock');
+    return this.#inner.lock(name);
+  }
+
+  /** Closes the inner file system too (it is owned by this wrapper) and forgets the keys. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#master?.fill(0);
+    for (const key of this.#dict?.keys.values() ?? []) key.key.fill(0);
+    await this.#inner.close();
+  }
+
+  /**
+   * Makes a new random data key current: files and extents created from now
+   * on use it; existing ones keep theirs and stay readable. Returns its id.
+   */
+  async rotateDataKey(): Promise<number> {
+    await this.#live('rotateDataKey');
+    const next = await this.#updateDictionary(true, (d) => {
+      const id = Math.max(...d.keys.keys()) + 1;
+      const keys = new Map(d.keys);
+      keys.set(id, { id, createdAt: Date.now(), key: freshKey() });
+      return { ...d, keys, currentKeyId: id };
+    });
+    return next.currentKeyId;
+  }
+
+  /**
+   * Re-wraps every data key under `newMasterKey` (with a new salt) and
+   * replaces the dictionary atomically. No data is rewritten. Keep the old
+   * key until this resolves: a crash before that may leave the old
+   * dictionary, which `previousMasterKeys` lets `init()` pick up.
+   */
+  async rotateMasterKey(newMasterKey: Uint8Array): Promise<void> {
+    await this.#live('rotateMasterKey');
+    const key = checkMasterKey(newMasterKey, 'new master key');
+    await this.#dictMutex.run(async () => {
+      const next: Dictionary = { ...this.#dictionary(), salt: randomBytes(16) };
+      await this.#store.save(encodeDictionary(next, key));
+      this.#dict = next;
+      this.#master?.fill(0);
+      this.#master = key;
+    });
+  }
+
+  /** The dictionary as loaded in memory: data key ids and, per file generation, its extents. */
+  async stats(): Promise<EncryptionStats> {
+    await this.#live('stats');
+    const d = this.#dictionary();
+    return {
+      currentKeyId: d.currentKeyId,
+      dataKeys: [...d.keys.values()].map((k) => ({ id: k.id, createdAt: k.createdAt })),
+      files: [...d.files.values()].map((f) => ({ fileId: f.id, name: f.name, extents: extentInfo(f.extents) })),
+    };
+  }
+
+  /** Every (data key, IV) pair this instance put into use, in order. None may repeat, here or across instances. */
+  issuedKeyIvs(): readonly IssuedKeyIv[] {
+    return [...this.#issued];
+  }
+
+  /** How the named file is encrypted now (reads its header; uses the live state when the file is open). */
+  async inspectFile(name: string): Promise<FileEncryptionInfo> {
+    await this.#live('inspectFile');
+    this.#checkUserName(name, 'inspectFile');
+    const inner = await this.#inner.open(name, { readOnly: true });
+    try {
+      const state = await this.#loadState(inner, name, true);
+      return { fileId: state.fileId, hwm: state.hwm, extents: extentInfo(state.extents) };
+    } finally {
+      await inner.close();
+    }
+  }
+
+  // ---- used by EncryptedFileHandle, through #internals --------------------
+
+  #dataKey(id: number): DataKey {
+    const key = this.#dictionary().keys.get(id);
+    if (key === undefined) throw new CorruptionError(`EncryptedFs: data key ${id} is not in the key dictionary`, { file: DICTIONARY_NAME });
+    return key;
+  }
+
+  /**
+   * Gives `[start, end)` of the file a fresh IV under the current data key,
+   * durably recorded before it returns (module comment, rule 4).
+   */
+  async #freshExtent(state: FileState, name: string, start: number, end: number, reason: IssuedKeyIv['reason']): Promise<Extent> {
+    const fileId = state.fileId;
+    if (fileId === undefined) throw new InvalidArgumentError(`write ${name}: file has no generation`, { file: name });
+    let fresh: Extent | undefined;
+    await this.#updateDictionary(true, (d) => {
+      const iv = this.#freshIvFor(d);
+      fresh = { start, keyId: d.currentKeyId, iv };
+      const record = d.files.get(fileId);
+      const files = new Map(d.files);
+      files.set(fileId, {
+        id: fileId,
+        name: record?.name ?? name,
+        extents: spliceExtents(state.extents, start, end, state.hwm, fresh),
+      });
+      return { ...d, files };
+    });
+    const extent = fresh!;
+    state.extents = this.#dictionary().files.get(fileId)!.extents;
+    state.frontiers.set(extent.iv.toString('hex'), start);
+    this.#issued.push({ keyId: extent.keyId, iv: extent.iv.toString('hex'), fileId, name, reason });
+    return extent;
+  }
+
+  /**
+   * Writes the file's header with `hwm`. The slot alternates only once the
+   * previous header is known durable; until then the same (not yet durable)
+   * slot is rewritten, so a torn header write can never destroy the only
+   * durable copy.
+   */
+  async #writeHeader(state: FileState, handle: EncryptedFileHandle, hwm: number): Promise<void> {
+    if (state.fileId === undefined) return;
+    const seq = state.headerDurable || state.headerSeq === 0n ? state.headerSeq + 1n : state.headerSeq;
+    const slot = SLOT_OFFSETS[Number((seq - 1n) % 2n)]!;
+    state.headerDurable = false;
+    state.headerWriter = handle;
+    state.headerSeq = seq;
+    await handle.inner.write([encodeSlot({ seq, fileId: state.fileId, hwm }, this.#slotBytes)], slot);
+    state.headerHwm = hwm;
+  }
+
+  // ---- private ------------------------------------------------------------
+
+  async #load(): Promise<void> {
+    await this.#inner.init();
+    if (this.#master === undefined) {
+      this.#master = checkMasterKey(await this.#provider!.getMasterKey(), 'the key provider’s master key');
+    }
+    const bytes = await this.#store.read();
+    if (bytes === undefined) {
+      await this.#refuseMissingDictionary();
+      const fresh = newDictionary();
+      await this.#store.save(encodeDictionary(fresh, this.#master));
+      this.#dict = fresh;
+      return;
+    }
+    const { dictionary, masterIndex } = decodeDictionary(bytes, [this.#master, ...this.#previous]);
+    this.#dict = dictionary;
+    if (masterIndex > 0) {
+      // An interrupted master-key rotation: finish it.
+      const resealed: Dictionary = { ...dictionary, salt: randomBytes(16) };
+      await this.#store.save(encodeDictionary(resealed, this.#master));
+      this.#dict = resealed;
+    }
+    await this.#collectGarbage();
+  }
+
+  /** A missing dictionary is only legitimate in a directory with no encrypted file; otherwise it was lost, and starting afresh would orphan the data. */
+  async #refuseMissingDictionary(): Promise<void> {
+    for (const name of await this.#inner.list()) {
+      if (RESERVED.has(name)) continue;
+      if (typeof (await this.#headerOf(name)) === 'object') {
+        throw new CorruptionError(`${DICTIONARY_NAME} is missing but ${name} is encrypted: restore the key dictionary, it cannot be rebuilt`, {
+          file: DICTIONARY_NAME,
+        });
+      }
+    }
+  }
+
+  /**
+   * Drops dictionary entries of generations no file carries any more (a
+   * crash after a remove or reuse, before the drop was saved). Runs only
+   * when some entry's last known name is gone, and never if any header is
+   * unreadable (that file's entry must not be lost).
+   */
+  async #collectGarbage(): Promise<void> {
+    const names = (await this.#inner.list()).filter((n) => !RESERVED.has(n));
+    const d = this.#dictionary();
+    const present = new Set(names);
+    if ([...d.files.values()].every((f) => present.has(f.name))) return;
+    const live = new Set<string>();
+    for (const name of names) {
+      const header = await this.#headerOf(name);
+      if (header === 'invalid') return;
+      if (typeof header === 'object') live.add(header.fileId);
+    }
+    if ([...d.files.keys()].every((id) => live.has(id))) return;
+    await this.#updateDictionary(true, (cur) => ({ ...cur, files: new Map([...cur.files].filter(([id]) => live.has(id))) }));
+  }
+
+  async #headerOf(name: string): Promise<FileHeader | 'blank' | 'invalid' | undefined> {
+    let inner: FileHandle;
+    try {
+      inner = await this.#inner.open(name, { readOnly: true });
+    } catch {
+      return undefined;
+    }
+    try {
+      return await this.#readHeader(inner);
+    } finally {
+      await inner.close();
+    }
+  }
+
+  async #peekFileId(name: string): Promise<string | undefined> {
+    const header = await this.#headerOf(name);
+    return typeof header === 'object' ? header.fileId : undefined;
+  }
+
+  async #readHeader(inner: FileHandle): Promise<FileHeader | 'blank' | 'invalid'> {
+    const slots = SLOT_OFFSETS.map(() => new Uint8Array(SLOT_BYTES));
+    for (let i = 0; i < SLOT_OFFSETS.length; i++) await inner.read(slots[i]!, 0, SLOT_BYTES, SLOT_OFFSETS[i]!);
+    return pickHeader(slots[0]!, slots[1]!);
+  }
+
+  async #createFile(name: string, exclusive: boolean, readOnly: boolean, capacityBytes: number | undefined): Promise<FileHandle> {
+    const record = await this.#newGeneration(name, 'create');
+    let inner: FileHandle;
+    try {
+      inner = await this.#inner.open(name, { create: true, exclusive, readOnly, capacityBytes });
+    } catch (error) {
+      await this.#forget(record.id);
+      throw error;
+    }
+    try {
+      const state = this.#freshState(record);
+      const handle = new EncryptedFileHandle(this.#internals, name, inner, state, readOnly);
+      if (!readOnly) await this.#writeHeader(state, handle, 0);
+      return handle;
+    } catch (error) {
+      await inner.close().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /** The shared state of the generation `inner` holds, loading it from the header the first time. */
+  async #loadState(inner: FileHandle, name: string, readOnly: boolean): Promise<FileState> {
+    const header = await this.#readHeader(inner);
+    if (header === 'invalid') {
+      throw new CorruptionError(`${name}: both encryption headers are damaged; the file cannot be decrypted`, { file: name, offset: 0 });
+    }
+    if (header === 'blank') {
+      // No barrier ever completed on this file, so it holds nothing durable:
+      // it reads as empty. A writer gives it a generation now.
+      if (readOnly) return new FileState(undefined, [], 0);
+      const record = await this.#newGeneration(name, 'blank');
+      const state = this.#freshState(record);
+      state.headerSeq = 1n; // slot 0 may be torn; rewrite it in place
+      return state;
+    }
+    const cached = this.#states.get(header.fileId);
+    if (cached !== undefined) return cached;
+    const record = this.#dictionary().files.get(header.fileId);
+    if (record === undefined) {
+      throw new CorruptionError(`${name}: encrypted as generation ${header.fileId}, which the key dictionary does not know (dictionary from another directory or restored from an older backup?)`, {
+        file: name,
+      });
+    }
+    const innerSize = await inner.size();
+    const state = new FileState(header.fileId, record.extents, Math.min(header.hwm, Math.max(0, innerSize - HEADER_BYTES)));
+    state.headerSeq = header.seq;
+    state.headerHwm = header.hwm;
+    state.headerDurable = true;
+    state.needsInitialSync = true;
+    this.#states.set(header.fileId, state);
+    return state;
+  }
+
+  #freshState(record: FileRecord): FileState {
+    const state = new FileState(record.id, record.extents, 0);
+    for (const e of record.extents) state.frontiers.set(e.iv.toString('hex'), 0);
+    this.#states.set(record.id, state);
+    return state;
+  }
+
+  async #newGeneration(name: string, reason: IssuedKeyIv['reason']): Promise<FileRecord> {
+    const id = randomBytes(FILE_ID_BYTES).toString('hex');
+    let record: FileRecord | undefined;
+    await this.#updateDictionary(true, (d) => {
+      record = { id, name, extents: [{ start: 0, keyId: d.currentKeyId, iv: this.#freshIvFor(d) }] };
+      const files = new Map(d.files);
+      files.set(id, record);
+      return { ...d, files };
+    });
+    const extent = record!.extents[0]!;
+    this.#issued.push({ keyId: extent.keyId, iv: extent.iv.toString('hex'), fileId: id, name, reason });
+    return record!;
+  }
+
+  /** Removes a generation that never reached the disk, in memory only (it is harmless on disk and goes with the next save). */
+  async #forget(fileId: string): Promise<void> {
+    this.#states.delete(fileId);
+    await this.#updateDictionary(false, (d) => {
+      const files = new Map(d.files);
+      files.delete(fileId);
+      return { ...d, files };
+    });
+  }
+
+  async #renameHint(fileId: string, name: string): Promise<void> {
+    await this.#updateDictionary(false, (d) => {
+      const record = d.files.get(fileId);
+      if (record === undefined) return d;
+      const files = new Map(d.files);
+      files.set(fileId, { ...record, name });
+      return { ...d, files };
+    });
+  }
+
+  /**
+   * A random IV no extent in the dictionary and no pair issued by this
+   * instance uses. The check is belt and braces: 128 random bits do not
+   * collide in practice, but it makes the guarantee unconditional here.
+   */
+  #freshIvFor(d: Dictionary): Buffer {
+    const used = new Set<string>(this.#issued.map((i) => i.iv));
+    for (const f of d.files.values()) for (const e of f.extents) used.add(e.iv.toString('hex'));
+    for (;;) {
+      const iv = freshIv();
+      if (!used.has(iv.toString('hex'))) return iv;
+    }
+  }
+
+  /** Applies `mutate` to the current dictionary; with `persist`, saves the result atomically before making it current. */
+  #updateDictionary(persist: boolean, mutate: (d: Dictionary) => Dictionary): Promise<Dictionary> {
+    return this.#dictMutex.run(async () => {
+      const next = mutate(this.#dictionary());
+      if (persist) await this.#store.save(encodeDictionary(next, this.#master!));
+      this.#dict = next;
+      return next;
+    });
+  }
+
+  #dictionary(): Dictionary {
+    if (this.#dict === undefined) throw new ClosedError('EncryptedFs: not initialised');
+    return this.#dict;
+  }
+
+  #checkUserName(name: string, operation: string): void {
+    if (RESERVED.has(checkName(name, operation))) {
+      throw new InvalidArgumentError(`${operation}: ${name} is reserved for EncryptedFs's key dictionary`, { file: name });
+    }
+  }
+
+  async #live(operation: string): Promise<void> {
+    if (this.#closed) throw new ClosedError(`${operation}: ${this.description} is closed`);
+    await this.init();
+  }
+}
+
+/** A handle on the plaintext view of one inner file. */
+class EncryptedFileHandle implements FileHandle {
+  readonly name: string;
+  /** @internal */
+  readonly inner: FileHandle;
+  readonly #fs: Internals;
+  readonly #state: FileState;
+  readonly #readOnly: boolean;
+  #closed = false;
+
+  constructor(fs: Internals, name: string, inner: FileHandle, state: FileState, readOnly: boolean) {
+    this.#fs = fs;
+    this.name = name;
+    this.inner = inner;
+    this.#state = state;
+    this.#readOnly = readOnly;
+  }
+
+  async read(target: Uint8Array, targetOffset: number, length: number, position: number): Promise<number> {
+    checkReadArgs(target, targetOffset, length, position, this.name);
+    this.#live('read');
+    const n = await this.inner.read(target, targetOffset, length, HEADER_BYTES + position);
+    const state = this.#state;
+    const cipherEnd = Math.min(position + n, state.hwm);
+    const extents = state.extents;
+    // Decrypt the part below the HWM extent by extent (each has its own IV)…
+    for (let i = 0; i < extents.length && position < cipherEnd; i++) {
+      const e = extents[i]!;
+      const from = Math.max(position, e.start);
+      const to = Math.min(cipherEnd, extents[i + 1]?.start ?? Infinity);
+      if (from >= to) continue;
+      const key = this.#fs.dataKey(e.keyId).key;
+      ctrInPlace(key, e.iv, from, target.subarray(targetOffset + from - position, targetOffset + to - position));
+    }
+    // …and the rest is never-written space: zeros, whatever stale bytes lie there.
+    const zeroFrom = Math.max(position, state.hwm);
+    if (zeroFrom < position + n) target.fill(0, targetOffset + zeroFrom - position, targetOffset + n);
+    return n;
+  }
+
+  async write(buffers: readonly Uint8Array[], position: number, options: WriteOptions = {}): Promise<void> {
+    const total = checkWriteArgs(buffers, position, this.name);
+    this.#writable('write');
+    const state = this.#state;
+    await state.mutex.run(async () => {
+      this.#writable('write');
+      if (total === 0) {
+        if (options.sync === true) await this.#barrier();
+        return;
+      }
+      // A write past the HWM leaves a gap that must read as zeros; it is
+      // encrypted as zeros here (a rare path: the engine appends contiguously).
+      const start = Math.min(position, state.hwm);
+      const plain = start < position ? [new Uint8Array(position - start), ...buffers] : [...buffers];
+      const end = position + total;
+      const extent = await this.#extentFor(start, end);
+      state.frontiers.set(extent.iv.toString('hex'), Math.max(state.frontiers.get(extent.iv.toString('hex')) ?? 0, end));
+      const stream = new CtrStream(this.#fs.dataKey(extent.keyId).key, extent.iv, start);
+      const cipher = plain.map((b) => stream.update(b));
+      const hwm = Math.max(state.hwm, end);
+      if (options.sync === true) {
+        if (hwm !== state.headerHwm || (!state.headerDurable && state.headerWriter !== this)) {
+          await this.#fs.writeHeader(state, this, hwm);
+        }
+        await this.inner.write(cipher, HEADER_BYTES + start, { sync: true });
+        state.hwm = hwm;
+        if (state.headerWriter === this) state.headerDurable = true;
+      } else {
+        await this.inner.write(cipher, HEADER_BYTES + start);
+        state.hwm = hwm;
+      }
+    });
+  }
+
+  async sync(): Promise<void> {
+    this.#live('sync');
+    if (this.#readOnly) {
+      await this.inner.sync();
+      return;
+    }
+    await this.#state.mutex.run(() => this.#barrier());
+  }
+
+  async truncate(size: number): Promise<void> {
+    checkCount(size, 'size', 'truncate', this.name);
+    this.#writable('truncate');
+    const state = this.#state;
+    await state.mutex.run(async () => {
+      if (size < state.hwm) {
+        // The header must say "nothing past `size`" durably before the inner
+        // file shrinks: otherwise a crash could leave an old HWM over a region
+        // that later reads back decrypted zeros (garbage) instead of zeros.
+        state.hwm = size;
+        await this.#barrier();
+      }
+      await this.inner.truncate(HEADER_BYTES + size);
+    });
+  }
+
+  async preallocate(offset: number, length: number): Promise<void> {
+    checkRange(offset, length, 'preallocate', this.name);
+    this.#writable('preallocate');
+    // Passed through unencrypted: the range stays above the HWM and reads as
+    // zeros, and the first record written there is its first encryption.
+    await this.#state.mutex.run(() => this.inner.preallocate(HEADER_BYTES + offset, length));
+  }
+
+  async size(): Promise<number> {
+    this.#live('size');
+    return Math.max(0, (await this.inner.size()) - HEADER_BYTES);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.inner.close();
+  }
+
+  /** Header (if it moved or is not known durable through this handle), then the inner barrier. Runs under the file mutex. */
+  async #barrier(): Promise<void> {
+    const state = this.#state;
+    if (state.fileId !== undefined && (state.hwm !== state.headerHwm || (!state.headerDurable && state.headerWriter !== this))) {
+      await this.#fs.writeHeader(state, this, state.hwm);
+    }
+    await this.inner.sync();
+    if (state.headerWriter === this) state.headerDurable = true;
+  }
+
+  /**
+   * The extent to encrypt `[start, end)` under. The fast path is the file's
+   * last extent, when nothing at or after `start` was ever encrypted under
+   * its IV this session. Otherwise a fresh IV (module comment, rule 2).
+   */
+  async #extentFor(start: number, end: number): Promise<Extent> {
+    const state = this.#state;
+    const last = state.extents.at(-1);
+    if (last !== undefined) {
+      const frontier = state.frontiers.get(last.iv.toString('hex'));
+      if (frontier !== undefined && start >= last.start && start >= frontier) return last;
+    }
+    const reason = last === undefined ? 'blank' : state.frontiers.has(last.iv.toString('hex')) ? 'rewrite' : 'reopen';
+    return this.#fs.freshExtent(state, this.name, start, end, reason);
+  }
+
+  #live(operation: string): void {
+    if (this.#closed) throw new ClosedError(`${operation} ${this.name}: handle is closed`, { file: this.name });
+  }
+
+  #writable(operation: string): void {
+    this.#live(operation);
+    if (this.#readOnly) throw new InvalidArgumentError(`${operation} ${this.name}: handle is read-only`, { file: this.name });
+  }
+}

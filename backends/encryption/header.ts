@@ -1,0 +1,110 @@
+/**
+ * The per-file header EncryptedFs keeps at the start of every inner file.
+ *
+ * Why a header at all: preallocated space must read back as zeros, and it
+ * must NOT be encrypted (encrypting zeros would spend keystream that the
+ * records written there later would reuse: C1 = K, C2 = K ^ P hands P to
+ * anyone who saw both). So the inner file holds ciphertext below a
+ * high-water mark (HWM) and plain zeros above it, and a reader must know
+ * where the HWM is. It cannot be inferred from the bytes (a ciphertext byte
+ * is zero one time in 256), and putting it in the key dictionary would cost
+ * a rename and a directory fsync per barrier. The header rides with the data
+ * instead: it is rewritten just before a barrier whenever the HWM moved, so
+ * the same fdatasync makes both durable, for one extra small write.
+ *
+ * Two slots, written alternately, each with a sequence number and a
+ * checksum: a torn header write (a crash mid-write) can only damage the slot
+ * being written, and the other still holds the previous, durable HWM.
+ *
+ * The header also carries the file's `fileId`, the key under which the key
+ * dictionary stores the file's (key id, IV) extents. Naming the generation
+ * inside the file, rather than by its name, is what makes rename and reuse
+ * crash-safe without touching the dictionary: whatever name a crash leaves
+ * the inner file under, its header says which keys decrypt it.
+ *
+ * Slot layout (64 bytes, big-endian):
+ *   0  magic "RLEF"          4  format version (1)     5  reserved (3)
+ *   8  sequence (u64)        16 fileId (16 bytes)     32 HWM (u64)
+ *   40 reserved (16)         56 first 8 bytes of SHA-256 over bytes 0..56
+ */
+
+import { createHash } from 'node:crypto';
+
+import { UnsupportedError } from '../../src/errors.js';
+
+/** Plaintext offset 0 lives at this inner offset. 8 KiB: two 4 KiB-aligned slots, so O_DIRECT inner backends keep their alignment. */
+export const HEADER_BYTES = 8192;
+export const SLOT_OFFSETS: readonly [number, number] = [0, 4096];
+export const SLOT_BYTES = 64;
+export const FILE_ID_BYTES = 16;
+const MAGIC = Buffer.from('RLEF', 'latin1');
+const VERSION = 1;
+const CHECKED_BYTES = 56;
+
+export interface FileHeader {
+  readonly seq: bigint;
+  /** Hex of the 16-byte file id. */
+  readonly fileId: string;
+  readonly hwm: number;
+}
+
+/** How many bytes one slot write takes on an inner backend with this write alignment. */
+export function slotWriteBytes(writeAlignment: number): number {
+  const size = Math.max(SLOT_BYTES, writeAlignment);
+  if (!Number.isInteger(writeAlignment) || writeAlignment < 1 || 4096 % size !== 0) {
+    throw new UnsupportedError(`EncryptedFs: inner write alignment ${writeAlignment} is not a power of two up to 4096`);
+  }
+  return size;
+}
+
+export function encodeSlot(header: FileHeader, writeBytes: number): Buffer {
+  const slot = Buffer.alloc(writeBytes);
+  MAGIC.copy(slot, 0);
+  slot[4] = VERSION;
+  slot.writeBigUInt64BE(header.seq, 8);
+  Buffer.from(header.fileId, 'hex').copy(slot, 16);
+  slot.writeBigUInt64BE(BigInt(header.hwm), 32);
+  digest(slot).copy(slot, CHECKED_BYTES);
+  return slot;
+}
+
+/** 'blank' when the slot was never written (all zeros), 'invalid' when it was written but fails its checksum. */
+export function decodeSlot(bytes: Uint8Array): FileHeader | 'blank' | 'invalid' {
+  const slot = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (slot.byteLength < SLOT_BYTES) return slot.every((b) => b === 0) ? 'blank' : 'invalid';
+  if (slot.subarray(0, SLOT_BYTES).every((b) => b === 0)) return 'blank';
+  if (!slot.subarray(0, 4).equals(MAGIC) || slot[4] !== VERSION) return 'invalid';
+  if (!digest(slot).equals(slot.subarray(CHECKED_BYTES, SLOT_BYTES))) return 'invalid';
+  const hwm = slot.readBigUInt64BE(32);
+  if (hwm > BigInt(Number.MAX_SAFE_INTEGER)) return 'invalid';
+  return {
+    seq: slot.readBigUInt64BE(8),
+    fileId: slot.subarray(16, 16 + FILE_ID_BYTES).toString('hex'),
+    hwm: Number(hwm),
+  };
+}
+
+/**
+ * The file's current header given both slots: the valid one with the higher
+ * sequence. 'blank' means no header was ever made durable, which is only
+ * possible when no barrier ever completed on the file (every barrier that
+ * makes data durable is preceded by a header write), so it holds no durable
+ * data and reads as empty. Any other combination without a valid slot is
+ * damage, reported as such rather than read as an empty file.
+ */
+export function pickHeader(slot0: Uint8Array, slot1: Uint8Array): FileHeader | 'blank' | 'invalid' {
+  const a = decodeSlot(slot0);
+  const b = decodeSlot(slot1);
+  if (typeof a === 'object' && typeof b === 'object') return a.seq >= b.seq ? a : b;
+  if (typeof a === 'object') return a;
+  if (typeof b === 'object') return b;
+  // Slot 0 is written at creation and slot 1 by the first barrier after it;
+  // slot 1 still blank means that first barrier never happened, so even a
+  // torn slot 0 guards nothing durable.
+  if (b === 'blank') return 'blank';
+  return 'invalid';
+}
+
+function digest(slot: Buffer): Buffer {
+  return createHash('sha256').update(slot.subarray(0, CHECKED_BYTES)).digest().subarray(0, 8);
+}
