@@ -302,7 +302,7 @@ export class FaultFs implements FileSystem {
     return core.run('reuse', from, async (index) => {
       checkName(from, 'reuse');
       checkName(to, 'reuse');
-      for (const kind of ['reuse', 'rename', 'open'] as const) core.check({ index, kind, paths: [from, to] });
+      core.check({ index, kind: 'reuse', alsoKinds: ['rename', 'open'], paths: [from, to] });
       await core.ensureKnown(from);
       await core.ensureKnown(to);
       const inner = await core.inner.reuse(from, to);

@@ -402,6 +402,31 @@ test('dir mode subset keeps a later rename while dropping an earlier create (nev
   assert.ok(sawOnlyLater, `[seed=${SEED}] never kept the rename without the create`);
 });
 
+test('dir mode subset applies a kept rename only to the file it renamed', async () => {
+  // a → b (replacing b), then b → c. If the first rename is lost and the
+  // second kept, c must not appear holding the old b.
+  const seen = new Set<string>();
+  for (let s = 0; s < 40; s++) {
+    const seed = SEED + s;
+    const fault = new FaultFs(new MemFs(), { seed });
+    await withReport(seed, [fault], async () => {
+      for (const [name, tag] of [['a', 1], ['b', 2]] as const) {
+        const h = await fault.open(name, { create: true });
+        await h.write([chunk(20, tag)], 0, { sync: true });
+      }
+      await fault.syncDir();
+      await fault.rename('a', 'b');
+      await fault.rename('b', 'c');
+      const image = await fault.crashImage({ data: 'keepAll', dir: 'subset' });
+      const names = [...image.keys()].join(',');
+      seen.add(names);
+      if (image.has('c')) assert.deepEqual(image.get('c'), chunk(20, 1), `c holds the wrong file (${names})`);
+      assert.ok(['a,b', 'b', 'c'].includes(names), `impossible directory ${names}`);
+    });
+  }
+  assert.ok(seen.size >= 2, `[seed=${SEED}] only saw ${[...seen].join(' | ')}`);
+});
+
 // ---------------------------------------------------------------------------
 // fsync failure (Linux)
 
@@ -564,6 +589,20 @@ test('script schedules: pass once, fail once, then pass', async () => {
   for (const bad of ['', 'pass,maybe', 'fail*,pass', '3*pass*']) {
     assert.throws(() => fault.inject({ ops: ['sync'], when: { script: bad }, error: 'EIO' }), (e: unknown) => e instanceof RaftlogError && e.code === 'INVALID_ARGUMENT', bad);
   }
+});
+
+test('reuse is seen as reuse, rename and open, one script step per call', async () => {
+  const fault = new FaultFs(new MemFs(), { seed: SEED });
+  await withReport(SEED, [fault], async () => {
+    for (const name of ['1.log', '2.log']) await (await fault.open(name, { create: true })).close();
+    const rule = fault.inject({ ops: ['rename', 'open'], when: { script: 'pass,fail' }, error: 'EIO' });
+    const recycled = await fault.reuse('1.log', '3.log'); // step 1: pass
+    await recycled.close();
+    await rejectsInjected(fault.reuse('2.log', '4.log'), 'IO'); // step 2: fail
+    assert.equal(rule.fired, 1);
+    assert.deepEqual((await fault.list()).sort(), ['2.log', '3.log']);
+    assert.equal(fault.log.find((e) => e.rule === rule.id)?.op, 'reuse');
+  });
 });
 
 test('ENOSPC after a byte budget, whole and partial', async () => {

@@ -77,6 +77,12 @@ function validateTrigger(when: FaultTrigger): void {
 export interface OpFacts {
   readonly index: number;
   readonly kind: OpKind;
+  /**
+   * Further kinds the same call also is (`reuse` is a rename and an open).
+   * A rule matching any of them is consulted once, so a script advances one
+   * step per call.
+   */
+  readonly alsoKinds?: readonly OpKind[];
   /** File names involved ('' for none); rename has two. */
   readonly paths: readonly string[];
   /** For growth operations: by how many bytes the file size would grow. */
@@ -124,7 +130,8 @@ export class Rule {
 
   /** Whether the rule is consulted for this operation at all. */
   matches(facts: OpFacts): boolean {
-    if (this.removed || !this.#kinds.has(facts.kind)) return false;
+    if (this.removed) return false;
+    if (!this.#kinds.has(facts.kind) && !(facts.alsoKinds ?? []).some((kind) => this.#kinds.has(kind))) return false;
     const path = this.#path;
     if (path === undefined) return true;
     return facts.paths.some((p) => {

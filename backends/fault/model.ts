@@ -112,7 +112,7 @@ export class FileModel {
    * operations interleave differently.
    */
   readonly key: string;
-  durable: ByteImage;
+  readonly durable: ByteImage;
   readonly volatile: ByteImage;
   pending: PendingOp[] = [];
 
@@ -152,8 +152,9 @@ export class FileModel {
 
   /** A successful barrier: every pending operation becomes durable. */
   barrier(): void {
-    if (this.pending.length === 0) return;
-    this.durable = this.future();
+    // In place: the durable image is owned here (crashes clone it), and a
+    // copy per barrier would make a sync cost the whole file size.
+    for (const op of this.pending) applyPending(this.durable, op);
     this.pending = [];
   }
 
