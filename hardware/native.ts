@@ -45,6 +45,10 @@ export interface NativeRing {
   prepRead(id: number, fd: number, target: Uint8Array, targetOffset: number, length: number, position: number, link: boolean): boolean;
   prepFsync(id: number, fd: number, datasync: boolean, link: boolean): boolean;
   prepFallocate(id: number, fd: number, mode: number, offset: number, length: number, link: boolean): boolean;
+  /** Sets the file size in the chain (IORING_OP_FTRUNCATE, Linux 6.9+); throws EOPNOTSUPP where missing. */
+  prepFtruncate(id: number, fd: number, length: number, link: boolean): boolean;
+  /** Whether the kernel implements an operation (IORING_REGISTER_PROBE). */
+  supports(op: 'read' | 'write' | 'writev' | 'fsync' | 'fallocate' | 'ftruncate'): boolean;
   submit(): number;
   sqSpace(): number;
   stats(): RingStats;

@@ -40,6 +40,10 @@ void StoreRelease(T* p, T v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
 // concatenates instead, so this is a guard, not a code path.
 constexpr uint32_t kIovMax = 1024;
 
+// Added in Linux 6.9; older uapi headers (this Debian's) lack the name. The
+// value is fixed ABI, and the ring's probe says whether the kernel has it.
+constexpr uint8_t kOpFtruncate = 55;
+
 struct Ring {
   napi_env env = nullptr;
   napi_ref self = nullptr;  // weak while idle, strong while requests are in flight
@@ -75,6 +79,7 @@ struct Ring {
 
   uv_poll_t* poll = nullptr;
   bool closed = false;
+  uint8_t supported[256] = {0};  // IORING_REGISTER_PROBE result, by opcode
 
   double enters = 0;         // io_uring_enter calls that submitted something
   double sqesSubmitted = 0;
@@ -279,6 +284,18 @@ int SetupRing(Ring* r, unsigned entries) {
   r->cqes = reinterpret_cast<io_uring_cqe*>(cq + p.cq_off.cqes);
   r->cqMask = *reinterpret_cast<unsigned*>(cq + p.cq_off.ring_mask);
   r->cqEntries = *reinterpret_cast<unsigned*>(cq + p.cq_off.ring_entries);
+
+  // Kernels before 5.6 lack the probe; then only the 5.1 opcodes are assumed.
+  size_t probeSize = sizeof(io_uring_probe) + 256 * sizeof(io_uring_probe_op);
+  auto* probe = static_cast<io_uring_probe*>(calloc(1, probeSize));
+  if (probe != nullptr && SysRegister(fd, IORING_REGISTER_PROBE, probe, 256) >= 0) {
+    for (unsigned i = 0; i < probe->ops_len && i < 256; i++)
+      if (probe->ops[i].flags & IO_URING_OP_SUPPORTED) r->supported[probe->ops[i].op] = 1;
+  } else {
+    r->supported[IORING_OP_NOP] = r->supported[IORING_OP_READV] = r->supported[IORING_OP_WRITEV] = 1;
+    r->supported[IORING_OP_FSYNC] = 1;
+  }
+  free(probe);
 
   r->eventFd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (r->eventFd < 0) return errno;
@@ -488,6 +505,49 @@ napi_value PrepFallocate(napi_env env, napi_callback_info info) {
   return MakeBool(env, true);
 }
 
+// prepFtruncate(id, fd, length, link) -> boolean. Lets a barrier fix the file
+// size inside the same linked chain as its writes and fdatasync.
+napi_value PrepFtruncate(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  Ring* r = Unwrap(env, info, &argc, argv);
+  if (r == nullptr) return nullptr;
+  uint32_t id;
+  int64_t fd, length;
+  bool link;
+  if (argc < 4 || !GetUint32(argv[0], env, &id) || !GetInt64(env, argv[1], &fd) || !GetInt64(env, argv[2], &length) ||
+      !GetBool(env, argv[3], &link) || length < 0)
+    return ThrowType(env, "prepFtruncate(id, fd, length, link)");
+  if (!r->supported[kOpFtruncate]) return ThrowErrno(env, EOPNOTSUPP, "IORING_OP_FTRUNCATE");
+  io_uring_sqe* sqe = NextSqe(r);
+  if (sqe == nullptr) return MakeBool(env, false);
+  sqe->opcode = kOpFtruncate;
+  sqe->fd = static_cast<int>(fd);
+  sqe->off = static_cast<uint64_t>(length);
+  sqe->user_data = id;
+  sqe->flags = link ? IOSQE_IO_LINK : 0;
+  return MakeBool(env, true);
+}
+
+// supports(name) -> whether this kernel implements the operation.
+napi_value Supports(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  Ring* r = Unwrap(env, info, &argc, argv);
+  if (r == nullptr) return nullptr;
+  char name[32];
+  size_t len = 0;
+  if (argc < 1 || napi_get_value_string_utf8(env, argv[0], name, sizeof name, &len) != napi_ok)
+    return ThrowType(env, "supports(name)");
+  struct { const char* name; unsigned op; } table[] = {
+      {"read", IORING_OP_READ}, {"write", IORING_OP_WRITE}, {"writev", IORING_OP_WRITEV},
+      {"fsync", IORING_OP_FSYNC}, {"fallocate", IORING_OP_FALLOCATE}, {"ftruncate", kOpFtruncate},
+  };
+  for (auto& e : table)
+    if (strcmp(e.name, name) == 0) return MakeBool(env, r->supported[e.op] != 0);
+  return ThrowType(env, "unknown operation name");
+}
+
 // submit() -> number of SQEs the kernel consumed, in one io_uring_enter.
 napi_value Submit(napi_env env, napi_callback_info info) {
   size_t argc = 0;
@@ -553,6 +613,8 @@ void InitRing(napi_env env, napi_value exports) {
       {"prepRead", nullptr, PrepRead, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"prepFsync", nullptr, PrepFsync, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"prepFallocate", nullptr, PrepFallocate, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"prepFtruncate", nullptr, PrepFtruncate, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"supports", nullptr, Supports, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"submit", nullptr, Submit, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sqSpace", nullptr, SqSpace, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"stats", nullptr, Stats, nullptr, nullptr, nullptr, napi_default, nullptr},

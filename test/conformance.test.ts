@@ -11,6 +11,7 @@ import { EncryptedFs } from '../backends/encrypted.js';
 import { FaultFs } from '../backends/fault.js';
 import { MemFs } from '../backends/memfs.js';
 import { PosixFs } from '../backends/posix.js';
+import { UringFs } from '../backends/uring.js';
 import type { FileSystem } from '../src/filesystem.js';
 import { runConformance, type ConformanceTarget } from './conformance/suite.js';
 
@@ -84,6 +85,33 @@ const encryptedFaultCrash: ConformanceTarget<EncryptedFs> = {
   crash: async (fs) => new EncryptedFs(await (fs.unwrap() as FaultFs).crash(), { masterKey: MASTER_KEY }),
 };
 
+/**
+ * UringFs over a real directory. Direct mode runs under tmpdir(), which here
+ * is ext4: tmpfs accepts misaligned O_DIRECT, so only a block file system
+ * proves the staging never issues one. Registered only where io_uring works
+ * (test/uring.test.ts fails loudly when it does not).
+ */
+function uring(direct: boolean): ConformanceTarget<UringFs> {
+  return {
+    name: direct ? 'uring, O_DIRECT' : 'uring',
+    async make() {
+      const dir = await mkdtemp(join(tmpdir(), 'raftlog-conformance-uring-'));
+      const root = join(dir, 'nested', 'root');
+      const fs = new UringFs(root, { direct, queueDepth: 16 });
+      return {
+        fs,
+        reopen: async () => new UringFs(root, { direct }),
+        cleanup: async () => {
+          await fs.close();
+          await rm(dir, { recursive: true, force: true });
+        },
+      };
+    },
+  };
+}
+
+const uringTargets = UringFs.unavailableReason() === undefined ? [uring(false), uring(true)] : [];
+
 const TARGETS: readonly ConformanceTarget[] = [
   posix,
   memfs,
@@ -91,6 +119,7 @@ const TARGETS: readonly ConformanceTarget[] = [
   encrypted(posix),
   encrypted(memfs),
   encryptedFaultCrash,
+  ...uringTargets,
 ];
 
 for (const target of TARGETS) runConformance(target);
