@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { CrashPolicy, FaultFs, FaultRule, OpKind } from '../backends/fault.js';
+import { derivePrng } from '../backends/fault/prng.js';
 import { MemFs } from '../backends/memfs.js';
 import { RaftlogError } from '../src/errors.js';
 import type { FileHandle, FileSystem } from '../src/filesystem.js';
@@ -768,5 +769,60 @@ test('freezeAt sweep: every synced acknowledgement survives a crash at every op 
         assert.ok(wal === undefined ? mustHave.length === 0 : isPrefixOf(mustHave, wal), `k=${k} ${policy}: acknowledged records lost`);
       });
     }
+  }
+});
+
+test('model stays equal to the inner FS under a random workload with every shaping fault', async () => {
+  for (let s = 0; s < 25; s++) {
+    const seed = SEED + s;
+    const inner = new MemFs();
+    const fault = new FaultFs(inner, { seed });
+    const rng = derivePrng(seed, 'test-workload');
+    fault.inject({ ops: ['write'], when: { probability: 0.3 }, error: 'short' });
+    fault.inject({ ops: ['write'], when: { probability: 0.1 }, error: 'misdirect' });
+    fault.inject({ ops: ['write', 'read'], when: { probability: 0.1 }, error: 'flip' });
+    fault.inject({ ops: ['write', 'truncate', 'rename', 'open'], when: { probability: 0.05 }, error: 'EIO' });
+    fault.inject({ ops: 'any', when: { afterBytes: 200_000, partial: true }, error: 'ENOSPC' });
+    await withReport(seed, [fault], async () => {
+      const names = ['a', 'b', 'c', 'd'];
+      const handles = new Map<string, FileHandle>();
+      for (let i = 0; i < 150; i++) {
+        const name = rng.pick(names);
+        const other = rng.pick(names);
+        const choice = rng.below(10);
+        const h = handles.get(name);
+        const attempt = async (): Promise<void> => {
+          if (h === undefined || choice === 0) {
+            handles.set(name, await fault.open(name, { create: true }));
+          } else if (choice <= 4) {
+            const size = await h.size();
+            await h.write([chunk(rng.between(1, 6000), i), chunk(rng.below(50), i + 1)], rng.below(size + 100), { sync: rng.chance(0.2) });
+          } else if (choice === 5) {
+            await h.truncate(rng.below(20_000));
+          } else if (choice === 6) {
+            await h.preallocate(rng.below(10_000), rng.below(10_000));
+          } else if (choice === 7 && name !== other) {
+            await fault.rename(name, other);
+            handles.delete(other);
+            handles.delete(name);
+          } else if (choice === 8) {
+            await fault.remove(name);
+            handles.delete(name);
+          } else {
+            await fault.syncDir();
+          }
+        };
+        await attempt().catch((e: unknown) => {
+          if (!(e instanceof RaftlogError) || !/injected/.test(e.message)) throw e;
+        });
+      }
+      // No barrier failed (sync faults are off), so "everything persists"
+      // must be exactly what the inner FS holds.
+      const image = await fault.crashImage({ data: 'keepAll', dir: 'keepAll' });
+      const actual = inner.snapshot();
+      assert.deepEqual([...image.keys()], [...actual.keys()].sort());
+      for (const [name, bytes] of actual) assert.deepEqual(image.get(name), bytes, `model of ${name} drifted from the inner FS`);
+      assert.ok(fault.log.length > 10);
+    });
   }
 });
