@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MemFs } from '../../backends/memfs.js';
 import { PosixFs } from '../../backends/posix.js';
+import { UringFs } from '../../backends/uring.js';
 import type { FileSystem } from '../../src/filesystem.js';
 
 export interface EngineTarget {
@@ -35,4 +36,35 @@ export const posixTarget: EngineTarget = {
   },
 };
 
-export const ENGINE_TARGETS: EngineTarget[] = [memTarget, posixTarget];
+/**
+ * UringFs, buffered or O_DIRECT, under tmpdir() (ext4 here, where misaligned
+ * O_DIRECT fails, unlike tmpfs). Every instance made is closed at cleanup,
+ * which the engine does not do itself.
+ */
+export function uringTarget(direct: boolean): EngineTarget {
+  return {
+    name: direct ? 'uring, O_DIRECT' : 'uring',
+    async make() {
+      const dir = await mkdtemp(join(tmpdir(), 'raftlog-engine-uring-'));
+      const made: UringFs[] = [];
+      const make = (): UringFs => {
+        const fs = new UringFs(dir, { direct });
+        made.push(fs);
+        return fs;
+      };
+      return {
+        fs: make(),
+        reopen: make,
+        cleanup: async () => {
+          for (const fs of made) await fs.close().catch(() => undefined);
+          await rm(dir, { recursive: true, force: true });
+        },
+      };
+    },
+  };
+}
+
+/** Only where io_uring works; test/uring.test.ts fails loudly when it does not. */
+const uringTargets = UringFs.unavailableReason() === undefined ? [uringTarget(false), uringTarget(true)] : [];
+
+export const ENGINE_TARGETS: EngineTarget[] = [memTarget, posixTarget, ...uringTargets];
