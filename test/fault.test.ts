@@ -11,6 +11,7 @@ import { CrashPolicy, FaultFs, FaultRule, OpKind } from '../backends/fault.js';
 import { derivePrng } from '../backends/fault/prng.js';
 import { MemFs } from '../backends/memfs.js';
 import { RaftlogError } from '../src/errors.js';
+import { runConformance } from './conformance/suite.js';
 import type { FileHandle, FileSystem } from '../src/filesystem.js';
 
 const SEED = process.env.SEED === undefined ? 0x5eed : Number(process.env.SEED);
@@ -826,3 +827,23 @@ test('model stays equal to the inner FS under a random workload with every shapi
     });
   }
 });
+
+// ---------------------------------------------------------------------------
+// The shared FileSystem contract, with FaultFs (no rules) over MemFs: a
+// wrapper with no faults injected must be indistinguishable from its inner
+// backend, and its crashes must keep what every policy promises.
+
+for (const policy of ['mixed', 'dropUnsynced', 'keepPages', 'tornGarbage'] as const) {
+  runConformance<FaultFs>({
+    name: `fault(memfs), crash ${policy}`,
+    async make() {
+      const fs = new FaultFs(new MemFs(), { seed: SEED });
+      return {
+        fs,
+        reopen: async () => MemFs.fromSnapshot((fs.unwrap() as MemFs).snapshot()),
+        cleanup: () => fs.close().catch(() => undefined),
+      };
+    },
+    crash: (fs) => fs.crash(policy),
+  });
+}
