@@ -20,6 +20,11 @@
  * | F: other unreadable header / missing file     | CORRUPTION  | CORRUPTION             | file skipped     |
  *
  * Every cut, skip and removal is listed in the RecoveryReport.
+ *
+ * `{ dryRun: true }` runs the same decisions without changing anything (no
+ * truncate, no removal, every file opened read-only), so tools (`raftlog
+ * check`, `raftlog repair`) learn what recovery would do from the one table
+ * above instead of a copy of it.
  */
 import { CorruptionError } from '../errors.js';
 import { fileId, parseLogFileName } from '../file-names.js';
@@ -75,7 +80,17 @@ export interface RecoveredLog {
 
 export type ApplyRecord = (record: ScannedRecord, fileId: number) => void;
 
-export async function recoverQueue(fs: FileSystem, mode: RecoveryMode, apply: ApplyRecord): Promise<RecoveredLog> {
+export interface RecoverOptions {
+  /**
+   * Decide and report only: every file is opened read-only and nothing is cut
+   * or removed. The report lists what a real recovery would do; the returned
+   * handles are read-only.
+   */
+  dryRun?: boolean;
+}
+
+export async function recoverQueue(fs: FileSystem, mode: RecoveryMode, apply: ApplyRecord, options: RecoverOptions = {}): Promise<RecoveredLog> {
+  const dryRun = options.dryRun === true;
   const names = (await fs.list())
     .map((name) => ({ name, parsed: parseLogFileName(name) }))
     .filter((n) => n.parsed !== undefined && n.parsed.queue === Queue.Append)
@@ -91,8 +106,8 @@ export async function recoverQueue(fs: FileSystem, mode: RecoveryMode, apply: Ap
       if (previous !== undefined && parsed!.seq !== previous.seq + 1) {
         fatalUnlessAny(mode, report, { file: name, offset: 0, detail: `file(s) missing before sequence ${parsed!.seq}`, action: 'reported', bytesDropped: 0 });
       }
-      const handle = await fs.open(name, { readOnly: !isLast });
-      const recovered = await recoverFile(fs, mode, report, handle, name, parsed!.seq, isLast, previous, apply);
+      const handle = await fs.open(name, { readOnly: dryRun || !isLast });
+      const recovered = await recoverFile(fs, mode, report, handle, name, parsed!.seq, isLast, previous, apply, dryRun);
       if (recovered === undefined) {
         await handle.close();
         continue;
@@ -124,6 +139,7 @@ async function recoverFile(
   isLast: boolean,
   previous: RecoveredFile | undefined,
   apply: ApplyRecord,
+  dryRun: boolean,
 ): Promise<RecoveredFile | undefined> {
   const size = await handle.size();
   const window = new FileWindow(handle, size);
@@ -135,8 +151,10 @@ async function recoverFile(
     // with an unreadable header and nothing after it died being created.
     if (isLast && (size <= FILE_HEADER_SIZE || (await window.zeroFrom(FILE_HEADER_SIZE)))) {
       await handle.close();
-      await fs.remove(name);
-      await fs.syncDir();
+      if (!dryRun) {
+        await fs.remove(name);
+        await fs.syncDir();
+      }
       report.problems.push({ file: name, offset: 0, detail: `header ${String(headerProblem)}: file was never completed`, action: 'removed-file', bytesDropped: size });
       return undefined;
     }
@@ -169,7 +187,7 @@ async function recoverFile(
         throw new CorruptionError(`${name}: ${result.detail} at offset ${offset}, in data proven durable`, { file: name, offset });
       }
     }
-    if (isLast) {
+    if (isLast && !dryRun) {
       // Cut physically: bytes left past the new end could otherwise verify
       // on a later open, after new records were written over part of them.
       await handle.truncate(offset);
