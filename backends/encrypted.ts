@@ -878,6 +878,9 @@ class EncryptedFileHandle implements FileHandle {
         // The header must say "nothing past `size`" durably before the inner
         // file shrinks: otherwise a crash could leave an old HWM over a region
         // that later reads back decrypted zeros (garbage) instead of zeros.
+        // A crash between this barrier and the truncate itself leaves the old
+        // size with zeros past `size`: the truncate took effect, the size
+        // change did not; never garbage, never a byte below `size` lost.
         state.hwm = size;
         await this.#barrier();
       }
