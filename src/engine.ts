@@ -14,7 +14,7 @@
  * dirty pages, and a retry would report success over lost data.
  */
 import { applyBatch, keyString, type Memtables } from './apply.js';
-import { EntryReader } from './entry-reader.js';
+import { EntryReader, continuesRun } from './entry-reader.js';
 import {
   ClosedError,
   EngineFailedError,
@@ -25,7 +25,7 @@ import {
 } from './errors.js';
 import { LOCK_NAME, fileId } from './file-names.js';
 import type { DirectoryLock, FileHandle, FileSystem } from './filesystem.js';
-import { ENTRY_PREFIX_SIZE, ItemKind, type BatchItems } from './format/batch-codec.js';
+import { ItemKind, type BatchItems } from './format/batch-codec.js';
 import { toSafeInteger } from './format/entry-codec.js';
 import { FILE_SIZE_LIMIT, Queue, RECORD_FLAG_LZ4 } from './format/layout.js';
 import { LogBatch, keyBytes, validateRegion, type Key, type SealedRecord } from './log-batch.js';
@@ -267,7 +267,7 @@ export class Engine implements AsyncDisposable {
       while (index < end) {
         const location = newEntryLocation();
         memtable.locate(index, location);
-        if (run.length > 0 && !sameRecord(run[run.length - 1]!, location)) break;
+        if (run.length > 0 && !continuesRun(run[run.length - 1]!, location)) break;
         if (out.length + run.length > 0 && bytes + location.entryLength > maxBytes) {
           index = end;
           break;
@@ -477,14 +477,6 @@ export class Engine implements AsyncDisposable {
     this.#lock = undefined;
     await lock?.release();
   }
-}
-
-function sameRecord(a: EntryLocation, b: EntryLocation): boolean {
-  return (
-    a.fileId === b.fileId &&
-    a.recordOffset === b.recordOffset &&
-    (a.compressed || b.entryOffset === a.entryOffset + a.entryLength + ENTRY_PREFIX_SIZE)
-  );
 }
 
 function recordLocation(id: number, offset: number, record: SealedRecord): RecordLocation {

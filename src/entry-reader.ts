@@ -18,6 +18,16 @@ import type { StoredEntry } from './protos.js';
 
 const PAYLOAD_CACHE_RECORDS = 16;
 
+/**
+ * Whether `next` can be read together with the run ending in `previous`: the
+ * same compressed record, or the very next bytes of the same file.
+ */
+export function continuesRun(previous: EntryLocation, next: EntryLocation): boolean {
+  if (previous.fileId !== next.fileId || previous.compressed !== next.compressed) return false;
+  if (next.compressed) return previous.recordOffset === next.recordOffset;
+  return next.entryOffset === previous.entryOffset + previous.entryLength + ENTRY_PREFIX_SIZE;
+}
+
 export function fileNameOf(id: number): string {
   return logFileName(fileIdQueue(id), fileIdSeq(id));
 }
@@ -37,8 +47,9 @@ export class EntryReader {
   }
 
   /**
-   * Reads entries `first..first+count-1` that all live in the record of
-   * `locations[0]` (same file and record offset) and appends them to `out`.
+   * Reads a run of entries and appends them to `out`: either entries of one
+   * compressed record, or uncompressed entries lying back to back in one file
+   * (see `continuesRun`), which take one positional read.
    */
   async readRun(locations: readonly EntryLocation[], out: StoredEntry[]): Promise<void> {
     const head = locations[0]!;
@@ -50,10 +61,8 @@ export class EntryReader {
     const tail = locations[locations.length - 1]!;
     const start = head.entryOffset - ENTRY_PREFIX_SIZE;
     const end = tail.entryOffset + tail.entryLength;
-    const bytes = await this.#read(head.fileId, head.recordOffset + RECORD_HEADER_SIZE + start, end - start);
-    for (const location of locations) {
-      out.push(this.#decodeAt(bytes, location.entryOffset - start, location, head.recordOffset + RECORD_HEADER_SIZE + start));
-    }
+    const bytes = await this.#read(head.fileId, start, end - start);
+    for (const location of locations) out.push(this.#decodeAt(bytes, location.entryOffset - start, location, start));
   }
 
   /** Decodes and verifies the entry whose bytes start at `at` in `bytes` (its prefix sits just before). */

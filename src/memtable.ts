@@ -1,17 +1,22 @@
 /**
  * Per-region index of where entries live, and the region's key-value pairs.
  *
- * Entries are indexed in typed-array deques, never one object per entry:
- *  - per entry (8 bytes): offset of the Entry bytes in its record's payload
- *    and their length;
- *  - per block, i.e. per run of entries one record holds for this region
- *    (20 bytes, shared by the run): first index, file id, record offset,
- *    payload length with the compression flag in bit 31.
- * An entry finds its block by binary search on the blocks' first indexes.
- * Raft appends runs of entries, so blocks are few per entry and the index
- * costs a little over 8 bytes per entry (raft-engine spends 48).
+ * Entries are indexed in typed-array deques, never one object per entry.
+ *  - Per entry, 8 bytes: for an entry in an uncompressed record, its absolute
+ *    file offset and length, enough to read and verify it alone; for one in
+ *    an lz4 record, its offset in the decompressed payload and its length
+ *    with bit 31 set.
+ *  - Per file run, 12 bytes: a region's entries sit in files in index order
+ *    (appends only go forward), so "which file" is a short run-length table
+ *    of (first index, file id), shared by every entry in the run.
+ *  - Per compressed record, 16 bytes: (first index, record offset, payload
+ *    length), needed to find and decompress the record. Only lz4 records
+ *    have one, and they are large by definition.
+ * So an index costs 8 bytes per entry plus a few runs per region, whatever
+ * the batch shape (raft-engine spends 48 bytes per entry).
  */
 import { InvalidArgumentError } from './errors.js';
+import { RECORD_HEADER_SIZE } from './format/layout.js';
 
 const COMPRESSED_BIT = 0x8000_0000;
 const MIN_CAPACITY = 8;
@@ -19,15 +24,17 @@ const MIN_CAPACITY = 8;
 /** Where one entry is stored. Filled in place by `locate` to avoid allocating per read. */
 export interface EntryLocation {
   fileId: number;
-  recordOffset: number;
-  payloadLength: number;
   compressed: boolean;
+  /** Uncompressed: absolute file offset of the Entry bytes. Compressed: offset in the decompressed payload. */
   entryOffset: number;
   entryLength: number;
+  /** Compressed only: where the record holding the entry starts, and its stored payload length. */
+  recordOffset: number;
+  payloadLength: number;
 }
 
 export function newEntryLocation(): EntryLocation {
-  return { fileId: 0, recordOffset: 0, payloadLength: 0, compressed: false, entryOffset: 0, entryLength: 0 };
+  return { fileId: 0, compressed: false, entryOffset: 0, entryLength: 0, recordOffset: 0, payloadLength: 0 };
 }
 
 /** Where a record sits: the same for every entry and key it holds. */
@@ -113,11 +120,12 @@ export class RegionMemtable {
   readonly region: number;
   /** Index of the first entry held; meaningless when `entryCount` is 0. */
   #first = 0;
+  /** Per entry: offset (u32[0]) and length | compressed bit (u32[1]). */
   readonly #entries = new Columns([new Uint32Array(MIN_CAPACITY), new Uint32Array(MIN_CAPACITY)], []);
-  readonly #blocks = new Columns(
-    [new Uint32Array(MIN_CAPACITY), new Uint32Array(MIN_CAPACITY), new Uint32Array(MIN_CAPACITY)],
-    [new Float64Array(MIN_CAPACITY)],
-  );
+  /** Runs of entries in one file: first index (f64[0]) and file id (u32[0]). */
+  readonly #fileRuns = new Columns([new Uint32Array(MIN_CAPACITY)], [new Float64Array(MIN_CAPACITY)]);
+  /** Compressed records: first index (f64[0]), record offset (u32[0]), payload length (u32[1]). */
+  readonly #packed = new Columns([new Uint32Array(MIN_CAPACITY), new Uint32Array(MIN_CAPACITY)], [new Float64Array(MIN_CAPACITY)]);
   readonly kv = new Map<string, KeyValue>();
 
   constructor(region: number) {
@@ -137,9 +145,10 @@ export class RegionMemtable {
   }
 
   /**
-   * Indexes `count` entries starting at `firstIndex`, held by one record. An
-   * append at or below the last index first truncates the tail from there; a
-   * gap is a programming error here (the engine validates before writing).
+   * Indexes `count` entries starting at `firstIndex`, held by one record;
+   * `offsets` are payload offsets. An append at or below the last index first
+   * truncates the tail from there; a gap is a programming error here (the
+   * engine validates before writing).
    */
   append(
     firstIndex: number,
@@ -153,24 +162,24 @@ export class RegionMemtable {
     if (last !== undefined && firstIndex > last + 1) {
       throw new InvalidArgumentError(`region ${this.region}: append at ${firstIndex} leaves a gap after ${last}`);
     }
-    if (last === undefined || firstIndex < this.#first) this.#clearEntries(firstIndex);
+    if (last === undefined || firstIndex <= this.#first) this.#clearEntries(firstIndex);
     else if (firstIndex <= last) this.#truncateFrom(firstIndex);
     const entries = this.#entries;
     entries.reserve(count);
     const [offsetColumn, lengthColumn] = entries.u32 as [Uint32Array, Uint32Array];
     const at = entries.head + entries.length;
-    offsetColumn.set(offsets.subarray(start, start + count), at);
-    lengthColumn.set(lengths.subarray(start, start + count), at);
+    if (record.compressed) {
+      offsetColumn.set(offsets.subarray(start, start + count), at);
+      for (let i = 0; i < count; i++) lengthColumn[at + i] = (lengths[start + i]! | COMPRESSED_BIT) >>> 0;
+      pushRow(this.#packed, firstIndex, record.recordOffset, record.payloadLength);
+    } else {
+      const base = record.recordOffset + RECORD_HEADER_SIZE;
+      for (let i = 0; i < count; i++) offsetColumn[at + i] = base + offsets[start + i]!;
+      lengthColumn.set(lengths.subarray(start, start + count), at);
+    }
     entries.length += count;
-    const blocks = this.#blocks;
-    blocks.reserve(1);
-    const row = blocks.head + blocks.length;
-    const [fileColumn, offsetOfRecord, payloadColumn] = blocks.u32 as [Uint32Array, Uint32Array, Uint32Array];
-    fileColumn[row] = record.fileId;
-    offsetOfRecord[row] = record.recordOffset;
-    payloadColumn[row] = (record.payloadLength | (record.compressed ? COMPRESSED_BIT : 0)) >>> 0;
-    blocks.f64[0]![row] = firstIndex;
-    blocks.length++;
+    const runs = this.#fileRuns;
+    if (runs.length === 0 || runs.u32[0]![runs.head + runs.length - 1] !== record.fileId) pushRow(runs, firstIndex, record.fileId);
   }
 
   /** Drops entries below `index`; returns how many were dropped. */
@@ -184,11 +193,8 @@ export class RegionMemtable {
       return drop;
     }
     this.#first += drop;
-    const blocks = this.#blocks;
-    const firstIndexes = blocks.f64[0]!;
-    let dropBlocks = 0;
-    while (dropBlocks + 1 < blocks.length && firstIndexes[blocks.head + dropBlocks + 1]! <= this.#first) dropBlocks++;
-    if (dropBlocks > 0) blocks.dropFront(dropBlocks);
+    dropRowsBelow(this.#fileRuns, this.#first);
+    dropRowsBelow(this.#packed, this.#first);
     return drop;
   }
 
@@ -204,76 +210,100 @@ export class RegionMemtable {
     const relative = index - this.#first;
     if (entries.length === 0 || relative < 0 || relative >= entries.length || !Number.isInteger(relative)) return false;
     const row = entries.head + relative;
+    const packedLength = entries.u32[1]![row]!;
     out.entryOffset = entries.u32[0]![row]!;
-    out.entryLength = entries.u32[1]![row]!;
-    const block = this.#blockOf(index);
-    const blocks = this.#blocks;
-    out.fileId = blocks.u32[0]![block]!;
-    out.recordOffset = blocks.u32[1]![block]!;
-    const packed = blocks.u32[2]!;
-    out.payloadLength = packed[block]! & ~COMPRESSED_BIT;
-    out.compressed = (packed[block]! & COMPRESSED_BIT) !== 0;
+    out.entryLength = packedLength & ~COMPRESSED_BIT;
+    out.compressed = (packedLength & COMPRESSED_BIT) !== 0;
+    out.fileId = this.#fileRuns.u32[0]![rowFor(this.#fileRuns, index)]!;
+    if (out.compressed) {
+      const block = rowFor(this.#packed, index);
+      out.recordOffset = this.#packed.u32[0]![block]!;
+      out.payloadLength = this.#packed.u32[1]![block]!;
+    } else {
+      out.recordOffset = 0;
+      out.payloadLength = 0;
+    }
     return true;
   }
 
   /** The smallest file id any of this region's entries lives in (Infinity when none). */
   oldestFileId(): number {
-    if (this.#blocks.length === 0) return Number.POSITIVE_INFINITY;
     let oldest = Number.POSITIVE_INFINITY;
-    const files = this.#blocks.u32[0]!;
-    for (let i = this.#blocks.head, end = this.#blocks.head + this.#blocks.length; i < end; i++) {
-      oldest = Math.min(oldest, files[i]!);
-    }
+    this.forEachFileRun((id) => {
+      oldest = Math.min(oldest, id);
+    });
     return oldest;
   }
 
-  /** Visits each block as (fileId, first index, entry count). */
-  forEachBlock(visit: (fileId: number, firstIndex: number, count: number) => void): void {
-    const blocks = this.#blocks;
-    const files = blocks.u32[0]!;
-    const firsts = blocks.f64[0]!;
+  /** Visits each run of entries held in one file as (fileId, first index, entry count). */
+  forEachFileRun(visit: (fileId: number, firstIndex: number, count: number) => void): void {
+    const runs = this.#fileRuns;
+    const files = runs.u32[0]!;
+    const firsts = runs.f64[0]!;
     const end = this.#first + this.#entries.length;
-    for (let i = 0; i < blocks.length; i++) {
-      const row = blocks.head + i;
-      const blockFirst = Math.max(firsts[row]!, this.#first);
-      const blockEnd = i + 1 < blocks.length ? firsts[row + 1]! : end;
-      visit(files[row]!, blockFirst, blockEnd - blockFirst);
+    for (let i = 0; i < runs.length; i++) {
+      const row = runs.head + i;
+      const runFirst = Math.max(firsts[row]!, this.#first);
+      const runEnd = i + 1 < runs.length ? firsts[row + 1]! : end;
+      visit(files[row]!, runFirst, runEnd - runFirst);
     }
   }
 
   /** Bytes held by the typed-array columns (capacity, not just the live rows). */
   indexBytes(): number {
-    return this.#entries.byteLength() + this.#blocks.byteLength();
-  }
-
-  #blockOf(index: number): number {
-    const blocks = this.#blocks;
-    const firsts = blocks.f64[0]!;
-    let low = blocks.head;
-    let high = blocks.head + blocks.length - 1;
-    while (low < high) {
-      const mid = (low + high + 1) >>> 1;
-      if (firsts[mid]! <= index) low = mid;
-      else high = mid - 1;
-    }
-    return low;
+    return this.#entries.byteLength() + this.#fileRuns.byteLength() + this.#packed.byteLength();
   }
 
   #truncateFrom(index: number): void {
-    if (index <= this.#first) {
-      this.#clearEntries(index);
-      return;
-    }
-    const entries = this.#entries;
-    entries.length = index - this.#first;
-    const blocks = this.#blocks;
-    const firsts = blocks.f64[0]!;
-    while (blocks.length > 0 && firsts[blocks.head + blocks.length - 1]! >= index) blocks.length--;
+    this.#entries.length = index - this.#first;
+    popRowsFrom(this.#fileRuns, index);
+    popRowsFrom(this.#packed, index);
   }
 
   #clearEntries(first: number): void {
     this.#entries.dropFront(this.#entries.length);
-    this.#blocks.dropFront(this.#blocks.length);
+    this.#fileRuns.dropFront(this.#fileRuns.length);
+    this.#packed.dropFront(this.#packed.length);
     this.#first = first;
   }
+}
+
+/*
+ * Run tables (file runs, compressed records) share one shape: rows sorted by
+ * first index in f64[0], payload in the u32 columns.
+ */
+
+function pushRow(table: Columns, firstIndex: number, ...values: number[]): void {
+  table.reserve(1);
+  const row = table.head + table.length;
+  table.f64[0]![row] = firstIndex;
+  for (let i = 0; i < values.length; i++) table.u32[i]![row] = values[i]!;
+  table.length++;
+}
+
+/** The last row whose first index is at or below `index`. */
+function rowFor(table: Columns, index: number): number {
+  const firsts = table.f64[0]!;
+  let low = table.head;
+  let high = table.head + table.length - 1;
+  while (low < high) {
+    const mid = (low + high + 1) >>> 1;
+    if (firsts[mid]! <= index) low = mid;
+    else high = mid - 1;
+  }
+  return low;
+}
+
+/** Drops rows that only cover indexes below `first`. */
+function dropRowsBelow(table: Columns, first: number): void {
+  const firsts = table.f64[0]!;
+  let drop = 0;
+  while (drop + 1 < table.length && firsts[table.head + drop + 1]! <= first) drop++;
+  if (drop > 0) table.dropFront(drop);
+}
+
+/** Drops rows that start at or after `index` (the tail being overwritten). */
+function popRowsFrom(table: Columns, index: number): void {
+  const firsts = table.f64[0]!;
+  while (table.length > 0 && firsts[table.head + table.length - 1]! >= index) table.length--;
 }

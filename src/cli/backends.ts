@@ -1,0 +1,113 @@
+/**
+ * Builds the FileSystem a command runs on. The CLI is the composition root:
+ * it is the one part of src/ allowed to know the backends (the engine only
+ * sees the FileSystem seam).
+ *
+ * `uring` and `pmem` are loaded with a dynamic import from a computed
+ * specifier: either may be absent from an installation (pmem is not written
+ * yet; uring needs the native addon), and that must cost a one-line error
+ * when asked for, not a failed start of every command.
+ */
+import { randomBytes } from 'node:crypto';
+import { EncryptedFs } from '../../backends/encrypted.js';
+import { MemFs } from '../../backends/memfs.js';
+import { PosixFs } from '../../backends/posix.js';
+import type { FileSystem } from '../filesystem.js';
+import { CliError, ExitCode, describeError, errnoOf } from './errors.js';
+
+export const BACKENDS = ['posix', 'uring', 'pmem', 'mem'] as const;
+export type BackendName = (typeof BACKENDS)[number];
+
+export interface BackendOptions {
+  /** Wrap in EncryptedFs under a random, never-stored master key. */
+  encrypt: boolean;
+  /** uring only: O_DIRECT with aligned, padded blocks. */
+  direct: boolean;
+}
+
+export interface BuiltFileSystem {
+  fs: FileSystem;
+  /** Things the user should know about the choice (printed once, on stderr). */
+  notes: string[];
+  /** Whether the data lives in `dir` on disk (false for mem). */
+  onDisk: boolean;
+}
+
+/** What a backend module exports: a FileSystem class rooted at a directory. */
+type RootedFileSystemClass = new (root: string, options?: Record<string, unknown>) => FileSystem;
+
+/** Module paths relative to this file once compiled (dist/src/cli → dist/backends). */
+const OPTIONAL_MODULES: Record<'uring' | 'pmem', { path: string; exportName: string }> = {
+  uring: { path: '../../backends/uring.js', exportName: 'UringFs' },
+  pmem: { path: '../../backends/pmem.js', exportName: 'PmemFs' },
+};
+
+export async function buildFileSystem(backend: BackendName, dir: string, options: BackendOptions): Promise<BuiltFileSystem> {
+  const notes: string[] = [];
+  if (options.direct && backend !== 'uring') throw new CliError('--direct applies to --backend uring only', ExitCode.USAGE);
+  let fs: FileSystem;
+  switch (backend) {
+    case 'posix':
+      fs = new PosixFs(dir);
+      break;
+    case 'mem':
+      fs = new MemFs();
+      notes.push('backend mem keeps the log in memory: --dir is not used and nothing survives the run');
+      break;
+    case 'uring':
+    case 'pmem': {
+      const Class = await loadOptional(backend);
+      const ctorOptions = backend === 'uring' ? { direct: options.direct } : {};
+      try {
+        fs = new Class(dir, ctorOptions);
+      } catch (error) {
+        throw new CliError(`backend ${backend} is not available: ${describeError(error)}`, ExitCode.FAILURE);
+      }
+      break;
+    }
+  }
+  if (options.encrypt) {
+    fs = new EncryptedFs(fs, { masterKey: randomBytes(32) });
+    notes.push('--encrypt: the master key is random and never stored; the data written cannot be read after this run');
+  }
+  return { fs, notes, onDisk: backend !== 'mem' };
+}
+
+async function loadOptional(backend: 'uring' | 'pmem'): Promise<RootedFileSystemClass> {
+  const { path, exportName } = OPTIONAL_MODULES[backend];
+  let module: Record<string, unknown>;
+  try {
+    module = (await import(new URL(path, import.meta.url).href)) as Record<string, unknown>;
+  } catch (error) {
+    const reason =
+      errnoOf(error) === 'ERR_MODULE_NOT_FOUND' && describeError(error).includes(`${backend}.js`)
+        ? `${exportName} is not part of this build`
+        : describeError(error);
+    throw new CliError(`backend ${backend} is not available: ${reason}`, ExitCode.FAILURE);
+  }
+  const Class = module[exportName];
+  if (typeof Class !== 'function') {
+    throw new CliError(`backend ${backend} is not available: ${path} does not export ${exportName}`, ExitCode.FAILURE);
+  }
+  return Class as RootedFileSystemClass;
+}
+
+/** The uring module's static probe, when the module is there; used by `raftlog probe`. */
+export async function uringUnavailableReason(): Promise<string | undefined> {
+  let Class: RootedFileSystemClass;
+  try {
+    Class = await loadOptional('uring');
+  } catch (error) {
+    return describeError(error).replace(/^backend uring is not available: /, '');
+  }
+  const probe = (Class as unknown as { unavailableReason?: () => string | undefined }).unavailableReason;
+  if (typeof probe === 'function') return probe.call(Class);
+  try {
+    // No static probe: constructing one is the test (it opens and closes a ring).
+    const fs = new Class('.', {});
+    await fs.close();
+    return undefined;
+  } catch (error) {
+    return describeError(error);
+  }
+}

@@ -1,0 +1,178 @@
+/**
+ * What is in a directory the CLI is pointed at, read without changing it:
+ * which files are raftlog's, whether it is encrypted, and whether a running
+ * engine holds its lock.
+ *
+ * The lock is judged by reading the LOCK file, never by taking it: taking it
+ * writes to the directory (the lock file and its scratch name), and `dump` and
+ * `check` promise to change nothing. The liveness rule mirrors PosixFs's own
+ * (backends/posix.ts keeps it private): same host, same boot, pid alive.
+ */
+import { readFileSync } from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import { hostname } from 'node:os';
+import * as path from 'node:path';
+import { DICTIONARY_NAME, DICTIONARY_TMP_NAME } from '../../backends/encrypted.js';
+import { LOCK_NAME, parseLogFileName } from '../file-names.js';
+import { Queue } from '../format/layout.js';
+import { CliError, ExitCode, errnoOf, pathError } from './errors.js';
+
+export interface RaftlogDirectory {
+  /** Absolute path. */
+  path: string;
+  /** Append-queue log files, in sequence order. */
+  logFiles: string[];
+  /** Rewrite-queue files (written by GC), in sequence order. */
+  rewriteFiles: string[];
+  /** An EncryptedFs key dictionary is present: the files are ciphertext. */
+  encrypted: boolean;
+  /** Why the directory is held by a running engine, or undefined when it is not. */
+  lockHolder: string | undefined;
+  /** Subdirectories raftlog's tools made (repair backups). */
+  toolDirectories: string[];
+  /** Entries raftlog did not write. */
+  foreign: string[];
+}
+
+const REPAIR_DIR = /^(repair-backup-|\.repair-new-)/;
+
+function isRaftlogFileName(name: string): boolean {
+  return (
+    parseLogFileName(name) !== undefined ||
+    name === LOCK_NAME ||
+    name === DICTIONARY_NAME ||
+    name === DICTIONARY_TMP_NAME ||
+    name.startsWith('.raftlog-lock-')
+  );
+}
+
+/** Lists and classifies `dir`. Missing, unreadable or non-directory paths become one-line CliErrors. */
+export async function readDirectory(dir: string): Promise<RaftlogDirectory> {
+  const absolute = path.resolve(dir);
+  let entries: import('node:fs').Dirent[];
+  try {
+    const stat = await fsp.stat(absolute);
+    if (!stat.isDirectory()) throw new CliError(`${dir}: not a directory`, ExitCode.USAGE);
+    entries = await fsp.readdir(absolute, { withFileTypes: true });
+  } catch (error) {
+    if (error instanceof CliError) throw error;
+    throw pathError(error, dir, 'reading the directory');
+  }
+  const result: RaftlogDirectory = {
+    path: absolute,
+    logFiles: [],
+    rewriteFiles: [],
+    encrypted: false,
+    lockHolder: undefined,
+    toolDirectories: [],
+    foreign: [],
+  };
+  for (const entry of entries) {
+    const parsed = parseLogFileName(entry.name);
+    if (entry.isFile() && parsed !== undefined) {
+      (parsed.queue === Queue.Append ? result.logFiles : result.rewriteFiles).push(entry.name);
+    } else if (entry.isFile() && isRaftlogFileName(entry.name)) {
+      if (entry.name === DICTIONARY_NAME || entry.name === DICTIONARY_TMP_NAME) result.encrypted = true;
+    } else if (entry.isDirectory() && REPAIR_DIR.test(entry.name)) {
+      result.toolDirectories.push(entry.name);
+    } else {
+      result.foreign.push(entry.name);
+    }
+  }
+  result.logFiles.sort();
+  result.rewriteFiles.sort();
+  result.lockHolder = await lockHolder(absolute);
+  return result;
+}
+
+/**
+ * `readDirectory`, refusing what dump, check and repair cannot work on: a
+ * directory with no log files, or an encrypted one (its master key is not
+ * something the CLI has).
+ */
+export async function readRaftlogDirectory(dir: string): Promise<RaftlogDirectory> {
+  const info = await readDirectory(dir);
+  if (info.encrypted) {
+    throw new CliError(`${dir}: the log is encrypted (${DICTIONARY_NAME}); the CLI cannot read it without its master key`, ExitCode.USAGE);
+  }
+  if (info.logFiles.length === 0) {
+    const what = info.foreign.length === 0 ? 'it is empty' : `no *.raftlog files among ${info.foreign.length} entries`;
+    throw new CliError(`${dir}: not a raftlog directory (${what})`, ExitCode.USAGE);
+  }
+  return info;
+}
+
+/**
+ * Makes `dir` ready for a fresh stress run: creates it when missing; when it
+ * already is a raftlog directory, removes raftlog's files (never a file it
+ * did not write, and never a repair backup). Anything foreign means the
+ * user pointed at the wrong place: refuse rather than delete it.
+ */
+export async function prepareFreshDirectory(dir: string): Promise<void> {
+  let info: RaftlogDirectory;
+  try {
+    info = await readDirectory(dir);
+  } catch (error) {
+    if (error instanceof CliError && /no such file or directory/.test(error.message)) {
+      try {
+        await fsp.mkdir(dir, { recursive: true });
+      } catch (mkdirError) {
+        throw pathError(mkdirError, dir, 'creating the directory');
+      }
+      return;
+    }
+    throw error;
+  }
+  if (info.foreign.length > 0) {
+    const sample = info.foreign.slice(0, 3).join(', ') + (info.foreign.length > 3 ? ', …' : '');
+    throw new CliError(
+      `refusing to use ${dir}: it holds entries raftlog did not write (${sample}); give an empty or a raftlog directory`,
+      ExitCode.USAGE,
+    );
+  }
+  if (info.lockHolder !== undefined) throw new CliError(`${dir} is locked: ${info.lockHolder}`, ExitCode.LOCKED);
+  const names = (await fsp.readdir(info.path)).filter(isRaftlogFileName);
+  for (const name of names) {
+    try {
+      await fsp.unlink(path.join(info.path, name));
+    } catch (error) {
+      if (errnoOf(error) !== 'ENOENT') throw pathError(error, path.join(dir, name), 'removing the old log');
+    }
+  }
+}
+
+/** Describes the live holder of `dir`'s lock, or undefined when there is none (or it is stale). */
+export async function lockHolder(dir: string): Promise<string | undefined> {
+  let text: string;
+  try {
+    text = await fsp.readFile(path.join(dir, LOCK_NAME), 'utf8');
+  } catch (error) {
+    if (errnoOf(error) === 'ENOENT') return undefined;
+    // Unreadable lock file: assume held; it is the safe answer for repair and only a note for dump/check.
+    return `lock file unreadable (${errnoOf(error) ?? 'error'})`;
+  }
+  const fields = text.trim().split(/\s+/);
+  if (fields.length < 3 || !/^[1-9]\d*$/.test(fields[0]!)) return undefined; // empty or torn: stale by PosixFs's rule
+  const pid = Number(fields[0]);
+  const host = fields[1]!;
+  const boot = fields[3] === undefined || fields[3] === '-' ? undefined : fields[3];
+  const localHost = hostname().replace(/\s+/g, '_') || 'localhost';
+  if (host !== localHost) return `held by pid ${pid} on host ${host}`;
+  const currentBoot = bootId();
+  if (boot !== undefined && currentBoot !== undefined && boot !== currentBoot) return undefined;
+  if (pid === process.pid) return undefined;
+  try {
+    process.kill(pid, 0);
+  } catch (error) {
+    if (errnoOf(error) === 'ESRCH') return undefined;
+  }
+  return `held by running process pid ${pid}`;
+}
+
+function bootId(): string | undefined {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim() || undefined;
+  } catch {
+    return undefined; // not Linux: judged by pid alone, as PosixFs does
+  }
+}

@@ -1,0 +1,130 @@
+#!/usr/bin/env node
+/**
+ * The `raftlog` command. Each subcommand lives in its own module; this file
+ * wires options to them and owns the failure contract: one line on stderr,
+ * a documented exit code, never a stack trace unless RAFTLOG_DEBUG=1.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { BACKENDS, type BackendName } from './backends.js';
+import { CliError, ExitCode, describeError, exitCodeOf, isDebug } from './errors.js';
+import { byteSize, nonNegativeInt, positiveInt, seconds, secondsOrZero } from './parse.js';
+import { formatStressReport, runStress, type StressOptions } from './stress.js';
+
+const EXIT_CODES_HELP = `
+Exit codes:
+  0    success (check: no damage)
+  1    failure: I/O error, permission denied, missing path, backend unavailable
+  2    usage error, not a raftlog directory, or a refusal (repair without --yes)
+  3    the directory is locked by a running engine
+  4    damage found (check), or damage the chosen mode cannot repair (repair)
+  130  interrupted
+Set RAFTLOG_DEBUG=1 to see stack traces.`;
+
+function json(value: unknown): string {
+  return JSON.stringify(value, null, 2) + '\n';
+}
+
+/** Resolves on the first SIGINT; a second one exits at once. */
+function interruption(): Promise<void> {
+  return new Promise((resolve) => {
+    process.once('SIGINT', () => {
+      process.stderr.write('\nstopping (Ctrl-C again to abort)…\n');
+      process.once('SIGINT', () => process.exit(ExitCode.INTERRUPTED));
+      resolve();
+    });
+  });
+}
+
+function note(text: string): void {
+  process.stderr.write(`note: ${text}\n`);
+}
+
+export function buildProgram(setExit: (code: number) => void): Command {
+  const program = new Command('raftlog');
+  program
+    .description('raftlog: a persistent storage engine for Multi-Raft logs — benchmark, inspect, verify and repair log directories')
+    .addHelpText('after', EXIT_CODES_HELP)
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride()
+    .configureOutput({ outputError: (text, write) => write(text) });
+
+  program
+    .command('stress')
+    .description('append to many regions from many writers for a while, with live progress, then report throughput, latency and GC figures')
+    .option('--dir <dir>', 'log directory (created if missing; emptied only if it is empty or already a raftlog directory)', './data')
+    .option('--duration <seconds>', 'how long to write', seconds, 10)
+    .addOption(new Option('--backend <name>', 'storage backend').choices(BACKENDS).default('posix'))
+    .option('--encrypt', 'wrap the backend in EncryptedFs with a random, ephemeral master key', false)
+    .option('--direct', 'with --backend uring: O_DIRECT with aligned blocks', false)
+    .option('--regions <n>', 'number of regions (Raft groups)', positiveInt, 1000)
+    .option('--writers <n>', 'concurrent writers; each owns regions r where r mod writers = its number', positiveInt, 64)
+    .option('--entry-size <bytes>', 'bytes of data per entry (e.g. 1024, 4k)', byteSize, 1024)
+    .option('--batch-entries <n>', 'entries per region per batch', positiveInt, 4)
+    .option('--regions-per-batch <n>', "regions per batch, from the writer's own", positiveInt, 1)
+    .option('--no-sync', 'do not wait for fdatasync before acknowledging a write')
+    .option('--keep <n>', 'entries each region keeps; older ones are compacted (bounds memory)', positiveInt, 1024)
+    .option('--purge-interval <seconds>', 'seconds between purgeExpiredFiles() calls, 0 to disable (used once the engine has purge)', secondsOrZero, 10)
+    .option('--target-file-size <bytes>', 'log files rotate at this size (e.g. 128m)', byteSize, 128 << 20)
+    .option('--no-progress', 'no live progress on stderr')
+    .option('--json', 'print the report as JSON', false)
+    .addHelpText('after', '\nExample:\n  raftlog stress --dir ./data --duration 10 --regions 1000 --writers 64 --entry-size 1024\n')
+    .action(async (raw: Record<string, unknown>, command: Command) => {
+      const options: StressOptions = {
+        dir: raw['dir'] as string,
+        duration: raw['duration'] as number,
+        backend: raw['backend'] as BackendName,
+        encrypt: raw['encrypt'] === true,
+        direct: raw['direct'] === true,
+        regions: raw['regions'] as number,
+        writers: raw['writers'] as number,
+        entrySize: raw['entrySize'] as number,
+        batchEntries: raw['batchEntries'] as number,
+        regionsPerBatch: raw['regionsPerBatch'] as number,
+        sync: raw['sync'] !== false,
+        keep: raw['keep'] as number,
+        purgeInterval: raw['purgeInterval'] as number,
+        targetFileSize: raw['targetFileSize'] as number,
+        progress: raw['progress'] !== false,
+      };
+      if (command.getOptionValueSource('purgeInterval') !== 'cli') options.purgeInterval = 0 + options.purgeInterval;
+      const result = await runStress(options, { note, interrupted: interruption() });
+      process.stdout.write(raw['json'] === true ? json(result) : formatStressReport(result));
+      setExit(result.interrupted ? ExitCode.INTERRUPTED : ExitCode.OK);
+    });
+
+  return program;
+}
+
+async function main(argv: string[]): Promise<number> {
+  let exitCode: number = ExitCode.OK;
+  const program = buildProgram((code) => (exitCode = code));
+  try {
+    await program.parseAsync(argv);
+    return exitCode;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // Help and version are "errors" to commander; they already printed.
+      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help') return ExitCode.OK;
+      return error.exitCode === 0 ? ExitCode.OK : ExitCode.USAGE;
+    }
+    const command = program.args[0] ?? '';
+    if (isDebug() && error instanceof Error) process.stderr.write(`${error.stack ?? error.message}\n`);
+    process.stderr.write(`raftlog${command === '' ? '' : ` ${command}`}: ${describeError(error)}\n`);
+    return exitCodeOf(error);
+  }
+}
+
+// A rejection that escapes main (a bug) must still honour the no-stack-trace contract.
+process.on('unhandledRejection', (reason) => {
+  if (isDebug() && reason instanceof Error) process.stderr.write(`${reason.stack ?? reason.message}\n`);
+  process.stderr.write(`raftlog: internal error: ${describeError(reason)}\n`);
+  process.exit(ExitCode.FAILURE);
+});
+
+void main(process.argv).then((code) => {
+  process.exitCode = code;
+  // Lingering handles (a backend's ring, a stray timer) must not keep a finished command alive.
+  setImmediate(() => process.exit(code));
+});
+
+export { CliError };
