@@ -6,8 +6,8 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { BACKENDS, type BackendName } from './backends.js';
-import { CliError, ExitCode, describeError, exitCodeOf, isDebug } from './errors.js';
-import { byteSize, nonNegativeInt, positiveInt, seconds, secondsOrZero } from './parse.js';
+import { ExitCode, describeError, exitCodeOf, isDebug } from './errors.js';
+import { byteSize, positiveInt, seconds, secondsOrZero } from './parse.js';
 import { formatStressReport, runStress, type StressOptions } from './stress.js';
 
 const EXIT_CODES_HELP = `
@@ -39,7 +39,7 @@ function note(text: string): void {
   process.stderr.write(`note: ${text}\n`);
 }
 
-export function buildProgram(setExit: (code: number) => void): Command {
+function buildProgram(setExit: (code: number) => void): Command {
   const program = new Command('raftlog');
   program
     .description('raftlog: a persistent storage engine for Multi-Raft logs — benchmark, inspect, verify and repair log directories')
@@ -68,7 +68,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--no-progress', 'no live progress on stderr')
     .option('--json', 'print the report as JSON', false)
     .addHelpText('after', '\nExample:\n  raftlog stress --dir ./data --duration 10 --regions 1000 --writers 64 --entry-size 1024\n')
-    .action(async (raw: Record<string, unknown>, command: Command) => {
+    .action(async (raw: Record<string, unknown>) => {
       const options: StressOptions = {
         dir: raw['dir'] as string,
         duration: raw['duration'] as number,
@@ -86,7 +86,6 @@ export function buildProgram(setExit: (code: number) => void): Command {
         targetFileSize: raw['targetFileSize'] as number,
         progress: raw['progress'] !== false,
       };
-      if (command.getOptionValueSource('purgeInterval') !== 'cli') options.purgeInterval = 0 + options.purgeInterval;
       const result = await runStress(options, { note, interrupted: interruption() });
       process.stdout.write(raw['json'] === true ? json(result) : formatStressReport(result));
       setExit(result.interrupted ? ExitCode.INTERRUPTED : ExitCode.OK);
@@ -127,4 +126,3 @@ void main(process.argv).then((code) => {
   setImmediate(() => process.exit(code));
 });
 
-export { CliError };

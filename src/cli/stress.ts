@@ -326,9 +326,6 @@ export async function runStress(options: StressOptions, io: StressIo): Promise<S
           });
         }, options.purgeInterval * 1000)
       : undefined;
-  if (purge === undefined && options.purgeInterval > 0) {
-    io.note('purge: this engine build has no purgeExpiredFiles() yet; files are not reclaimed during the run');
-  }
 
   const shares: number[][] = Array.from({ length: options.writers }, () => []);
   for (let region = 1; region <= options.regions; region++) shares[(region - 1) % options.writers]!.push(region);
