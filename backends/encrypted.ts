@@ -77,7 +77,7 @@
 
 import { randomBytes } from 'node:crypto';
 
-import { ClosedError, CorruptionError, InvalidArgumentError } from '../src/errors.js';
+import { ClosedError, CorruptionError, ErrorCode, InvalidArgumentError, isRaftlogError } from '../src/errors.js';
 import type {
   DirectoryLock,
   FileHandle,
@@ -590,7 +590,12 @@ export class EncryptedFs implements FileSystem {
       await this.#store.save(encodeDictionary(resealed, this.#master));
       this.#dict = resealed;
     }
-    await this.#collectGarbage();
+    try {
+      await this.#collectGarbage();
+    } catch {
+      // Garbage collection is housekeeping: a file that cannot be read now
+      // keeps its entry, and the next init tries again.
+    }
   }
 
   /** A missing dictionary is only legitimate in a directory with no encrypted file; otherwise it was lost, and starting afresh would orphan the data. */
@@ -626,12 +631,14 @@ export class EncryptedFs implements FileSystem {
     await this.#updateDictionary(true, (cur) => ({ ...cur, files: new Map([...cur.files].filter(([id]) => live.has(id))) }));
   }
 
+  /** The header of `name`, or undefined if there is no such file. Other failures propagate: guessing "not encrypted" could reset the dictionary. */
   async #headerOf(name: string): Promise<FileHeader | 'blank' | 'invalid' | undefined> {
     let inner: FileHandle;
     try {
       inner = await this.#inner.open(name, { readOnly: true });
-    } catch {
-      return undefined;
+    } catch (error) {
+      if (isRaftlogError(error, ErrorCode.NOT_FOUND)) return undefined;
+      throw error;
     }
     try {
       return await this.#readHeader(inner);

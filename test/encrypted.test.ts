@@ -386,7 +386,9 @@ describe('EncryptedFs: round trips', () => {
     const fs = new EncryptedFs(inner, { masterKey: KEY_A });
     const h = await fs.open('log', { create: true });
     await h.preallocate(0, 10_000);
-    await h.write([bytes(100, 1)], 0, { sync: true });
+    const mine = bytes(100, 1);
+    await h.write([mine], 0, { sync: true });
+    assert.deepEqual(mine, bytes(100, 1), 'the caller\'s buffer is never encrypted in place');
     await h.write([bytes(33, 2)], 100, { sync: true });
     assert.equal(await h.size(), 10_000);
     const raw = inner.snapshot().get('log')!;
