@@ -44,12 +44,24 @@ constexpr uint32_t kIovMax = 1024;
 // value is fixed ABI, and the ring's probe says whether the kernel has it.
 constexpr uint8_t kOpFtruncate = 55;
 
+struct Ring;
+
+// The poll handle outlives the Ring: uv_close completes on a later loop
+// iteration, and until its callback has run the addon must stay loaded. So
+// the async cleanup hook (which is what holds a worker's teardown, and the
+// dlclose of this addon, back) is registered on the box and removed only in
+// the close callback.
+struct PollBox {
+  uv_poll_t poll;
+  Ring* ring = nullptr;  // null once the ring is torn down
+  napi_async_cleanup_hook_handle hook = nullptr;
+};
+
 struct Ring {
   napi_env env = nullptr;
   napi_ref self = nullptr;  // weak while idle, strong while requests are in flight
   napi_ref callback = nullptr;
   napi_async_context asyncContext = nullptr;
-  napi_async_cleanup_hook_handle cleanupHook = nullptr;
 
   int ringFd = -1;
   int eventFd = -1;
@@ -77,7 +89,7 @@ struct Ring {
   unsigned cqMask = 0;
   unsigned cqEntries = 0;
 
-  uv_poll_t* poll = nullptr;
+  PollBox* box = nullptr;
   bool closed = false;
   uint8_t supported[256] = {0};  // IORING_REGISTER_PROBE result, by opcode
 
@@ -93,7 +105,11 @@ struct Ring {
 
 void TearDown(Ring* r);
 
-void OnPollClosed(uv_handle_t* h) { free(h); }
+void OnPollClosed(uv_handle_t* h) {
+  PollBox* box = static_cast<PollBox*>(h->data);
+  if (box->hook != nullptr) napi_remove_async_cleanup_hook(box->hook);
+  delete box;
+}
 
 void SetInflight(Ring* r, int64_t next) {
   bool wasBusy = r->inflight > 0;
@@ -102,10 +118,10 @@ void SetInflight(Ring* r, int64_t next) {
   if (wasBusy == busy || r->closed) return;
   uint32_t count;
   if (busy) {
-    uv_ref(reinterpret_cast<uv_handle_t*>(r->poll));
+    uv_ref(reinterpret_cast<uv_handle_t*>(&r->box->poll));
     napi_reference_ref(r->env, r->self, &count);
   } else {
-    uv_unref(reinterpret_cast<uv_handle_t*>(r->poll));
+    uv_unref(reinterpret_cast<uv_handle_t*>(&r->box->poll));
     napi_reference_unref(r->env, r->self, &count);
   }
 }
@@ -160,7 +176,7 @@ void Deliver(Ring* r) {
 
 void OnPoll(uv_poll_t* handle, int status, int events) {
   (void)events;
-  Ring* r = static_cast<Ring*>(handle->data);
+  Ring* r = static_cast<PollBox*>(handle->data)->ring;
   if (r == nullptr || r->closed) return;
   uint64_t value;
   // Reset the eventfd before reading the CQ: a CQE posted after this read
@@ -172,19 +188,20 @@ void OnPoll(uv_poll_t* handle, int status, int events) {
 }
 
 void OnAsyncCleanup(napi_async_cleanup_hook_handle handle, void* arg) {
-  Ring* r = static_cast<Ring*>(arg);
   (void)handle;
-  TearDown(r);
+  PollBox* box = static_cast<PollBox*>(arg);
+  // Already torn down: the pending close callback removes the hook.
+  if (box->ring != nullptr) TearDown(box->ring);
 }
 
 void TearDown(Ring* r) {
   if (r->closed) return;
   r->closed = true;
-  if (r->poll != nullptr) {
-    uv_poll_stop(r->poll);
-    r->poll->data = nullptr;
-    uv_close(reinterpret_cast<uv_handle_t*>(r->poll), OnPollClosed);
-    r->poll = nullptr;
+  if (r->box != nullptr) {
+    r->box->ring = nullptr;
+    uv_poll_stop(&r->box->poll);
+    uv_close(reinterpret_cast<uv_handle_t*>(&r->box->poll), OnPollClosed);
+    r->box = nullptr;
   }
   if (r->inflight > 0) {
     uint32_t count;
@@ -208,10 +225,6 @@ void TearDown(Ring* r) {
   if (r->asyncContext != nullptr) {
     napi_async_destroy(r->env, r->asyncContext);
     r->asyncContext = nullptr;
-  }
-  if (r->cleanupHook != nullptr) {
-    napi_remove_async_cleanup_hook(r->cleanupHook);
-    r->cleanupHook = nullptr;
   }
 }
 
@@ -352,24 +365,25 @@ napi_value New(napi_env env, napi_callback_info info) {
   }
   uv_loop_t* loop = nullptr;
   napi_get_uv_event_loop(env, &loop);
-  r->poll = static_cast<uv_poll_t*>(malloc(sizeof(uv_poll_t)));
-  int uerr = uv_poll_init(loop, r->poll, r->eventFd);
+  PollBox* box = new PollBox();
+  int uerr = uv_poll_init(loop, &box->poll, r->eventFd);
   if (uerr != 0) {
-    free(r->poll);
-    r->poll = nullptr;
+    delete box;
     TearDown(r);
     delete r;
     return ThrowErrno(env, -uerr, "uv_poll_init");
   }
-  r->poll->data = r;
-  uv_poll_start(r->poll, UV_READABLE, OnPoll);
-  uv_unref(reinterpret_cast<uv_handle_t*>(r->poll));
+  box->poll.data = box;
+  box->ring = r;
+  r->box = box;
+  uv_poll_start(&box->poll, UV_READABLE, OnPoll);
+  uv_unref(reinterpret_cast<uv_handle_t*>(&box->poll));
 
   napi_create_reference(env, argv[1], 1, &r->callback);
   napi_value resourceName;
   napi_create_string_utf8(env, "raftlog:io_uring", NAPI_AUTO_LENGTH, &resourceName);
   napi_async_init(env, nullptr, resourceName, &r->asyncContext);
-  napi_add_async_cleanup_hook(env, OnAsyncCleanup, r, &r->cleanupHook);
+  napi_add_async_cleanup_hook(env, OnAsyncCleanup, box, &box->hook);
   napi_wrap(env, thisArg, r, Finalize, nullptr, &r->self);
   return thisArg;
 }

@@ -275,6 +275,39 @@ describe('UringFs on io_uring', { skip: reason !== undefined && allowMissing ? r
     assert.ok(cpuMicros < 100_000, `idle for 300 ms cost ${cpuMicros} us of CPU`);
   });
 
+  it('worker threads that exit with a ring open, idle or busy, tear down without crashing', async () => {
+    await withDir(async (dir) => {
+      const uring = new URL('../backends/uring.js', import.meta.url).href;
+      // The poll handle's close completes after the worker's environment is
+      // gone; the addon must not be unloaded under it (this once segfaulted).
+      const script = `
+        import { Worker, isMainThread, workerData } from 'node:worker_threads';
+        if (isMainThread) {
+          for (let i = 0; i < 4; i++) {
+            await new Promise((resolve, reject) => {
+              const w = new Worker(new URL(import.meta.url), { workerData: i });
+              w.on('exit', resolve);
+              w.on('error', reject);
+            });
+          }
+          console.log('ok');
+        } else {
+          const { UringFs } = await import(${JSON.stringify(uring)});
+          const ufs = new UringFs(${JSON.stringify(dir)});
+          const f = await ufs.open('w' + workerData, { create: true });
+          await f.write([new Uint8Array(100)], 0, { sync: true });
+          if (workerData % 2 === 1) f.write([new Uint8Array(1 << 20)], 0, { sync: true });
+          setImmediate(() => process.exit(0));
+        }`;
+      const path = join(dir, 'workers.mjs');
+      await writeFile(path, script);
+      const child = spawnSync(process.execPath, [path], { encoding: 'utf8', timeout: 30_000 });
+      assert.equal(child.signal, null, `killed by ${child.signal}`);
+      assert.equal(child.status, 0, child.stderr);
+      assert.equal(child.stdout.trim(), 'ok');
+    });
+  });
+
   it('close() waits for requests in flight; afterwards operations are CLOSED', async () => {
     await withDir(async (dir) => {
       const ufs = new UringFs(dir);
