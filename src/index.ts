@@ -19,3 +19,25 @@ export { RecoveryMode } from './recovery/recovery.js';
 export type { RecoveryReport, RecoveryProblem } from './recovery/recovery.js';
 export { eraftpb } from './protos.js';
 export type { Entry, StoredEntry, ProtobufMessage, MessageType } from './protos.js';
+
+// Backends. The package root is the composition root: the engine itself
+// (everything else under src/) never imports a backend.
+export { PosixFs } from '../backends/posix.js';
+export { MemFs } from '../backends/memfs.js';
+export { FaultFs } from '../backends/fault.js';
+export type {
+  CrashPolicy,
+  CrashPolicyName,
+  CrashPolicySpec,
+  FaultEvent,
+  FaultFsOptions,
+  FaultRule,
+  FaultRuleHandle,
+  FaultTrigger,
+  FlipBitsOptions,
+  OpKind,
+} from '../backends/fault.js';
+export { EncryptedFs } from '../backends/encrypted.js';
+export type { EncryptedFsOptions, MasterKeyProvider, EncryptionStats } from '../backends/encrypted.js';
+export { UringFs } from '../backends/uring.js';
+export type { UringFsOptions, UringStats } from '../backends/uring.js';
