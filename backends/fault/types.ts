@@ -84,7 +84,10 @@ export type FaultErrorKind = 'EIO' | 'ENOSPC' | 'short' | 'flip' | 'misdirect';
  *   it), by how much the file size grows. Once a growth would exceed the
  *   budget the rule fires; with `partial: true` a write first stores the
  *   prefix that still fits, then fails (as a real disk does when it fills up
- *   mid-write). Operations that do not grow a file always pass.
+ *   mid-write). The disk then stays full: every later growth fails too,
+ *   until the rule is removed. Operations that do not grow a file (overwrites,
+ *   syncs) always pass. Growth is measured at the intended offset, before a
+ *   misdirect rule moves the write.
  */
 export type FaultTrigger =
   | { readonly index: number }
