@@ -13,6 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import { join } from 'node:path';
 
 import { loadNative, requireNative, type NativeBinding } from '../hardware/native.js';
+import { findMount, formatProbe, probe } from '../hardware/probe.js';
 import { ErrorCode, fromSystemError } from '../src/errors.js';
 
 const FALLOC_FL_KEEP_SIZE = 1;
@@ -235,5 +236,49 @@ describe('native addon', { skip }, () => {
     assert.equal(ring.stats().closed, true);
     assert.throws(() => ring.prepFsync(1, 0, true, false), /closed/);
     assert.throws(() => ring.submit(), /closed/);
+  });
+});
+
+describe('device probe', { skip }, () => {
+  it('finds the topmost, longest mount for a path, with escaped names', () => {
+    const mountinfo = [
+      '27 1 254:0 / / rw,relatime - ext4 /dev/vda rw,discard',
+      '25 24 0:23 / /dev/shm rw,relatime - tmpfs tmpfs rw,size=10k',
+      '30 25 0:27 / /dev/shm rw,relatime - tmpfs tmpfs2 rw,size=20k',
+      '31 27 259:1 / /mnt/pmem\\040zero rw - ext4 /dev/pmem0 rw,dax=always',
+    ].join('\n');
+    assert.equal(findMount(mountinfo, '/dev/shm/x')?.source, 'tmpfs2', 'the later of two stacked mounts');
+    assert.equal(findMount(mountinfo, '/dev/shmx')?.mountPoint, '/', 'a name prefix is not a path prefix');
+    const pmem = findMount(mountinfo, '/mnt/pmem zero/raft');
+    assert.equal(pmem?.mountPoint, '/mnt/pmem zero');
+    assert.ok(pmem?.options.includes('dax=always'));
+  });
+
+  it('reports an ext4 directory: block sizes from sysfs, O_DIRECT alignment, no DAX, io_uring ops', async () => {
+    const dir = mkdtempSync('/tmp/raftlog-probe-');
+    try {
+      const report = await probe(dir);
+      assert.equal(report.mount?.fsType, 'ext4');
+      assert.ok(report.logicalBlockSize !== undefined && report.logicalBlockSize >= 512, formatProbe(report));
+      assert.ok(report.physicalBlockSize !== undefined && report.physicalBlockSize >= report.logicalBlockSize);
+      if (report.dioAlign !== undefined) assert.equal(report.dioAlign.offsetAlign, report.logicalBlockSize, 'O_DIRECT offsets align to the logical block');
+      assert.equal(report.daxMount, false);
+      assert.equal(report.mapSync, false, 'ext4 without dax refuses MAP_SYNC');
+      assert.equal(report.uring.available, true, report.uring.reason);
+      assert.equal(report.uring.ops?.fsync, true);
+      assert.deepEqual(fs.readdirSync(dir), [], 'the scratch file is gone');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('reports /dev/shm as tmpfs: no block device, no MAP_SYNC, and the CPU flush instruction', async (t) => {
+    if (!fs.existsSync('/dev/shm')) return t.skip('no /dev/shm');
+    const report = await probe('/dev/shm');
+    assert.equal(report.mount?.fsType, 'tmpfs');
+    assert.equal(report.logicalBlockSize, undefined);
+    assert.equal(report.mapSync, false);
+    assert.equal(report.cpuFlush?.instruction, requireNative('probe test').cpuFlush().instruction);
+    assert.match(formatProbe(report), /MAP_SYNC accepted +no/);
   });
 });
