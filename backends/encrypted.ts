@@ -70,7 +70,9 @@
  * barrier after the HWM moved adds one 64-byte header write (same fdatasync).
  * Creating or recycling a file, the first write to a file after reopening,
  * and any rewrite below the frontier add one dictionary update (small file
- * write, fdatasync, rename, directory fsync). With an O_DIRECT inner backend
+ * write, fdatasync, rename, directory fsync); creating or recycling a file
+ * and the first writable open of an existing one also add one fdatasync of
+ * that file (its headers must be durable before anything relies on them). With an O_DIRECT inner backend
  * the engine's own tail-page rewrites would hit that slow path on every
  * append; pair EncryptedFs with buffered backends.
  */
@@ -343,9 +345,9 @@ export class EncryptedFs implements FileSystem {
         await inner.sync();
         state.needsInitialSync = false;
       }
-      // A blank file just given a generation: put its header down now, so a
+      // A blank file just given a generation: put its headers down now, so a
       // second open finds the generation instead of making another.
-      if (!readOnly && state.headerHwm < 0) await this.#writeHeader(state, handle, state.hwm);
+      if (!readOnly && state.headerHwm < 0) await this.#initHeaders(state, handle);
       return handle;
     } catch (error) {
       await inner.close().catch(() => undefined);
@@ -652,10 +654,32 @@ export class EncryptedFs implements FileSystem {
     return typeof header === 'object' ? header.fileId : undefined;
   }
 
+  /**
+   * The file's header. Without a valid slot: 'blank' if the file holds no
+   * data area (a crash while it was being created: both header slots are
+   * made durable before `open` returns, so no data can exist yet), else
+   * 'invalid' (damage, or a file EncryptedFs did not write).
+   */
   async #readHeader(inner: FileHandle): Promise<FileHeader | 'blank' | 'invalid'> {
     const slots = SLOT_OFFSETS.map(() => new Uint8Array(SLOT_BYTES));
     for (let i = 0; i < SLOT_OFFSETS.length; i++) await inner.read(slots[i]!, 0, SLOT_BYTES, SLOT_OFFSETS[i]!);
-    return pickHeader(slots[0]!, slots[1]!);
+    const header = pickHeader(slots[0]!, slots[1]!);
+    if (header !== undefined) return header;
+    return (await inner.size()) <= HEADER_BYTES ? 'blank' : 'invalid';
+  }
+
+  /**
+   * Puts a new generation's header in both slots and makes it durable, before
+   * any data can be written: from here on a torn header write can only ever
+   * damage one slot, so "no valid slot" in a file with data means damage.
+   */
+  async #initHeaders(state: FileState, handle: EncryptedFileHandle): Promise<void> {
+    for (let i = 0; i < SLOT_OFFSETS.length; i++) {
+      state.headerDurable = true; // alternate slots; nothing durable to protect yet
+      await this.#writeHeader(state, handle, 0);
+    }
+    await handle.inner.sync();
+    state.headerDurable = true;
   }
 
   async #createFile(name: string, exclusive: boolean, readOnly: boolean, capacityBytes: number | undefined): Promise<FileHandle> {
@@ -670,7 +694,7 @@ export class EncryptedFs implements FileSystem {
     try {
       const state = this.#freshState(record);
       const handle = new EncryptedFileHandle(this.#internals, name, inner, state, readOnly);
-      if (!readOnly) await this.#writeHeader(state, handle, 0);
+      if (!readOnly) await this.#initHeaders(state, handle);
       return handle;
     } catch (error) {
       await inner.close().catch(() => undefined);
@@ -682,16 +706,17 @@ export class EncryptedFs implements FileSystem {
   async #loadState(inner: FileHandle, name: string, readOnly: boolean): Promise<FileState> {
     const header = await this.#readHeader(inner);
     if (header === 'invalid') {
-      throw new CorruptionError(`${name}: both encryption headers are damaged; the file cannot be decrypted`, { file: name, offset: 0 });
+      throw new CorruptionError(`${name}: no valid encryption header (both slots damaged, or not written by EncryptedFs); the file cannot be decrypted`, {
+        file: name,
+        offset: 0,
+      });
     }
     if (header === 'blank') {
-      // No barrier ever completed on this file, so it holds nothing durable:
-      // it reads as empty. A writer gives it a generation now.
+      // A crash while the file was being created: it holds nothing and reads
+      // as empty. A writer gives it a generation (and headers, in open()).
       if (readOnly) return new FileState(undefined, [], 0);
       const record = await this.#newGeneration(name, 'blank');
-      const state = this.#freshState(record);
-      state.headerSeq = 1n; // slot 0 may be torn; rewrite it in place
-      return state;
+      return this.#freshState(record);
     }
     const cached = this.#states.get(header.fileId);
     if (cached !== undefined) return cached;

@@ -565,6 +565,21 @@ describe('EncryptedFs: bad keys and damage', () => {
     assert.equal(error.file, 'a');
   });
 
+  it('a file cut short while being created reads as empty and can be written; a foreign file is CORRUPTION', async () => {
+    const inner = new MemFs();
+    const fs = new EncryptedFs(inner, { masterKey: KEY_A });
+    await fs.init();
+    await putRaw(inner, 'torn', bytes(30, 1)); // a torn first header write, nothing else
+    assert.equal((await readAll(fs, 'torn')).byteLength, 0);
+    const h = await fs.open('torn');
+    await h.write([bytes(500, 2)], 0, { sync: true });
+    await h.close();
+    assert.deepEqual(await readAll(new EncryptedFs(MemFs.fromSnapshot(inner.snapshot()), { masterKey: KEY_A }), 'torn'), bytes(500, 2));
+    await putRaw(inner, 'foreign', bytes(HEADER_BYTES + 100, 3)); // data, but no header EncryptedFs wrote
+    const error = await expectCode(fs.open('foreign', { readOnly: true }), ErrorCode.CORRUPTION);
+    assert.equal(error.file, 'foreign');
+  });
+
   it('flipped ciphertext flips the plaintext read back (CTR has no integrity; the engine CRC is the check)', async () => {
     const inner = new MemFs();
     const fs = new EncryptedFs(inner, { masterKey: KEY_A });

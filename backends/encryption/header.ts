@@ -14,7 +14,9 @@
  *
  * Two slots, written alternately, each with a sequence number and a
  * checksum: a torn header write (a crash mid-write) can only damage the slot
- * being written, and the other still holds the previous, durable HWM.
+ * being written, and the other still holds the previous, durable HWM. Both
+ * slots are written and made durable when the file is created, before any
+ * data, so from then on at least one is always valid.
  *
  * The header also carries the file's `fileId`, the key under which the key
  * dictionary stores the file's (key id, IV) extents. Naming the generation
@@ -86,23 +88,17 @@ export function decodeSlot(bytes: Uint8Array): FileHeader | 'blank' | 'invalid' 
 
 /**
  * The file's current header given both slots: the valid one with the higher
- * sequence. 'blank' means no header was ever made durable, which is only
- * possible when no barrier ever completed on the file (every barrier that
- * makes data durable is preceded by a header write), so it holds no durable
- * data and reads as empty. Any other combination without a valid slot is
- * damage, reported as such rather than read as an empty file.
+ * sequence, or undefined if neither is valid. Whether "no valid header" means
+ * "never finished being created" or "damaged" is the caller's call, made on
+ * the file size (see EncryptedFs: headers are durable before any data).
  */
-export function pickHeader(slot0: Uint8Array, slot1: Uint8Array): FileHeader | 'blank' | 'invalid' {
+export function pickHeader(slot0: Uint8Array, slot1: Uint8Array): FileHeader | undefined {
   const a = decodeSlot(slot0);
   const b = decodeSlot(slot1);
   if (typeof a === 'object' && typeof b === 'object') return a.seq >= b.seq ? a : b;
   if (typeof a === 'object') return a;
   if (typeof b === 'object') return b;
-  // Slot 0 is written at creation and slot 1 by the first barrier after it;
-  // slot 1 still blank means that first barrier never happened, so even a
-  // torn slot 0 guards nothing durable.
-  if (b === 'blank') return 'blank';
-  return 'invalid';
+  return undefined;
 }
 
 function digest(slot: Buffer): Buffer {
