@@ -951,16 +951,22 @@ export class UringFs implements FileSystem {
     file.chain = undefined;
     let failure: RaftlogError | undefined;
     const retry: ChainOp[] = [];
+    // Rejections wait, in direct mode, until size and cache are reloaded, so
+    // a caller who sees the error also sees the file as it really is.
+    const rejections: [Request, RaftlogError][] = [];
+    const reject = (reqs: Request[], error: RaftlogError): void => {
+      for (const req of reqs) rejections.push([req, error]);
+    };
     for (const o of ops) {
       if (failure !== undefined) {
-        for (const req of o.reqs) req.fail(cancelled(failure, o.kind, file.name));
+        reject(o.reqs, cancelled(failure, o.kind, file.name));
         continue;
       }
       if (o.res === -ECANCELED || retry.length > 0) {
         // An earlier op of this chain was short: the kernel cut the link here.
         if (++o.attempts > MAX_ATTEMPTS) {
           failure = new IoError(`${o.kind} ${file.name}: cancelled ${MAX_ATTEMPTS} times in a row`, { file: file.name, errno: 'ECANCELED' });
-          for (const req of o.reqs) req.fail(failure);
+          reject(o.reqs, failure);
           continue;
         }
         retry.push(o);
@@ -968,29 +974,46 @@ export class UringFs implements FileSystem {
       }
       if (o.res < 0) {
         failure = fromSystemError(cqeError(o.res, syscallOf(o)), o.kind === 'fsync' ? 'sync' : o.kind, file.name);
-        for (const req of o.reqs) req.fail(failure);
+        reject(o.reqs, failure);
         continue;
       }
       if (o.kind === 'write' && o.res < o.length) {
         if (o.res === 0) {
           failure = new IoError(`write ${file.name}: no progress at offset ${o.position}`, { file: file.name, offset: o.position });
-          for (const req of o.reqs) req.fail(failure);
+          reject(o.reqs, failure);
           continue;
         }
-        if (!o.aligned) {
+        if (++o.attempts > MAX_ATTEMPTS) {
+          failure = new IoError(`write ${file.name}: still short after ${MAX_ATTEMPTS} attempts`, { file: file.name, offset: o.position });
+          reject(o.reqs, failure);
+          continue;
+        }
+        // Direct mode continues only from a block boundary; an unaligned
+        // remainder would be refused, so then the whole block range is redone.
+        if (!o.aligned || o.res % file.block === 0) {
           o.buffers = remainingBuffers(o.buffers, o.res);
           o.position += o.res;
           o.length -= o.res;
         }
-        o.attempts++;
         retry.push(o);
         continue;
       }
       for (const req of o.reqs) req.done();
     }
-    if (failure !== undefined && this.direct) file.stale = true;
     file.retry = retry;
     this.#dirty.add(file);
+    if (rejections.length > 0 && this.direct) {
+      file.running = true;
+      this.#reloadState(file)
+        .catch(() => (file.stale = true))
+        .finally(() => {
+          file.running = false;
+          for (const [req, error] of rejections) req.fail(error);
+          this.#schedule();
+        });
+      return;
+    }
+    for (const [req, error] of rejections) req.fail(error);
     this.#schedule();
   }
 
@@ -1185,20 +1208,18 @@ class UringFileHandle implements FileHandle {
     if (this.#closing !== undefined) return this.#closing;
     this.#closed = true;
     const file = this.#file;
+    const fixSize = async (): Promise<void> => {
+      if (this.#core.direct && !this.#readOnly && file.physical !== file.logical) {
+        await ftruncateFd(this.#fd, file.logical);
+        file.physical = file.logical;
+      }
+    };
     this.#closing = this.#run('close', async () => {
       try {
-        if (!this.#core.closed()) {
-          await this.#submit((req) => ({
-            kind: 'task',
-            req,
-            run: async () => {
-              if (this.#core.direct && !this.#readOnly && file.physical !== file.logical) {
-                await ftruncateFd(this.#fd, file.logical);
-                file.physical = file.logical;
-              }
-            },
-          }));
-        }
+        // Queued behind this file's earlier work; with the file system
+        // already closed there is none left, so it runs directly.
+        if (this.#core.closed()) await fixSize();
+        else await this.#submit((req) => ({ kind: 'task', req, run: fixSize }));
       } finally {
         this.#core.released(file, this.#fd);
         await closeFd(this.#fd);
