@@ -107,7 +107,14 @@ export async function recoverQueue(fs: FileSystem, mode: RecoveryMode, apply: Ap
         fatalUnlessAny(mode, report, { file: name, offset: 0, detail: `file(s) missing before sequence ${parsed!.seq}`, action: 'reported', bytesDropped: 0 });
       }
       const handle = await fs.open(name, { readOnly: dryRun || !isLast });
-      const recovered = await recoverFile(fs, mode, report, handle, name, parsed!.seq, isLast, previous, apply, dryRun);
+      let recovered: RecoveredFile | undefined;
+      try {
+        recovered = await recoverFile(fs, mode, report, handle, name, parsed!.seq, isLast, previous, apply, dryRun);
+      } catch (error) {
+        // Not in `files` yet, so the cleanup below would leak its descriptor.
+        await handle.close().catch(() => undefined);
+        throw error;
+      }
       if (recovered === undefined) {
         await handle.close();
         continue;
