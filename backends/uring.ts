@@ -126,6 +126,15 @@ function cqeError(res: number, syscall: string): Error {
   return Object.assign(new Error(`${syscall} failed: ${code}`), { code, errno: res, syscall });
 }
 
+/**
+ * The RaftlogError UringFs reports for a failed completion (`res` < 0):
+ * NO_SPACE for ENOSPC/EDQUOT, IO for EIO and the rest, with `errno` set.
+ * Exported so the mapping can be tested against real CQEs.
+ */
+export function errorFromCqe(res: number, operation: string, file: string): RaftlogError {
+  return fromSystemError(cqeError(res, operation), operation, file);
+}
+
 function errnoOf(error: unknown): string | undefined {
   const code = typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined;
   return typeof code === 'string' ? code : undefined;
@@ -934,7 +943,7 @@ export class UringFs implements FileSystem {
 
   #readDone(job: ReadJob, asked: number, res: number): void {
     if (res < 0) {
-      job.reject(fromSystemError(cqeError(res, 'read'), 'read', job.name));
+      job.reject(errorFromCqe(res, 'read', job.name));
       return;
     }
     job.done += res;
@@ -973,7 +982,7 @@ export class UringFs implements FileSystem {
         continue;
       }
       if (o.res < 0) {
-        failure = fromSystemError(cqeError(o.res, syscallOf(o)), o.kind === 'fsync' ? 'sync' : o.kind, file.name);
+        failure = errorFromCqe(o.res, o.kind === 'fsync' ? 'sync' : o.kind, file.name);
         reject(o.reqs, failure);
         continue;
       }
@@ -1059,10 +1068,6 @@ function mergeAdjacentFsyncs(ops: ChainOp[]): ChainOp[] {
     out.push(o);
   }
   return out;
-}
-
-function syscallOf(o: ChainOp): string {
-  return o.kind === 'fsync' ? 'fdatasync' : o.kind;
 }
 
 /** The error for an op the kernel never ran because an earlier one in its chain failed. */

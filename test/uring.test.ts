@@ -13,7 +13,7 @@ import { constants as osConstants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
-import { UringFs } from '../backends/uring.js';
+import { UringFs, errorFromCqe } from '../backends/uring.js';
 import { explainUringRefusal, loadNative } from '../hardware/native.js';
 import { ErrorCode, isRaftlogError } from '../src/errors.js';
 
@@ -178,6 +178,33 @@ describe('UringFs on io_uring', { skip: reason !== undefined && allowMissing ? r
         fs.closeSync(fd);
       }
     });
+  });
+
+  it('completion errors map to the family: ENOSPC from a real CQE (/dev/full) is NO_SPACE, EIO is IO', async () => {
+    const native = loadNative();
+    assert.ok(native.ok);
+    const fd = fs.openSync('/dev/full', 'w');
+    try {
+      const cqes = await new Promise<Int32Array>((resolve) => {
+        const ring = new native.binding.Ring(4, (c) => {
+          ring.close();
+          resolve(c);
+        });
+        ring.prepWrite(7, fd, [new Uint8Array(10)], 0, false);
+        ring.submit();
+      });
+      assert.equal(cqes[0], 7);
+      assert.equal(cqes[1], -osConstants.errno.ENOSPC);
+      const full = errorFromCqe(cqes[1]!, 'write', 'log');
+      assert.equal(full.code, ErrorCode.NO_SPACE);
+      assert.equal(full.errno, 'ENOSPC');
+      assert.equal(full.file, 'log');
+    } finally {
+      fs.closeSync(fd);
+    }
+    const eio = errorFromCqe(-osConstants.errno.EIO, 'sync', 'log');
+    assert.equal(eio.code, ErrorCode.IO);
+    assert.equal(eio.errno, 'EIO');
   });
 
   for (const direct of [false, true]) {
