@@ -265,6 +265,13 @@ class FileState {
   prefetched = new Map<number, Uint8Array>();
   /** Descriptors of the open handles (any will do for fstat). */
   readonly fds = new Set<number>();
+  /**
+   * Direct mode: every byte on disk at or past this offset is zero. It is
+   * what lets an append into a preallocated range skip reading the block it
+   * starts filling: fallocate'd space reads as zeros, and only our own writes
+   * (which move this up) put anything there.
+   */
+  zeroFrom: number;
 
   constructor(
     readonly key: string,
@@ -273,7 +280,9 @@ class FileState {
     readonly block: number,
     public logical: number,
     public physical: number,
-  ) {}
+  ) {
+    this.zeroFrom = physical;
+  }
 
   get busy(): boolean {
     return this.chain !== undefined || this.running;
@@ -756,8 +765,8 @@ export class UringFs implements FileSystem {
       }
       const cached = file.prefetched.get(index) ?? file.cache.get(index);
       if (cached !== undefined) return cached;
-      // Bytes at or past the logical size (as of the last settled chain) are zeros on disk.
-      if (at >= file.logical) return zeros;
+      // Past the logical size the disk holds only padding zeros; past zeroFrom, only zeros.
+      if (at >= file.logical || at >= file.zeroFrom) return zeros;
       missing.add(index);
       return zeros;
     };
@@ -807,6 +816,7 @@ export class UringFs implements FileSystem {
     file.physical = physical;
     file.prefetched = new Map();
     for (const run of written) {
+      file.zeroFrom = Math.max(file.zeroFrom, run.end);
       const first = run.start / B;
       const last = run.end / B - 1;
       for (const index of [...file.cache.keys()]) {
@@ -856,6 +866,8 @@ export class UringFs implements FileSystem {
     const size = Number((await fstatFd(fd)).size);
     file.logical = Math.min(file.logical, size);
     file.physical = size;
+    // A failed write may have landed anywhere: only past the end is known zero now.
+    file.zeroFrom = size;
   }
 
   #submitChain(file: FileState, ops: ChainOp[]): void {
@@ -1181,6 +1193,7 @@ class UringFileHandle implements FileHandle {
           await ftruncateFd(this.#fd, size);
           file.logical = size;
           file.physical = size;
+          file.zeroFrom = Math.min(file.zeroFrom, size);
           file.cache.clear();
         },
       }));

@@ -421,6 +421,30 @@ describe('UringFs O_DIRECT on a block file system', { skip: reason !== undefined
     await ufs.close();
   });
 
+  it('appends into a preallocated file never read first: one submission of write + fdatasync each', async () => {
+    const ufs = new UringFs(dir, { direct: true });
+    const f = await ufs.open('prealloc', { create: true });
+    await f.preallocate(0, 64 * 1024);
+    const parts: Uint8Array[] = [];
+    let at = 0;
+    const before = ufs.stats();
+    for (let i = 0; i < 100; i++) {
+      const part = pattern(100 + (i % 7) * 50, i);
+      await f.write([part], at, { sync: true });
+      parts.push(part);
+      at += part.byteLength;
+    }
+    const afterStats = ufs.stats();
+    assert.equal(afterStats.submissions - before.submissions, 100, 'no reads of blocks the appends cross into');
+    assert.equal(afterStats.sqes - before.sqes, 200, 'no ftruncate either: the size did not move');
+    const back = new Uint8Array(at);
+    assert.equal(await f.read(back, 0, at, 0), at);
+    assert.deepEqual(back, concat(parts));
+    assert.equal(await f.size(), 64 * 1024);
+    await f.close();
+    await ufs.close();
+  });
+
   it('appends without barriers pad on disk, read back exactly, and close() fixes the size', async () => {
     const ufs = new UringFs(dir, { direct: true });
     const f = await ufs.open('nobarrier', { create: true });
