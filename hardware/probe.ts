@@ -12,7 +12,48 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 
 import { loadNative } from './native.js';
-import type { CpuFlushInfo, DioAlign } from './native.js';
+import type { CpuFlushInfo, DioAlign, NativeBinding } from './native.js';
+
+/** The two durability barriers PmemFs can use (backends/pmem.ts, docs/pmem.md). */
+export type PmemFlushPath = 'cacheline' | 'msync';
+
+/**
+ * Which barrier PmemFs uses for a mapping. `auto` takes cache-line flushes
+ * only where they make data durable: the kernel accepted MAP_SYNC (DAX, so no
+ * page cache and no writeback after the flush) and the CPU has a flush
+ * instruction. Everywhere else msync(MS_SYNC) is the barrier that works.
+ */
+export function choosePmemFlush(
+  requested: 'auto' | PmemFlushPath,
+  mapSync: boolean,
+  instruction: CpuFlushInfo['instruction'],
+): PmemFlushPath {
+  if (requested !== 'auto') return requested;
+  return mapSync && instruction !== 'none' ? 'cacheline' : 'msync';
+}
+
+/** Whether the kernel grants MAP_SHARED_VALIDATE|MAP_SYNC on `fd` (writable, at least one page long). */
+export function mapSyncOn(native: NativeBinding, fd: number): boolean {
+  const mapping = native.mmap(fd, 0, 4096, true, true);
+  native.munmap(mapping.buffer);
+  return mapping.mapSync;
+}
+
+/**
+ * Whether MAP_SYNC is accepted for files in directory `dir`, by trying it on
+ * a scratch file (removed again): per file system, and only trying tells.
+ */
+export function mapSyncAccepted(dir: string, native: NativeBinding): boolean {
+  const scratch = path.join(dir, `.raftlog-probe-${process.pid}-${randomBytes(4).toString('hex')}`);
+  const fd = fs.openSync(scratch, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
+  try {
+    fs.ftruncateSync(fd, 4096);
+    return mapSyncOn(native, fd);
+  } finally {
+    fs.closeSync(fd);
+    fs.rmSync(scratch, { force: true });
+  }
+}
 
 export interface MountInfo {
   readonly mountPoint: string;
@@ -43,6 +84,8 @@ export interface ProbeReport {
   /** The kernel accepted MAP_SHARED_VALIDATE|MAP_SYNC on a scratch file: flushed stores are durable without msync. */
   readonly mapSync: boolean | undefined;
   readonly cpuFlush: CpuFlushInfo | undefined;
+  /** The barrier `new PmemFs(path)` (flush 'auto') would use here; undefined when MAP_SYNC or the CPU is unknown. */
+  readonly pmemFlush: PmemFlushPath | undefined;
   readonly uring: UringProbe;
   readonly notes: readonly string[];
 }
@@ -133,9 +176,7 @@ export async function probe(target: string): Promise<ProbeReport> {
       fs.ftruncateSync(fd, 4096);
       dioAlign = native.statxDioAlign(fd) ?? undefined;
       if (dioAlign === undefined) notes.push('no O_DIRECT alignment reported (the file system does not say, or the kernel predates 6.1)');
-      const mapping = native.mmap(fd, 0, 4096, true, true);
-      mapSync = mapping.mapSync;
-      native.munmap(mapping.buffer);
+      mapSync = mapSyncOn(native, fd);
     } catch (error) {
       notes.push(`scratch-file checks failed in ${dir}: ${error instanceof Error ? error.message : String(error)}`);
     } finally {
@@ -155,6 +196,7 @@ export async function probe(target: string): Promise<ProbeReport> {
     daxMount,
     mapSync,
     cpuFlush,
+    pmemFlush: mapSync === undefined || cpuFlush === undefined ? undefined : choosePmemFlush('auto', mapSync, cpuFlush.instruction),
     uring,
     notes,
   };
@@ -187,6 +229,7 @@ export function formatProbe(report: ProbeReport): string {
     `DAX mount          ${yesNo(report.daxMount)}`,
     `MAP_SYNC accepted  ${yesNo(report.mapSync)}`,
     `cache-line flush   ${report.cpuFlush === undefined ? 'unknown' : `${report.cpuFlush.instruction} (clwb ${yesNo(report.cpuFlush.clwb)}, clflushopt ${yesNo(report.cpuFlush.clflushopt)}, clflush ${yesNo(report.cpuFlush.clflush)}; line ${report.cpuFlush.lineSize} B)`}`,
+    `PmemFs barrier     ${report.pmemFlush === undefined ? 'unknown' : report.pmemFlush === 'cacheline' ? `cacheline (${report.cpuFlush?.instruction ?? '?'} + sfence on a MAP_SYNC mapping)` : 'msync (MS_SYNC of the dirty pages; no MAP_SYNC here)'}`,
     `io_uring           ${report.uring.available ? `yes (${Object.entries(report.uring.ops ?? {}).map(([k, v]) => `${k} ${v ? 'yes' : 'no'}`).join(', ')})` : `no: ${report.uring.reason ?? ''}`}`,
   ];
   for (const note of report.notes) lines.push(`note               ${note}`);

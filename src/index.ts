@@ -41,3 +41,5 @@ export { EncryptedFs } from '../backends/encrypted.js';
 export type { EncryptedFsOptions, MasterKeyProvider, EncryptionStats } from '../backends/encrypted.js';
 export { UringFs } from '../backends/uring.js';
 export type { UringFsOptions, UringStats } from '../backends/uring.js';
+export { PmemFs } from '../backends/pmem.js';
+export type { PmemFsOptions, PmemStats, PmemFileHandle, PmemFlushOption, PmemFlushPath } from '../backends/pmem.js';

@@ -3,6 +3,7 @@
  * more entry in TARGETS.
  */
 
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +11,7 @@ import { join } from 'node:path';
 import { EncryptedFs } from '../backends/encrypted.js';
 import { FaultFs } from '../backends/fault.js';
 import { MemFs } from '../backends/memfs.js';
+import { PmemFs, type PmemFlushOption } from '../backends/pmem.js';
 import { PosixFs } from '../backends/posix.js';
 import { UringFs } from '../backends/uring.js';
 import type { FileSystem } from '../src/filesystem.js';
@@ -112,6 +114,37 @@ function uring(direct: boolean): ConformanceTarget<UringFs> {
 
 const uringTargets = UringFs.unavailableReason() === undefined ? [uring(false), uring(true)] : [];
 
+/**
+ * PmemFs over /dev/shm (standing in for a DAX mount), once per barrier: the
+ * flush instructions run on ordinary memory there, only their durability
+ * needs DAX. test/pmem.test.ts fails loudly when the addon is missing.
+ */
+function pmem(flush: PmemFlushOption): ConformanceTarget<PmemFs> {
+  return {
+    name: `pmem, ${flush}`,
+    async make() {
+      const dir = await mkdtemp(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'raftlog-conformance-pmem-'));
+      const root = join(dir, 'nested', 'root');
+      const made: PmemFs[] = [];
+      const make = (): PmemFs => {
+        const fs = new PmemFs(root, { flush });
+        made.push(fs);
+        return fs;
+      };
+      return {
+        fs: make(),
+        reopen: async () => make(),
+        cleanup: async () => {
+          for (const fs of made) await fs.close().catch(() => undefined);
+          await rm(dir, { recursive: true, force: true });
+        },
+      };
+    },
+  };
+}
+
+const pmemTargets = PmemFs.unavailableReason() === undefined ? [pmem('cacheline'), pmem('msync')] : [];
+
 const TARGETS: readonly ConformanceTarget[] = [
   posix,
   memfs,
@@ -120,6 +153,7 @@ const TARGETS: readonly ConformanceTarget[] = [
   encrypted(memfs),
   encryptedFaultCrash,
   ...uringTargets,
+  ...pmemTargets,
 ];
 
 for (const target of TARGETS) runConformance(target);

@@ -2,10 +2,12 @@
  * Backends the engine tests run on. Each target makes a fresh FileSystem and
  * can make another one over the same storage, as a restarted process would.
  */
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MemFs } from '../../backends/memfs.js';
+import { PmemFs, type PmemFlushOption } from '../../backends/pmem.js';
 import { PosixFs } from '../../backends/posix.js';
 import { UringFs } from '../../backends/uring.js';
 import type { FileSystem } from '../../src/filesystem.js';
@@ -67,4 +69,31 @@ export function uringTarget(direct: boolean): EngineTarget {
 /** Only where io_uring works; test/uring.test.ts fails loudly when it does not. */
 const uringTargets = UringFs.unavailableReason() === undefined ? [uringTarget(false), uringTarget(true)] : [];
 
-export const ENGINE_TARGETS: EngineTarget[] = [memTarget, posixTarget, ...uringTargets];
+/** PmemFs over a fresh directory under /dev/shm (the stand-in for /mnt/pmem0), per barrier path. */
+export function pmemTarget(flush: PmemFlushOption): EngineTarget {
+  return {
+    name: `pmem, ${flush}`,
+    async make() {
+      const dir = await mkdtemp(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'raftlog-engine-pmem-'));
+      const made: PmemFs[] = [];
+      const make = (): PmemFs => {
+        const fs = new PmemFs(dir, { flush });
+        made.push(fs);
+        return fs;
+      };
+      return {
+        fs: make(),
+        reopen: make,
+        cleanup: async () => {
+          for (const fs of made) await fs.close().catch(() => undefined);
+          await rm(dir, { recursive: true, force: true });
+        },
+      };
+    },
+  };
+}
+
+/** Only where the addon loads; test/pmem.test.ts fails loudly when it does not. */
+const pmemTargets = PmemFs.unavailableReason() === undefined ? [pmemTarget('cacheline'), pmemTarget('msync')] : [];
+
+export const ENGINE_TARGETS: EngineTarget[] = [memTarget, posixTarget, ...uringTargets, ...pmemTargets];
