@@ -70,6 +70,9 @@ export function applyBatch(
         memtables.get(item.region)?.clean();
         memtables.delete(item.region);
         break;
+      case ItemKind.Checkpoint:
+        // Read by recovery to choose which append files to replay; no state.
+        break;
     }
   }
   return result;

@@ -30,9 +30,11 @@ import { toSafeInteger } from './format/entry-codec.js';
 import { FILE_SIZE_LIMIT, Queue, RECORD_FLAG_LZ4 } from './format/layout.js';
 import { LogBatch, keyBytes, validateRegion, type Key, type SealedRecord } from './log-batch.js';
 import { LogWriter } from './log-writer.js';
-import { newEntryLocation, type EntryLocation, type RecordLocation } from './memtable.js';
+import { newEntryLocation, type EntryLocation, type RecordLocation, type RegionMemtable } from './memtable.js';
 import type { MessageType, StoredEntry } from './protos.js';
 import { RecoveryMode, recoverQueue, type RecoveryReport } from './recovery/recovery.js';
+import { recoverCheckpoint } from './recovery/checkpoint.js';
+import { GarbageCollector, type GcStats, type PurgeResult } from './gc.js';
 import type { ScannedRecord } from './recovery/scanner.js';
 import { WriteQueue, type QueuedWrite } from './write-queue.js';
 
@@ -52,6 +54,16 @@ export interface EngineOptions {
    * the OS random source); tests set it so runs replay byte for byte.
    */
   seed?: number;
+  /** `purgeExpiredFiles()` rewrites old leftovers once the log holds more than this. Default 8 × targetFileSize. */
+  purgeThreshold?: number;
+  /** Regions with at most this many entries in old files are rewritten by GC; more, and GC asks for compaction. Default 1024. */
+  rewriteMaxEntries?: number;
+  /** A region asked to compact this many purges in a row is rewritten by GC anyway. Default 3. */
+  forceRewriteAfter?: number;
+  /** Purged files kept (renamed) for reuse by later files instead of removed. Default 2; 0 disables recycling. */
+  recycleFiles?: number;
+  /** Files of zeros written at open into the recycle pool, so appends overwrite written blocks from the start. Default 0. */
+  prefillFiles?: number;
 }
 
 export interface WriteOptions {
@@ -91,6 +103,12 @@ export interface EngineStats {
   rotations: number;
   failed: boolean;
   recovery: RecoveryReport | undefined;
+  /** Space accounting and GC (see `purgeExpiredFiles`). */
+  gc: GcStats & {
+    /** (bytes written + bytes GC rewrote) / bytes written. */
+    writeAmplification: number;
+    lastPurge: PurgeResult | undefined;
+  };
 }
 
 type State = 'new' | 'opening' | 'open' | 'closing' | 'closed';
@@ -105,11 +123,17 @@ const DEFAULTS = {
   compressionThreshold: 8 << 10,
   recoveryMode: RecoveryMode.TolerateTailCorruption,
   preallocateBytes: 8 << 20,
+  rewriteMaxEntries: 1024,
+  forceRewriteAfter: 3,
+  recycleFiles: 2,
+  prefillFiles: 0,
 };
 
 export class Engine implements AsyncDisposable {
   readonly #fs: FileSystem;
   readonly #options: Required<Omit<EngineOptions, 'fs' | 'seed'>>;
+  readonly #gc: GarbageCollector;
+  #lastPurge: PurgeResult | undefined;
   readonly #nextSalt: () => number;
   readonly #memtables: Memtables = new Map();
   readonly #handles = new Map<number, FileHandle>();
@@ -135,7 +159,16 @@ export class Engine implements AsyncDisposable {
       compressionThreshold: options.compressionThreshold ?? DEFAULTS.compressionThreshold,
       recoveryMode: options.recoveryMode ?? DEFAULTS.recoveryMode,
       preallocateBytes: options.preallocateBytes ?? DEFAULTS.preallocateBytes,
+      purgeThreshold: options.purgeThreshold ?? 8 * (options.targetFileSize ?? DEFAULTS.targetFileSize),
+      rewriteMaxEntries: options.rewriteMaxEntries ?? DEFAULTS.rewriteMaxEntries,
+      forceRewriteAfter: options.forceRewriteAfter ?? DEFAULTS.forceRewriteAfter,
+      recycleFiles: options.recycleFiles ?? DEFAULTS.recycleFiles,
+      prefillFiles: options.prefillFiles ?? DEFAULTS.prefillFiles,
     };
+    for (const name of ['purgeThreshold', 'rewriteMaxEntries', 'forceRewriteAfter', 'recycleFiles', 'prefillFiles'] as const) {
+      const value = this.#options[name];
+      if (!Number.isSafeInteger(value) || value < 0) throw new InvalidArgumentError(`${name} must be a non-negative integer`);
+    }
     const { targetFileSize, compressionThreshold, preallocateBytes, recoveryMode } = this.#options;
     if (!Number.isSafeInteger(targetFileSize) || targetFileSize < 4096 || targetFileSize > FILE_SIZE_LIMIT) {
       throw new InvalidArgumentError(`targetFileSize must be an integer from 4096 to ${FILE_SIZE_LIMIT}`);
@@ -150,6 +183,16 @@ export class Engine implements AsyncDisposable {
       throw new InvalidArgumentError(`recoveryMode must be one of ${Object.values(RecoveryMode).join(', ')}`);
     }
     this.#nextSalt = saltSource(options.seed);
+    this.#gc = new GarbageCollector({
+      fs: this.#fs,
+      options: this.#options,
+      memtables: this.#memtables,
+      handles: this.#handles,
+      reader: this.#reader,
+      targetFileSize: this.#options.targetFileSize,
+      nextSalt: this.#nextSalt,
+      fetch: (region, begin, end) => this.fetchEntriesTo(region, begin, end),
+    });
   }
 
   /** Takes the directory lock and recovers the log. */
@@ -159,15 +202,21 @@ export class Engine implements AsyncDisposable {
     try {
       await this.#fs.init();
       this.#lock = await this.#fs.lock(LOCK_NAME);
-      const log = await recoverQueue(this.#fs, this.#options.recoveryMode, (record, id) => this.#replay(record, id));
+      const replay = (record: ScannedRecord, id: number): void => this.#replay(record, id);
+      const rewrite = await recoverCheckpoint(this.#fs, replay);
+      if (rewrite.checkpoint !== undefined) this.#handles.set(fileId(Queue.Rewrite, rewrite.checkpoint.seq), rewrite.checkpoint.handle);
+      const log = await recoverQueue(this.#fs, this.#options.recoveryMode, replay, { minSeq: rewrite.checkpoint?.watermark });
       this.#recovery = log.report;
       for (const file of log.files) this.#handles.set(fileId(Queue.Append, file.seq), file.handle);
+      await this.#gc.adopt(rewrite, log.superseded, log.files.filter((file) => file !== log.writable));
+      await this.#gc.prefill(this.#options.prefillFiles);
       const writerOptions = {
         fs: this.#fs,
         queue: Queue.Append,
         targetFileSize: this.#options.targetFileSize,
         preallocateBytes: this.#options.preallocateBytes,
         nextSalt: this.#nextSalt,
+        takeRecycled: () => this.#gc.takeRecycled(),
       };
       const last = log.files[log.files.length - 1];
       this.#writer =
@@ -175,7 +224,10 @@ export class Engine implements AsyncDisposable {
           ? await LogWriter.resume(writerOptions, { ...log.writable, offset: log.writable.end })
           : await LogWriter.create(writerOptions, log.nextSeq, last?.end ?? 0);
       this.#handles.set(this.#writer.fileId, this.#writer.handle);
-      this.#writer.onRotate = (_retired, active) => this.#handles.set(fileId(Queue.Append, active.seq), active.handle);
+      this.#writer.onRotate = (retired, active) => {
+        this.#handles.set(fileId(Queue.Append, active.seq), active.handle);
+        this.#gc.retired(retired.seq, retired.bytes);
+      };
       this.#state = 'open';
     } catch (error) {
       await this.#releaseAll();
@@ -234,7 +286,12 @@ export class Engine implements AsyncDisposable {
     const memtable = this.#memtables.get(validateRegion(region));
     if (memtable === undefined || !memtable.locate(toSafeInteger(index, 'index'), this.#location)) return undefined;
     const out: StoredEntry[] = [];
-    await this.#reader.readRun([{ ...this.#location }], out);
+    this.#gc.readStarted();
+    try {
+      await this.#reader.readRun([{ ...this.#location }], out);
+    } finally {
+      await this.#gc.readFinished();
+    }
     return out[0];
   }
 
@@ -260,6 +317,16 @@ export class Engine implements AsyncDisposable {
       );
     }
     const out: StoredEntry[] = [];
+    this.#gc.readStarted();
+    try {
+      await this.#fetchRuns(memtable, begin, end, maxBytes, out);
+    } finally {
+      await this.#gc.readFinished();
+    }
+    return out;
+  }
+
+  async #fetchRuns(memtable: RegionMemtable, begin: number, end: number, maxBytes: number, out: StoredEntry[]): Promise<void> {
     let bytes = 0;
     let index = begin;
     while (index < end && (out.length === 0 || bytes < maxBytes)) {
@@ -278,7 +345,34 @@ export class Engine implements AsyncDisposable {
       }
       if (run.length > 0) await this.#reader.readRun(run, out);
     }
-    return out;
+  }
+
+  /**
+   * Garbage collection, in collaboration with the caller. Removes (or keeps
+   * for reuse) append files nothing references; when the log is above
+   * `purgeThreshold`, rewrites small live leftovers of old files (regions with
+   * few old entries, and every key) into a checkpoint so those files can go
+   * too. Returns the regions whose old entries block GC: compact them. A
+   * region that stays on the list `forceRewriteAfter` times is rewritten
+   * anyway. Crash-safe at every step; runs between write groups.
+   */
+  async purgeExpiredFiles(): Promise<number[]> {
+    this.#assertWritable();
+    let result: PurgeResult | undefined;
+    await this.#queue.runExclusive(async () => {
+      if (this.#failure !== undefined) throw this.#refusal();
+      try {
+        result = await this.#gc.purge(this.#writer!.seq, this.#writer!.fileBytes);
+      } catch (error) {
+        // Durable state is consistent at every step, but memory may not match
+        // it after a failure part-way: fail-stop like a failed write.
+        this.#failure = isRaftlogError(error) ? error : new EngineFailedError(`purge failed: ${String(error)}`, { cause: error });
+        throw this.#failure;
+      }
+      this.#lastPurge = result;
+      return 0;
+    });
+    return result!.regionsToCompact;
   }
 
   /** The value under `key`, or undefined. */
@@ -339,6 +433,11 @@ export class Engine implements AsyncDisposable {
       rotations: writer?.rotations ?? 0,
       failed: this.#failure !== undefined,
       recovery: this.#recovery,
+      gc: {
+        ...this.#gc.stats(writer?.fileBytes ?? 0),
+        writeAmplification: (writer?.bytesWritten ?? 0) === 0 ? 1 : (writer!.bytesWritten + this.#gc.rewriteBytes) / writer!.bytesWritten,
+        lastPurge: this.#lastPurge,
+      },
     };
   }
 
@@ -354,6 +453,7 @@ export class Engine implements AsyncDisposable {
       await this.#queue.idle();
       if (this.#failure === undefined && this.#writer?.hasUnsynced === true) await this.#writer.sync();
     } finally {
+      await this.#gc.close();
       await this.#releaseAll();
       this.#state = 'closed';
     }

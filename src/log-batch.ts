@@ -182,6 +182,22 @@ export class LogBatch {
     this.#lastInBatch.delete(region);
   }
 
+  /**
+   * Marks this batch as a GC checkpoint: everything live below append file
+   * `appendSeq`. Only the engine's purge writes these, into the rewrite queue.
+   * @internal
+   */
+  markCheckpoint(appendSeq: number): void {
+    this.#assertOpen();
+    this.#reserve(ITEM_PREFIX_SIZE + 8);
+    const item = newItem(ItemKind.Checkpoint, 0);
+    item.index = appendSeq;
+    const pos = writeItemPrefix(this.#view, this.#end, ItemKind.Checkpoint, 0);
+    writeU64(this.#view, pos, appendSeq);
+    this.#end = pos + 8;
+    this.#items.push(item);
+  }
+
   /** Empties the batch so it can be reused; the buffer is kept. */
   clear(): void {
     this.#end = RECORD_HEADER_SIZE;

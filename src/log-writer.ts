@@ -15,6 +15,7 @@ import { FsyncFailedError, isRaftlogError, ErrorCode } from './errors.js';
 import { fileId, logFileName } from './file-names.js';
 import type { FileHandle, FileSystem } from './filesystem.js';
 import {
+  FILE_FLAG_RECYCLED,
   FILE_HEADER_SIZE,
   FILE_SIZE_LIMIT,
   FORMAT_VERSION,
@@ -31,6 +32,11 @@ export interface LogWriterOptions {
   targetFileSize: number;
   preallocateBytes: number;
   nextSalt: () => number;
+  /**
+   * A recycled file to reuse for the next file, if any: its blocks are already
+   * written, so appends overwrite instead of extending (a cheaper fdatasync).
+   */
+  takeRecycled?: () => string | undefined;
 }
 
 /** Where a written record landed. */
@@ -57,8 +63,10 @@ export class LogWriter {
   #synced: number;
   /** Bytes reserved by preallocation. */
   #allocated: number;
-  /** Called with the old handle when a file is retired by rotation, so readers can keep using it. */
-  onRotate: ((retired: { seq: number; handle: FileHandle }, active: { seq: number; handle: FileHandle }) => void) | undefined;
+  /** Called when rotation retires a file (with its final size on disk) and starts the next. */
+  onRotate:
+    | ((retired: { seq: number; handle: FileHandle; bytes: number }, active: { seq: number; handle: FileHandle }) => void)
+    | undefined;
 
   bytesWritten = 0;
   syncCount = 0;
@@ -82,7 +90,12 @@ export class LogWriter {
   /** Creates the queue's first file (or the file after `previous` when resuming is impossible). */
   static async create(options: LogWriterOptions, seq: number, previousFileLength: number): Promise<LogWriter> {
     const state = await createLogFile(options, seq, previousFileLength);
-    return new LogWriter(options, state, FILE_HEADER_SIZE);
+    return new LogWriter(options, state, state.allocated);
+  }
+
+  /** Bytes the active file takes on disk (written or reserved). */
+  get fileBytes(): number {
+    return Math.max(this.#allocated, this.#offset);
   }
 
   get seq(): number {
@@ -166,14 +179,14 @@ export class LogWriter {
   /** Retires the active file (synced in full) and starts the next one. */
   async rotate(): Promise<void> {
     await this.sync();
-    const retired = { seq: this.#seq, handle: this.#handle };
+    const retired = { seq: this.#seq, handle: this.#handle, bytes: this.fileBytes };
     const state = await createLogFile(this.#options, this.#seq + 1, this.#offset);
     this.#handle = state.handle;
     this.#seq = state.seq;
     this.#salt = state.salt;
     this.#offset = state.offset;
     this.#synced = state.offset;
-    this.#allocated = FILE_HEADER_SIZE;
+    this.#allocated = state.allocated;
     this.rotations++;
     this.onRotate?.(retired, { seq: this.#seq, handle: this.#handle });
   }
@@ -201,20 +214,34 @@ export class LogWriter {
   }
 }
 
-async function createLogFile(options: LogWriterOptions, seq: number, previousFileLength: number): Promise<ActiveFileState> {
+async function createLogFile(
+  options: LogWriterOptions,
+  seq: number,
+  previousFileLength: number,
+): Promise<ActiveFileState & { allocated: number }> {
   const { fs, queue, targetFileSize } = options;
   const name = logFileName(queue, seq);
   const salt = options.nextSalt();
-  const handle = await fs.open(name, { create: true, exclusive: true, capacityBytes: targetFileSize });
+  const recycled = options.takeRecycled?.();
+  const handle =
+    recycled !== undefined ? await fs.reuse(recycled, name) : await fs.open(name, { create: true, exclusive: true, capacityBytes: targetFileSize });
   try {
-    const header = encodeFileHeader({ version: FORMAT_VERSION, queue, salt, seq, previousFileLength });
+    const header = encodeFileHeader({
+      version: FORMAT_VERSION,
+      queue,
+      flags: recycled !== undefined ? FILE_FLAG_RECYCLED : 0,
+      salt,
+      seq,
+      previousFileLength,
+    });
     await barrierErrors(true, () => handle.write([header], 0, { sync: true }));
     await fs.syncDir();
+    const allocated = recycled !== undefined ? await handle.size() : FILE_HEADER_SIZE;
+    return { seq, salt, handle, offset: FILE_HEADER_SIZE, allocated };
   } catch (error) {
     await handle.close().catch(() => undefined);
     throw error;
   }
-  return { seq, salt, handle, offset: FILE_HEADER_SIZE };
 }
 
 /**

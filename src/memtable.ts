@@ -249,6 +249,55 @@ export class RegionMemtable {
     }
   }
 
+  /**
+   * Points entries `firstIndex..firstIndex+count-1`, which the region already
+   * holds, at a copy of them in another file (GC rewrote them), leaving every
+   * other entry where it is. The copy is an uncompressed record.
+   */
+  relocate(firstIndex: number, count: number, record: RecordLocation, offsets: Uint32Array, lengths: Uint32Array, start: number): void {
+    const last = this.lastIndex();
+    if (last === undefined || firstIndex < this.#first || firstIndex + count - 1 > last || record.compressed) {
+      throw new InvalidArgumentError(`region ${this.region}: cannot relocate ${firstIndex}+${count} (holds ${this.#first}..${last})`);
+    }
+    const entries = this.#entries;
+    const at = entries.head + (firstIndex - this.#first);
+    const base = record.recordOffset + RECORD_HEADER_SIZE;
+    for (let i = 0; i < count; i++) {
+      entries.u32[0]![at + i] = base + offsets[start + i]!;
+      entries.u32[1]![at + i] = lengths[start + i]!;
+    }
+    const end = firstIndex + count;
+    const runs = this.#collectRuns(this.#fileRuns);
+    const fileAfter = end <= last ? this.#fileRuns.u32[0]![rowFor(this.#fileRuns, end)]! : undefined;
+    const kept = runs.filter((run) => run.first < firstIndex || run.first >= end);
+    kept.push({ first: firstIndex, values: [record.fileId] });
+    if (fileAfter !== undefined && !kept.some((run) => run.first === end)) kept.push({ first: end, values: [fileAfter] });
+    this.#replaceRows(this.#fileRuns, kept);
+    // Compressed-record rows inside the relocated range no longer describe any entry.
+    this.#replaceRows(this.#packed, this.#collectRuns(this.#packed).filter((run) => run.first < firstIndex || run.first >= end));
+  }
+
+  /** Bytes of entry data the region holds. */
+  liveEntryBytes(): number {
+    const entries = this.#entries;
+    const lengths = entries.u32[1]!;
+    let bytes = 0;
+    for (let i = entries.head, end = entries.head + entries.length; i < end; i++) bytes += lengths[i]! & ~COMPRESSED_BIT;
+    return bytes;
+  }
+
+  #collectRuns(table: Columns): { first: number; values: number[] }[] {
+    const rows: { first: number; values: number[] }[] = [];
+    for (let i = table.head; i < table.head + table.length; i++) rows.push({ first: table.f64[0]![i]!, values: table.u32.map((c) => c[i]!) });
+    return rows;
+  }
+
+  #replaceRows(table: Columns, rows: { first: number; values: number[] }[]): void {
+    rows.sort((a, b) => a.first - b.first);
+    table.dropFront(table.length);
+    for (const row of rows) pushRow(table, row.first, ...row.values);
+  }
+
   /** Bytes held by the typed-array columns (capacity, not just the live rows). */
   indexBytes(): number {
     return this.#entries.byteLength() + this.#fileRuns.byteLength() + this.#packed.byteLength();

@@ -9,8 +9,10 @@
 import type { SealedRecord } from './log-batch.js';
 
 export interface QueuedWrite {
-  /** Absent for a pure barrier (`engine.sync()`). */
+  /** Absent for a pure barrier (`engine.sync()`) and for a task. */
   record: SealedRecord | undefined;
+  /** Work that must run alone, between groups (garbage collection). */
+  task?: () => Promise<number>;
   sync: boolean;
   /** Set by `commit` for the member's caller (entries compacted by the batch). */
   result: number;
@@ -52,6 +54,20 @@ export class WriteQueue {
     });
   }
 
+  /**
+   * Runs `task` alone: after every write queued before it has committed and
+   * before any write queued after it starts.
+   */
+  runExclusive(task: () => Promise<number>): Promise<number> {
+    return new Promise<number>((resolve, reject) => {
+      this.#pending.push({ record: undefined, sync: false, task, result: 0, resolve, reject });
+      if (!this.#leading) {
+        this.#leading = true;
+        queueMicrotask(() => void this.#lead());
+      }
+    });
+  }
+
   /** Resolves once no group is in flight or queued. */
   idle(): Promise<void> {
     if (!this.busy) return Promise.resolve();
@@ -60,8 +76,18 @@ export class WriteQueue {
 
   async #lead(): Promise<void> {
     while (this.#pending.length > 0) {
-      const group = this.#pending;
-      this.#pending = [];
+      const taskAt = this.#pending.findIndex((member) => member.task !== undefined);
+      if (taskAt === 0) {
+        const member = this.#pending.shift()!;
+        try {
+          member.resolve(await member.task!());
+        } catch (error) {
+          member.reject(error);
+        }
+        continue;
+      }
+      const group = taskAt < 0 ? this.#pending : this.#pending.slice(0, taskAt);
+      this.#pending = taskAt < 0 ? [] : this.#pending.slice(taskAt);
       this.groups++;
       this.members += group.length;
       try {

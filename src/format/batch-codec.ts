@@ -11,6 +11,8 @@
  *   Delete  := keyLength:u32 key
  *   Compact := index:u64            (drop entries below index)
  *   Clean   :=                      (drop the region's entries and keys)
+ *   Checkpoint := appendSeq:u64     (region 0; only in rewrite-queue files: this
+ *                 record holds everything live below append file appendSeq)
  */
 import { crc32c } from './checksum.js';
 import { readU64, writeU64 } from './layout.js';
@@ -21,6 +23,7 @@ export const enum ItemKind {
   Delete = 3,
   Compact = 4,
   Clean = 5,
+  Checkpoint = 6,
 }
 
 /** One item of a batch. Offsets are into the (decompressed) payload. */
@@ -128,7 +131,8 @@ export function decodePayload(payload: Uint8Array): BatchItems {
         break;
       }
       case ItemKind.Compact:
-        need(8, 'compact index');
+      case ItemKind.Checkpoint:
+        need(8, 'index');
         item.index = readU64(view, pos);
         pos += 8;
         break;

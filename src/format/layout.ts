@@ -4,7 +4,7 @@
  * reads or writes them. All integers are little-endian.
  *
  * File header (32 bytes):
- *   0  magic "RAFTLOG\n"        8  format version (u16)   10 queue (u8)   11 flags (u8)
+ *   0  magic "RAFTLOG\n"        8  format version (u16)   10 queue (u8)   11 flags (u8; bit 0 recycled)
  *   12 salt (u32)               16 file sequence (u64)    24 previous file's final length (u32)
  *   28 CRC32C of bytes 0..28
  *
@@ -24,6 +24,12 @@ export const RECORD_ALIGNMENT = 8;
 /** Offsets are stored as u32: no file may reach 4 GiB. */
 export const FILE_SIZE_LIMIT = 0xffff_fff8;
 export const RECORD_FLAG_LZ4 = 1;
+/**
+ * File header flag: the file was recycled, so bytes past the end of the log
+ * may be records of its earlier life (they never verify under the new salt).
+ * Recovery treats such a tail as the end of the log, not as a torn write.
+ */
+export const FILE_FLAG_RECYCLED = 1;
 
 export const enum Queue {
   Append = 0,
@@ -33,6 +39,8 @@ export const enum Queue {
 export interface FileHeader {
   version: number;
   queue: Queue;
+  /** FILE_FLAG_* bits. */
+  flags: number;
   salt: number;
   seq: number;
   previousFileLength: number;
@@ -44,7 +52,7 @@ export function encodeFileHeader(header: FileHeader): Uint8Array {
   bytes.set(FILE_MAGIC, 0);
   view.setUint16(8, header.version, true);
   view.setUint8(10, header.queue);
-  view.setUint8(11, 0);
+  view.setUint8(11, header.flags);
   view.setUint32(12, header.salt, true);
   writeU64(view, 16, header.seq);
   view.setUint32(24, header.previousFileLength, true);
@@ -66,6 +74,7 @@ export function decodeFileHeader(bytes: Uint8Array): FileHeader | FileHeaderProb
   return {
     version,
     queue: view.getUint8(10) as Queue,
+    flags: view.getUint8(11),
     salt: view.getUint32(12, true),
     seq: readU64(view, 16),
     previousFileLength: view.getUint32(24, true),

@@ -16,7 +16,11 @@
  * | B: damage in the last file, proven durable    | CORRUPTION  | cut there, reported    | skip the record  |
  * | C: damage in an older file                    | CORRUPTION  | CORRUPTION             | skip the record  |
  * | D: older file shorter than its successor says | CORRUPTION  | CORRUPTION             | reported         |
- * | E: last file's header unreadable, rest zero   | file removed| file removed           | file removed     |
+ * | E: last file's header unreadable, rest zero,  | file removed| file removed           | file removed     |
+ * |    or the header of a recycled file's past life|             |                        |                  |
+ * | recycled last file: stale bytes after the end | end of log  | end of log             | end of log       |
+ * | older file: bytes after the length its        | end of file | end of file            | end of file      |
+ * |    successor records (preallocated, recycled) |             |                        |                  |
  * | F: other unreadable header / missing file     | CORRUPTION  | CORRUPTION             | file skipped     |
  *
  * Every cut, skip and removal is listed in the RecoveryReport.
@@ -29,7 +33,7 @@
 import { CorruptionError } from '../errors.js';
 import { fileId, parseLogFileName } from '../file-names.js';
 import type { FileHandle, FileSystem } from '../filesystem.js';
-import { FILE_HEADER_SIZE, Queue, decodeFileHeader, type FileHeader } from '../format/layout.js';
+import { FILE_FLAG_RECYCLED, FILE_HEADER_SIZE, Queue, decodeFileHeader, type FileHeader } from '../format/layout.js';
 import { FileWindow, RecordScanner, type ScannedRecord } from './scanner.js';
 
 export const RecoveryMode = {
@@ -76,6 +80,8 @@ export interface RecoveredLog {
   /** Sequence number for a new file when the writer cannot continue `writable`. */
   nextSeq: number;
   report: RecoveryReport;
+  /** Append files below the checkpoint's watermark: dead, left for the next purge to remove. */
+  superseded: string[];
 }
 
 export type ApplyRecord = (record: ScannedRecord, fileId: number) => void;
@@ -87,17 +93,33 @@ export interface RecoverOptions {
    * handles are read-only.
    */
   dryRun?: boolean;
+  /**
+   * The GC checkpoint's watermark: append files below it are superseded by
+   * the checkpoint and not replayed; the first replayed file must be this one.
+   */
+  minSeq?: number;
 }
 
 export async function recoverQueue(fs: FileSystem, mode: RecoveryMode, apply: ApplyRecord, options: RecoverOptions = {}): Promise<RecoveredLog> {
   const dryRun = options.dryRun === true;
-  const names = (await fs.list())
+  const minSeq = options.minSeq ?? 0;
+  const all = (await fs.list())
     .map((name) => ({ name, parsed: parseLogFileName(name) }))
     .filter((n) => n.parsed !== undefined && n.parsed.queue === Queue.Append)
     .sort((a, b) => a.parsed!.seq - b.parsed!.seq);
+  const names = all.filter((n) => n.parsed!.seq >= minSeq);
   const report: RecoveryReport = { mode, files: names.length, records: 0, bytesScanned: 0, problems: [] };
   const files: RecoveredFile[] = [];
   const maxSeq = names.length === 0 ? 0 : names[names.length - 1]!.parsed!.seq;
+  if (minSeq > 0 && names[0]?.parsed!.seq !== minSeq) {
+    fatalUnlessAny(mode, report, {
+      file: names[0]?.name ?? '(none)',
+      offset: 0,
+      detail: `file(s) missing: the GC checkpoint's watermark is file ${minSeq}`,
+      action: 'reported',
+      bytesDropped: 0,
+    });
+  }
   let previous: RecoveredFile | undefined;
   try {
     for (let i = 0; i < names.length; i++) {
@@ -106,10 +128,11 @@ export async function recoverQueue(fs: FileSystem, mode: RecoveryMode, apply: Ap
       if (previous !== undefined && parsed!.seq !== previous.seq + 1) {
         fatalUnlessAny(mode, report, { file: name, offset: 0, detail: `file(s) missing before sequence ${parsed!.seq}`, action: 'reported', bytesDropped: 0 });
       }
+      const expectedEnd = isLast ? undefined : await recordedLength(fs, names[i + 1]!.name);
       const handle = await fs.open(name, { readOnly: dryRun || !isLast });
       let recovered: RecoveredFile | undefined;
       try {
-        recovered = await recoverFile(fs, mode, report, handle, name, parsed!.seq, isLast, previous, apply, dryRun);
+        recovered = await recoverFile(fs, mode, report, handle, name, parsed!.seq, isLast, expectedEnd, previous, apply, dryRun);
       } catch (error) {
         // Not in `files` yet, so the cleanup below would leak its descriptor.
         await handle.close().catch(() => undefined);
@@ -132,8 +155,22 @@ export async function recoverQueue(fs: FileSystem, mode: RecoveryMode, apply: Ap
   // A removed half-created last file leaves its name free for the next file.
   const lastRemoved = lastName !== undefined && (last === undefined || last.seq !== maxSeq) &&
     report.problems.some((p) => p.file === lastName.name && p.action === 'removed-file');
-  const nextSeq = lastRemoved ? maxSeq : maxSeq + 1;
-  return { files, writable, nextSeq, report };
+  const nextSeq = Math.max(minSeq, lastRemoved ? maxSeq : maxSeq + 1, 1);
+  const superseded = all.filter((n) => n.parsed!.seq < minSeq).map((n) => n.name);
+  return { files, writable, nextSeq, report, superseded };
+}
+
+/** The previous-file length a file's header records, if the header verifies. */
+async function recordedLength(fs: FileSystem, name: string): Promise<number | undefined> {
+  const handle = await fs.open(name, { readOnly: true });
+  try {
+    const bytes = new Uint8Array(FILE_HEADER_SIZE);
+    const read = await handle.read(bytes, 0, FILE_HEADER_SIZE, 0);
+    const header = decodeFileHeader(bytes.subarray(0, read));
+    return typeof header === 'object' && header.previousFileLength > 0 ? header.previousFileLength : undefined;
+  } finally {
+    await handle.close();
+  }
 }
 
 async function recoverFile(
@@ -144,6 +181,7 @@ async function recoverFile(
   name: string,
   seq: number,
   isLast: boolean,
+  expectedEnd: number | undefined,
   previous: RecoveredFile | undefined,
   apply: ApplyRecord,
   dryRun: boolean,
@@ -155,8 +193,10 @@ async function recoverFile(
   const headerProblem = typeof header === 'string' ? header : header.seq !== seq || header.queue !== Queue.Append ? 'mismatch' : undefined;
   if (typeof header === 'string' || headerProblem !== undefined) {
     // Case E: the header is made durable before any record, so a last file
-    // with an unreadable header and nothing after it died being created.
-    if (isLast && (size <= FILE_HEADER_SIZE || (await window.zeroFrom(FILE_HEADER_SIZE)))) {
+    // with an unreadable header and nothing after it died being created; one
+    // still carrying the valid header of its previous life (another sequence)
+    // is a recycled file whose new header never landed.
+    if (isLast && (headerProblem === 'mismatch' || size <= FILE_HEADER_SIZE || (await window.zeroFrom(FILE_HEADER_SIZE)))) {
       await handle.close();
       if (!dryRun) {
         await fs.remove(name);
@@ -181,7 +221,12 @@ async function recoverFile(
       continue;
     }
     if (result.kind !== 'damage') break;
+    // An older file ends exactly where its successor says; what follows
+    // there is preallocated space or, in a recycled file, its earlier life.
+    if (offset === expectedEnd) break;
     const next = await scanner.findNextValid(offset);
+    const recycled = (header.flags & FILE_FLAG_RECYCLED) !== 0;
+    if (isLast && recycled && next === undefined) break;
     const proven = !isLast || (await provenDurable(scanner, next, offset));
     const problem: RecoveryProblem = { file: name, offset, detail: result.detail, action: 'cut', bytesDropped: size - offset };
     if (mode === RecoveryMode.TolerateAnyCorruption && next !== undefined) {
@@ -194,9 +239,11 @@ async function recoverFile(
         throw new CorruptionError(`${name}: ${result.detail} at offset ${offset}, in data proven durable`, { file: name, offset });
       }
     }
-    if (isLast && !dryRun) {
+    if (isLast && !dryRun && (next !== undefined || !recycled)) {
       // Cut physically: bytes left past the new end could otherwise verify
       // on a later open, after new records were written over part of them.
+      // A recycled file keeps its blocks when nothing after the cut verifies:
+      // stale records never verify under the new salt.
       await handle.truncate(offset);
       await handle.sync();
     }
