@@ -33,9 +33,12 @@ namespace {
 
 // ---- aligned buffers -------------------------------------------------------
 
+// V8 cannot see memory behind an external ArrayBuffer; without telling it,
+// a loop of O_DIRECT writes could pile up gigabytes of staging buffers
+// before a GC. The size rides in the finalizer hint.
 void FreeAligned(napi_env env, void* data, void* hint) {
-  (void)env;
-  (void)hint;
+  int64_t adjusted;
+  napi_adjust_external_memory(env, -static_cast<int64_t>(reinterpret_cast<uintptr_t>(hint)), &adjusted);
   free(data);
 }
 
@@ -55,10 +58,13 @@ napi_value AlignedAlloc(napi_env env, napi_callback_info info) {
   if (err != 0) return ThrowErrno(env, err, "posix_memalign");
   memset(p, 0, static_cast<size_t>(size));
   napi_value ab;
-  if (napi_create_external_arraybuffer(env, p, static_cast<size_t>(size), FreeAligned, nullptr, &ab) != napi_ok) {
+  if (napi_create_external_arraybuffer(env, p, static_cast<size_t>(size), FreeAligned,
+                                       reinterpret_cast<void*>(static_cast<uintptr_t>(size)), &ab) != napi_ok) {
     free(p);
     return nullptr;
   }
+  int64_t adjusted;
+  napi_adjust_external_memory(env, size, &adjusted);
   return ab;
 }
 
