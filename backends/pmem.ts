@@ -464,16 +464,14 @@ class MappedFile {
 
   #raiseHighWater(end: number): void {
     const mark = Math.min(this.#capacity, roundUp(end, CHUNK));
-    // Space for the whole new mark first, so a later extension that zeroes
-    // below it never touches an unallocated page.
-    this.#allocate(mark);
     this.#storeWord(WORD_HIGH_WATER, mark);
     this.#persistHeader();
   }
 
-  /** Zeroes data bytes [start, end) (already allocated: they are below the high-water mark). */
+  /** Zeroes data bytes [start, end). */
   #zero(start: number, end: number): void {
     if (end <= start) return;
+    this.#allocate(end);
     this.#bytes.fill(0, DATA_OFFSET + start, DATA_OFFSET + end);
     this.#dirty.add(start, end);
   }
@@ -491,19 +489,29 @@ class MappedFile {
    */
   #allocate(end: number): void {
     if (end <= this.#allocated) return;
-    const target = Math.min(this.#capacity, Math.max(end, roundUp(end, CHUNK)));
+    const needed = Math.min(this.#capacity, roundUp(end, PAGE));
+    const ahead = Math.min(this.#capacity, roundUp(end, CHUNK));
     const start = this.#allocated;
+    let target = ahead;
     try {
-      this.#native.fallocate(this.#fd, 0, DATA_OFFSET + start, target - start);
+      this.#fallocate(start, ahead);
     } catch (error) {
-      if (errnoOf(error) !== 'EOPNOTSUPP' && errnoOf(error) !== 'ENOTSUP') throw error;
-      // No fallocate here: writing zeros through the descriptor allocates
-      // just the same, and the bytes are past the high-water mark or about
-      // to be overwritten, so zeros are what they hold anyway.
-      this.#allocateByWriting(start, target);
+      // Ahead is a courtesy: a nearly full device still takes what fits.
+      if (errnoOf(error) !== 'ENOSPC' || ahead === needed) throw error;
+      this.#fallocate(start, needed);
+      target = needed;
     }
     this.#counters.allocations++;
     this.#allocated = target;
+  }
+
+  #fallocate(start: number, end: number): void {
+    try {
+      this.#native.fallocate(this.#fd, 0, DATA_OFFSET + start, end - start);
+    } catch (error) {
+      if (errnoOf(error) !== 'EOPNOTSUPP' && errnoOf(error) !== 'ENOTSUP') throw error;
+      this.#allocateByWriting(start, end);
+    }
   }
 
   /**
