@@ -33,7 +33,10 @@
  * small per-file cache of block images (normally just the tail block, which
  * is what makes an unaligned append cost no read: the next append rewrites
  * that block with the new bytes after the old ones). A partial block that is
- * not cached is read first (aligned), with no chain of the file in flight.
+ * not cached is read first (aligned), with no chain of the file in flight,
+ * unless it lies where the disk is known to hold zeros: past the end, or in
+ * space this UringFs preallocated and has not written since (so appends into
+ * a preallocated file never read).
  * Block size: the larger of 4096 and what statx(STATX_DIOALIGN) demands.
  *
  * Direct-mode file size. The logical size is tracked in JS per file (shared by
@@ -41,7 +44,7 @@
  * reads stop at it. Padding makes the on-disk size run ahead of it by less
  * than a block, and every barrier puts it right: a chain that syncs includes
  * IORING_OP_FTRUNCATE to the logical size before its fdatasync (Linux 6.9+;
- * on older kernels the size is fixed when the last handle closes instead).
+ * on older kernels the size is fixed when a writable handle closes instead).
  * So after a crash a file's size is exact as of its last barrier, plus at most
  * one block of zeros past data written after it, which is the same state a
  * preallocated file is in. The bytes between the logical and the on-disk size
@@ -658,10 +661,13 @@ export class UringFs implements FileSystem {
     }
     if (this.direct && file.stale) {
       file.running = true;
-      this.#reloadState(file).finally(() => {
-        file.running = false;
-        this.#schedule();
-      });
+      // One attempt: if even fstat fails, the next write's own error says so.
+      this.#reloadState(file)
+        .catch(() => undefined)
+        .finally(() => {
+          file.running = false;
+          this.#schedule();
+        });
       return;
     }
     const room = this.#room();
@@ -1026,7 +1032,7 @@ export class UringFs implements FileSystem {
     if (rejections.length > 0 && this.direct) {
       file.running = true;
       this.#reloadState(file)
-        .catch(() => (file.stale = true))
+        .catch(() => undefined)
         .finally(() => {
           file.running = false;
           for (const [req, error] of rejections) req.fail(error);
