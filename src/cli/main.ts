@@ -7,7 +7,12 @@
 import { Command, CommanderError, Option } from 'commander';
 import { BACKENDS, type BackendName } from './backends.js';
 import { ExitCode, describeError, exitCodeOf, isDebug } from './errors.js';
-import { byteSize, positiveInt, seconds, secondsOrZero } from './parse.js';
+import { formatCheck, runCheck } from './check.js';
+import { runDump } from './dump.js';
+import { formatProbe, runProbe } from './probe.js';
+import { formatRepair, runRepair } from './repair.js';
+import { byteSize, fileList, nonNegativeInt, positiveInt, recoveryMode, regionList, seconds, secondsOrZero } from './parse.js';
+import { RecoveryMode } from '../recovery/recovery.js';
 import { formatStressReport, runStress, type StressOptions } from './stress.js';
 
 const EXIT_CODES_HELP = `
@@ -44,7 +49,6 @@ function buildProgram(setExit: (code: number) => void): Command {
   program
     .description('raftlog: a persistent storage engine for Multi-Raft logs — benchmark, inspect, verify and repair log directories')
     .addHelpText('after', EXIT_CODES_HELP)
-    .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
     .configureOutput({ outputError: (text, write) => write(text) });
 
@@ -89,6 +93,80 @@ function buildProgram(setExit: (code: number) => void): Command {
       const result = await runStress(options, { note, interrupted: interruption() });
       process.stdout.write(raw['json'] === true ? json(result) : formatStressReport(result));
       setExit(result.interrupted ? ExitCode.INTERRUPTED : ExitCode.OK);
+    });
+
+  program
+    .command('dump')
+    .description('print the records, regions, entries and keys of a log directory (read-only)')
+    .argument('<dir>', 'log directory')
+    .option('--json', 'one JSON document: records, files, regions, problems', false)
+    .option('--region <ids>', 'only these regions (comma-separated or repeated)', regionList, [])
+    .option('--file <names>', 'only records of these files, by name or sequence number (comma-separated or repeated)', fileList, [])
+    .option('--entries', 'print every entry (index, term, type, data preview), not just each run', false)
+    .option('--keys', "list each region's keys in the summary", false)
+    .option('--summary', 'files and regions only, no records', false)
+    .option('--limit <n>', 'print at most this many records (0: all)', nonNegativeInt, 0)
+    .option('--mode <mode>', 'recovery mode to read with (absolute, tail, any)', recoveryMode, RecoveryMode.TolerateAnyCorruption)
+    .action(async (dir: string, raw: Record<string, unknown>) => {
+      setExit(
+        await runDump(
+          dir,
+          {
+            json: raw['json'] === true,
+            regions: raw['region'] as number[],
+            files: raw['file'] as string[],
+            entries: raw['entries'] === true,
+            keys: raw['keys'] === true,
+            summaryOnly: raw['summary'] === true,
+            limit: raw['limit'] as number,
+            mode: raw['mode'] as RecoveryMode,
+          },
+          { note },
+        ),
+      );
+    });
+
+  program
+    .command('check')
+    .description("verify every record's checksums, the file sequence and replay, without changing anything; exit 4 on damage")
+    .argument('<dir>', 'log directory')
+    .option('--strict', 'count a torn tail (left by a crash, cut by the engine on open) as damage too', false)
+    .option('--json', 'print the result as JSON', false)
+    .action(async (dir: string, raw: Record<string, unknown>) => {
+      const result = await runCheck(dir, { strict: raw['strict'] === true });
+      if (result.lockedBy !== undefined && raw['json'] !== true) note(`${dir} is in use (${result.lockedBy}); checked anyway, its last file may have been changing`);
+      process.stdout.write(raw['json'] === true ? json(result) : formatCheck(result));
+      setExit(result.exitCode);
+    });
+
+  program
+    .command('repair')
+    .description('cut a torn tail or drop damaged records as a recovery mode would, after backing up every file it changes')
+    .argument('<dir>', 'log directory (must not be open in a running engine)')
+    .option(
+      '--mode <mode>',
+      'TolerateTailCorruption (tail): cut the last file at its first damage; TolerateAnyCorruption (any): drop damaged records and files anywhere, rebuilding the log; AbsoluteConsistency (absolute): only cut what was never proven durable',
+      recoveryMode,
+      RecoveryMode.TolerateTailCorruption,
+    )
+    .option('--yes', 'go ahead even when data proven durable would be dropped', false)
+    .option('--json', 'print the result as JSON', false)
+    .action(async (dir: string, raw: Record<string, unknown>) => {
+      const result = await runRepair(dir, { mode: raw['mode'] as RecoveryMode, yes: raw['yes'] === true });
+      process.stdout.write(raw['json'] === true ? json(result) : formatRepair(result));
+      setExit(result.exitCode);
+    });
+
+  program
+    .command('probe')
+    .description('measure what the device under a path can do (block sizes, DAX/MAP_SYNC, io_uring, O_DIRECT, fdatasync latency) and recommend a backend')
+    .argument('<path>', 'a directory on the device to probe (a temporary file is written there and removed)')
+    .option('--samples <n>', 'synced 4 KiB writes per latency measurement', positiveInt, 200)
+    .option('--json', 'print the result as JSON', false)
+    .action(async (target: string, raw: Record<string, unknown>) => {
+      const result = await runProbe(target, { samples: raw['samples'] as number });
+      process.stdout.write(raw['json'] === true ? json(result) : formatProbe(result));
+      setExit(ExitCode.OK);
     });
 
   return program;

@@ -12,7 +12,7 @@ export type Cell = string | number;
  * numeric are right-aligned so magnitudes line up; the first row is the
  * header and gets an underline.
  */
-export function table(rows: readonly (readonly Cell[])[]): string {
+export function table(rows: readonly (readonly Cell[])[], align: 'auto' | 'left' = 'auto'): string {
   if (rows.length === 0) return '';
   const text = rows.map((row) => row.map((cell) => (typeof cell === 'number' ? formatNumber(cell) : cell)));
   const columns = Math.max(...text.map((row) => row.length));
@@ -21,7 +21,7 @@ export function table(rows: readonly (readonly Cell[])[]): string {
   const looksNumeric = (cell: string): boolean => /^[-+]?[\d,.]+(\s?[^\s\d]+)?$/.test(cell);
   const render = (row: readonly string[], header: boolean): string =>
     row
-      .map((cell, c) => (!header && c > 0 && looksNumeric(cell) ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!)))
+      .map((cell, c) => (!header && align === 'auto' && c > 0 && looksNumeric(cell) ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!)))
       .join('  ')
       .trimEnd();
   const lines = [render(text[0]!, true), widths.map((w) => '-'.repeat(w)).join('  ')];

@@ -171,7 +171,14 @@ async function writer(
   const batch = new LogBatch();
   let cursor = 0;
   let poolOffset = (own[0]! * 4099) % (pool.length - options.entrySize);
+  let lastYield = performance.now();
   while (!shouldStop()) {
+    // On a backend whose I/O completes synchronously (mem), writes resolve in
+    // microtasks only and would starve timers and progress; yield now and then.
+    if (performance.now() - lastYield > 20) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      lastYield = performance.now();
+    }
     batch.clear();
     for (let r = 0; r < options.regionsPerBatch; r++) {
       const region = own[cursor]!;
@@ -278,8 +285,14 @@ export interface StressIo {
 
 export async function runStress(options: StressOptions, io: StressIo): Promise<StressResult> {
   validateStressOptions(options);
-  if (options.backend !== 'mem') await prepareFreshDirectory(options.dir);
+  // Backend first: an unavailable one must fail before the directory is touched.
   const built = await buildFileSystem(options.backend, options.dir, { encrypt: options.encrypt, direct: options.direct });
+  try {
+    if (built.onDisk) await prepareFreshDirectory(options.dir);
+  } catch (error) {
+    await built.fs.close().catch(() => undefined);
+    throw error;
+  }
   for (const note of built.notes) io.note(note);
   const engine = new Engine({ fs: built.fs, targetFileSize: options.targetFileSize });
   try {
@@ -313,7 +326,8 @@ export async function runStress(options: StressOptions, io: StressIo): Promise<S
     const seconds = Math.max((now - oldest.at) / 1000, 1e-3);
     progress.update((counters.ops - oldest.ops) / seconds, (bytes - oldest.bytes) / seconds / 1e6, histogram.count > 0 ? histogram.percentile(99) : 0);
   }, 250);
-  const deadline = setTimeout(() => (stop = true), options.duration * 1000);
+  // Checked by the writers themselves, not only by a timer, so a run ends on time even if timers are late.
+  const deadlineAt = started + options.duration * 1000;
   let purging: Promise<void> = Promise.resolve();
   const purgeTimer =
     purge !== undefined && options.purgeInterval > 0
@@ -332,13 +346,12 @@ export async function runStress(options: StressOptions, io: StressIo): Promise<S
   let failure: unknown;
   try {
     const results = await Promise.allSettled(
-      shares.map((own) => writer(engine, own, options, pool, histogram, counters, () => stop || failure !== undefined)),
+      shares.map((own) => writer(engine, own, options, pool, histogram, counters, () => stop || failure !== undefined || performance.now() >= deadlineAt)),
     );
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed !== undefined) failure = failed.reason;
   } finally {
     clearInterval(ticker);
-    clearTimeout(deadline);
     if (purgeTimer !== undefined) clearInterval(purgeTimer);
     progress.stop();
   }
