@@ -11,10 +11,14 @@
  */
 
 import { ByteImage, DirModel, FileModel, PendingOp, applyDirOp, applyPending, describeDirOp } from './model.js';
+import { PMEM_WORD_BYTES, crashPmem } from './pmem.js';
 import { Prng, derivePrng } from './prng.js';
 import { CrashPolicy, CrashPolicySpec, DataCrashMode, DirCrashMode } from './types.js';
 
+/** The modes `mixed` picks from. Its order and length are what seeds replay: append nothing here. */
 const DATA_MODES: readonly DataCrashMode[] = ['drop', 'keepAll', 'prefix', 'pages', 'torn-zeros', 'torn-old', 'torn-garbage'];
+/** Every mode a spec may name. */
+const ALL_DATA_MODES: readonly DataCrashMode[] = [...DATA_MODES, 'pmem'];
 const DIR_MODES: readonly DirCrashMode[] = ['drop', 'keepAll', 'prefix', 'subset'];
 
 const NAMED: Record<Exclude<CrashPolicy, CrashPolicySpec | 'mixed'>, CrashPolicySpec> = {
@@ -25,23 +29,32 @@ const NAMED: Record<Exclude<CrashPolicy, CrashPolicySpec | 'mixed'>, CrashPolicy
   tornOld: { data: 'torn-old', dir: 'prefix' },
   tornGarbage: { data: 'torn-garbage', dir: 'prefix' },
   loseDirEntries: { data: 'keepAll', dir: 'drop' },
+  pmem: { data: 'pmem', dir: 'prefix' },
 };
 
 interface ResolvedPolicy {
   readonly data: DataCrashMode | 'mixed';
   readonly dir: DirCrashMode | 'mixed';
   readonly keepProbability: number;
+  readonly lineSize: number;
+  readonly tornProbability: number;
 }
 
 export function resolvePolicy(policy: CrashPolicy): ResolvedPolicy {
-  if (policy === 'mixed') return { data: 'mixed', dir: 'mixed', keepProbability: 0.5 };
+  if (policy === 'mixed') return { data: 'mixed', dir: 'mixed', keepProbability: 0.5, lineSize: 64, tornProbability: 0.25 };
   const spec = typeof policy === 'string' ? NAMED[policy] : policy;
-  if (spec === undefined || !DATA_MODES.includes(spec.data) || !DIR_MODES.includes(spec.dir)) {
+  if (spec === undefined || !ALL_DATA_MODES.includes(spec.data) || !DIR_MODES.includes(spec.dir)) {
     throw new RangeError(`unknown crash policy ${JSON.stringify(policy)}`);
   }
   const p = spec.keepProbability ?? 0.5;
   if (!(p >= 0 && p <= 1)) throw new RangeError(`keepProbability must be in [0, 1], got ${p}`);
-  return { data: spec.data, dir: spec.dir, keepProbability: p };
+  const lineSize = spec.lineSize ?? 64;
+  if (!Number.isSafeInteger(lineSize) || lineSize < PMEM_WORD_BYTES || lineSize > 4096 || (lineSize & (lineSize - 1)) !== 0) {
+    throw new RangeError(`lineSize must be a power of two from ${PMEM_WORD_BYTES} to 4096, got ${lineSize}`);
+  }
+  const torn = spec.tornProbability ?? 0.25;
+  if (!(torn >= 0 && torn <= 1)) throw new RangeError(`tornProbability must be in [0, 1], got ${torn}`);
+  return { data: spec.data, dir: spec.dir, keepProbability: p, lineSize, tornProbability: torn };
 }
 
 export interface CrashNote {
@@ -86,7 +99,7 @@ export function computeCrash(input: CrashInput): CrashResult {
           ? derivePrng(input.seed, 'crash', input.ordinal, 'mode', model.key).pick(DATA_MODES)
           : policy.data;
       const prng = derivePrng(input.seed, 'crash', input.ordinal, 'file', model.key);
-      const outcome = crashFile(model, mode, prng, input.pageSize, policy.keepProbability);
+      const outcome = crashFile(model, mode, prng, input.pageSize, policy);
       content = outcome.content;
       contents.set(id, content);
       if (model.pending.length > 0) notes.push({ path: name, detail: `data ${mode}: ${outcome.detail}` });
@@ -132,8 +145,9 @@ interface FileOutcome {
   readonly detail: string;
 }
 
-function crashFile(model: FileModel, mode: DataCrashMode, prng: Prng, pageSize: number, keepP: number): FileOutcome {
+function crashFile(model: FileModel, mode: DataCrashMode, prng: Prng, pageSize: number, policy: ResolvedPolicy): FileOutcome {
   const pending = model.pending;
+  const keepP = policy.keepProbability;
   switch (mode) {
     case 'drop':
       return { content: model.durable.view().slice(), detail: `dropped ${pending.length} pending op(s)` };
@@ -146,6 +160,8 @@ function crashFile(model: FileModel, mode: DataCrashMode, prng: Prng, pageSize: 
       return crashPrefix(model, mode, prng, pageSize);
     case 'pages':
       return crashPages(model, prng, pageSize, keepP);
+    case 'pmem':
+      return crashPmem(model, prng, { lineSize: policy.lineSize, keepProbability: keepP, tornProbability: policy.tornProbability });
   }
 }
 

@@ -17,9 +17,9 @@
  * `syncDir()`.
  *
  * The model is general on purpose: a crash policy only needs "durable image +
- * ordered pending log". A persistent-memory mode (only flushed 64-byte lines
- * durable, 8-byte atomic stores) can be added as another policy over the same
- * log, by tracking flushed ranges as a further kind of pending entry.
+ * ordered pending log". The persistent-memory mode (fault/pmem.ts: only
+ * flushed 64-byte lines durable, 8-byte atomic stores) is one more policy
+ * over the same log; a barrier is the seam's flush of everything pending.
  */
 
 /** A growable byte array with a logical size; bytes past `size` are always zero. */

@@ -135,6 +135,12 @@ export interface FaultRuleHandle {
  *   of the page where the cut falls is filled with zeros, the old bytes, or
  *   random bytes, and the file keeps that page (a torn sector write). The
  *   fill never touches bytes below the synced size: synced data is never lost.
+ * - `pmem`: persistent memory written with plain stores (PmemFs; see
+ *   fault/pmem.ts): each cache line (`lineSize`, default 64) stored to since
+ *   the last barrier independently comes back in its durable version or in
+ *   one of its newer versions; a line that came back may be torn, each
+ *   aligned 8-byte word old or new on its own; the size (one word) comes back
+ *   in its durable or one of its newer values. Not part of `mixed`.
  */
 export type DataCrashMode =
   | 'drop'
@@ -143,7 +149,8 @@ export type DataCrashMode =
   | 'pages'
   | 'torn-zeros'
   | 'torn-old'
-  | 'torn-garbage';
+  | 'torn-garbage'
+  | 'pmem';
 
 /**
  * What a crash does to directory operations (create, rename, remove) not yet
@@ -160,8 +167,12 @@ export type DirCrashMode = 'drop' | 'keepAll' | 'prefix' | 'subset';
 export interface CrashPolicySpec {
   readonly data: DataCrashMode;
   readonly dir: DirCrashMode;
-  /** For `pages` (and `subset` directory entries): chance of keeping each one. Default 0.5. */
+  /** For `pages` and `pmem` (and `subset` directory entries): chance of keeping each one. Default 0.5. */
   readonly keepProbability?: number;
+  /** For `pmem`: cache-line size, a power of two from 8 to 4096. Default 64. */
+  readonly lineSize?: number;
+  /** For `pmem`: chance that a line that reached the media is torn into old and new words. Default 0.25. */
+  readonly tornProbability?: number;
 }
 
 /**
@@ -171,8 +182,12 @@ export interface CrashPolicySpec {
  * - `keepPages`: { data: 'pages', dir: 'subset' }
  * - `tornZeros` / `tornOld` / `tornGarbage`: { data: 'torn-…', dir: 'prefix' }
  * - `loseDirEntries`: { data: 'keepAll', dir: 'drop' }
+ * - `pmem`: { data: 'pmem', dir: 'prefix' } (a DAX file system journals its
+ *   directory like any other)
  * - `mixed` (the default): for each file a seeded choice among the data
- *   modes, and a seeded directory mode.
+ *   modes except `pmem` (which models a different medium, and whose
+ *   addition must not change what existing seeds replay), and a seeded
+ *   directory mode.
  */
 export type CrashPolicyName =
   | 'dropUnsynced'
@@ -182,6 +197,7 @@ export type CrashPolicyName =
   | 'tornOld'
   | 'tornGarbage'
   | 'loseDirEntries'
+  | 'pmem'
   | 'mixed';
 
 export type CrashPolicy = CrashPolicyName | CrashPolicySpec;
