@@ -35,6 +35,7 @@ import type { MessageType, StoredEntry } from './protos.js';
 import { RecoveryMode, recoverQueue, type RecoveryReport } from './recovery/recovery.js';
 import { recoverCheckpoint } from './recovery/checkpoint.js';
 import { GarbageCollector, type GcStats, type PurgeResult } from './gc.js';
+import { TieredFs } from './tiered-fs.js';
 import type { ScannedRecord } from './recovery/scanner.js';
 import { WriteQueue, type QueuedWrite } from './write-queue.js';
 
@@ -64,6 +65,12 @@ export interface EngineOptions {
   recycleFiles?: number;
   /** Files of zeros written at open into the recycle pool, so appends overwrite written blocks from the start. Default 0. */
   prefillFiles?: number;
+  /**
+   * A second FileSystem for when `fs` is full: on NO_SPACE while reserving
+   * space, new files go here and the engine keeps writing; reads use both.
+   * New files return to `fs` at the next rotation once it has room.
+   */
+  spillFs?: FileSystem;
 }
 
 export interface WriteOptions {
@@ -108,6 +115,10 @@ export interface EngineStats {
     /** (bytes written + bytes GC rewrote) / bytes written. */
     writeAmplification: number;
     lastPurge: PurgeResult | undefined;
+    /** New files currently go to `spillFs`. */
+    spilling: boolean;
+    /** Times the engine switched to `spillFs` because `fs` was full. */
+    spills: number;
   };
 }
 
@@ -131,7 +142,9 @@ const DEFAULTS = {
 
 export class Engine implements AsyncDisposable {
   readonly #fs: FileSystem;
-  readonly #options: Required<Omit<EngineOptions, 'fs' | 'seed'>>;
+  readonly #options: Required<Omit<EngineOptions, 'fs' | 'seed' | 'spillFs'>>;
+  readonly #tiered: TieredFs | undefined;
+  #spills = 0;
   readonly #gc: GarbageCollector;
   #lastPurge: PurgeResult | undefined;
   readonly #nextSalt: () => number;
@@ -153,7 +166,11 @@ export class Engine implements AsyncDisposable {
     if (typeof options !== 'object' || options === null || typeof options.fs?.open !== 'function') {
       throw new InvalidArgumentError('Engine needs { fs }: a FileSystem such as new PosixFs(dir) or new MemFs()');
     }
-    this.#fs = options.fs;
+    if (options.spillFs !== undefined && typeof options.spillFs.open !== 'function') {
+      throw new InvalidArgumentError('spillFs must be a FileSystem');
+    }
+    this.#tiered = options.spillFs === undefined ? undefined : new TieredFs(options.fs, options.spillFs);
+    this.#fs = this.#tiered ?? options.fs;
     this.#options = {
       targetFileSize: options.targetFileSize ?? DEFAULTS.targetFileSize,
       compressionThreshold: options.compressionThreshold ?? DEFAULTS.compressionThreshold,
@@ -217,6 +234,13 @@ export class Engine implements AsyncDisposable {
         preallocateBytes: this.#options.preallocateBytes,
         nextSalt: this.#nextSalt,
         takeRecycled: () => this.#gc.takeRecycled(),
+        onNoSpace: () => {
+          if (this.#tiered === undefined || this.#tiered.spilling) return false;
+          this.#tiered.spill();
+          this.#spills++;
+          return true;
+        },
+        onRotateStart: () => this.#tiered?.preferPrimary(),
       };
       const last = log.files[log.files.length - 1];
       this.#writer =
@@ -364,10 +388,12 @@ export class Engine implements AsyncDisposable {
       try {
         result = await this.#gc.purge(this.#writer!.seq, this.#writer!.fileBytes);
       } catch (error) {
-        // Durable state is consistent at every step, but memory may not match
-        // it after a failure part-way: fail-stop like a failed write.
-        this.#failure = isRaftlogError(error) ? error : new EngineFailedError(`purge failed: ${String(error)}`, { cause: error });
-        throw this.#failure;
+        // Every step of a purge leaves a state recovery accepts, and the
+        // memtables only move to a checkpoint once it is durable, so a failed
+        // purge leaves the engine usable; a failed barrier still fail-stops,
+        // as anywhere else.
+        if (isRaftlogError(error, 'FSYNC_FAILED')) this.#failure = error;
+        throw error;
       }
       this.#lastPurge = result;
       return 0;
@@ -437,6 +463,8 @@ export class Engine implements AsyncDisposable {
         ...this.#gc.stats(writer?.fileBytes ?? 0),
         writeAmplification: (writer?.bytesWritten ?? 0) === 0 ? 1 : (writer!.bytesWritten + this.#gc.rewriteBytes) / writer!.bytesWritten,
         lastPurge: this.#lastPurge,
+        spilling: this.#tiered?.spilling ?? false,
+        spills: this.#spills,
       },
     };
   }

@@ -37,6 +37,15 @@ export interface LogWriterOptions {
    * written, so appends overwrite instead of extending (a cheaper fdatasync).
    */
   takeRecycled?: () => string | undefined;
+  /**
+   * The device ran out of space while reserving room for records or creating
+   * a file. Returns true when new files will go elsewhere (a spill
+   * directory), so the writer rotates and retries there; nothing of the
+   * group has been written yet, so retrying is safe.
+   */
+  onNoSpace?: () => boolean;
+  /** A rotation for size is starting: new files may go back to the primary device. */
+  onRotateStart?: () => void;
 }
 
 /** Where a written record landed. */
@@ -135,7 +144,13 @@ export class LogWriter {
       // A single group larger than a file can address: split it across files.
       return this.#appendSplit(records, sync);
     }
-    await this.#ensureAllocated(this.#offset + groupBytes);
+    try {
+      await this.#ensureAllocated(this.#offset + groupBytes);
+    } catch (error) {
+      if (!isNoSpace(error) || this.#options.onNoSpace?.() !== true) throw error;
+      await this.#rotateTo(() => this.#createNext());
+      await this.#ensureAllocated(this.#offset + groupBytes);
+    }
     const placed: PlacedRecord[] = [];
     const buffers: Uint8Array[] = [];
     const id = this.fileId;
@@ -178,9 +193,25 @@ export class LogWriter {
 
   /** Retires the active file (synced in full) and starts the next one. */
   async rotate(): Promise<void> {
+    this.#options.onRotateStart?.();
+    await this.#rotateTo(async () => {
+      try {
+        return await this.#createNext();
+      } catch (error) {
+        if (!isNoSpace(error) || this.#options.onNoSpace?.() !== true) throw error;
+        return this.#createNext();
+      }
+    });
+  }
+
+  #createNext(): Promise<ActiveFileState & { allocated: number }> {
+    return createLogFile(this.#options, this.#seq + 1, this.#offset);
+  }
+
+  async #rotateTo(create: () => Promise<ActiveFileState & { allocated: number }>): Promise<void> {
     await this.sync();
     const retired = { seq: this.#seq, handle: this.#handle, bytes: this.fileBytes };
-    const state = await createLogFile(this.#options, this.#seq + 1, this.#offset);
+    const state = await create();
     this.#handle = state.handle;
     this.#seq = state.seq;
     this.#salt = state.salt;
@@ -239,7 +270,10 @@ async function createLogFile(
     const allocated = recycled !== undefined ? await handle.size() : FILE_HEADER_SIZE;
     return { seq, salt, handle, offset: FILE_HEADER_SIZE, allocated };
   } catch (error) {
+    // A file without a durable header holds nothing; remove it so a retry
+    // (on a spill directory) can take the name. Recovery would remove it too.
     await handle.close().catch(() => undefined);
+    await fs.remove(name).catch(() => undefined);
     throw error;
   }
 }
@@ -249,6 +283,10 @@ async function createLogFile(
  * pages and the next fsync succeeds), so it is reported as FSYNC_FAILED, which
  * the engine turns into a fail-stop. Running out of space stays NO_SPACE.
  */
+function isNoSpace(error: unknown): boolean {
+  return isRaftlogError(error) && error.code === ErrorCode.NO_SPACE;
+}
+
 async function barrierErrors<T>(sync: boolean, operation: () => Promise<T>): Promise<T> {
   try {
     return await operation();
