@@ -137,6 +137,30 @@ describe('pmem crash model', () => {
     }
   });
 
+  it('the zeros in a gap before a write past the end are stores too: lost ones let old bytes show', async () => {
+    let oldInGap = 0;
+    let zeroInGap = 0;
+    for (let i = 0; i < 100; i++) {
+      const seed = SEED + 2000 + i;
+      const { fault, file } = await fileWith(seed, chunk(3000, 5));
+      await file.truncate(100);
+      await file.write([chunk(100, 6)], 2000);
+      const got = await readAll(await fault.crash('pmem'), 'f');
+      assert.ok([3000, 100, 2100].includes(got.length), `[seed=${seed}] size ${got.length}`);
+      const future = withSize(chunk(100, 5), 2100);
+      future.set(chunk(100, 6), 2000);
+      for (let at = 104; at + WORD <= got.length; at += WORD) {
+        const old = sameWord(got, chunk(3000, 5), at);
+        assert.ok(old || sameWord(got, future, at), `[seed=${seed}] word at ${at} is old or new`);
+        if (got.length === 2100 && at < 2000) {
+          if (old) oldInGap++;
+          else zeroInGap++;
+        }
+      }
+    }
+    assert.ok(oldInGap > 0 && zeroInGap > 0, `gap words: ${oldInGap} old, ${zeroInGap} zero`);
+  });
+
   it('keepProbability 0 is dropUnsynced; 1 with no tearing is the written image', async () => {
     const { fault: a, file: fa } = await fileWith(SEED, chunk(500, 1));
     await fa.write([chunk(700, 2)], 300);

@@ -21,8 +21,9 @@
  *
  * Truncate and preallocate touch no data lines by themselves (PmemFs changes
  * the size word); growth exposes zeros, which PmemFs stores only where old
- * bytes may linger, so the lines of an extension are counted as stores of
- * zeros where some earlier version could be non-zero, and skipped where every
+ * bytes may linger, so the lines of an extension (by truncate, preallocate,
+ * or the gap before a write past the end) are counted as stores of zeros
+ * where some earlier version could be non-zero, and skipped where every
  * version is zero anyway (a fresh 8 MiB preallocation costs nothing here).
  */
 
@@ -53,17 +54,20 @@ interface LineChoice {
   readonly words: readonly boolean[] | undefined;
 }
 
-/** The line range `op` stores to, given the size before it; empty when it stores nothing that matters. */
-function storedRange(op: PendingOp, size: number, everNonZeroEnd: number): [number, number] {
+/**
+ * The byte ranges `op` stores to, given the size before it: the written
+ * bytes, and the zeros an extension exposes (a write's gap past the end
+ * included) wherever an earlier version could be non-zero.
+ */
+function storedRanges(op: PendingOp, size: number, everNonZeroEnd: number): Array<[number, number]> {
+  const zeros = (end: number): [number, number] => [size, Math.min(end, everNonZeroEnd)];
   switch (op.kind) {
     case 'write':
-      return [op.offset, op.offset + op.bytes.length];
+      return op.offset > size ? [zeros(op.offset), [op.offset, op.offset + op.bytes.length]] : [[op.offset, op.offset + op.bytes.length]];
     case 'truncate':
-      return op.size > size ? [size, Math.min(op.size, everNonZeroEnd)] : [0, 0];
-    case 'preallocate': {
-      const end = op.offset + op.length;
-      return end > size ? [size, Math.min(end, everNonZeroEnd)] : [0, 0];
-    }
+      return op.size > size ? [zeros(op.size)] : [];
+    case 'preallocate':
+      return op.offset + op.length > size ? [zeros(op.offset + op.length)] : [];
   }
 }
 
@@ -89,8 +93,22 @@ function walkStores(model: FileModel, lineSize: number, visit: (index: number, f
   // the durable size are zero, and no pending write reached further yet).
   let everNonZeroEnd = model.durable.size;
   model.pending.forEach((op, index) => {
-    const [start, end] = storedRange(op, size, everNonZeroEnd);
-    if (end > start) visit(index, Math.floor(start / lineSize), Math.ceil(end / lineSize));
+    // As line ranges, merged where they share a line, so one operation is one version of each line.
+    let first = 0;
+    let end = 0;
+    for (const [startByte, endByte] of storedRanges(op, size, everNonZeroEnd)) {
+      if (endByte <= startByte) continue;
+      const a = Math.floor(startByte / lineSize);
+      const b = Math.ceil(endByte / lineSize);
+      if (end > first && a <= end) {
+        end = Math.max(end, b);
+        continue;
+      }
+      if (end > first) visit(index, first, end);
+      first = a;
+      end = b;
+    }
+    if (end > first) visit(index, first, end);
     if (op.kind === 'write') everNonZeroEnd = Math.max(everNonZeroEnd, op.offset + op.bytes.length);
     size = sizeAfter(op, size);
   });
