@@ -9,6 +9,8 @@
  * when asked for, not a failed start of every command.
  */
 import { randomBytes } from 'node:crypto';
+import { open } from 'node:fs/promises';
+import { join } from 'node:path';
 import { EncryptedFs } from '../../backends/encrypted.js';
 import { MemFs } from '../../backends/memfs.js';
 import { PosixFs } from '../../backends/posix.js';
@@ -27,6 +29,8 @@ export interface BackendOptions {
 
 export interface BuiltFileSystem {
   fs: FileSystem;
+  /** The backend under any wrapper (EncryptedFs): what owns the directory lock and the raw files. */
+  base: FileSystem;
   /** Things the user should know about the choice (printed once, on stderr). */
   notes: string[];
   /** Whether the data lives in `dir` on disk (false for mem). */
@@ -66,11 +70,12 @@ export async function buildFileSystem(backend: BackendName, dir: string, options
       break;
     }
   }
+  const base = fs;
   if (options.encrypt) {
     fs = new EncryptedFs(fs, { masterKey: randomBytes(32) });
     notes.push('--encrypt: the master key is random and never stored; the data written cannot be read after this run');
   }
-  return { fs, notes, onDisk: backend !== 'mem' };
+  return { fs, base, notes, onDisk: backend !== 'mem' };
 }
 
 async function loadOptional(backend: 'uring' | 'pmem'): Promise<RootedFileSystemClass> {
@@ -90,6 +95,45 @@ async function loadOptional(backend: 'uring' | 'pmem'): Promise<RootedFileSystem
     throw new CliError(`backend ${backend} is not available: ${path} does not export ${exportName}`, ExitCode.FAILURE);
   }
   return Class as RootedFileSystemClass;
+}
+
+/** Opens a FileSystem rooted at a directory of the same on-disk format. */
+export type FileSystemFactory = (root: string) => FileSystem;
+
+/** First bytes of a log file written through PmemFs: its header page (docs/pmem.md). */
+const PMEM_MAGIC = 'RLPMEM01';
+
+/**
+ * The FileSystem that reads `dir`'s files as written: PmemFs files start with
+ * a header page and are only readable through PmemFs; everything else
+ * (PosixFs, UringFs, whose files are plain) is read through PosixFs, which
+ * needs no native addon. Decided from the first log file's first bytes.
+ */
+export async function inspectionFileSystem(dir: string, logFiles: readonly string[]): Promise<{ kind: 'posix' | 'pmem'; make: FileSystemFactory }> {
+  const first = logFiles[0];
+  let magic = '';
+  if (first !== undefined) {
+    const handle = await open(join(dir, first), 'r');
+    try {
+      const bytes = new Uint8Array(PMEM_MAGIC.length);
+      await handle.read(bytes, 0, bytes.length, 0);
+      magic = Buffer.from(bytes).toString('latin1');
+    } finally {
+      await handle.close();
+    }
+  }
+  if (magic !== PMEM_MAGIC) return { kind: 'posix', make: (root) => new PosixFs(root) };
+  const Class = await loadOptional('pmem');
+  return {
+    kind: 'pmem',
+    make: (root) => {
+      try {
+        return new Class(root, {});
+      } catch (error) {
+        throw new CliError(`${dir} was written by PmemFs, which cannot run here: ${describeError(error)}`, ExitCode.FAILURE);
+      }
+    },
+  };
 }
 
 /** The uring module's static probe, when the module is there; used by `raftlog probe`. */

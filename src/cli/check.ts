@@ -12,6 +12,7 @@
  * the directory in that mode and what it would drop.
  */
 import { RecoveryMode, type RecoveryProblem } from '../recovery/recovery.js';
+import { inspectionFileSystem } from './backends.js';
 import { readRaftlogDirectory } from './directory.js';
 import { ExitCode } from './errors.js';
 import { formatBytes, formatNumber } from './output.js';
@@ -53,7 +54,8 @@ export interface CheckResult {
 
 export async function runCheck(dir: string, options: CheckOptions): Promise<CheckResult> {
   const info = await readRaftlogDirectory(dir);
-  const absolute = await verdict(info.path, RecoveryMode.AbsoluteConsistency);
+  const { make } = await inspectionFileSystem(info.path, info.logFiles);
+  const absolute = await verdict(info.path, make, RecoveryMode.AbsoluteConsistency);
   let problems: CheckProblem[];
   let verdicts: ModeVerdict[];
   let status: CheckResult['status'];
@@ -65,8 +67,8 @@ export async function runCheck(dir: string, options: CheckOptions): Promise<Chec
     status = problems.length === 0 ? 'clean' : 'torn-tail';
     basis = absolute;
   } else {
-    const tail = await verdict(info.path, RecoveryMode.TolerateTailCorruption);
-    const any = await verdict(info.path, RecoveryMode.TolerateAnyCorruption);
+    const tail = await verdict(info.path, make, RecoveryMode.TolerateTailCorruption);
+    const any = await verdict(info.path, make, RecoveryMode.TolerateAnyCorruption);
     verdicts = [absolute, tail, any];
     basis = any;
     problems = (any.result?.report.problems ?? []).map((p) => ({ ...p, kind: 'damage' as const }));

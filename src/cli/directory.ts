@@ -3,19 +3,24 @@
  * which files are raftlog's, whether it is encrypted, and whether a running
  * engine holds its lock.
  *
- * The lock is judged by reading the LOCK file, never by taking it: taking it
- * writes to the directory (the lock file and its scratch name), and `dump` and
- * `check` promise to change nothing. The liveness rule mirrors PosixFs's own
- * (backends/posix.ts keeps it private): same host, same boot, pid alive.
+ * The lock is judged without taking it: taking it writes to the directory
+ * (PosixFs creates the lock file and a scratch name), and `dump` and `check`
+ * promise to change nothing. Two kinds of holder exist: PosixFs writes its
+ * owner into LOCK (judged by PosixFs's own liveness rule, which
+ * backends/posix.ts keeps private: same host, same boot, pid alive); UringFs
+ * and PmemFs flock(2) an empty LOCK, which a shared, non-blocking flock of our
+ * own detects without changing anything.
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { hostname } from 'node:os';
 import * as path from 'node:path';
 import { DICTIONARY_NAME, DICTIONARY_TMP_NAME } from '../../backends/encrypted.js';
+import { loadNative } from '../../hardware/native.js';
 import { LOCK_NAME, parseLogFileName } from '../file-names.js';
 import { Queue } from '../format/layout.js';
-import { CliError, ExitCode, errnoOf, pathError } from './errors.js';
+import type { FileSystem } from '../filesystem.js';
+import { CliError, ExitCode, describeError, errnoOf, pathError } from './errors.js';
 
 export interface RaftlogDirectory {
   /** Absolute path. */
@@ -106,38 +111,44 @@ export async function readRaftlogDirectory(dir: string): Promise<RaftlogDirector
  * Makes `dir` ready for a fresh stress run: creates it when missing; when it
  * already is a raftlog directory, removes raftlog's files (never a file it
  * did not write, and never a repair backup). Anything foreign means the
- * user pointed at the wrong place: refuse rather than delete it.
+ * user pointed at the wrong place: refuse rather than delete it. The wipe
+ * happens under the directory lock of `lockFs` (the backend the run will
+ * use, unwrapped), so an engine holding the directory by any kind of lock
+ * makes this fail with LOCKED instead of losing its files.
  */
-export async function prepareFreshDirectory(dir: string): Promise<void> {
-  let info: RaftlogDirectory;
+export async function prepareFreshDirectory(dir: string, lockFs: FileSystem): Promise<void> {
+  let info: RaftlogDirectory | undefined;
   try {
     info = await readDirectory(dir);
   } catch (error) {
-    if (error instanceof CliError && /no such file or directory/.test(error.message)) {
-      try {
-        await fsp.mkdir(dir, { recursive: true });
-      } catch (mkdirError) {
-        throw pathError(mkdirError, dir, 'creating the directory');
-      }
-      return;
-    }
-    throw error;
+    if (!(error instanceof CliError && /no such file or directory/.test(error.message))) throw error;
   }
-  if (info.foreign.length > 0) {
+  if (info !== undefined && info.foreign.length > 0) {
     const sample = info.foreign.slice(0, 3).join(', ') + (info.foreign.length > 3 ? ', …' : '');
     throw new CliError(
       `refusing to use ${dir}: it holds entries raftlog did not write (${sample}); give an empty or a raftlog directory`,
       ExitCode.USAGE,
     );
   }
-  if (info.lockHolder !== undefined) throw new CliError(`${dir} is locked: ${info.lockHolder}`, ExitCode.LOCKED);
-  const names = (await fsp.readdir(info.path)).filter(isRaftlogFileName);
-  for (const name of names) {
-    try {
-      await fsp.unlink(path.join(info.path, name));
-    } catch (error) {
-      if (errnoOf(error) !== 'ENOENT') throw pathError(error, path.join(dir, name), 'removing the old log');
+  if (info?.lockHolder !== undefined) throw new CliError(`${dir} is locked: ${info.lockHolder}`, ExitCode.LOCKED);
+  try {
+    await lockFs.init();
+  } catch (error) {
+    throw new CliError(`${dir}: cannot create the directory: ${describeError(error)}`, ExitCode.FAILURE);
+  }
+  if (info === undefined) return;
+  const lock = await lockFs.lock(LOCK_NAME);
+  try {
+    const names = (await fsp.readdir(info.path)).filter((name) => isRaftlogFileName(name) && name !== LOCK_NAME && !name.startsWith('.raftlog-lock-'));
+    for (const name of names) {
+      try {
+        await fsp.unlink(path.join(info.path, name));
+      } catch (error) {
+        if (errnoOf(error) !== 'ENOENT') throw pathError(error, path.join(dir, name), 'removing the old log');
+      }
     }
+  } finally {
+    await lock.release();
   }
 }
 
@@ -151,8 +162,9 @@ export async function lockHolder(dir: string): Promise<string | undefined> {
     // Unreadable lock file: assume held; it is the safe answer for repair and only a note for dump/check.
     return `lock file unreadable (${errnoOf(error) ?? 'error'})`;
   }
+  if (text.trim() === '') return flockHolder(path.join(dir, LOCK_NAME));
   const fields = text.trim().split(/\s+/);
-  if (fields.length < 3 || !/^[1-9]\d*$/.test(fields[0]!)) return undefined; // empty or torn: stale by PosixFs's rule
+  if (fields.length < 3 || !/^[1-9]\d*$/.test(fields[0]!)) return undefined; // torn: stale by PosixFs's rule
   const pid = Number(fields[0]);
   const host = fields[1]!;
   const boot = fields[3] === undefined || fields[3] === '-' ? undefined : fields[3];
@@ -167,6 +179,31 @@ export async function lockHolder(dir: string): Promise<string | undefined> {
     if (errnoOf(error) === 'ESRCH') return undefined;
   }
   return `held by running process pid ${pid}`;
+}
+
+/**
+ * An empty LOCK is either a PosixFs lock file torn by a crash (stale) or the
+ * flock(2) target of UringFs/PmemFs. A shared, non-blocking flock tells them
+ * apart: it fails only while someone holds the exclusive one.
+ */
+function flockHolder(file: string): string | undefined {
+  const native = loadNative();
+  if (!native.ok) return undefined; // no flock without the addon; the backend's own lock still guards writes
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch {
+    return undefined;
+  }
+  try {
+    native.binding.flock(fd, false, true);
+    native.binding.funlock(fd);
+    return undefined;
+  } catch (error) {
+    return errnoOf(error) === 'EAGAIN' || errnoOf(error) === 'EWOULDBLOCK' ? 'held by a running engine (flock on LOCK)' : undefined;
+  } finally {
+    closeSync(fd);
+  }
 }
 
 function bootId(): string | undefined {

@@ -14,6 +14,7 @@ import { logFileName, parseLogFileName } from '../file-names.js';
 import { Queue, RECORD_FLAG_LZ4 } from '../format/layout.js';
 import { RecoveryMode } from '../recovery/recovery.js';
 import type { ScannedRecord } from '../recovery/scanner.js';
+import { inspectionFileSystem } from './backends.js';
 import { readRaftlogDirectory } from './directory.js';
 import { CliError, ExitCode } from './errors.js';
 import { LineWriter, formatBytes, table } from './output.js';
@@ -185,7 +186,8 @@ export async function runDump(dir: string, options: DumpOptions, io: DumpNotes, 
     }
   };
 
-  const result = await dryRecover(info.path, options.mode, visit);
+  const { make } = await inspectionFileSystem(info.path, info.logFiles);
+  const result = await dryRecover(info.path, make, options.mode, visit);
   const regionRows = [...result.memtables.entries()]
     .filter(([region]) => regions === undefined || regions.has(region))
     .sort(([a], [b]) => a - b)

@@ -15,12 +15,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { loadNative } from '../../hardware/native.js';
+import { probe as probeDevice, type PmemFlushPath } from '../../hardware/probe.js';
 import { uringUnavailableReason } from './backends.js';
 import { errnoOf, pathError } from './errors.js';
-import { formatBytes, table } from './output.js';
+import { table } from './output.js';
 
 export interface ProbeOptions {
-  /** Synced 4 KiB writes per measurement. */
+  /** Synced 4 KiB writes per latency measurement. */
   samples: number;
 }
 
@@ -32,43 +33,37 @@ export interface SyncLatency {
 
 export interface ProbeResult {
   path: string;
-  fileSystem: string;
+  /** Major:minor of the device holding the path. */
+  device: string;
+  fileSystem: string | undefined;
   mountPoint: string | undefined;
-  mountOptions: string[];
-  blockDevice: string | undefined;
-  /** From /sys/dev/block; undefined when PATH is not on a block device (tmpfs, overlay, NFS). */
+  mountOptions: readonly string[];
+  /** From /sys/dev/block; undefined when the path is not on a block device (tmpfs, overlay, NFS). */
   logicalBlockSize: number | undefined;
   physicalBlockSize: number | undefined;
-  /** statfs block size. */
-  fsBlockSize: number;
   daxMount: boolean;
   /** undefined when it could not be tested (no native addon). */
   mapSync: boolean | undefined;
-  ioUring: { available: boolean; reason: string | undefined };
+  /** The cache-line flush instruction this CPU offers, and the barrier PmemFs would use here. */
+  cpuFlush: string | undefined;
+  pmemBarrier: PmemFlushPath | undefined;
+  /** Whether UringFs can run here (kernel, seccomp, addon), and which ring operations the kernel has. */
+  ioUring: { available: boolean; reason: string | undefined; ops: Readonly<Record<string, boolean>> | undefined };
   oDirect: { available: boolean; memAlign: number | undefined; offsetAlign: number | undefined; reason: string | undefined };
   fdatasyncAfterAppend: SyncLatency;
   fdatasyncAfterOverwrite: SyncLatency;
-  nativeAddon: { loaded: boolean; reason: string | undefined };
-  /** `options`: settings by their API names (EngineOptions.preallocateBytes, UringFs's direct). */
-  recommendation: { backend: 'pmem' | 'uring' | 'posix'; options: Record<string, boolean | number>; reasons: string[] };
+  notes: readonly string[];
+  /** `options`: settings by their API names (EngineOptions.preallocateBytes, UringFs's direct, PmemFs's flush). */
+  recommendation: { backend: 'pmem' | 'uring' | 'posix'; options: Record<string, boolean | number | string>; reasons: string[] };
 }
-
-/** statfs f_type values of the file systems worth naming. */
-const FS_TYPES = new Map<number, string>([
-  [0xef53, 'ext4'],
-  [0x58465342, 'xfs'],
-  [0x9123683e, 'btrfs'],
-  [0x01021994, 'tmpfs'],
-  [0x794c7630, 'overlayfs'],
-  [0x6969, 'nfs'],
-  [0x2fc12fc1, 'zfs'],
-  [0xf2f52010, 'f2fs'],
-  [0x65735546, 'fuse'],
-  [0x858458f6, 'ramfs'],
-]);
 
 const BLOCK = 4096;
 
+/**
+ * Device facts come from hardware/probe.ts (shared with the backends, so the
+ * CLI and PmemFs agree on what MAP_SYNC and the CPU allow); the fdatasync
+ * timings, the O_DIRECT write test and the recommendation are the CLI's.
+ */
 export async function runProbe(target: string, options: ProbeOptions): Promise<ProbeResult> {
   let dir: string;
   try {
@@ -76,37 +71,37 @@ export async function runProbe(target: string, options: ProbeOptions): Promise<P
     dir = path.resolve(stat.isDirectory() ? target : path.dirname(target));
     fs.accessSync(dir, fs.constants.W_OK);
   } catch (error) {
-    throw pathError(error, target, 'probing (the probe writes a temporary file there)');
+    throw pathError(error, target, 'the probe writes a temporary file there');
   }
-  const statfs = fs.statfsSync(dir);
-  const mount = findMount(fs.realpathSync(dir));
-  const device = blockDevice(fs.statSync(dir).dev);
-  const native = loadNative();
+  const report = await probeDevice(dir);
   const uringReason = await uringUnavailableReason();
-
   const scratch = path.join(dir, `.raftlog-probe-${process.pid}-${randomBytes(4).toString('hex')}`);
   try {
-    const mapSync = native.ok ? probeMapSync(scratch, native.binding) : undefined;
+    const native = loadNative();
     const oDirect = probeDirect(scratch, native.ok ? native.binding : undefined);
     const append = measure(scratch, options.samples, 'append');
     const overwrite = measure(scratch, options.samples, 'overwrite');
-    const fileSystem = FS_TYPES.get(statfs.type) ?? `unknown (0x${statfs.type.toString(16)})`;
     const result: Omit<ProbeResult, 'recommendation'> = {
-      path: dir,
-      fileSystem,
-      mountPoint: mount?.point,
-      mountOptions: mount?.options ?? [],
-      blockDevice: device?.name,
-      logicalBlockSize: device?.logical,
-      physicalBlockSize: device?.physical,
-      fsBlockSize: statfs.bsize,
-      daxMount: mount?.options.some((o) => o === 'dax' || o === 'dax=always') ?? false,
-      mapSync,
-      ioUring: { available: uringReason === undefined, reason: uringReason },
-      oDirect,
+      path: report.path,
+      device: report.device,
+      fileSystem: report.mount?.fsType,
+      mountPoint: report.mount?.mountPoint,
+      mountOptions: report.mount?.options ?? [],
+      logicalBlockSize: report.logicalBlockSize,
+      physicalBlockSize: report.physicalBlockSize,
+      daxMount: report.daxMount,
+      mapSync: report.mapSync,
+      cpuFlush: report.cpuFlush?.instruction,
+      pmemBarrier: report.pmemFlush,
+      ioUring: { available: uringReason === undefined, reason: uringReason, ops: report.uring.ops },
+      oDirect: {
+        ...oDirect,
+        memAlign: report.dioAlign?.memAlign ?? oDirect.memAlign,
+        offsetAlign: report.dioAlign?.offsetAlign || oDirect.offsetAlign,
+      },
       fdatasyncAfterAppend: append,
       fdatasyncAfterOverwrite: overwrite,
-      nativeAddon: { loaded: native.ok, reason: native.ok ? undefined : native.reason },
+      notes: report.notes,
     };
     return { ...result, recommendation: recommend(result) };
   } finally {
@@ -116,14 +111,15 @@ export async function runProbe(target: string, options: ProbeOptions): Promise<P
 
 function recommend(r: Omit<ProbeResult, 'recommendation'>): ProbeResult['recommendation'] {
   const reasons: string[] = [];
-  const options: Record<string, boolean | number> = {};
+  const options: Record<string, boolean | number | string> = {};
   let backend: 'pmem' | 'uring' | 'posix';
   if (r.fileSystem === 'tmpfs' || r.fileSystem === 'ramfs') {
     reasons.push(`${r.fileSystem} is memory: fdatasync does nothing and nothing survives a reboot; use it for tests, never for a real log`);
   }
   if (r.mapSync === true) {
     backend = 'pmem';
-    reasons.push('MAP_SYNC works (a DAX mount on persistent memory): a barrier is a cache-line flush and a fence, no system call');
+    options['flush'] = r.pmemBarrier ?? 'auto';
+    reasons.push(`MAP_SYNC works (a DAX mount on persistent memory): a barrier is a cache-line flush (${r.cpuFlush ?? 'unknown'}) and a fence, no system call`);
   } else if (r.ioUring.available) {
     backend = 'uring';
     reasons.push("io_uring works: a group commit's writes and its fdatasync go to the kernel linked, in one io_uring_enter");
@@ -187,20 +183,6 @@ function measure(file: string, samples: number, kind: 'append' | 'overwrite'): S
 
 type Native = Extract<ReturnType<typeof loadNative>, { ok: true }>['binding'];
 
-function probeMapSync(file: string, native: Native): boolean | undefined {
-  const fd = fs.openSync(file, 'w+');
-  try {
-    fs.ftruncateSync(fd, BLOCK);
-    const mapping = native.mmap(fd, 0, BLOCK, true, true);
-    native.munmap(mapping.buffer);
-    return mapping.mapSync;
-  } catch {
-    return undefined; // mmap itself refused: the answer is unknown, not "no"
-  } finally {
-    fs.closeSync(fd);
-    fs.rmSync(file, { force: true });
-  }
-}
 
 function probeDirect(file: string, native: Native | undefined): ProbeResult['oDirect'] {
   const O_DIRECT = fs.constants.O_DIRECT;
@@ -230,67 +212,27 @@ function probeDirect(file: string, native: Native | undefined): ProbeResult['oDi
   }
 }
 
-/** The mount holding `real`: the longest mount point that prefixes it (from /proc/self/mountinfo). */
-function findMount(real: string): { point: string; type: string; options: string[] } | undefined {
-  let text: string;
-  try {
-    text = fs.readFileSync('/proc/self/mountinfo', 'utf8');
-  } catch {
-    return undefined;
-  }
-  let best: { point: string; type: string; options: string[] } | undefined;
-  for (const line of text.split('\n')) {
-    const [left, right] = line.split(' - ');
-    if (left === undefined || right === undefined) continue;
-    const fields = left.split(' ');
-    const point = unescapeMount(fields[4] ?? '');
-    const inside = point === '/' || real === point || real.startsWith(point + '/');
-    if (!inside || (best !== undefined && point.length < best.point.length)) continue;
-    const [type = '', , superOptions = ''] = right.split(' ');
-    best = { point, type, options: [...(fields[5] ?? '').split(','), ...superOptions.split(',')].filter((o) => o.length > 0) };
-  }
-  return best;
-}
 
-function unescapeMount(text: string): string {
-  return text.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
-}
 
-/** Block sizes of the device behind `dev` (st_dev), from sysfs; partitions take their disk's queue. */
-function blockDevice(dev: number): { name: string; logical: number; physical: number } | undefined {
-  // glibc's gnu_dev_major/gnu_dev_minor encoding of dev_t.
-  const d = BigInt(dev);
-  const major = Number(((d >> 8n) & 0xfffn) | ((d >> 32n) & ~0xfffn));
-  const minor = Number((d & 0xffn) | ((d >> 12n) & ~0xffn));
-  const base = `/sys/dev/block/${major}:${minor}`;
-  for (const queue of [`${base}/queue`, `${base}/../queue`]) {
-    try {
-      const logical = Number(fs.readFileSync(`${queue}/logical_block_size`, 'utf8'));
-      const physical = Number(fs.readFileSync(`${queue}/physical_block_size`, 'utf8'));
-      return { name: path.basename(fs.realpathSync(base)), logical, physical };
-    } catch {
-      continue;
-    }
-  }
-  return undefined;
-}
 
 export function formatProbe(r: ProbeResult): string {
-  const yesNo = (value: boolean | undefined, why?: string): string => (value === undefined ? `unknown${why ? ` (${why})` : ''}` : value ? 'yes' : `no${why ? ` (${why})` : ''}`);
+  const yesNo = (value: boolean | undefined): string => (value === undefined ? 'unknown' : value ? 'yes' : 'no');
+  const ops = r.ioUring.ops === undefined ? '' : ` (ops: ${Object.entries(r.ioUring.ops).filter(([, v]) => v).map(([k]) => k).join(', ')})`;
   const rows: string[][] = [
     ['property', 'value'],
     ['path', r.path],
-    ['file system', `${r.fileSystem}${r.mountPoint ? ` on ${r.mountPoint}` : ''}`],
-    ['block device', r.blockDevice ?? 'none (not a block device)'],
-    ['logical block size', r.logicalBlockSize === undefined ? 'n/a' : `${r.logicalBlockSize} B`],
-    ['physical block size', r.physicalBlockSize === undefined ? 'n/a' : `${r.physicalBlockSize} B`],
-    ['fs block size', formatBytes(r.fsBlockSize)],
+    ['file system', `${r.fileSystem ?? 'unknown'}${r.mountPoint ? ` on ${r.mountPoint}` : ''} (device ${r.device})`],
+    ['logical block size', r.logicalBlockSize === undefined ? 'n/a (no block device)' : `${r.logicalBlockSize} B`],
+    ['physical block size', r.physicalBlockSize === undefined ? 'n/a (no block device)' : `${r.physicalBlockSize} B`],
     ['DAX mount', yesNo(r.daxMount)],
-    ['MAP_SYNC', yesNo(r.mapSync, r.nativeAddon.loaded ? undefined : 'native addon not loaded')],
-    ['io_uring', yesNo(r.ioUring.available, r.ioUring.reason)],
-    ['O_DIRECT', r.oDirect.available ? `yes${r.oDirect.offsetAlign ? ` (offset align ${r.oDirect.offsetAlign} B, memory ${r.oDirect.memAlign} B)` : ''}` : `no (${r.oDirect.reason})`],
+    ['MAP_SYNC', yesNo(r.mapSync)],
+    ['cache-line flush', r.cpuFlush ?? 'unknown'],
+    ['PmemFs barrier here', r.pmemBarrier ?? 'unknown'],
+    ['io_uring', r.ioUring.available ? `yes${ops}` : `no (${r.ioUring.reason})`],
+    ['O_DIRECT', r.oDirect.available ? `yes${r.oDirect.offsetAlign ? ` (offset align ${r.oDirect.offsetAlign} B, memory ${r.oDirect.memAlign ?? '?'} B)` : ''}` : `no (${r.oDirect.reason})`],
     ['fdatasync after append', `${r.fdatasyncAfterAppend.medianMicros} µs median, ${r.fdatasyncAfterAppend.p90Micros} µs p90 (${r.fdatasyncAfterAppend.samples} x 4 KiB)`],
     ['fdatasync after overwrite', `${r.fdatasyncAfterOverwrite.medianMicros} µs median, ${r.fdatasyncAfterOverwrite.p90Micros} µs p90 (${r.fdatasyncAfterOverwrite.samples} x 4 KiB)`],
+    ...r.notes.map((n) => ['note', n]),
   ];
   const options = Object.entries(r.recommendation.options)
     .map(([k, v]) => `${k}=${v}`)

@@ -27,12 +27,12 @@
  */
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { PosixFs } from '../../backends/posix.js';
 import { Engine } from '../engine.js';
 import { LOCK_NAME, parseLogFileName } from '../file-names.js';
 import type { DirectoryLock } from '../filesystem.js';
 import { LogBatch } from '../log-batch.js';
 import { RecoveryMode, recoverQueue, type RecoveryProblem } from '../recovery/recovery.js';
+import { inspectionFileSystem, type FileSystemFactory } from './backends.js';
 import { readRaftlogDirectory } from './directory.js';
 import { CliError, ExitCode, pathError } from './errors.js';
 import { formatBytes } from './output.js';
@@ -82,7 +82,8 @@ export async function runRepair(dir: string, options: RepairOptions): Promise<Re
     verified: undefined,
     exitCode: ExitCode.OK,
   };
-  const plan = await verdict(info.path, options.mode);
+  const { make } = await inspectionFileSystem(info.path, info.logFiles);
+  const plan = await verdict(info.path, make, options.mode);
   if (!plan.opens) {
     return { ...result, status: 'beyond-mode', refusal: plan.refusal, exitCode: ExitCode.CORRUPTION };
   }
@@ -90,10 +91,10 @@ export async function runRepair(dir: string, options: RepairOptions): Promise<Re
   result.bytesDropped = plan.bytesDropped;
   if (result.problems.length === 0) return result;
   result.strategy = result.problems.every((p) => p.action === 'cut' || p.action === 'removed-file') ? 'in-place' : 'rebuild';
-  result.durableDataLost = !(await verdict(info.path, RecoveryMode.AbsoluteConsistency)).opens;
+  result.durableDataLost = !(await verdict(info.path, make, RecoveryMode.AbsoluteConsistency)).opens;
   if (result.durableDataLost && !options.yes) return { ...result, status: 'refused', exitCode: ExitCode.USAGE };
 
-  const fs = new PosixFs(info.path);
+  const fs = make(info.path);
   let lock: DirectoryLock | undefined = await fs.lock(LOCK_NAME);
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const backup = path.join(info.path, `repair-backup-${stamp}`);
@@ -114,7 +115,7 @@ export async function runRepair(dir: string, options: RepairOptions): Promise<Re
       // The engine takes the directory lock itself; hand ours over for the copy.
       await lock.release();
       lock = undefined;
-      result.changedFiles = await rebuild(info.path, backup, stamp, new Set(info.logFiles), new Set(touched), async () => {
+      result.changedFiles = await rebuild(info.path, make, backup, stamp, new Set(info.logFiles), new Set(touched), async () => {
         lock = await fs.lock(LOCK_NAME);
       });
     }
@@ -122,7 +123,7 @@ export async function runRepair(dir: string, options: RepairOptions): Promise<Re
     await lock?.release();
     await fs.close();
   }
-  const after = await verdict(info.path, RecoveryMode.AbsoluteConsistency);
+  const after = await verdict(info.path, make, RecoveryMode.AbsoluteConsistency);
   result.verified = after.opens && after.result!.report.problems.length === 0;
   result.status = 'repaired';
   result.exitCode = result.verified ? ExitCode.OK : ExitCode.CORRUPTION;
@@ -137,6 +138,7 @@ export async function runRepair(dir: string, options: RepairOptions): Promise<Re
  */
 async function rebuild(
   dir: string,
+  make: FileSystemFactory,
   backup: string,
   stamp: string,
   originals: Set<string>,
@@ -145,10 +147,11 @@ async function rebuild(
 ): Promise<string[]> {
   const staging = path.join(dir, `.repair-new-${stamp}`);
   // No preallocation: the old files are moved into the backup as they were.
-  const old = new Engine({ fs: new PosixFs(dir), recoveryMode: RecoveryMode.TolerateAnyCorruption, preallocateBytes: 0 });
+  const old = new Engine({ fs: make(dir), recoveryMode: RecoveryMode.TolerateAnyCorruption, preallocateBytes: 0 });
   await old.open();
   try {
-    const fresh = new Engine({ fs: new PosixFs(staging), preallocateBytes: 0 });
+    // The same backend as the original, so the new files have its on-disk format.
+    const fresh = new Engine({ fs: make(staging), preallocateBytes: 0 });
     await fresh.open();
     try {
       let batch = new LogBatch();

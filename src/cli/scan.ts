@@ -4,13 +4,13 @@
  * the engine's own apply path, so what the tools report is what an engine
  * opening the directory in that mode would find and build, by construction.
  */
-import { PosixFs } from '../../backends/posix.js';
 import { applyBatch, type Memtables } from '../apply.js';
 import { CorruptionError, isRaftlogError } from '../errors.js';
 import { fileIdSeq, logFileName } from '../file-names.js';
 import { Queue, RECORD_FLAG_LZ4 } from '../format/layout.js';
 import { RecoveryMode, recoverQueue, type RecoveryReport } from '../recovery/recovery.js';
 import type { ScannedRecord } from '../recovery/scanner.js';
+import type { FileSystemFactory } from './backends.js';
 
 export interface ScannedFile {
   name: string;
@@ -41,8 +41,8 @@ export type RecordVisitor = (record: ScannedRecord, file: string) => void;
  * break replay (an index gap where the mode does not tolerate one) becomes a
  * CorruptionError naming its file and offset, as it would stop an engine.
  */
-export async function dryRecover(dir: string, mode: RecoveryMode, visit?: RecordVisitor): Promise<DryRunResult> {
-  const fs = new PosixFs(dir);
+export async function dryRecover(dir: string, make: FileSystemFactory, mode: RecoveryMode, visit?: RecordVisitor): Promise<DryRunResult> {
+  const fs = make(dir);
   const memtables: Memtables = new Map();
   let entries = 0;
   const tolerateGaps = mode === RecoveryMode.TolerateAnyCorruption;
@@ -91,9 +91,9 @@ export interface ModeVerdict {
 }
 
 /** A dry run that reports refusal as a verdict instead of throwing. */
-export async function verdict(dir: string, mode: RecoveryMode, visit?: RecordVisitor): Promise<ModeVerdict> {
+export async function verdict(dir: string, make: FileSystemFactory, mode: RecoveryMode, visit?: RecordVisitor): Promise<ModeVerdict> {
   try {
-    const result = await dryRecover(dir, mode, visit);
+    const result = await dryRecover(dir, make, mode, visit);
     const bytesDropped = result.report.problems.reduce((sum, p) => sum + p.bytesDropped, 0);
     return { mode, opens: true, refusal: undefined, bytesDropped, result };
   } catch (error) {

@@ -288,7 +288,7 @@ export async function runStress(options: StressOptions, io: StressIo): Promise<S
   // Backend first: an unavailable one must fail before the directory is touched.
   const built = await buildFileSystem(options.backend, options.dir, { encrypt: options.encrypt, direct: options.direct });
   try {
-    if (built.onDisk) await prepareFreshDirectory(options.dir);
+    if (built.onDisk) await prepareFreshDirectory(options.dir, built.base);
   } catch (error) {
     await built.fs.close().catch(() => undefined);
     throw error;
