@@ -61,7 +61,10 @@ export interface EngineOptions {
   rewriteMaxEntries?: number;
   /** A region asked to compact this many purges in a row is rewritten by GC anyway. Default 3. */
   forceRewriteAfter?: number;
-  /** Purged files kept (renamed) for reuse by later files instead of removed. Default 2; 0 disables recycling. */
+  /**
+   * Purged files kept (renamed) for reuse by later files instead of removed.
+   * They count as disk space while they wait. Default 1; 0 disables recycling.
+   */
   recycleFiles?: number;
   /** Files of zeros written at open into the recycle pool, so appends overwrite written blocks from the start. Default 0. */
   prefillFiles?: number;
@@ -136,7 +139,7 @@ const DEFAULTS = {
   preallocateBytes: 8 << 20,
   rewriteMaxEntries: 1024,
   forceRewriteAfter: 3,
-  recycleFiles: 2,
+  recycleFiles: 1,
   prefillFiles: 0,
 };
 
@@ -559,6 +562,7 @@ export class Engine implements AsyncDisposable {
       }
     } catch (error) {
       this.#failure = isRaftlogError(error) ? error : new EngineFailedError(`write path failed: ${String(error)}`, { cause: error });
+      if (isRaftlogError(error, 'FSYNC_FAILED')) await writer.discardUnsynced();
       throw this.#failure;
     } finally {
       if (!this.#queue.hasPending) this.#projected.clear();

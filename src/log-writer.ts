@@ -222,6 +222,22 @@ export class LogWriter {
     this.onRotate?.(retired, { seq: this.#seq, handle: this.#handle });
   }
 
+  /**
+   * After a failed barrier: cut the active file back to what is known
+   * durable. The kernel may still serve the lost writes from its page cache
+   * (it marked them clean), so a reopen in this process would replay records
+   * that a power loss later erases from under newer, synced records. Best
+   * effort: if the cut fails too, there is nothing better to do.
+   */
+  async discardUnsynced(): Promise<void> {
+    try {
+      await this.#handle.truncate(this.#synced);
+      await this.#handle.sync();
+    } catch {
+      // The engine is already fail-stopped; the original error is what the caller sees.
+    }
+  }
+
   async close(): Promise<void> {
     await this.#handle.close();
   }

@@ -279,10 +279,16 @@ export class RegionMemtable {
 
   /** Bytes of entry data the region holds. */
   liveEntryBytes(): number {
+    return this.entryBytes(this.#first, this.#entries.length);
+  }
+
+  /** Bytes of entry data of entries `first..first+count-1` (which must be held). */
+  entryBytes(first: number, count: number): number {
     const entries = this.#entries;
     const lengths = entries.u32[1]!;
+    const start = entries.head + (first - this.#first);
     let bytes = 0;
-    for (let i = entries.head, end = entries.head + entries.length; i < end; i++) bytes += lengths[i]! & ~COMPRESSED_BIT;
+    for (let i = start; i < start + count; i++) bytes += lengths[i]! & ~COMPRESSED_BIT;
     return bytes;
   }
 

@@ -33,6 +33,13 @@ export interface PurgeOptions {
   forceRewriteAfter: number;
 }
 
+/**
+ * Rewriting pays only when it frees much more than it copies: a pass copies
+ * at most this many live bytes per byte of files it lets go, which bounds the
+ * write amplification GC adds (1 + this, in the worst steady state).
+ */
+export const MAX_REWRITE_RATIO = 0.1;
+
 export interface AppendFileInfo {
   seq: number;
   bytes: number;
@@ -85,6 +92,38 @@ function entriesBelow(memtable: RegionMemtable, watermark: number): { first: num
 }
 
 /**
+ * The highest watermark in (floor, target] whose rewrite copies at most
+ * MAX_REWRITE_RATIO of the bytes it frees; `floor` (nothing to copy from
+ * append files) when none does. Live bytes are summed per file in one pass.
+ */
+function paidWatermark(memtables: ReadonlyMap<number, RegionMemtable>, files: readonly AppendFileInfo[], floor: number, target: number): number {
+  const liveBySeq = new Map<number, number>();
+  let rewriteQueueLive = 0;
+  for (const memtable of memtables.values()) {
+    memtable.forEachFileRun((id, first, count) => {
+      const bytes = memtable.entryBytes(first, count);
+      if (fileIdQueue(id) === Queue.Rewrite) rewriteQueueLive += bytes;
+      else liveBySeq.set(fileIdSeq(id), (liveBySeq.get(fileIdSeq(id)) ?? 0) + bytes);
+    });
+    for (const [key, kv] of memtable.kv) {
+      const bytes = key.length + kv.value.length;
+      if (fileIdQueue(kv.fileId) === Queue.Rewrite) rewriteQueueLive += bytes;
+      else liveBySeq.set(fileIdSeq(kv.fileId), (liveBySeq.get(fileIdSeq(kv.fileId)) ?? 0) + bytes);
+    }
+  }
+  let best = floor;
+  let freed = 0;
+  let copied = rewriteQueueLive;
+  for (const file of files) {
+    if (file.seq >= target) break;
+    freed += file.bytes;
+    copied += liveBySeq.get(file.seq) ?? 0;
+    if (file.seq >= floor && copied <= MAX_REWRITE_RATIO * freed) best = file.seq + 1;
+  }
+  return best;
+}
+
+/**
  * Chooses the watermark: as high as the oldest reference allows, and when the
  * queue is over the threshold, higher still by rewriting small leftovers,
  * stopping below any region with too many old entries (a laggard).
@@ -114,12 +153,13 @@ export function planPurge(
       kept += file.bytes;
       target = file.seq;
     }
-    watermark = Math.max(watermark, target);
+    target = Math.max(watermark, target);
     for (const [region, memtable] of memtables) {
-      const { count } = entriesBelow(memtable, watermark);
+      const { count } = entriesBelow(memtable, target);
       if (count > options.rewriteMaxEntries && (strikes.get(region) ?? 0) < options.forceRewriteAfter) laggards.push(region);
     }
-    for (const region of laggards) watermark = Math.min(watermark, oldestAppendSeq(memtables.get(region)!));
+    for (const region of laggards) target = Math.min(target, oldestAppendSeq(memtables.get(region)!));
+    watermark = Math.max(watermark, paidWatermark(memtables, files, watermark, target));
   }
   watermark = Math.max(Math.min(watermark, activeSeq), firstSeq);
   const entries: RewriteRange[] = [];

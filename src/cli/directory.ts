@@ -40,6 +40,8 @@ export interface RaftlogDirectory {
 }
 
 const REPAIR_DIR = /^(repair-backup-|\.repair-new-)/;
+/** Retired log files GC keeps for reuse (src/gc.ts). */
+const RECYCLE = /^\d{16}\.recycle$/;
 
 function isRaftlogFileName(name: string): boolean {
   return (
@@ -47,6 +49,7 @@ function isRaftlogFileName(name: string): boolean {
     name === LOCK_NAME ||
     name === DICTIONARY_NAME ||
     name === DICTIONARY_TMP_NAME ||
+    RECYCLE.test(name) ||
     name.startsWith('.raftlog-lock-')
   );
 }

@@ -31,12 +31,12 @@ import { Engine } from '../engine.js';
 import { LOCK_NAME, parseLogFileName } from '../file-names.js';
 import type { DirectoryLock } from '../filesystem.js';
 import { LogBatch } from '../log-batch.js';
-import { RecoveryMode, recoverQueue, type RecoveryProblem } from '../recovery/recovery.js';
+import { RecoveryMode, type RecoveryProblem } from '../recovery/recovery.js';
 import { inspectionFileSystem, type FileSystemFactory } from './backends.js';
 import { readRaftlogDirectory } from './directory.js';
 import { CliError, ExitCode, pathError } from './errors.js';
 import { formatBytes } from './output.js';
-import { verdict } from './scan.js';
+import { recoverAsEngine, verdict } from './scan.js';
 
 export interface RepairOptions {
   mode: RecoveryMode;
@@ -108,14 +108,15 @@ export async function runRepair(dir: string, options: RepairOptions): Promise<Re
     await syncDirectory(backup);
 
     if (result.strategy === 'in-place') {
-      const log = await recoverQueue(fs, options.mode, () => undefined);
+      const { rewrite, log } = await recoverAsEngine(fs, options.mode, () => undefined, false);
       await Promise.all(log.files.map((file) => file.handle.close()));
+      await rewrite.checkpoint?.handle.close();
       result.changedFiles = touched;
     } else {
       // The engine takes the directory lock itself; hand ours over for the copy.
       await lock.release();
       lock = undefined;
-      result.changedFiles = await rebuild(info.path, make, backup, stamp, new Set(info.logFiles), new Set(touched), async () => {
+      result.changedFiles = await rebuild(info.path, make, backup, stamp, new Set([...info.logFiles, ...info.rewriteFiles]), new Set(touched), async () => {
         lock = await fs.lock(LOCK_NAME);
       });
     }

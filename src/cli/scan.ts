@@ -1,14 +1,17 @@
 /**
  * Read-only passes over a log directory, for dump, check and repair. Every
- * pass is the engine's own recovery (`recoverQueue` in dry-run mode) feeding
+ * pass is the engine's own recovery (GC checkpoint, then `recoverQueue` in
+ * dry-run mode, as `Engine.open` runs them) feeding
  * the engine's own apply path, so what the tools report is what an engine
  * opening the directory in that mode would find and build, by construction.
  */
 import { applyBatch, type Memtables } from '../apply.js';
 import { CorruptionError, isRaftlogError } from '../errors.js';
-import { fileIdSeq, logFileName } from '../file-names.js';
-import { Queue, RECORD_FLAG_LZ4 } from '../format/layout.js';
-import { RecoveryMode, recoverQueue, type RecoveryReport } from '../recovery/recovery.js';
+import { fileIdQueue, fileIdSeq, logFileName } from '../file-names.js';
+import type { FileSystem } from '../filesystem.js';
+import { RECORD_FLAG_LZ4 } from '../format/layout.js';
+import { recoverCheckpoint, type RewriteQueueState } from '../recovery/checkpoint.js';
+import { RecoveryMode, recoverQueue, type ApplyRecord, type RecoveredLog, type RecoveryReport } from '../recovery/recovery.js';
 import type { ScannedRecord } from '../recovery/scanner.js';
 import type { FileSystemFactory } from './backends.js';
 
@@ -30,6 +33,33 @@ export interface DryRunResult {
   /** The state an engine would rebuild. */
   memtables: Memtables;
   entries: number;
+  /** The GC checkpoint replayed first, if any (rewrite-queue file name and its watermark). */
+  checkpoint: { name: string; watermark: number } | undefined;
+  /** Append files below the checkpoint's watermark: not replayed, removed by the next purge. */
+  superseded: string[];
+  /** Rewrite files that do not hold the current checkpoint. */
+  staleRewriteFiles: string[];
+}
+
+/**
+ * Recovery exactly as `Engine.open` runs it: the newest complete GC
+ * checkpoint (rewrite queue) first, then the append files from its
+ * watermark on. The caller closes every handle returned.
+ */
+export async function recoverAsEngine(
+  fs: FileSystem,
+  mode: RecoveryMode,
+  apply: ApplyRecord,
+  dryRun: boolean,
+): Promise<{ rewrite: RewriteQueueState; log: RecoveredLog }> {
+  const rewrite = await recoverCheckpoint(fs, apply);
+  try {
+    const log = await recoverQueue(fs, mode, apply, { dryRun, minSeq: rewrite.checkpoint?.watermark });
+    return { rewrite, log };
+  } catch (error) {
+    await rewrite.checkpoint?.handle.close().catch(() => undefined);
+    throw error;
+  }
 }
 
 /** Called for every verified record, in log order. `record.payload` is valid only during the call. */
@@ -47,7 +77,7 @@ export async function dryRecover(dir: string, make: FileSystemFactory, mode: Rec
   let entries = 0;
   const tolerateGaps = mode === RecoveryMode.TolerateAnyCorruption;
   const apply = (record: ScannedRecord, id: number): void => {
-    const file = logFileName(Queue.Append, fileIdSeq(id));
+    const file = logFileName(fileIdQueue(id), fileIdSeq(id));
     visit?.(record, file);
     entries += record.items.entryCount;
     const location = {
@@ -66,7 +96,14 @@ export async function dryRecover(dir: string, make: FileSystemFactory, mode: Rec
       });
     }
   };
-  const log = await recoverQueue(fs, mode, apply, { dryRun: true });
+  let recovered: { rewrite: RewriteQueueState; log: RecoveredLog };
+  try {
+    recovered = await recoverAsEngine(fs, mode, apply, true);
+  } catch (error) {
+    await fs.close();
+    throw error;
+  }
+  const { rewrite, log } = recovered;
   const files: ScannedFile[] = [];
   try {
     for (const file of log.files) {
@@ -74,9 +111,11 @@ export async function dryRecover(dir: string, make: FileSystemFactory, mode: Rec
     }
   } finally {
     await Promise.all(log.files.map((file) => file.handle.close().catch(() => undefined)));
+    await rewrite.checkpoint?.handle.close().catch(() => undefined);
     await fs.close();
   }
-  return { mode, report: log.report, files, memtables, entries };
+  const checkpoint = rewrite.checkpoint === undefined ? undefined : { name: rewrite.checkpoint.name, watermark: rewrite.checkpoint.watermark };
+  return { mode, report: log.report, files, memtables, entries, checkpoint, superseded: log.superseded, staleRewriteFiles: rewrite.stale };
 }
 
 export interface ModeVerdict {

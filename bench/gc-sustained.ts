@@ -1,0 +1,107 @@
+/**
+ * Issue 4's sustained run (W3's shape): 100 regions, 8 concurrent writers,
+ * each op one synced batch of 4 × 1 KiB entries plus a hard-state put; every
+ * 1,000 writes each region is compacted to its last 256 entries; purge every
+ * second. Every second it compares the real directory size (stat of every
+ * log, rewrite and recycled file) with `stats().gc` and with the bound 1.3 × live + 2 × targetFileSize,
+ * and reports write amplification from rewrites.
+ *
+ * Usage: node dist/bench/gc-sustained.js [--seconds 30] [--target-file-size 8388608] [--dir DIR]
+ */
+import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { PosixFs } from '../backends/posix.js';
+import { Engine } from '../src/engine.js';
+import { LogBatch } from '../src/log-batch.js';
+import { machineInfo, machineLine, printTable, saveResults } from './support/report.js';
+
+const { values } = parseArgs({
+  options: {
+    seconds: { type: 'string', default: '30' },
+    'target-file-size': { type: 'string', default: String(8 << 20) },
+    dir: { type: 'string', default: join(process.cwd(), 'bench', 'results', 'tmp') },
+  },
+});
+const seconds = Number(values.seconds);
+const target = Number(values['target-file-size']);
+const REGIONS = 100;
+const WRITERS = 8;
+
+async function directoryBytes(dir: string): Promise<number> {
+  let total = 0;
+  // Recycled files count: they take disk space even while they wait for reuse.
+  for (const name of await readdir(dir)) if (/\.(raftlog|rewrite|recycle)$/.test(name)) total += (await stat(join(dir, name))).size;
+  return total;
+}
+
+await mkdir(values.dir!, { recursive: true });
+const dir = await mkdtemp(join(values.dir!, 'gc-'));
+const engine = new Engine({ fs: new PosixFs(dir), targetFileSize: target, purgeThreshold: 4 * target, preallocateBytes: 1 << 20 });
+await engine.open();
+const next = new Array<number>(REGIONS).fill(1);
+const random = new Uint8Array(512).map((_, i) => (i * 7919) & 0xff);
+const data = new Uint8Array(1024);
+data.set(random);
+const hardState = new Uint8Array(32);
+let writes = 0;
+let stop = false;
+let worstRatio = 0;
+let worstBoundUse = 0;
+/** Writers keep going while the directory is read, so the two differ by what was written in between. */
+let largestDifference = 0;
+const samples: { t: number; diskBytes: number; statsBytes: number; liveBytes: number; bound: number }[] = [];
+
+async function writer(w: number): Promise<void> {
+  // Writer w owns regions w, w+8, …: a region is never appended by two writers at once.
+  for (let k = 0; !stop; k++) {
+    const region = w + WRITERS * (k % Math.ceil((REGIONS - w) / WRITERS));
+    const batch = new LogBatch();
+    const first = next[region]!;
+    batch.addEntries(region + 1, [0, 1, 2, 3].map((i) => ({ index: first + i, term: 1, data })));
+    batch.put(region + 1, 'hard_state', hardState);
+    next[region] = first + 4;
+    await engine.write(batch, { sync: true });
+    if (++writes % 1000 === 0) {
+      for (let r = 0; r < REGIONS; r++) if (next[r]! > 257) await engine.compactTo(r + 1, next[r]! - 256);
+    }
+  }
+}
+
+const started = Date.now();
+const workers = Array.from({ length: WRITERS }, (_, w) => writer(w));
+while (Date.now() - started < seconds * 1000) {
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  await engine.purgeExpiredFiles();
+  const { gc } = engine.stats();
+  const diskBytes = await directoryBytes(dir);
+  const bound = 1.3 * gc.liveBytes + 2 * target;
+  const statsBytes = gc.appendFileBytes + gc.rewriteFileBytes + gc.recycledFileBytes;
+  largestDifference = Math.max(largestDifference, Math.abs(diskBytes - statsBytes));
+  worstRatio = Math.max(worstRatio, diskBytes / gc.liveBytes);
+  worstBoundUse = Math.max(worstBoundUse, diskBytes / bound);
+  samples.push({ t: (Date.now() - started) / 1000, diskBytes, statsBytes, liveBytes: gc.liveBytes, bound });
+}
+stop = true;
+await Promise.all(workers);
+const stats = engine.stats();
+await engine.close();
+await rm(dir, { recursive: true, force: true });
+
+const row = {
+  seconds,
+  'writes/s': writes / seconds,
+  'live MiB (end)': stats.gc.liveBytes / 2 ** 20,
+  'disk MiB (end)': samples.at(-1)!.diskBytes / 2 ** 20,
+  'worst disk/live': worstRatio,
+  'worst disk / (1.3 live + 2 target)': worstBoundUse,
+  'largest |stats − directory| MiB': largestDifference / 2 ** 20,
+  'rewrite MiB': stats.gc.rewriteBytes / 2 ** 20,
+  'write amplification': stats.gc.writeAmplification,
+  purges: stats.gc.purges,
+  'recycled files': stats.gc.recycledFiles,
+};
+const machine = machineInfo(values.dir);
+printTable(`Sustained append-compact-purge (100 regions, 8 writers, targetFileSize ${target / 2 ** 20} MiB, PosixFs)`, [row]);
+console.log(`\nmachine: ${machineLine(machine)}`);
+console.log(`saved: ${saveResults('gc-sustained', { row, samples }, machine)}`);
