@@ -1,0 +1,217 @@
+/**
+ * Regenerates the results section of docs/benchmarks.md (between the
+ * `bench:results` markers) from the newest saved JSON of each workload in
+ * bench/results/, so the tables there are always a run's output, never
+ * typed in. `npm run bench` calls it at the end; `npm run bench:docs` runs it
+ * alone (after a partial run, or to re-render committed results).
+ *
+ * If README.md has `<!-- bench:headline:start -->` / `<!-- bench:headline:end -->`
+ * markers, the headline table (W2) and the machine line go between them too.
+ */
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  rfcOrderTable,
+  rfcTable,
+  w1Pivot,
+  w2Pivot,
+  w2Rows,
+  w3Rows,
+  w4Rows,
+  type StoreInfo,
+  type SyscallOutcome,
+  type W4Outcomes,
+} from './reports.js';
+import type { CaseOutcome } from './support/cases.js';
+import { RESULTS_DIR, machineLine, markdownTable, type MachineInfo, type Row } from './support/report.js';
+import type { RfcOrderResult, RfcResult } from './workloads/rfc.js';
+import type { W1Result } from './workloads/w1.js';
+import type { W2Result } from './workloads/w2.js';
+import type { W3Result } from './workloads/w3.js';
+
+const ROOT = join(RESULTS_DIR, '..', '..');
+const DOC = join(ROOT, 'docs', 'benchmarks.md');
+const README = join(ROOT, 'README.md');
+const START = '<!-- bench:results:start -->';
+const END = '<!-- bench:results:end -->';
+const HEADLINE_START = '<!-- bench:headline:start -->';
+const HEADLINE_END = '<!-- bench:headline:end -->';
+
+interface Saved<T> {
+  benchmark: string;
+  date: string;
+  machine: MachineInfo;
+  results: T;
+  file: string;
+}
+
+interface Common {
+  quick?: boolean;
+  runs?: number;
+  durations?: Record<string, { warmup: number; measure: number }>;
+  stores: StoreInfo[];
+  load?: { min: number; max: number };
+}
+
+/** The newest bench/results/<name>-<ISO stamp>.json (stamps sort as text). */
+function newest<T>(name: string): Saved<T> | undefined {
+  if (!existsSync(RESULTS_DIR)) return undefined;
+  const pattern = new RegExp(`^${name}-\\d{4}-\\d{2}-\\d{2}T[\\d-]+Z\\.json$`);
+  const files = readdirSync(RESULTS_DIR)
+    .filter((f) => pattern.test(f))
+    .sort();
+  const file = files[files.length - 1];
+  if (file === undefined) return undefined;
+  const parsed = JSON.parse(readFileSync(join(RESULTS_DIR, file), 'utf8')) as Omit<Saved<T>, 'file'>;
+  return { ...parsed, file };
+}
+
+function link(file: string): string {
+  const target = join(RESULTS_DIR, file);
+  return `[${file}](${relative(join(ROOT, 'docs'), target)})`;
+}
+
+function chart(name: string, alt: string): string {
+  const path = join(RESULTS_DIR, 'charts', `${name}.svg`);
+  return existsSync(path) ? `![${alt}](${relative(join(ROOT, 'docs'), path)})\n` : '';
+}
+
+function provenance(saved: Saved<Common>): string {
+  const r = saved.results;
+  const load = r.load === undefined ? '' : `; load average ${r.load.min.toFixed(1)}–${r.load.max.toFixed(1)} on ${saved.machine.cores} cores`;
+  const runs = r.runs !== undefined && r.runs > 1 ? `; median of ${r.runs} runs` : '; one run per case';
+  return `_${saved.date.slice(0, 16).replace('T', ' ')} UTC, ${machineLine(saved.machine)}${load}${runs}. Data: ${link(saved.file)}._`;
+}
+
+function section(title: string, body: string[]): string {
+  return [`### ${title}`, '', ...body.filter((b) => b !== ''), ''].join('\n\n').replace(/\n{3,}/g, '\n\n');
+}
+
+export function renderResults(): { markdown: string; headline: string | undefined } {
+  const parts: string[] = [];
+  let headline: string | undefined;
+  const w1 = newest<Common & { outcomes: CaseOutcome<W1Result>[] }>('w1');
+  if (w1 !== undefined) {
+    const d = w1.results.durations?.['w1'];
+    parts.push(
+      section('W1 batch commit', [
+        provenance(w1),
+        d === undefined ? '' : `Each case: a fresh process and directory, ${d.warmup} s warm-up, ${d.measure} s measured.`,
+        chart('w1', 'W1 chart'),
+        '**µs per synced op** (mean; one writer, so this is 1/throughput):',
+        markdownTable(w1Pivot(w1.results.outcomes, 'microsPerOp')),
+        '**MB/s** of values made durable:',
+        markdownTable(w1Pivot(w1.results.outcomes, 'mbPerSecond')),
+        '**p50 latency**:',
+        markdownTable(w1Pivot(w1.results.outcomes, 'p50')),
+        '**p99 latency**:',
+        markdownTable(w1Pivot(w1.results.outcomes, 'p99')),
+      ]),
+    );
+  }
+  const w2 = newest<Common & { outcomes: CaseOutcome<W2Result>[] }>('w2');
+  if (w2 !== undefined) {
+    const d = w2.results.durations?.['w2'];
+    const pivot = markdownTable(w2Pivot(w2.results.outcomes));
+    headline = [`Synced multi-Raft appends per second (W2: 1,000 regions, C writers, 4 × 1 KiB entries + hard state per op; [all results](docs/benchmarks.md)):`, '', pivot, '', provenance(w2)].join('\n');
+    parts.push(
+      section('W2 multi-Raft append', [
+        provenance(w2),
+        d === undefined ? '' : `Each case: a fresh process and directory, ${d.warmup} s warm-up, ${d.measure} s measured.`,
+        chart('w2', 'W2 chart'),
+        pivot,
+        'All figures (ops/sync: ops per barrier, where the store reports its barriers — the group commit factor):',
+        markdownTable(w2Rows(w2.results.outcomes)),
+      ]),
+    );
+  }
+  const w3 = newest<Common & { outcomes: CaseOutcome<W3Result>[] }>('w3');
+  if (w3 !== undefined) {
+    const d = w3.results.durations?.['w3'];
+    parts.push(
+      section('W3 append–compact–read', [
+        provenance(w3),
+        d === undefined ? '' : `Each case: a fresh process and directory, ${d.warmup} s warm-up, ${d.measure} s measured. Disk is the apparent size of every file of the store after close (preallocation included); live is the entries still held (1 KiB each) plus the hard states.`,
+        chart('w3', 'W3 chart'),
+        markdownTable(w3Rows(w3.results.outcomes)),
+      ]),
+    );
+  }
+  const w4 = newest<Common & { outcomes: W4Outcomes; totalBytes: number; reopens: number; coldCache: string; evictions: Record<string, { residentBefore?: number; residentAfter?: number }[]> }>('w4');
+  if (w4 !== undefined) {
+    const evictionRows: Row[] = Object.entries(w4.results.evictions ?? {}).map(([store, list]) => ({
+      store,
+      'resident before eviction (MiB)': list.map((e) => (e.residentBefore === undefined ? '?' : (e.residentBefore / 2 ** 20).toFixed(0))).join(', '),
+      'after (MiB)': list.map((e) => (e.residentAfter === undefined ? '?' : (e.residentAfter / 2 ** 20).toFixed(0))).join(', '),
+    }));
+    parts.push(
+      section('W4 recovery', [
+        provenance(w4),
+        `${(w4.results.totalBytes / 2 ** 20).toFixed(0)} MiB of 4 KiB entries over 1,000 regions, loaded unsynced with one barrier at the end, closed; then each reopen in a fresh process: open the store and read every region's last entry (checked against what was written). Median of ${w4.results.reopens} reopens each. Cold: ${w4.results.coldCache}.`,
+        chart('w4', 'W4 chart'),
+        markdownTable(w4Rows(w4.results.outcomes)),
+        evictionRows.length > 0 ? `Page cache held by the store's files before and after each eviction (fincore):\n\n${markdownTable(evictionRows)}` : '',
+      ]),
+    );
+  }
+  const rfc = newest<Common & { outcomes: CaseOutcome<RfcResult>[]; order: CaseOutcome<RfcOrderResult>[]; rounds: number; samples: number; sampleMillis: number; sameDevice?: boolean }>('rfc');
+  if (rfc !== undefined) {
+    const r = rfc.results;
+    parts.push(
+      section('The RFC table: shared engine vs dedicated', [
+        provenance(rfc),
+        `CockroachDB's 2017 RFC "Dedicated storage engine for Raft", reproduced. Per op: the Raft log entry written synced, the command applied to the state machine unsynced. **old** = shared: both in one LevelDB (classic-level), alternating, so each synced log write also flushes the previous apply. **new** = dedicated: the log in raftlog (PosixFs), the state machine in LevelDB in another directory${r.sameDevice === true ? ' (on the same device: this machine has one disk)' : ''}. The log is truncated every 128 ops, only up to what the state machine has made durable (the RFC's rule; see \`bench/workloads/rfc.ts\`). Samples: ${r.rounds} fresh processes per cell, alternating which configuration goes first, × ${r.samples} samples of about ${r.sampleMillis} ms; spread is benchstat's (largest distance from the mean after dropping outliers), p from a two-sided Mann-Whitney U test, "~" when p > 0.05.`,
+        chart('rfc', 'RFC chart'),
+        '```text\n' + rfcTable(r.outcomes) + '\n```',
+        "The RFC's second experiment: the same ops interleaved (S U S U …) or sequential (all synced log writes, then all applies). With independent engines the two should cost the same (S + U + S + U = S + S + U + U); with one engine, interleaving makes every sync also flush an apply:",
+        '```text\n' + rfcOrderTable(r.order) + '\n```',
+      ]),
+    );
+  }
+  const sys = newest<{ skipped?: string; rows?: Row[]; results?: SyscallOutcome[] }>('syscalls');
+  if (sys !== undefined) {
+    parts.push(
+      section('Durability check: flush syscalls per synced op', [
+        `_${sys.date.slice(0, 16).replace('T', ' ')} UTC, ${machineLine(sys.machine)}. Data: ${link(sys.file)}._`,
+        sys.results.skipped !== undefined
+          ? `Not counted: ${sys.results.skipped}.`
+          : "W2's op under `strace -f` (every thread), counted between two marker syscalls so that open, warm-up and close are excluded. UringFs's fdatasync is an SQE linked to its write inside `io_uring_enter`, invisible to strace: for raftlog the engine's own barrier count is shown beside it.",
+        sys.results.rows === undefined ? '' : markdownTable(sys.results.rows),
+      ]),
+    );
+  }
+  const stores = (w2 ?? w1)?.results.stores;
+  if (stores !== undefined) {
+    parts.unshift(
+      section('Stores and their durable modes', [
+        markdownTable(stores.map((s) => ({ store: s.id, kind: s.kind, 'a synced op is': s.durableMode, ...(s.unavailable === undefined ? {} : { unavailable: s.unavailable }) }))),
+      ]),
+    );
+  }
+  return { markdown: parts.join('\n'), headline };
+}
+
+const TEMPLATE = `# Benchmarks\n\n${START}\n${END}\n`;
+
+/** Rewrites the generated parts of docs/benchmarks.md (and README.md's headline, if it has the markers); returns the doc's path. */
+export function writeDocs(): string {
+  const { markdown, headline } = renderResults();
+  const current = existsSync(DOC) ? readFileSync(DOC, 'utf8') : TEMPLATE;
+  writeFileSync(DOC, replaceBetween(current.includes(START) ? current : `${current.trimEnd()}\n\n## Results\n\n${START}\n${END}\n`, START, END, markdown));
+  if (headline !== undefined && existsSync(README)) {
+    const readme = readFileSync(README, 'utf8');
+    if (readme.includes(HEADLINE_START) && readme.includes(HEADLINE_END)) writeFileSync(README, replaceBetween(readme, HEADLINE_START, HEADLINE_END, headline));
+  }
+  return DOC;
+}
+
+function replaceBetween(text: string, start: string, end: string, body: string): string {
+  const from = text.indexOf(start);
+  const to = text.indexOf(end, from);
+  return `${text.slice(0, from + start.length)}\n${body.trim()}\n${text.slice(to)}`;
+}
+
+if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
+  console.log(`docs: ${writeDocs()}`);
+}

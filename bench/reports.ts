@@ -1,0 +1,466 @@
+/**
+ * From case outcomes to what people read: terminal/Markdown rows, the RFC's
+ * benchstat-style table, and one Vega-Lite chart per workload. Pure
+ * functions of the saved JSON, so docs/benchmarks.md can be regenerated
+ * from committed results without rerunning anything.
+ */
+import type { CaseOutcome } from './support/cases.js';
+import type { ChartSpec } from './support/chart.js';
+import type { Row } from './support/report.js';
+import { formatBytes, formatMicros, mannWhitneyU, median, sampleSummary, sizeLabel } from './support/stats.js';
+import type { SyscallCounts } from './support/strace.js';
+import type { W1Result } from './workloads/w1.js';
+import type { W2Result } from './workloads/w2.js';
+import type { W3Result } from './workloads/w3.js';
+import type { W4LoadResult, W4ReopenResult } from './workloads/w4.js';
+import type { RfcOrderResult, RfcResult } from './workloads/rfc.js';
+import type { SyscallCaseResult } from './workloads/syscalls.js';
+import { STORE_IDS } from './stores/registry.js';
+
+/** One color per store in every chart (ten stores, ten colors), and one dash style per kind. */
+const STORE_COLOR = { field: 'store', type: 'nominal', scale: { domain: [...STORE_IDS], scheme: 'tableau10' }, legend: { labelLimit: 200 } } as const;
+
+function kindOf(store: string): string {
+  return store.startsWith('raftlog') ? 'raftlog' : store.startsWith('raw-') ? 'floor (raw file)' : 'peer';
+}
+
+export interface StoreInfo {
+  id: string;
+  kind: string;
+  durableMode: string;
+  /** Why it did not run, when it did not. */
+  unavailable?: string;
+}
+
+/** Groups outcomes by a key, keeping insertion order (the run order: store order, then parameter). */
+function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const k = key(item);
+    const list = groups.get(k);
+    if (list === undefined) groups.set(k, [item]);
+    else list.push(item);
+  }
+  return groups;
+}
+
+/** The median over the runs that succeeded of one metric, or undefined if none did. */
+function med<R>(outcomes: readonly CaseOutcome<R>[], metric: (r: R) => number): number | undefined {
+  const values = outcomes.filter((o) => o.ok && o.result !== undefined).map((o) => metric(o.result!));
+  return values.length === 0 ? undefined : median(values);
+}
+
+/** A table cell for a case that failed: short (the full error is printed under the table and kept in the JSON). */
+function failure(outcomes: readonly CaseOutcome<unknown>[]): string {
+  const failed = outcomes.find((o) => !o.ok);
+  if (failed === undefined) return 'no result';
+  const error = failed.error ?? 'unknown error';
+  return `failed: ${error.length > 48 ? `${error.slice(0, 47)}…` : error}`;
+}
+
+/** Every failed case's full error, for printing under a table. */
+export function failures(outcomes: readonly CaseOutcome<unknown>[]): string[] {
+  return outcomes.filter((o) => !o.ok).map((o) => `${o.spec.name}: ${o.error ?? 'unknown error'}`);
+}
+
+const fixed = (digits: number) => (value: number | undefined): string => (value === undefined ? '-' : value.toFixed(digits));
+const int = (value: number | undefined): string => (value === undefined ? '-' : Math.round(value).toLocaleString('en-US'));
+const micros = (value: number | undefined): string => (value === undefined ? '-' : formatMicros(value));
+
+// ---------------------------------------------------------------- W1
+
+export function w1Rows(outcomes: readonly CaseOutcome<W1Result>[]): Row[] {
+  const rows: Row[] = [];
+  const bySize = groupBy(outcomes, (o) => String(o.spec.params['valueBytes']));
+  for (const [size, sizeOutcomes] of bySize) {
+    for (const [store, runs] of groupBy(sizeOutcomes, (o) => o.spec.store)) {
+      const ok = runs.filter((o) => o.ok).length;
+      if (ok === 0) {
+        rows.push({ V: sizeLabel(Number(size)), store, 'µs/op': failure(runs), 'MB/s': '', p50: '', p99: '', runs: 0 });
+        continue;
+      }
+      rows.push({
+        V: sizeLabel(Number(size)),
+        store,
+        'µs/op': fixed(0)(med(runs, (r) => r.microsPerOp)),
+        'MB/s': fixed(1)(med(runs, (r) => r.mbPerSecond)),
+        p50: micros(med(runs, (r) => r.latency.p50)),
+        p99: micros(med(runs, (r) => r.latency.p99)),
+        runs: ok,
+      });
+    }
+  }
+  return rows;
+}
+
+/** store × value size, one metric per cell: the compact table for the docs. */
+export function w1Pivot(outcomes: readonly CaseOutcome<W1Result>[], metric: 'microsPerOp' | 'mbPerSecond' | 'p50' | 'p99'): Row[] {
+  const sizes = [...new Set(outcomes.map((o) => Number(o.spec.params['valueBytes'])))].sort((a, b) => a - b);
+  const rows: Row[] = [];
+  for (const [store, runs] of groupBy(outcomes, (o) => o.spec.store)) {
+    const row: Row = { store };
+    for (const size of sizes) {
+      const cell = runs.filter((o) => Number(o.spec.params['valueBytes']) === size);
+      const value = med(cell, (r) => (metric === 'p50' || metric === 'p99' ? r.latency[metric] : r[metric]));
+      row[sizeLabel(size)] =
+        value === undefined ? 'fail' : metric === 'mbPerSecond' ? value.toFixed(1) : metric === 'microsPerOp' ? Math.round(value).toLocaleString('en-US') : formatMicros(value);
+    }
+    rows.push(row);
+  }
+  return rows;
+}
+
+export function w1Chart(outcomes: readonly CaseOutcome<W1Result>[], subtitle: string | string[]): ChartSpec {
+  const values = [...groupBy(outcomes, (o) => `${o.spec.store}|${o.spec.params['valueBytes']}`).values()].flatMap((runs) => {
+    const us = med(runs, (r) => r.microsPerOp);
+    const mb = med(runs, (r) => r.mbPerSecond);
+    const bytes = Number(runs[0]!.spec.params['valueBytes']);
+    const store = runs[0]!.spec.store;
+    return us === undefined || mb === undefined ? [] : [{ store, kind: kindOf(store), bytes, size: sizeLabel(bytes), us, mb }];
+  });
+  const sizes = [...new Set(values.map((v) => v.bytes))].sort((a, b) => a - b).map(sizeLabel);
+  const x = { field: 'size', type: 'ordinal', sort: sizes, axis: { title: 'value size', labelAngle: 0 } } as const;
+  const dash = { field: 'kind', type: 'nominal', title: 'kind', sort: ['raftlog', 'peer', 'floor (raw file)'] } as const;
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+    title: { text: 'W1 batch commit: one writer, one synced entry of V bytes', subtitle },
+    data: { values },
+    hconcat: [
+      {
+        width: 360,
+        height: 280,
+        mark: { type: 'line', point: true },
+        encoding: { x, y: { field: 'us', type: 'quantitative', scale: { type: 'log' }, title: 'µs per synced op (mean; lower is better)' }, color: STORE_COLOR, strokeDash: dash },
+      },
+      {
+        width: 360,
+        height: 280,
+        mark: { type: 'line', point: true },
+        encoding: { x, y: { field: 'mb', type: 'quantitative', scale: { type: 'log' }, title: 'MB/s of values made durable' }, color: STORE_COLOR, strokeDash: dash },
+      },
+    ],
+  };
+}
+
+// ---------------------------------------------------------------- W2
+
+export function w2Rows(outcomes: readonly CaseOutcome<W2Result>[]): Row[] {
+  const rows: Row[] = [];
+  for (const [writers, byC] of groupBy(outcomes, (o) => String(o.spec.params['writers']))) {
+    for (const [store, runs] of groupBy(byC, (o) => o.spec.store)) {
+      const ok = runs.filter((o) => o.ok).length;
+      if (ok === 0) {
+        rows.push({ C: Number(writers), store, 'ops/s': failure(runs), 'MB/s': '', p50: '', p99: '', 'ops/sync': '', runs: 0 });
+        continue;
+      }
+      const perSync = med(runs, (r) => (r.counters['syncs'] === undefined || r.counters['syncs'] === 0 ? Number.NaN : (r.counters['writes'] ?? r.ops) / r.counters['syncs']));
+      rows.push({
+        C: Number(writers),
+        store,
+        'ops/s': int(med(runs, (r) => r.opsPerSecond)),
+        'MB/s': fixed(2)(med(runs, (r) => r.mbPerSecond)),
+        p50: micros(med(runs, (r) => r.latency.p50)),
+        p99: micros(med(runs, (r) => r.latency.p99)),
+        'ops/sync': perSync === undefined || Number.isNaN(perSync) ? '' : perSync.toFixed(1),
+        runs: ok,
+      });
+    }
+  }
+  return rows;
+}
+
+export function w2Pivot(outcomes: readonly CaseOutcome<W2Result>[]): Row[] {
+  const cs = [...new Set(outcomes.map((o) => Number(o.spec.params['writers'])))].sort((a, b) => a - b);
+  const rows: Row[] = [];
+  for (const [store, runs] of groupBy(outcomes, (o) => o.spec.store)) {
+    const row: Row = { store };
+    for (const c of cs) {
+      const cell = runs.filter((o) => Number(o.spec.params['writers']) === c);
+      const ops = med(cell, (r) => r.opsPerSecond);
+      const p99 = med(cell, (r) => r.latency.p99);
+      row[`C=${c} ops/s`] = ops === undefined ? 'fail' : int(ops);
+      row[`C=${c} p99`] = micros(p99);
+    }
+    rows.push(row);
+  }
+  return rows;
+}
+
+export function w2Chart(outcomes: readonly CaseOutcome<W2Result>[], subtitle: string | string[]): ChartSpec {
+  const values = [...groupBy(outcomes, (o) => `${o.spec.store}|${o.spec.params['writers']}`).values()].flatMap((runs) => {
+    const ops = med(runs, (r) => r.opsPerSecond);
+    return ops === undefined ? [] : [{ store: runs[0]!.spec.store, writers: `C=${runs[0]!.spec.params['writers']}`, c: Number(runs[0]!.spec.params['writers']), ops }];
+  });
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+    title: { text: 'W2 multi-Raft append: synced 4 × 1 KiB + hard state, 1,000 regions', subtitle },
+    data: { values },
+    width: 640,
+    height: 300,
+    mark: 'bar',
+    encoding: {
+      x: { field: 'store', type: 'nominal', sort: null, axis: { labelAngle: -30, title: null } },
+      xOffset: { field: 'writers', type: 'nominal', sort: { field: 'c' } },
+      y: { field: 'ops', type: 'quantitative', title: 'synced ops/s (higher is better)' },
+      color: { field: 'writers', type: 'nominal', title: 'writers', sort: { field: 'c' }, scale: { scheme: 'blues' } },
+    },
+  };
+}
+
+// ---------------------------------------------------------------- W3
+
+export function w3Rows(outcomes: readonly CaseOutcome<W3Result>[]): Row[] {
+  const rows: Row[] = [];
+  for (const [store, runs] of groupBy(outcomes, (o) => o.spec.store)) {
+    const ok = runs.filter((o) => o.ok);
+    if (ok.length === 0) {
+      rows.push({ store, 'write ops/s': failure(runs), 'write p99': '', 'read ops/s': '', 'read p99': '', disk: '', live: '', 'disk/live': '', reclamation: '', runs: 0 });
+      continue;
+    }
+    rows.push({
+      store,
+      'write ops/s': int(med(runs, (r) => r.writes.opsPerSecond)),
+      'write p99': micros(med(runs, (r) => r.writes.latency.p99)),
+      'read ops/s': int(med(runs, (r) => r.reads.opsPerSecond)),
+      'read p99': micros(med(runs, (r) => r.reads.latency.p99)),
+      disk: formatBytes(med(runs, (r) => r.diskBytes) ?? Number.NaN),
+      live: formatBytes(med(runs, (r) => r.liveBytes) ?? Number.NaN),
+      'disk/live': fixed(1)(med(runs, (r) => r.diskPerLive)),
+      reclamation: ok[0]!.result!.reclamation,
+      runs: ok.length,
+    });
+  }
+  return rows;
+}
+
+export function w3Chart(outcomes: readonly CaseOutcome<W3Result>[], subtitle: string | string[]): ChartSpec {
+  const values = [...groupBy(outcomes, (o) => o.spec.store).values()].flatMap((runs) => {
+    const writes = med(runs, (r) => r.writes.opsPerSecond);
+    const reads = med(runs, (r) => r.reads.opsPerSecond);
+    const ratio = med(runs, (r) => r.diskPerLive);
+    return writes === undefined || reads === undefined || ratio === undefined ? [] : [{ store: runs[0]!.spec.store, writes, reads, ratio }];
+  });
+  const x = { field: 'store', type: 'nominal', sort: null, axis: { labelAngle: -30, title: null } } as const;
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+    title: { text: 'W3 append-compact-read: 100 regions, 8 workers, keep last 256, 10% reads', subtitle },
+    data: { values },
+    hconcat: [
+      { width: 300, height: 260, mark: 'bar', encoding: { x, y: { field: 'writes', type: 'quantitative', title: 'synced write ops/s' }, color: { value: '#4c78a8' } } },
+      { width: 300, height: 260, mark: 'bar', encoding: { x, y: { field: 'ratio', type: 'quantitative', title: 'disk bytes / live bytes (lower is better)' }, color: { value: '#e45756' } } },
+    ],
+  };
+}
+
+// ---------------------------------------------------------------- W4
+
+export interface W4Outcomes {
+  load: CaseOutcome<W4LoadResult>[];
+  warm: CaseOutcome<W4ReopenResult>[];
+  cold: CaseOutcome<W4ReopenResult>[];
+}
+
+export function w4Rows(o: W4Outcomes): Row[] {
+  const rows: Row[] = [];
+  for (const load of o.load) {
+    const store = load.spec.store;
+    const warm = o.warm.filter((c) => c.spec.store === store);
+    const cold = o.cold.filter((c) => c.spec.store === store);
+    if (!load.ok || load.result === undefined) {
+      rows.push({ store, data: failure([load]), 'on disk': '', 'load s': '', 'warm open': '', 'warm total': '', 'cold open': '', 'cold total': '', 'RSS after reopen': '' });
+      continue;
+    }
+    const ms = (value: number | undefined): string => (value === undefined ? '-' : value >= 1000 ? `${(value / 1000).toFixed(2)} s` : `${value.toFixed(0)} ms`);
+    rows.push({
+      store,
+      data: formatBytes(load.result.dataBytes),
+      'on disk': formatBytes(load.result.diskBytes),
+      'load s': load.result.seconds.toFixed(1),
+      'warm open': warm.some((c) => c.ok) ? ms(med(warm, (r) => r.openMillis)) : failure(warm),
+      'warm total': ms(med(warm, (r) => r.totalMillis)),
+      'cold open': cold.some((c) => c.ok) ? ms(med(cold, (r) => r.openMillis)) : failure(cold),
+      'cold total': ms(med(cold, (r) => r.totalMillis)),
+      'RSS after reopen': formatBytes(med(warm.length > 0 ? warm : cold, (r) => r.rssAfterBytes) ?? Number.NaN),
+    });
+  }
+  return rows;
+}
+
+export function w4Chart(o: W4Outcomes, subtitle: string | string[]): ChartSpec {
+  const values = o.load.flatMap((load) => {
+    const store = load.spec.store;
+    return (['warm', 'cold'] as const).flatMap((cache) => {
+      const runs = (cache === 'warm' ? o.warm : o.cold).filter((c) => c.spec.store === store);
+      const total = med(runs, (r) => r.totalMillis);
+      const rss = med(runs, (r) => r.rssAfterBytes);
+      return total === undefined ? [] : [{ store, cache, seconds: total / 1000, rssMiB: (rss ?? 0) / 2 ** 20 }];
+    });
+  });
+  const x = { field: 'store', type: 'nominal', sort: null, axis: { labelAngle: -30, title: null } } as const;
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+    title: { text: 'W4 recovery: reopen, then read every region\'s last entry (4 KiB entries, 1,000 regions)', subtitle },
+    data: { values },
+    hconcat: [
+      {
+        width: 360,
+        height: 260,
+        mark: 'bar',
+        encoding: {
+          x,
+          xOffset: { field: 'cache', type: 'nominal', sort: ['warm', 'cold'] },
+          y: { field: 'seconds', type: 'quantitative', title: 'reopen + read last entries (s)' },
+          color: { field: 'cache', type: 'nominal', sort: ['warm', 'cold'], title: 'page cache' },
+        },
+      },
+      {
+        width: 300,
+        height: 260,
+        transform: [{ filter: "datum.cache === 'warm'" }],
+        mark: 'bar',
+        encoding: { x, y: { field: 'rssMiB', type: 'quantitative', title: 'RSS after reopen (MiB)' }, color: { value: '#54a24b' } },
+      },
+    ],
+  };
+}
+
+// ---------------------------------------------------------------- RFC
+
+export interface Comparison {
+  name: string;
+  old: number[];
+  new: number[];
+}
+
+/** benchstat's three columns: old ± spread, new ± spread, delta (or ~) with p and n. */
+export function benchstatLines(title: [string, string, string], comparisons: readonly Comparison[], format: (v: number) => string): string {
+  const rows = comparisons.map((c) => {
+    const a = sampleSummary(c.old);
+    const b = sampleSummary(c.new);
+    const { p } = mannWhitneyU(c.old, c.new);
+    const pct = (s: number): string => `±${Math.round(s * 100)}%`;
+    const significant = Number.isFinite(p) && p <= 0.05;
+    const delta = significant ? `${((b.center - a.center) / a.center) * 100 >= 0 ? '+' : ''}${(((b.center - a.center) / a.center) * 100).toFixed(2)}%` : '~';
+    return [c.name, `${format(a.center)} ${pct(a.spread)}`, `${format(b.center)} ${pct(b.spread)}`, delta, `(p=${Number.isFinite(p) ? p.toFixed(3) : '-'} n=${a.kept}+${b.kept})`];
+  });
+  const header = ['name', ...title];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]): string =>
+    cells
+      .map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : i === 4 ? cell : cell.padStart(widths[i]!)))
+      .join('  ')
+      .trimEnd();
+  return [line([...header, '']), ...rows.map(line)].join('\n');
+}
+
+export function rfcComparisons(outcomes: readonly CaseOutcome<RfcResult>[]): { time: Comparison[]; speed: Comparison[] } {
+  const sizes = [...new Set(outcomes.map((o) => Number(o.spec.params['valueBytes'])))].sort((a, b) => a - b);
+  const time: Comparison[] = [];
+  const speed: Comparison[] = [];
+  for (const size of sizes) {
+    const samples = (mode: string): number[] =>
+      outcomes.filter((o) => o.ok && o.result?.mode === mode && o.result.valueBytes === size).flatMap((o) => o.result!.samples);
+    const shared = samples('shared');
+    const dedicated = samples('dedicated');
+    const name = `BatchCommit/vs=${size}`;
+    time.push({ name, old: shared, new: dedicated });
+    // benchstat's speed: bytes per op (one value) over time per op.
+    const mbps = (us: number): number => size / us;
+    speed.push({ name, old: shared.map(mbps), new: dedicated.map(mbps) });
+  }
+  return { time, speed };
+}
+
+export function rfcTable(outcomes: readonly CaseOutcome<RfcResult>[]): string {
+  const { time, speed } = rfcComparisons(outcomes);
+  return [
+    benchstatLines(['old time/op', 'new time/op', 'delta'], time, formatMicros),
+    '',
+    benchstatLines(['old speed', 'new speed', 'delta'], speed, (v) => `${v >= 100 ? v.toFixed(0) : v.toFixed(1)}MB/s`),
+  ].join('\n');
+}
+
+export function rfcOrderTable(outcomes: readonly CaseOutcome<RfcOrderResult>[]): string {
+  const comparisons: Comparison[] = [];
+  for (const mode of ['shared', 'dedicated']) {
+    const sizes = [...new Set(outcomes.filter((o) => o.spec.params['mode'] === mode).map((o) => Number(o.spec.params['valueBytes'])))].sort((a, b) => a - b);
+    for (const size of sizes) {
+      const runs = outcomes.filter((o) => o.ok && o.result?.mode === mode && o.result.valueBytes === size);
+      comparisons.push({ name: `Order/${mode}/vs=${size}`, old: runs.flatMap((o) => o.result!.interleaved), new: runs.flatMap((o) => o.result!.sequential) });
+    }
+  }
+  return benchstatLines(['interleaved', 'sequential', 'delta'], comparisons, formatMicros);
+}
+
+const CONFIGS = ['shared (one LevelDB)', 'dedicated (raftlog + LevelDB)'];
+
+export function rfcChart(outcomes: readonly CaseOutcome<RfcResult>[], subtitle: string | string[]): ChartSpec {
+  const { time } = rfcComparisons(outcomes);
+  const values = time.flatMap((c) => {
+    const size = Number(c.name.split('=')[1]);
+    return (
+      [
+        [CONFIGS[0], c.old],
+        [CONFIGS[1], c.new],
+      ] as const
+    ).flatMap(([config, samples]) => {
+      if (samples.length === 0) return [];
+      const s = sampleSummary(samples);
+      return [{ size: sizeLabel(size), bytes: size, config, us: s.center, lo: Math.min(...samples), hi: Math.max(...samples) }];
+    });
+  });
+  const sizes = [...new Set(values.map((v) => v.bytes))].sort((a, b) => a - b).map(sizeLabel);
+  const x = { field: 'size', type: 'ordinal', sort: sizes, title: 'value size', axis: { labelAngle: 0 } } as const;
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+    title: { text: 'RFC: Raft log + state machine, shared engine vs dedicated', subtitle },
+    data: { values },
+    width: 520,
+    height: 300,
+    // Points and min-max rules rather than bars: bars on a log scale have no honest baseline.
+    layer: [
+      {
+        mark: { type: 'rule', strokeWidth: 2 },
+        encoding: { x, xOffset: { field: 'config', type: 'nominal', sort: CONFIGS }, y: { field: 'lo', type: 'quantitative' }, y2: { field: 'hi' }, color: { field: 'config', type: 'nominal', sort: CONFIGS } },
+      },
+      {
+        mark: { type: 'point', filled: true, size: 90 },
+        encoding: {
+          x,
+          xOffset: { field: 'config', type: 'nominal', sort: CONFIGS },
+          y: { field: 'us', type: 'quantitative', scale: { type: 'log' }, title: 'µs per op (mean, min-max)' },
+          color: { field: 'config', type: 'nominal', sort: CONFIGS, title: null, legend: { orient: 'top', labelLimit: 300 } },
+        },
+      },
+    ],
+  };
+}
+
+// ---------------------------------------------------------------- syscalls
+
+export interface SyscallOutcome {
+  outcome: CaseOutcome<SyscallCaseResult>;
+  counts: SyscallCounts | undefined;
+}
+
+export function syscallRows(results: readonly SyscallOutcome[]): Row[] {
+  return results.map(({ outcome, counts }) => {
+    const base: Row = { store: outcome.spec.store, C: Number(outcome.spec.params['writers']) };
+    const ops = outcome.result?.ops ?? 0;
+    if (!outcome.ok || counts === undefined || ops === 0) {
+      return { ...base, 'synced ops': ops, 'fdatasync/op': outcome.ok ? 'no markers in trace' : failure([outcome]), 'fsync/op': '', 'msync/op': '', 'sync_file_range/op': '', 'io_uring_enter/op': '', 'engine barriers/op': '' };
+    }
+    const per = (n: number): string => (n / ops).toFixed(2);
+    const syncs = outcome.result?.counters['syncs'];
+    return {
+      ...base,
+      'synced ops': ops,
+      'fdatasync/op': per(counts.fdatasync),
+      'fsync/op': per(counts.fsync),
+      'msync/op': per(counts.msync),
+      'sync_file_range/op': per(counts.sync_file_range),
+      'io_uring_enter/op': per(counts.io_uring_enter),
+      'engine barriers/op': syncs === undefined ? '' : per(syncs),
+    };
+  });
+}
