@@ -16,7 +16,7 @@ import {
   type BatchItem,
   type BatchItems,
 } from './format/batch-codec.js';
-import { encodeEntry, encodedEntrySize, normalizeEntry, toSafeInteger } from './format/entry-codec.js';
+import { encodeEntry, encodedEntrySize, newEntryFields, normalizeEntryInto, toSafeInteger } from './format/entry-codec.js';
 import { RECORD_FLAG_LZ4, RECORD_HEADER_SIZE, RECORD_ALIGNMENT, roundUp, writeU64 } from './format/layout.js';
 import type { Entry, ProtobufMessage } from './protos.js';
 
@@ -24,6 +24,9 @@ import type { Entry, ProtobufMessage } from './protos.js';
 export const MAX_BATCH_PAYLOAD_BYTES = 1 << 30;
 
 const textEncoder = new TextEncoder();
+/** Reused by addEntries: the encoder runs synchronously, so one scratch object serves every batch. */
+const SCRATCH = newEntryFields();
+const EMPTY_BUFFER = new Uint8Array(0);
 
 export type Key = Uint8Array | string;
 
@@ -60,7 +63,9 @@ export interface RegionEffect {
 }
 
 export class LogBatch {
-  #buffer: Uint8Array = new Uint8Array(4096);
+  // Allocated on first use, sized to what is added: one allocation for a
+  // typical batch, none for an empty one.
+  #buffer: Uint8Array = EMPTY_BUFFER;
   #view = new DataView(this.#buffer.buffer);
   #end = RECORD_HEADER_SIZE;
   #items: BatchItem[] = [];
@@ -98,11 +103,13 @@ export class LogBatch {
     this.#assertOpen();
     validateRegion(region);
     if (!Array.isArray(entries) || entries.length === 0) throw new InvalidArgumentError('entries must be a non-empty array');
-    const normalized = entries.map(normalizeEntry);
-    const firstIndex = normalized[0]!.index;
+    // Two passes over the caller's entries with one scratch object: validate
+    // and size everything before writing a byte, then encode.
+    const entry = SCRATCH;
+    const firstIndex = normalizeEntryInto(entries[0]!, entry).index;
     let bytes = 12;
-    for (let i = 0; i < normalized.length; i++) {
-      const entry = normalized[i]!;
+    for (let i = 0; i < entries.length; i++) {
+      normalizeEntryInto(entries[i]!, entry);
       if (entry.index !== firstIndex + i) {
         throw new InvalidArgumentError(
           `region ${region}: entry indexes must be consecutive, got ${entry.index} after ${firstIndex + i - 1}`,
@@ -117,13 +124,14 @@ export class LogBatch {
     this.#reserve(ITEM_PREFIX_SIZE + bytes);
     const item = newItem(ItemKind.Entries, region);
     item.index = firstIndex;
-    item.count = normalized.length;
+    item.count = entries.length;
     item.entryStart = this.#entryCount;
     let pos = writeItemPrefix(this.#view, this.#end, ItemKind.Entries, region);
     writeU64(this.#view, pos, firstIndex);
-    this.#view.setUint32(pos + 8, normalized.length, true);
+    this.#view.setUint32(pos + 8, entries.length, true);
     pos += 12;
-    for (const entry of normalized) {
+    for (let i = 0; i < entries.length; i++) {
+      normalizeEntryInto(entries[i]!, entry);
       const start = pos + ENTRY_PREFIX_SIZE;
       const end = encodeEntry(this.#buffer, start, entry);
       this.#view.setUint32(pos, end - start, true);
@@ -133,7 +141,7 @@ export class LogBatch {
     }
     this.#end = pos;
     this.#items.push(item);
-    this.#lastInBatch.set(region, firstIndex + normalized.length - 1);
+    this.#lastInBatch.set(region, firstIndex + entries.length - 1);
   }
 
   /** Sets `key` to `value` in the region's key space. */
@@ -316,8 +324,8 @@ export class LogBatch {
     if (needed - RECORD_HEADER_SIZE > MAX_BATCH_PAYLOAD_BYTES + RECORD_ALIGNMENT) {
       throw new InvalidArgumentError(`batch would exceed the ${MAX_BATCH_PAYLOAD_BYTES}-byte limit`);
     }
-    let capacity = this.#buffer.length * 2;
-    while (capacity < needed) capacity *= 2;
+    // Room for a few small items after this one (a hard-state put) without a second copy.
+    const capacity = roundUp(Math.max(needed + (needed >> 2), 256), RECORD_ALIGNMENT);
     const bigger = new Uint8Array(capacity);
     bigger.set(this.#buffer.subarray(0, this.#end));
     this.#buffer = bigger;

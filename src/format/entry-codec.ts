@@ -55,7 +55,35 @@ export interface EntryFields {
   context: Uint8Array;
 }
 
-export function normalizeEntry(entry: Entry | (Omit<Entry, 'term' | 'index'> & { term: NumberLike; index: NumberLike })): EntryFields {
+export type EntryInput = Entry | (Omit<Entry, 'term' | 'index'> & { term: NumberLike; index: NumberLike });
+
+export function newEntryFields(): EntryFields {
+  return { entryType: 0, term: 0, index: 0, data: EMPTY, context: EMPTY };
+}
+
+/**
+ * Validates `entry` into `out` (reused by the caller, so the write path does
+ * not allocate an object per entry). Throws INVALID_ARGUMENT on bad fields.
+ */
+export function normalizeEntryInto(entry: EntryInput, out: EntryFields): EntryFields {
+  if (typeof entry !== 'object' || entry === null) throw new InvalidArgumentError('entry must be an object');
+  const entryType = entry.entryType ?? 0;
+  if (!Number.isInteger(entryType) || entryType < 0 || entryType > 0x7fff_ffff) {
+    throw new InvalidArgumentError(`entryType must be a non-negative integer, got ${String(entryType)}`);
+  }
+  const data = entry.data ?? EMPTY;
+  const context = entry.context ?? EMPTY;
+  if (!(data instanceof Uint8Array)) throw new InvalidArgumentError('entry.data must be a Uint8Array');
+  if (!(context instanceof Uint8Array)) throw new InvalidArgumentError('entry.context must be a Uint8Array');
+  out.entryType = entryType;
+  out.term = typeof entry.term === 'number' && Number.isSafeInteger(entry.term) && entry.term >= 0 ? entry.term : toSafeInteger(entry.term, 'entry.term');
+  out.index = typeof entry.index === 'number' && Number.isSafeInteger(entry.index) && entry.index >= 0 ? entry.index : toSafeInteger(entry.index, 'entry.index');
+  out.data = data;
+  out.context = context;
+  return out;
+}
+
+export function normalizeEntry(entry: EntryInput): EntryFields {
   if (typeof entry !== 'object' || entry === null) throw new InvalidArgumentError('entry must be an object');
   const entryType = entry.entryType ?? 0;
   if (!Number.isInteger(entryType) || entryType < 0 || entryType > 0x7fff_ffff) {
