@@ -27,6 +27,8 @@ function raftlog(args: string[], options: SpawnSyncOptions = {}): Run {
   const result = spawnSync(process.execPath, [MAIN, ...args], {
     encoding: 'utf8',
     timeout: 60_000,
+    // A dump of a few seconds of stress is several MiB of JSON; the 1 MiB default would kill the child.
+    maxBuffer: 256 << 20,
     env: { ...process.env, RAFTLOG_DEBUG: '' },
     ...options,
   });
@@ -124,6 +126,20 @@ describe('raftlog stress', () => {
     // A raftlog directory is emptied and reused.
     const second = raftlog(['stress', '--dir', dir, '--duration', '0.3', '--regions', '4', '--writers', '2', '--no-progress', '--json']);
     assert.equal(second.status, 0, second.stderr);
+  });
+
+  it('purges on a timer: files are removed or recycled, and the directory still checks clean', () => {
+    const dir = join(root, 'gc');
+    const run = raftlog(['stress', '--dir', dir, '--duration', '1.5', '--regions', '8', '--writers', '2', '--keep', '16', '--target-file-size', '64k', '--purge-interval', '0.25', '--json']);
+    assert.equal(run.status, 0, run.stderr);
+    const gc = (JSON.parse(run.stdout) as { gc: { purgeCalls: number; filesRemoved: number; filesRecycled: number; files: number } }).gc;
+    assert.ok(gc.purgeCalls >= 2, `purges ran: ${gc.purgeCalls}`);
+    assert.ok(gc.filesRemoved + gc.filesRecycled > 0, JSON.stringify(gc));
+    assert.equal(readdirSync(dir).filter((n) => /\.(raftlog|rewrite)$/.test(n)).length, gc.files);
+    const check = raftlog(['check', dir]);
+    assert.equal(check.status, 0, check.stdout + check.stderr);
+    // Recycled files are raftlog's own: a new run reuses the directory.
+    assert.equal(raftlog(['stress', '--dir', dir, '--duration', '0.3', '--regions', '2', '--writers', '1', '--json']).status, 0);
   });
 
   it('refuses a directory holding files it did not write, and leaves them alone', () => {

@@ -47,8 +47,10 @@ export interface CheckResult {
   problems: CheckProblem[];
   /** Per recovery mode: would an engine open it, and what would it drop. */
   modes: { mode: RecoveryMode; opens: boolean; refusal: string | undefined; bytesDropped: number }[];
-  /** Rewrite-queue files present and not verified (no reader for that queue yet). */
-  uncheckedRewriteFiles: string[];
+  /** The GC checkpoint verified and replayed first, if any. */
+  checkpoint: string | undefined;
+  /** Files recovery does not read: append files below the checkpoint, stale rewrite files (the next purge removes them). */
+  notReplayed: string[];
   exitCode: number;
 }
 
@@ -87,7 +89,8 @@ export async function runCheck(dir: string, options: CheckOptions): Promise<Chec
     bytesScanned: report?.bytesScanned ?? 0,
     problems,
     modes: verdicts.map(({ mode, opens, refusal, bytesDropped }) => ({ mode, opens, refusal, bytesDropped })),
-    uncheckedRewriteFiles: info.rewriteFiles,
+    checkpoint: basis.result?.checkpoint?.name,
+    notReplayed: [...(basis.result?.superseded ?? []), ...(basis.result?.staleRewriteFiles ?? [])],
     exitCode: damaged ? ExitCode.CORRUPTION : ExitCode.OK,
   };
 }
@@ -98,7 +101,8 @@ export function formatCheck(r: CheckResult): string {
     `checked ${r.directory}: ${formatNumber(r.files)} files, ${formatNumber(r.records)} records, ` +
       `${formatNumber(r.entries)} entries in ${formatNumber(r.regions)} regions, ${formatBytes(r.bytesScanned)} verified`,
   );
-  if (r.uncheckedRewriteFiles.length > 0) lines.push(`not checked: ${r.uncheckedRewriteFiles.length} rewrite-queue file(s)`);
+  if (r.checkpoint !== undefined) lines.push(`GC checkpoint ${r.checkpoint} verified and replayed first`);
+  if (r.notReplayed.length > 0) lines.push(`not read (superseded or stale, removed by the next purge): ${r.notReplayed.join(', ')}`);
   for (const p of r.problems) {
     const what = p.kind === 'torn-tail' ? 'torn tail (not proven durable; every mode cuts it on open)' : p.detail;
     const extra = p.kind === 'torn-tail' ? `: ${p.detail}` : '';

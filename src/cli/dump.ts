@@ -211,6 +211,7 @@ export async function runDump(dir: string, options: DumpOptions, io: DumpNotes, 
   if (options.json) {
     out.write(
       `${first ? '' : '\n'}],\n"files":${JSON.stringify(fileRows)},\n"regions":${JSON.stringify(regionRows)},\n` +
+        `"checkpoint":${JSON.stringify(result.checkpoint ?? null)},\n"superseded":${JSON.stringify(result.superseded)},\n` +
         `"problems":${JSON.stringify(problems)},\n"totals":${JSON.stringify({ records: result.report.records, recordsShown: printed, entries: result.entries, regions: result.memtables.size })}}\n`,
     );
     out.flush();
@@ -230,6 +231,10 @@ export async function runDump(dir: string, options: DumpOptions, io: DumpNotes, 
       for (const k of r.keyList ?? []) out.line(`  r${r.region} ${k.key} = ${k.valueBytes} B`);
     }
   }
+  if (result.checkpoint !== undefined) {
+    out.line(`GC checkpoint ${result.checkpoint.name}: replayed first; it holds everything live below append file ${result.checkpoint.watermark}`);
+  }
+  if (result.superseded.length > 0) out.line(`superseded by the checkpoint, not replayed (the next purge removes them): ${result.superseded.join(', ')}`);
   for (const p of problems) out.line(`problem: ${p.file} offset ${p.offset}: ${p.detail} (${p.action}, ${formatBytes(p.bytesDropped)})`);
   out.line(
     `${result.report.records} records (${printed} shown), ${result.entries} entries, ${result.memtables.size} regions, ${result.files.length} files` +

@@ -67,7 +67,7 @@ function buildProgram(setExit: (code: number) => void): Command {
     .option('--regions-per-batch <n>', "regions per batch, from the writer's own", positiveInt, 1)
     .option('--no-sync', 'do not wait for fdatasync before acknowledging a write')
     .option('--keep <n>', 'entries each region keeps; older ones are compacted (bounds memory)', positiveInt, 1024)
-    .option('--purge-interval <seconds>', 'seconds between purgeExpiredFiles() calls, 0 to disable (used once the engine has purge)', secondsOrZero, 10)
+    .option('--purge-interval <seconds>', 'seconds between purgeExpiredFiles() calls (GC), 0 to disable', secondsOrZero, 2)
     .option('--target-file-size <bytes>', 'log files rotate at this size (e.g. 128m)', byteSize, 128 << 20)
     .option('--no-progress', 'no live progress on stderr')
     .option('--json', 'print the report as JSON', false)
