@@ -144,7 +144,7 @@ describe('garbage collection', () => {
     meta.put(7, 'gone', new Uint8Array([0]));
     await engine.write(meta, { sync: true });
     const churn = async (from: number): Promise<void> => {
-      for (let i = 0; i < 60; i++) {
+      for (let i = 0; i < 200; i++) {
         await append(engine, 1, from + i, 1);
         if (i % 10 === 9) await engine.compactTo(1, from + i - 2);
       }
@@ -157,7 +157,7 @@ describe('garbage collection', () => {
     const del = new LogBatch();
     del.delete(7, 'gone');
     await engine.write(del, { sync: true });
-    await churn(61);
+    await churn(201);
     await engine.purgeExpiredFiles(); // the commands' files go; the new checkpoint must reflect them
     const expected = await snapshot(engine);
     await engine.close();
