@@ -139,13 +139,17 @@ class RawFileStore implements LogStore {
   #enqueue(buffers: Uint8Array[], bytes: number, sync: boolean, op: LogWrite | undefined): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       this.#pending.push({ buffers, bytes, sync, op, resolve, reject });
-      if (!this.#leading) void this.#lead();
+      if (!this.#leading) {
+        this.#leading = true;
+        // As raftlog's write queue does: let ops issued in the same turn of
+        // the event loop join the first group, instead of a group of one.
+        queueMicrotask(() => void this.#lead());
+      }
     });
   }
 
-  /** Group commit: whoever finds no leader writes everything queued with one writev chain and one fdatasync. */
+  /** Group commit: the leader writes everything queued with one writev chain and one fdatasync, until nothing is queued. */
   async #lead(): Promise<void> {
-    this.#leading = true;
     try {
       while (this.#pending.length > 0) {
         const group = this.#pending;
