@@ -1,0 +1,746 @@
+/**
+ * One torture scenario: an engine on a FaultFs, driven write by write, with
+ * every acknowledgement, failure, restart and power loss checked against the
+ * reference model (model.ts). The generator (generator.ts) and the scripted
+ * sweeps (sweeps.ts) both drive the engine through this class, so every
+ * check below applies to both.
+ *
+ * Checks, and where they happen:
+ *  - after every reopen (`#recover`): the engine holds exactly some state of
+ *    the history between the durability floor and the last attempted write
+ *    (acknowledged syncs survive; batches are all-or-nothing; indexes are
+ *    contiguous; nothing compacted, cleaned or deleted comes back); opening
+ *    never fails after a power loss alone; a second open gives the same
+ *    state and finds nothing left to repair;
+ *  - on every settled write (`#onAck`, `#onFail`): errors are RaftlogErrors
+ *    with an I/O-class code, appear only when a fault was armed, and after
+ *    the first failure nothing is acknowledged until reopen;
+ *  - `checkLive`: reads return exactly what was acknowledged;
+ *  - `flipExperiment`: a bit flipped at rest gets the outcome the recovery
+ *    case table promises (image.ts).
+ * Any breach throws a Violation carrying the seed, the trace and the fault log.
+ */
+import { FaultFs, type CrashPolicy, type FaultRule, type FaultRuleHandle } from '../../backends/fault.js';
+import { MemFs } from '../../backends/memfs.js';
+import { Engine } from '../../src/engine.js';
+import { ErrorCode, isRaftlogError } from '../../src/errors.js';
+import { RecoveryMode, type RecoveryProblem, type RecoveryReport } from '../../src/recovery/recovery.js';
+import { applyFlip, expectFlip, pickFlip, truncateImage, walkImage, type Flip, type Image, type WalkedFile } from './image.js';
+import { mark } from './marks.js';
+import { History, applyItems, entryModel, hex, regionDigest, stateDigest, toLogBatch, valueDigest, type ModelItem } from './model.js';
+import { ProcessFs } from './process-fs.js';
+import { Rng } from './rng.js';
+
+export interface EngineConfig {
+  readonly recoveryMode: RecoveryMode;
+  readonly targetFileSize: number;
+  readonly preallocateBytes: number;
+  readonly compressionThreshold: number;
+}
+
+export class Violation extends Error {
+  constructor(
+    readonly invariant: string,
+    message: string,
+  ) {
+    super(message);
+  }
+  override get name(): string {
+    return `Violation[${this.invariant}]`;
+  }
+}
+
+export interface ScenarioStats {
+  writes: number;
+  acks: number;
+  syncAcks: number;
+  failures: number;
+  powerLosses: number;
+  restarts: number;
+  kills: number;
+  bursts: number;
+  flips: number;
+  zeroSpaceOpens: number;
+  recoveryCrashes: number;
+  reopenChecks: number;
+  /** Flip experiments where the table let acknowledged-synced data be cut (see image.ts / report). */
+  syncedLostToUnprovenFlip: number;
+  /** Flips in an older file's zero tail that the engine refused to open over. */
+  tailFlipRefused: number;
+}
+
+export function emptyStats(): ScenarioStats {
+  return {
+    writes: 0,
+    acks: 0,
+    syncAcks: 0,
+    failures: 0,
+    powerLosses: 0,
+    restarts: 0,
+    kills: 0,
+    bursts: 0,
+    flips: 0,
+    zeroSpaceOpens: 0,
+    recoveryCrashes: 0,
+    reopenChecks: 0,
+    syncedLostToUnprovenFlip: 0,
+    tailFlipRefused: 0,
+  };
+}
+
+/** What a reopen may add on top of a plain open. */
+export interface RecoverOptions {
+  /** Every growth fails with ENOSPC during the open (and the check reopen). */
+  readonly zeroSpace?: boolean;
+  /** Power cut after this many operations of the open; then crash with `recoveryCrashPolicy` and open again. */
+  readonly crashDuringRecoveryAfter?: number;
+  readonly recoveryCrashPolicy?: CrashPolicy;
+  /** Open a second time and compare (default true). */
+  readonly reopenTwice?: boolean;
+}
+
+/** I/O-class codes a faulted write may fail with. */
+const WRITE_FAILURE_CODES: ReadonlySet<string> = new Set([ErrorCode.IO, ErrorCode.NO_SPACE, ErrorCode.FSYNC_FAILED, ErrorCode.FAILED]);
+
+const TRACE_LIMIT = 600;
+
+export class Scenario {
+  readonly seed: number;
+  readonly config: EngineConfig;
+  readonly history = new History();
+  readonly stats: ScenarioStats = emptyStats();
+  readonly #rng: Rng;
+  readonly #trace: string[] = [];
+  /** Fault logs of FaultFs instances that died in power losses, newest last. */
+  readonly #pastFaults: string[] = [];
+  #fault: FaultFs;
+  #process: ProcessFs;
+  #engine: Engine | undefined;
+  #incarnation = 0;
+  #lastPolicy: string = 'none';
+
+  // Per incarnation: write bookkeeping for the fail-stop and error checks.
+  #serial = 0;
+  #inFlight = new Set<Promise<void>>();
+  #firstFailure: number | undefined;
+  #firstFailureCode: string | undefined;
+  #ackedSerials: number[] = [];
+  /** History index of the newest acknowledged write (what live reads must show). */
+  #applied = 0;
+  /** A fault (rule, freeze, kill) is armed: failures are expected, not violations. */
+  #faultsArmed = false;
+  #sawFsyncFailed = false;
+  /** Highest history index acknowledged durable by the engine itself (not by recovery). */
+  #ackedDurable = 0;
+
+  /**
+   * Rules every FaultFs of this scenario carries from birth (short transfers):
+   * they change how I/O happens, never whether it succeeds.
+   */
+  readonly #persistentRules: readonly FaultRule[];
+
+  constructor(seed: number, config: EngineConfig, persistentRules: readonly FaultRule[] = []) {
+    this.seed = seed;
+    this.config = config;
+    this.#persistentRules = persistentRules;
+    this.#rng = Rng.derive(seed, 'scenario');
+    this.#fault = this.#newFault(new MemFs(), 'fault', 0);
+    this.#process = new ProcessFs(this.#fault);
+  }
+
+  #newFault(disk: MemFs, label: string, ordinal: number): FaultFs {
+    const fault = new FaultFs(disk, { seed: Rng.derive(this.seed, label, ordinal).u32() });
+    for (const rule of this.#persistentRules) fault.inject(rule);
+    return fault;
+  }
+
+  get fault(): FaultFs {
+    return this.#fault;
+  }
+
+  get engine(): Engine {
+    if (this.#engine === undefined) throw new Error('scenario: no engine is open');
+    return this.#engine;
+  }
+
+  get isOpen(): boolean {
+    return this.#engine !== undefined;
+  }
+
+  /** The engine refused or failed a write in this incarnation (so it must be reopened). */
+  get failed(): boolean {
+    return this.#firstFailure !== undefined;
+  }
+
+  get faultsArmed(): boolean {
+    return this.#faultsArmed;
+  }
+
+  note(line: string): void {
+    this.#trace.push(line);
+    if (this.#trace.length > TRACE_LIMIT) this.#trace.splice(0, this.#trace.length - TRACE_LIMIT);
+  }
+
+  /** Throws a Violation carrying everything needed to replay and understand it. */
+  violation(invariant: string, detail: string): never {
+    const config = `mode=${this.config.recoveryMode} targetFileSize=${this.config.targetFileSize} preallocate=${this.config.preallocateBytes} compress>${this.config.compressionThreshold}`;
+    const message = [
+      `seed=${this.seed} policy=${this.#lastPolicy} invariant=${invariant}`,
+      detail,
+      `config: ${config}`,
+      `history: attempted=${this.history.attempted} floor=${this.history.floor} ackedDurable=${this.#ackedDurable}`,
+      `trace (last ${this.#trace.length} steps):`,
+      ...this.#trace.map((t) => `  ${t}`),
+      ...this.#pastFaults.slice(-2).map((d, i, all) => `earlier FaultFs (${all.length - i} power loss(es) ago):\n${d}`),
+      `current ${this.#fault.describe()}`,
+    ].join('\n');
+    throw new Violation(invariant, message);
+  }
+
+  // ---- engine life cycle ---------------------------------------------------
+
+  /** Opens the first engine on the empty disk. */
+  async start(): Promise<void> {
+    this.note('open (empty disk)');
+    try {
+      this.#engine = await this.#newEngine();
+    } catch (error) {
+      this.violation('open', `opening an empty disk failed: ${describeError(error)}`);
+    }
+  }
+
+  async #newEngine(): Promise<Engine> {
+    this.#incarnation++;
+    this.#process = new ProcessFs(this.#fault);
+    const engine = new Engine({
+      fs: this.#process,
+      seed: Rng.derive(this.seed, 'engine', this.#incarnation).u32(),
+      recoveryMode: this.config.recoveryMode,
+      targetFileSize: this.config.targetFileSize,
+      preallocateBytes: this.config.preallocateBytes,
+      compressionThreshold: this.config.compressionThreshold,
+    });
+    await engine.open();
+    return engine;
+  }
+
+  #resetIncarnation(): void {
+    this.#serial = 0;
+    this.#inFlight = new Set();
+    this.#firstFailure = undefined;
+    this.#firstFailureCode = undefined;
+    this.#ackedSerials = [];
+    this.#faultsArmed = false;
+    this.#sawFsyncFailed = false;
+  }
+
+  // ---- writes ---------------------------------------------------------------
+
+  /** Submits a batch without waiting; the model records it as attempted. */
+  submit(items: readonly ModelItem[], sync: boolean): void {
+    const engine = this.engine;
+    const index = this.history.push(applyItems(this.history.latest, items));
+    const serial = this.#serial++;
+    this.stats.writes++;
+    this.note(`#${serial} write h${index}${sync ? ' sync' : ''}: ${describeItems(items)}`);
+    const batch = toLogBatch(items);
+    this.#track(
+      engine.write(batch, { sync }).then(
+        () => this.#onAck(serial, index, sync),
+        (error: unknown) => this.#onFail(serial, error),
+      ),
+    );
+  }
+
+  /** `engine.sync()`: a barrier for everything acknowledged before it. */
+  barrier(): void {
+    const engine = this.engine;
+    const index = this.history.attempted;
+    const serial = this.#serial++;
+    this.note(`#${serial} sync() covering h${index}`);
+    this.#track(
+      engine.sync().then(
+        () => this.#onAck(serial, index, true),
+        (error: unknown) => this.#onFail(serial, error),
+      ),
+    );
+  }
+
+  /**
+   * A write after a failure: it must be refused (FAILED) and must never reach
+   * the log, so the model does not record it; if recovery later shows it,
+   * the state matches no history entry.
+   */
+  probe(items: readonly ModelItem[]): void {
+    const serial = this.#serial++;
+    this.note(`#${serial} probe write after failure: ${describeItems(items)}`);
+    this.#track(
+      this.engine.write(toLogBatch(items), { sync: this.#rng.chance(0.5) }).then(
+        () => this.violation('fail-stop', `probe write #${serial} was acknowledged after the engine failed (${this.#firstFailureCode})`),
+        (error: unknown) => {
+          if (!isRaftlogError(error) || (error.code !== ErrorCode.FAILED && error.code !== ErrorCode.CLOSED)) {
+            this.violation('fail-stop', `probe write #${serial} after failure got ${describeError(error)}, expected FAILED`);
+          }
+          if (this.#sawFsyncFailed && error.code === ErrorCode.FAILED) mark('write.fsync-failed-failstop');
+        },
+      ),
+    );
+  }
+
+  #track(promise: Promise<void>): void {
+    this.#inFlight.add(promise);
+    void promise.finally(() => this.#inFlight.delete(promise)).catch(() => undefined);
+  }
+
+  #onAck(serial: number, index: number, sync: boolean): void {
+    this.stats.acks++;
+    this.#ackedSerials.push(serial);
+    if (index > this.#applied) this.#applied = index;
+    if (sync) {
+      this.stats.syncAcks++;
+      this.history.raiseFloor(index);
+      if (index > this.#ackedDurable) this.#ackedDurable = index;
+    }
+  }
+
+  #onFail(serial: number, error: unknown): void {
+    this.stats.failures++;
+    const code = isRaftlogError(error) ? error.code : undefined;
+    this.note(`#${serial} failed: ${describeError(error)}`);
+    if (code === undefined || !WRITE_FAILURE_CODES.has(code)) {
+      this.violation('error-code', `write #${serial} failed with ${describeError(error)}; expected IO, NO_SPACE, FSYNC_FAILED or FAILED`);
+    }
+    if (!this.#faultsArmed) this.violation('unexpected-failure', `write #${serial} failed with no fault armed: ${describeError(error)}`);
+    if (this.#firstFailure === undefined || serial < this.#firstFailure) {
+      this.#firstFailure = serial;
+      this.#firstFailureCode = code;
+    }
+    if (code === ErrorCode.FSYNC_FAILED) this.#sawFsyncFailed = true;
+    if (code === ErrorCode.NO_SPACE) mark('write.enospc');
+    if (code === ErrorCode.IO && !this.#process.dead && !this.#fault.crashed && !this.#fault.frozen) mark('write.eio');
+    if (code === ErrorCode.FAILED && this.#sawFsyncFailed) mark('write.fsync-failed-failstop');
+  }
+
+  /** Waits for every submitted write; checks nothing was acknowledged after the first failure. */
+  async settle(): Promise<void> {
+    // Bounded: each settled promise leaves the set, and settling adds none.
+    while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
+    const first = this.#firstFailure;
+    if (first === undefined) return;
+    const late = this.#ackedSerials.filter((s) => s > first);
+    if (late.length > 0) {
+      this.violation('fail-stop', `write(s) #${late.join(', #')} acknowledged after write #${first} failed (${this.#firstFailureCode})`);
+    }
+  }
+
+  /** Arms a fault rule for this incarnation; failures become expected. */
+  inject(rule: FaultRule): FaultRuleHandle {
+    this.#faultsArmed = true;
+    const handle = this.#fault.inject(rule);
+    this.note(`inject rule ${handle.id}: ${rule.error} on ${rule.ops === 'any' ? 'any' : rule.ops.join('|')} when ${JSON.stringify(rule.when)}`);
+    return handle;
+  }
+
+  /** Cuts the power after `ops` more FileSystem operations (the crash itself comes with `powerLoss`). */
+  armPowerCut(ops: number): void {
+    this.#faultsArmed = true;
+    const at = this.#fault.opIndex + ops;
+    this.note(`power cut armed after op ${at}`);
+    this.#fault.freezeAt(at);
+  }
+
+  /** Reads must show exactly the acknowledged writes (and nothing failed or refused). */
+  async checkLive(): Promise<void> {
+    await this.settle();
+    const digest = await this.#readState('live');
+    const expected = stateDigest(this.history.state(this.#applied));
+    if (digest !== expected) {
+      this.violation('read-your-writes', `live reads differ from the state after the last acknowledged write h${this.#applied}\n${diff(expected, digest)}`);
+    }
+  }
+
+  // ---- restarts and crashes -------------------------------------------------------
+
+  /** Clean restart: close (which syncs unless the engine failed), open again. */
+  async restart(options: RecoverOptions = {}): Promise<void> {
+    await this.settle();
+    this.stats.restarts++;
+    const engine = this.engine;
+    const failed = this.failed;
+    this.note(`restart (close${failed ? ' a failed engine' : ''}, open)`);
+    let closed = false;
+    try {
+      await engine.close();
+      closed = true;
+    } catch (error) {
+      if (!this.#faultsArmed) this.violation('close', `close failed with no fault armed: ${describeError(error)}`);
+      this.note(`close failed: ${describeError(error)}`);
+    }
+    // A successful close of a healthy engine is a barrier for everything acknowledged.
+    if (closed && !failed) {
+      this.history.raiseFloor(this.history.attempted);
+      this.#ackedDurable = Math.max(this.#ackedDurable, this.history.attempted);
+    }
+    this.#engine = undefined;
+    await this.#recover('restart', options);
+  }
+
+  /** The process dies after `ops` more FileSystem calls (the restart comes with `kill`). */
+  armKill(ops: number): void {
+    this.#faultsArmed = true;
+    this.note(`kill armed after ${ops} more call(s)`);
+    this.#process.killAfter(ops);
+  }
+
+  /** Kills the process (no power loss), then restarts on the same page cache. */
+  async kill(options: RecoverOptions = {}): Promise<void> {
+    this.stats.kills++;
+    this.note('kill -9 (page cache survives)');
+    this.#faultsArmed = true;
+    await this.#process.kill();
+    await this.settle();
+    this.#engine = undefined;
+    await this.#recover('kill', options);
+    mark('restart.kill');
+  }
+
+  /** Power loss now (in-flight writes die with it), then reopen on what the crash left. */
+  async powerLoss(policy: CrashPolicy, options: RecoverOptions = {}): Promise<void> {
+    this.stats.powerLosses++;
+    this.#faultsArmed = true;
+    const files = (await this.#fault.unwrap().list()).filter((n) => n.endsWith('.raftlog')).length;
+    const memfs = await this.#crash(policy);
+    await this.settle();
+    this.#engine = undefined;
+    if (files > 1) mark('recovery.multi-file');
+    this.#fault = this.#newFault(memfs, 'fault', this.stats.powerLosses);
+    await this.#recover('power', options);
+  }
+
+  async #crash(policy: CrashPolicy): Promise<MemFs> {
+    this.#lastPolicy = typeof policy === 'string' ? policy : `${policy.data}/${policy.dir}`;
+    this.note(`power loss, policy ${this.#lastPolicy}`);
+    const memfs = await this.#fault.crash(policy);
+    this.#pastFaults.push(this.#fault.describe());
+    if (this.#pastFaults.length > 3) this.#pastFaults.shift();
+    return memfs;
+  }
+
+  /**
+   * Opens after a restart, kill or power loss and checks the state against
+   * the history. Only a power loss makes what was read durable.
+   */
+  async #recover(kind: 'restart' | 'kill' | 'power', options: RecoverOptions): Promise<void> {
+    this.#resetIncarnation();
+    if (options.crashDuringRecoveryAfter !== undefined) await this.#interruptedRecovery(options);
+    let zeroSpace: FaultRuleHandle | undefined;
+    if (options.zeroSpace === true) {
+      zeroSpace = this.#fault.inject({ ops: 'any', when: { afterBytes: 0 }, error: 'ENOSPC' });
+      this.note('open with 0 bytes free (ENOSPC on every growth)');
+    }
+    let engine: Engine;
+    try {
+      engine = await this.#newEngine();
+    } catch (error) {
+      this.violation(zeroSpace === undefined ? 'open' : 'zero-space-open', `open after ${kind} failed: ${describeError(error)}`);
+    }
+    const digest = await this.#readState('recovered', engine);
+    const index = this.history.match(digest);
+    if (index === undefined) {
+      const floor = stateDigest(this.history.state(this.history.floor));
+      const latest = stateDigest(this.history.latest);
+      this.violation(
+        'prefix',
+        `after ${kind}, the recovered state is none of the states h${this.history.floor}..h${this.history.attempted}` +
+          `${describeReport(engine.recoveryReport)}\n-- vs floor state h${this.history.floor}:\n${diff(floor, digest)}\n-- vs latest state h${this.history.attempted}:\n${diff(latest, digest)}`,
+      );
+    }
+    this.note(`reopened (${kind}) at h${index} of h${this.history.floor}..h${this.history.attempted}${describeReport(engine.recoveryReport)}`);
+    this.stats.reopenChecks++;
+    this.history.truncate(index);
+    // After a power loss what recovery read is the disk; otherwise it may be page cache only.
+    if (kind === 'power' || options.crashDuringRecoveryAfter !== undefined) this.history.raiseFloor(index);
+    this.#ackedDurable = Math.min(this.#ackedDurable, index);
+    this.#applied = index;
+    const problems = engine.recoveryReport?.problems ?? [];
+    if (problems.some((p) => p.action === 'cut')) mark('recovery.torn-tail-cut');
+    if (problems.some((p) => p.action === 'removed-file')) mark('recovery.header-removed');
+    this.#engine = engine;
+    if (options.reopenTwice !== false) await this.#reopenAndCompare(digest, kind);
+    if (zeroSpace !== undefined) {
+      this.stats.zeroSpaceOpens++;
+      if ((await this.#fault.unwrap().list()).some((n) => n.endsWith('.raftlog'))) mark('recovery.zero-space-open');
+      zeroSpace.remove();
+      this.note('free space is back');
+    }
+  }
+
+  /** Reopening twice gives the same state, and the second open repairs nothing. */
+  async #reopenAndCompare(digest: string, kind: string): Promise<void> {
+    try {
+      await this.engine.close();
+    } catch (error) {
+      this.violation('reopen-idempotent', `closing the freshly recovered engine failed: ${describeError(error)}`);
+    }
+    let again: Engine;
+    try {
+      again = await this.#newEngine();
+    } catch (error) {
+      this.violation('reopen-idempotent', `second open after ${kind} failed: ${describeError(error)}`);
+    }
+    const second = await this.#readState('reopened', again);
+    if (second !== digest) this.violation('reopen-idempotent', `second open after ${kind} gives a different state\n${diff(digest, second)}`);
+    const problems = again.recoveryReport?.problems ?? [];
+    if (problems.length > 0) this.violation('reopen-idempotent', `second open after ${kind} repaired again:${describeReport(again.recoveryReport)}`);
+    this.#engine = again;
+  }
+
+  /** A power cut inside the open itself; the crash image of that must recover too. */
+  async #interruptedRecovery(options: RecoverOptions): Promise<void> {
+    const after = options.crashDuringRecoveryAfter!;
+    this.stats.recoveryCrashes++;
+    this.#fault.freezeAt(this.#fault.opIndex + after);
+    this.note(`open with a power cut after ${after} op(s)`);
+    let interrupted = false;
+    try {
+      const engine = await this.#newEngine();
+      // Recovery finished before the cut; the engine dies with the power.
+      this.note('open finished before the cut');
+      void engine;
+    } catch (error) {
+      interrupted = true;
+      // Only the power cut may stop this open (as IO, or FSYNC_FAILED when it
+      // hits a barrier); anything else is an open failure of its own.
+      const cut = this.#fault.frozen && (isRaftlogError(error, ErrorCode.IO) || isRaftlogError(error, ErrorCode.FSYNC_FAILED));
+      if (!cut) this.violation('open', `open failed before the power cut: ${describeError(error)}`);
+      this.note(`open interrupted: ${describeError(error)}`);
+    }
+    if (!this.#fault.frozen) this.#fault.freeze();
+    const memfs = await this.#crash(options.recoveryCrashPolicy ?? 'mixed');
+    this.#fault = this.#newFault(memfs, 'fault-recovery', this.stats.recoveryCrashes);
+    if (interrupted) mark('recovery.crash-during-recovery');
+  }
+
+  /**
+   * Flips one bit of a settled log at rest (between two boots) and checks
+   * what recovery does against the case table. A side experiment: the
+   * scenario continues on the undamaged image.
+   */
+  async flipExperiment(rng: Rng, mode: RecoveryMode): Promise<void> {
+    await this.settle();
+    if (this.failed) return;
+    this.stats.flips++;
+    const before = await this.#readState('before flip');
+    const beforeIndex = this.history.match(before, 0) ?? this.violation('read-your-writes', 'state before the flip is not in the history');
+    this.note('close, power loss (dropUnsynced), bit rot, reopen');
+    await this.engine.close();
+    this.#engine = undefined;
+    // A cleanly closed engine has nothing unsynced: the durable image is the log.
+    const image: Image = (await this.#crash('dropUnsynced')).snapshot();
+    // First the undamaged image, on which the scenario continues: a clean
+    // close followed by a power loss must lose nothing the engine served.
+    this.#fault = this.#newFault(MemFs.fromSnapshot(image), 'fault-flip', this.stats.flips);
+    this.#resetIncarnation();
+    try {
+      this.#engine = await this.#newEngine();
+    } catch (error) {
+      this.violation('clean-close', `after a clean close and a power loss the log does not open: ${describeError(error)}`);
+    }
+    const after = await this.#readState('after clean close and power loss');
+    if (after !== before) this.violation('clean-close', `a clean close then a power loss changed the state\n${diff(before, after)}`);
+    let files: WalkedFile[];
+    try {
+      files = walkImage(image);
+    } catch (error) {
+      this.violation('clean-close', `after a clean close the durable image is not a settled log: ${String(error)}`);
+    }
+    const flip = pickFlip(files, rng);
+    if (flip !== undefined) await this.#checkFlip(image, files, flip, mode, beforeIndex, before);
+  }
+
+  async #checkFlip(image: Image, files: readonly WalkedFile[], flip: Flip, mode: RecoveryMode, beforeIndex: number, before: string): Promise<void> {
+    const expectation = expectFlip(files, flip, mode);
+    this.note(`flip bit ${flip.bit} of ${flip.file}@${flip.offset} (${flip.where}) under ${mode}: expect ${expectation.kind} (${expectation.why})`);
+    const opened = await openImage(applyFlip(image, flip), mode, this.config, this.seed);
+    const problems = opened.engine?.recoveryReport?.problems ?? [];
+    const state = opened.engine === undefined ? undefined : await this.#readState('flipped', opened.engine);
+    await opened.engine?.close();
+    const outcome = opened.error !== undefined ? describeError(opened.error) : `opened${describeProblems(problems)}`;
+    const fail: (detail: string) => never = (detail) => this.violation('at-rest-damage', `flip bit ${flip.bit} of ${flip.file}@${flip.offset} (${flip.where}), ${mode}: expected ${expectation.kind} (${expectation.why}); ${detail}; got ${outcome}`);
+    switch (expectation.kind) {
+      case 'corruption': {
+        const error = opened.error;
+        if (!isRaftlogError(error, ErrorCode.CORRUPTION)) fail('no CORRUPTION');
+        if (error.file !== expectation.file || error.offset !== expectation.offset) fail(`CORRUPTION must name ${expectation.file}@${expectation.offset}`);
+        mark(expectation.offset === 0 ? 'recovery.corrupt-header' : 'recovery.corruption-middle');
+        return;
+      }
+      case 'same':
+      case 'removed':
+        if (state === undefined) fail('open failed');
+        if (state !== before) fail(`state changed\n${diff(before, state)}`);
+        if (expectation.kind === 'same' && problems.length > 0) fail('problems reported for an unchecked byte');
+        if (expectation.kind === 'removed' && !problems.some((p) => p.action === 'removed-file' && p.file === expectation.file)) fail('no removed-file problem');
+        return;
+      case 'corruption-or-same':
+        if (opened.error !== undefined) {
+          if (!isRaftlogError(opened.error, ErrorCode.CORRUPTION) || opened.error.file !== expectation.file) fail('refused, but not with CORRUPTION naming the file');
+          this.stats.tailFlipRefused++;
+        } else if (state !== before) {
+          fail(`state changed\n${diff(before, state ?? '')}`);
+        }
+        return;
+      case 'cut': {
+        if (state === undefined) fail('open failed');
+        if (!problems.some((p) => p.action === 'cut' && p.file === expectation.file && p.offset === expectation.offset)) fail(`no 'cut' problem at ${expectation.file}@${expectation.offset}`);
+        const reference = await openImage(truncateImage(image, expectation.file, expectation.offset), RecoveryMode.TolerateTailCorruption, this.config, this.seed);
+        if (reference.engine === undefined) fail(`the reference (file cut at ${expectation.offset}) does not open: ${describeError(reference.error)}`);
+        const cut = await this.#readState('reference cut', reference.engine);
+        await reference.engine.close();
+        if (state !== cut) fail(`state differs from the log cut at ${expectation.offset}\n${diff(cut, state)}`);
+        const index = this.history.match(cut, 0, beforeIndex);
+        if (index === undefined) fail('the cut state is no prefix of the history');
+        if (index < this.#ackedDurable) {
+          // Acknowledged-synced data is gone. The table allows it (the damage
+          // is in the last file and nothing after it proves it durable, or
+          // TolerateTail chose to cut proven data); counted and reported.
+          this.stats.syncedLostToUnprovenFlip += expectation.proven ? 0 : 1;
+          this.note(`flip cut acknowledged-synced writes h${index + 1}..h${this.#ackedDurable} (${expectation.proven ? 'proven, TolerateTail' : 'unproven'})`);
+        }
+        mark(expectation.proven ? 'recovery.tail-cut-proven' : 'recovery.unproven-damage-cut');
+        return;
+      }
+    }
+  }
+
+  /** Final check: close cleanly, lose power, and find every write. */
+  async finish(): Promise<void> {
+    await this.settle();
+    if (this.failed) await this.restart();
+    await this.checkLive();
+    await this.restart({ reopenTwice: false });
+    await this.powerLoss('dropUnsynced');
+    if (this.history.floor !== this.history.attempted) this.violation('durability', 'after a clean close and a power loss, not every write is there');
+    await this.engine.close();
+    this.#engine = undefined;
+  }
+
+  /** Abandons the scenario (after a violation): nothing may keep running. */
+  async abandon(): Promise<void> {
+    await this.#process.kill().catch(() => undefined);
+  }
+
+  // ---- reading the engine -------------------------------------------------------------
+
+  /** The engine's whole state as a digest comparable with `stateDigest`, checking read invariants on the way. */
+  async #readState(what: string, engine: Engine = this.engine): Promise<string> {
+    const lines: string[] = [];
+    try {
+      for (const region of engine.raftGroups()) {
+        const first = engine.firstIndex(region);
+        const last = engine.lastIndex(region);
+        if ((first === undefined) !== (last === undefined) || (first !== undefined && last! < first)) {
+          this.violation('index-contiguity', `${what}: region ${region} has firstIndex ${first} and lastIndex ${last}`);
+        }
+        const entries = first === undefined ? [] : await engine.fetchEntriesTo(region, first, last! + 1);
+        entries.forEach((entry, i) => {
+          if (entry.index !== first! + i) this.violation('index-contiguity', `${what}: region ${region} entry ${i} has index ${entry.index}, expected ${first! + i}`);
+        });
+        if (first !== undefined && entries.length !== last! - first + 1) {
+          this.violation('index-contiguity', `${what}: region ${region} returned ${entries.length} entries for ${first}..${last}`);
+        }
+        const kv = new Map<string, string>();
+        for (const pair of engine.scan(region)) {
+          kv.set(hex(pair.key), valueDigest(pair.value));
+          const single = engine.get(region, pair.key);
+          if (single === undefined || valueDigest(single) !== valueDigest(pair.value)) this.violation('read-consistency', `${what}: get and scan disagree on region ${region} key ${hex(pair.key)}`);
+        }
+        if (entries.length === 0 && kv.size === 0) this.violation('read-consistency', `${what}: region ${region} is listed but holds nothing`);
+        if (entries.length > 0) {
+          const probe = entries[this.#rng.below(entries.length)]!;
+          const single = await engine.getEntry(region, probe.index);
+          if (single === undefined || single.term !== probe.term || Buffer.compare(single.data, probe.data) !== 0) {
+            this.violation('read-consistency', `${what}: getEntry and fetchEntriesTo disagree on region ${region} index ${probe.index}`);
+          }
+        }
+        lines.push(regionDigest(region, first ?? 0, entries.map((e) => entryModel(e.term, e.data)), kv));
+      }
+    } catch (error) {
+      if (error instanceof Violation) throw error;
+      this.violation('read', `${what}: reading the engine failed: ${describeError(error)}`);
+    }
+    return lines.join('\n');
+  }
+}
+
+/** Opens a standalone copy of an image (for the flip experiments); never throws. */
+async function openImage(image: Image, mode: RecoveryMode, config: EngineConfig, seed: number): Promise<{ engine: Engine | undefined; error: unknown }> {
+  const engine = new Engine({
+    fs: MemFs.fromSnapshot(image),
+    seed: Rng.derive(seed, 'flip-engine').u32(),
+    recoveryMode: mode,
+    targetFileSize: config.targetFileSize,
+    preallocateBytes: config.preallocateBytes,
+    compressionThreshold: config.compressionThreshold,
+  });
+  try {
+    await engine.open();
+    return { engine, error: undefined };
+  } catch (error) {
+    return { engine: undefined, error };
+  }
+}
+
+export function describeError(error: unknown): string {
+  if (isRaftlogError(error)) {
+    const where = error.file === undefined ? '' : ` [${error.file}${error.offset === undefined ? '' : `@${error.offset}`}]`;
+    return `${error.code}${where}: ${error.message}`;
+  }
+  return error instanceof Error ? `${error.name}: ${error.message}\n${error.stack ?? ''}` : String(error);
+}
+
+function describeReport(report: RecoveryReport | undefined): string {
+  return describeProblems(report?.problems ?? []);
+}
+
+function describeProblems(problems: readonly RecoveryProblem[]): string {
+  if (problems.length === 0) return '';
+  return ` [${problems.map((p) => `${p.action} ${p.file}@${p.offset} (${p.detail}, ${p.bytesDropped} B)`).join('; ')}]`;
+}
+
+export function describeItems(items: readonly ModelItem[]): string {
+  return items
+    .map((item) => {
+      switch (item.kind) {
+        case 'entries': {
+          const first = item.entries[0]!;
+          const bytes = item.entries.reduce((n, e) => n + e.data.length, 0);
+          return `r${item.region} entries ${first.index}..${first.index + item.entries.length - 1} t${first.term} (${bytes} B)`;
+        }
+        case 'put':
+          return `r${item.region} put ${hex(item.key)} (${item.value.length} B)`;
+        case 'delete':
+          return `r${item.region} delete ${hex(item.key)}`;
+        case 'compact':
+          return `r${item.region} compactTo ${item.index}`;
+        case 'clean':
+          return `r${item.region} clean`;
+      }
+    })
+    .join(', ');
+}
+
+/** The lines two digests differ in, for failure messages. */
+function diff(expected: string, actual: string): string {
+  const a = new Set(expected.split('\n'));
+  const b = new Set(actual.split('\n'));
+  const lines: string[] = [];
+  for (const line of a) if (!b.has(line)) lines.push(`  - ${clip(line)}`);
+  for (const line of b) if (!a.has(line)) lines.push(`  + ${clip(line)}`);
+  return lines.length === 0 ? '  (identical)' : lines.join('\n');
+}
+
+function clip(line: string): string {
+  return line.length > 400 ? `${line.slice(0, 400)}…` : line;
+}
+
