@@ -91,8 +91,13 @@ export class LogWriter {
     this.#allocated = allocated;
   }
 
-  /** Continues an existing file at `state.offset` (after recovery); writes nothing. */
+  /** Continues an existing file at `state.offset` (after recovery); appends nothing, but syncs what is there. */
   static async resume(options: LogWriterOptions, state: ActiveFileState): Promise<LogWriter> {
+    // What recovery read may live only in the page cache (a process killed
+    // before its barrier, or an engine reopened without a reboot). The writer
+    // counts everything up to `offset` as durable (sync() skips, rotation
+    // seals the file, records claim it in syncedThrough), so make it so.
+    await barrierErrors(true, () => state.handle.sync());
     return new LogWriter(options, state, await state.handle.size());
   }
 
