@@ -562,7 +562,8 @@ export class Engine implements AsyncDisposable {
       }
     } catch (error) {
       this.#failure = isRaftlogError(error) ? error : new EngineFailedError(`write path failed: ${String(error)}`, { cause: error });
-      if (isRaftlogError(error, 'FSYNC_FAILED')) await writer.discardUnsynced();
+      // A barrier that fails with ENOSPC drops the dirty pages just as EIO does.
+      if (isRaftlogError(error, 'FSYNC_FAILED') || isRaftlogError(error, 'NO_SPACE')) await writer.discardUnsynced();
       throw this.#failure;
     } finally {
       if (!this.#queue.hasPending) this.#projected.clear();
