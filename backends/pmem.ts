@@ -93,7 +93,6 @@
  */
 
 import * as fs from 'node:fs';
-import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 
 import {
@@ -101,7 +100,6 @@ import {
   CorruptionError,
   InvalidArgumentError,
   IoError,
-  LockedError,
   UnsupportedError,
   fromSystemError,
 } from '../src/errors.js';
@@ -115,7 +113,8 @@ import type {
 } from '../src/filesystem.js';
 import { loadNative, requireNative, type CpuFlushInfo, type NativeBinding } from '../hardware/native.js';
 import { choosePmemFlush, mapSyncAccepted, type PmemFlushPath } from '../hardware/probe.js';
-import { checkCount, checkName, checkRange, checkReadArgs, checkWriteArgs } from './path-names.js';
+import { FILE_MODE, errnoOf, fileExists, filePath, flockDirectory, listFiles, makeRoot, removeFile, renameFile, syncDirectory } from './posix-directory.js';
+import { checkCount, checkRange, checkReadArgs, checkWriteArgs } from './path-names.js';
 
 export type { PmemFlushPath } from '../hardware/probe.js';
 
@@ -184,17 +183,12 @@ const CHUNK = 1 << 20;
 /** Past this many disjoint dirty ranges they collapse into one covering range (more flushing, bounded memory). */
 const MAX_DIRTY_RANGES = 512;
 
-const FILE_MODE = 0o644;
 const { O_RDONLY, O_RDWR, O_CREAT, O_EXCL } = fs.constants;
 
 function roundUp(value: number, to: number): number {
   return Math.ceil(value / to) * to;
 }
 
-function errnoOf(error: unknown): string | undefined {
-  const code = typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined;
-  return typeof code === 'string' ? code : undefined;
-}
 
 /** Mutable counters behind PmemStats, shared by a PmemFs and its files. */
 interface Counters {
@@ -766,7 +760,7 @@ export class PmemFs implements FileSystem {
   /** Creates the root; for `flush: 'auto'`, finds out with a scratch mapping which barrier files here get. */
   init(): Promise<void> {
     return this.#run('init', undefined, async () => {
-      await fsp.mkdir(this.root, { recursive: true });
+      await makeRoot(this.root);
       if (this.#resolved === undefined) {
         const mapSync = mapSyncAccepted(this.root, this.#native);
         this.#resolved = { flush: choosePmemFlush('auto', mapSync, this.#cpu.instruction), mapSync };
@@ -775,22 +769,11 @@ export class PmemFs implements FileSystem {
   }
 
   list(): Promise<string[]> {
-    return this.#run('list', undefined, async () => {
-      const entries = await fsp.readdir(this.root, { withFileTypes: true });
-      return entries.filter((entry) => entry.isFile()).map((entry) => entry.name);
-    });
+    return this.#run('list', undefined, () => listFiles(this.root));
   }
 
   exists(name: string): Promise<boolean> {
-    return this.#run('exists', name, async () => {
-      try {
-        await fsp.lstat(this.#path(name, 'exists'));
-        return true;
-      } catch (error) {
-        if (errnoOf(error) === 'ENOENT') return false;
-        throw error;
-      }
-    });
+    return this.#run('exists', name, () => fileExists(this.root, name));
   }
 
   open(name: string, options: OpenOptions = {}): Promise<PmemFileHandle> {
@@ -811,75 +794,32 @@ export class PmemFs implements FileSystem {
   }
 
   remove(name: string): Promise<void> {
-    return this.#run('remove', name, () => fsp.unlink(this.#path(name, 'remove')));
+    return this.#run('remove', name, () => removeFile(this.root, name));
   }
 
   rename(from: string, to: string): Promise<void> {
-    return this.#run('rename', from, () => fsp.rename(this.#path(from, 'rename'), this.#path(to, 'rename')));
+    return this.#run('rename', from, async () => {
+      await renameFile(this.root, from, to, 'rename');
+    });
   }
 
   /** As on POSIX: the recycled file keeps its bytes and size until the caller overwrites or truncates them. */
   reuse(from: string, to: string): Promise<PmemFileHandle> {
     return this.#run('reuse', from, async () => {
-      const target = this.#path(to, 'reuse');
-      await fsp.rename(this.#path(from, 'reuse'), target);
+      const target = await renameFile(this.root, from, to, 'reuse');
       return this.#openHandle(to, target, O_RDWR, false, this.#defaultCapacity);
     });
   }
 
   syncDir(): Promise<void> {
-    return this.#run('syncDir', undefined, async () => {
-      const dir = await fsp.open(this.root, O_RDONLY);
-      try {
-        await dir.sync();
-      } finally {
-        await dir.close();
-      }
-    });
+    return this.#run('syncDir', undefined, () => syncDirectory(this.root));
   }
 
-  /**
-   * flock(2) on `root/name`, as UringFs does: excludes other processes and
-   * other callers in this one alike (the lock belongs to the open file
-   * description), and a crashed holder's lock goes with its descriptors. The
-   * file is unlinked on release; a contender that locked the unlinked inode
-   * sees that its descriptor no longer matches the path, and retries.
-   */
+  /** flock(2) on `root/name`; see flockDirectory. */
   lock(name: string): Promise<DirectoryLock> {
-    return this.#run('lock', name, async () => {
-      const file = this.#path(name, 'lock');
-      for (let attempt = 0; attempt < 8; attempt++) {
-        const fd = fs.openSync(file, O_RDWR | O_CREAT, FILE_MODE);
-        try {
-          this.#native.flock(fd, true, true);
-        } catch (error) {
-          fs.closeSync(fd);
-          if (errnoOf(error) === 'EAGAIN' || errnoOf(error) === 'EWOULDBLOCK') {
-            throw new LockedError(`lock ${name}: held by another owner (this process or another) of ${this.root}`, {
-              file: name,
-              cause: error,
-            });
-          }
-          throw error;
-        }
-        const held = fs.fstatSync(fd, { bigint: true });
-        let current: fs.BigIntStats | undefined;
-        try {
-          current = fs.statSync(file, { bigint: true });
-        } catch (error) {
-          if (errnoOf(error) !== 'ENOENT') {
-            fs.closeSync(fd);
-            throw error;
-          }
-        }
-        if (current !== undefined && current.ino === held.ino && current.dev === held.dev) {
-          return new PmemDirectoryLock(file, name, fd);
-        }
-        fs.closeSync(fd);
-      }
-      throw new LockedError(`lock ${name}: still contended after 8 attempts`, { file: name });
-    });
+    return this.#run('lock', name, () => flockDirectory(this.root, name, (fd) => this.#native.flock(fd, true, true)));
   }
+
 
   /**
    * Unmaps every file and closes its descriptor; handles still open then
@@ -938,7 +878,7 @@ export class PmemFs implements FileSystem {
   }
 
   #path(name: string, operation: string): string {
-    return path.join(this.root, checkName(name, operation));
+    return filePath(this.root, name, operation);
   }
 
   /** Rejects after close, and maps every failure into the error family. */
@@ -973,10 +913,6 @@ function initialise(fd: number, length: number, capacity: number, name: string):
   fs.fsyncSync(fd);
 }
 
-/** A read-only open of a file shorter than the header: fine if it is an empty or torn create, CORRUPTION otherwise. */
-function checkShortFile(fd: number, length: number, name: string): void {
-  if (length > 0 && length < DATA_OFFSET) assertZeros(fd, length, name);
-}
 
 function assertZeros(fd: number, length: number, name: string): void {
   const bytes = new Uint8Array(length);
@@ -986,36 +922,7 @@ function assertZeros(fd: number, length: number, name: string): void {
   }
 }
 
-class PmemDirectoryLock implements DirectoryLock {
-  readonly #file: string;
-  readonly #name: string;
-  #fd: number | undefined;
-
-  constructor(file: string, name: string, fd: number) {
-    this.#file = file;
-    this.#name = name;
-    this.#fd = fd;
-  }
-
-  /** Idempotent; a later holder of the same name is unaffected (its file is another inode). */
-  async release(): Promise<void> {
-    const fd = this.#fd;
-    if (fd === undefined) return;
-    this.#fd = undefined;
-    try {
-      // Unlink only while holding the lock, and only our own inode.
-      const held = fs.fstatSync(fd, { bigint: true });
-      let current: fs.BigIntStats | undefined;
-      try {
-        current = fs.statSync(this.#file, { bigint: true });
-      } catch (error) {
-        if (errnoOf(error) !== 'ENOENT') throw error;
-      }
-      if (current !== undefined && current.ino === held.ino && current.dev === held.dev) fs.unlinkSync(this.#file);
-    } catch (error) {
-      throw fromSystemError(error, 'release lock', this.#name);
-    } finally {
-      fs.closeSync(fd);
-    }
-  }
+/** A read-only open of a file shorter than the header: fine if it is an empty or torn create, CORRUPTION otherwise. */
+function checkShortFile(fd: number, length: number, name: string): void {
+  if (length > 0 && length < DATA_OFFSET) assertZeros(fd, length, name);
 }

@@ -32,6 +32,7 @@ import type {
   OpenOptions,
   WriteOptions,
 } from '../src/filesystem.js';
+import { FILE_MODE, errnoOf, fileExists, filePath, listFiles, makeRoot, removeFile, renameFile, syncDirectory } from './posix-directory.js';
 import { checkCount, checkName, checkRange, checkReadArgs, checkWriteArgs } from './path-names.js';
 
 const { O_RDONLY, O_RDWR, O_CREAT, O_EXCL } = fsConstants;
@@ -39,7 +40,6 @@ const { O_RDONLY, O_RDWR, O_CREAT, O_EXCL } = fsConstants;
 /** One shared, never-written buffer of zeros for preallocation: large enough to amortise syscalls, small enough to keep. */
 const ZEROS = new Uint8Array(1 << 20);
 
-const FILE_MODE = 0o644;
 
 export class PosixFs implements FileSystem {
   readonly capabilities: FsCapabilities = {
@@ -62,28 +62,15 @@ export class PosixFs implements FileSystem {
   }
 
   init(): Promise<void> {
-    return this.#run('init', undefined, async () => {
-      await fsp.mkdir(this.root, { recursive: true });
-    });
+    return this.#run('init', undefined, () => makeRoot(this.root));
   }
 
   list(): Promise<string[]> {
-    return this.#run('list', undefined, async () => {
-      const entries = await fsp.readdir(this.root, { withFileTypes: true });
-      return entries.filter((entry) => entry.isFile()).map((entry) => entry.name);
-    });
+    return this.#run('list', undefined, () => listFiles(this.root));
   }
 
   exists(name: string): Promise<boolean> {
-    return this.#run('exists', name, async () => {
-      try {
-        await fsp.lstat(this.#path(name, 'exists'));
-        return true;
-      } catch (error) {
-        if (errnoOf(error) === 'ENOENT') return false;
-        throw error;
-      }
-    });
+    return this.#run('exists', name, () => fileExists(this.root, name));
   }
 
   open(name: string, options: OpenOptions = {}): Promise<FileHandle> {
@@ -98,30 +85,24 @@ export class PosixFs implements FileSystem {
   }
 
   remove(name: string): Promise<void> {
-    return this.#run('remove', name, () => fsp.unlink(this.#path(name, 'remove')));
+    return this.#run('remove', name, () => removeFile(this.root, name));
   }
 
   rename(from: string, to: string): Promise<void> {
-    return this.#run('rename', from, () => fsp.rename(this.#path(from, 'rename'), this.#path(to, 'rename')));
+    return this.#run('rename', from, async () => {
+      await renameFile(this.root, from, to, 'rename');
+    });
   }
 
   reuse(from: string, to: string): Promise<FileHandle> {
     return this.#run('reuse', from, async () => {
-      const target = this.#path(to, 'reuse');
-      await fsp.rename(this.#path(from, 'reuse'), target);
+      const target = await renameFile(this.root, from, to, 'reuse');
       return PosixFileHandle.open(to, target, O_RDWR, false);
     });
   }
 
   syncDir(): Promise<void> {
-    return this.#run('syncDir', undefined, async () => {
-      const dir = await fsp.open(this.root, O_RDONLY);
-      try {
-        await dir.sync();
-      } finally {
-        await dir.close();
-      }
-    });
+    return this.#run('syncDir', undefined, () => syncDirectory(this.root));
   }
 
   lock(name: string): Promise<DirectoryLock> {
@@ -140,7 +121,7 @@ export class PosixFs implements FileSystem {
   }
 
   #path(name: string, operation: string): string {
-    return path.join(this.root, checkName(name, operation));
+    return filePath(this.root, name, operation);
   }
 
   /** Runs one operation: rejects after close, and maps every failure into the error family. */
@@ -581,7 +562,3 @@ async function unlinkQuietly(file: string): Promise<void> {
   }
 }
 
-function errnoOf(error: unknown): string | undefined {
-  const code = typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined;
-  return typeof code === 'string' ? code : undefined;
-}

@@ -54,7 +54,6 @@
  */
 
 import * as fs from 'node:fs';
-import * as fsp from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import * as path from 'node:path';
 
@@ -62,7 +61,6 @@ import {
   ClosedError,
   InvalidArgumentError,
   IoError,
-  LockedError,
   RaftlogError,
   UnsupportedError,
   fromSystemError,
@@ -77,7 +75,8 @@ import type {
 } from '../src/filesystem.js';
 import { explainUringRefusal, requireNative } from '../hardware/native.js';
 import type { NativeBinding, NativeRing } from '../hardware/native.js';
-import { checkCount, checkName, checkRange, checkReadArgs, checkWriteArgs } from './path-names.js';
+import { FILE_MODE, errnoOf, fileExists, filePath, flockDirectory, listFiles, makeRoot, removeFile, renameFile, syncDirectory } from './posix-directory.js';
+import { checkCount, checkRange, checkReadArgs, checkWriteArgs } from './path-names.js';
 
 export interface UringFsOptions {
   /** Open files with O_DIRECT and write only aligned, padded blocks (default false). */
@@ -103,7 +102,6 @@ export interface UringStats {
 }
 
 const { O_RDONLY, O_RDWR, O_CREAT, O_EXCL, O_DIRECT } = fs.constants;
-const FILE_MODE = 0o644;
 const DEFAULT_QUEUE_DEPTH = 64;
 const MIN_QUEUE_DEPTH = 4;
 /** A queue item expands to at most write + ftruncate + fdatasync. */
@@ -138,10 +136,6 @@ export function errorFromCqe(res: number, operation: string, file: string): Raft
   return fromSystemError(cqeError(res, operation), operation, file);
 }
 
-function errnoOf(error: unknown): string | undefined {
-  const code = typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined;
-  return typeof code === 'string' ? code : undefined;
-}
 
 // ---- promisified fd calls (node:fs/promises works on FileHandles, not fds) ----
 
@@ -400,28 +394,15 @@ export class UringFs implements FileSystem {
   }
 
   init(): Promise<void> {
-    return this.#run('init', undefined, async () => {
-      await fsp.mkdir(this.root, { recursive: true });
-    });
+    return this.#run('init', undefined, () => makeRoot(this.root));
   }
 
   list(): Promise<string[]> {
-    return this.#run('list', undefined, async () => {
-      const entries = await fsp.readdir(this.root, { withFileTypes: true });
-      return entries.filter((entry) => entry.isFile()).map((entry) => entry.name);
-    });
+    return this.#run('list', undefined, () => listFiles(this.root));
   }
 
   exists(name: string): Promise<boolean> {
-    return this.#run('exists', name, async () => {
-      try {
-        await fsp.lstat(this.#path(name, 'exists'));
-        return true;
-      } catch (error) {
-        if (errnoOf(error) === 'ENOENT') return false;
-        throw error;
-      }
-    });
+    return this.#run('exists', name, () => fileExists(this.root, name));
   }
 
   open(name: string, options: OpenOptions = {}): Promise<FileHandle> {
@@ -440,70 +421,31 @@ export class UringFs implements FileSystem {
   }
 
   remove(name: string): Promise<void> {
-    return this.#run('remove', name, () => fsp.unlink(this.#path(name, 'remove')));
+    return this.#run('remove', name, () => removeFile(this.root, name));
   }
 
   rename(from: string, to: string): Promise<void> {
-    return this.#run('rename', from, () => fsp.rename(this.#path(from, 'rename'), this.#path(to, 'rename')));
+    return this.#run('rename', from, async () => {
+      await renameFile(this.root, from, to, 'rename');
+    });
   }
 
   reuse(from: string, to: string): Promise<FileHandle> {
     return this.#run('reuse', from, async () => {
-      const source = this.#path(from, 'reuse');
-      const target = this.#path(to, 'reuse');
-      await fsp.rename(source, target);
+      const target = await renameFile(this.root, from, to, 'reuse');
       return this.#openHandle(to, target, O_RDWR, false);
     });
   }
 
   syncDir(): Promise<void> {
-    return this.#run('syncDir', undefined, async () => {
-      const dir = await fsp.open(this.root, O_RDONLY);
-      try {
-        await dir.sync();
-      } finally {
-        await dir.close();
-      }
-    });
+    return this.#run('syncDir', undefined, () => syncDirectory(this.root));
   }
 
-  /**
-   * flock(2) on `root/name`: excludes other processes and other callers in
-   * this one alike (the lock belongs to the open file description). Released
-   * by closing the descriptor, so a crashed holder never leaves it stuck. The
-   * file is unlinked on release; a contender that locked the unlinked inode
-   * notices (its descriptor no longer matches the path) and retries.
-   */
+  /** flock(2) on `root/name`; see flockDirectory. */
   lock(name: string): Promise<DirectoryLock> {
-    return this.#run('lock', name, async () => {
-      const file = this.#path(name, 'lock');
-      for (let attempt = 0; attempt < 8; attempt++) {
-        const fd = await openFd(file, O_RDWR | O_CREAT);
-        try {
-          this.#native.flock(fd, true, true);
-        } catch (error) {
-          await closeFd(fd);
-          if (errnoOf(error) === 'EAGAIN' || errnoOf(error) === 'EWOULDBLOCK') {
-            throw new LockedError(`lock ${name}: held by another owner (this process or another) of ${this.root}`, {
-              file: name,
-              cause: error,
-            });
-          }
-          throw error;
-        }
-        const held = await fstatFd(fd);
-        const current = await fsp.stat(file, { bigint: true }).catch((error: unknown) => {
-          if (errnoOf(error) === 'ENOENT') return undefined;
-          throw error;
-        });
-        if (current !== undefined && current.ino === held.ino && current.dev === held.dev) {
-          return new UringDirectoryLock(file, name, fd);
-        }
-        await closeFd(fd);
-      }
-      throw new LockedError(`lock ${name}: still contended after 8 attempts`, { file: name });
-    });
+    return this.#run('lock', name, () => flockDirectory(this.root, name, (fd) => this.#native.flock(fd, true, true)));
   }
+
 
   /** Idempotent. Waits for in-flight requests, then tears the ring down. */
   async close(): Promise<void> {
@@ -1056,7 +998,7 @@ export class UringFs implements FileSystem {
   // ---- helpers --------------------------------------------------------------
 
   #path(name: string, operation: string): string {
-    return path.join(this.root, checkName(name, operation));
+    return filePath(this.root, name, operation);
   }
 
   async #run<T>(operation: string, file: string | undefined, body: () => Promise<T>): Promise<T> {
@@ -1277,35 +1219,3 @@ class UringFileHandle implements FileHandle {
   }
 }
 
-class UringDirectoryLock implements DirectoryLock {
-  readonly #file: string;
-  readonly #name: string;
-  readonly #fd: number;
-  #released: Promise<void> | undefined;
-
-  constructor(file: string, name: string, fd: number) {
-    this.#file = file;
-    this.#name = name;
-    this.#fd = fd;
-  }
-
-  /** Idempotent. Unlinks while still holding the lock, then closes (which drops it). */
-  release(): Promise<void> {
-    this.#released ??= (async () => {
-      try {
-        await fsp.unlink(this.#file).catch((error: unknown) => {
-          if (errnoOf(error) !== 'ENOENT') throw error;
-        });
-      } catch (error) {
-        await closeFd(this.#fd).catch(() => undefined);
-        throw fromSystemError(error, 'release lock', this.#name);
-      }
-      try {
-        await closeFd(this.#fd);
-      } catch (error) {
-        throw fromSystemError(error, 'release lock', this.#name);
-      }
-    })();
-    return this.#released;
-  }
-}
