@@ -84,22 +84,7 @@ export function normalizeEntryInto(entry: EntryInput, out: EntryFields): EntryFi
 }
 
 export function normalizeEntry(entry: EntryInput): EntryFields {
-  if (typeof entry !== 'object' || entry === null) throw new InvalidArgumentError('entry must be an object');
-  const entryType = entry.entryType ?? 0;
-  if (!Number.isInteger(entryType) || entryType < 0 || entryType > 0x7fff_ffff) {
-    throw new InvalidArgumentError(`entryType must be a non-negative integer, got ${String(entryType)}`);
-  }
-  const data = entry.data ?? EMPTY;
-  const context = entry.context ?? EMPTY;
-  if (!(data instanceof Uint8Array)) throw new InvalidArgumentError('entry.data must be a Uint8Array');
-  if (!(context instanceof Uint8Array)) throw new InvalidArgumentError('entry.context must be a Uint8Array');
-  return {
-    entryType,
-    term: toSafeInteger(entry.term, 'entry.term'),
-    index: toSafeInteger(entry.index, 'entry.index'),
-    data,
-    context,
-  };
+  return normalizeEntryInto(entry, newEntryFields());
 }
 
 export function encodedEntrySize(e: EntryFields): number {
