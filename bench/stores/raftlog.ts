@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { Engine, EncryptedFs, LogBatch, PosixFs, UringFs, type FileSystem } from '../../src/index.js';
-import type { LogStore, LogWrite, MaintenanceResult, StoreDescriptor, StoredData } from './store.js';
+import type { LogStore, LogWrite, MaintenanceResult, StoreDescriptor, StoredData, StoreTuning } from './store.js';
 
 const HARD_STATE = 'hard_state';
 
@@ -39,9 +39,9 @@ class RaftlogStore implements LogStore {
   #purges = 0;
   #purgeMillis = 0;
 
-  constructor(fs: FileSystem) {
+  constructor(fs: FileSystem, tuning: StoreTuning = {}) {
     this.#fs = fs;
-    this.#engine = new Engine({ fs });
+    this.#engine = new Engine(tuning.raftlogTargetFileSize === undefined ? { fs } : { fs, targetFileSize: tuning.raftlogTargetFileSize });
   }
 
   /** Whether this build of the engine has purge; reported with W3. */
@@ -150,27 +150,27 @@ export const raftlogStores: readonly StoreDescriptor[] = [
     kind: 'raftlog',
     durableMode: `${RAFTLOG_DURABLE} (PosixFs: writev, then fdatasync)`,
     unavailable: async () => undefined,
-    create: async (dir) => new RaftlogStore(new PosixFs(dir)),
+    create: async (dir, tuning) => new RaftlogStore(new PosixFs(dir), tuning),
   },
   {
     id: 'raftlog-uring',
     kind: 'raftlog',
     durableMode: `${RAFTLOG_DURABLE} (UringFs buffered: writev and a linked fdatasync in one io_uring_enter)`,
     unavailable: uringUnavailable,
-    create: async (dir) => new RaftlogStore(new UringFs(dir, { direct: false })),
+    create: async (dir, tuning) => new RaftlogStore(new UringFs(dir, { direct: false }), tuning),
   },
   {
     id: 'raftlog-uring-direct',
     kind: 'raftlog',
     durableMode: `${RAFTLOG_DURABLE} (UringFs O_DIRECT: aligned writes and a linked fdatasync in one io_uring_enter)`,
     unavailable: uringUnavailable,
-    create: async (dir) => new RaftlogStore(new UringFs(dir, { direct: true })),
+    create: async (dir, tuning) => new RaftlogStore(new UringFs(dir, { direct: true }), tuning),
   },
   {
     id: 'raftlog-encrypted',
     kind: 'raftlog',
     durableMode: `${RAFTLOG_DURABLE} (EncryptedFs over PosixFs: AES-256-CTR, then writev + fdatasync)`,
     unavailable: async () => undefined,
-    create: async (dir) => new RaftlogStore(new EncryptedFs(new PosixFs(dir), { masterKey: benchMasterKey(dir) })),
+    create: async (dir, tuning) => new RaftlogStore(new EncryptedFs(new PosixFs(dir), { masterKey: benchMasterKey(dir) }), tuning),
   },
 ];

@@ -48,6 +48,12 @@ export interface LogStore {
 
 export type StoreKind = 'raftlog' | 'peer' | 'floor';
 
+/** Per-workload settings; a store ignores what does not apply to it. */
+export interface StoreTuning {
+  /** raftlog's `targetFileSize` (W3 shrinks it so files rotate, and purge has work, within a short run). */
+  raftlogTargetFileSize?: number;
+}
+
 export interface StoreDescriptor {
   /** Stable id used on the command line and in the JSON, e.g. `raftlog-posix`, `lmdb`. */
   readonly id: string;
@@ -56,7 +62,7 @@ export interface StoreDescriptor {
   readonly durableMode: string;
   /** Why the store cannot run here, or undefined when it can. */
   unavailable(): Promise<string | undefined>;
-  create(dir: string): Promise<LogStore>;
+  create(dir: string, tuning?: StoreTuning): Promise<LogStore>;
 }
 
 const KEY_BYTES = 16;

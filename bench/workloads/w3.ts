@@ -19,6 +19,13 @@ export const W3_COMPACT_EVERY = 1000;
 export const W3_KEEP = 256;
 export const W3_READ_FRACTION = 0.1;
 export const W3_READ_ENTRIES = 16;
+/**
+ * raftlog's file size in W3. At the default (128 MiB) a run of a few seconds
+ * never fills its first file, so nothing could be purged and disk/live would
+ * only say how long the run was; at 8 MiB files rotate every second or two
+ * and purge (threshold 8 files) has work within the run.
+ */
+export const W3_RAFTLOG_TARGET_FILE_SIZE = 8 << 20;
 
 export interface W3Result {
   seconds: number;
@@ -39,7 +46,7 @@ export interface W3Result {
 }
 
 export async function runW3(spec: CaseSpec, descriptor: StoreDescriptor): Promise<W3Result> {
-  const store = await descriptor.create(spec.dir);
+  const store = await descriptor.create(spec.dir, { raftlogTargetFileSize: W3_RAFTLOG_TARGET_FILE_SIZE });
   await store.open();
   try {
     const writer = new MultiRaftWriter(store, W3_REGIONS);
