@@ -482,7 +482,15 @@ export class Engine implements AsyncDisposable {
     this.#state = 'closing';
     try {
       await this.#queue.idle();
-      if (this.#failure === undefined && this.#writer?.hasUnsynced === true) await this.#writer.sync();
+      const writer = this.#writer;
+      if (this.#failure === undefined && writer?.hasUnsynced === true) {
+        await writer.sync().catch(async (error: unknown) => {
+          // As on the write path: the failed barrier may have dropped the pages
+          // a reopen without a reboot would otherwise replay.
+          await writer.discardUnsynced();
+          throw error;
+        });
+      }
     } finally {
       await this.#gc.close();
       await this.#releaseAll();
