@@ -252,15 +252,19 @@ export class GarbageCollector {
   async #retire(file: AppendFileInfo): Promise<boolean> {
     const { fs, options } = this.#deps;
     const name = logFileName(Queue.Append, file.seq);
-    this.#appendBytes.delete(file.seq);
     const recycle = this.#pool.length + this.#graveyard.filter((g) => g.recycleAs !== undefined).length < options.recycleFiles;
+    // Forget the file only once it is gone: a file whose removal failed must
+    // stay first in line, or the next pass removes its successor and leaves
+    // a gap in the queue that recovery refuses.
     if (recycle) {
       const target = this.#nextRecycleName();
       await fs.rename(name, target);
+      this.#appendBytes.delete(file.seq);
       this.#entomb(fileId(Queue.Append, file.seq), { name: target, bytes: file.bytes });
       return true;
     }
     await fs.remove(name);
+    this.#appendBytes.delete(file.seq);
     this.#entomb(fileId(Queue.Append, file.seq));
     return false;
   }
