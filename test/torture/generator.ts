@@ -31,6 +31,7 @@ export const OPS = [
   'power',
   'burst',
   'flip',
+  'purge',
 ] as const;
 export type OpName = (typeof OPS)[number];
 
@@ -76,12 +77,7 @@ export function swarmFor(seed: number): Swarm {
   if (weights.power + weights.kill + weights.burst === 0) weights.power = 2;
   const policies = POLICIES.filter(() => rng.chance(0.6));
   return {
-    engine: {
-      recoveryMode: rng.chance(0.7) ? RecoveryMode.TolerateTailCorruption : RecoveryMode.AbsoluteConsistency,
-      targetFileSize: rng.pick([4096, 4096, 8192, 16384]),
-      preallocateBytes: rng.pick([0, 512, 4096, 16384]),
-      compressionThreshold: rng.pick([64, 1024, 1 << 20]),
-    },
+    engine: engineConfig(rng),
     regions: rng.between(1, 6),
     steps: rng.between(15, 45),
     weights,
@@ -95,6 +91,22 @@ export function swarmFor(seed: number): Swarm {
     recoveryCrashP: rng.pick([0, 0.15, 0.4]),
     midFlightP: rng.pick([0, 0.5, 0.8]),
     shortIo: rng.chance(0.25),
+  };
+}
+
+function engineConfig(rng: Rng): EngineConfig {
+  const targetFileSize = rng.pick([4096, 4096, 8192, 16384]);
+  return {
+    recoveryMode: rng.chance(0.7) ? RecoveryMode.TolerateTailCorruption : RecoveryMode.AbsoluteConsistency,
+    targetFileSize,
+    preallocateBytes: rng.pick([0, 512, 4096, 16384]),
+    compressionThreshold: rng.pick([64, 1024, 1 << 20]),
+    // Small thresholds so that purges write checkpoints, rewrite regions and recycle files.
+    purgeThreshold: targetFileSize * rng.pick([1, 2, 8]),
+    rewriteMaxEntries: rng.pick([4, 64, 1024]),
+    forceRewriteAfter: rng.pick([1, 3]),
+    recycleFiles: rng.pick([0, 1, 2]),
+    prefillFiles: rng.pick([0, 0, 1]),
   };
 }
 
@@ -190,6 +202,9 @@ export class Generator {
       case 'burst':
         await this.#burst();
         return;
+      case 'purge':
+        await this.#purge();
+        return;
       case 'flip':
         await scenario.flipExperiment(this.#rng, this.#rng.chance(0.5) ? RecoveryMode.AbsoluteConsistency : RecoveryMode.TolerateTailCorruption);
         return;
@@ -221,6 +236,22 @@ export class Generator {
     await scenario.powerLoss(rng.pick(this.#swarm.policies), this.#recoverOptions());
   }
 
+  /** GC; like a Raft node, compact (some of) the regions it asks for. */
+  async #purge(): Promise<void> {
+    const scenario = this.#scenario;
+    const asked = await scenario.purge();
+    if (scenario.failed || asked.length === 0 || !this.#rng.chance(0.7)) return;
+    const items: ModelItem[] = [];
+    for (const region of asked) {
+      const current = scenario.history.latest.get(region);
+      const last = lastIndexOf(current);
+      if (current === undefined || last === undefined) continue;
+      items.push({ kind: 'compact', region, index: this.#rng.between(current.first + 1, last + 1) });
+    }
+    if (items.length > 0) scenario.submit(items, this.#rng.chance(this.#swarm.syncP));
+    await scenario.settle();
+  }
+
   /** A short storm of injected errors; it must surface, and fail-stop the engine. */
   async #burst(): Promise<void> {
     const scenario = this.#scenario;
@@ -236,22 +267,32 @@ export class Generator {
       { ops: ['syncDir'], when: { script: 'fail' }, error: 'EIO' },
       { ops: ['sync'], path, when: { script: 'fail' }, error: 'ENOSPC' },
       { ops: ['write', 'sync', 'preallocate', 'open', 'syncDir'], when: { probability: 0.2 }, error: rng.pick(['EIO', 'ENOSPC'] as const) },
+      // GC's own steps: checkpoint file, retiring files into the recycle pool, reuse.
+      { ops: ['rename', 'remove', 'reuse'], when: { probability: 0.5 }, error: 'EIO' },
+      { ops: ['write', 'sync', 'open'], path: '*.rewrite', when: { probability: 0.5 }, error: rng.pick(['EIO', 'ENOSPC'] as const) },
     ];
     const rules = [scenario.inject(rng.pick(menu))];
     if (rng.chance(0.3)) rules.push(scenario.inject(rng.pick(menu)));
     scenario.stats.bursts++;
+    const failuresBefore = scenario.stats.failures + scenario.stats.purgeFailures;
     const writes = rng.between(1, 5);
     for (let i = 0; i < writes; i++) {
       this.#writes(rng.pick(['append', 'mixed', 'kv'] as const));
+      if (rng.chance(0.3) && !scenario.failed) await scenario.purge();
       if (rng.chance(0.5)) await scenario.settle();
     }
     await scenario.settle();
     const fired = rules.reduce((n, rule) => n + rule.fired, 0);
-    for (const rule of rules) rule.remove();
+    const remove = (): void => {
+      for (const rule of rules) rule.remove();
+    };
     scenario.note(`burst over: ${fired} fault(s) fired${scenario.failed ? ', engine failed' : ''}`);
-    if (fired > 0 && !scenario.failed) {
-      scenario.violation('errors-surface', `${fired} injected fault(s) fired on the write path, yet every write was acknowledged`);
+    // Every fault these rules inject hits an operation a write or a purge is waiting on.
+    if (fired > 0 && scenario.stats.failures + scenario.stats.purgeFailures === failuresBefore) {
+      scenario.violation('errors-surface', `${fired} injected fault(s) fired, yet every write and purge succeeded`);
     }
+    if (rng.chance(0.25)) await scenario.restart(this.#recoverOptions(), remove);
+    else remove();
   }
 
   /** After a failure: probe that writes are refused, then restart one way or another. */

@@ -1,17 +1,31 @@
 /**
  * At-rest damage oracle: walks a log image (file name → bytes) with the
- * format's own layout (docs/format.md, src/format/layout.ts) and says what
- * recovery must do when one bit of it flips, row by row of the case table in
- * src/recovery/recovery.ts.
+ * format's own definitions (docs/format.md, src/format/layout.ts,
+ * src/format/batch-codec.ts) and says what recovery must do when one bit of
+ * it flips, row by row of the case table in src/recovery/recovery.ts and the
+ * checkpoint rules of src/recovery/checkpoint.ts.
  *
  * The walk is independent of the recovery code: it decodes headers with the
  * layout module (the format definition) and checks payload CRCs itself, so a
  * recovery bug cannot hide behind a shared scanner. It expects an image that
  * a clean recovery has just settled (no torn tails): every byte up to a
- * file's data end belongs to a verified record or a header.
+ * file's data end belongs to a verified record or a header, and what follows
+ * is zeros, or stale bytes of a recycled file's earlier life.
  */
+import { uncompressSync } from 'lz4-napi';
+import { ItemKind, decodePayload } from '../../src/format/batch-codec.js';
 import { crc32c } from '../../src/format/checksum.js';
-import { FILE_HEADER_SIZE, RECORD_HEADER_SIZE, decodeFileHeader, isAllZero, nextRecordOffset, readRecordHeader } from '../../src/format/layout.js';
+import {
+  FILE_FLAG_RECYCLED,
+  FILE_HEADER_SIZE,
+  Queue,
+  RECORD_FLAG_LZ4,
+  RECORD_HEADER_SIZE,
+  decodeFileHeader,
+  isAllZero,
+  nextRecordOffset,
+  readRecordHeader,
+} from '../../src/format/layout.js';
 import { RecoveryMode } from '../../src/recovery/recovery.js';
 import { parseLogFileName } from '../../src/file-names.js';
 import type { Rng } from './rng.js';
@@ -27,42 +41,94 @@ export interface WalkedRecord {
   readonly syncedThrough: number;
 }
 
+/** What recovery makes of a file (see checkpoint.ts and recovery.ts). */
+export type FileRole =
+  /** An append file recovery replays. */
+  | 'append'
+  /** An append file below the checkpoint's watermark: never read again. */
+  | 'superseded'
+  /** The rewrite file holding the checkpoint recovery uses. */
+  | 'checkpoint'
+  /** Any other rewrite file: older (or never completed) checkpoints, never used. */
+  | 'stale-rewrite';
+
 export interface WalkedFile {
   readonly name: string;
   readonly seq: number;
+  readonly role: FileRole;
+  readonly recycled: boolean;
   readonly size: number;
   readonly records: readonly WalkedRecord[];
   /** End of the last record (or of the header). */
   readonly dataEnd: number;
+  /** Every byte after the header is zero. */
+  readonly restZero: boolean;
 }
 
-/** The log files of an image in sequence order, with their verified records. */
-export function walkImage(image: Image): WalkedFile[] {
-  const out: WalkedFile[] = [];
-  const names = [...image.keys()].filter((n) => parseLogFileName(n)?.queue === 0).sort();
-  for (const name of names) {
-    const bytes = image.get(name)!;
-    const header = decodeFileHeader(bytes.subarray(0, Math.min(bytes.length, FILE_HEADER_SIZE)));
-    if (typeof header === 'string') throw new Error(`walkImage: ${name} has no valid header (${header}); the image is not settled`);
-    const records: WalkedRecord[] = [];
-    let offset = FILE_HEADER_SIZE;
-    for (;;) {
-      if (offset + RECORD_HEADER_SIZE > bytes.length) break;
-      const record = readRecordHeader(bytes.subarray(offset, offset + RECORD_HEADER_SIZE), offset, header.salt);
-      if (record === undefined) break;
-      const payloadEnd = offset + RECORD_HEADER_SIZE + record.payloadLength;
-      if (payloadEnd > bytes.length || crc32c(bytes.subarray(offset + RECORD_HEADER_SIZE, payloadEnd)) !== record.payloadCrc) break;
-      const end = nextRecordOffset(offset, record.payloadLength);
-      records.push({ offset, payloadEnd, end, syncedThrough: record.syncedThrough });
-      offset = end;
+interface ParsedFile {
+  readonly name: string;
+  readonly queue: Queue;
+  readonly seq: number;
+  readonly recycled: boolean;
+  readonly size: number;
+  readonly records: WalkedRecord[];
+  readonly dataEnd: number;
+  readonly restZero: boolean;
+  readonly watermark: number | undefined;
+}
+
+function parseFile(name: string, queue: Queue, seq: number, bytes: Uint8Array): ParsedFile | string {
+  const header = decodeFileHeader(bytes.subarray(0, Math.min(bytes.length, FILE_HEADER_SIZE)));
+  if (typeof header === 'string') return header;
+  const records: WalkedRecord[] = [];
+  let watermark: number | undefined;
+  let offset = FILE_HEADER_SIZE;
+  for (;;) {
+    if (offset + RECORD_HEADER_SIZE > bytes.length) break;
+    const record = readRecordHeader(bytes.subarray(offset, offset + RECORD_HEADER_SIZE), offset, header.salt);
+    if (record === undefined) break;
+    const payloadEnd = offset + RECORD_HEADER_SIZE + record.payloadLength;
+    if (payloadEnd > bytes.length) break;
+    const stored = bytes.subarray(offset + RECORD_HEADER_SIZE, payloadEnd);
+    if (crc32c(stored) !== record.payloadCrc) break;
+    if (queue === Queue.Rewrite && records.length === 0) {
+      const payload = (record.flags & RECORD_FLAG_LZ4) !== 0 ? uncompressSync(Buffer.from(stored)) : stored;
+      watermark = decodePayload(payload).items.find((item) => item.kind === ItemKind.Checkpoint)?.index;
     }
-    const dataEnd = records.length === 0 ? FILE_HEADER_SIZE : records[records.length - 1]!.end;
-    if (!isAllZero(bytes.subarray(Math.min(dataEnd, bytes.length)))) {
-      throw new Error(`walkImage: ${name} has non-zero bytes after its data end ${dataEnd}; the image is not settled`);
-    }
-    out.push({ name, seq: parseLogFileName(name)!.seq, size: bytes.length, records, dataEnd });
+    const end = nextRecordOffset(offset, record.payloadLength);
+    records.push({ offset, payloadEnd, end, syncedThrough: record.syncedThrough });
+    offset = end;
   }
-  return out;
+  const dataEnd = records.length === 0 ? FILE_HEADER_SIZE : records[records.length - 1]!.end;
+  const recycled = (header.flags & FILE_FLAG_RECYCLED) !== 0;
+  if (!recycled && !isAllZero(bytes.subarray(Math.min(dataEnd, bytes.length)))) {
+    return `non-zero bytes after its data end ${dataEnd}`;
+  }
+  const restZero = isAllZero(bytes.subarray(Math.min(FILE_HEADER_SIZE, bytes.length)));
+  return { name, queue, seq, recycled, size: bytes.length, records, dataEnd, restZero, watermark };
+}
+
+/** The log and rewrite files of an image, append files in sequence order, each with its role. */
+export function walkImage(image: Image): WalkedFile[] {
+  const parsed: ParsedFile[] = [];
+  for (const name of [...image.keys()].sort()) {
+    const id = parseLogFileName(name);
+    if (id === undefined) continue;
+    const file = parseFile(name, id.queue, id.seq, image.get(name)!);
+    if (typeof file === 'string') throw new Error(`walkImage: ${name}: ${file}; the image is not settled`);
+    parsed.push(file);
+  }
+  // The newest rewrite file holding a complete checkpoint is the one recovery uses.
+  const checkpoint = parsed
+    .filter((f) => f.queue === Queue.Rewrite && f.watermark !== undefined)
+    .sort((a, b) => b.seq - a.seq)[0];
+  const watermark = checkpoint?.watermark ?? 0;
+  const role = (f: ParsedFile): FileRole =>
+    f.queue === Queue.Rewrite ? (f === checkpoint ? 'checkpoint' : 'stale-rewrite') : f.seq < watermark ? 'superseded' : 'append';
+  const order = (f: ParsedFile): number => (f.queue === Queue.Append ? f.seq : -1e9 + f.seq);
+  return parsed
+    .sort((a, b) => order(a) - order(b))
+    .map((f) => ({ name: f.name, seq: f.seq, role: role(f), recycled: f.recycled, size: f.size, records: f.records, dataEnd: f.dataEnd, restZero: f.restZero }));
 }
 
 /** What recovery must do about one flipped bit, per the case table. */
@@ -71,16 +137,24 @@ export type FlipExpectation =
   | { readonly kind: 'corruption'; readonly file: string; readonly offset: number; readonly why: string }
   /** Open cuts the last file at `offset` (reported as a 'cut' problem) and holds what precedes it. */
   | { readonly kind: 'cut'; readonly file: string; readonly offset: number; readonly proven: boolean; readonly why: string }
-  /** The bit is in no checksummed byte: nothing changes and nothing is reported. */
+  /** The bit is in no byte recovery reads as data: nothing changes and nothing is reported. */
   | { readonly kind: 'same'; readonly why: string }
+  /**
+   * Damage in the last record(s) of a recycled last file, with no valid
+   * record after it: indistinguishable from the stale bytes of the file's
+   * earlier life, so recovery ends the log there without a report (and
+   * without truncating). The state is the log cut at `offset`.
+   */
+  | { readonly kind: 'silent-cut'; readonly file: string; readonly offset: number; readonly why: string }
   /** The last file only had a header; it is removed (case E) and nothing else changes. */
   | { readonly kind: 'removed'; readonly file: string; readonly why: string }
   /**
-   * Outside the data of an older file (its zero tail). The table has no row
-   * for it; the implementation treats it as case C. Either refusing or
-   * opening unchanged is safe; the suite counts which.
+   * The checkpoint in use is damaged. The table has no row for it; refusing
+   * (CORRUPTION naming the file) is right, and so is opening to the very same
+   * state (possible while the files it superseded are still there). Any
+   * other state is data silently lost or resurrected.
    */
-  | { readonly kind: 'corruption-or-same'; readonly file: string; readonly offset: number; readonly why: string };
+  | { readonly kind: 'corruption-or-same'; readonly file: string; readonly why: string };
 
 export interface Flip {
   readonly file: string;
@@ -92,7 +166,9 @@ export interface Flip {
 /** Picks a bit to flip, spreading picks over headers, records, padding and zero tails. */
 export function pickFlip(files: readonly WalkedFile[], rng: Rng): Flip | undefined {
   if (files.length === 0) return undefined;
-  const file = rng.pick(files);
+  // Mostly files recovery reads; now and then the checkpoint or a dead file.
+  const live = files.filter((f) => f.role === 'append');
+  const file = live.length > 0 && rng.chance(0.8) ? rng.pick(live) : rng.pick(files);
   const paddings = file.records.filter((r) => r.end > r.payloadEnd);
   const where = rng.weighted({
     'file-header': 1,
@@ -123,22 +199,31 @@ export function pickFlip(files: readonly WalkedFile[], rng: Rng): Flip | undefin
 
 /** Row of the case table for `flip` under `mode` (AbsoluteConsistency or TolerateTailCorruption). */
 export function expectFlip(files: readonly WalkedFile[], flip: Flip, mode: RecoveryMode): FlipExpectation {
-  const index = files.findIndex((f) => f.name === flip.file);
-  const file = files[index]!;
-  const isLast = index === files.length - 1;
+  const file = files.find((f) => f.name === flip.file)!;
+  if (file.role === 'superseded' || file.role === 'stale-rewrite') return { kind: 'same', why: `${file.role} file: recovery never reads it` };
+  if (file.role === 'checkpoint') {
+    if (flip.where === 'padding' || flip.where === 'tail') return { kind: 'same', why: 'checkpoint file, outside its record' };
+    return { kind: 'corruption-or-same', file: file.name, why: 'the checkpoint in use' };
+  }
+  const appends = files.filter((f) => f.role === 'append');
+  const isLast = appends[appends.length - 1] === file;
   if (flip.where === 'file-header') {
-    if (isLast && file.records.length === 0) return { kind: 'removed', file: file.name, why: 'case E: header of a last file holding no record' };
-    return { kind: 'corruption', file: file.name, offset: 0, why: `case F: header of ${isLast ? 'the last file, which holds records' : 'an older file'}` };
+    if (isLast && file.restZero) return { kind: 'removed', file: file.name, why: 'case E: header of a last file holding nothing' };
+    return { kind: 'corruption', file: file.name, offset: 0, why: `case F: header of ${isLast ? 'the last file, which is not empty' : 'an older file'}` };
   }
   if (flip.where === 'padding') return { kind: 'same', why: 'alignment padding after a payload is outside every checksum' };
   if (flip.where === 'tail') {
-    if (isLast) return { kind: 'cut', file: file.name, offset: file.dataEnd, proven: false, why: 'case A: non-zero byte after the last record' };
-    return { kind: 'corruption-or-same', file: file.name, offset: file.dataEnd, why: 'zero tail of an older file, past the length its successor records' };
+    if (!isLast) return { kind: 'same', why: 'older file: bytes past the length its successor records' };
+    if (file.recycled) return { kind: 'same', why: 'recycled last file: stale bytes after the end where nothing verifies' };
+    return { kind: 'cut', file: file.name, offset: file.dataEnd, proven: false, why: 'case A: non-zero byte after the last record' };
   }
   const record = file.records.find((r) => flip.offset >= r.offset && flip.offset < r.payloadEnd)!;
   if (!isLast) return { kind: 'corruption', file: file.name, offset: record.offset, why: 'case C: record in an older file' };
   // Proven durable: a later record of the file was written after these bytes were synced.
   const proven = file.records.some((r) => r.offset > record.offset && r.syncedThrough > record.offset);
+  if (file.recycled && record === file.records[file.records.length - 1]) {
+    return { kind: 'silent-cut', file: file.name, offset: record.offset, why: 'recycled last file: damaged last record reads as stale bytes' };
+  }
   if (proven && mode === RecoveryMode.AbsoluteConsistency) {
     return { kind: 'corruption', file: file.name, offset: record.offset, why: 'case B (Absolute): last-file record a later record proves durable' };
   }

@@ -14,6 +14,7 @@ export const REQUIRED_MARKS = {
   'recovery.corruption-middle': 'damage in data proven durable was reported as CORRUPTION with file and offset (cases B, C)',
   'recovery.tail-cut-proven': 'TolerateTailCorruption cut proven-durable damage in the last file and reported it (case B)',
   'recovery.unproven-damage-cut': 'at-rest damage nothing proves durable was cut (case A, bit flip)',
+  'recovery.checkpoint-damage': 'a bit flip in the checkpoint in use was refused with CORRUPTION',
   'recovery.crash-during-recovery': 'a power cut during open interrupted recovery, and the next open recovered',
   'recovery.zero-space-open': 'open succeeded with 0 bytes of free space on a log with files',
   'recovery.multi-file': 'a power loss hit a log of several files',

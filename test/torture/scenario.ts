@@ -22,7 +22,7 @@
  */
 import { FaultFs, type CrashPolicy, type FaultRule, type FaultRuleHandle } from '../../backends/fault.js';
 import { MemFs } from '../../backends/memfs.js';
-import { Engine } from '../../src/engine.js';
+import { Engine, type EngineOptions } from '../../src/engine.js';
 import { ErrorCode, isRaftlogError } from '../../src/errors.js';
 import { RecoveryMode, type RecoveryProblem, type RecoveryReport } from '../../src/recovery/recovery.js';
 import { applyFlip, expectFlip, pickFlip, truncateImage, walkImage, type Flip, type Image, type WalkedFile } from './image.js';
@@ -31,12 +31,21 @@ import { History, applyItems, entryModel, hex, regionDigest, stateDigest, toLogB
 import { ProcessFs } from './process-fs.js';
 import { Rng } from './rng.js';
 
-export interface EngineConfig {
-  readonly recoveryMode: RecoveryMode;
-  readonly targetFileSize: number;
-  readonly preallocateBytes: number;
-  readonly compressionThreshold: number;
-}
+/** Engine options a scenario varies (the rest stay at their defaults). */
+export type EngineConfig = Required<
+  Pick<
+    EngineOptions,
+    | 'recoveryMode'
+    | 'targetFileSize'
+    | 'preallocateBytes'
+    | 'compressionThreshold'
+    | 'purgeThreshold'
+    | 'rewriteMaxEntries'
+    | 'forceRewriteAfter'
+    | 'recycleFiles'
+    | 'prefillFiles'
+  >
+>;
 
 export class Violation extends Error {
   constructor(
@@ -65,8 +74,13 @@ export interface ScenarioStats {
   reopenChecks: number;
   /** Flip experiments where the table let acknowledged-synced data be cut (see image.ts / report). */
   syncedLostToUnprovenFlip: number;
-  /** Flips in an older file's zero tail that the engine refused to open over. */
-  tailFlipRefused: number;
+  /** …of which recovery reported nothing (recycled last file). */
+  syncedLostSilently: number;
+  /** Flips in the checkpoint in use: refused with CORRUPTION, or opened to the same state. */
+  checkpointFlipRefused: number;
+  checkpointFlipSame: number;
+  purges: number;
+  purgeFailures: number;
 }
 
 export function emptyStats(): ScenarioStats {
@@ -84,7 +98,11 @@ export function emptyStats(): ScenarioStats {
     recoveryCrashes: 0,
     reopenChecks: 0,
     syncedLostToUnprovenFlip: 0,
-    tailFlipRefused: 0,
+    syncedLostSilently: 0,
+    checkpointFlipRefused: 0,
+    checkpointFlipSame: 0,
+    purges: 0,
+    purgeFailures: 0,
   };
 }
 
@@ -183,7 +201,7 @@ export class Scenario {
 
   /** Throws a Violation carrying everything needed to replay and understand it. */
   violation(invariant: string, detail: string): never {
-    const config = `mode=${this.config.recoveryMode} targetFileSize=${this.config.targetFileSize} preallocate=${this.config.preallocateBytes} compress>${this.config.compressionThreshold}`;
+    const config = Object.entries(this.config).map(([k, v]) => `${k}=${String(v)}`).join(' ');
     const message = [
       `seed=${this.seed} policy=${this.#lastPolicy} invariant=${invariant}`,
       detail,
@@ -212,14 +230,7 @@ export class Scenario {
   async #newEngine(): Promise<Engine> {
     this.#incarnation++;
     this.#process = new ProcessFs(this.#fault);
-    const engine = new Engine({
-      fs: this.#process,
-      seed: Rng.derive(this.seed, 'engine', this.#incarnation).u32(),
-      recoveryMode: this.config.recoveryMode,
-      targetFileSize: this.config.targetFileSize,
-      preallocateBytes: this.config.preallocateBytes,
-      compressionThreshold: this.config.compressionThreshold,
-    });
+    const engine = new Engine({ ...this.config, fs: this.#process, seed: Rng.derive(this.seed, 'engine', this.#incarnation).u32() });
     await engine.open();
     return engine;
   }
@@ -287,6 +298,44 @@ export class Scenario {
     );
   }
 
+  /**
+   * `purgeExpiredFiles()`: changes files, never the logical state. A failed
+   * purge leaves the engine writable unless a barrier failed (then it
+   * fail-stops like a write). Resolves to the regions GC asks to compact.
+   */
+  purge(): Promise<number[]> {
+    const serial = this.#serial++;
+    this.stats.purges++;
+    this.note(`#${serial} purgeExpiredFiles()`);
+    let regions: number[] = [];
+    const done = this.engine.purgeExpiredFiles().then(
+      async (asked) => {
+        regions = asked;
+        this.#ackedSerials.push(serial);
+        const files = (await this.#fault.unwrap().list()).filter((n) => n !== 'LOCK').sort();
+        this.note(`#${serial} purge done${asked.length > 0 ? `, compact regions ${asked.join(', ')}` : ''}; files: ${files.join(' ')}`);
+      },
+      (error: unknown) => {
+        this.stats.purgeFailures++;
+        const code = isRaftlogError(error) ? error.code : undefined;
+        this.note(`#${serial} purge failed: ${describeError(error)}`);
+        if (code === undefined || !WRITE_FAILURE_CODES.has(code)) this.violation('error-code', `purge #${serial} failed with ${describeError(error)}`);
+        if (!this.#faultsArmed) this.violation('unexpected-failure', `purge #${serial} failed with no fault armed: ${describeError(error)}`);
+        // Only a failed barrier (or an earlier failure) stops the engine; other purge errors leave it writable.
+        if (code === ErrorCode.FSYNC_FAILED || code === ErrorCode.FAILED) this.#recordFailure(serial, code);
+      },
+    );
+    this.#track(done);
+    return done.then(() => regions);
+  }
+
+  #recordFailure(serial: number, code: string): void {
+    if (this.#firstFailure === undefined || serial < this.#firstFailure) {
+      this.#firstFailure = serial;
+      this.#firstFailureCode = code;
+    }
+  }
+
   #track(promise: Promise<void>): void {
     this.#inFlight.add(promise);
     void promise.finally(() => this.#inFlight.delete(promise)).catch(() => undefined);
@@ -311,10 +360,7 @@ export class Scenario {
       this.violation('error-code', `write #${serial} failed with ${describeError(error)}; expected IO, NO_SPACE, FSYNC_FAILED or FAILED`);
     }
     if (!this.#faultsArmed) this.violation('unexpected-failure', `write #${serial} failed with no fault armed: ${describeError(error)}`);
-    if (this.#firstFailure === undefined || serial < this.#firstFailure) {
-      this.#firstFailure = serial;
-      this.#firstFailureCode = code;
-    }
+    this.#recordFailure(serial, code);
     if (code === ErrorCode.FSYNC_FAILED) this.#sawFsyncFailed = true;
     if (code === ErrorCode.NO_SPACE) mark('write.enospc');
     if (code === ErrorCode.IO && !this.#process.dead && !this.#fault.crashed && !this.#fault.frozen) mark('write.eio');
@@ -362,7 +408,7 @@ export class Scenario {
   // ---- restarts and crashes -------------------------------------------------------
 
   /** Clean restart: close (which syncs unless the engine failed), open again. */
-  async restart(options: RecoverOptions = {}): Promise<void> {
+  async restart(options: RecoverOptions = {}, beforeReopen?: () => void): Promise<void> {
     await this.settle();
     this.stats.restarts++;
     const engine = this.engine;
@@ -382,6 +428,8 @@ export class Scenario {
       this.#ackedDurable = Math.max(this.#ackedDurable, this.history.attempted);
     }
     this.#engine = undefined;
+    // A shutdown during a disk problem: the fault clears only after the close.
+    beforeReopen?.();
     await this.#recover('restart', options);
   }
 
@@ -584,15 +632,21 @@ export class Scenario {
         return;
       case 'corruption-or-same':
         if (opened.error !== undefined) {
-          if (!isRaftlogError(opened.error, ErrorCode.CORRUPTION) || opened.error.file !== expectation.file) fail('refused, but not with CORRUPTION naming the file');
-          this.stats.tailFlipRefused++;
+          if (!isRaftlogError(opened.error, ErrorCode.CORRUPTION) || opened.error.file === undefined) fail('refused, but not with CORRUPTION naming a file');
+          this.stats.checkpointFlipRefused++;
+          mark('recovery.checkpoint-damage');
         } else if (state !== before) {
           fail(`state changed\n${diff(before, state ?? '')}`);
+        } else {
+          this.stats.checkpointFlipSame++;
         }
         return;
-      case 'cut': {
+      case 'cut':
+      case 'silent-cut': {
         if (state === undefined) fail('open failed');
-        if (!problems.some((p) => p.action === 'cut' && p.file === expectation.file && p.offset === expectation.offset)) fail(`no 'cut' problem at ${expectation.file}@${expectation.offset}`);
+        if (expectation.kind === 'cut' && !problems.some((p) => p.action === 'cut' && p.file === expectation.file && p.offset === expectation.offset)) {
+          fail(`no 'cut' problem at ${expectation.file}@${expectation.offset}`);
+        }
         const reference = await openImage(truncateImage(image, expectation.file, expectation.offset), RecoveryMode.TolerateTailCorruption, this.config, this.seed);
         if (reference.engine === undefined) fail(`the reference (file cut at ${expectation.offset}) does not open: ${describeError(reference.error)}`);
         const cut = await this.#readState('reference cut', reference.engine);
@@ -600,14 +654,16 @@ export class Scenario {
         if (state !== cut) fail(`state differs from the log cut at ${expectation.offset}\n${diff(cut, state)}`);
         const index = this.history.match(cut, 0, beforeIndex);
         if (index === undefined) fail('the cut state is no prefix of the history');
+        const proven = expectation.kind === 'cut' && expectation.proven;
         if (index < this.#ackedDurable) {
           // Acknowledged-synced data is gone. The table allows it (the damage
           // is in the last file and nothing after it proves it durable, or
           // TolerateTail chose to cut proven data); counted and reported.
-          this.stats.syncedLostToUnprovenFlip += expectation.proven ? 0 : 1;
-          this.note(`flip cut acknowledged-synced writes h${index + 1}..h${this.#ackedDurable} (${expectation.proven ? 'proven, TolerateTail' : 'unproven'})`);
+          if (!proven) this.stats.syncedLostToUnprovenFlip++;
+          if (expectation.kind === 'silent-cut') this.stats.syncedLostSilently++;
+          this.note(`flip cut acknowledged-synced writes h${index + 1}..h${this.#ackedDurable} (${proven ? 'proven, TolerateTail' : expectation.kind === 'silent-cut' ? 'unproven, unreported' : 'unproven'})`);
         }
-        mark(expectation.proven ? 'recovery.tail-cut-proven' : 'recovery.unproven-damage-cut');
+        if (expectation.kind === 'cut') mark(proven ? 'recovery.tail-cut-proven' : 'recovery.unproven-damage-cut');
         return;
       }
     }
@@ -675,14 +731,7 @@ export class Scenario {
 
 /** Opens a standalone copy of an image (for the flip experiments); never throws. */
 async function openImage(image: Image, mode: RecoveryMode, config: EngineConfig, seed: number): Promise<{ engine: Engine | undefined; error: unknown }> {
-  const engine = new Engine({
-    fs: MemFs.fromSnapshot(image),
-    seed: Rng.derive(seed, 'flip-engine').u32(),
-    recoveryMode: mode,
-    targetFileSize: config.targetFileSize,
-    preallocateBytes: config.preallocateBytes,
-    compressionThreshold: config.compressionThreshold,
-  });
+  const engine = new Engine({ ...config, recoveryMode: mode, fs: MemFs.fromSnapshot(image), seed: Rng.derive(seed, 'flip-engine').u32() });
   try {
     await engine.open();
     return { engine, error: undefined };
