@@ -388,8 +388,20 @@ export class Engine implements AsyncDisposable {
     let result: PurgeResult | undefined;
     await this.#queue.runExclusive(async () => {
       if (this.#failure !== undefined) throw this.#refusal();
+      const writer = this.#writer!;
       try {
-        result = await this.#gc.purge(this.#writer!.seq, this.#writer!.fileBytes);
+        // GC retires files whose data the memtables say is dead, possibly
+        // only because of records not yet durable (a compaction, a clean, an
+        // overwrite): make them durable first, or a power loss after the purge
+        // brings back the old state without the files that held it.
+        await writer.sync();
+      } catch (error) {
+        this.#failure = isRaftlogError(error) ? error : new EngineFailedError(`purge barrier failed: ${String(error)}`, { cause: error });
+        await writer.discardUnsynced();
+        throw this.#failure;
+      }
+      try {
+        result = await this.#gc.purge(writer.seq, writer.fileBytes);
       } catch (error) {
         // Every step of a purge leaves a state recovery accepts, and the
         // memtables only move to a checkpoint once it is durable, so a failed
