@@ -13,6 +13,7 @@
  */
 import type { Memtables } from './apply.js';
 import type { EntryReader } from './entry-reader.js';
+import { isRaftlogError } from './errors.js';
 import { fileId, logFileName } from './file-names.js';
 import { ItemKind } from './format/batch-codec.js';
 import type { FileHandle, FileSystem } from './filesystem.js';
@@ -132,9 +133,15 @@ export class GarbageCollector {
           await handle.write([zeros.subarray(0, Math.min(zeros.length, targetFileSize - at))], at);
         }
         await handle.sync();
-      } finally {
-        await handle.close();
+      } catch (error) {
+        // Prefilling is an optimization: on a full disk the engine must still
+        // open (and serve reads) without it. Give the space back and stop.
+        await handle.close().catch(() => undefined);
+        if (!isRaftlogError(error, 'NO_SPACE')) throw error;
+        await fs.remove(name).catch(() => undefined);
+        break;
       }
+      await handle.close();
       this.#pool.push({ name, bytes: targetFileSize });
     }
     await fs.syncDir();
