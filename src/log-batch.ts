@@ -69,8 +69,8 @@ export class LogBatch {
   #view = new DataView(this.#buffer.buffer);
   #end = RECORD_HEADER_SIZE;
   #items: BatchItem[] = [];
-  #entryOffsets: Uint32Array = new Uint32Array(64);
-  #entryLengths: Uint32Array = new Uint32Array(64);
+  #entryOffsets: Uint32Array = new Uint32Array(8);
+  #entryLengths: Uint32Array = new Uint32Array(8);
   #entryCount = 0;
   #sealed: SealedRecord | undefined;
   /** region → last entry index appended so far in this batch, to check consecutiveness across calls. */
@@ -324,12 +324,14 @@ export class LogBatch {
     if (needed - RECORD_HEADER_SIZE > MAX_BATCH_PAYLOAD_BYTES + RECORD_ALIGNMENT) {
       throw new InvalidArgumentError(`batch would exceed the ${MAX_BATCH_PAYLOAD_BYTES}-byte limit`);
     }
-    // Room for a few small items after this one (a hard-state put) without a second copy.
+    // Room for a few small items after this one (a hard-state put) without a
+    // second copy. Unzeroed memory: every byte up to `#end` is written before
+    // it is read, the record header by the writer and the padding by seal().
     const capacity = roundUp(Math.max(needed + (needed >> 2), 256), RECORD_ALIGNMENT);
-    const bigger = new Uint8Array(capacity);
+    const bigger: Uint8Array = Buffer.allocUnsafe(capacity);
     bigger.set(this.#buffer.subarray(0, this.#end));
     this.#buffer = bigger;
-    this.#view = new DataView(bigger.buffer);
+    this.#view = new DataView(bigger.buffer, bigger.byteOffset, bigger.byteLength);
   }
 
   #assertOpen(): void {

@@ -61,8 +61,10 @@ class Columns {
   ) {}
 
   get capacity(): number {
-    return (this.u32[0] ?? this.f64[0])!.length;
+    return this.#capacity;
   }
+
+  #capacity = MIN_CAPACITY;
 
   /** Makes room for `extra` more rows at the back. */
   reserve(extra: number): void {
@@ -101,6 +103,7 @@ class Columns {
   }
 
   #resize(capacity: number): void {
+    this.#capacity = capacity;
     const { head, length } = this;
     this.u32 = this.u32.map((column) => {
       const next = new Uint32Array(capacity);
