@@ -133,8 +133,12 @@ export function walkImage(image: Image): WalkedFile[] {
 
 /** What recovery must do about one flipped bit, per the case table. */
 export type FlipExpectation =
-  /** Open refuses with CORRUPTION naming this file and offset. */
-  | { readonly kind: 'corruption'; readonly file: string; readonly offset: number; readonly why: string }
+  /**
+   * Open refuses with CORRUPTION naming this file and offset (or `or`: a
+   * damaged header hides where its recycled predecessor ends, so recovery
+   * trips over that predecessor's stale tail first).
+   */
+  | { readonly kind: 'corruption'; readonly file: string; readonly offset: number; readonly why: string; readonly or?: { readonly file: string; readonly offset: number } }
   /** Open cuts the last file at `offset` (reported as a 'cut' problem) and holds what precedes it. */
   | { readonly kind: 'cut'; readonly file: string; readonly offset: number; readonly proven: boolean; readonly why: string }
   /** The bit is in no byte recovery reads as data: nothing changes and nothing is reported. */
@@ -166,9 +170,12 @@ export interface Flip {
 /** Picks a bit to flip, spreading picks over headers, records, padding and zero tails. */
 export function pickFlip(files: readonly WalkedFile[], rng: Rng): Flip | undefined {
   if (files.length === 0) return undefined;
-  // Mostly files recovery reads; now and then the checkpoint or a dead file.
+  // Mostly files recovery reads, the checkpoint in use often (it is rarer
+  // and holds everything below the watermark), now and then a dead file.
   const live = files.filter((f) => f.role === 'append');
-  const file = live.length > 0 && rng.chance(0.8) ? rng.pick(live) : rng.pick(files);
+  const checkpoint = files.find((f) => f.role === 'checkpoint');
+  const file =
+    checkpoint !== undefined && rng.chance(0.3) ? checkpoint : live.length > 0 && rng.chance(0.85) ? rng.pick(live) : rng.pick(files);
   const paddings = file.records.filter((r) => r.end > r.payloadEnd);
   const where = rng.weighted({
     'file-header': 1,
@@ -209,7 +216,14 @@ export function expectFlip(files: readonly WalkedFile[], flip: Flip, mode: Recov
   const isLast = appends[appends.length - 1] === file;
   if (flip.where === 'file-header') {
     if (isLast && file.restZero) return { kind: 'removed', file: file.name, why: 'case E: header of a last file holding nothing' };
-    return { kind: 'corruption', file: file.name, offset: 0, why: `case F: header of ${isLast ? 'the last file, which is not empty' : 'an older file'}` };
+    const previous = appends[appends.indexOf(file) - 1];
+    return {
+      kind: 'corruption',
+      file: file.name,
+      offset: 0,
+      why: `case F: header of ${isLast ? 'the last file, which is not empty' : 'an older file'}`,
+      or: previous?.recycled === true ? { file: previous.name, offset: previous.dataEnd } : undefined,
+    };
   }
   if (flip.where === 'padding') return { kind: 'same', why: 'alignment padding after a payload is outside every checksum' };
   if (flip.where === 'tail') {

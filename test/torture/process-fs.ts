@@ -23,6 +23,8 @@ export class ProcessFs implements FileSystem {
   #dead = false;
   /** Calls still admitted before the process dies on its own (killAfter). */
   #budget: number | undefined;
+  /** Calls made so far (admitted or not). */
+  calls = 0;
 
   constructor(inner: FileSystem) {
     this.#inner = inner;
@@ -52,6 +54,7 @@ export class ProcessFs implements FileSystem {
 
   /** Runs one call on behalf of the live process; a dead one gets EIO at once. */
   run<T>(what: string, call: () => Promise<T>): Promise<T> {
+    this.calls++;
     if (this.#budget !== undefined && this.#budget-- <= 0) this.#dead = true;
     if (this.#dead) return Promise.reject(new IoError(`process killed: ${what} rejected`, { errno: 'EIO' }));
     const promise = call();

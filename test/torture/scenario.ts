@@ -81,6 +81,8 @@ export interface ScenarioStats {
   checkpointFlipSame: number;
   purges: number;
   purgeFailures: number;
+  /** A damaged header reported at its recycled predecessor's stale tail instead. */
+  corruptionNamedPredecessor: number;
   /** Flip cuts that removed a compaction or clean whose dead data GC had already retired. */
   cutBelowGc: number;
 }
@@ -106,6 +108,7 @@ export function emptyStats(): ScenarioStats {
     purges: 0,
     purgeFailures: 0,
     cutBelowGc: 0,
+    corruptionNamedPredecessor: 0,
   };
 }
 
@@ -139,6 +142,8 @@ export class Scenario {
   #engine: Engine | undefined;
   #incarnation = 0;
   #lastPolicy: string = 'none';
+  readonly #observed: unknown[] = [];
+  #pendingKill: number | undefined;
 
   // Per incarnation: write bookkeeping for the fail-stop and error checks.
   #serial = 0;
@@ -230,9 +235,45 @@ export class Scenario {
     }
   }
 
+  /**
+   * Opens the first engine when a fault may stop it (sweeps arm faults
+   * before the open). Returns whether it opened; a failure must be one a
+   * fault explains.
+   */
+  async tryStart(): Promise<boolean> {
+    this.note('open (empty disk, faults armed)');
+    try {
+      this.#engine = await this.#newEngine();
+      return true;
+    } catch (error) {
+      this.#observe(error);
+      if (!this.#faultsArmed || !isRaftlogError(error) || !WRITE_FAILURE_CODES.has(error.code)) {
+        this.violation('open', `opening an empty disk failed: ${describeError(error)}`);
+      }
+      this.note(`open failed: ${describeError(error)}`);
+      return false;
+    }
+  }
+
+  /** Every error an engine call reported in this scenario, for checks that injected faults surface. */
+  get observedErrors(): readonly unknown[] {
+    return this.#observed;
+  }
+
+  #observe(error: unknown): void {
+    this.#observed.push(error);
+  }
+
+  /** Calls the current process made through the seam (for kill sweeps). */
+  get processCalls(): number {
+    return this.#process.calls;
+  }
+
   async #newEngine(): Promise<Engine> {
     this.#incarnation++;
     this.#process = new ProcessFs(this.#fault);
+    if (this.#pendingKill !== undefined) this.#process.killAfter(this.#pendingKill);
+    this.#pendingKill = undefined;
     const engine = new Engine({ ...this.config, fs: this.#process, seed: Rng.derive(this.seed, 'engine', this.#incarnation).u32() });
     await engine.open();
     return engine;
@@ -321,6 +362,7 @@ export class Scenario {
       },
       (error: unknown) => {
         this.stats.purgeFailures++;
+        this.#observe(error);
         const code = isRaftlogError(error) ? error.code : undefined;
         this.note(`#${serial} purge failed: ${describeError(error)}`);
         if (code === undefined || !WRITE_FAILURE_CODES.has(code)) this.violation('error-code', `purge #${serial} failed with ${describeError(error)}`);
@@ -358,6 +400,7 @@ export class Scenario {
 
   #onFail(serial: number, error: unknown): void {
     this.stats.failures++;
+    this.#observe(error);
     const code = isRaftlogError(error) ? error.code : undefined;
     this.note(`#${serial} failed: ${describeError(error)}`);
     if (code === undefined || !WRITE_FAILURE_CODES.has(code)) {
@@ -413,17 +456,26 @@ export class Scenario {
 
   /** Clean restart: close (which syncs unless the engine failed), open again. */
   async restart(options: RecoverOptions = {}, beforeReopen?: () => void): Promise<void> {
-    await this.settle();
     this.stats.restarts++;
+    if (this.#engine !== undefined) await this.close();
+    // A shutdown during a disk problem: the fault clears only after the close.
+    beforeReopen?.();
+    await this.#recover('restart', options);
+  }
+
+  /** Closes the engine (which syncs unless it failed); the next step must reopen or crash. */
+  async close(): Promise<void> {
+    await this.settle();
     const engine = this.engine;
     // close() syncs only an engine that has not failed.
     const failed = this.failed || engine.stats().failed;
-    this.note(`restart (close${failed ? ' a failed engine' : ''}, open)`);
+    this.note(`close${failed ? ' a failed engine' : ''}`);
     let closed = false;
     try {
       await engine.close();
       closed = true;
     } catch (error) {
+      this.#observe(error);
       if (!this.#faultsArmed) this.violation('close', `close failed with no fault armed: ${describeError(error)}`);
       this.note(`close failed: ${describeError(error)}`);
     }
@@ -433,16 +485,15 @@ export class Scenario {
       this.#ackedDurable = Math.max(this.#ackedDurable, this.history.attempted);
     }
     this.#engine = undefined;
-    // A shutdown during a disk problem: the fault clears only after the close.
-    beforeReopen?.();
-    await this.#recover('restart', options);
   }
 
   /** The process dies after `ops` more FileSystem calls (the restart comes with `kill`). */
   armKill(ops: number): void {
     this.#faultsArmed = true;
     this.note(`kill armed after ${ops} more call(s)`);
-    this.#process.killAfter(ops);
+    // Before the first open, the budget goes to the process the open creates.
+    if (this.#engine === undefined) this.#pendingKill = ops;
+    else this.#process.killAfter(ops);
   }
 
   /** Kills the process (no power loss), then restarts on the same page cache. */
@@ -624,7 +675,9 @@ export class Scenario {
       case 'corruption': {
         const error = opened.error;
         if (!isRaftlogError(error, ErrorCode.CORRUPTION)) fail('no CORRUPTION');
-        if (error.file !== expectation.file || error.offset !== expectation.offset) fail(`CORRUPTION must name ${expectation.file}@${expectation.offset}`);
+        const named = (at: { readonly file: string; readonly offset: number } | undefined): boolean => at !== undefined && error.file === at.file && error.offset === at.offset;
+        if (!named(expectation) && !named(expectation.or)) fail(`CORRUPTION must name ${expectation.file}@${expectation.offset}`);
+        if (!named(expectation)) this.stats.corruptionNamedPredecessor++;
         mark(expectation.offset === 0 ? 'recovery.corrupt-header' : 'recovery.corruption-middle');
         return;
       }
