@@ -182,7 +182,7 @@ async function main(): Promise<void> {
     }
     console.log(`(${workload} took ${((performance.now() - t) / 1000).toFixed(0)} s)`);
   }
-  rmSync(join(base, 'cases'), { recursive: true, force: true });
+  rmSync(join(base, `cases-${process.pid}`), { recursive: true, force: true });
   console.log(`\nall done in ${((performance.now() - started) / 1000 / 60).toFixed(1)} min; load average now ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   if (!quick && values['no-docs'] !== true) console.log(`docs: ${writeDocs()}`);
 }
@@ -191,8 +191,9 @@ async function main(): Promise<void> {
 
 let caseCounter = 0;
 
+/** Case directories live under a directory of this run's own, so two runs sharing --dir never touch each other's cases. */
 function caseDir(ctx: Context, name: string): string {
-  return join(ctx.base, 'cases', safeName(name));
+  return join(ctx.base, `cases-${process.pid}`, safeName(name));
 }
 
 async function run<R>(spec: CaseSpec, summary: (r: R) => string, options: { wrapper?: string[] } = {}): Promise<CaseOutcome<R>> {
@@ -327,7 +328,7 @@ async function runRfc(ctx: Context): Promise<void> {
   const order: CaseOutcome<RfcOrderResult>[] = [];
   const rfcSpec = (workload: 'rfc' | 'rfc-order', mode: 'shared' | 'dedicated', size: number, name: string, n: number): CaseSpec => ({
     ...spec(ctx, workload, 'raftlog-posix', name, { warmup, measure: 0 }, { mode, valueBytes: size, samples: n, sampleMillis }),
-    ...(mode === 'dedicated' ? { dir2: join(ctx.smBase, safeName(name)) } : {}),
+    ...(mode === 'dedicated' ? { dir2: join(ctx.smBase, `${process.pid}-${safeName(name)}`) } : {}),
   });
   const summary = (r: RfcResult): string => `${(r.samples.reduce((a, b) => a + b, 0) / r.samples.length).toFixed(0)} µs/op`;
   for (const size of RFC_VALUE_SIZES) {
@@ -376,7 +377,7 @@ async function runSyscalls(ctx: Context): Promise<void> {
   for (const writers of [1, 64]) {
     for (const store of ctx.stores) {
       const name = `syscalls ${store} C=${writers}`;
-      const traceFile = join(ctx.base, `${safeName(name)}.strace`);
+      const traceFile = join(ctx.base, `${process.pid}-${safeName(name)}.strace`);
       rmSync(traceFile, { force: true });
       const ops = ctx.quick ? (writers === 1 ? 50 : 400) : writers === 1 ? 200 : 2000;
       const caseSpec = spec(ctx, 'syscalls', store, name, ctx.durations.syscalls, { writers, ops });
