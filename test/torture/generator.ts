@@ -12,6 +12,7 @@
  * with zero free space and power cuts during recovery.
  */
 import type { CrashPolicy, FaultRule } from '../../backends/fault.js';
+import type { FileSystem } from '../../src/filesystem.js';
 import { RecoveryMode } from '../../src/recovery/recovery.js';
 import { applyItems, lastIndexOf, type ModelItem, type ModelState, type WrittenEntry } from './model.js';
 import { knownIssueOf, type KnownIssue } from './known-issues.js';
@@ -121,10 +122,10 @@ export interface SeedResult {
 }
 
 /** Runs the scenario of one seed to the end or to its first violation. */
-export async function runSeed(seed: number): Promise<SeedResult> {
+export async function runSeed(seed: number, wrapFs?: (fs: FileSystem) => FileSystem): Promise<SeedResult> {
   const swarm = swarmFor(seed);
-  const persistent: FaultRule[] = swarm.shortIo ? [{ ops: ['write', 'read'], when: { probability: 0.3 }, error: 'short' }] : [];
-  const scenario = new Scenario(seed, swarm.engine, persistent);
+  const persistentRules: FaultRule[] = swarm.shortIo ? [{ ops: ['write', 'read'], when: { probability: 0.3 }, error: 'short' }] : [];
+  const scenario = new Scenario(seed, swarm.engine, { persistentRules, wrapFs });
   const generator = new Generator(scenario, swarm, Rng.derive(seed, 'ops'));
   try {
     try {

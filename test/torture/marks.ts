@@ -14,7 +14,7 @@ export const REQUIRED_MARKS = {
   'recovery.corruption-middle': 'damage in data proven durable was reported as CORRUPTION with file and offset (cases B, C)',
   'recovery.tail-cut-proven': 'TolerateTailCorruption cut proven-durable damage in the last file and reported it (case B)',
   'recovery.unproven-damage-cut': 'at-rest damage nothing proves durable was cut (case A, bit flip)',
-  'recovery.checkpoint-damage': 'a bit flip in the checkpoint in use was refused with CORRUPTION',
+  'recovery.checkpoint-flip': 'a bit flip in the checkpoint in use was refused with CORRUPTION, or left the state unchanged',
   'recovery.crash-during-recovery': 'a power cut during open interrupted recovery, and the next open recovered',
   'recovery.zero-space-open': 'open succeeded with 0 bytes of free space on a log with files',
   'recovery.multi-file': 'a power loss hit a log of several files',
@@ -30,6 +30,13 @@ const counts = new Map<MarkName, number>();
 
 export function mark(name: MarkName): void {
   counts.set(name, (counts.get(name) ?? 0) + 1);
+}
+
+/** Adds counts gathered elsewhere (a worker thread's marks). */
+export function addMarks(more: Iterable<readonly [string, number]>): void {
+  for (const [name, n] of more) {
+    if (name in REQUIRED_MARKS) counts.set(name as MarkName, (counts.get(name as MarkName) ?? 0) + n);
+  }
 }
 
 export function markCounts(): Map<MarkName, number> {

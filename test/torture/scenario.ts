@@ -24,6 +24,7 @@ import { FaultFs, type CrashPolicy, type FaultRule, type FaultRuleHandle } from 
 import { MemFs } from '../../backends/memfs.js';
 import { Engine, type EngineOptions } from '../../src/engine.js';
 import { ErrorCode, isRaftlogError } from '../../src/errors.js';
+import type { FileSystem } from '../../src/filesystem.js';
 import { RecoveryMode, type RecoveryProblem, type RecoveryReport } from '../../src/recovery/recovery.js';
 import { applyFlip, expectFlip, pickFlip, truncateImage, walkImage, type Flip, type Image, type WalkedFile } from './image.js';
 import { mark } from './marks.js';
@@ -112,6 +113,11 @@ export function emptyStats(): ScenarioStats {
   };
 }
 
+/** Crash/fault scenarios a seed checked: each reopen after a restart, kill or power loss, each fault burst, each bit flip. */
+export function scenarioCount(stats: ScenarioStats): number {
+  return stats.reopenChecks + stats.bursts + stats.flips;
+}
+
 /** What a reopen may add on top of a plain open. */
 export interface RecoverOptions {
   /** Every growth fails with ENOSPC during the open (and the check reopen). */
@@ -121,6 +127,13 @@ export interface RecoverOptions {
   readonly recoveryCrashPolicy?: CrashPolicy;
   /** Open a second time and compare (default true). */
   readonly reopenTwice?: boolean;
+}
+
+export interface ScenarioOptions {
+  /** Rules every FaultFs of the scenario carries from birth (short transfers). */
+  readonly persistentRules?: readonly FaultRule[];
+  /** Wraps the engine's FileSystem (the self-test uses it to break barriers). */
+  readonly wrapFs?: (fs: FileSystem) => FileSystem;
 }
 
 /** I/O-class codes a faulted write may fail with. */
@@ -165,10 +178,14 @@ export class Scenario {
    */
   readonly #persistentRules: readonly FaultRule[];
 
-  constructor(seed: number, config: EngineConfig, persistentRules: readonly FaultRule[] = []) {
+  /** Sits between the engine and its disk: identity, except in the suite's self-test (a disk that lies). */
+  readonly #wrapFs: (fs: FileSystem) => FileSystem;
+
+  constructor(seed: number, config: EngineConfig, options: ScenarioOptions = {}) {
     this.seed = seed;
     this.config = config;
-    this.#persistentRules = persistentRules;
+    this.#persistentRules = options.persistentRules ?? [];
+    this.#wrapFs = options.wrapFs ?? ((fs) => fs);
     this.#rng = Rng.derive(seed, 'scenario');
     this.#fault = this.#newFault(new MemFs(), 'fault', 0);
     this.#process = new ProcessFs(this.#fault);
@@ -274,7 +291,7 @@ export class Scenario {
     this.#process = new ProcessFs(this.#fault);
     if (this.#pendingKill !== undefined) this.#process.killAfter(this.#pendingKill);
     this.#pendingKill = undefined;
-    const engine = new Engine({ ...this.config, fs: this.#process, seed: Rng.derive(this.seed, 'engine', this.#incarnation).u32() });
+    const engine = new Engine({ ...this.config, fs: this.#wrapFs(this.#process), seed: Rng.derive(this.seed, 'engine', this.#incarnation).u32() });
     await engine.open();
     return engine;
   }
@@ -692,12 +709,12 @@ export class Scenario {
         if (opened.error !== undefined) {
           if (!isRaftlogError(opened.error, ErrorCode.CORRUPTION) || opened.error.file === undefined) fail('refused, but not with CORRUPTION naming a file');
           this.stats.checkpointFlipRefused++;
-          mark('recovery.checkpoint-damage');
         } else if (state !== before) {
           fail(`state changed\n${diff(before, state ?? '')}`);
         } else {
           this.stats.checkpointFlipSame++;
         }
+        mark('recovery.checkpoint-flip');
         return;
       case 'cut':
       case 'silent-cut': {
