@@ -92,7 +92,7 @@ async function main(): Promise<number> {
       `seeds: ${done} (${failed.length} failing, ${[...known.values()].reduce((n, s) => n + s.length, 0)} known issues) in ${(seedMs / 1000).toFixed(1)} s`,
       `crash/fault scenarios: ${scenarios} (${total.reopenChecks} reopens after restart/kill/power loss, ${total.bursts} fault bursts, ${total.flips} bit flips), ${rate(scenarios, seedMs)} per minute`,
       `  of which ${total.powerLosses} power losses, ${total.kills} kills, ${total.recoveryCrashes} power cuts during recovery, ${total.zeroSpaceOpens} opens with 0 bytes free`,
-      `writes ${total.writes} (${total.acks} acknowledged, ${total.syncAcks} with sync), ${total.failures} failed as injected; purges ${total.purges} (${total.purgeFailures} failed)`,
+      `writes ${total.writes}; ${total.acks} acknowledgements of writes and barriers (${total.syncAcks} durable); ${total.failures} failed under injected faults; purges ${total.purges} (${total.purgeFailures} failed)`,
       `flips: ${total.syncedLostToUnprovenFlip} cut acknowledged-synced data the table calls unproven (${total.syncedLostSilently} without a report); ` +
         `checkpoint flips refused ${total.checkpointFlipRefused}, same ${total.checkpointFlipSame}; cuts below GC ${total.cutBelowGc}; ` +
         `header damage named at the predecessor ${total.corruptionNamedPredecessor}`,
