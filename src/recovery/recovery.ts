@@ -124,7 +124,9 @@ export async function recoverQueue(fs: FileSystem, mode: RecoveryMode, apply: Ap
   try {
     for (let i = 0; i < names.length; i++) {
       const { name, parsed } = names[i]!;
-      const isLast = i === names.length - 1;
+      // A successor that recovery will remove (case E) leaves this file last:
+      // its end is then where its records end, not what that header says.
+      const isLast = i === names.length - 1 || (i === names.length - 2 && (await neverCompleted(fs, names[i + 1]!.name, names[i + 1]!.parsed!.seq)));
       if (previous !== undefined && parsed!.seq !== previous.seq + 1) {
         fatalUnlessAny(mode, report, { file: name, offset: 0, detail: `file(s) missing before sequence ${parsed!.seq}`, action: 'reported', bytesDropped: 0 });
       }
@@ -160,6 +162,30 @@ export async function recoverQueue(fs: FileSystem, mode: RecoveryMode, apply: Ap
   return { files, writable, nextSeq, report, superseded };
 }
 
+/**
+ * Case E: the header is made durable before any record, so a last file with
+ * an unreadable header and nothing after it died being created; one still
+ * carrying the valid header of its previous life (another sequence) is a
+ * recycled file whose new header never landed.
+ */
+async function caseE(headerProblem: string | undefined, size: number, window: FileWindow): Promise<boolean> {
+  return headerProblem === 'mismatch' || size <= FILE_HEADER_SIZE || (await window.zeroFrom(FILE_HEADER_SIZE));
+}
+
+/** Whether the file, were it last, is one case E removes (its header never landed). */
+async function neverCompleted(fs: FileSystem, name: string, seq: number): Promise<boolean> {
+  const handle = await fs.open(name, { readOnly: true });
+  try {
+    const size = await handle.size();
+    const window = new FileWindow(handle, size);
+    const header = decodeFileHeader((await window.view(0, Math.min(size, FILE_HEADER_SIZE))) ?? new Uint8Array(0));
+    const problem = typeof header === 'string' ? header : header.seq !== seq || header.queue !== Queue.Append ? 'mismatch' : undefined;
+    return problem !== undefined && (await caseE(problem, size, window));
+  } finally {
+    await handle.close();
+  }
+}
+
 /** The previous-file length a file's header records, if the header verifies. */
 async function recordedLength(fs: FileSystem, name: string): Promise<number | undefined> {
   const handle = await fs.open(name, { readOnly: true });
@@ -192,11 +218,7 @@ async function recoverFile(
   const header = decodeFileHeader(headerBytes);
   const headerProblem = typeof header === 'string' ? header : header.seq !== seq || header.queue !== Queue.Append ? 'mismatch' : undefined;
   if (typeof header === 'string' || headerProblem !== undefined) {
-    // Case E: the header is made durable before any record, so a last file
-    // with an unreadable header and nothing after it died being created; one
-    // still carrying the valid header of its previous life (another sequence)
-    // is a recycled file whose new header never landed.
-    if (isLast && (headerProblem === 'mismatch' || size <= FILE_HEADER_SIZE || (await window.zeroFrom(FILE_HEADER_SIZE)))) {
+    if (isLast && (await caseE(headerProblem, size, window))) {
       await handle.close();
       if (!dryRun) {
         await fs.remove(name);
