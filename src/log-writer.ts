@@ -97,6 +97,11 @@ export class LogWriter {
     // before its barrier, or an engine reopened without a reboot). The writer
     // counts everything up to `offset` as durable (sync() skips, rotation
     // seals the file, records claim it in syncedThrough), so make it so.
+    // The header is written again first: when the barrier that should have
+    // made it durable failed and removing the half-created file failed too,
+    // the kernel serves it from pages it dropped; writing dirties them again.
+    const header = new Uint8Array(FILE_HEADER_SIZE);
+    if ((await state.handle.read(header, 0, FILE_HEADER_SIZE, 0)) === FILE_HEADER_SIZE) await state.handle.write([header], 0);
     await barrierErrors(true, () => state.handle.sync());
     return new LogWriter(options, state, await state.handle.size());
   }
