@@ -6,10 +6,12 @@
  *
  * Operations: appends over several regions, tail overwrites, compactions,
  * cleans, key-value puts/deletes, mixed batches, barriers, live read checks,
- * clean restarts, process kills, power losses with every crash policy (at
- * rest or mid-write), fault bursts (EIO/ENOSPC on write, barrier,
- * preallocate, file creation, directory sync), bit flips at rest, reopens
- * with zero free space and power cuts during recovery.
+ * GC (purgeExpiredFiles, then the compactions it asks for), clean restarts,
+ * process kills (at rest or mid-write), power losses with every crash policy
+ * (at rest or mid-write), fault bursts (EIO/ENOSPC on write, barrier,
+ * preallocate, file creation, directory sync, GC's rename/remove/reuse and
+ * rewrite files; sometimes the engine is closed while they last), bit flips
+ * at rest, reopens with zero free space and power cuts during recovery.
  */
 import type { CrashPolicy, FaultRule } from '../../backends/fault.js';
 import type { FileSystem } from '../../src/filesystem.js';

@@ -1,23 +1,28 @@
 /**
  * One torture scenario: an engine on a FaultFs, driven write by write, with
- * every acknowledgement, failure, restart and power loss checked against the
- * reference model (model.ts). The generator (generator.ts) and the scripted
- * sweeps (sweeps.ts) both drive the engine through this class, so every
- * check below applies to both.
+ * every acknowledgement, failure, restart, kill and power loss checked
+ * against the reference model (model.ts). The generator (generator.ts) and
+ * the scripted sweeps (sweeps.ts) both drive the engine through this class,
+ * so every check below applies to both.
  *
  * Checks, and where they happen:
- *  - after every reopen (`#recover`): the engine holds exactly some state of
- *    the history between the durability floor and the last attempted write
- *    (acknowledged syncs survive; batches are all-or-nothing; indexes are
- *    contiguous; nothing compacted, cleaned or deleted comes back); opening
- *    never fails after a power loss alone; a second open gives the same
- *    state and finds nothing left to repair;
- *  - on every settled write (`#onAck`, `#onFail`): errors are RaftlogErrors
- *    with an I/O-class code, appear only when a fault was armed, and after
- *    the first failure nothing is acknowledged until reopen;
+ *  - after every reopen (`#recover`), whether after a clean restart, a
+ *    process kill (page cache kept, ProcessFs) or a power loss (a FaultFs
+ *    crash image): the engine holds exactly some state of the history between
+ *    the durability floor and the last attempted write (acknowledged syncs
+ *    survive; batches are all-or-nothing; indexes are contiguous; nothing
+ *    compacted, cleaned, deleted or purged comes back); opening never fails
+ *    after a crash alone; a second open gives the same state and repairs
+ *    nothing; an open may itself be cut by a power loss and the next one must
+ *    still pass; an open with 0 bytes of free space must work;
+ *  - on every settled write, barrier and purge (`#onAck`, `#onFail`,
+ *    `purge`): errors are RaftlogErrors with an I/O-class code, appear only
+ *    when a fault was armed, and after the first failure nothing is
+ *    acknowledged until reopen;
  *  - `checkLive`: reads return exactly what was acknowledged;
- *  - `flipExperiment`: a bit flipped at rest gets the outcome the recovery
- *    case table promises (image.ts).
+ *  - `flipExperiment`: a clean close followed by a power loss loses nothing,
+ *    and a bit flipped at rest gets the outcome the recovery case table
+ *    promises (image.ts).
  * Any breach throws a Violation carrying the seed, the trace and the fault log.
  */
 import { FaultFs, type CrashPolicy, type FaultRule, type FaultRuleHandle } from '../../backends/fault.js';
