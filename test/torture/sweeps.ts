@@ -213,6 +213,11 @@ export async function killSweep(workload: Workload): Promise<SweepResult> {
         if (await scenario.tryStart()) await runSteps(scenario, workload);
         // Also when the open died or the workload closed: the dead process's lock must go.
         await scenario.kill();
+        // The restarted process must make what it builds on durable: one
+        // acknowledged sync, then the power goes (dropping unsynced data and
+        // directory entries alike).
+        scenario.submit([entries(9, 1, 1, 1, 64)], true);
+        await scenario.settle();
         await scenario.powerLoss('dropUnsynced');
         await scenario.close();
       },
