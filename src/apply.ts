@@ -25,25 +25,38 @@ export function memtableFor(memtables: Memtables, region: number): RegionMemtabl
 
 export interface ApplyResult {
   compacted: number;
-  /** Regions whose older entries were dropped to accept a run after a gap (TolerateAny replay only). */
+  /** Runs after a gap whose region's older entries were dropped ('reset'). */
   gapsReset: number;
+  /** Runs after a gap that were skipped as dead ('skip'). */
+  gapsSkipped: number;
 }
+
+/**
+ * What an entry run that starts past `lastIndex + 1` means. Live writes are
+ * validated before they are written, so there it is a bug ('error'); replay
+ * decides by context (see src/recovery/log.ts).
+ */
+export type GapPolicy = 'error' | 'reset' | 'skip';
 
 export function applyBatch(
   memtables: Memtables,
   batch: BatchItems,
   payload: Uint8Array,
   record: RecordLocation,
-  tolerateGaps: boolean,
+  gaps: GapPolicy,
 ): ApplyResult {
-  const result: ApplyResult = { compacted: 0, gapsReset: 0 };
+  const result: ApplyResult = { compacted: 0, gapsReset: 0, gapsSkipped: 0 };
   for (const item of batch.items) {
     switch (item.kind) {
       case ItemKind.Entries: {
         const memtable = memtableFor(memtables, item.region);
         const last = memtable.lastIndex();
         if (last !== undefined && item.index > last + 1) {
-          if (!tolerateGaps) throw new InvalidArgumentError(`region ${item.region}: entries at ${item.index} leave a gap after ${last}`);
+          if (gaps === 'error') throw new InvalidArgumentError(`region ${item.region}: entries at ${item.index} leave a gap after ${last}`);
+          if (gaps === 'skip') {
+            result.gapsSkipped++;
+            break;
+          }
           memtable.compactTo(last + 1);
           result.gapsReset++;
         }

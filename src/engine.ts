@@ -32,11 +32,10 @@ import { LogBatch, keyBytes, validateRegion, type Key, type SealedRecord } from 
 import { LogWriter } from './log-writer.js';
 import { newEntryLocation, type EntryLocation, type RecordLocation, type RegionMemtable } from './memtable.js';
 import type { MessageType, StoredEntry } from './protos.js';
-import { RecoveryMode, recoverQueue, type RecoveryReport } from './recovery/recovery.js';
-import { recoverCheckpoint } from './recovery/checkpoint.js';
+import { RecoveryMode, type RecoveryReport } from './recovery/recovery.js';
+import { recoverLog } from './recovery/log.js';
 import { GarbageCollector, type GcStats, type PurgeResult } from './gc.js';
 import { TieredFs } from './tiered-fs.js';
-import type { ScannedRecord } from './recovery/scanner.js';
 import { WriteQueue, type QueuedWrite } from './write-queue.js';
 
 export interface EngineOptions {
@@ -162,6 +161,10 @@ export class Engine implements AsyncDisposable {
   #failure: RaftlogError | undefined;
   #lock: DirectoryLock | undefined;
   #writer: LogWriter | undefined;
+  /** Creates the active file when the log has none yet (see open()). */
+  #startWriter: (() => Promise<LogWriter>) | undefined;
+  /** Sequence number the active file will get, while there is none. */
+  #nextSeq = 0;
   #recovery: RecoveryReport | undefined;
   #writes = 0;
 
@@ -222,10 +225,8 @@ export class Engine implements AsyncDisposable {
     try {
       await this.#fs.init();
       this.#lock = await this.#fs.lock(LOCK_NAME);
-      const replay = (record: ScannedRecord, id: number): void => this.#replay(record, id);
-      const rewrite = await recoverCheckpoint(this.#fs, replay);
+      const { rewrite, log } = await recoverLog(this.#fs, this.#options.recoveryMode, this.#memtables);
       if (rewrite.checkpoint !== undefined) this.#handles.set(fileId(Queue.Rewrite, rewrite.checkpoint.seq), rewrite.checkpoint.handle);
-      const log = await recoverQueue(this.#fs, this.#options.recoveryMode, replay, { minSeq: rewrite.checkpoint?.watermark });
       this.#recovery = log.report;
       for (const file of log.files) this.#handles.set(fileId(Queue.Append, file.seq), file.handle);
       await this.#gc.adopt(rewrite, log.superseded, log.files.filter((file) => file !== log.writable));
@@ -246,15 +247,14 @@ export class Engine implements AsyncDisposable {
         onRotateStart: () => this.#tiered?.preferPrimary(),
       };
       const last = log.files[log.files.length - 1];
-      this.#writer =
-        log.writable !== undefined
-          ? await LogWriter.resume(writerOptions, { ...log.writable, offset: log.writable.end })
-          : await LogWriter.create(writerOptions, log.nextSeq, last?.end ?? 0);
-      this.#handles.set(this.#writer.fileId, this.#writer.handle);
-      this.#writer.onRotate = (retired, active) => {
-        this.#handles.set(fileId(Queue.Append, active.seq), active.handle);
-        this.#gc.retired(retired.seq, retired.bytes);
-      };
+      if (log.writable !== undefined) {
+        this.#adoptWriter(await LogWriter.resume(writerOptions, { ...log.writable, offset: log.writable.end }));
+      } else {
+        // Created at the first write, not here: opening must work on a full
+        // disk, and a new file needs room for its header.
+        this.#startWriter = async () => this.#adoptWriter(await LogWriter.create(writerOptions, log.nextSeq, last?.end ?? 0));
+        this.#nextSeq = log.nextSeq;
+      }
       this.#state = 'open';
     } catch (error) {
       await this.#releaseAll();
@@ -388,20 +388,20 @@ export class Engine implements AsyncDisposable {
     let result: PurgeResult | undefined;
     await this.#queue.runExclusive(async () => {
       if (this.#failure !== undefined) throw this.#refusal();
-      const writer = this.#writer!;
+      const writer = this.#writer;
       try {
         // GC retires files whose data the memtables say is dead, possibly
         // only because of records not yet durable (a compaction, a clean, an
         // overwrite): make them durable first, or a power loss after the purge
         // brings back the old state without the files that held it.
-        await writer.sync();
+        await writer?.sync();
       } catch (error) {
         this.#failure = isRaftlogError(error) ? error : new EngineFailedError(`purge barrier failed: ${String(error)}`, { cause: error });
-        await writer.discardUnsynced();
+        await writer?.discardUnsynced();
         throw this.#failure;
       }
       try {
-        result = await this.#gc.purge(writer.seq, writer.fileBytes);
+        result = await this.#gc.purge(writer?.seq ?? this.#nextSeq, writer?.fileBytes ?? 0);
       } catch (error) {
         // Every step of a purge leaves a state recovery accepts, and the
         // memtables only move to a checkpoint once it is durable, so a failed
@@ -564,12 +564,21 @@ export class Engine implements AsyncDisposable {
 
   async #commit(group: QueuedWrite[]): Promise<void> {
     if (this.#failure !== undefined) throw this.#refusal();
-    const writer = this.#writer!;
     const records: SealedRecord[] = [];
     let sync = false;
     for (const member of group) {
       if (member.record !== undefined) records.push(member.record);
       sync ||= member.sync;
+    }
+    if (this.#writer === undefined && records.length === 0) return;
+    let writer: LogWriter;
+    try {
+      writer = this.#writer ?? (await this.#startWriter!());
+    } catch (error) {
+      // Creating the file includes barriers (header, directory): a failure
+      // there fail-stops like any other write-path failure.
+      this.#failure = isRaftlogError(error) ? error : new EngineFailedError(`creating the log file failed: ${String(error)}`, { cause: error });
+      throw this.#failure;
     }
     try {
       const placed = await writer.append(records, sync);
@@ -578,7 +587,7 @@ export class Engine implements AsyncDisposable {
         const record = member.record;
         if (record === undefined) continue;
         const at = placed[next++]!;
-        member.result = applyBatch(this.#memtables, record.items, record.payload, recordLocation(at.fileId, at.offset, record), false).compacted;
+        member.result = applyBatch(this.#memtables, record.items, record.payload, recordLocation(at.fileId, at.offset, record), 'error').compacted;
       }
     } catch (error) {
       this.#failure = isRaftlogError(error) ? error : new EngineFailedError(`write path failed: ${String(error)}`, { cause: error });
@@ -590,15 +599,15 @@ export class Engine implements AsyncDisposable {
     }
   }
 
-  #replay(record: ScannedRecord, id: number): void {
-    const tolerateGaps = this.#options.recoveryMode === RecoveryMode.TolerateAnyCorruption;
-    const location: RecordLocation = {
-      fileId: id,
-      recordOffset: record.offset,
-      payloadLength: record.header.payloadLength,
-      compressed: (record.header.flags & RECORD_FLAG_LZ4) !== 0,
+  #adoptWriter(writer: LogWriter): LogWriter {
+    this.#writer = writer;
+    this.#startWriter = undefined;
+    this.#handles.set(writer.fileId, writer.handle);
+    writer.onRotate = (retired, active) => {
+      this.#handles.set(fileId(Queue.Append, active.seq), active.handle);
+      this.#gc.retired(retired.seq, retired.bytes);
     };
-    applyBatch(this.#memtables, record.items, record.payload, location, tolerateGaps);
+    return writer;
   }
 
   #refusal(): RaftlogError {

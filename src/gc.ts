@@ -246,7 +246,10 @@ export class GarbageCollector {
     const writer = await LogWriter.create(
       { fs, queue: Queue.Rewrite, targetFileSize: Math.max(this.#deps.targetFileSize, record.bytes.length + 4096), preallocateBytes: 0, nextSalt },
       seq,
-      0,
+      // A rewrite file's header records its checkpoint's watermark, durable
+      // before the record: recovery can then tell a checkpoint that never
+      // completed from one damaged after the files it replaced were removed.
+      watermark,
     );
     const [placed] = await writer.append([record], true);
     const id = fileId(Queue.Rewrite, seq);

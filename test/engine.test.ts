@@ -301,10 +301,26 @@ describe('Engine failure handling', () => {
   it('reports a full disk as NO_SPACE and stops accepting writes', async () => {
     const fault = new FaultFs(new MemFs(), { seed: 4 });
     const engine = await openEngine(fault, { preallocateBytes: 0 });
+    await append(engine, 1, 1, 1);
     fault.inject({ ops: ['write'], when: { script: 'fail' }, error: 'ENOSPC' });
+    await assert.rejects(append(engine, 1, 2, 1), { code: 'NO_SPACE' });
+    await assert.rejects(append(engine, 1, 2, 1), { code: 'FAILED' });
+    await engine.close();
+  });
+
+  it('opens on a full disk; a first write that cannot create the log file fails with NO_SPACE, and a reopen with space works', async () => {
+    const fault = new FaultFs(new MemFs(), { seed: 5 });
+    const full = fault.inject({ ops: ['write', 'preallocate'], when: { afterBytes: 0 }, error: 'ENOSPC' });
+    const engine = await openEngine(fault, { preallocateBytes: 0 });
     await assert.rejects(append(engine, 1, 1, 1), { code: 'NO_SPACE' });
     await assert.rejects(append(engine, 1, 1, 1), { code: 'FAILED' });
+    assert.deepEqual((await fault.list()).filter((n) => n.endsWith('.raftlog')), [], 'no half-made file is left');
     await engine.close();
+    full.remove();
+    const reopened = await openEngine(fault, { preallocateBytes: 0 });
+    await append(reopened, 1, 1, 1);
+    assert.equal(reopened.lastIndex(1), 1);
+    await reopened.close();
   });
 
   it('rejects bad options and use before open with INVALID_ARGUMENT', async () => {

@@ -108,7 +108,7 @@ export async function runRepair(dir: string, options: RepairOptions): Promise<Re
     await syncDirectory(backup);
 
     if (result.strategy === 'in-place') {
-      const { rewrite, log } = await recoverAsEngine(fs, options.mode, () => undefined, false);
+      const { rewrite, log } = await recoverAsEngine(fs, options.mode, new Map(), false);
       await Promise.all(log.files.map((file) => file.handle.close()));
       await rewrite.checkpoint?.handle.close();
       result.changedFiles = touched;

@@ -5,13 +5,13 @@
  * the engine's own apply path, so what the tools report is what an engine
  * opening the directory in that mode would find and build, by construction.
  */
-import { applyBatch, type Memtables } from '../apply.js';
-import { CorruptionError, isRaftlogError } from '../errors.js';
+import type { Memtables } from '../apply.js';
+import { isRaftlogError } from '../errors.js';
 import { fileIdQueue, fileIdSeq, logFileName } from '../file-names.js';
 import type { FileSystem } from '../filesystem.js';
-import { RECORD_FLAG_LZ4 } from '../format/layout.js';
-import { recoverCheckpoint, type RewriteQueueState } from '../recovery/checkpoint.js';
-import { RecoveryMode, recoverQueue, type ApplyRecord, type RecoveredLog, type RecoveryReport } from '../recovery/recovery.js';
+import type { RewriteQueueState } from '../recovery/checkpoint.js';
+import { recoverLog } from '../recovery/log.js';
+import { RecoveryMode, type RecoveredLog, type RecoveryReport } from '../recovery/recovery.js';
 import type { ScannedRecord } from '../recovery/scanner.js';
 import type { FileSystemFactory } from './backends.js';
 
@@ -42,24 +42,17 @@ export interface DryRunResult {
 }
 
 /**
- * Recovery exactly as `Engine.open` runs it: the newest complete GC
- * checkpoint (rewrite queue) first, then the append files from its
- * watermark on. The caller closes every handle returned.
+ * Recovery exactly as `Engine.open` runs it (src/recovery/log.ts). The caller
+ * closes every handle returned.
  */
 export async function recoverAsEngine(
   fs: FileSystem,
   mode: RecoveryMode,
-  apply: ApplyRecord,
+  memtables: Memtables,
   dryRun: boolean,
+  visit?: (record: ScannedRecord, fileId: number) => void,
 ): Promise<{ rewrite: RewriteQueueState; log: RecoveredLog }> {
-  const rewrite = await recoverCheckpoint(fs, apply);
-  try {
-    const log = await recoverQueue(fs, mode, apply, { dryRun, minSeq: rewrite.checkpoint?.watermark });
-    return { rewrite, log };
-  } catch (error) {
-    await rewrite.checkpoint?.handle.close().catch(() => undefined);
-    throw error;
-  }
+  return recoverLog(fs, mode, memtables, { dryRun, visit });
 }
 
 /** Called for every verified record, in log order. `record.payload` is valid only during the call. */
@@ -75,30 +68,13 @@ export async function dryRecover(dir: string, make: FileSystemFactory, mode: Rec
   const fs = make(dir);
   const memtables: Memtables = new Map();
   let entries = 0;
-  const tolerateGaps = mode === RecoveryMode.TolerateAnyCorruption;
-  const apply = (record: ScannedRecord, id: number): void => {
-    const file = logFileName(fileIdQueue(id), fileIdSeq(id));
-    visit?.(record, file);
+  const seen = (record: ScannedRecord, id: number): void => {
+    visit?.(record, logFileName(fileIdQueue(id), fileIdSeq(id)));
     entries += record.items.entryCount;
-    const location = {
-      fileId: id,
-      recordOffset: record.offset,
-      payloadLength: record.header.payloadLength,
-      compressed: (record.header.flags & RECORD_FLAG_LZ4) !== 0,
-    };
-    try {
-      applyBatch(memtables, record.items, record.payload, location, tolerateGaps);
-    } catch (error) {
-      if (!isRaftlogError(error, 'INVALID_ARGUMENT')) throw error;
-      throw new CorruptionError(`${file}: record at offset ${record.offset} cannot be replayed: ${error.message}`, {
-        file,
-        offset: record.offset,
-      });
-    }
   };
   let recovered: { rewrite: RewriteQueueState; log: RecoveredLog };
   try {
-    recovered = await recoverAsEngine(fs, mode, apply, true);
+    recovered = await recoverAsEngine(fs, mode, memtables, true, seen);
   } catch (error) {
     await fs.close();
     throw error;

@@ -11,8 +11,9 @@ import { fileId, parseLogFileName } from '../file-names.js';
 import type { FileHandle, FileSystem } from '../filesystem.js';
 import { ItemKind } from '../format/batch-codec.js';
 import { FILE_HEADER_SIZE, Queue, decodeFileHeader } from '../format/layout.js';
-import type { ApplyRecord } from './recovery.js';
-import { RecordScanner } from './scanner.js';
+import { CorruptionError } from '../errors.js';
+import { RecoveryMode, type ApplyRecord, type RecoveryProblem } from './recovery.js';
+import { FileWindow, RecordScanner, type ScannedRecord } from './scanner.js';
 
 export interface RecoveredCheckpoint {
   seq: number;
@@ -29,14 +30,16 @@ export interface RewriteQueueState {
   stale: string[];
   /** Highest rewrite sequence number on disk, so new files never reuse a name. */
   maxSeq: number;
+  /** Damaged checkpoints skipped under TolerateAnyCorruption. */
+  problems: RecoveryProblem[];
 }
 
-export async function recoverCheckpoint(fs: FileSystem, apply: ApplyRecord): Promise<RewriteQueueState> {
-  const names = (await fs.list())
-    .map((name) => ({ name, parsed: parseLogFileName(name) }))
-    .filter((n) => n.parsed?.queue === Queue.Rewrite)
-    .sort((a, b) => b.parsed!.seq - a.parsed!.seq);
-  const state: RewriteQueueState = { checkpoint: undefined, stale: [], maxSeq: names[0]?.parsed!.seq ?? 0 };
+export async function recoverCheckpoint(fs: FileSystem, apply: ApplyRecord, mode: RecoveryMode): Promise<RewriteQueueState> {
+  const listed = (await fs.list()).map((name) => ({ name, parsed: parseLogFileName(name) }));
+  const names = listed.filter((n) => n.parsed?.queue === Queue.Rewrite).sort((a, b) => b.parsed!.seq - a.parsed!.seq);
+  const appendSeqs = listed.filter((n) => n.parsed?.queue === Queue.Append).map((n) => n.parsed!.seq);
+  const firstAppendSeq = appendSeqs.length === 0 ? Number.POSITIVE_INFINITY : Math.min(...appendSeqs);
+  const state: RewriteQueueState = { checkpoint: undefined, stale: [], maxSeq: names[0]?.parsed!.seq ?? 0, problems: [] };
   for (const { name, parsed } of names) {
     if (state.checkpoint !== undefined) {
       state.stale.push(name);
@@ -44,26 +47,56 @@ export async function recoverCheckpoint(fs: FileSystem, apply: ApplyRecord): Pro
     }
     const handle = await fs.open(name, { readOnly: true });
     const found = await readCheckpoint(handle, parsed!.seq);
-    if (found === undefined) {
-      await handle.close();
-      state.stale.push(name);
+    if (found.kind === 'ok') {
+      apply(found.record, fileId(Queue.Rewrite, parsed!.seq));
+      state.checkpoint = { seq: parsed!.seq, name, handle, watermark: found.watermark, bytes: found.bytes };
       continue;
     }
-    apply(found.record, fileId(Queue.Rewrite, parsed!.seq));
-    state.checkpoint = { seq: parsed!.seq, name, handle, watermark: found.watermark, bytes: found.bytes };
+    await handle.close();
+    // Damaged, not just unfinished: if the files it replaced are gone, its
+    // data exists nowhere else. Otherwise the pass that wrote it never got
+    // to removing anything, and the older state is intact.
+    const replacedGone = found.kind === 'damaged' && (found.watermark === undefined || firstAppendSeq >= found.watermark);
+    if (replacedGone) {
+      const problem = { file: name, offset: found.offset, detail: `GC checkpoint: ${found.detail}`, action: 'skipped-file' as const, bytesDropped: found.bytes };
+      if (mode !== RecoveryMode.TolerateAnyCorruption) {
+        throw new CorruptionError(`${name}: GC checkpoint ${found.detail} at offset ${found.offset}, and the files it replaced are gone`, {
+          file: name,
+          offset: found.offset,
+        });
+      }
+      state.problems.push(problem);
+    }
+    state.stale.push(name);
   }
   return state;
 }
 
-async function readCheckpoint(handle: FileHandle, seq: number) {
+type CheckpointRead =
+  | { kind: 'ok'; record: ScannedRecord; watermark: number; bytes: number }
+  /** Never completed: nothing after a durable header, or no header at all. */
+  | { kind: 'unfinished' }
+  | { kind: 'damaged'; watermark: number | undefined; offset: number; detail: string; bytes: number };
+
+async function readCheckpoint(handle: FileHandle, seq: number): Promise<CheckpointRead> {
   const size = await handle.size();
-  const headerBytes = new Uint8Array(FILE_HEADER_SIZE);
-  const read = await handle.read(headerBytes, 0, FILE_HEADER_SIZE, 0);
-  const header = decodeFileHeader(headerBytes.subarray(0, read));
-  if (typeof header !== 'object' || header.queue !== Queue.Rewrite || header.seq !== seq) return undefined;
+  const window = new FileWindow(handle, size);
+  const headerBytes = (await window.view(0, Math.min(size, FILE_HEADER_SIZE))) ?? new Uint8Array(0);
+  const header = decodeFileHeader(headerBytes);
+  const rest = size <= FILE_HEADER_SIZE || (await window.zeroFrom(FILE_HEADER_SIZE));
+  if (typeof header !== 'object' || header.queue !== Queue.Rewrite || header.seq !== seq) {
+    if (rest) return { kind: 'unfinished' };
+    return { kind: 'damaged', watermark: undefined, offset: 0, detail: `header ${typeof header === 'string' ? header : 'mismatch'}`, bytes: size };
+  }
+  if (rest) return { kind: 'unfinished' };
+  const watermark = header.previousFileLength;
   const record = await new RecordScanner(handle, size, header.salt).read(FILE_HEADER_SIZE);
-  if (!('header' in record)) return undefined;
+  if (!('header' in record)) {
+    return { kind: 'damaged', watermark, offset: FILE_HEADER_SIZE, detail: record.kind === 'damage' ? record.detail : record.kind, bytes: size };
+  }
   const marker = record.items.items.find((item) => item.kind === ItemKind.Checkpoint);
-  if (marker === undefined) return undefined;
-  return { record, watermark: marker.index, bytes: size };
+  if (marker === undefined || marker.index !== watermark) {
+    return { kind: 'damaged', watermark, offset: FILE_HEADER_SIZE, detail: 'record is not the checkpoint its header announces', bytes: size };
+  }
+  return { kind: 'ok', record, watermark, bytes: size };
 }
