@@ -50,6 +50,9 @@ export const POLICIES: readonly CrashPolicy[] = [
   'mixed',
   { data: 'pages', dir: 'prefix', keepProbability: 0.85 },
   { data: 'prefix', dir: 'subset' },
+  // Persistent memory: only flushed 64-byte lines are durable, stores are
+  // atomic in 8-byte units, a crash keeps any subset of unflushed lines.
+  'pmem',
 ];
 
 export interface Swarm {
