@@ -36,6 +36,7 @@ import { RecoveryMode, type RecoveryReport } from './recovery/recovery.js';
 import { recoverLog } from './recovery/log.js';
 import { GarbageCollector, type GcStats, type PurgeResult } from './gc.js';
 import { TieredFs } from './tiered-fs.js';
+import { MetricsRecorder, type EngineMetrics } from './metrics.js';
 import { WriteQueue, type QueuedWrite } from './write-queue.js';
 
 export interface EngineOptions {
@@ -153,7 +154,11 @@ export class Engine implements AsyncDisposable {
   readonly #memtables: Memtables = new Map();
   readonly #handles = new Map<number, FileHandle>();
   readonly #reader = new EntryReader(this.#handles);
-  readonly #queue = new WriteQueue((group) => this.#commit(group));
+  readonly #metrics = new MetricsRecorder();
+  readonly #queue = new WriteQueue(
+    (group) => this.#commit(group),
+    (size) => this.#metrics.groupSize.observe(size),
+  );
   /** Entry ranges as they will be once queued batches apply; validates writes made before earlier ones land. */
   readonly #projected = new Map<number, ProjectedRegion>();
   readonly #location = newEntryLocation();
@@ -245,6 +250,7 @@ export class Engine implements AsyncDisposable {
           return true;
         },
         onRotateStart: () => this.#tiered?.preferPrimary(),
+        onBarrier: (micros: number) => this.#metrics.syncLatency.observe(micros),
       };
       const last = log.files[log.files.length - 1];
       if (log.writable !== undefined) {
@@ -400,8 +406,12 @@ export class Engine implements AsyncDisposable {
         await writer?.discardUnsynced();
         throw this.#failure;
       }
+      const began = performance.now();
       try {
         result = await this.#gc.purge(writer?.seq ?? this.#nextSeq, writer?.fileBytes ?? 0);
+        this.#metrics.filesRemoved += result.filesRemoved;
+        this.#metrics.filesRecycled += result.filesRecycled;
+        this.#metrics.purgeLatency.observe((performance.now() - began) * 1000);
       } catch (error) {
         // Every step of a purge leaves a state recovery accepts, and the
         // memtables only move to a checkpoint once it is durable, so a failed
@@ -484,6 +494,42 @@ export class Engine implements AsyncDisposable {
     };
   }
 
+  /** Counters, gauges and latency histograms (see src/metrics.ts; `raftlog/prometheus` exports them). */
+  metrics(): EngineMetrics {
+    const stats = this.stats();
+    const m = this.#metrics;
+    return {
+      counters: {
+        writes: stats.writes,
+        writeErrors: m.writeErrors,
+        bytesWritten: stats.bytesWritten,
+        groups: stats.groups,
+        syncs: stats.syncs,
+        rotations: stats.rotations,
+        purges: stats.gc.purges,
+        filesRemoved: m.filesRemoved,
+        filesRecycled: m.filesRecycled,
+        bytesRewritten: stats.gc.rewriteBytes,
+        entriesCompacted: m.entriesCompacted,
+      },
+      gauges: {
+        regions: stats.regions,
+        entries: stats.entries,
+        memtableIndexBytes: stats.memtableIndexBytes,
+        liveBytes: stats.gc.liveBytes,
+        logFiles: stats.gc.appendFiles,
+        logFileBytes: stats.gc.appendFileBytes + stats.gc.rewriteFileBytes,
+        failed: stats.failed ? 1 : 0,
+      },
+      histograms: {
+        writeLatencyMicros: m.writeLatency.snapshot(),
+        syncLatencyMicros: m.syncLatency.snapshot(),
+        groupSize: m.groupSize.snapshot(),
+        purgeLatencyMicros: m.purgeLatency.snapshot(),
+      },
+    };
+  }
+
   /**
    * Waits for queued writes, makes what they wrote durable (unless the engine
    * has failed), then releases files and the directory lock.
@@ -521,7 +567,17 @@ export class Engine implements AsyncDisposable {
     const record = batch.seal(this.#options.compressionThreshold);
     this.#validate(record.items);
     this.#writes++;
-    return this.#queue.submit(record, sync);
+    const began = performance.now();
+    try {
+      const compacted = await this.#queue.submit(record, sync);
+      this.#metrics.entriesCompacted += compacted;
+      return compacted;
+    } catch (error) {
+      this.#metrics.writeErrors++;
+      throw error;
+    } finally {
+      this.#metrics.writeLatency.observe((performance.now() - began) * 1000);
+    }
   }
 
   /**

@@ -43,3 +43,5 @@ export { UringFs } from '../backends/uring.js';
 export type { UringFsOptions, UringStats } from '../backends/uring.js';
 export { PmemFs } from '../backends/pmem.js';
 export type { PmemFsOptions, PmemStats, PmemFileHandle, PmemFlushOption, PmemFlushPath } from '../backends/pmem.js';
+
+export type { EngineMetrics, HistogramSnapshot } from './metrics.js';

@@ -46,6 +46,8 @@ export interface LogWriterOptions {
   onNoSpace?: () => boolean;
   /** A rotation for size is starting: new files may go back to the primary device. */
   onRotateStart?: () => void;
+  /** Told how long each durability barrier took, in microseconds (metrics). */
+  onBarrier?: (micros: number) => void;
 }
 
 /** Where a written record landed. */
@@ -182,7 +184,9 @@ export class LogWriter {
       offset += record.bytes.length;
     }
     const start = this.#offset;
+    const began = performance.now();
     await barrierErrors(sync, () => this.#handle.write(buffers, start, { sync }));
+    if (sync) this.#options.onBarrier?.((performance.now() - began) * 1000);
     this.#offset = offset;
     this.bytesWritten += groupBytes;
     if (sync) {
@@ -196,7 +200,9 @@ export class LogWriter {
   async sync(): Promise<void> {
     if (!this.hasUnsynced) return;
     const target = this.#offset;
+    const began = performance.now();
     await barrierErrors(true, () => this.#handle.sync());
+    this.#options.onBarrier?.((performance.now() - began) * 1000);
     this.#synced = target;
     this.syncCount++;
   }

@@ -30,8 +30,11 @@ export class WriteQueue {
   groups = 0;
   members = 0;
 
-  constructor(commit: CommitGroup) {
+  readonly #onGroup: ((size: number) => void) | undefined;
+
+  constructor(commit: CommitGroup, onGroup?: (size: number) => void) {
     this.#commit = commit;
+    this.#onGroup = onGroup;
   }
 
   /** Writers queued behind the group in flight. */
@@ -90,6 +93,7 @@ export class WriteQueue {
       this.#pending = taskAt < 0 ? [] : this.#pending.slice(taskAt);
       this.groups++;
       this.members += group.length;
+      this.#onGroup?.(group.length);
       try {
         await this.#commit(group);
         for (const member of group) member.resolve(member.result);
