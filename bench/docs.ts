@@ -207,7 +207,9 @@ export function writeDocs(): string {
   writeFileSync(DOC, replaceBetween(current.includes(START) ? current : `${current.trimEnd()}\n\n## Results\n\n${START}\n${END}\n`, START, END, markdown));
   if (headline !== undefined && existsSync(README)) {
     const readme = readFileSync(README, 'utf8');
-    if (readme.includes(HEADLINE_START) && readme.includes(HEADLINE_END)) writeFileSync(README, replaceBetween(readme, HEADLINE_START, HEADLINE_END, headline));
+    // Links in the headline are written relative to docs/; the README sits one level up.
+    const fromRoot = headline.replaceAll('](../', '](');
+    if (readme.includes(HEADLINE_START) && readme.includes(HEADLINE_END)) writeFileSync(README, replaceBetween(readme, HEADLINE_START, HEADLINE_END, fromRoot));
   }
   return DOC;
 }
