@@ -111,7 +111,7 @@ import {
   type FileHeader,
 } from './encryption/header.js';
 import { KeyDictionaryStore } from './encryption/store.js';
-import { checkCount, checkName, checkRange, checkReadArgs, checkWriteArgs } from './path-names.js';
+import { checkCount, checkName, checkOpenOptions, checkRange, checkReadArgs, checkWriteArgs } from './path-names.js';
 
 export { DICTIONARY_NAME, DICTIONARY_TMP_NAME } from './encryption/dictionary.js';
 export { HEADER_BYTES } from './encryption/header.js';
@@ -325,12 +325,8 @@ export class EncryptedFs implements FileSystem {
   async open(name: string, options: OpenOptions = {}): Promise<FileHandle> {
     await this.#live('open');
     this.#checkUserName(name, 'open');
-    if (options.exclusive === true && options.create !== true) {
-      throw new InvalidArgumentError('open: exclusive requires create', { file: name });
-    }
-    const readOnly = options.readOnly === true;
-    const capacityBytes =
-      options.capacityBytes === undefined ? undefined : checkCount(options.capacityBytes, 'capacityBytes', 'open', name) + HEADER_BYTES;
+    const readOnly = checkOpenOptions(options, name);
+    const capacityBytes = options.capacityBytes === undefined ? undefined : options.capacityBytes + HEADER_BYTES;
     if (options.create === true && (options.exclusive === true || !(await this.#inner.exists(name)))) {
       return this.#createFile(name, options.exclusive === true, readOnly, capacityBytes);
     }

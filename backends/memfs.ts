@@ -26,7 +26,7 @@ import type {
   OpenOptions,
   WriteOptions,
 } from '../src/filesystem.js';
-import { checkCount, checkName, checkRange, checkReadArgs, checkWriteArgs } from './path-names.js';
+import { checkCount, checkName, checkOpenOptions, checkRange, checkReadArgs, checkWriteArgs } from './path-names.js';
 
 const ROOT = '/';
 
@@ -177,14 +177,6 @@ export class MemFs implements FileSystem {
   }
 }
 
-/** Same rules as PosixFs; returns whether the handle is read-only. */
-function checkOpenOptions(options: OpenOptions, name: string): boolean {
-  if (options.exclusive === true && options.create !== true) {
-    throw new InvalidArgumentError('open: exclusive requires create', { file: name });
-  }
-  if (options.capacityBytes !== undefined) checkCount(options.capacityBytes, 'capacityBytes', 'open', name);
-  return options.readOnly === true;
-}
 
 class MemFileHandle implements FileHandle {
   readonly name: string;

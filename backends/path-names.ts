@@ -6,6 +6,7 @@
  * (POSIX with ENAMETOOLONG or EISDIR, memfs not at all).
  */
 
+import type { OpenOptions } from '../src/filesystem.js';
 import { InvalidArgumentError } from '../src/errors.js';
 
 /** NAME_MAX on Linux and most POSIX file systems, in bytes of the encoded name. */
@@ -89,4 +90,18 @@ export function checkRange(offset: unknown, length: unknown, operation: string, 
   const start = checkCount(offset, 'offset', operation, file);
   const count = checkCount(length, 'length', operation, file);
   return checkCount(start + count, 'offset + length', operation, file);
+}
+
+/**
+ * Validates OpenOptions the same way in every backend and returns whether
+ * the handle is read-only. `exclusive` without `create` is refused: there is
+ * nothing to be exclusive about, and a caller who passes it alone almost
+ * certainly meant create + exclusive.
+ */
+export function checkOpenOptions(options: OpenOptions, name: string): boolean {
+  if (options.exclusive === true && options.create !== true) {
+    throw new InvalidArgumentError('open: exclusive requires create', { file: name });
+  }
+  if (options.capacityBytes !== undefined) checkCount(options.capacityBytes, 'capacityBytes', 'open', name);
+  return options.readOnly === true;
 }

@@ -113,8 +113,8 @@ import type {
 } from '../src/filesystem.js';
 import { loadNative, requireNative, type CpuFlushInfo, type NativeBinding } from '../hardware/native.js';
 import { choosePmemFlush, mapSyncAccepted, type PmemFlushPath } from '../hardware/probe.js';
-import { FILE_MODE, errnoOf, fileExists, filePath, flockDirectory, listFiles, makeRoot, removeFile, renameFile, syncDirectory } from './posix-directory.js';
-import { checkCount, checkRange, checkReadArgs, checkWriteArgs } from './path-names.js';
+import { FILE_MODE, errnoOf, fileExists, filePath, openFlags, flockDirectory, listFiles, makeRoot, removeFile, renameFile, syncDirectory } from './posix-directory.js';
+import { checkCount, checkOpenOptions, checkRange, checkReadArgs, checkWriteArgs } from './path-names.js';
 
 export type { PmemFlushPath } from '../hardware/probe.js';
 
@@ -183,7 +183,7 @@ const CHUNK = 1 << 20;
 /** Past this many disjoint dirty ranges they collapse into one covering range (more flushing, bounded memory). */
 const MAX_DIRTY_RANGES = 512;
 
-const { O_RDONLY, O_RDWR, O_CREAT, O_EXCL } = fs.constants;
+const { O_RDWR } = fs.constants;
 
 function roundUp(value: number, to: number): number {
   return Math.ceil(value / to) * to;
@@ -779,14 +779,8 @@ export class PmemFs implements FileSystem {
   open(name: string, options: OpenOptions = {}): Promise<PmemFileHandle> {
     return this.#run('open', name, async () => {
       const file = this.#path(name, 'open');
-      if (options.exclusive === true && options.create !== true) {
-        throw new InvalidArgumentError('open: exclusive requires create', { file: name });
-      }
-      if (options.capacityBytes !== undefined) checkCount(options.capacityBytes, 'capacityBytes', 'open', name);
-      const readOnly = options.readOnly === true;
-      let flags = readOnly ? O_RDONLY : O_RDWR;
-      if (options.create === true) flags |= O_CREAT;
-      if (options.exclusive === true) flags |= O_EXCL;
+      const readOnly = checkOpenOptions(options, name);
+      const flags = openFlags(options, readOnly);
       const capacity =
         options.capacityBytes === undefined ? this.#defaultCapacity : roundUp(Math.max(options.capacityBytes, MIN_CAPACITY), PAGE);
       return this.#openHandle(name, file, flags, readOnly, capacity);

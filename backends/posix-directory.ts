@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { LockedError, fromSystemError } from '../src/errors.js';
-import type { DirectoryLock } from '../src/filesystem.js';
+import type { DirectoryLock, OpenOptions } from '../src/filesystem.js';
 import { checkName } from './path-names.js';
 
 export const FILE_MODE = 0o644;
@@ -18,6 +18,15 @@ const LOCK_ATTEMPTS = 8;
 export function errnoOf(error: unknown): string | undefined {
   const code = typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined;
   return typeof code === 'string' ? code : undefined;
+}
+
+/** open(2) flags for OpenOptions (already validated by checkOpenOptions). */
+export function openFlags(options: OpenOptions, readOnly: boolean): number {
+  const { O_RDONLY, O_RDWR, O_CREAT, O_EXCL } = fs.constants;
+  let flags = readOnly ? O_RDONLY : O_RDWR;
+  if (options.create === true) flags |= O_CREAT;
+  if (options.exclusive === true) flags |= O_EXCL;
+  return flags;
 }
 
 /** `root/name` after checking that `name` is a plain file name. */

@@ -32,10 +32,10 @@ import type {
   OpenOptions,
   WriteOptions,
 } from '../src/filesystem.js';
-import { FILE_MODE, errnoOf, fileExists, filePath, listFiles, makeRoot, removeFile, renameFile, syncDirectory } from './posix-directory.js';
-import { checkCount, checkName, checkRange, checkReadArgs, checkWriteArgs } from './path-names.js';
+import { FILE_MODE, errnoOf, fileExists, filePath, openFlags, listFiles, makeRoot, removeFile, renameFile, syncDirectory } from './posix-directory.js';
+import { checkCount, checkName, checkOpenOptions, checkRange, checkReadArgs, checkWriteArgs } from './path-names.js';
 
-const { O_RDONLY, O_RDWR, O_CREAT, O_EXCL } = fsConstants;
+const { O_RDWR } = fsConstants;
 
 /** One shared, never-written buffer of zeros for preallocation: large enough to amortise syscalls, small enough to keep. */
 const ZEROS = new Uint8Array(1 << 20);
@@ -77,9 +77,7 @@ export class PosixFs implements FileSystem {
     return this.#run('open', name, async () => {
       const file = this.#path(name, 'open');
       const readOnly = checkOpenOptions(options, name);
-      let flags = readOnly ? O_RDONLY : O_RDWR;
-      if (options.create === true) flags |= O_CREAT;
-      if (options.exclusive === true) flags |= O_EXCL;
+      const flags = openFlags(options, readOnly);
       return PosixFileHandle.open(name, file, flags, readOnly);
     });
   }
@@ -135,16 +133,6 @@ export class PosixFs implements FileSystem {
   }
 }
 
-/** Validates OpenOptions and returns whether the handle is read-only. */
-function checkOpenOptions(options: OpenOptions, name: string): boolean {
-  if (options.exclusive === true && options.create !== true) {
-    // Without create there is nothing to be exclusive about; a caller who
-    // passes it alone almost certainly meant create+exclusive.
-    throw new InvalidArgumentError('open: exclusive requires create', { file: name });
-  }
-  if (options.capacityBytes !== undefined) checkCount(options.capacityBytes, 'capacityBytes', 'open', name);
-  return options.readOnly === true;
-}
 
 class PosixFileHandle implements FileHandle {
   readonly name: string;

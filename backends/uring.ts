@@ -75,8 +75,8 @@ import type {
 } from '../src/filesystem.js';
 import { explainUringRefusal, requireNative } from '../hardware/native.js';
 import type { NativeBinding, NativeRing } from '../hardware/native.js';
-import { FILE_MODE, errnoOf, fileExists, filePath, flockDirectory, listFiles, makeRoot, removeFile, renameFile, syncDirectory } from './posix-directory.js';
-import { checkCount, checkRange, checkReadArgs, checkWriteArgs } from './path-names.js';
+import { FILE_MODE, errnoOf, fileExists, filePath, openFlags, flockDirectory, listFiles, makeRoot, removeFile, renameFile, syncDirectory } from './posix-directory.js';
+import { checkCount, checkOpenOptions, checkRange, checkReadArgs, checkWriteArgs } from './path-names.js';
 
 export interface UringFsOptions {
   /** Open files with O_DIRECT and write only aligned, padded blocks (default false). */
@@ -101,7 +101,7 @@ export interface UringStats {
   readonly ftruncateInChain: boolean;
 }
 
-const { O_RDONLY, O_RDWR, O_CREAT, O_EXCL, O_DIRECT } = fs.constants;
+const { O_RDWR, O_DIRECT } = fs.constants;
 const DEFAULT_QUEUE_DEPTH = 64;
 const MIN_QUEUE_DEPTH = 4;
 /** A queue item expands to at most write + ftruncate + fdatasync. */
@@ -408,14 +408,8 @@ export class UringFs implements FileSystem {
   open(name: string, options: OpenOptions = {}): Promise<FileHandle> {
     return this.#run('open', name, async () => {
       const file = this.#path(name, 'open');
-      if (options.exclusive === true && options.create !== true) {
-        throw new InvalidArgumentError('open: exclusive requires create', { file: name });
-      }
-      if (options.capacityBytes !== undefined) checkCount(options.capacityBytes, 'capacityBytes', 'open', name);
-      const readOnly = options.readOnly === true;
-      let flags = readOnly ? O_RDONLY : O_RDWR;
-      if (options.create === true) flags |= O_CREAT;
-      if (options.exclusive === true) flags |= O_EXCL;
+      const readOnly = checkOpenOptions(options, name);
+      const flags = openFlags(options, readOnly);
       return this.#openHandle(name, file, flags, readOnly);
     });
   }
