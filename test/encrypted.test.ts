@@ -32,6 +32,7 @@ import { ErrorCode, RaftlogError } from '../src/errors.js';
 import type { DirectoryLock, FileHandle, FileSystem, OpenOptions, WriteOptions } from '../src/filesystem.js';
 import { LogBatch } from '../src/log-batch.js';
 import { RecoveryMode } from '../src/recovery/recovery.js';
+import { readFile as readFsFile, writeFile } from './conformance/suite.js';
 
 const KEY_A = new Uint8Array(32).fill(0xa1);
 const KEY_B = new Uint8Array(32).fill(0xb2);
@@ -92,30 +93,10 @@ async function expectCode(promise: Promise<unknown>, code: ErrorCode, label = ''
   return error;
 }
 
-async function readAll(fs: FileSystem, name: string): Promise<Uint8Array> {
-  const h = await fs.open(name, { readOnly: true });
-  try {
-    const size = await h.size();
-    const out = new Uint8Array(size);
-    assert.equal(await h.read(out, 0, size, 0), size);
-    return out;
-  } finally {
-    await h.close();
-  }
-}
 
-async function writeFile(fs: FileSystem, name: string, data: Uint8Array): Promise<void> {
-  const h = await fs.open(name, { create: true });
-  try {
-    await h.truncate(0);
-    await h.write([data], 0, { sync: true });
-  } finally {
-    await h.close();
-  }
-}
 
 async function rawDictionary(mem: MemFs): Promise<Buffer> {
-  return Buffer.from(await readAll(mem, DICTIONARY_NAME));
+  return Buffer.from(await readFsFile(mem, DICTIONARY_NAME));
 }
 
 async function putRaw(mem: FileSystem, name: string, data: Uint8Array): Promise<void> {
@@ -363,7 +344,7 @@ describe('EncryptedFs: round trips', () => {
       const oracle = new MemFs();
       await randomWorkload(fs, oracle, seed);
       const again = new EncryptedFs(MemFs.fromSnapshot(inner.snapshot()), { masterKey: KEY_A });
-      for (const name of ['a', 'b']) assert.deepEqual(await readAll(again, name), await readAll(oracle, name), `seed ${seed}, ${name} after reopen`);
+      for (const name of ['a', 'b']) assert.deepEqual(await readFsFile(again, name), await readFsFile(oracle, name), `seed ${seed}, ${name} after reopen`);
       assert.deepEqual((await again.list()).sort(), ['a', 'b']);
     }
   });
@@ -376,7 +357,7 @@ describe('EncryptedFs: round trips', () => {
       await randomWorkload(fs, oracle, 7);
       await fs.close();
       const again = new EncryptedFs(new PosixFs(dir), { masterKey: KEY_A });
-      for (const name of ['a', 'b']) assert.deepEqual(await readAll(again, name), await readAll(oracle, name), name);
+      for (const name of ['a', 'b']) assert.deepEqual(await readFsFile(again, name), await readFsFile(oracle, name), name);
       await again.close();
     });
   });
@@ -403,7 +384,7 @@ describe('EncryptedFs: round trips', () => {
     await h.close();
     // The HWM survives a reopen through the header, so zeros stay zeros (not decrypted zeros).
     const again = new EncryptedFs(MemFs.fromSnapshot(inner.snapshot()), { masterKey: KEY_A });
-    const back = await readAll(again, 'log');
+    const back = await readFsFile(again, 'log');
     assert.deepEqual(back.subarray(0, 133), out.subarray(0, 133));
     assert.ok(back.subarray(133).every((b) => b === 0), 'after reopen the tail still reads as zeros');
   });
@@ -427,8 +408,8 @@ describe('EncryptedFs: confidentiality', () => {
     await writeFile(fs, 'rotated', markerText(30, 'rotated'));
     await fs.syncDir();
     // Sanity: the marker is there in plaintext, so the scan below can fail.
-    assert.ok(contains(await readAll(fs, 'log'), MARKER));
-    assert.ok(contains(await readAll(fs, 'rotated'), MARKER));
+    assert.ok(contains(await readFsFile(fs, 'log'), MARKER));
+    assert.ok(contains(await readFsFile(fs, 'rotated'), MARKER));
   }
 
   it('distinctive plaintext is nowhere in the raw bytes of an inner MemFs', async () => {
@@ -476,7 +457,7 @@ describe('EncryptedFs: bad keys and damage', () => {
     await expectCode(wrong.open('a', { readOnly: true }), ErrorCode.BAD_KEY, 'open');
     await expectCode(wrong.list(), ErrorCode.BAD_KEY, 'list');
     // Nothing was reset: the right key still reads the data.
-    assert.deepEqual(await readAll(new EncryptedFs(inner, { masterKey: KEY_A }), 'a'), bytes(5000, 1));
+    assert.deepEqual(await readFsFile(new EncryptedFs(inner, { masterKey: KEY_A }), 'a'), bytes(5000, 1));
   });
 
   it('a key provider supplies the master key; a wrong one is BAD_KEY', async () => {
@@ -484,7 +465,7 @@ describe('EncryptedFs: bad keys and damage', () => {
     const bad = new EncryptedFs(inner, { keyProvider: { getMasterKey: async () => KEY_B } });
     await expectCode(bad.init(), ErrorCode.BAD_KEY);
     const good = new EncryptedFs(inner, { keyProvider: { getMasterKey: () => KEY_A } });
-    assert.deepEqual(await readAll(good, 'a'), bytes(5000, 1));
+    assert.deepEqual(await readFsFile(good, 'a'), bytes(5000, 1));
     const short = new EncryptedFs(inner, { keyProvider: { getMasterKey: () => new Uint8Array(16) } });
     await expectCode(short.init(), ErrorCode.INVALID_ARGUMENT);
   });
@@ -521,7 +502,7 @@ describe('EncryptedFs: bad keys and damage', () => {
       assert.deepEqual(await rawDictionary(inner), damaged, `${what}: the damaged dictionary is not overwritten`);
     }
     await putRaw(inner, DICTIONARY_NAME, original);
-    assert.deepEqual(await readAll(new EncryptedFs(inner, { masterKey: KEY_A }), 'a'), bytes(5000, 1));
+    assert.deepEqual(await readFsFile(new EncryptedFs(inner, { masterKey: KEY_A }), 'a'), bytes(5000, 1));
   });
 
   it('a missing dictionary next to encrypted files is CORRUPTION, not a fresh start', async () => {
@@ -552,13 +533,13 @@ describe('EncryptedFs: bad keys and damage', () => {
     const raw = Buffer.from(image.get('a')!);
     const slot1 = flip(Buffer.from(raw), 4096 + 20);
     image.set('a', slot1);
-    let data = await readAll(new EncryptedFs(MemFs.fromSnapshot(image), { masterKey: KEY_A }), 'a');
+    let data = await readFsFile(new EncryptedFs(MemFs.fromSnapshot(image), { masterKey: KEY_A }), 'a');
     assert.equal(data.byteLength, 200);
     // The older slot's HWM (100) may be all that is left: never more than was durable, never garbage.
     assert.deepEqual(data.subarray(0, 100), bytes(100, 1));
     const slot0 = flip(Buffer.from(raw), 20);
     image.set('a', slot0);
-    data = await readAll(new EncryptedFs(MemFs.fromSnapshot(image), { masterKey: KEY_A }), 'a');
+    data = await readFsFile(new EncryptedFs(MemFs.fromSnapshot(image), { masterKey: KEY_A }), 'a');
     assert.deepEqual(data, cat([bytes(100, 1), bytes(100, 2)]));
     image.set('a', flip(flip(Buffer.from(raw), 20), 4096 + 20));
     const error = await expectCode(new EncryptedFs(MemFs.fromSnapshot(image), { masterKey: KEY_A }).open('a'), ErrorCode.CORRUPTION);
@@ -570,11 +551,11 @@ describe('EncryptedFs: bad keys and damage', () => {
     const fs = new EncryptedFs(inner, { masterKey: KEY_A });
     await fs.init();
     await putRaw(inner, 'torn', bytes(30, 1)); // a torn first header write, nothing else
-    assert.equal((await readAll(fs, 'torn')).byteLength, 0);
+    assert.equal((await readFsFile(fs, 'torn')).byteLength, 0);
     const h = await fs.open('torn');
     await h.write([bytes(500, 2)], 0, { sync: true });
     await h.close();
-    assert.deepEqual(await readAll(new EncryptedFs(MemFs.fromSnapshot(inner.snapshot()), { masterKey: KEY_A }), 'torn'), bytes(500, 2));
+    assert.deepEqual(await readFsFile(new EncryptedFs(MemFs.fromSnapshot(inner.snapshot()), { masterKey: KEY_A }), 'torn'), bytes(500, 2));
     await putRaw(inner, 'foreign', bytes(HEADER_BYTES + 100, 3)); // data, but no header EncryptedFs wrote
     const error = await expectCode(fs.open('foreign', { readOnly: true }), ErrorCode.CORRUPTION);
     assert.equal(error.file, 'foreign');
@@ -588,7 +569,7 @@ describe('EncryptedFs: bad keys and damage', () => {
     const raw = Buffer.from(image.get('a')!);
     raw[HEADER_BYTES + 321]! ^= 0x10;
     image.set('a', raw);
-    const read = await readAll(new EncryptedFs(MemFs.fromSnapshot(image), { masterKey: KEY_A }), 'a');
+    const read = await readFsFile(new EncryptedFs(MemFs.fromSnapshot(image), { masterKey: KEY_A }), 'a');
     const want = bytes(1000, 1);
     assert.notDeepEqual(read, want);
     assert.equal(read[321], want[321]! ^ 0x10);
@@ -753,7 +734,7 @@ describe('EncryptedFs: (key, IV) uniqueness over the file lifecycle', () => {
     issued.push(...fs.issuedKeyIvs());
 
     // Every file reads back as modelled.
-    for (const [name, data] of model.files) assert.deepEqual(await readAll(fs, name), data, name);
+    for (const [name, data] of model.files) assert.deepEqual(await readFsFile(fs, name), data, name);
 
     // The bookkeeping: every issued (key, IV) pair is distinct.
     const pairs = issued.map((i) => `${i.keyId}:${i.iv}`);
@@ -783,8 +764,8 @@ describe('EncryptedFs: key rotation', () => {
     assert.equal(stats.currentKeyId, 3);
     assert.deepEqual(stats.dataKeys.map((k) => k.id), [1, 2, 3]);
     const again = new EncryptedFs(MemFs.fromSnapshot(inner.snapshot()), { masterKey: KEY_A });
-    assert.deepEqual(await readAll(again, 'old'), bytes(3000, 1));
-    assert.deepEqual(await readAll(again, 'new'), bytes(3000, 2));
+    assert.deepEqual(await readFsFile(again, 'old'), bytes(3000, 1));
+    assert.deepEqual(await readFsFile(again, 'new'), bytes(3000, 2));
     assert.equal((await again.stats()).currentKeyId, 3);
     await writeFile(again, 'newer', bytes(10, 3));
     assert.equal((await again.inspectFile('newer')).extents[0]!.keyId, 3);
@@ -800,9 +781,9 @@ describe('EncryptedFs: key rotation', () => {
     const after = inner.snapshot();
     assert.deepEqual(after.get('a'), before.get('a'), 'data files are untouched');
     assert.notDeepEqual(after.get(DICTIONARY_NAME), before.get(DICTIONARY_NAME));
-    assert.deepEqual(await readAll(fs, 'a'), bytes(4000, 1));
+    assert.deepEqual(await readFsFile(fs, 'a'), bytes(4000, 1));
     await expectCode(new EncryptedFs(MemFs.fromSnapshot(after), { masterKey: KEY_A }).init(), ErrorCode.BAD_KEY);
-    assert.deepEqual(await readAll(new EncryptedFs(MemFs.fromSnapshot(after), { masterKey: KEY_B }), 'a'), bytes(4000, 1));
+    assert.deepEqual(await readFsFile(new EncryptedFs(MemFs.fromSnapshot(after), { masterKey: KEY_B }), 'a'), bytes(4000, 1));
   });
 
   it('an interrupted master-key rotation is finished by init() given the previous key', async () => {
@@ -814,9 +795,9 @@ describe('EncryptedFs: key rotation', () => {
     await expectCode(new EncryptedFs(MemFs.fromSnapshot(old), { masterKey: KEY_B }).init(), ErrorCode.BAD_KEY);
     const disk = MemFs.fromSnapshot(old);
     const resumed = new EncryptedFs(disk, { masterKey: KEY_B, previousMasterKeys: [KEY_A] });
-    assert.deepEqual(await readAll(resumed, 'a'), bytes(100, 1));
+    assert.deepEqual(await readFsFile(resumed, 'a'), bytes(100, 1));
     // Resealed under the new key: the previous key is no longer needed, nor accepted.
-    assert.deepEqual(await readAll(new EncryptedFs(disk, { masterKey: KEY_B }), 'a'), bytes(100, 1));
+    assert.deepEqual(await readFsFile(new EncryptedFs(disk, { masterKey: KEY_B }), 'a'), bytes(100, 1));
     await expectCode(new EncryptedFs(disk, { masterKey: KEY_A }).init(), ErrorCode.BAD_KEY);
   });
 });
@@ -863,7 +844,7 @@ describe('EncryptedFs: directory operations and the dictionary', () => {
     await fs.syncDir();
     assert.deepEqual((await fs.stats()).files.map((f) => f.fileId), [newInfo.fileId]);
     const again = new EncryptedFs(MemFs.fromSnapshot(inner.snapshot()), { masterKey: KEY_A });
-    const back = await readAll(again, 'new');
+    const back = await readFsFile(again, 'new');
     assert.deepEqual(back.subarray(0, 10), bytes(10, 2));
     assert.ok(back.subarray(10).every((b) => b === 0));
   });
@@ -877,7 +858,7 @@ describe('EncryptedFs: directory operations and the dictionary', () => {
     const dict = await rawDictionary(inner);
     await fs.rename('a', 'b');
     assert.deepEqual(await rawDictionary(inner), dict, 'rename alone does not touch the dictionary');
-    assert.deepEqual(await readAll(fs, 'b'), bytes(100, 1));
+    assert.deepEqual(await readFsFile(fs, 'b'), bytes(100, 1));
     await fs.syncDir();
     assert.equal((await fs.stats()).files.length, 1);
     await fs.remove('b');
@@ -897,12 +878,12 @@ describe('EncryptedFs: directory operations and the dictionary', () => {
     await putRaw(inner, DICTIONARY_NAME, committed);
     await putRaw(inner, DICTIONARY_TMP_NAME, interrupted);
     const again = new EncryptedFs(inner, { masterKey: KEY_A });
-    assert.deepEqual(await readAll(again, 'a'), bytes(100, 1));
+    assert.deepEqual(await readFsFile(again, 'a'), bytes(100, 1));
     assert.equal((await again.stats()).currentKeyId, 1, 'the committed dictionary is the truth');
     assert.equal(await inner.exists(DICTIONARY_TMP_NAME), false);
     // A torn (garbage) tmp file is just as harmless.
     await putRaw(inner, DICTIONARY_TMP_NAME, bytes(77, 3));
-    assert.deepEqual(await readAll(new EncryptedFs(inner, { masterKey: KEY_A }), 'a'), bytes(100, 1));
+    assert.deepEqual(await readFsFile(new EncryptedFs(inner, { masterKey: KEY_A }), 'a'), bytes(100, 1));
   });
 });
 
@@ -967,13 +948,13 @@ describe('EncryptedFs: crash at every operation', () => {
         const label = `k=${k} ${policy} (seed ${1000 + k})`;
         await after.init().catch((e: unknown) => assert.fail(`${label}: init failed: ${String(e)}`));
         for (const [name, want] of acked) {
-          const got = await readAll(after, name).catch((e: unknown) => assert.fail(`${label}: reading ${name} failed: ${String(e)}`));
+          const got = await readFsFile(after, name).catch((e: unknown) => assert.fail(`${label}: reading ${name} failed: ${String(e)}`));
           assert.ok(got.byteLength >= want.byteLength, `${label}: ${name} has ${got.byteLength} bytes, ${want.byteLength} were synced`);
           assert.deepEqual(got.subarray(0, want.byteLength), want, `${label}: synced bytes of ${name}`);
         }
         // And the survivor keeps working: it can write and read a new file.
         await writeFile(after, 'probe', bytes(64, 99));
-        assert.deepEqual(await readAll(after, 'probe'), bytes(64, 99));
+        assert.deepEqual(await readFsFile(after, 'probe'), bytes(64, 99));
         checked++;
       }
     }

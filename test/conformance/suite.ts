@@ -704,7 +704,8 @@ async function readAll(file: FileHandle): Promise<Uint8Array> {
   return readRange(file, 0, await file.size());
 }
 
-async function readFile(fs: FileSystem, name: string): Promise<Uint8Array> {
+/** The whole of `name`, read through `fs`. */
+export async function readFile(fs: FileSystem, name: string): Promise<Uint8Array> {
   const file = await fs.open(name, { readOnly: true });
   try {
     return await readAll(file);
@@ -714,7 +715,7 @@ async function readFile(fs: FileSystem, name: string): Promise<Uint8Array> {
 }
 
 /** Creates or replaces `name` with `data`, synced. */
-async function writeFile(fs: FileSystem, name: string, data: Uint8Array): Promise<void> {
+export async function writeFile(fs: FileSystem, name: string, data: Uint8Array): Promise<void> {
   const file = await fs.open(name, { create: true });
   try {
     await file.truncate(0);
