@@ -737,8 +737,8 @@ export class Scenario {
           // After GC the cut can drop a compaction or clean whose dead data
           // was already retired: the state is then the prefix minus that
           // data, a state no write sequence produced. Without GC it must be
-          // a prefix.
-          if (this.stats.purges === this.stats.purgeFailures) fail('the cut state is no prefix of the history');
+          // a prefix. (A failed purge may have retired files before failing.)
+          if (this.stats.purges === 0) fail('the cut state is no prefix of the history');
           this.stats.cutBelowGc++;
           this.note('the cut state is a prefix minus data GC had retired');
           mark(expectation.kind === 'cut' && expectation.proven ? 'recovery.tail-cut-proven' : 'recovery.unproven-damage-cut');
