@@ -62,6 +62,20 @@ export interface RegionEffect {
   cleans: boolean;
 }
 
+/** Payloads larger than this are sampled before compressing them whole. */
+const COMPRESSION_SAMPLE_BYTES = 64 << 10;
+
+/**
+ * lz4 over an incompressible megabyte costs more than writing it (about 1 ms
+ * against 0.2 ms measured here), so a large payload is compressed whole only
+ * when a sample of it shrinks by at least a tenth.
+ */
+function worthCompressing(payload: Uint8Array): boolean {
+  if (payload.length <= COMPRESSION_SAMPLE_BYTES) return true;
+  const sample = payload.subarray(0, COMPRESSION_SAMPLE_BYTES);
+  return compressSync(Buffer.from(sample.buffer, sample.byteOffset, sample.byteLength)).length < sample.length * 0.9;
+}
+
 export class LogBatch {
   // Allocated on first use, sized to what is added: one allocation for a
   // typical batch, none for an empty one.
@@ -255,7 +269,7 @@ export class LogBatch {
       entryLengths: this.#entryLengths,
     };
     let sealed: SealedRecord | undefined;
-    if (payloadLength > compressionThreshold) {
+    if (payloadLength > compressionThreshold && worthCompressing(payload)) {
       const compressed = compressSync(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength));
       if (compressed.length < payloadLength) {
         const bytes = new Uint8Array(roundUp(RECORD_HEADER_SIZE + compressed.length, RECORD_ALIGNMENT));
