@@ -67,11 +67,14 @@ export function newItem(kind: ItemKind, region: number): BatchItem {
 }
 
 /**
- * Decodes and fully verifies a payload: every entry's CRC, every length. Any
- * inconsistency is a PayloadDecodeError; a payload whose record checksum
- * passed but fails here was written by a buggy or foreign writer.
+ * Decodes a payload, checking every length; any inconsistency is a
+ * PayloadDecodeError (a payload whose record checksum passed but fails here
+ * was written by a buggy or foreign writer). Each entry's own CRC is checked
+ * too unless `verifyEntries` is false: recovery passes false because it has
+ * just verified the record's payload CRC over the same bytes, and checking
+ * twice doubled its checksum work.
  */
-export function decodePayload(payload: Uint8Array): BatchItems {
+export function decodePayload(payload: Uint8Array, verifyEntries = true): BatchItems {
   const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
   const items: BatchItem[] = [];
   let offsets: Uint32Array = new Uint32Array(16);
@@ -100,7 +103,7 @@ export function decodePayload(payload: Uint8Array): BatchItems {
           const crc = view.getUint32(pos + 4, true);
           pos += ENTRY_PREFIX_SIZE;
           need(length, 'entry');
-          if (crc32c(payload.subarray(pos, pos + length)) !== crc) throw new PayloadDecodeError('entry checksum mismatch', pos);
+          if (verifyEntries && crc32c(payload.subarray(pos, pos + length)) !== crc) throw new PayloadDecodeError('entry checksum mismatch', pos);
           if (entryCount === offsets.length) {
             offsets = grow(offsets);
             lengths = grow(lengths);
