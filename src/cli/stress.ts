@@ -84,22 +84,8 @@ export interface GcSummary {
 }
 
 export interface StressResult {
-  config: {
-    backend: BackendName;
-    description: string;
-    encrypt: boolean;
-    direct: boolean;
-    regions: number;
-    writers: number;
-    entrySize: number;
-    batchEntries: number;
-    regionsPerBatch: number;
-    sync: boolean;
-    keep: number;
-    purgeInterval: number;
-    targetFileSize: number;
-    durationSeconds: number;
-  };
+  /** The options the run used (without where it ran and how it reported), and the backend's description. */
+  config: Omit<StressOptions, 'dir' | 'duration' | 'progress'> & { description: string; durationSeconds: number };
   interrupted: boolean;
   elapsedSeconds: number;
   ops: number;

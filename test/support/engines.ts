@@ -44,13 +44,21 @@ export const posixTarget: EngineTarget = {
  * which the engine does not do itself.
  */
 export function uringTarget(direct: boolean): EngineTarget {
+  return reopenableTarget(direct ? 'uring, O_DIRECT' : 'uring', tmpdir(), 'raftlog-engine-uring-', (dir) => new UringFs(dir, { direct }));
+}
+
+/**
+ * A target over a fresh directory under `parent`, where every FileSystem made
+ * for it (the first and each reopen) is closed at cleanup.
+ */
+function reopenableTarget(name: string, parent: string, prefix: string, open: (dir: string) => FileSystem): EngineTarget {
   return {
-    name: direct ? 'uring, O_DIRECT' : 'uring',
+    name,
     async make() {
-      const dir = await mkdtemp(join(tmpdir(), 'raftlog-engine-uring-'));
-      const made: UringFs[] = [];
-      const make = (): UringFs => {
-        const fs = new UringFs(dir, { direct });
+      const dir = await mkdtemp(join(parent, prefix));
+      const made: FileSystem[] = [];
+      const make = (): FileSystem => {
+        const fs = open(dir);
         made.push(fs);
         return fs;
       };
@@ -71,26 +79,8 @@ const uringTargets = UringFs.unavailableReason() === undefined ? [uringTarget(fa
 
 /** PmemFs over a fresh directory under /dev/shm (the stand-in for /mnt/pmem0), per barrier path. */
 export function pmemTarget(flush: PmemFlushOption): EngineTarget {
-  return {
-    name: `pmem, ${flush}`,
-    async make() {
-      const dir = await mkdtemp(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'raftlog-engine-pmem-'));
-      const made: PmemFs[] = [];
-      const make = (): PmemFs => {
-        const fs = new PmemFs(dir, { flush });
-        made.push(fs);
-        return fs;
-      };
-      return {
-        fs: make(),
-        reopen: make,
-        cleanup: async () => {
-          for (const fs of made) await fs.close().catch(() => undefined);
-          await rm(dir, { recursive: true, force: true });
-        },
-      };
-    },
-  };
+  const parent = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
+  return reopenableTarget(`pmem, ${flush}`, parent, 'raftlog-engine-pmem-', (dir) => new PmemFs(dir, { flush }));
 }
 
 /** Only where the addon loads; test/pmem.test.ts fails loudly when it does not. */
