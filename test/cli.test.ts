@@ -74,7 +74,7 @@ function dumpJson(dir: string, extra: string[] = []): DumpJson {
 let root: string;
 /** Written once by `raftlog stress`, never modified: tests copy it before damaging. */
 let pristine: string;
-let stressJson: Record<string, unknown> & { ops: number; entries: number; latencyMicros: Record<string, number>; gc: { files: number } };
+let stressJson: Record<string, unknown> & { ops: number; entries: number; latencyMicros: Record<string, number>; gc: { files: number; compactedEntries: number } };
 
 function copyOf(name: string): string {
   const dir = join(root, name);
@@ -86,7 +86,9 @@ before(() => {
   root = mkdtempSync(join(tmpdir(), 'raftlog-cli-'));
   pristine = join(root, 'pristine');
   // Small files so the log spans several: damage in an older file is a distinct case.
-  const run = raftlog(['stress', '--dir', pristine, '--duration', '1.5', '--regions', '20', '--writers', '4', '--target-file-size', '256k', '--json']);
+  // --keep is past what 1.5 s can write, so no compaction item appears however fast the
+  // machine is: every record is one region's entries, which the tests below rely on.
+  const run = raftlog(['stress', '--dir', pristine, '--duration', '1.5', '--regions', '20', '--writers', '4', '--target-file-size', '256k', '--keep', '100000000', '--json']);
   assert.equal(run.status, 0, run.stderr);
   stressJson = JSON.parse(run.stdout) as typeof stressJson;
   // stderr is not a TTY here: progress comes as a line a second instead of a bar.
@@ -106,6 +108,7 @@ describe('raftlog stress', () => {
     assert.ok(lat['p50']! > 0 && lat['p50']! <= lat['p99']! && lat['p99']! <= lat['max']!, JSON.stringify(lat));
     assert.ok((r['groups'] as number) > 0 && (r['groups'] as number) <= r.ops);
     assert.equal(r['syncs'], r['groups'], 'every group synced (--sync is the default)');
+    assert.equal(r.gc.compactedEntries, 0, 'nothing compacted: --keep is out of reach');
     assert.ok(r.gc.files >= 2, `the 256 KiB target size rotated files: ${r.gc.files}`);
     assert.equal(readdirSync(pristine).filter((n) => n.endsWith('.raftlog')).length, r.gc.files);
     assert.ok((r['bytesWritten'] as number) > r.entries * 1024);
