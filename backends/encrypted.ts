@@ -188,7 +188,7 @@ class Mutex {
  * on the HWM and the frontiers, or one would re-encrypt what the other wrote.
  */
 class FileState {
-  /** Undefined only for a read-only view of a file that never got a durable header. */
+  /** Undefined for a file that never got a durable header, until its first write gives it a generation. */
   fileId: string | undefined;
   extents: readonly Extent[];
   /** See the module comment: ciphertext below, zeros above. */
@@ -222,6 +222,12 @@ interface Internals {
   dataKey(id: number): DataKey;
   freshExtent(state: FileState, name: string, start: number, end: number, reason: IssuedKeyIv['reason']): Promise<Extent>;
   writeHeader(state: FileState, handle: EncryptedFileHandle, hwm: number): Promise<void>;
+  adoptBlank(state: FileState, handle: EncryptedFileHandle): Promise<void>;
+}
+
+/** Header sequence numbers alternate between the two slots. */
+function slotOffsetOf(seq: bigint): number {
+  return SLOT_OFFSETS[Number((seq - 1n) % 2n)]!;
 }
 
 function extentInfo(extents: readonly Extent[]): ExtentInfo[] {
@@ -277,6 +283,7 @@ export class EncryptedFs implements FileSystem {
     dataKey: (id) => this.#dataKey(id),
     freshExtent: (state, name, start, end, reason) => this.#freshExtent(state, name, start, end, reason),
     writeHeader: (state, handle, hwm) => this.#writeHeader(state, handle, hwm),
+    adoptBlank: (state, handle) => this.#adoptBlank(state, handle),
   };
 
   constructor(inner: FileSystem, options: EncryptedFsOptions) {
@@ -332,18 +339,21 @@ export class EncryptedFs implements FileSystem {
     }
     const inner = await this.#inner.open(name, { readOnly, capacityBytes });
     try {
-      const state = await this.#loadState(inner, name, readOnly);
+      const state = await this.#loadState(inner, name);
       const handle = new EncryptedFileHandle(this.#internals, name, inner, state, readOnly);
       if (!readOnly && state.needsInitialSync) {
         // The header just read may be one a previous session wrote but never
         // synced. The next header goes to the other slot, overwriting the one
-        // before it, so this one must be durable first.
+        // before it, so this one must be durable first. Written again, not
+        // just synced: after a failed barrier the kernel serves its page
+        // clean, and an fdatasync alone would skip it. Same bytes, same slot.
+        if (state.fileId !== undefined) {
+          const slot = encodeSlot({ seq: state.headerSeq, fileId: state.fileId, hwm: state.headerHwm }, this.#slotBytes);
+          await inner.write([slot], slotOffsetOf(state.headerSeq));
+        }
         await inner.sync();
         state.needsInitialSync = false;
       }
-      // A blank file just given a generation: put its headers down now, so a
-      // second open finds the generation instead of making another.
-      if (!readOnly && state.headerHwm < 0) await this.#initHeaders(state, handle);
       return handle;
     } catch (error) {
       await inner.close().catch(() => undefined);
@@ -425,11 +435,19 @@ export class EncryptedFs implements FileSystem {
     if (drops.length === 0) return;
     // Removes and renames are durable now: the dropped generations' files are
     // gone for good, so their entries (and keys to their IVs) can go too.
-    await this.#updateDictionary(true, (d) => {
-      const files = new Map(d.files);
-      for (const id of drops) files.delete(id);
-      return { ...d, files };
-    });
+    try {
+      await this.#updateDictionary(true, (d) => {
+        const files = new Map(d.files);
+        for (const id of drops) files.delete(id);
+        return { ...d, files };
+      });
+    } catch (error) {
+      // Housekeeping only: a stale entry costs a few bytes and is dropped by a
+      // later syncDir or init. Removing files is how a full disk recovers, so
+      // a dictionary that cannot be rewritten for lack of space must not fail it.
+      if (isRaftlogError(error, ErrorCode.NO_SPACE)) return;
+      throw error;
+    }
     for (const id of drops) {
       this.#pendingDrops.delete(id);
       this.#states.delete(id);
@@ -506,7 +524,7 @@ export class EncryptedFs implements FileSystem {
     this.#checkUserName(name, 'inspectFile');
     const inner = await this.#inner.open(name, { readOnly: true });
     try {
-      const state = await this.#loadState(inner, name, true);
+      const state = await this.#loadState(inner, name);
       return { fileId: state.fileId, hwm: state.hwm, extents: extentInfo(state.extents) };
     } finally {
       await inner.close();
@@ -557,11 +575,10 @@ export class EncryptedFs implements FileSystem {
   async #writeHeader(state: FileState, handle: EncryptedFileHandle, hwm: number): Promise<void> {
     if (state.fileId === undefined) return;
     const seq = state.headerDurable || state.headerSeq === 0n ? state.headerSeq + 1n : state.headerSeq;
-    const slot = SLOT_OFFSETS[Number((seq - 1n) % 2n)]!;
     state.headerDurable = false;
     state.headerWriter = handle;
     state.headerSeq = seq;
-    await handle.inner.write([encodeSlot({ seq, fileId: state.fileId, hwm }, this.#slotBytes)], slot);
+    await handle.inner.write([encodeSlot({ seq, fileId: state.fileId, hwm }, this.#slotBytes)], slotOffsetOf(seq));
     state.headerHwm = hwm;
   }
 
@@ -693,13 +710,20 @@ export class EncryptedFs implements FileSystem {
       if (!readOnly) await this.#initHeaders(state, handle);
       return handle;
     } catch (error) {
+      // The inner file is ours (it did not exist), but without durable
+      // headers it is no encrypted file yet: a failed create leaves nothing
+      // behind, as on the inner file system. Best effort: a blank file left
+      // over reads as empty and is safe to remove later.
       await inner.close().catch(() => undefined);
+      await this.#inner.remove(name).catch(() => undefined);
+      this.#states.delete(record.id);
+      await this.#forget(record.id);
       throw error;
     }
   }
 
   /** The shared state of the generation `inner` holds, loading it from the header the first time. */
-  async #loadState(inner: FileHandle, name: string, readOnly: boolean): Promise<FileState> {
+  async #loadState(inner: FileHandle, name: string): Promise<FileState> {
     const header = await this.#readHeader(inner);
     if (header === 'invalid') {
       throw new CorruptionError(`${name}: no valid encryption header (both slots damaged, or not written by EncryptedFs); the file cannot be decrypted`, {
@@ -709,10 +733,10 @@ export class EncryptedFs implements FileSystem {
     }
     if (header === 'blank') {
       // A crash while the file was being created: it holds nothing and reads
-      // as empty. A writer gives it a generation (and headers, in open()).
-      if (readOnly) return new FileState(undefined, [], 0);
-      const record = await this.#newGeneration(name, 'blank');
-      return this.#freshState(record);
+      // as empty. Its first write gives it a generation; until then opening
+      // it changes nothing, so recovery can open and remove such a file on a
+      // full disk (a generation costs a key dictionary update).
+      return new FileState(undefined, [], 0);
     }
     const cached = this.#states.get(header.fileId);
     if (cached !== undefined) return cached;
@@ -737,6 +761,16 @@ export class EncryptedFs implements FileSystem {
     for (const e of record.extents) state.frontiers.set(e.iv.toString('hex'), 0);
     this.#states.set(record.id, state);
     return state;
+  }
+
+  /** Gives a blank file (see #loadState) its generation and durable headers, before its first write. */
+  async #adoptBlank(state: FileState, handle: EncryptedFileHandle): Promise<void> {
+    const record = await this.#newGeneration(handle.name, 'blank');
+    state.fileId = record.id;
+    state.extents = record.extents;
+    for (const e of record.extents) state.frontiers.set(e.iv.toString('hex'), 0);
+    this.#states.set(record.id, state);
+    await this.#initHeaders(state, handle);
   }
 
   async #newGeneration(name: string, reason: IssuedKeyIv['reason']): Promise<FileRecord> {
@@ -836,8 +870,14 @@ class EncryptedFileHandle implements FileHandle {
     checkReadArgs(target, targetOffset, length, position, this.name);
     this.#live('read');
     const n = await this.inner.read(target, targetOffset, length, HEADER_BYTES + position);
+    this.#decryptInPlace(target.subarray(targetOffset, targetOffset + n), position);
+    return n;
+  }
+
+  /** Turns `bytes`, the ciphertext found at `position`, into what a reader sees there. */
+  #decryptInPlace(bytes: Uint8Array, position: number): void {
     const state = this.#state;
-    const cipherEnd = Math.min(position + n, state.hwm);
+    const cipherEnd = Math.min(position + bytes.length, state.hwm);
     const extents = state.extents;
     // Decrypt the part below the HWM extent by extent (each has its own IV)…
     for (let i = 0; i < extents.length && position < cipherEnd; i++) {
@@ -846,12 +886,33 @@ class EncryptedFileHandle implements FileHandle {
       const to = Math.min(cipherEnd, extents[i + 1]?.start ?? Infinity);
       if (from >= to) continue;
       const key = this.#fs.dataKey(e.keyId).key;
-      ctrInPlace(key, e.iv, from, target.subarray(targetOffset + from - position, targetOffset + to - position));
+      ctrInPlace(key, e.iv, from, bytes.subarray(from - position, to - position));
     }
     // …and the rest is never-written space: zeros, whatever stale bytes lie there.
     const zeroFrom = Math.max(position, state.hwm);
-    if (zeroFrom < position + n) target.fill(0, targetOffset + zeroFrom - position, targetOffset + n);
-    return n;
+    if (zeroFrom < position + bytes.length) bytes.fill(0, zeroFrom - position);
+  }
+
+  /**
+   * The ciphertext already at `[position, position + total)` when it decrypts
+   * to exactly `buffers`, else undefined. Writing the same plaintext again
+   * under the same (key, IV) yields the same ciphertext, which reveals
+   * nothing new, so such a rewrite (the engine re-dirties a file header this
+   * way when it resumes a log) needs no fresh IV and no dictionary update:
+   * it must work on a full disk.
+   */
+  async #unchangedCiphertext(buffers: readonly Uint8Array[], position: number, total: number): Promise<Uint8Array[] | undefined> {
+    if (position + total > this.#state.hwm) return undefined;
+    const cipher = new Uint8Array(total);
+    if ((await this.inner.read(cipher, 0, total, HEADER_BYTES + position)) !== total) return undefined;
+    const plain = cipher.slice();
+    this.#decryptInPlace(plain, position);
+    let at = 0;
+    for (const b of buffers) {
+      if (Buffer.compare(b, plain.subarray(at, at + b.length)) !== 0) return undefined;
+      at += b.length;
+    }
+    return [cipher];
   }
 
   async write(buffers: readonly Uint8Array[], position: number, options: WriteOptions = {}): Promise<void> {
@@ -864,21 +925,21 @@ class EncryptedFileHandle implements FileHandle {
         if (options.sync === true) await this.#barrier();
         return;
       }
-      // A write past the HWM leaves a gap that must read as zeros; it is
-      // encrypted as zeros here (a rare path: the engine appends contiguously).
-      const start = Math.min(position, state.hwm);
-      const plain = start < position ? [new Uint8Array(position - start), ...buffers] : [...buffers];
+      if (state.fileId === undefined) await this.#fs.adoptBlank(state, this);
       const end = position + total;
-      const extent = await this.#extentFor(start, end);
-      state.frontiers.set(extent.iv.toString('hex'), Math.max(state.frontiers.get(extent.iv.toString('hex')) ?? 0, end));
-      const stream = new CtrStream(this.#fs.dataKey(extent.keyId).key, extent.iv, start);
-      const cipher = plain.map((b) => stream.update(b));
+      const start = Math.min(position, state.hwm);
+      const cipher = (await this.#unchangedCiphertext(buffers, position, total)) ?? (await this.#encrypt(buffers, start, position, end));
       const hwm = Math.max(state.hwm, end);
       if (options.sync === true) {
         if (hwm !== state.headerHwm || (!state.headerDurable && state.headerWriter !== this)) {
-          await this.#fs.writeHeader(state, this, hwm);
+          // Header and data are independent writes: issue them together and
+          // let one barrier cover both, rather than paying a round trip to
+          // the inner file system for each before the barrier can start.
+          await settleAll([this.#fs.writeHeader(state, this, hwm), this.inner.write(cipher, HEADER_BYTES + start)]);
+          await this.inner.sync();
+        } else {
+          await this.inner.write(cipher, HEADER_BYTES + start, { sync: true });
         }
-        await this.inner.write(cipher, HEADER_BYTES + start, { sync: true });
         state.hwm = hwm;
         if (state.headerWriter === this) state.headerDurable = true;
       } else {
@@ -886,6 +947,19 @@ class EncryptedFileHandle implements FileHandle {
         state.hwm = hwm;
       }
     });
+  }
+
+  /** Ciphertext of `buffers` for `[start, end)`, under a fresh extent when the file's current one cannot be used. */
+  async #encrypt(buffers: readonly Uint8Array[], start: number, position: number, end: number): Promise<Uint8Array[]> {
+    // A write past the HWM leaves a gap that must read as zeros; it is
+    // encrypted as zeros here (a rare path: the engine appends contiguously).
+    const plain = start < position ? [new Uint8Array(position - start), ...buffers] : buffers;
+    const state = this.#state;
+    const extent = await this.#extentFor(start, end);
+    const ivKey = extent.iv.toString('hex');
+    state.frontiers.set(ivKey, Math.max(state.frontiers.get(ivKey) ?? 0, end));
+    const stream = new CtrStream(this.#fs.dataKey(extent.keyId).key, extent.iv, start);
+    return plain.map((b) => stream.update(b));
   }
 
   async sync(): Promise<void> {
@@ -969,4 +1043,14 @@ class EncryptedFileHandle implements FileHandle {
     this.#live(operation);
     if (this.#readOnly) throw new InvalidArgumentError(`${operation} ${this.name}: handle is read-only`, { file: this.name });
   }
+}
+
+/**
+ * Waits for every operation, then throws the first failure: a barrier must
+ * not start while a write it is meant to cover is still in flight, even when
+ * a sibling write has already failed.
+ */
+async function settleAll(operations: readonly Promise<void>[]): Promise<void> {
+  const outcomes = await Promise.allSettled(operations);
+  for (const outcome of outcomes) if (outcome.status === 'rejected') throw outcome.reason;
 }

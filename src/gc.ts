@@ -127,7 +127,17 @@ export class GarbageCollector {
     const zeros = new Uint8Array(Math.min(PREFILL_CHUNK, targetFileSize));
     while (this.#pool.length < count) {
       const name = this.#nextRecycleName();
-      const handle = await fs.open(name, { create: true, exclusive: true, capacityBytes: targetFileSize });
+      let handle: FileHandle;
+      try {
+        handle = await fs.open(name, { create: true, exclusive: true, capacityBytes: targetFileSize });
+      } catch (error) {
+        // Creating a file can take space too (an inode; an encrypting file
+        // system's key dictionary and header): a full disk ends prefilling
+        // here as well.
+        if (!isRaftlogError(error, 'NO_SPACE')) throw error;
+        await fs.remove(name).catch(() => undefined);
+        break;
+      }
       try {
         for (let at = 0; at < targetFileSize; at += zeros.length) {
           await handle.write([zeros.subarray(0, Math.min(zeros.length, targetFileSize - at))], at);

@@ -11,7 +11,7 @@
  *    the last is durable in full, and the new header records the old file's
  *    final length, which lets recovery prove a cut in an older file.
  */
-import { FsyncFailedError, isRaftlogError, ErrorCode } from './errors.js';
+import { CorruptionError, FsyncFailedError, isRaftlogError, ErrorCode } from './errors.js';
 import { fileId, logFileName } from './file-names.js';
 import type { FileHandle, FileSystem } from './filesystem.js';
 import {
@@ -64,6 +64,9 @@ export interface ActiveFileState {
   offset: number;
 }
 
+/** Bytes `LogWriter.resume` copies per read/write when it re-dirties a tail. */
+const RESUME_CHUNK = 1 << 20;
+
 export class LogWriter {
   readonly #options: LogWriterOptions;
   #handle: FileHandle;
@@ -93,8 +96,12 @@ export class LogWriter {
     this.#allocated = allocated;
   }
 
-  /** Continues an existing file at `state.offset` (after recovery); appends nothing, but syncs what is there. */
-  static async resume(options: LogWriterOptions, state: ActiveFileState): Promise<LogWriter> {
+  /**
+   * Continues an existing file at `state.offset` (after recovery); appends
+   * nothing, but makes what is there durable. `provenEnd`: where the data
+   * the records prove durable ends (their synced-through marks).
+   */
+  static async resume(options: LogWriterOptions, state: ActiveFileState & { provenEnd: number }): Promise<LogWriter> {
     // What recovery read may live only in the page cache (a process killed
     // before its barrier, or an engine reopened without a reboot). The writer
     // counts everything up to `offset` as durable (sync() skips, rotation
@@ -104,6 +111,13 @@ export class LogWriter {
     // the kernel serves it from pages it dropped; writing dirties them again.
     const header = new Uint8Array(FILE_HEADER_SIZE);
     if ((await state.handle.read(header, 0, FILE_HEADER_SIZE, 0)) === FILE_HEADER_SIZE) await state.handle.write([header], 0);
+    // The same goes for records past what any synced-through mark proves:
+    // when a barrier failed and cutting them off failed too, a restart
+    // without a power loss reads them back from clean pages a later fdatasync
+    // skips. Writing them again (one group, usually) makes the barrier below
+    // cover them; records below provenEnd were made durable by a barrier
+    // that succeeded.
+    await rewriteRange(state.handle, Math.max(FILE_HEADER_SIZE, state.provenEnd), state.offset);
     await barrierErrors(true, () => state.handle.sync());
     return new LogWriter(options, state, await state.handle.size());
   }
@@ -274,6 +288,24 @@ export class LogWriter {
     const reserveEnd = Math.max(end, Math.min(end + preallocateBytes, targetFileSize));
     await this.#handle.preallocate(this.#allocated, reserveEnd - this.#allocated);
     this.#allocated = reserveEnd;
+  }
+}
+
+/** Reads `[from, to)` and writes it back in place: the bytes do not change, their pages become dirty. */
+async function rewriteRange(handle: FileHandle, from: number, to: number): Promise<void> {
+  if (from >= to) return;
+  const chunk = new Uint8Array(Math.min(RESUME_CHUNK, to - from));
+  for (let at = from; at < to; ) {
+    const length = Math.min(chunk.length, to - at);
+    const view = chunk.subarray(0, length);
+    let filled = 0;
+    while (filled < length) {
+      const n = await handle.read(view, filled, length - filled, at + filled);
+      if (n === 0) throw new CorruptionError(`resuming ${handle.name}: it ends at ${at + filled}, before the ${to} bytes recovery read`, { file: handle.name, offset: at + filled });
+      filled += n;
+    }
+    await handle.write([view], at);
+    at += length;
   }
 }
 

@@ -188,12 +188,15 @@ interface KeystreamUse {
   readonly label: string;
   readonly position: number;
   readonly keystream: Uint8Array;
+  readonly plaintext: Uint8Array;
 }
 
 /**
  * Pairs of keystream uses that overlap by at least 8 bytes and agree on the
- * whole overlap: a reused (key, IV, counter). Distinct keystreams agree on 8
- * bytes with probability 2^-64, so any hit is real.
+ * whole overlap, over different plaintext: a reused (key, IV, counter) that
+ * leaks the XOR of two plaintexts. Distinct keystreams agree on 8 bytes with
+ * probability 2^-64, so any hit is real. The same plaintext under the same
+ * keystream is the same ciphertext written again, which leaks nothing.
  */
 function keystreamReuse(uses: readonly KeystreamUse[]): string[] {
   const hits: string[] = [];
@@ -206,7 +209,9 @@ function keystreamReuse(uses: readonly KeystreamUse[]): string[] {
       if (to - from < 8) continue;
       const sa = a.keystream.subarray(from - a.position, to - a.position);
       const sb = b.keystream.subarray(from - b.position, to - b.position);
-      if (Buffer.compare(sa, sb) === 0) hits.push(`${a.label} and ${b.label} share keystream over [${from}, ${to})`);
+      const pa = a.plaintext.subarray(from - a.position, to - a.position);
+      const pb = b.plaintext.subarray(from - b.position, to - b.position);
+      if (Buffer.compare(sa, sb) === 0 && Buffer.compare(pa, pb) !== 0) hits.push(`${a.label} and ${b.label} share keystream over [${from}, ${to})`);
     }
   }
   return hits;
@@ -666,7 +671,7 @@ describe('EncryptedFs: (key, IV) uniqueness over the file lifecycle', () => {
         const at = w.position - HEADER_BYTES;
         const keystream = Buffer.from(w.data);
         for (let i = 0; i < keystream.byteLength; i++) keystream[i]! ^= plain[at + i]!;
-        uses.push({ label: `step ${step} (${h.name}@${position})`, position: at, keystream });
+        uses.push({ label: `step ${step} (${h.name}@${position})`, position: at, keystream, plaintext: plain.slice(at, at + keystream.byteLength) });
       }
       step++;
     }
@@ -686,8 +691,17 @@ describe('EncryptedFs: (key, IV) uniqueness over the file lifecycle', () => {
     await a.truncate(777);
     model.truncate('a', 777);
     await put(a, [bytes(900, 6)], 777);
-    // The same bytes rewritten with the same content under the old IV would leak nothing, but still gets a new IV.
+    // The same bytes rewritten with the same content: the same ciphertext goes
+    // down again (it re-dirties the pages, as the engine means it to), which
+    // leaks nothing and so needs no new IV: on a full disk it must work.
+    const beforeSame = fs.issuedKeyIvs().length;
     await put(a, [bytes(900, 6)], 777);
+    assert.equal(fs.issuedKeyIvs().length, beforeSame, 'an unchanged rewrite issues no IV');
+    // One byte different, and it is a rewrite under a fresh IV.
+    const changed = bytes(900, 6);
+    changed[899] ^= 1;
+    await put(a, [changed], 777);
+    assert.equal(fs.issuedKeyIvs().at(-1)!.reason, 'rewrite');
     // A second handle on the same file shares the frontier: its write is not a reuse either.
     const a2 = await fs.open('a');
     await put(a2, [bytes(64, 7)], 777 + 900);
@@ -744,8 +758,9 @@ describe('EncryptedFs: (key, IV) uniqueness over the file lifecycle', () => {
     // The cryptography: no two inner writes share keystream at any position.
     assert.ok(uses.length >= 15);
     assert.deepEqual(keystreamReuse(uses), []);
-    // The detector itself can fail: the same keystream twice is flagged.
-    assert.equal(keystreamReuse([uses[0]!, { ...uses[0]!, label: 'copy' }]).length, 1);
+    // The detector itself can fail: the same keystream over different plaintext is flagged.
+    const other = uses[0]!.plaintext.map((b) => b ^ 0x5a);
+    assert.equal(keystreamReuse([uses[0]!, { ...uses[0]!, label: 'copy', plaintext: other }]).length, 1);
   });
 });
 
@@ -975,3 +990,70 @@ function reseal(data: Buffer): Buffer {
   const body = data.subarray(0, data.byteLength - 32);
   return Buffer.concat([body, createHash('sha256').update(body).digest()]);
 }
+
+describe('EncryptedFs: a full disk and a failed barrier (found by the torture suite on EncryptedFs)', () => {
+  it('a blank file left by a crash opens for writing and is removed with no free space; its first write gets a generation', async () => {
+    const disk = new MemFs();
+    const blank = await disk.open('0000000000000001.raftlog', { create: true });
+    await blank.close();
+    const fault = new FaultFs(disk, { seed: 1 });
+    const fs = new EncryptedFs(fault, { masterKey: KEY_A });
+    await fs.init();
+    const full = fault.inject({ ops: 'any', when: { afterBytes: 0 }, error: 'ENOSPC' });
+    // Recovery opens a file that died during creation for writing and removes it: no dictionary save.
+    const handle = await fs.open('0000000000000001.raftlog');
+    assert.equal(await handle.size(), 0);
+    await handle.close();
+    full.remove();
+    const again = await fs.open('0000000000000001.raftlog');
+    await again.write([MARKER], 0, { sync: true });
+    assert.deepEqual(await readFsFile(fs, '0000000000000001.raftlog'), MARKER);
+    await again.close();
+    const reopened = new EncryptedFs(disk, { masterKey: KEY_A });
+    assert.deepEqual(await readFsFile(reopened, '0000000000000001.raftlog'), MARKER, 'the generation was saved with its headers');
+    await fs.remove('0000000000000001.raftlog');
+    await fs.syncDir();
+  });
+
+  it('removing files on a full disk succeeds; the dictionary drop waits for space', async () => {
+    const fault = new FaultFs(new MemFs(), { seed: 2 });
+    const fs = new EncryptedFs(fault, { masterKey: KEY_A });
+    await writeFile(fs, 'a', bytes(100, 1));
+    await fs.syncDir();
+    const full = fault.inject({ ops: 'any', when: { afterBytes: 0 }, error: 'ENOSPC' });
+    await fs.remove('a');
+    await fs.syncDir();
+    assert.equal(await fs.exists('a'), false);
+    full.remove();
+    await fs.syncDir();
+  });
+
+  it('a failed create leaves no blank file behind', async () => {
+    const fault = new FaultFs(new MemFs(), { seed: 3 });
+    const fs = new EncryptedFs(fault, { masterKey: KEY_A });
+    await fs.init();
+    const failing = fault.inject({ ops: ['sync'], path: 'x', when: { script: 'fail' }, error: 'EIO' });
+    await assert.rejects(fs.open('x', { create: true, exclusive: true }), { code: 'IO' });
+    failing.remove();
+    assert.equal(await fs.exists('x'), false);
+  });
+
+  it('a restart after a failed barrier writes the header it read again, so the next barrier makes it durable', async () => {
+    const fault = new FaultFs(new MemFs(), { seed: 4 });
+    let fs = new EncryptedFs(fault, { masterKey: KEY_A });
+    const handle = await fs.open('log', { create: true });
+    await fs.syncDir();
+    await handle.write([bytes(64, 1)], 0, { sync: true });
+    await handle.write([bytes(64, 2)], 64);
+    const failing = fault.inject({ ops: ['sync'], path: 'log', when: { script: 'fail' }, error: 'EIO' });
+    await assert.rejects(handle.sync());
+    failing.remove();
+    // No reboot: the header with the new HWM and the data are served from clean pages.
+    fs = new EncryptedFs(fault, { masterKey: KEY_A });
+    const resumed = await fs.open('log');
+    await resumed.write([bytes(64, 2)], 64); // the engine re-dirties what it resumes
+    await resumed.sync();
+    const after = new EncryptedFs(await fault.crash('dropUnsynced'), { masterKey: KEY_A });
+    assert.deepEqual(await readFsFile(after, 'log'), new Uint8Array(Buffer.concat([bytes(64, 1), bytes(64, 2)])));
+  });
+});

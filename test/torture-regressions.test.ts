@@ -215,4 +215,29 @@ describe('torture regressions', () => {
     bytes[100] = bytes[100]! ^ 1;
     await assert.rejects(open(MemFs.fromSnapshot(image), options), { code: 'CORRUPTION' });
   });
+
+  it('seed=390 (encrypted run): after a failed barrier whose cleanup failed too, what a restart serves survives a power loss', async () => {
+    // The cut that should drop the unsynced tail (discardUnsynced) fails; a
+    // restart without a reboot reads the tail back from pages the kernel
+    // marked clean, so a barrier alone would not write them. EncryptedFs
+    // found it: its truncate writes a header, which the fault rule hit.
+    const options: Options = { targetFileSize: 16384, preallocateBytes: 0 };
+    const fault = new FaultFs(new MemFs(), { seed: 390 });
+    const engine = await open(fault, options);
+    await append(engine, 1, 1, 100);
+    await append(engine, 2, 1, 100, false);
+    const failBarrier = fault.inject({ ops: ['sync'], when: { script: 'fail' }, error: 'ENOSPC' });
+    const failCut = fault.inject({ ops: ['truncate'], when: { script: 'fail' }, error: 'EIO' });
+    await assert.rejects(append(engine, 3, 1, 100), { code: 'NO_SPACE' });
+    failBarrier.remove();
+    failCut.remove();
+    await engine.close().catch(() => undefined);
+    const restarted = await open(fault, options);
+    const served = restarted.raftGroups();
+    assert.ok(served.includes(2), `the restart serves the unsynced write: ${served.join(',')}`);
+    await restarted.close();
+    const after = await afterPowerLoss(fault, options);
+    assert.deepEqual(after.raftGroups(), served);
+    await after.close();
+  });
 });

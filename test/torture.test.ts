@@ -16,10 +16,12 @@ import { KNOWN_ISSUES } from './torture/known-issues.js';
 import { formatMarks, missingMarks } from './torture/marks.js';
 import { runSeeds, type SeedSummary } from './torture/pool.js';
 import { emptyStats, scenarioCount, type ScenarioStats } from './torture/scenario.js';
-import { WORKLOADS, crashSweep, errorSweep, killSweep, type SweepResult } from './torture/sweeps.js';
+import { WORKLOADS, crashSweep, encrypted, errorSweep, killSweep, type SweepResult } from './torture/sweeps.js';
 
 /** Fixed, so `npm test` is deterministic; about 8 crash/fault scenarios per seed. */
 const QUICK_SEEDS = { from: 1, count: 300 };
+/** The same scenarios on EncryptedFs over the faulty disk (`npm run torture -- --encrypted` for more). */
+const ENCRYPTED_SEEDS = { from: 1, count: 100 };
 /** Crash policies tried at each operation index of the crash sweep (rotating through all of them). */
 const POLICIES_PER_POINT = 3;
 
@@ -59,6 +61,38 @@ describe('torture', () => {
     assert.equal(failed.length, 0, failed.map((f) => f.message).join('\n\n'));
   });
 
+  it(`seeds ${ENCRYPTED_SEEDS.from}..${ENCRYPTED_SEEDS.from + ENCRYPTED_SEEDS.count - 1} on EncryptedFs: the same invariants with the key dictionary and encryption headers under fault`, async (t) => {
+    const total: ScenarioStats = emptyStats();
+    const failed: SeedSummary[] = [];
+    await runSeeds(
+      ENCRYPTED_SEEDS.from,
+      ENCRYPTED_SEEDS.count,
+      Math.min(2, availableParallelism()),
+      (summary) => {
+        for (const [key, value] of Object.entries(summary.stats) as [keyof ScenarioStats, number][]) total[key] += value;
+        if (summary.status !== 'pass') failed.push(summary);
+      },
+      { encrypted: true },
+    );
+    t.diagnostic(`${scenarioCount(total)} crash/fault scenarios on EncryptedFs: ${total.reopenChecks} reopens, ${total.zeroSpaceOpens} opens on a full disk, ${total.flips} flips`);
+    assert.ok(scenarioCount(total) >= 500, `only ${scenarioCount(total)} crash/fault scenarios`);
+    assert.equal(failed.length, 0, failed.map((f) => `${f.message}\n(replay: npm run torture -- --seed ${f.seed} --encrypted)`).join('\n\n'));
+  });
+
+  // Rotation creates and removes files: each creation saves the key dictionary.
+  for (const workload of WORKLOADS.filter((w) => w.name === 'rotate').map(encrypted)) {
+    it(`crash sweep, ${workload.name}: a power cut after every operation, key dictionary saves included`, async () => {
+      const result = await crashSweep(workload, POLICIES_PER_POINT);
+      sweepCases += result.cases;
+      assert.equal(result.violations.length, 0, failures(result));
+    });
+    it(`kill sweep, ${workload.name}: the process dies at every call, then the power goes`, async () => {
+      const result = await killSweep(workload);
+      sweepCases += result.cases;
+      assert.equal(result.violations.length, 0, failures(result));
+    });
+  }
+
   for (const workload of WORKLOADS) {
     it(`crash sweep, ${workload.name}: a power cut after every operation, ${POLICIES_PER_POINT} policies each`, async () => {
       const result = await crashSweep(workload, POLICIES_PER_POINT);
@@ -86,7 +120,7 @@ describe('torture', () => {
     // syncs without doing them: acknowledged writes vanish at power loss.
     const caught: string[] = [];
     for (let seed = 1; seed <= 40 && caught.length === 0; seed++) {
-      const result = await runSeed(seed, (fs) => new LyingFs(fs));
+      const result = await runSeed(seed, { wrapFs: (fs) => new LyingFs(fs) });
       if (result.status !== 'pass') caught.push(result.violation!.invariant);
     }
     assert.ok(caught.length > 0, 'no seed noticed that barriers were skipped');

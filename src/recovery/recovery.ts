@@ -70,6 +70,12 @@ export interface RecoveredFile {
   handle: FileHandle;
   /** End of valid data. */
   end: number;
+  /**
+   * End of the data the records prove durable (the highest synced-through
+   * mark). What lies between here and `end` may exist only in the page cache
+   * (see LogWriter.resume).
+   */
+  provenEnd: number;
 }
 
 export interface RecoveredLog {
@@ -234,12 +240,14 @@ async function recoverFile(
   const scanner = new RecordScanner(handle, size, header.salt);
   const id = fileId(Queue.Append, seq);
   let offset = FILE_HEADER_SIZE;
+  let provenEnd = FILE_HEADER_SIZE;
   for (;;) {
     const result = await scanner.read(offset);
     if ('header' in result) {
       apply(result, id);
       report.records++;
       offset = result.end;
+      provenEnd = Math.max(provenEnd, result.header.syncedThrough);
       continue;
     }
     if (result.kind !== 'damage') break;
@@ -273,7 +281,7 @@ async function recoverFile(
     break;
   }
   report.bytesScanned += offset;
-  return { name, seq, salt: header.salt, handle, end: offset };
+  return { name, seq, salt: header.salt, handle, end: offset, provenEnd: Math.min(provenEnd, offset) };
 }
 
 /** True when a record after `damageOffset` was written after the damaged bytes were durable. */

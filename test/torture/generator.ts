@@ -126,11 +126,27 @@ export interface SeedResult {
   readonly known: KnownIssue | undefined;
 }
 
+export interface SeedOptions {
+  /** Wraps the engine's FileSystem (the self-test's lying disk). */
+  readonly wrapFs?: (fs: FileSystem) => FileSystem;
+  /** Runs the engine on an EncryptedFs over the faulty disk, with a master key derived from the seed. */
+  readonly encrypted?: boolean;
+}
+
+/** A master key derived from `seed`, so an encrypted run replays (only IVs and data keys are random). */
+export function seededMasterKey(seed: number): Uint8Array {
+  const rng = Rng.derive(seed, 'master-key');
+  const key = new Uint8Array(32);
+  for (let i = 0; i < key.length; i++) key[i] = rng.below(256);
+  return key;
+}
+
 /** Runs the scenario of one seed to the end or to its first violation. */
-export async function runSeed(seed: number, wrapFs?: (fs: FileSystem) => FileSystem): Promise<SeedResult> {
+export async function runSeed(seed: number, options: SeedOptions = {}): Promise<SeedResult> {
   const swarm = swarmFor(seed);
   const persistentRules: FaultRule[] = swarm.shortIo ? [{ ops: ['write', 'read'], when: { probability: 0.3 }, error: 'short' }] : [];
-  const scenario = new Scenario(seed, swarm.engine, { persistentRules, wrapFs });
+  const masterKey = options.encrypted === true ? seededMasterKey(seed) : undefined;
+  const scenario = new Scenario(seed, swarm.engine, { persistentRules, wrapFs: options.wrapFs, masterKey });
   const generator = new Generator(scenario, swarm, Rng.derive(seed, 'ops'));
   try {
     try {

@@ -6,6 +6,8 @@
  *   --runs M     how many seeds, N .. N+M-1 (default 1000, or 1 with --seed)
  *   --jobs J     worker threads (default: available cores)
  *   --sweeps     also run the crash/kill/error sweeps, every crash policy
+ *   --encrypted  run the engine on EncryptedFs over the faulty disk (seeds
+ *                and sweeps); the master key derives from the seed
  *   --strict     count known issues (known-issues.ts) as failures
  *   --verbose    print every violation in full
  *
@@ -18,7 +20,7 @@ import { KNOWN_ISSUES } from './known-issues.js';
 import { formatMarks, missingMarks } from './marks.js';
 import { runSeeds, type SeedSummary } from './pool.js';
 import { emptyStats, scenarioCount, type ScenarioStats } from './scenario.js';
-import { WORKLOADS, crashSweep, errorSweep, killSweep } from './sweeps.js';
+import { WORKLOADS, crashSweep, encrypted, errorSweep, killSweep } from './sweeps.js';
 import { POLICIES } from './generator.js';
 
 async function main(): Promise<number> {
@@ -28,6 +30,7 @@ async function main(): Promise<number> {
       runs: { type: 'string' },
       jobs: { type: 'string' },
       sweeps: { type: 'boolean', default: false },
+      encrypted: { type: 'boolean', default: false },
       strict: { type: 'boolean', default: false },
       verbose: { type: 'boolean', default: false },
     },
@@ -36,11 +39,12 @@ async function main(): Promise<number> {
   const runs = values.runs !== undefined ? Number(values.runs) : values.seed !== undefined ? 1 : 1000;
   const jobs = values.jobs !== undefined ? Number(values.jobs) : Math.min(availableParallelism(), runs);
   if (!Number.isSafeInteger(from) || !Number.isSafeInteger(runs) || runs < 0 || !Number.isSafeInteger(jobs) || jobs < 1) {
-    console.error('usage: npm run torture -- [--seed N] [--runs M] [--jobs J] [--sweeps] [--strict] [--verbose]');
+    console.error('usage: npm run torture -- [--seed N] [--runs M] [--jobs J] [--sweeps] [--encrypted] [--strict] [--verbose]');
     return 2;
   }
   const verbose = values.verbose === true || runs === 1;
-  console.log(`torture: seeds ${from}..${from + runs - 1} on ${jobs} thread(s), node ${process.version}`);
+  const encryptedRun = values.encrypted === true;
+  console.log(`torture: seeds ${from}..${from + runs - 1} on ${jobs} thread(s)${encryptedRun ? ', on EncryptedFs' : ''}, node ${process.version}`);
 
   const started = Date.now();
   const total = emptyStats();
@@ -54,7 +58,7 @@ async function main(): Promise<number> {
     if (summary.status === 'fail') {
       failed.push(summary);
       console.log(verbose ? summary.message : summary.message!.split('\n').slice(0, 3).join('\n'));
-      if (!verbose) console.log(`  (replay: npm run torture -- --seed ${summary.seed})`);
+      if (!verbose) console.log(`  (replay: npm run torture -- --seed ${summary.seed}${encryptedRun ? ' --encrypted' : ''})`);
     } else if (summary.status === 'known') {
       known.set(summary.knownId!, [...(known.get(summary.knownId!) ?? []), summary.seed]);
       if (verbose) console.log(summary.message);
@@ -64,13 +68,13 @@ async function main(): Promise<number> {
       lastReport = now;
       console.log(`  ${done}/${runs} seeds, ${failed.length} failing, ${rate(scenarioCount(total), now - started)} scenarios/min`);
     }
-  });
+  }, { encrypted: encryptedRun });
   const seedMs = Date.now() - started;
 
   let sweepCases = 0;
   let sweepFailures = 0;
   if (values.sweeps === true) {
-    for (const workload of WORKLOADS) {
+    for (const workload of encryptedRun ? WORKLOADS.map(encrypted) : WORKLOADS) {
       for (const [name, run] of [
         ['crash', () => crashSweep(workload, POLICIES.length)],
         ['kill', () => killSweep(workload)],

@@ -4,7 +4,7 @@
  * depend on which worker runs it, so a parallel run replays seed by seed.
  */
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
-import { runSeed } from './generator.js';
+import { runSeed, type SeedOptions } from './generator.js';
 import { addMarks, markCounts } from './marks.js';
 import type { ScenarioStats } from './scenario.js';
 
@@ -17,14 +17,14 @@ export interface SeedSummary {
   readonly knownId: string | undefined;
 }
 
-type ToWorker = { readonly seeds: readonly number[] } | { readonly done: true };
+type ToWorker = { readonly seeds: readonly number[]; readonly options: SeedOptions } | { readonly done: true };
 type FromWorker =
   | { readonly kind: 'ready' }
   | { readonly kind: 'result'; readonly summary: SeedSummary }
   | { readonly kind: 'marks'; readonly marks: [string, number][] };
 
-export async function summarize(seed: number): Promise<SeedSummary> {
-  const result = await runSeed(seed);
+export async function summarize(seed: number, options: SeedOptions = {}): Promise<SeedSummary> {
+  const result = await runSeed(seed, options);
   return { seed, status: result.status, stats: result.stats, message: result.violation?.message, knownId: result.known?.id };
 }
 
@@ -36,9 +36,15 @@ const CHUNK = 8;
  * jobs is 1), calling `onResult` as each finishes. Marks from the workers are
  * added to this thread's marks.
  */
-export async function runSeeds(from: number, count: number, jobs: number, onResult: (summary: SeedSummary) => void): Promise<void> {
+export async function runSeeds(
+  from: number,
+  count: number,
+  jobs: number,
+  onResult: (summary: SeedSummary) => void,
+  options: Pick<SeedOptions, 'encrypted'> = {},
+): Promise<void> {
   if (jobs <= 1) {
-    for (let seed = from; seed < from + count; seed++) onResult(await summarize(seed));
+    for (let seed = from; seed < from + count; seed++) onResult(await summarize(seed, options));
     return;
   }
   let next = from;
@@ -58,7 +64,7 @@ export async function runSeeds(from: number, count: number, jobs: number, onResu
             else if (message.kind === 'marks') addMarks(message.marks);
             if (message.kind === 'ready') {
               const seeds = take();
-              worker.postMessage((seeds.length > 0 ? { seeds } : { done: true }) satisfies ToWorker);
+              worker.postMessage((seeds.length > 0 ? { seeds, options } : { done: true }) satisfies ToWorker);
             }
           });
           worker.on('error', reject);
@@ -78,7 +84,7 @@ async function serve(): Promise<void> {
       return;
     }
     void (async () => {
-      for (const seed of message.seeds) port.postMessage({ kind: 'result', summary: await summarize(seed) } satisfies FromWorker);
+      for (const seed of message.seeds) port.postMessage({ kind: 'result', summary: await summarize(seed, message.options) } satisfies FromWorker);
       ask();
     })();
   });

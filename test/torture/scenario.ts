@@ -25,13 +25,15 @@
  *    promises (image.ts).
  * Any breach throws a Violation carrying the seed, the trace and the fault log.
  */
+import { EncryptedFs, HEADER_BYTES as ENCRYPTION_HEADER_BYTES } from '../../backends/encrypted.js';
 import { FaultFs, type CrashPolicy, type FaultRule, type FaultRuleHandle } from '../../backends/fault.js';
 import { MemFs } from '../../backends/memfs.js';
 import { Engine, type EngineOptions } from '../../src/engine.js';
 import { ErrorCode, isRaftlogError } from '../../src/errors.js';
+import { parseLogFileName } from '../../src/file-names.js';
 import type { FileSystem } from '../../src/filesystem.js';
 import { RecoveryMode, type RecoveryProblem, type RecoveryReport } from '../../src/recovery/recovery.js';
-import { applyFlip, expectFlip, pickFlip, truncateImage, walkImage, type Flip, type Image, type WalkedFile } from './image.js';
+import { applyFlip, expectFlip, pickFlip, truncateImage, walkImage, type Flip, type FlipExpectation, type Image, type WalkedFile } from './image.js';
 import { mark } from './marks.js';
 import { History, applyItems, entryModel, hex, regionDigest, stateDigest, toLogBatch, valueDigest, type ModelItem } from './model.js';
 import { ProcessFs } from './process-fs.js';
@@ -139,6 +141,12 @@ export interface ScenarioOptions {
   readonly persistentRules?: readonly FaultRule[];
   /** Wraps the engine's FileSystem (the self-test uses it to break barriers). */
   readonly wrapFs?: (fs: FileSystem) => FileSystem;
+  /**
+   * Puts an EncryptedFs under this master key between the engine and the
+   * disk: every crash, kill and fault then also lands on the key dictionary
+   * and the per-file encryption headers.
+   */
+  readonly masterKey?: Uint8Array;
 }
 
 /** I/O-class codes a faulted write may fail with. */
@@ -185,12 +193,14 @@ export class Scenario {
 
   /** Sits between the engine and its disk: identity, except in the suite's self-test (a disk that lies). */
   readonly #wrapFs: (fs: FileSystem) => FileSystem;
+  readonly #masterKey: Uint8Array | undefined;
 
   constructor(seed: number, config: EngineConfig, options: ScenarioOptions = {}) {
     this.seed = seed;
     this.config = config;
     this.#persistentRules = options.persistentRules ?? [];
     this.#wrapFs = options.wrapFs ?? ((fs) => fs);
+    this.#masterKey = options.masterKey;
     this.#rng = Rng.derive(seed, 'scenario');
     this.#fault = this.#newFault(new MemFs(), 'fault', 0);
     this.#process = new ProcessFs(this.#fault);
@@ -296,7 +306,7 @@ export class Scenario {
     this.#process = new ProcessFs(this.#fault);
     if (this.#pendingKill !== undefined) this.#process.killAfter(this.#pendingKill);
     this.#pendingKill = undefined;
-    const engine = new Engine({ ...this.config, fs: this.#wrapFs(this.#process), seed: Rng.derive(this.seed, 'engine', this.#incarnation).u32() });
+    const engine = new Engine({ ...this.config, fs: this.#wrapFs(encryptedOver(this.#process, this.#masterKey)), seed: Rng.derive(this.seed, 'engine', this.#incarnation).u32() });
     await engine.open();
     return engine;
   }
@@ -662,10 +672,12 @@ export class Scenario {
     await this.engine.close();
     this.#engine = undefined;
     // A cleanly closed engine has nothing unsynced: the durable image is the log.
-    const image: Image = (await this.#crash('dropUnsynced')).snapshot();
+    const raw: Image = (await this.#crash('dropUnsynced')).snapshot();
+    // The oracle reads the log as the engine sees it: decrypted, when encrypted.
+    const image = this.#masterKey === undefined ? raw : await decryptImage(raw, this.#masterKey);
     // First the undamaged image, on which the scenario continues: a clean
     // close followed by a power loss must lose nothing the engine served.
-    this.#fault = this.#newFault(MemFs.fromSnapshot(image), 'fault-flip', this.stats.flips);
+    this.#fault = this.#newFault(MemFs.fromSnapshot(raw), 'fault-flip', this.stats.flips);
     this.#resetIncarnation();
     try {
       this.#engine = await this.#newEngine();
@@ -681,13 +693,20 @@ export class Scenario {
       this.violation('clean-close', `after a clean close the durable image is not a settled log: ${String(error)}`);
     }
     const flip = pickFlip(files, rng);
-    if (flip !== undefined) await this.#checkFlip(image, files, flip, mode, beforeIndex, before);
+    if (flip !== undefined) await this.#checkFlip(raw, image, files, flip, mode, beforeIndex, before);
   }
 
-  async #checkFlip(image: Image, files: readonly WalkedFile[], flip: Flip, mode: RecoveryMode, beforeIndex: number, before: string): Promise<void> {
-    const expectation = expectFlip(files, flip, mode);
+  /** `raw` is the disk; `image` the log the engine reads from it (the same map unless encrypted). */
+  async #checkFlip(raw: Image, image: Image, files: readonly WalkedFile[], flip: Flip, mode: RecoveryMode, beforeIndex: number, before: string): Promise<void> {
+    const key = this.#masterKey;
+    // AES-CTR maps a flipped ciphertext bit to the same plaintext bit, one
+    // encryption header further into the file; a flip past the file's
+    // high-water mark changes nothing the engine can read.
+    const flippedRaw = key === undefined ? applyFlip(raw, flip) : applyFlip(raw, { ...flip, offset: flip.offset + ENCRYPTION_HEADER_BYTES });
+    const unread = key !== undefined && sameBytes((await decryptImage(flippedRaw, key)).get(flip.file)!, image.get(flip.file)!);
+    const expectation: FlipExpectation = unread ? { kind: 'same', why: 'past the encryption high-water mark: reads as zeros' } : expectFlip(files, flip, mode);
     this.note(`flip bit ${flip.bit} of ${flip.file}@${flip.offset} (${flip.where}) under ${mode}: expect ${expectation.kind} (${expectation.why})`);
-    const opened = await openImage(applyFlip(image, flip), mode, this.config, this.seed);
+    const opened = await openImage(flippedRaw, mode, this.config, this.seed, key);
     const problems = opened.engine?.recoveryReport?.problems ?? [];
     const state = opened.engine === undefined ? undefined : await this.#readState('flipped', opened.engine);
     await opened.engine?.close();
@@ -820,14 +839,46 @@ export class Scenario {
 }
 
 /** Opens a standalone copy of an image (for the flip experiments); never throws. */
-async function openImage(image: Image, mode: RecoveryMode, config: EngineConfig, seed: number): Promise<{ engine: Engine | undefined; error: unknown }> {
-  const engine = new Engine({ ...config, recoveryMode: mode, fs: MemFs.fromSnapshot(image), seed: Rng.derive(seed, 'flip-engine').u32() });
+async function openImage(image: Image, mode: RecoveryMode, config: EngineConfig, seed: number, masterKey?: Uint8Array): Promise<{ engine: Engine | undefined; error: unknown }> {
+  const fs = encryptedOver(MemFs.fromSnapshot(image), masterKey);
+  const engine = new Engine({ ...config, recoveryMode: mode, fs, seed: Rng.derive(seed, 'flip-engine').u32() });
   try {
     await engine.open();
     return { engine, error: undefined };
   } catch (error) {
     return { engine: undefined, error };
   }
+}
+
+function encryptedOver(disk: FileSystem, masterKey: Uint8Array | undefined): FileSystem {
+  return masterKey === undefined ? disk : new EncryptedFs(disk, { masterKey });
+}
+
+/** The log files of an encrypted disk image as the engine reads them (plaintext, zeros past each high-water mark). */
+async function decryptImage(raw: Image, masterKey: Uint8Array): Promise<Image> {
+  const fs = new EncryptedFs(MemFs.fromSnapshot(raw), { masterKey });
+  await fs.init();
+  const image: Image = new Map();
+  for (const name of await fs.list()) {
+    if (parseLogFileName(name) === undefined) continue;
+    const handle = await fs.open(name, { readOnly: true });
+    try {
+      const bytes = new Uint8Array(await handle.size());
+      for (let at = 0; at < bytes.length; ) {
+        const n = await handle.read(bytes, at, bytes.length - at, at);
+        if (n === 0) throw new Error(`decryptImage: ${name} ended at ${at} of ${bytes.length}`);
+        at += n;
+      }
+      image.set(name, bytes);
+    } finally {
+      await handle.close();
+    }
+  }
+  return image;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return Buffer.compare(a, b) === 0;
 }
 
 export function describeError(error: unknown): string {

@@ -14,7 +14,7 @@
 import type { CrashPolicy } from '../../backends/fault.js';
 import { ErrorCode, isRaftlogError } from '../../src/errors.js';
 import { RecoveryMode } from '../../src/recovery/recovery.js';
-import { POLICIES } from './generator.js';
+import { POLICIES, seededMasterKey } from './generator.js';
 import type { ModelItem, WrittenEntry } from './model.js';
 import { Rng } from './rng.js';
 import { Scenario, Violation, describeError, type EngineConfig } from './scenario.js';
@@ -29,6 +29,13 @@ export interface Workload {
   readonly name: string;
   readonly config: EngineConfig;
   readonly steps: readonly Step[];
+  /** Runs the engine on an EncryptedFs under this key (see `encrypted`). */
+  readonly masterKey?: Uint8Array;
+}
+
+/** The same workload on an EncryptedFs: its key dictionary and file headers take the same crashes and faults. */
+export function encrypted(workload: Workload): Workload {
+  return { ...workload, name: `${workload.name}+encrypted`, masterKey: seededMasterKey(caseSeed(workload.name, 'master-key')) };
 }
 
 const BASE: EngineConfig = {
@@ -132,7 +139,7 @@ function caseSeed(...parts: (string | number)[]): number {
 
 /** FileSystem operations and process calls of a fault-free run, open to close. */
 export async function measure(workload: Workload): Promise<{ ops: number; calls: number }> {
-  const scenario = new Scenario(caseSeed(workload.name, 'measure'), workload.config);
+  const scenario = new Scenario(caseSeed(workload.name, 'measure'), workload.config, { masterKey: workload.masterKey });
   await scenario.start();
   await runSteps(scenario, workload);
   if (scenario.isOpen) await scenario.close();
@@ -153,7 +160,7 @@ export interface SweepResult {
 }
 
 async function runCase(c: SweepCase, body: (scenario: Scenario) => Promise<void>, workload: Workload): Promise<Violation | undefined> {
-  const scenario = new Scenario(c.seed, workload.config);
+  const scenario = new Scenario(c.seed, workload.config, { masterKey: workload.masterKey });
   try {
     try {
       await body(scenario);
