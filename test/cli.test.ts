@@ -253,9 +253,9 @@ describe('raftlog dump', () => {
     assert.equal(text.status, 0, text.stderr);
     assert.match(text.stdout, /^0000000000000001\.raftlog:\n {2}@32 \d+ B synced-through \d+: entries r\d+ 1\.\.4 \(4\)$/m);
     assert.match(text.stdout, /\(2 shown\)/);
-    const missing = raftlog(['dump', pristine, '--file', '99']);
+    const missing = raftlog(['dump', pristine, '--file', '999999']);
     assert.equal(missing.status, 2);
-    assertOneLineError(missing, /--file 99: no such log file/);
+    assertOneLineError(missing, /--file 999999: no such log file/);
   });
 });
 

@@ -688,7 +688,7 @@ export class Scenario {
     if (after !== before) this.violation('clean-close', `a clean close then a power loss changed the state\n${diff(before, after)}`);
     let files: WalkedFile[];
     try {
-      files = walkImage(image);
+      files = walkImage(image, { leasedTails: this.#masterKey !== undefined });
     } catch (error) {
       this.violation('clean-close', `after a clean close the durable image is not a settled log: ${String(error)}`);
     }
