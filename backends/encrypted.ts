@@ -44,15 +44,8 @@
  *    read as zeros whatever the inner file holds. An append over
  *    preallocated space is therefore the first encryption of those bytes.
  *    The HWM is kept in the file's own header (see encryption/header.ts),
- *    written just before a barrier when the data passed it, so it becomes
- *    durable with the data for one small extra write, never an extra fsync.
- *    The header carries a lease: the mark a barrier makes durable is rounded
- *    up past the data (`hwmLeaseBytes`, 1 MiB by default), so appends pay
- *    for that write once per lease, not at every barrier. After a crash the
- *    never-written bytes under the lease decrypt to pseudo-random bytes, not
- *    zeros; they were never encrypted (no keystream met plaintext there),
- *    the next write there gets a fresh IV (rule 2), and truncate and a clean
- *    close write the exact mark.
+ *    rewritten just before a barrier when it moved, so it becomes durable
+ *    with the data for one small extra write, never an extra fsync.
  * 2. Within a session each IV has a keystream frontier: the highest
  *    position ever encrypted under it. A write that starts at or past the
  *    frontier of the file's last extent (the append fast path) uses that IV.
@@ -73,9 +66,8 @@
  * files are far shorter than 2^64 blocks, so counter ranges of different
  * IVs overlapping is as likely as guessing a key.
  *
- * Cost model: appends and reads are one AES pass plus the inner call; a
- * barrier after the data passed the leased HWM adds one 64-byte header write
- * (same fdatasync), once per `hwmLeaseBytes` of appends.
+ * Cost model: appends and reads are one AES pass plus the inner call; each
+ * barrier after the HWM moved adds one 64-byte header write (same fdatasync).
  * Creating or recycling a file, the first write to a file after reopening,
  * and any rewrite below the frontier add one dictionary update (small file
  * write, fdatasync, rename, directory fsync); creating or recycling a file
@@ -96,7 +88,7 @@ import type {
   OpenOptions,
   WriteOptions,
 } from '../src/filesystem.js';
-import { CtrStream, KEY_BYTES, ctrInPlace, freshIv, freshKey } from './encryption/cipher.js';
+import { KEY_BYTES, ctrInPlace, ctrInto, freshIv, freshKey } from './encryption/cipher.js';
 import {
   DICTIONARY_NAME,
   DICTIONARY_TMP_NAME,
@@ -141,21 +133,7 @@ export interface EncryptedFsOptions {
    * under the current key, finishing the rotation.
    */
   previousMasterKeys?: readonly Uint8Array[];
-  /**
-   * How far past the written data a barrier moves the durable high-water
-   * mark, so that appends rewrite a file's header once per this many bytes
-   * instead of at every barrier (default 1 MiB). The price: after a crash,
-   * never-written bytes between the last synced write and that mark read as
-   * pseudo-random bytes rather than zeros, until they are written or the file
-   * is truncated (a clean close writes the exact mark). The engine delimits
-   * its records itself and treats such bytes as a torn tail. 0: the exact
-   * mark at every barrier, zeros after any crash.
-   */
-  hwmLeaseBytes?: number;
 }
-
-/** Default for `EncryptedFsOptions.hwmLeaseBytes`. */
-export const DEFAULT_HWM_LEASE_BYTES = 1 << 20;
 
 /** One (data key, IV) pair put into use, with why. For audits and for tests proving uniqueness. */
 export interface IssuedKeyIv {
@@ -229,8 +207,6 @@ class FileState {
   headerWriter: EncryptedFileHandle | undefined;
   /** Loaded from a header that may not be durable yet: the first writable open syncs before any header write. */
   needsInitialSync = false;
-  /** Written since the last successful barrier: a clean close then cannot claim an exact HWM. */
-  unsynced = false;
   /** Orders writes, barriers, truncates and preallocations on this file. */
   readonly mutex = new Mutex();
 
@@ -247,8 +223,6 @@ interface Internals {
   freshExtent(state: FileState, name: string, start: number, end: number, reason: IssuedKeyIv['reason']): Promise<Extent>;
   writeHeader(state: FileState, handle: EncryptedFileHandle, hwm: number): Promise<void>;
   adoptBlank(state: FileState, handle: EncryptedFileHandle): Promise<void>;
-  /** The HWM a barrier makes durable for data ending at `hwm` (see `hwmLeaseBytes`). */
-  leaseFor(hwm: number): number;
 }
 
 /** Header sequence numbers alternate between the two slots. */
@@ -293,7 +267,6 @@ export class EncryptedFs implements FileSystem {
   readonly #provider: MasterKeyProvider | undefined;
   readonly #previous: Buffer[];
   readonly #slotBytes: number;
-  readonly #hwmLease: number;
   #master: Buffer | undefined;
   #dict: Dictionary | undefined;
   #ready: Promise<void> | undefined;
@@ -311,7 +284,6 @@ export class EncryptedFs implements FileSystem {
     freshExtent: (state, name, start, end, reason) => this.#freshExtent(state, name, start, end, reason),
     writeHeader: (state, handle, hwm) => this.#writeHeader(state, handle, hwm),
     adoptBlank: (state, handle) => this.#adoptBlank(state, handle),
-    leaseFor: (hwm) => (this.#hwmLease === 0 ? hwm : Math.ceil((hwm + 1) / this.#hwmLease) * this.#hwmLease),
   };
 
   constructor(inner: FileSystem, options: EncryptedFsOptions) {
@@ -326,9 +298,6 @@ export class EncryptedFs implements FileSystem {
     this.#provider = options.keyProvider;
     this.#previous = (options.previousMasterKeys ?? []).map((k) => checkMasterKey(k, 'previousMasterKeys[]'));
     this.#slotBytes = slotWriteBytes(inner.capabilities.writeAlignment);
-    const lease = options.hwmLeaseBytes ?? DEFAULT_HWM_LEASE_BYTES;
-    if (!Number.isSafeInteger(lease) || lease < 0) throw new InvalidArgumentError(`EncryptedFs: hwmLeaseBytes must be a non-negative integer, got ${String(lease)}`);
-    this.#hwmLease = lease;
     this.capabilities = { ...inner.capabilities, backend: 'encrypted' };
     this.description = `encrypted:${inner.description}`;
   }
@@ -962,21 +931,18 @@ class EncryptedFileHandle implements FileHandle {
       const cipher = (await this.#unchangedCiphertext(buffers, position, total)) ?? (await this.#encrypt(buffers, start, position, end));
       const hwm = Math.max(state.hwm, end);
       if (options.sync === true) {
-        const header = this.#headerFor(hwm, false);
-        if (header !== undefined) {
+        if (hwm !== state.headerHwm || (!state.headerDurable && state.headerWriter !== this)) {
           // Header and data are independent writes: issue them together and
           // let one barrier cover both, rather than paying a round trip to
           // the inner file system for each before the barrier can start.
-          await settleAll([this.#fs.writeHeader(state, this, header), this.inner.write(cipher, HEADER_BYTES + start)]);
+          await settleAll([this.#fs.writeHeader(state, this, hwm), this.inner.write(cipher, HEADER_BYTES + start)]);
           await this.inner.sync();
         } else {
           await this.inner.write(cipher, HEADER_BYTES + start, { sync: true });
         }
         state.hwm = hwm;
-        state.unsynced = false;
         if (state.headerWriter === this) state.headerDurable = true;
       } else {
-        state.unsynced = true;
         await this.inner.write(cipher, HEADER_BYTES + start);
         state.hwm = hwm;
       }
@@ -992,8 +958,10 @@ class EncryptedFileHandle implements FileHandle {
     const extent = await this.#extentFor(start, end);
     const ivKey = extent.iv.toString('hex');
     state.frontiers.set(ivKey, Math.max(state.frontiers.get(ivKey) ?? 0, end));
-    const stream = new CtrStream(this.#fs.dataKey(extent.keyId).key, extent.iv, start);
-    return plain.map((b) => stream.update(b));
+    // One output buffer for the whole write: one allocation, one inner iovec.
+    const cipher = Buffer.allocUnsafe(end - start);
+    ctrInto(this.#fs.dataKey(extent.keyId).key, extent.iv, start, plain, cipher);
+    return [cipher];
   }
 
   async sync(): Promise<void> {
@@ -1018,7 +986,7 @@ class EncryptedFileHandle implements FileHandle {
         // size with zeros past `size`: the truncate took effect, the size
         // change did not; never garbage, never a byte below `size` lost.
         state.hwm = size;
-        await this.#barrier(true);
+        await this.#barrier();
       }
       await this.inner.truncate(HEADER_BYTES + size);
     });
@@ -1039,40 +1007,17 @@ class EncryptedFileHandle implements FileHandle {
 
   async close(): Promise<void> {
     if (this.#closed) return;
+    this.#closed = true;
+    await this.inner.close();
+  }
+
+  /** Header (if it moved or is not known durable through this handle), then the inner barrier. Runs under the file mutex. */
+  async #barrier(): Promise<void> {
     const state = this.#state;
-    try {
-      // Everything written is durable, but the header may carry a lease past
-      // it: put the exact mark down, so a clean shutdown leaves zeros (not
-      // decrypted never-written bytes) after the data.
-      if (!this.#readOnly && !state.unsynced && state.fileId !== undefined && state.headerHwm !== state.hwm) {
-        await state.mutex.run(() => this.#barrier(true));
-      }
-    } finally {
-      this.#closed = true;
-      await this.inner.close();
+    if (state.fileId !== undefined && (state.hwm !== state.headerHwm || (!state.headerDurable && state.headerWriter !== this))) {
+      await this.#fs.writeHeader(state, this, state.hwm);
     }
-  }
-
-  /**
-   * The HWM the header must be rewritten with before a barrier covering data
-   * up to `hwm`, or undefined when the durable header already serves.
-   * `exact`: the mark itself (truncate, close), not a lease past it.
-   */
-  #headerFor(hwm: number, exact: boolean): number | undefined {
-    const state = this.#state;
-    if (state.fileId === undefined) return undefined;
-    const stale = exact ? hwm !== state.headerHwm : hwm > state.headerHwm;
-    if (!stale && (state.headerDurable || state.headerWriter === this)) return undefined;
-    return exact ? hwm : Math.max(state.headerHwm, this.#fs.leaseFor(hwm));
-  }
-
-  /** Header (if it must move or is not known durable through this handle), then the inner barrier. Runs under the file mutex. */
-  async #barrier(exact = false): Promise<void> {
-    const state = this.#state;
-    const header = this.#headerFor(state.hwm, exact);
-    if (header !== undefined) await this.#fs.writeHeader(state, this, header);
     await this.inner.sync();
-    state.unsynced = false;
     if (state.headerWriter === this) state.headerDurable = true;
   }
 

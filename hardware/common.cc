@@ -115,5 +115,6 @@ void SetNamed(napi_env env, napi_value obj, const char* name, napi_value v) {
 NAPI_MODULE_INIT() {
   raftlog::InitRing(env, exports);
   raftlog::InitMemory(env, exports);
+  raftlog::InitCipher(env, exports);
   return exports;
 }

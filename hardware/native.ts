@@ -105,6 +105,12 @@ export interface NativeBinding {
   cpuFlush(): CpuFlushInfo;
   /** Flushes the cache lines covering the range, then sfence. Returns the line count. */
   flushRange(bytes: ArrayBuffer | ArrayBufferView, offset?: number, length?: number): number;
+  /**
+   * `output` = `inputs` (concatenated) XOR the AES-256-CTR keystream starting
+   * `skip` (0..15) bytes into the block with counter `counter`, through the
+   * OpenSSL Node links. `output` may be the single input (in place).
+   */
+  aesCtr(key: Uint8Array, counter: Uint8Array, skip: number, inputs: readonly Uint8Array[], output: Uint8Array): void;
 }
 
 export type NativeLoadResult =

@@ -23,7 +23,7 @@ import {
   spliceExtents,
   type IssuedKeyIv,
 } from '../backends/encrypted.js';
-import { CtrStream, counterAt } from '../backends/encryption/cipher.js';
+import { CtrStream, counterAt, ctrIntoNative, ctrIntoNodeCrypto } from '../backends/encryption/cipher.js';
 import { FaultFs } from '../backends/fault.js';
 import { MemFs } from '../backends/memfs.js';
 import { PosixFs } from '../backends/posix.js';
@@ -266,6 +266,41 @@ describe('EncryptedFs: cipher arithmetic', () => {
     }
     // And the stream is really AES-CTR: a fresh IV gives a different keystream.
     assert.notDeepEqual(new CtrStream(key, bytes(16, 9), 0).update(plain.subarray(0, 64)), whole.subarray(0, 64));
+  });
+
+  it('the native data cipher (the OpenSSL Node links) gives node:crypto\'s keystream at any offset, split and in place', () => {
+    // The addon is part of every build here; a machine without it runs the node:crypto path alone.
+    assert.ok(ctrIntoNative !== undefined, 'the native addon exposes aesCtr');
+    const native = ctrIntoNative;
+    const key = bytes(32, 11);
+    const iv = Buffer.alloc(16, 0xff); // counter wrap-around inside the range
+    iv[0] = 7;
+    const plain = bytes(70_000, 12);
+    for (const offset of [0, 1, 15, 16, 17, 4095, 65_535]) {
+      for (const splits of [[], [1], [15, 16], [5000], [4096, 4096, 3]]) {
+        const length = plain.byteLength - offset;
+        const inputs: Uint8Array[] = [];
+        let at = offset;
+        for (const size of splits) {
+          inputs.push(plain.subarray(at, at + size));
+          at += size;
+        }
+        inputs.push(plain.subarray(at));
+        const expected = new Uint8Array(length);
+        ctrIntoNodeCrypto(key, iv, offset, inputs, expected);
+        const actual = new Uint8Array(length);
+        native(key, iv, offset, inputs, actual);
+        assert.ok(Buffer.compare(actual, expected) === 0, `offset ${offset} splits ${splits.join('+')}`);
+        const inPlace = plain.slice(offset);
+        native(key, iv, offset, [inPlace], inPlace);
+        assert.ok(Buffer.compare(inPlace, expected) === 0, `in place, offset ${offset}`);
+      }
+    }
+    // Misuse is a TypeError before any byte changes.
+    const output = new Uint8Array(10);
+    assert.throws(() => native(key, iv, 0, [new Uint8Array(11)], output), TypeError);
+    assert.throws(() => native(key.subarray(0, 16), iv, 0, [new Uint8Array(10)], output), TypeError);
+    assert.deepEqual(output, new Uint8Array(10));
   });
 
   it('spliceExtents gives a rewritten range its own IV and keeps the rest', () => {

@@ -1,5 +1,7 @@
 /**
- * The primitives EncryptedFs is built from, all on node:crypto:
+ * The primitives EncryptedFs is built from, all on node:crypto (the data
+ * cipher also through the native addon, which calls the very OpenSSL
+ * node:crypto uses but writes into a caller's buffer instead of allocating):
  *
  * - AES-256-CTR at an arbitrary byte offset (the data cipher). CTR is a
  *   stream cipher: it preserves lengths and offsets, so positional reads and
@@ -15,6 +17,7 @@
  */
 
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { loadNative, type NativeBinding } from '../../hardware/native.js';
 
 export const KEY_BYTES = 32;
 export const IV_BYTES = 16;
@@ -63,10 +66,35 @@ export class CtrStream {
   }
 }
 
+/** Writes `inputs` (concatenated) XOR the keystream of (key, iv) at `position` into `output`, whose length is their total. */
+export type CtrInto = (key: Uint8Array, iv: Uint8Array, position: number, inputs: readonly Uint8Array[], output: Uint8Array) => void;
+
+/** `CtrInto` on node:crypto alone: one fresh buffer per input, copied into `output`. */
+export const ctrIntoNodeCrypto: CtrInto = (key, iv, position, inputs, output) => {
+  const stream = new CtrStream(key, iv, position);
+  let at = 0;
+  for (const input of inputs) {
+    output.set(stream.update(input), at);
+    at += input.byteLength;
+  }
+};
+
+/** `CtrInto` through the native addon (no allocation), or undefined when the addon is not available. */
+export const ctrIntoNative: CtrInto | undefined = nativeCtr(loadNative());
+
+function nativeCtr(load: ReturnType<typeof loadNative>): CtrInto | undefined {
+  if (!load.ok || typeof load.binding.aesCtr !== 'function') return undefined;
+  const binding: NativeBinding = load.binding;
+  return (key, iv, position, inputs, output) => binding.aesCtr(key, counterAt(iv, position), position % BLOCK_BYTES, inputs, output);
+}
+
+/** The data cipher: native when the addon is loaded, node:crypto otherwise; the same keystream either way. */
+export const ctrInto: CtrInto = ctrIntoNative ?? ctrIntoNodeCrypto;
+
 /** XORs `bytes` in place with the keystream of (key, iv) at `position`. For decrypting into a read target the caller owns. */
 export function ctrInPlace(key: Uint8Array, iv: Uint8Array, position: number, bytes: Uint8Array): void {
   if (bytes.byteLength === 0) return;
-  bytes.set(new CtrStream(key, iv, position).update(bytes));
+  ctrInto(key, iv, position, [bytes], bytes);
 }
 
 /** Derives a sub-key of `length` bytes for one purpose (`info`) from the master key and a per-dictionary salt. */

@@ -74,20 +74,7 @@ interface ParsedFile {
   readonly records: WalkedRecord[];
   readonly dataEnd: number;
   readonly restZero: boolean;
-  /** Every byte after the data end is zero. */
-  readonly tailZero: boolean;
   readonly watermark: number | undefined;
-}
-
-export interface WalkOptions {
-  /**
-   * The image was decrypted from an EncryptedFs whose headers lease their
-   * high-water mark: a file whose writer did not close cleanly (an older file
-   * after a crash) may read never-written bytes past its data as
-   * pseudo-random. Only the newest append file must end in zeros, as
-   * recovery reads past the data of no other file.
-   */
-  readonly leasedTails?: boolean;
 }
 
 function parseFile(name: string, queue: Queue, seq: number, bytes: Uint8Array): ParsedFile | string {
@@ -114,13 +101,15 @@ function parseFile(name: string, queue: Queue, seq: number, bytes: Uint8Array): 
   }
   const dataEnd = records.length === 0 ? FILE_HEADER_SIZE : records[records.length - 1]!.end;
   const recycled = (header.flags & FILE_FLAG_RECYCLED) !== 0;
-  const tailZero = isAllZero(bytes.subarray(Math.min(dataEnd, bytes.length)));
+  if (!recycled && !isAllZero(bytes.subarray(Math.min(dataEnd, bytes.length)))) {
+    return `non-zero bytes after its data end ${dataEnd}`;
+  }
   const restZero = isAllZero(bytes.subarray(Math.min(FILE_HEADER_SIZE, bytes.length)));
-  return { name, queue, seq, recycled, size: bytes.length, records, dataEnd, restZero, tailZero, watermark };
+  return { name, queue, seq, recycled, size: bytes.length, records, dataEnd, restZero, watermark };
 }
 
 /** The log and rewrite files of an image, append files in sequence order, each with its role. */
-export function walkImage(image: Image, options: WalkOptions = {}): WalkedFile[] {
+export function walkImage(image: Image): WalkedFile[] {
   const parsed: ParsedFile[] = [];
   for (const name of [...image.keys()].sort()) {
     const id = parseLogFileName(name);
@@ -128,11 +117,6 @@ export function walkImage(image: Image, options: WalkOptions = {}): WalkedFile[]
     const file = parseFile(name, id.queue, id.seq, image.get(name)!);
     if (typeof file === 'string') throw new Error(`walkImage: ${name}: ${file}; the image is not settled`);
     parsed.push(file);
-  }
-  const newestAppend = Math.max(0, ...parsed.filter((f) => f.queue === Queue.Append).map((f) => f.seq));
-  for (const f of parsed) {
-    const mayHoldBytes = f.recycled || (options.leasedTails === true && !(f.queue === Queue.Append && f.seq === newestAppend));
-    if (!f.tailZero && !mayHoldBytes) throw new Error(`walkImage: ${f.name}: non-zero bytes after its data end ${f.dataEnd}; the image is not settled`);
   }
   // The newest rewrite file holding a complete checkpoint is the one recovery uses.
   const checkpoint = parsed

@@ -12,13 +12,12 @@
  * Each case is a Scenario, so every check of scenario.ts applies.
  */
 import type { CrashPolicy } from '../../backends/fault.js';
-import { DICTIONARY_NAME, DICTIONARY_TMP_NAME } from '../../backends/encryption/dictionary.js';
 import { ErrorCode, isRaftlogError } from '../../src/errors.js';
 import { RecoveryMode } from '../../src/recovery/recovery.js';
 import { POLICIES, seededMasterKey } from './generator.js';
 import type { ModelItem, WrittenEntry } from './model.js';
 import { Rng } from './rng.js';
-import { Scenario, Violation, describeError, type EngineConfig } from './scenario.js';
+import { Scenario, Violation, absorbedByDesign, describeError, type EngineConfig } from './scenario.js';
 
 type Step =
   | { readonly kind: 'write'; readonly items: readonly ModelItem[]; readonly sync: boolean }
@@ -238,13 +237,6 @@ export async function killSweep(workload: Workload): Promise<SweepResult> {
 
 /** Operations whose failure the engine may swallow by design (closing a descriptor after its data is synced, or on cleanup). */
 const SWALLOWABLE = new Set(['close']);
-/**
- * EncryptedFs's key dictionary and its temp file. Saving it may fail with
- * ENOSPC unseen when the save only drops removed files' entries (syncDir
- * defers the drop: freeing space must work on a full disk). A save that
- * brings a new IV or generation is on a write path and must surface.
- */
-const DICTIONARY_FILES = new Set([DICTIONARY_NAME, DICTIONARY_TMP_NAME]);
 
 /** Operation k fails with EIO, then with ENOSPC, for every k; the error must reach a caller and the log must reopen. */
 export async function errorSweep(workload: Workload): Promise<SweepResult> {
@@ -284,7 +276,7 @@ function checkSurfaced(scenario: Scenario, ruleId: number, fired: number, k: num
   if (fired === 0) return;
   const event = scenario.fault.log.find((e) => e.rule === ruleId);
   if (event !== undefined && SWALLOWABLE.has(event.op)) return;
-  if (event !== undefined && error === 'ENOSPC' && DICTIONARY_FILES.has(event.path) && scenario.observedErrors.length === 0) return;
+  if (event !== undefined && absorbedByDesign(event, scenario.encrypted) && scenario.observedErrors.length === 0) return;
   const tag = `(op ${k}, rule ${ruleId})`;
   const codes: ReadonlySet<string> =
     error === 'EIO' ? new Set([ErrorCode.IO, ErrorCode.FSYNC_FAILED]) : new Set([ErrorCode.NO_SPACE, ErrorCode.FSYNC_FAILED]);
