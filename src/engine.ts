@@ -541,8 +541,8 @@ export class Engine implements AsyncDisposable {
     try {
       await this.#queue.idle();
       const writer = this.#writer;
-      if (this.#failure === undefined && writer?.hasUnsynced === true) {
-        await writer.sync().catch(async (error: unknown) => {
+      if (this.#failure === undefined && writer !== undefined) {
+        await writer.seal().catch(async (error: unknown) => {
           // As on the write path: the failed barrier may have dropped the pages
           // a reopen without a reboot would otherwise replay.
           await writer.discardUnsynced();

@@ -192,6 +192,11 @@ export class LogBatch {
     writeU64(this.#view, pos, index);
     this.#end = pos + 8;
     this.#items.push(item);
+    // Compacting past the batch's own entries empties the region, as the
+    // engine applies it: entries after that may start at any index, just as
+    // they may in a batch written after this one (seed=117).
+    const last = this.#lastInBatch.get(region);
+    if (last !== undefined && index > last) this.#lastInBatch.delete(region);
   }
 
   /** Drops all of the region's entries and keys when applied. */

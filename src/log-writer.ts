@@ -11,7 +11,7 @@
  *    the last is durable in full, and the new header records the old file's
  *    final length, which lets recovery prove a cut in an older file.
  */
-import { CorruptionError, FsyncFailedError, isRaftlogError, ErrorCode } from './errors.js';
+import { FsyncFailedError, isRaftlogError, ErrorCode } from './errors.js';
 import { fileId, logFileName } from './file-names.js';
 import type { FileHandle, FileSystem } from './filesystem.js';
 import {
@@ -24,7 +24,7 @@ import {
   encodeFileHeader,
   writeRecordHeader,
 } from './format/layout.js';
-import type { SealedRecord } from './log-batch.js';
+import { LogBatch, type SealedRecord } from './log-batch.js';
 
 export interface LogWriterOptions {
   fs: FileSystem;
@@ -85,6 +85,8 @@ export class LogWriter {
   bytesWritten = 0;
   syncCount = 0;
   rotations = 0;
+  /** Records were appended since this writer started or last sealed. */
+  #appendedSinceSeal = false;
 
   private constructor(options: LogWriterOptions, state: ActiveFileState, allocated: number) {
     this.#options = options;
@@ -101,7 +103,7 @@ export class LogWriter {
    * nothing, but makes what is there durable. `provenEnd`: where the data
    * the records prove durable ends (their synced-through marks).
    */
-  static async resume(options: LogWriterOptions, state: ActiveFileState & { provenEnd: number }): Promise<LogWriter> {
+  static async resume(options: LogWriterOptions, state: ActiveFileState & { provenEnd: number; sealed: boolean }): Promise<LogWriter> {
     // What recovery read may live only in the page cache (a process killed
     // before its barrier, or an engine reopened without a reboot). The writer
     // counts everything up to `offset` as durable (sync() skips, rotation
@@ -119,7 +121,11 @@ export class LogWriter {
     // that succeeded.
     await rewriteRange(state.handle, Math.max(FILE_HEADER_SIZE, state.provenEnd), state.offset);
     await barrierErrors(true, () => state.handle.sync());
-    return new LogWriter(options, state, await state.handle.size());
+    const writer = new LogWriter(options, state, await state.handle.size());
+    // Records left by a session that did not close cleanly are proven by
+    // nothing; the next clean close seals them even if nothing is appended.
+    writer.#appendedSinceSeal = !state.sealed && state.offset > FILE_HEADER_SIZE;
+    return writer;
   }
 
   /** Creates the queue's first file (or the file after `previous` when resuming is impossible). */
@@ -158,14 +164,15 @@ export class LogWriter {
    * write carries the barrier. Returns where each record landed. On failure
    * the caller must stop using this writer (the engine fail-stops).
    */
-  async append(records: readonly SealedRecord[], sync: boolean): Promise<PlacedRecord[]> {
+  async append(records: readonly SealedRecord[], sync: boolean, mayRotate = true): Promise<PlacedRecord[]> {
     let groupBytes = 0;
     for (const record of records) groupBytes += record.bytes.length;
     if (groupBytes === 0) {
       if (sync) await this.sync();
       return [];
     }
-    if (this.#offset > FILE_HEADER_SIZE && this.#offset + groupBytes > this.#options.targetFileSize) await this.rotate();
+    this.#appendedSinceSeal = true;
+    if (mayRotate && this.#offset > FILE_HEADER_SIZE && this.#offset + groupBytes > this.#options.targetFileSize) await this.rotate();
     if (this.#offset + groupBytes > FILE_SIZE_LIMIT) {
       // A single group larger than a file can address: split it across files.
       return this.#appendSplit(records, sync);
@@ -219,6 +226,31 @@ export class LogWriter {
     this.#options.onBarrier?.((performance.now() - began) * 1000);
     this.#synced = target;
     this.syncCount++;
+  }
+
+  /**
+   * Settles the log for a clean shutdown: a barrier for everything written,
+   * then an empty record whose synced-through mark covers it all, made
+   * durable too. Recovery proves a record durable only by a later record's
+   * mark (docs/format.md), so without this the last group before a clean
+   * close would stay unproven: damage there would be cut like a torn write
+   * instead of reported. Costs one small record and one barrier per close
+   * that follows writes; it may overshoot the target size by those bytes
+   * rather than start a file for them.
+   */
+  async seal(): Promise<void> {
+    await this.sync();
+    if (!this.#appendedSinceSeal) return;
+    try {
+      await this.append([new LogBatch().seal(Number.POSITIVE_INFINITY)], true, false);
+    } catch (error) {
+      // A full disk must not fail a clean close: everything is durable by
+      // the barrier above, the seal only adds proof. Without it the last
+      // group stays unproven, as after a crash.
+      if (isNoSpace(error)) return;
+      throw error;
+    }
+    this.#appendedSinceSeal = false;
   }
 
   /** Retires the active file (synced in full) and starts the next one. */
@@ -291,21 +323,26 @@ export class LogWriter {
   }
 }
 
-/** Reads `[from, to)` and writes it back in place: the bytes do not change, their pages become dirty. */
+/**
+ * Reads `[from, to)` and writes it back in place: the bytes do not change,
+ * their pages become dirty. The file may end up to 7 bytes short of `to`
+ * (a crash cut the last record's alignment padding, which recovery counts
+ * but no checksum covers); what is there is rewritten.
+ */
 async function rewriteRange(handle: FileHandle, from: number, to: number): Promise<void> {
   if (from >= to) return;
   const chunk = new Uint8Array(Math.min(RESUME_CHUNK, to - from));
   for (let at = from; at < to; ) {
-    const length = Math.min(chunk.length, to - at);
-    const view = chunk.subarray(0, length);
+    const view = chunk.subarray(0, Math.min(chunk.length, to - at));
     let filled = 0;
-    while (filled < length) {
-      const n = await handle.read(view, filled, length - filled, at + filled);
-      if (n === 0) throw new CorruptionError(`resuming ${handle.name}: it ends at ${at + filled}, before the ${to} bytes recovery read`, { file: handle.name, offset: at + filled });
+    while (filled < view.length) {
+      const n = await handle.read(view, filled, view.length - filled, at + filled);
+      if (n === 0) break;
       filled += n;
     }
-    await handle.write([view], at);
-    at += length;
+    if (filled > 0) await handle.write([view.subarray(0, filled)], at);
+    if (filled < view.length) return;
+    at += filled;
   }
 }
 

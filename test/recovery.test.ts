@@ -140,6 +140,26 @@ describe('recovery case table', () => {
     await any.engine.close();
   });
 
+  it('B: after a clean close the seal record proves the last batch durable; without it (a crash) the same damage is a cut', async () => {
+    const files = await writeLog(3);
+    const [name] = logNames(files);
+    const sealed = files.get(name!)!;
+    const offsets = await recordOffsets(sealed);
+    assert.equal(offsets.length, 4, 'three batches and the seal');
+    const damaged = Uint8Array.from(sealed);
+    damaged[offsets[2]! + 40]! ^= 0x10; // inside the last batch's payload
+    files.set(name!, damaged);
+    await assert.rejects(reopen(files, RecoveryMode.AbsoluteConsistency), { code: 'CORRUPTION', offset: offsets[2] });
+    // The same log as a crash leaves it: no seal after the last batch.
+    const unsealed = Uint8Array.from(damaged);
+    unsealed.fill(0, offsets[3]!);
+    files.set(name!, unsealed);
+    const { engine } = await reopen(files, RecoveryMode.AbsoluteConsistency);
+    assert.deepEqual(regionsPresent(engine), [1, 2]);
+    assert.equal(engine.recoveryReport?.problems[0]?.action, 'cut');
+    await engine.close();
+  });
+
   it('C: damage in an older file is corruption unless TolerateAny', async () => {
     const files = await writeLog(12, 4096);
     const names = logNames(files);

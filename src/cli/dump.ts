@@ -161,7 +161,8 @@ export async function runDump(dir: string, options: DumpOptions, io: DumpNotes, 
     if (options.limit > 0 && printed >= options.limit) return;
     if (files !== undefined && !files.has(file)) return;
     const items = record.items.items.filter((item) => regions === undefined || regions.has(item.region));
-    if (items.length === 0) return;
+    // An empty record is the seal a clean close writes: shown unless filtering by region.
+    if (items.length === 0 && (regions !== undefined || record.items.items.length > 0)) return;
     printed++;
     const json = items.map((item) => itemJson(item, record, options.entries));
     const compressed = (record.header.flags & RECORD_FLAG_LZ4) !== 0;
@@ -176,7 +177,8 @@ export async function runDump(dir: string, options: DumpOptions, io: DumpNotes, 
       out.line(`${file}:`);
     }
     const flags = compressed ? ' lz4' : '';
-    out.line(`  @${record.offset} ${record.header.payloadLength} B${flags} synced-through ${record.header.syncedThrough}: ${json.map(itemText).join('; ')}`);
+    const described = json.length === 0 ? 'seal (empty record of a clean close)' : json.map(itemText).join('; ');
+    out.line(`  @${record.offset} ${record.header.payloadLength} B${flags} synced-through ${record.header.syncedThrough}: ${described}`);
     if (options.entries) {
       for (const item of json) {
         for (const e of item.entries ?? []) {

@@ -76,6 +76,8 @@ export interface RecoveredFile {
    * (see LogWriter.resume).
    */
   provenEnd: number;
+  /** The last record is a seal (an empty record of a clean close): nothing before it needs proving. */
+  sealed: boolean;
 }
 
 export interface RecoveredLog {
@@ -241,6 +243,7 @@ async function recoverFile(
   const id = fileId(Queue.Append, seq);
   let offset = FILE_HEADER_SIZE;
   let provenEnd = FILE_HEADER_SIZE;
+  let sealed = false;
   for (;;) {
     const result = await scanner.read(offset);
     if ('header' in result) {
@@ -248,6 +251,7 @@ async function recoverFile(
       report.records++;
       offset = result.end;
       provenEnd = Math.max(provenEnd, result.header.syncedThrough);
+      sealed = result.header.payloadLength === 0;
       continue;
     }
     if (result.kind !== 'damage') break;
@@ -281,7 +285,7 @@ async function recoverFile(
     break;
   }
   report.bytesScanned += offset;
-  return { name, seq, salt: header.salt, handle, end: offset, provenEnd: Math.min(provenEnd, offset) };
+  return { name, seq, salt: header.salt, handle, end: offset, provenEnd: Math.min(provenEnd, offset), sealed };
 }
 
 /** True when a record after `damageOffset` was written after the damaged bytes were durable. */

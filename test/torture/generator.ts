@@ -19,7 +19,7 @@ import { RecoveryMode } from '../../src/recovery/recovery.js';
 import { applyItems, lastIndexOf, type ModelItem, type ModelState, type WrittenEntry } from './model.js';
 import { knownIssueOf, type KnownIssue } from './known-issues.js';
 import { Rng } from './rng.js';
-import { Scenario, Violation, absorbedByDesign, describeError, type EngineConfig, type RecoverOptions, type ScenarioStats } from './scenario.js';
+import { Scenario, Violation, describeError, type EngineConfig, type RecoverOptions, type ScenarioStats } from './scenario.js';
 
 export const OPS = [
   'append',
@@ -315,7 +315,7 @@ export class Generator {
     scenario.note(`burst over: ${fired} fault(s) fired${scenario.failed ? ', engine failed' : ''}`);
     // Every fault these rules inject hits an operation a write or a purge is waiting on.
     const ids = new Set(rules.map((rule) => rule.id));
-    const surfacing = scenario.fault.log.filter((e) => e.rule !== undefined && ids.has(e.rule) && e.kind !== 'barrierLost' && !absorbedByDesign(e, scenario.encrypted));
+    const surfacing = scenario.fault.log.filter((e) => e.rule !== undefined && ids.has(e.rule) && e.kind !== 'barrierLost' && !scenario.absorbedByDesign(e));
     if (surfacing.length > 0 && scenario.stats.failures + scenario.stats.purgeFailures === failuresBefore) {
       scenario.violation('errors-surface', `${fired} injected fault(s) fired, yet every write and purge succeeded`);
     }

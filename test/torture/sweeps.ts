@@ -17,7 +17,7 @@ import { RecoveryMode } from '../../src/recovery/recovery.js';
 import { POLICIES, seededMasterKey } from './generator.js';
 import type { ModelItem, WrittenEntry } from './model.js';
 import { Rng } from './rng.js';
-import { Scenario, Violation, absorbedByDesign, describeError, type EngineConfig } from './scenario.js';
+import { Scenario, Violation, describeError, type EngineConfig } from './scenario.js';
 
 type Step =
   | { readonly kind: 'write'; readonly items: readonly ModelItem[]; readonly sync: boolean }
@@ -276,7 +276,7 @@ function checkSurfaced(scenario: Scenario, ruleId: number, fired: number, k: num
   if (fired === 0) return;
   const event = scenario.fault.log.find((e) => e.rule === ruleId);
   if (event !== undefined && SWALLOWABLE.has(event.op)) return;
-  if (event !== undefined && absorbedByDesign(event, scenario.encrypted) && scenario.observedErrors.length === 0) return;
+  if (event !== undefined && scenario.absorbedByDesign(event) && scenario.observedErrors.length === 0) return;
   const tag = `(op ${k}, rule ${ruleId})`;
   const codes: ReadonlySet<string> =
     error === 'EIO' ? new Set([ErrorCode.IO, ErrorCode.FSYNC_FAILED]) : new Set([ErrorCode.NO_SPACE, ErrorCode.FSYNC_FAILED]);
