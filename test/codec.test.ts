@@ -38,7 +38,7 @@ async function writeSampleLog(seed: number): Promise<{ bytes: Uint8Array; record
   const header = decodeFileHeader(bytes);
   assert.ok(typeof header === 'object');
   const records = await scanAll(bytes, header.salt);
-  assert.equal(records.records.length, 4);
+  assert.equal(records.records.length, 5, 'four batches and the seal of the clean close');
   assert.equal(records.stop, 'eof');
   return { bytes, records: records.records, salt: header.salt };
 }
