@@ -18,9 +18,15 @@ namespace {
 constexpr size_t kKeyBytes = 32;
 constexpr size_t kBlockBytes = 16;
 
-// One context per thread, reinitialised per call: creating a context costs
-// more than encrypting a small record.
+// One context per thread (each worker has its own env), reinitialised per
+// call: creating a context costs more than encrypting a small record. Freed
+// when the env is torn down, so exiting workers leave nothing behind.
 thread_local EVP_CIPHER_CTX* g_ctx = nullptr;
+
+void FreeContext(void* ctx) {
+  EVP_CIPHER_CTX_free(static_cast<EVP_CIPHER_CTX*>(ctx));
+  g_ctx = nullptr;
+}
 
 napi_value ThrowCipher(napi_env env, const char* what) {
   napi_throw_error(env, "ERR_RAFTLOG_CIPHER", what);
@@ -76,6 +82,7 @@ napi_value AesCtr(napi_env env, napi_callback_info info) {
   if (g_ctx == nullptr) {
     g_ctx = EVP_CIPHER_CTX_new();
     if (g_ctx == nullptr) return ThrowCipher(env, "EVP_CIPHER_CTX_new failed");
+    napi_add_env_cleanup_hook(env, FreeContext, g_ctx);
   }
   if (EVP_EncryptInit_ex(g_ctx, EVP_aes_256_ctr(), nullptr, key, counter) != 1) return ThrowCipher(env, "EVP_EncryptInit_ex(aes-256-ctr) failed");
   if (skip > 0) {
