@@ -111,8 +111,7 @@ export class LogWriter {
     // The header is written again first: when the barrier that should have
     // made it durable failed and removing the half-created file failed too,
     // the kernel serves it from pages it dropped; writing dirties them again.
-    const header = new Uint8Array(FILE_HEADER_SIZE);
-    if ((await state.handle.read(header, 0, FILE_HEADER_SIZE, 0)) === FILE_HEADER_SIZE) await state.handle.write([header], 0);
+    await rewriteRange(state.handle, 0, FILE_HEADER_SIZE);
     // The same goes for records past what any synced-through mark proves:
     // when a barrier failed and cutting them off failed too, a restart
     // without a power loss reads them back from clean pages a later fdatasync

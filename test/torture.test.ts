@@ -33,6 +33,15 @@ function failures(result: SweepResult): string {
   return result.violations.map((v) => v.violation.message).join('\n\n');
 }
 
+/** One sweep as one test: every case must hold, and the cases count toward the summary. */
+function sweepTest(title: string, sweep: () => Promise<SweepResult>): void {
+  it(title, async () => {
+    const result = await sweep();
+    sweepCases += result.cases;
+    assert.equal(result.violations.length, 0, failures(result));
+  });
+}
+
 describe('torture', () => {
   after(() => {
     const seconds = (Date.now() - started) / 1000;
@@ -81,34 +90,14 @@ describe('torture', () => {
 
   // Rotation creates and removes files: each creation saves the key dictionary.
   for (const workload of WORKLOADS.filter((w) => w.name === 'rotate').map(encrypted)) {
-    it(`crash sweep, ${workload.name}: a power cut after every operation, key dictionary saves included`, async () => {
-      const result = await crashSweep(workload, POLICIES_PER_POINT);
-      sweepCases += result.cases;
-      assert.equal(result.violations.length, 0, failures(result));
-    });
-    it(`kill sweep, ${workload.name}: the process dies at every call, then the power goes`, async () => {
-      const result = await killSweep(workload);
-      sweepCases += result.cases;
-      assert.equal(result.violations.length, 0, failures(result));
-    });
+    sweepTest(`crash sweep, ${workload.name}: a power cut after every operation, key dictionary saves included`, () => crashSweep(workload, POLICIES_PER_POINT));
+    sweepTest(`kill sweep, ${workload.name}: the process dies at every call, then the power goes`, () => killSweep(workload));
   }
 
   for (const workload of WORKLOADS) {
-    it(`crash sweep, ${workload.name}: a power cut after every operation, ${POLICIES_PER_POINT} policies each`, async () => {
-      const result = await crashSweep(workload, POLICIES_PER_POINT);
-      sweepCases += result.cases;
-      assert.equal(result.violations.length, 0, failures(result));
-    });
-    it(`kill sweep, ${workload.name}: the process dies at every call, then the power goes`, async () => {
-      const result = await killSweep(workload);
-      sweepCases += result.cases;
-      assert.equal(result.violations.length, 0, failures(result));
-    });
-    it(`error sweep, ${workload.name}: every operation fails once (EIO, ENOSPC) and the error reaches a caller`, async () => {
-      const result = await errorSweep(workload);
-      sweepCases += result.cases;
-      assert.equal(result.violations.length, 0, failures(result));
-    });
+    sweepTest(`crash sweep, ${workload.name}: a power cut after every operation, ${POLICIES_PER_POINT} policies each`, () => crashSweep(workload, POLICIES_PER_POINT));
+    sweepTest(`kill sweep, ${workload.name}: the process dies at every call, then the power goes`, () => killSweep(workload));
+    sweepTest(`error sweep, ${workload.name}: every operation fails once (EIO, ENOSPC) and the error reaches a caller`, () => errorSweep(workload));
   }
 
   it('every coverage mark was hit', () => {

@@ -35,6 +35,7 @@ import { parseLogFileName } from '../../src/file-names.js';
 import { RECORD_HEADER_SIZE } from '../../src/format/layout.js';
 import type { FileSystem } from '../../src/filesystem.js';
 import { RecoveryMode, type RecoveryProblem, type RecoveryReport } from '../../src/recovery/recovery.js';
+import { readFile } from '../conformance/suite.js';
 import { applyFlip, expectFlip, pickFlip, truncateImage, walkImage, type Flip, type FlipExpectation, type Image, type WalkedFile } from './image.js';
 import { mark } from './marks.js';
 import { History, applyItems, entryModel, hex, regionDigest, stateDigest, toLogBatch, valueDigest, type ModelItem } from './model.js';
@@ -899,19 +900,7 @@ async function decryptImage(raw: Image, masterKey: Uint8Array): Promise<Image> {
   await fs.init();
   const image: Image = new Map();
   for (const name of await fs.list()) {
-    if (parseLogFileName(name) === undefined) continue;
-    const handle = await fs.open(name, { readOnly: true });
-    try {
-      const bytes = new Uint8Array(await handle.size());
-      for (let at = 0; at < bytes.length; ) {
-        const n = await handle.read(bytes, at, bytes.length - at, at);
-        if (n === 0) throw new Error(`decryptImage: ${name} ended at ${at} of ${bytes.length}`);
-        at += n;
-      }
-      image.set(name, bytes);
-    } finally {
-      await handle.close();
-    }
+    if (parseLogFileName(name) !== undefined) image.set(name, await readFile(fs, name));
   }
   return image;
 }
