@@ -45,7 +45,10 @@
  *    preallocated space is therefore the first encryption of those bytes.
  *    The HWM is kept in the file's own header (see encryption/header.ts),
  *    rewritten just before a barrier when it moved, so it becomes durable
- *    with the data for one small extra write, never an extra fsync.
+ *    with the data for one small extra write, never an extra fsync. Where
+ *    the space past the HWM is known zeros (appends into preallocated space)
+ *    the header instead leases 1 MiB ahead, and a 16-byte end mark written
+ *    after each append's data says where the HWM is (encryption/end-mark.ts).
  * 2. Within a session each IV has a keystream frontier: the highest
  *    position ever encrypted under it. A write that starts at or past the
  *    frontier of the file's last extent (the append fast path) uses that IV.
@@ -66,8 +69,9 @@
  * files are far shorter than 2^64 blocks, so counter ranges of different
  * IVs overlapping is as likely as guessing a key.
  *
- * Cost model: appends and reads are one AES pass plus the inner call; each
- * barrier after the HWM moved adds one 64-byte header write (same fdatasync).
+ * Cost model: appends and reads are one AES pass plus the inner call; a
+ * barrier after the HWM moved adds one 64-byte header write (same fdatasync),
+ * once per 1 MiB under a lease, else every time.
  * Creating or recycling a file, the first write to a file after reopening,
  * and any rewrite below the frontier add one dictionary update (small file
  * write, fdatasync, rename, directory fsync); creating or recycling a file
@@ -110,6 +114,7 @@ import {
   slotWriteBytes,
   type FileHeader,
 } from './encryption/header.js';
+import { MARK_BYTES, endMark, findEnd } from './encryption/end-mark.js';
 import { KeyDictionaryStore } from './encryption/store.js';
 import { checkCount, checkName, checkOpenOptions, checkRange, checkReadArgs, checkWriteArgs } from './path-names.js';
 
@@ -183,6 +188,16 @@ class Mutex {
 }
 
 /**
+ * How far past the HWM a header lease reaches: the header is rewritten once
+ * per this many appended bytes, and a reopen after a crash scans at most
+ * this much for the end mark.
+ */
+const LEASE_BYTES = 1 << 20;
+
+/** Writes larger than this encrypt into a buffer of their own rather than the file's reused one. */
+const MAX_SCRATCH_BYTES = 8 << 20;
+
+/**
  * Everything EncryptedFs knows about one file generation (one file id),
  * shared by every handle open on it in this process: two handles must agree
  * on the HWM and the frontiers, or one would re-encrypt what the other wrote.
@@ -199,9 +214,23 @@ class FileState {
    * disk) and is never used again for writing.
    */
   readonly frontiers = new Map<string, number>();
-  /** Sequence and HWM of the header last written (or read). */
+  /** Sequence, HWM (exact, or a floor under a lease) and bound of the header last written (or read). */
   headerSeq = 0n;
   headerHwm = -1;
+  headerBound = -1;
+  /**
+   * Inner bytes of the data area at or past this are known to be zeros,
+   * but for end marks: space this process created or extended. Below it,
+   * past the HWM, may lie bytes a crash left behind (an unsynced write, an
+   * earlier life of a recycled file). A lease covers only known zeros.
+   */
+  zeroFrom: number;
+  /** Whether the inner backend takes the unaligned 16-byte end marks (a buffered one): else every HWM move rewrites the header. */
+  readonly leases: boolean;
+  /** The HWM an end mark sits at, when the last HWM move wrote one. */
+  markedEnd: number | undefined;
+  /** Size of the data area of the inner file, as far as this process knows: end marks must fit inside it, never grow the file. */
+  innerSize = 0;
   /** Whether the header with `headerSeq` is known durable (a barrier on its writer succeeded after it). */
   headerDurable = false;
   headerWriter: EncryptedFileHandle | undefined;
@@ -209,11 +238,55 @@ class FileState {
   needsInitialSync = false;
   /** Orders writes, barriers, truncates and preallocations on this file. */
   readonly mutex = new Mutex();
+  /**
+   * Ciphertext of the write in progress, reused across writes (they are
+   * serialised by `mutex`, and the inner write has settled before the next
+   * one starts). A fresh buffer per write cost more main-thread time than
+   * the AES pass itself (page faults and unmapping of large allocations).
+   */
+  #scratch = Buffer.alloc(0);
 
-  constructor(fileId: string | undefined, extents: readonly Extent[], hwm: number) {
+  /** A buffer of `length` bytes to encrypt into, valid until the next call. */
+  scratch(length: number): Buffer {
+    // A rare huge write (a rewrite of a whole file) is not worth holding on to.
+    if (length > MAX_SCRATCH_BYTES) return Buffer.allocUnsafeSlow(length);
+    if (this.#scratch.byteLength < length) {
+      // Grow geometrically so a log's growing group sizes settle on one buffer.
+      this.#scratch = Buffer.allocUnsafeSlow(Math.max(length, 2 * this.#scratch.byteLength, 64 << 10));
+    }
+    return this.#scratch.subarray(0, length);
+  }
+
+  constructor(fileId: string | undefined, extents: readonly Extent[], hwm: number, innerSize: number, zeroFrom: number, leases: boolean) {
     this.fileId = fileId;
     this.extents = extents;
     this.hwm = hwm;
+    this.innerSize = innerSize;
+    this.zeroFrom = zeroFrom;
+    this.leases = leases;
+  }
+
+  /** Whether the header last written already tells a reader where `hwm` is: exactly, or as the end mark inside its lease. */
+  headerCovers(hwm: number, markedEnd: number | undefined): boolean {
+    if (hwm === this.headerHwm) return true;
+    return this.headerHwm < hwm && hwm <= this.headerBound && markedEnd === hwm;
+  }
+
+  /** The bound for a header written with `hwm`: a lease when an end mark can stand for the HWM, else the HWM itself (exact). */
+  boundFor(hwm: number, markedEnd: number | undefined): number {
+    if (!this.leases || markedEnd !== hwm || hwm < this.zeroFrom) return hwm;
+    return Math.max(hwm, Math.min(hwm + LEASE_BYTES, this.innerSize - MARK_BYTES));
+  }
+
+  /** Whether an append ending at `end` gets an end mark: it moves the HWM into known zeros, and the mark fits in space the inner file already has. */
+  marksAt(end: number): boolean {
+    return this.leases && end > this.hwm && end >= this.zeroFrom && end + MARK_BYTES <= this.innerSize;
+  }
+
+  /** The marked end after a write ending at `end` (with or without a mark). */
+  markedEndAfter(end: number, marked: boolean): number | undefined {
+    if (marked) return end;
+    return end > this.hwm ? undefined : this.markedEnd;
   }
 }
 
@@ -221,7 +294,7 @@ class FileState {
 interface Internals {
   dataKey(id: number): DataKey;
   freshExtent(state: FileState, name: string, start: number, end: number, reason: IssuedKeyIv['reason']): Promise<Extent>;
-  writeHeader(state: FileState, handle: EncryptedFileHandle, hwm: number): Promise<void>;
+  writeHeader(state: FileState, handle: EncryptedFileHandle, hwm: number, bound?: number): Promise<void>;
   adoptBlank(state: FileState, handle: EncryptedFileHandle): Promise<void>;
 }
 
@@ -267,6 +340,8 @@ export class EncryptedFs implements FileSystem {
   readonly #provider: MasterKeyProvider | undefined;
   readonly #previous: Buffer[];
   readonly #slotBytes: number;
+  /** Whether files here may lease their header (header.ts): the inner backend takes unaligned end marks. */
+  readonly #leases: boolean;
   #master: Buffer | undefined;
   #dict: Dictionary | undefined;
   #ready: Promise<void> | undefined;
@@ -282,7 +357,7 @@ export class EncryptedFs implements FileSystem {
   readonly #internals: Internals = {
     dataKey: (id) => this.#dataKey(id),
     freshExtent: (state, name, start, end, reason) => this.#freshExtent(state, name, start, end, reason),
-    writeHeader: (state, handle, hwm) => this.#writeHeader(state, handle, hwm),
+    writeHeader: (state, handle, hwm, bound) => this.#writeHeader(state, handle, hwm, bound),
     adoptBlank: (state, handle) => this.#adoptBlank(state, handle),
   };
 
@@ -298,6 +373,7 @@ export class EncryptedFs implements FileSystem {
     this.#provider = options.keyProvider;
     this.#previous = (options.previousMasterKeys ?? []).map((k) => checkMasterKey(k, 'previousMasterKeys[]'));
     this.#slotBytes = slotWriteBytes(inner.capabilities.writeAlignment);
+    this.#leases = inner.capabilities.writeAlignment === 1;
     this.capabilities = { ...inner.capabilities, backend: 'encrypted' };
     this.description = `encrypted:${inner.description}`;
   }
@@ -348,7 +424,10 @@ export class EncryptedFs implements FileSystem {
         // just synced: after a failed barrier the kernel serves its page
         // clean, and an fdatasync alone would skip it. Same bytes, same slot.
         if (state.fileId !== undefined) {
-          const slot = encodeSlot({ seq: state.headerSeq, fileId: state.fileId, hwm: state.headerHwm }, this.#slotBytes);
+          const slot = encodeSlot(
+            { seq: state.headerSeq, fileId: state.fileId, hwm: state.headerHwm, bound: state.headerBound },
+            this.#slotBytes,
+          );
           await inner.write([slot], slotOffsetOf(state.headerSeq));
         }
         await inner.sync();
@@ -409,7 +488,9 @@ export class EncryptedFs implements FileSystem {
       // Make the old header durable before the new one goes into the other slot
       // (see writeHeader), so a torn write cannot leave no valid header at all.
       await inner.sync();
-      const state = this.#freshState(record);
+      // The earlier life's bytes stay where they are: no lease over them.
+      const innerSize = await dataSize(inner);
+      const state = this.#freshState(record, innerSize, innerSize);
       state.headerSeq = typeof previous === 'object' ? previous.seq : 0n;
       state.headerDurable = true; // the new header goes to the slot the durable old one is not in
       const handle = new EncryptedFileHandle(this.#internals, to, inner, state, false);
@@ -572,14 +653,16 @@ export class EncryptedFs implements FileSystem {
    * slot is rewritten, so a torn header write can never destroy the only
    * durable copy.
    */
-  async #writeHeader(state: FileState, handle: EncryptedFileHandle, hwm: number): Promise<void> {
+  async #writeHeader(state: FileState, handle: EncryptedFileHandle, hwm: number, bound = hwm): Promise<void> {
     if (state.fileId === undefined) return;
     const seq = state.headerDurable || state.headerSeq === 0n ? state.headerSeq + 1n : state.headerSeq;
     state.headerDurable = false;
     state.headerWriter = handle;
     state.headerSeq = seq;
-    await handle.inner.write([encodeSlot({ seq, fileId: state.fileId, hwm }, this.#slotBytes)], slotOffsetOf(seq));
+    const slot = encodeSlot({ seq, fileId: state.fileId, hwm, bound }, this.#slotBytes);
+    await handle.inner.write([slot], slotOffsetOf(seq));
     state.headerHwm = hwm;
+    state.headerBound = Math.max(bound, hwm);
   }
 
   // ---- private ------------------------------------------------------------
@@ -705,7 +788,7 @@ export class EncryptedFs implements FileSystem {
       throw error;
     }
     try {
-      const state = this.#freshState(record);
+      const state = this.#freshState(record, await dataSize(inner), 0);
       const handle = new EncryptedFileHandle(this.#internals, name, inner, state, readOnly);
       if (!readOnly) await this.#initHeaders(state, handle);
       return handle;
@@ -736,7 +819,7 @@ export class EncryptedFs implements FileSystem {
       // as empty. Its first write gives it a generation; until then opening
       // it changes nothing, so recovery can open and remove such a file on a
       // full disk (a generation costs a key dictionary update).
-      return new FileState(undefined, [], 0);
+      return new FileState(undefined, [], 0, 0, 0, this.#leases);
     }
     const cached = this.#states.get(header.fileId);
     if (cached !== undefined) return cached;
@@ -746,18 +829,25 @@ export class EncryptedFs implements FileSystem {
         file: name,
       });
     }
-    const innerSize = await inner.size();
-    const state = new FileState(header.fileId, record.extents, Math.min(header.hwm, Math.max(0, innerSize - HEADER_BYTES)));
+    // Past the HWM may lie what a crash left (an unsynced write): known zeros start at the inner size.
+    const innerSize = await dataSize(inner);
+    const found =
+      header.bound > header.hwm
+        ? await findEnd(inner, HEADER_BYTES, header.fileId, header.hwm, Math.min(header.bound + MARK_BYTES, innerSize))
+        : { hwm: header.hwm, marked: false };
+    const state = new FileState(header.fileId, record.extents, Math.min(found.hwm, innerSize), innerSize, innerSize, this.#leases);
+    state.markedEnd = found.marked ? state.hwm : undefined;
     state.headerSeq = header.seq;
     state.headerHwm = header.hwm;
+    state.headerBound = header.bound;
     state.headerDurable = true;
     state.needsInitialSync = true;
     this.#states.set(header.fileId, state);
     return state;
   }
 
-  #freshState(record: FileRecord): FileState {
-    const state = new FileState(record.id, record.extents, 0);
+  #freshState(record: FileRecord, innerSize: number, zeroFrom: number): FileState {
+    const state = new FileState(record.id, record.extents, 0, innerSize, zeroFrom, this.#leases);
     for (const e of record.extents) state.frontiers.set(e.iv.toString('hex'), 0);
     this.#states.set(record.id, state);
     return state;
@@ -930,23 +1020,47 @@ class EncryptedFileHandle implements FileHandle {
       const start = Math.min(position, state.hwm);
       const cipher = (await this.#unchangedCiphertext(buffers, position, total)) ?? (await this.#encrypt(buffers, start, position, end));
       const hwm = Math.max(state.hwm, end);
-      if (options.sync === true) {
-        if (hwm !== state.headerHwm || (!state.headerDurable && state.headerWriter !== this)) {
-          // Header and data are independent writes: issue them together and
-          // let one barrier cover both, rather than paying a round trip to
-          // the inner file system for each before the barrier can start.
-          await settleAll([this.#fs.writeHeader(state, this, hwm), this.inner.write(cipher, HEADER_BYTES + start)]);
-          await this.inner.sync();
+      const marked = state.marksAt(end);
+      if (marked) cipher.push(endMark(state.fileId!, end));
+      const markedEnd = state.markedEndAfter(end, marked);
+      try {
+        if (options.sync === true) {
+          if (this.#headerStale(hwm, markedEnd)) {
+            // Header and data are independent writes: issue them together and
+            // let one barrier cover both, rather than paying a round trip to
+            // the inner file system for each before the barrier can start.
+            const header = this.#fs.writeHeader(state, this, hwm, state.boundFor(hwm, markedEnd));
+            await settleAll([header, this.inner.write(cipher, HEADER_BYTES + start)]);
+            await this.inner.sync();
+          } else {
+            await this.inner.write(cipher, HEADER_BYTES + start, { sync: true });
+          }
+          this.#wrote(hwm, markedEnd, end, marked);
+          if (state.headerWriter === this) state.headerDurable = true;
         } else {
-          await this.inner.write(cipher, HEADER_BYTES + start, { sync: true });
+          await this.inner.write(cipher, HEADER_BYTES + start);
+          this.#wrote(hwm, markedEnd, end, marked);
         }
-        state.hwm = hwm;
-        if (state.headerWriter === this) state.headerDurable = true;
-      } else {
-        await this.inner.write(cipher, HEADER_BYTES + start);
-        state.hwm = hwm;
+      } catch (error) {
+        // Some of it may have reached the inner file past the HWM: those
+        // bytes are no longer known zeros, and no lease may cover them.
+        if (end > state.hwm) state.zeroFrom = Math.max(state.zeroFrom, end + MARK_BYTES);
+        throw error;
       }
     });
+  }
+
+  /** Whether a barrier must rewrite the header first: it does not describe `hwm`, or it is not known durable through this handle. */
+  #headerStale(hwm: number, markedEnd: number | undefined): boolean {
+    const state = this.#state;
+    return !state.headerCovers(hwm, markedEnd) || (!state.headerDurable && state.headerWriter !== this);
+  }
+
+  #wrote(hwm: number, markedEnd: number | undefined, end: number, marked: boolean): void {
+    const state = this.#state;
+    state.hwm = hwm;
+    state.markedEnd = markedEnd;
+    state.innerSize = Math.max(state.innerSize, marked ? end + MARK_BYTES : end);
   }
 
   /** Ciphertext of `buffers` for `[start, end)`, under a fresh extent when the file's current one cannot be used. */
@@ -958,8 +1072,8 @@ class EncryptedFileHandle implements FileHandle {
     const extent = await this.#extentFor(start, end);
     const ivKey = extent.iv.toString('hex');
     state.frontiers.set(ivKey, Math.max(state.frontiers.get(ivKey) ?? 0, end));
-    // One output buffer for the whole write: one allocation, one inner iovec.
-    const cipher = Buffer.allocUnsafe(end - start);
+    // One output buffer for the whole write: one inner iovec.
+    const cipher = state.scratch(end - start);
     ctrInto(this.#fs.dataKey(extent.keyId).key, extent.iv, start, plain, cipher);
     return [cipher];
   }
@@ -978,17 +1092,22 @@ class EncryptedFileHandle implements FileHandle {
     this.#writable('truncate');
     const state = this.#state;
     await state.mutex.run(async () => {
-      if (size < state.hwm) {
+      if (size < state.hwm || (state.markedEnd !== undefined && size < state.markedEnd + MARK_BYTES)) {
         // The header must say "nothing past `size`" durably before the inner
         // file shrinks: otherwise a crash could leave an old HWM over a region
         // that later reads back decrypted zeros (garbage) instead of zeros.
         // A crash between this barrier and the truncate itself leaves the old
         // size with zeros past `size`: the truncate took effect, the size
         // change did not; never garbage, never a byte below `size` lost.
-        state.hwm = size;
+        // No end mark stands at `size` (nor survives whole past it), so the
+        // header says the HWM exactly.
+        state.hwm = Math.min(state.hwm, size);
+        state.markedEnd = undefined;
         await this.#barrier();
       }
       await this.inner.truncate(HEADER_BYTES + size);
+      state.innerSize = size;
+      state.zeroFrom = Math.min(state.zeroFrom, size);
     });
   }
 
@@ -997,7 +1116,11 @@ class EncryptedFileHandle implements FileHandle {
     this.#writable('preallocate');
     // Passed through unencrypted: the range stays above the HWM and reads as
     // zeros, and the first record written there is its first encryption.
-    await this.#state.mutex.run(() => this.inner.preallocate(HEADER_BYTES + offset, length));
+    const state = this.#state;
+    await state.mutex.run(async () => {
+      await this.inner.preallocate(HEADER_BYTES + offset, length);
+      state.innerSize = Math.max(state.innerSize, offset + length);
+    });
   }
 
   async size(): Promise<number> {
@@ -1014,8 +1137,8 @@ class EncryptedFileHandle implements FileHandle {
   /** Header (if it moved or is not known durable through this handle), then the inner barrier. Runs under the file mutex. */
   async #barrier(): Promise<void> {
     const state = this.#state;
-    if (state.fileId !== undefined && (state.hwm !== state.headerHwm || (!state.headerDurable && state.headerWriter !== this))) {
-      await this.#fs.writeHeader(state, this, state.hwm);
+    if (state.fileId !== undefined && this.#headerStale(state.hwm, state.markedEnd)) {
+      await this.#fs.writeHeader(state, this, state.hwm, state.boundFor(state.hwm, state.markedEnd));
     }
     await this.inner.sync();
     if (state.headerWriter === this) state.headerDurable = true;
@@ -1052,6 +1175,11 @@ class EncryptedFileHandle implements FileHandle {
  * not start while a write it is meant to cover is still in flight, even when
  * a sibling write has already failed.
  */
+/** The size of the data area of an inner file (past the encryption header). */
+async function dataSize(inner: FileHandle): Promise<number> {
+  return Math.max(0, (await inner.size()) - HEADER_BYTES);
+}
+
 async function settleAll(operations: readonly Promise<void>[]): Promise<void> {
   const outcomes = await Promise.allSettled(operations);
   for (const outcome of outcomes) if (outcome.status === 'rejected') throw outcome.reason;

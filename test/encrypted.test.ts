@@ -24,6 +24,7 @@ import {
   type IssuedKeyIv,
 } from '../backends/encrypted.js';
 import { CtrStream, counterAt, ctrIntoNative, ctrIntoNodeCrypto } from '../backends/encryption/cipher.js';
+import { MARK_BYTES, endMark, findEnd } from '../backends/encryption/end-mark.js';
 import { FaultFs } from '../backends/fault.js';
 import { MemFs } from '../backends/memfs.js';
 import { PosixFs } from '../backends/posix.js';
@@ -414,7 +415,9 @@ describe('EncryptedFs: round trips', () => {
     assert.equal(await h.size(), 10_000);
     const raw = inner.snapshot().get('log')!;
     assert.equal(raw.byteLength, HEADER_BYTES + 10_000);
-    assert.ok(raw.subarray(HEADER_BYTES + 133).every((b) => b === 0), 'the unwritten preallocated tail is plain zeros');
+    const { fileId } = await fs.inspectFile('log');
+    assert.deepEqual(Buffer.from(raw.subarray(HEADER_BYTES + 133, HEADER_BYTES + 133 + MARK_BYTES)), endMark(fileId!, 133), 'an end mark follows the data');
+    assert.ok(raw.subarray(HEADER_BYTES + 133 + MARK_BYTES).every((b) => b === 0), 'the unwritten preallocated tail is plain zeros');
     const out = new Uint8Array(10_000);
     await h.read(out, 0, 10_000, 0);
     assert.deepEqual(out.subarray(0, 133), cat([bytes(100, 1), bytes(33, 2)]));
@@ -427,6 +430,82 @@ describe('EncryptedFs: round trips', () => {
     const back = await readFsFile(again, 'log');
     assert.deepEqual(back.subarray(0, 133), out.subarray(0, 133));
     assert.ok(back.subarray(133).every((b) => b === 0), 'after reopen the tail still reads as zeros');
+  });
+});
+
+describe('EncryptedFs: header leases and end marks', () => {
+  const headerWrites = (fs: RecordingFs, name: string): number => fs.writes.filter((w) => w.name === name && w.position < HEADER_BYTES).length;
+
+  it('synced appends into preallocated space rewrite the header once per lease, not once per barrier; a reopen finds the exact HWM', async () => {
+    const mem = new MemFs();
+    const recording = new RecordingFs(mem);
+    const fs = new EncryptedFs(recording, { masterKey: KEY_A });
+    const leased = await fs.open('leased', { create: true });
+    const exact = await fs.open('exact', { create: true });
+    await leased.preallocate(0, 4 << 20);
+    const before = { leased: headerWrites(recording, 'leased'), exact: headerWrites(recording, 'exact') };
+    const appends = 600;
+    for (let i = 0; i < appends; i++) {
+      // 1,003 bytes: marks land at every alignment, and the 600 appends overrun one 1 MiB lease.
+      await leased.write([bytes(1003, i)], i * 1003, { sync: true });
+      await exact.write([bytes(1003, i)], i * 1003, { sync: true });
+    }
+    const leasedHeaders = headerWrites(recording, 'leased') - before.leased;
+    assert.ok(leasedHeaders >= 1 && leasedHeaders <= 2, `${leasedHeaders} header writes for ${appends} barriers under a lease`);
+    // No preallocated room for a mark: the header is exact at every barrier.
+    assert.equal(headerWrites(recording, 'exact') - before.exact, appends);
+
+    const end = appends * 1003;
+    const again = new EncryptedFs(MemFs.fromSnapshot(mem.snapshot()), { masterKey: KEY_A });
+    assert.equal((await again.inspectFile('leased')).hwm, end, 'the end mark gives the exact HWM');
+    const back = await readFsFile(again, 'leased');
+    assert.equal(back.byteLength, 4 << 20);
+    assert.deepEqual(back.subarray(end - 1003, end), bytes(1003, appends - 1));
+    assert.ok(back.subarray(end).every((b) => b === 0), 'past the HWM: zeros, not the decrypted mark');
+    await leased.close();
+    await exact.close();
+  });
+
+  it('findEnd: an end mark gives the exact end even after ciphertext ending in zero bytes; without one, the last nonzero byte; nothing past the floor, the floor', async () => {
+    const mem = new MemFs();
+    const fileId = '00112233445566778899aabbccddeeff';
+    const h = await mem.open('f', { create: true });
+    await h.preallocate(0, 8192);
+    // "Ciphertext" whose last 5 bytes happen to be zero, then the mark.
+    const data = cat([bytes(995, 7), new Uint8Array(5)]);
+    await h.write([data, endMark(fileId, 1100)], 100);
+    assert.deepEqual(await findEnd(h, 0, fileId, 100, 1100 + 4096), { hwm: 1100, marked: true });
+    // A mark of another generation or another end is not this one: the tail is torn, the HWM just past the last nonzero byte.
+    assert.deepEqual(await findEnd(h, 0, 'ffeeddccbbaa99887766554433221100', 100, 8192), { hwm: 1116, marked: false });
+    await h.write([new Uint8Array(MARK_BYTES)], 1100);
+    assert.deepEqual(await findEnd(h, 0, fileId, 100, 8192), { hwm: 1095, marked: false });
+    assert.deepEqual(await findEnd(h, 0, fileId, 2000, 8192), { hwm: 2000, marked: false });
+    // A chunk boundary between the mark and the data changes nothing (the scan reads 64 KiB at a time).
+    await h.preallocate(0, 200_000);
+    await h.write([bytes(100_000, 8), endMark(fileId, 100_100)], 100);
+    assert.deepEqual(await findEnd(h, 0, fileId, 100, 200_000), { hwm: 100_100, marked: true });
+    await h.close();
+  });
+
+  it('bytes an unsynced write left past the HWM before a restart are never taken for data, and never leased over', async () => {
+    // The shape of torture seed 16: an exact header, a kill that keeps an
+    // unsynced write's pages, then a shorter synced append.
+    const mem = new MemFs();
+    const first = new EncryptedFs(mem, { masterKey: KEY_A });
+    const h = await first.open('log', { create: true });
+    await h.write([bytes(500, 1)], 0, { sync: true });
+    await h.write([bytes(700, 2)], 500); // unsynced; MemFs keeps it, as a kill keeps the page cache
+    const afterKill = MemFs.fromSnapshot(mem.snapshot());
+    const second = new EncryptedFs(afterKill, { masterKey: KEY_A });
+    assert.equal((await second.inspectFile('log')).hwm, 500, 'the header said 500: the unsynced bytes read as zeros');
+    const h2 = await second.open('log');
+    await h2.write([bytes(30, 3)], 500, { sync: true });
+    await h2.close();
+    const third = new EncryptedFs(MemFs.fromSnapshot(afterKill.snapshot()), { masterKey: KEY_A });
+    assert.equal((await third.inspectFile('log')).hwm, 530, 'no lease over the stale bytes: the HWM is exact');
+    const back = await readFsFile(third, 'log');
+    assert.deepEqual(back.subarray(0, 530), cat([bytes(500, 1), bytes(30, 3)]));
+    assert.ok(back.subarray(530).every((b) => b === 0));
   });
 });
 
@@ -974,6 +1053,20 @@ describe('EncryptedFs: crash at every operation', () => {
     await a2.write([bytes(50, 6)], 1300, { sync: true });
     acked.set('a', cat([bytes(1000, 1), bytes(300, 3), bytes(50, 6)]));
     await a2.close();
+    // Appends under a header lease: each synced one is found by its end mark
+    // alone, and the unsynced last one may land torn.
+    const d = await fs.open('d', { create: true });
+    await fs.syncDir();
+    await d.preallocate(0, 8192);
+    const parts: Uint8Array[] = [];
+    for (let i = 0; i < 5; i++) {
+      const part = bytes(101 + 40 * i, 10 + i);
+      await d.write([part], parts.reduce((n, p) => n + p.byteLength, 0), { sync: true });
+      parts.push(part);
+      acked.set('d', cat(parts));
+    }
+    await d.write([bytes(333, 20)], parts.reduce((n, p) => n + p.byteLength, 0));
+    await d.close();
   }
 
   it('the dictionary always loads and every synced byte reads back, whatever survived', async () => {
