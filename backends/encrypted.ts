@@ -47,7 +47,7 @@
  *    rewritten just before a barrier when it moved, so it becomes durable
  *    with the data for one small extra write, never an extra fsync. Where
  *    the space past the HWM is known zeros (appends into preallocated space)
- *    the header instead leases 1 MiB ahead, and a 16-byte end mark written
+ *    the header instead leases 8 MiB ahead, and a 16-byte end mark written
  *    after each append's data says where the HWM is (encryption/end-mark.ts).
  * 2. Within a session each IV has a keystream frontier: the highest
  *    position ever encrypted under it. A write that starts at or past the
@@ -71,7 +71,7 @@
  *
  * Cost model: appends and reads are one AES pass plus the inner call; a
  * barrier after the HWM moved adds one 64-byte header write (same fdatasync),
- * once per 1 MiB under a lease, else every time.
+ * once per 8 MiB under a lease, else every time.
  * Creating or recycling a file, the first write to a file after reopening,
  * and any rewrite below the frontier add one dictionary update (small file
  * write, fdatasync, rename, directory fsync); creating or recycling a file
@@ -192,7 +192,7 @@ class Mutex {
  * per this many appended bytes, and a reopen after a crash scans at most
  * this much for the end mark.
  */
-const LEASE_BYTES = 1 << 20;
+const LEASE_BYTES = 8 << 20;
 
 /** Writes larger than this encrypt into a buffer of their own rather than the file's reused one. */
 const MAX_SCRATCH_BYTES = 8 << 20;
@@ -245,6 +245,15 @@ class FileState {
    * the AES pass itself (page faults and unmapping of large allocations).
    */
   #scratch = Buffer.alloc(0);
+
+  #fileIdBytes: { readonly hex: string; readonly bytes: Buffer } | undefined;
+
+  /** The file id as bytes, for end marks (converted once per generation, not per append). */
+  fileIdBytes(): Buffer {
+    const hex = this.fileId!;
+    if (this.#fileIdBytes?.hex !== hex) this.#fileIdBytes = { hex, bytes: Buffer.from(hex, 'hex') };
+    return this.#fileIdBytes.bytes;
+  }
 
   /** A buffer of `length` bytes to encrypt into, valid until the next call. */
   scratch(length: number): Buffer {
@@ -992,7 +1001,6 @@ class EncryptedFileHandle implements FileHandle {
    * it must work on a full disk.
    */
   async #unchangedCiphertext(buffers: readonly Uint8Array[], position: number, total: number): Promise<Uint8Array[] | undefined> {
-    if (position + total > this.#state.hwm) return undefined;
     const cipher = new Uint8Array(total);
     if ((await this.inner.read(cipher, 0, total, HEADER_BYTES + position)) !== total) return undefined;
     const plain = cipher.slice();
@@ -1018,10 +1026,14 @@ class EncryptedFileHandle implements FileHandle {
       if (state.fileId === undefined) await this.#fs.adoptBlank(state, this);
       const end = position + total;
       const start = Math.min(position, state.hwm);
-      const cipher = (await this.#unchangedCiphertext(buffers, position, total)) ?? (await this.#encrypt(buffers, start, position, end));
+      let cipher = end <= state.hwm ? await this.#unchangedCiphertext(buffers, position, total) : undefined;
+      if (cipher === undefined) {
+        const extent = this.#appendExtent(start) ?? (await this.#freshExtentFor(start, end));
+        cipher = this.#encrypt(buffers, start, position, end, extent);
+      }
       const hwm = Math.max(state.hwm, end);
       const marked = state.marksAt(end);
-      if (marked) cipher.push(endMark(state.fileId!, end));
+      if (marked) cipher.push(endMark(state.fileIdBytes(), end));
       const markedEnd = state.markedEndAfter(end, marked);
       try {
         if (options.sync === true) {
@@ -1063,14 +1075,13 @@ class EncryptedFileHandle implements FileHandle {
     state.innerSize = Math.max(state.innerSize, marked ? end + MARK_BYTES : end);
   }
 
-  /** Ciphertext of `buffers` for `[start, end)`, under a fresh extent when the file's current one cannot be used. */
-  async #encrypt(buffers: readonly Uint8Array[], start: number, position: number, end: number): Promise<Uint8Array[]> {
+  /** Ciphertext of `buffers` for `[start, end)` under `extent`, whose frontier moves to `end`. */
+  #encrypt(buffers: readonly Uint8Array[], start: number, position: number, end: number, extent: Extent): Uint8Array[] {
     // A write past the HWM leaves a gap that must read as zeros; it is
     // encrypted as zeros here (a rare path: the engine appends contiguously).
     const plain = start < position ? [new Uint8Array(position - start), ...buffers] : buffers;
     const state = this.#state;
-    const extent = await this.#extentFor(start, end);
-    const ivKey = extent.iv.toString('hex');
+    const ivKey = ivHex(extent.iv);
     state.frontiers.set(ivKey, Math.max(state.frontiers.get(ivKey) ?? 0, end));
     // One output buffer for the whole write: one inner iovec.
     const cipher = state.scratch(end - start);
@@ -1145,18 +1156,22 @@ class EncryptedFileHandle implements FileHandle {
   }
 
   /**
-   * The extent to encrypt `[start, end)` under. The fast path is the file's
+   * The extent an append at `start` may use without a fresh IV: the file's
    * last extent, when nothing at or after `start` was ever encrypted under
-   * its IV this session. Otherwise a fresh IV (module comment, rule 2).
+   * its IV this session. Otherwise undefined (module comment, rule 2).
    */
-  async #extentFor(start: number, end: number): Promise<Extent> {
+  #appendExtent(start: number): Extent | undefined {
+    const last = this.#state.extents.at(-1);
+    if (last === undefined) return undefined;
+    const frontier = this.#state.frontiers.get(ivHex(last.iv));
+    return frontier !== undefined && start >= last.start && start >= frontier ? last : undefined;
+  }
+
+  /** A fresh IV for `[start, end)`, durably in the key dictionary, for a write that cannot use `#appendExtent`. */
+  #freshExtentFor(start: number, end: number): Promise<Extent> {
     const state = this.#state;
     const last = state.extents.at(-1);
-    if (last !== undefined) {
-      const frontier = state.frontiers.get(last.iv.toString('hex'));
-      if (frontier !== undefined && start >= last.start && start >= frontier) return last;
-    }
-    const reason = last === undefined ? 'blank' : state.frontiers.has(last.iv.toString('hex')) ? 'rewrite' : 'reopen';
+    const reason = last === undefined ? 'blank' : state.frontiers.has(ivHex(last.iv)) ? 'rewrite' : 'reopen';
     return this.#fs.freshExtent(state, this.name, start, end, reason);
   }
 
@@ -1175,6 +1190,18 @@ class EncryptedFileHandle implements FileHandle {
  * not start while a write it is meant to cover is still in flight, even when
  * a sibling write has already failed.
  */
+const hexOfIv = new WeakMap<Uint8Array, string>();
+
+/** An IV as the hex key of `FileState.frontiers`, computed once per IV object (this runs on every append). */
+function ivHex(iv: Buffer): string {
+  let hex = hexOfIv.get(iv);
+  if (hex === undefined) {
+    hex = iv.toString('hex');
+    hexOfIv.set(iv, hex);
+  }
+  return hex;
+}
+
 /** The size of the data area of an inner file (past the encryption header). */
 async function dataSize(inner: FileHandle): Promise<number> {
   return Math.max(0, (await inner.size()) - HEADER_BYTES);

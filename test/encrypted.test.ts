@@ -416,7 +416,7 @@ describe('EncryptedFs: round trips', () => {
     const raw = inner.snapshot().get('log')!;
     assert.equal(raw.byteLength, HEADER_BYTES + 10_000);
     const { fileId } = await fs.inspectFile('log');
-    assert.deepEqual(Buffer.from(raw.subarray(HEADER_BYTES + 133, HEADER_BYTES + 133 + MARK_BYTES)), endMark(fileId!, 133), 'an end mark follows the data');
+    assert.deepEqual(Buffer.from(raw.subarray(HEADER_BYTES + 133, HEADER_BYTES + 133 + MARK_BYTES)), endMark(Buffer.from(fileId!, 'hex'), 133), 'an end mark follows the data');
     assert.ok(raw.subarray(HEADER_BYTES + 133 + MARK_BYTES).every((b) => b === 0), 'the unwritten preallocated tail is plain zeros');
     const out = new Uint8Array(10_000);
     await h.read(out, 0, 10_000, 0);
@@ -446,7 +446,7 @@ describe('EncryptedFs: header leases and end marks', () => {
     const before = { leased: headerWrites(recording, 'leased'), exact: headerWrites(recording, 'exact') };
     const appends = 600;
     for (let i = 0; i < appends; i++) {
-      // 1,003 bytes: marks land at every alignment, and the 600 appends overrun one 1 MiB lease.
+      // 1,003 bytes: marks land at every alignment.
       await leased.write([bytes(1003, i)], i * 1003, { sync: true });
       await exact.write([bytes(1003, i)], i * 1003, { sync: true });
     }
@@ -473,17 +473,17 @@ describe('EncryptedFs: header leases and end marks', () => {
     await h.preallocate(0, 8192);
     // "Ciphertext" whose last 5 bytes happen to be zero, then the mark.
     const data = cat([bytes(995, 7), new Uint8Array(5)]);
-    await h.write([data, endMark(fileId, 1100)], 100);
+    await h.write([data, endMark(Buffer.from(fileId, 'hex'), 1100)], 100);
     assert.deepEqual(await findEnd(h, 0, fileId, 100, 1100 + 4096), { hwm: 1100, marked: true });
     // A mark of another generation or another end is not this one: the tail is torn, the HWM just past the last nonzero byte.
     assert.deepEqual(await findEnd(h, 0, 'ffeeddccbbaa99887766554433221100', 100, 8192), { hwm: 1116, marked: false });
     await h.write([new Uint8Array(MARK_BYTES)], 1100);
     assert.deepEqual(await findEnd(h, 0, fileId, 100, 8192), { hwm: 1095, marked: false });
     assert.deepEqual(await findEnd(h, 0, fileId, 2000, 8192), { hwm: 2000, marked: false });
-    // A chunk boundary between the mark and the data changes nothing (the scan reads 64 KiB at a time).
-    await h.preallocate(0, 200_000);
-    await h.write([bytes(100_000, 8), endMark(fileId, 100_100)], 100);
-    assert.deepEqual(await findEnd(h, 0, fileId, 100, 200_000), { hwm: 100_100, marked: true });
+    // A scan chunk boundary through the mark changes nothing (the scan reads 1 MiB at a time, backwards from the limit).
+    await h.preallocate(0, 3 << 20);
+    await h.write([bytes(100_000, 8), endMark(Buffer.from(fileId, 'hex'), 100_100)], 100);
+    assert.deepEqual(await findEnd(h, 0, fileId, 100, 100_108 + (1 << 20)), { hwm: 100_100, marked: true });
     await h.close();
   });
 

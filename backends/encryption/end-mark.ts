@@ -35,18 +35,19 @@ import type { FileHandle } from '../../src/filesystem.js';
 
 export const MARK_BYTES = 16;
 /** How far back the scan reads per inner call. */
-const SCAN_CHUNK = 64 << 10;
+const SCAN_CHUNK = 1 << 20;
 
 /**
  * The mark written after data ending at `end` in the file generation
- * `fileIdHex`: the 16 random bytes of the file id, XORed with `end` (twice,
+ * `fileId` (16 bytes): the 16 random bytes of the file id, XORed with `end` (twice,
  * as u64), with zero bytes made nonzero. It only has to be something
  * ciphertext does not happen to equal (16 bytes: 2^-128) and something a
  * stale mark of an earlier generation or an earlier end is not; it is
  * computed per append, so it is cheap, not a hash.
  */
-export function endMark(fileIdHex: string, end: number): Buffer {
-  const mark = Buffer.from(fileIdHex, 'hex');
+export function endMark(fileId: Uint8Array, end: number): Buffer {
+  const mark = Buffer.allocUnsafe(MARK_BYTES);
+  mark.set(fileId.subarray(0, MARK_BYTES));
   const high = Math.floor(end / 2 ** 32);
   const low = end >>> 0;
   for (const at of [0, 8]) {
@@ -85,7 +86,7 @@ export async function findEnd(inner: FileHandle, dataOffset: number, fileIdHex: 
       if (markStart >= floor) {
         const candidate = Buffer.alloc(MARK_BYTES);
         await inner.read(candidate, 0, MARK_BYTES, dataOffset + markStart);
-        if (candidate.equals(endMark(fileIdHex, markStart))) return { hwm: markStart, marked: true };
+        if (candidate.equals(endMark(Buffer.from(fileIdHex, 'hex'), markStart))) return { hwm: markStart, marked: true };
       }
       return { hwm: end, marked: false };
     }
