@@ -132,6 +132,9 @@ interface ProjectedRegion {
   last: number | undefined;
 }
 
+/** Reads of one fetch in flight at once: enough to cover a Raft read of the last few appends, bounded for huge ranges. */
+const FETCH_PARALLEL_RUNS = 16;
+
 const DEFAULTS = {
   targetFileSize: 128 << 20,
   compressionThreshold: 8 << 10,
@@ -360,15 +363,17 @@ export class Engine implements AsyncDisposable {
   }
 
   async #fetchRuns(memtable: RegionMemtable, begin: number, end: number, maxBytes: number, out: StoredEntry[]): Promise<void> {
+    const runs: EntryLocation[][] = [];
+    let planned = 0;
     let bytes = 0;
     let index = begin;
-    while (index < end && (out.length === 0 || bytes < maxBytes)) {
+    while (index < end && (planned === 0 || bytes < maxBytes)) {
       const run: EntryLocation[] = [];
       while (index < end) {
         const location = newEntryLocation();
         memtable.locate(index, location);
         if (run.length > 0 && !continuesRun(run[run.length - 1]!, location)) break;
-        if (out.length + run.length > 0 && bytes + location.entryLength > maxBytes) {
+        if (planned + run.length > 0 && bytes + location.entryLength > maxBytes) {
           index = end;
           break;
         }
@@ -376,9 +381,27 @@ export class Engine implements AsyncDisposable {
         bytes += location.entryLength;
         index++;
       }
-      if (run.length > 0) await this.#reader.readRun(run, out);
+      if (run.length === 0) break;
+      runs.push(run);
+      planned += run.length;
+    }
+    // Runs are independent reads: issue them together, so a range spread
+    // over several records costs one round trip to the backend, not one per
+    // record (Raft reads the last few appends of a region, each its own record).
+    for (let i = 0; i < runs.length; i += FETCH_PARALLEL_RUNS) {
+      const batch = runs.slice(i, i + FETCH_PARALLEL_RUNS).map((run) => {
+        const part: StoredEntry[] = [];
+        return this.#reader.readRun(run, part).then(() => part);
+      });
+      // Settle all before failing: no read may outlive the GC pin released by the caller.
+      const settled = await Promise.allSettled(batch);
+      for (const result of settled) {
+        if (result.status === 'rejected') throw result.reason;
+        for (const entry of result.value) out.push(entry);
+      }
     }
   }
+
 
   /**
    * Garbage collection, in collaboration with the caller. Removes (or keeps

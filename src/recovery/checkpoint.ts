@@ -13,7 +13,7 @@ import { ItemKind } from '../format/batch-codec.js';
 import { FILE_HEADER_SIZE, Queue, decodeFileHeader } from '../format/layout.js';
 import { CorruptionError } from '../errors.js';
 import { RecoveryMode, type ApplyRecord, type RecoveryProblem } from './recovery.js';
-import { FileWindow, RecordScanner, type ScannedRecord } from './scanner.js';
+import { FileWindow, HEADER_WINDOW, RecordScanner, type ScannedRecord } from './scanner.js';
 
 export interface RecoveredCheckpoint {
   seq: number;
@@ -80,7 +80,7 @@ type CheckpointRead =
 
 async function readCheckpoint(handle: FileHandle, seq: number): Promise<CheckpointRead> {
   const size = await handle.size();
-  const window = new FileWindow(handle, size);
+  const window = new FileWindow(handle, size, HEADER_WINDOW);
   const headerBytes = (await window.view(0, Math.min(size, FILE_HEADER_SIZE))) ?? new Uint8Array(0);
   const header = decodeFileHeader(headerBytes);
   const rest = size <= FILE_HEADER_SIZE || (await window.zeroFrom(FILE_HEADER_SIZE));

@@ -34,7 +34,7 @@ import { CorruptionError } from '../errors.js';
 import { fileId, parseLogFileName } from '../file-names.js';
 import type { FileHandle, FileSystem } from '../filesystem.js';
 import { FILE_FLAG_RECYCLED, FILE_HEADER_SIZE, Queue, decodeFileHeader, type FileHeader } from '../format/layout.js';
-import { FileWindow, RecordScanner, type ScannedRecord } from './scanner.js';
+import { FileWindow, HEADER_WINDOW, RecordScanner, type ScannedRecord } from './scanner.js';
 
 export const RecoveryMode = {
   /** Refuse to open when any damage lies in data proven durable. */
@@ -185,7 +185,7 @@ async function neverCompleted(fs: FileSystem, name: string, seq: number): Promis
   const handle = await fs.open(name, { readOnly: true });
   try {
     const size = await handle.size();
-    const window = new FileWindow(handle, size);
+    const window = new FileWindow(handle, size, HEADER_WINDOW);
     const header = decodeFileHeader((await window.view(0, Math.min(size, FILE_HEADER_SIZE))) ?? new Uint8Array(0));
     const problem = typeof header === 'string' ? header : header.seq !== seq || header.queue !== Queue.Append ? 'mismatch' : undefined;
     return problem !== undefined && (await caseE(problem, size, window));
@@ -221,7 +221,7 @@ async function recoverFile(
   dryRun: boolean,
 ): Promise<RecoveredFile | undefined> {
   const size = await handle.size();
-  const window = new FileWindow(handle, size);
+  const window = new FileWindow(handle, size, HEADER_WINDOW);
   const headerBytes = (await window.view(0, Math.min(size, FILE_HEADER_SIZE))) ?? new Uint8Array(0);
   const header = decodeFileHeader(headerBytes);
   const headerProblem = typeof header === 'string' ? header : header.seq !== seq || header.queue !== Queue.Append ? 'mismatch' : undefined;
@@ -239,7 +239,29 @@ async function recoverFile(
     return undefined;
   }
   checkPreviousLength(mode, report, previous, header);
-  const scanner = new RecordScanner(handle, size, header.salt);
+  const scanner = new RecordScanner(handle, size, header.salt, { readAhead: true });
+  try {
+    return await scanRecords(mode, report, handle, name, seq, isLast, expectedEnd, apply, dryRun, size, header, scanner);
+  } finally {
+    // The handle outlives the scan (the writer continues the last file): no read may still be in flight.
+    await scanner.window.idle();
+  }
+}
+
+async function scanRecords(
+  mode: RecoveryMode,
+  report: RecoveryReport,
+  handle: FileHandle,
+  name: string,
+  seq: number,
+  isLast: boolean,
+  expectedEnd: number | undefined,
+  apply: ApplyRecord,
+  dryRun: boolean,
+  size: number,
+  header: FileHeader,
+  scanner: RecordScanner,
+): Promise<RecoveredFile> {
   const id = fileId(Queue.Append, seq);
   let offset = FILE_HEADER_SIZE;
   let provenEnd = FILE_HEADER_SIZE;
@@ -274,6 +296,7 @@ async function recoverFile(
       }
     }
     if (isLast && !dryRun && (next !== undefined || !recycled)) {
+      await scanner.window.idle();
       // Cut physically: bytes left past the new end could otherwise verify
       // on a later open, after new records were written over part of them.
       // A recycled file keeps its blocks when nothing after the cut verifies:

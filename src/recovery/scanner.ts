@@ -39,60 +39,151 @@ export type StopReason =
   | { kind: 'zero-tail' }
   | { kind: 'damage'; detail: string };
 
+/**
+ * With read-ahead the next window is read while the caller works through
+ * this one: recovery's CRC and decoding then overlap the copy from the page
+ * cache (or the disk) instead of waiting for it, window after window.
+ * Smaller windows than without read-ahead, so two in memory cost no more.
+ */
+const READ_AHEAD_WINDOW_BYTES = 4 << 20;
+/**
+ * Room in front of a read-ahead buffer for the unread tail of the current
+ * window, so a record that straddles the two is stitched with one small copy
+ * instead of a fresh read. A longer tail falls back to a plain read.
+ */
+const STITCH_BYTES = 1 << 20;
+
+export interface WindowOptions {
+  /** Read the next window while the caller works through this one (sequential scans). */
+  readAhead?: boolean;
+  /** Bytes per read; small for a window that mostly reads a file header. */
+  windowBytes?: number;
+}
+
+/** A window for reading a file header: a few bytes, and rarely (case E) a scan of the rest for zeros. */
+export const HEADER_WINDOW: WindowOptions = { windowBytes: 64 << 10 };
+
 /** Sliding read window over a file handle. */
 export class FileWindow {
-  #buffer = new Uint8Array(WINDOW_BYTES);
+  #buffer: Uint8Array = new Uint8Array(0);
+  /** Where file offset `#start` sits in `#buffer`. */
+  #base = 0;
   #start = 0;
   #end = 0;
+  readonly #windowBytes: number;
+  readonly #readAhead: boolean;
+  #ahead: { start: number; length: number; buffer: Uint8Array; done: Promise<number> } | undefined;
+  #spare: Uint8Array | undefined;
 
   constructor(
     readonly handle: FileHandle,
     readonly size: number,
-  ) {}
+    options: WindowOptions = {},
+  ) {
+    this.#readAhead = options.readAhead === true;
+    this.#windowBytes = options.windowBytes ?? (this.#readAhead ? READ_AHEAD_WINDOW_BYTES : WINDOW_BYTES);
+  }
 
   /** Bytes [offset, offset+length), or undefined when they pass end of file. Valid until the next call. */
   async view(offset: number, length: number): Promise<Uint8Array | undefined> {
     if (offset + length > this.size) return undefined;
-    if (offset >= this.#start && offset + length <= this.#end) {
-      return this.#buffer.subarray(offset - this.#start, offset - this.#start + length);
-    }
-    const want = Math.min(Math.max(length, WINDOW_BYTES), this.size - offset);
+    const buffered = this.peek(offset, length);
+    if (buffered !== undefined) return buffered;
+    if (this.#ahead !== undefined && (await this.#advance(offset, length))) return this.peek(offset, length);
+    const want = Math.min(Math.max(length, this.#windowBytes), this.size - offset);
     if (this.#buffer.length < want) this.#buffer = new Uint8Array(want);
-    let read = 0;
-    while (read < want) {
-      const n = await this.handle.read(this.#buffer, read, want - read, offset + read);
-      if (n === 0) break;
-      read += n;
-    }
+    const read = await readFully(this.handle, this.#buffer, 0, want, offset);
+    this.#base = 0;
     this.#start = offset;
     this.#end = offset + read;
     if (read < length) return undefined;
+    this.#startReadAhead();
     return this.#buffer.subarray(0, length);
   }
 
   /** Like `view` but only from what is already buffered; never reads. */
   peek(offset: number, length: number): Uint8Array | undefined {
     if (offset < this.#start || offset + length > this.#end) return undefined;
-    return this.#buffer.subarray(offset - this.#start, offset - this.#start + length);
+    const at = this.#base + offset - this.#start;
+    return this.#buffer.subarray(at, at + length);
   }
 
   /** True when every byte from `offset` to end of file is zero. */
   async zeroFrom(offset: number): Promise<boolean> {
-    for (let at = offset; at < this.size; at += WINDOW_BYTES) {
-      const length = Math.min(WINDOW_BYTES, this.size - at);
+    for (let at = offset; at < this.size; at += this.#windowBytes) {
+      const length = Math.min(this.#windowBytes, this.size - at);
       const bytes = await this.view(at, length);
       if (bytes === undefined || !isAllZero(bytes)) return false;
     }
     return true;
   }
+
+  /** Resolves once no read-ahead is in flight: call before truncating or closing the handle. */
+  async idle(): Promise<void> {
+    const ahead = this.#ahead;
+    this.#ahead = undefined;
+    if (ahead !== undefined) {
+      await ahead.done;
+      this.#spare = ahead.buffer;
+    }
+  }
+
+  /**
+   * Moves the window onto the read-ahead buffer when it holds what
+   * `[offset, offset + length)` needs beyond the current window; false when
+   * it cannot (the read-ahead failed, or the request jumped elsewhere).
+   */
+  async #advance(offset: number, length: number): Promise<boolean> {
+    const ahead = this.#ahead!;
+    this.#ahead = undefined;
+    const got = await ahead.done;
+    const tail = this.#end - offset;
+    const usable = got === ahead.length && ahead.start === this.#end && tail >= 0 && tail <= STITCH_BYTES && offset + length <= ahead.start + got;
+    if (!usable) {
+      this.#spare = ahead.buffer;
+      return false;
+    }
+    const current = this.#buffer;
+    ahead.buffer.set(current.subarray(this.#base + offset - this.#start, this.#base + this.#end - this.#start), STITCH_BYTES - tail);
+    this.#buffer = ahead.buffer;
+    this.#base = STITCH_BYTES - tail;
+    this.#start = offset;
+    this.#end = ahead.start + got;
+    this.#spare = current;
+    this.#startReadAhead();
+    return true;
+  }
+
+  #startReadAhead(): void {
+    if (!this.#readAhead || this.#end >= this.size) return;
+    const start = this.#end;
+    const length = Math.min(this.#windowBytes, this.size - start);
+    let buffer = this.#spare;
+    this.#spare = undefined;
+    if (buffer === undefined || buffer.length < STITCH_BYTES + length) buffer = new Uint8Array(STITCH_BYTES + this.#windowBytes);
+    // A failed read-ahead is not an error: the plain read that replaces it reports whatever is wrong.
+    const done = readFully(this.handle, buffer, STITCH_BYTES, length, start).catch(() => -1);
+    this.#ahead = { start, length, buffer, done };
+  }
+}
+
+/** Reads up to `length` bytes at `position` into `target` from `at`, looping over short reads; fewer only at end of file. */
+async function readFully(handle: FileHandle, target: Uint8Array, at: number, length: number, position: number): Promise<number> {
+  let read = 0;
+  while (read < length) {
+    const n = await handle.read(target, at + read, length - read, position + read);
+    if (n === 0) break;
+    read += n;
+  }
+  return read;
 }
 
 export class RecordScanner {
   readonly window: FileWindow;
   readonly salt: number;
 
-  constructor(handle: FileHandle, size: number, salt: number) {
-    this.window = new FileWindow(handle, size);
+  constructor(handle: FileHandle, size: number, salt: number, options: WindowOptions = {}) {
+    this.window = new FileWindow(handle, size, options);
     this.salt = salt;
   }
 
