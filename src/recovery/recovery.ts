@@ -34,7 +34,7 @@ import { CorruptionError } from '../errors.js';
 import { fileId, parseLogFileName } from '../file-names.js';
 import type { FileHandle, FileSystem } from '../filesystem.js';
 import { FILE_FLAG_RECYCLED, FILE_HEADER_SIZE, Queue, decodeFileHeader, type FileHeader } from '../format/layout.js';
-import { FileWindow, HEADER_WINDOW, RecordScanner, type ScannedRecord } from './scanner.js';
+import { FileWindow, HEADER_WINDOW, RecordScanner, WindowBuffers, type ScannedRecord } from './scanner.js';
 
 export const RecoveryMode = {
   /** Refuse to open when any damage lies in data proven durable. */
@@ -129,6 +129,7 @@ export async function recoverQueue(fs: FileSystem, mode: RecoveryMode, apply: Ap
     });
   }
   let previous: RecoveredFile | undefined;
+  const buffers = new WindowBuffers();
   try {
     for (let i = 0; i < names.length; i++) {
       const { name, parsed } = names[i]!;
@@ -142,7 +143,7 @@ export async function recoverQueue(fs: FileSystem, mode: RecoveryMode, apply: Ap
       const handle = await fs.open(name, { readOnly: dryRun || !isLast });
       let recovered: RecoveredFile | undefined;
       try {
-        recovered = await recoverFile(fs, mode, report, handle, name, parsed!.seq, isLast, expectedEnd, previous, apply, dryRun);
+        recovered = await recoverFile(fs, mode, report, handle, name, parsed!.seq, isLast, expectedEnd, previous, apply, dryRun, buffers);
       } catch (error) {
         // Not in `files` yet, so the cleanup below would leak its descriptor.
         await handle.close().catch(() => undefined);
@@ -219,6 +220,7 @@ async function recoverFile(
   previous: RecoveredFile | undefined,
   apply: ApplyRecord,
   dryRun: boolean,
+  buffers: WindowBuffers,
 ): Promise<RecoveredFile | undefined> {
   const size = await handle.size();
   const window = new FileWindow(handle, size, HEADER_WINDOW);
@@ -239,7 +241,7 @@ async function recoverFile(
     return undefined;
   }
   checkPreviousLength(mode, report, previous, header);
-  const scanner = new RecordScanner(handle, size, header.salt, { readAhead: true });
+  const scanner = new RecordScanner(handle, size, header.salt, { readAhead: true, buffers });
   try {
     return await scanRecords(mode, report, handle, name, seq, isLast, expectedEnd, apply, dryRun, size, header, scanner);
   } finally {

@@ -45,19 +45,31 @@ export type StopReason =
  * cache (or the disk) instead of waiting for it, window after window.
  * Smaller windows than without read-ahead, so two in memory cost no more.
  */
-const READ_AHEAD_WINDOW_BYTES = 4 << 20;
+const READ_AHEAD_WINDOW_BYTES = 1 << 20;
 /**
  * Room in front of a read-ahead buffer for the unread tail of the current
  * window, so a record that straddles the two is stitched with one small copy
  * instead of a fresh read. A longer tail falls back to a plain read.
  */
-const STITCH_BYTES = 1 << 20;
+const STITCH_BYTES = 256 << 10;
 
 export interface WindowOptions {
   /** Read the next window while the caller works through this one (sequential scans). */
   readAhead?: boolean;
   /** Bytes per read; small for a window that mostly reads a file header. */
   windowBytes?: number;
+  /** Buffers to start from and hand back at `idle()`: one scan after another reuses the same memory. */
+  buffers?: WindowBuffers;
+}
+
+/**
+ * The memory of a read window, kept across the files of one recovery: each
+ * file's scan would otherwise allocate its own windows, and the freed ones
+ * linger in the RSS until the garbage collector gets to them.
+ */
+export class WindowBuffers {
+  window: Uint8Array = new Uint8Array(0);
+  spare: Uint8Array | undefined;
 }
 
 /** A window for reading a file header: a few bytes, and rarely (case E) a scan of the rest for zeros. */
@@ -74,6 +86,7 @@ export class FileWindow {
   readonly #readAhead: boolean;
   #ahead: { start: number; length: number; buffer: Uint8Array; done: Promise<number> } | undefined;
   #spare: Uint8Array | undefined;
+  readonly #pool: WindowBuffers | undefined;
 
   constructor(
     readonly handle: FileHandle,
@@ -82,6 +95,11 @@ export class FileWindow {
   ) {
     this.#readAhead = options.readAhead === true;
     this.#windowBytes = options.windowBytes ?? (this.#readAhead ? READ_AHEAD_WINDOW_BYTES : WINDOW_BYTES);
+    this.#pool = options.buffers;
+    if (this.#pool !== undefined) {
+      this.#buffer = this.#pool.window;
+      this.#spare = this.#pool.spare;
+    }
   }
 
   /** Bytes [offset, offset+length), or undefined when they pass end of file. Valid until the next call. */
@@ -125,6 +143,10 @@ export class FileWindow {
     if (ahead !== undefined) {
       await ahead.done;
       this.#spare = ahead.buffer;
+    }
+    if (this.#pool !== undefined) {
+      this.#pool.window = this.#buffer;
+      this.#pool.spare = this.#spare;
     }
   }
 
