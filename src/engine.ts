@@ -402,7 +402,6 @@ export class Engine implements AsyncDisposable {
     }
   }
 
-
   /**
    * Garbage collection, in collaboration with the caller. Removes (or keeps
    * for reuse) append files nothing references; when the log is above
