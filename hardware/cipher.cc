@@ -7,6 +7,7 @@
 // nothing is allocated.
 #include "common.h"
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include <climits>
@@ -22,10 +23,15 @@ constexpr size_t kBlockBytes = 16;
 // call: creating a context costs more than encrypting a small record. Freed
 // when the env is torn down, so exiting workers leave nothing behind.
 thread_local EVP_CIPHER_CTX* g_ctx = nullptr;
+/** The data key `g_ctx` holds the schedule of, so a call under the same key skips the key expansion. */
+thread_local uint8_t g_key[kKeyBytes];
+thread_local bool g_key_valid = false;
 
 void FreeContext(void* ctx) {
   EVP_CIPHER_CTX_free(static_cast<EVP_CIPHER_CTX*>(ctx));
   g_ctx = nullptr;
+  g_key_valid = false;
+  OPENSSL_cleanse(g_key, kKeyBytes);
 }
 
 napi_value ThrowCipher(napi_env env, const char* what) {
@@ -83,13 +89,25 @@ napi_value AesCtr(napi_env env, napi_callback_info info) {
     g_ctx = EVP_CIPHER_CTX_new();
     if (g_ctx == nullptr) return ThrowCipher(env, "EVP_CIPHER_CTX_new failed");
     napi_add_env_cleanup_hook(env, FreeContext, g_ctx);
+    g_key_valid = false;
   }
-  if (EVP_EncryptInit_ex(g_ctx, EVP_aes_256_ctr(), nullptr, key, counter) != 1) return ThrowCipher(env, "EVP_EncryptInit_ex(aes-256-ctr) failed");
+  // The key schedule is the costly part of an init; a log writes under one
+  // data key for a long time, so keep it and only reset the counter.
+  const bool same_key = g_key_valid && std::memcmp(g_key, key, kKeyBytes) == 0;
+  if (EVP_EncryptInit_ex(g_ctx, same_key ? nullptr : EVP_aes_256_ctr(), nullptr, same_key ? nullptr : key, counter) != 1) {
+    g_key_valid = false;
+    return ThrowCipher(env, "EVP_EncryptInit_ex(aes-256-ctr) failed");
+  }
+  std::memcpy(g_key, key, kKeyBytes);
+  g_key_valid = true;
   if (skip > 0) {
     uint8_t zeros[kBlockBytes] = {0};
     uint8_t discard[kBlockBytes];
     if (!Update(g_ctx, discard, zeros, skip)) return ThrowCipher(env, "EVP_EncryptUpdate failed");
   }
+  // Gather first, then one pass in place: a write is many small buffers
+  // (record headers, entries, padding), and one cipher call per buffer cost
+  // more than the copy.
   size_t at = 0;
   for (uint32_t i = 0; i < count; i++) {
     napi_value element;
@@ -97,9 +115,10 @@ napi_value AesCtr(napi_env env, napi_callback_info info) {
     size_t length;
     napi_get_element(env, argv[3], i, &element);
     GetBytes(env, element, &data, &length);
-    if (!Update(g_ctx, out + at, data, length)) return ThrowCipher(env, "EVP_EncryptUpdate failed");
+    if (data != out + at && length > 0) std::memmove(out + at, data, length);
     at += length;
   }
+  if (!Update(g_ctx, out, out, total)) return ThrowCipher(env, "EVP_EncryptUpdate failed");
   return Undefined(env);
 }
 

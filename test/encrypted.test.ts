@@ -297,6 +297,15 @@ describe('EncryptedFs: cipher arithmetic', () => {
         assert.ok(Buffer.compare(inPlace, expected) === 0, `in place, offset ${offset}`);
       }
     }
+    // The addon keeps the last key's schedule: switching keys back and forth must never reuse a stale one.
+    const other = bytes(32, 13);
+    for (const k of [key, other, other, key, other]) {
+      const expected = new Uint8Array(1000);
+      ctrIntoNodeCrypto(k, iv, 33, [plain.subarray(0, 1000)], expected);
+      const actual = new Uint8Array(1000);
+      native(k, iv, 33, [plain.subarray(0, 1000)], actual);
+      assert.ok(Buffer.compare(actual, expected) === 0, 'after a key switch');
+    }
     // Misuse is a TypeError before any byte changes.
     const output = new Uint8Array(10);
     assert.throws(() => native(key, iv, 0, [new Uint8Array(11)], output), TypeError);
