@@ -111,6 +111,7 @@ import {
   SLOT_OFFSETS,
   encodeSlot,
   pickHeader,
+  slotFileIds,
   slotWriteBytes,
   type FileHeader,
 } from './encryption/header.js';
@@ -730,16 +731,28 @@ export class EncryptedFs implements FileSystem {
     if ([...d.files.values()].every((f) => present.has(f.name))) return;
     const live = new Set<string>();
     for (const name of names) {
-      const header = await this.#headerOf(name);
-      if (header === 'invalid') return;
-      if (typeof header === 'object') live.add(header.fileId);
+      // Both slots count: after a recycle whose new header never became
+      // durable (a failed barrier, then a kill), the page cache shows the
+      // new generation while the disk still holds the old one in the other
+      // slot, and a power loss brings it back.
+      const generations = await this.#withInner(name, async (inner) => {
+        const ids = slotFileIds(...(await this.#readSlots(inner)));
+        return ids.length === 0 && (await inner.size()) > HEADER_BYTES ? 'invalid' : ids;
+      });
+      if (generations === 'invalid') return;
+      for (const id of generations ?? []) live.add(id);
     }
     if ([...d.files.keys()].every((id) => live.has(id))) return;
     await this.#updateDictionary(true, (cur) => ({ ...cur, files: new Map([...cur.files].filter(([id]) => live.has(id))) }));
   }
 
   /** The header of `name`, or undefined if there is no such file. Other failures propagate: guessing "not encrypted" could reset the dictionary. */
-  async #headerOf(name: string): Promise<FileHeader | 'blank' | 'invalid' | undefined> {
+  #headerOf(name: string): Promise<FileHeader | 'blank' | 'invalid' | undefined> {
+    return this.#withInner(name, (inner) => this.#readHeader(inner));
+  }
+
+  /** `body` over the inner file `name` opened read-only, or undefined if there is no such file. */
+  async #withInner<T>(name: string, body: (inner: FileHandle) => Promise<T>): Promise<T | undefined> {
     let inner: FileHandle;
     try {
       inner = await this.#inner.open(name, { readOnly: true });
@@ -748,7 +761,7 @@ export class EncryptedFs implements FileSystem {
       throw error;
     }
     try {
-      return await this.#readHeader(inner);
+      return await body(inner);
     } finally {
       await inner.close();
     }
@@ -766,11 +779,15 @@ export class EncryptedFs implements FileSystem {
    * 'invalid' (damage, or a file EncryptedFs did not write).
    */
   async #readHeader(inner: FileHandle): Promise<FileHeader | 'blank' | 'invalid'> {
-    const slots = SLOT_OFFSETS.map(() => new Uint8Array(SLOT_BYTES));
-    for (let i = 0; i < SLOT_OFFSETS.length; i++) await inner.read(slots[i]!, 0, SLOT_BYTES, SLOT_OFFSETS[i]!);
-    const header = pickHeader(slots[0]!, slots[1]!);
+    const header = pickHeader(...(await this.#readSlots(inner)));
     if (header !== undefined) return header;
     return (await inner.size()) <= HEADER_BYTES ? 'blank' : 'invalid';
+  }
+
+  async #readSlots(inner: FileHandle): Promise<[Uint8Array, Uint8Array]> {
+    const slots: [Uint8Array, Uint8Array] = [new Uint8Array(SLOT_BYTES), new Uint8Array(SLOT_BYTES)];
+    for (let i = 0; i < SLOT_OFFSETS.length; i++) await inner.read(slots[i]!, 0, SLOT_BYTES, SLOT_OFFSETS[i]!);
+    return slots;
   }
 
   /**
@@ -999,18 +1016,23 @@ class EncryptedFileHandle implements FileHandle {
    * nothing new, so such a rewrite (the engine re-dirties a file header this
    * way when it resumes a log) needs no fresh IV and no dictionary update:
    * it must work on a full disk.
+   *
+   * The range may run past the HWM when what it writes there is zeros (the
+   * engine re-dirties a record with its alignment padding, and a crash can
+   * leave the HWM just short of the padding): those bytes already read as
+   * zeros, so only the part below the HWM is written again.
    */
   async #unchangedCiphertext(buffers: readonly Uint8Array[], position: number, total: number): Promise<Uint8Array[] | undefined> {
     const cipher = new Uint8Array(total);
     if ((await this.inner.read(cipher, 0, total, HEADER_BYTES + position)) !== total) return undefined;
     const plain = cipher.slice();
-    this.#decryptInPlace(plain, position);
+    this.#decryptInPlace(plain, position); // zeros past the HWM, as a reader sees them
     let at = 0;
     for (const b of buffers) {
       if (Buffer.compare(b, plain.subarray(at, at + b.length)) !== 0) return undefined;
       at += b.length;
     }
-    return [cipher];
+    return [cipher.subarray(0, Math.min(total, this.#state.hwm - position))];
   }
 
   async write(buffers: readonly Uint8Array[], position: number, options: WriteOptions = {}): Promise<void> {
@@ -1026,15 +1048,18 @@ class EncryptedFileHandle implements FileHandle {
       if (state.fileId === undefined) await this.#fs.adoptBlank(state, this);
       const end = position + total;
       const start = Math.min(position, state.hwm);
-      let cipher = end <= state.hwm ? await this.#unchangedCiphertext(buffers, position, total) : undefined;
+      let cipher = position < state.hwm ? await this.#unchangedCiphertext(buffers, position, total) : undefined;
+      // What reaches the inner file ends here: short of `end` when an unchanged rewrite's zeros past the HWM need no write.
+      let written = Math.min(end, state.hwm);
       if (cipher === undefined) {
         const extent = this.#appendExtent(start) ?? (await this.#freshExtentFor(start, end));
         cipher = this.#encrypt(buffers, start, position, end, extent);
+        written = end;
       }
-      const hwm = Math.max(state.hwm, end);
-      const marked = state.marksAt(end);
-      if (marked) cipher.push(endMark(state.fileIdBytes(), end));
-      const markedEnd = state.markedEndAfter(end, marked);
+      const hwm = Math.max(state.hwm, written);
+      const marked = state.marksAt(written);
+      if (marked) cipher.push(endMark(state.fileIdBytes(), written));
+      const markedEnd = state.markedEndAfter(written, marked);
       try {
         if (options.sync === true) {
           if (this.#headerStale(hwm, markedEnd)) {
@@ -1047,16 +1072,16 @@ class EncryptedFileHandle implements FileHandle {
           } else {
             await this.inner.write(cipher, HEADER_BYTES + start, { sync: true });
           }
-          this.#wrote(hwm, markedEnd, end, marked);
+          this.#wrote(hwm, markedEnd, written, marked);
           if (state.headerWriter === this) state.headerDurable = true;
         } else {
           await this.inner.write(cipher, HEADER_BYTES + start);
-          this.#wrote(hwm, markedEnd, end, marked);
+          this.#wrote(hwm, markedEnd, written, marked);
         }
       } catch (error) {
         // Some of it may have reached the inner file past the HWM: those
         // bytes are no longer known zeros, and no lease may cover them.
-        if (end > state.hwm) state.zeroFrom = Math.max(state.zeroFrom, end + MARK_BYTES);
+        if (written > state.hwm) state.zeroFrom = Math.max(state.zeroFrom, written + MARK_BYTES);
         throw error;
       }
     });

@@ -25,6 +25,7 @@ import {
 } from '../backends/encrypted.js';
 import { CtrStream, counterAt, ctrIntoNative, ctrIntoNodeCrypto } from '../backends/encryption/cipher.js';
 import { MARK_BYTES, endMark, findEnd } from '../backends/encryption/end-mark.js';
+import { SLOT_BYTES, SLOT_OFFSETS, decodeSlot } from '../backends/encryption/header.js';
 import { FaultFs } from '../backends/fault.js';
 import { MemFs } from '../backends/memfs.js';
 import { PosixFs } from '../backends/posix.js';
@@ -1150,6 +1151,57 @@ describe('EncryptedFs: a full disk and a failed barrier (found by the torture su
     assert.deepEqual(await readFsFile(reopened, '0000000000000001.raftlog'), MARKER, 'the generation was saved with its headers');
     await fs.remove('0000000000000001.raftlog');
     await fs.syncDir();
+  });
+
+  it('an unchanged rewrite that runs past the HWM with zeros needs no new IV, so it works on a full disk (torture seeds 6603, 8864)', async () => {
+    // A crash can leave the HWM just short of a record's alignment padding;
+    // the engine's resume re-dirties the record with that padding.
+    const disk = new MemFs();
+    const before = new EncryptedFs(disk, { masterKey: KEY_A });
+    const h = await before.open('log', { create: true });
+    await h.preallocate(0, 4096);
+    const data = bytes(124, 3);
+    await h.write([data], 0, { sync: true });
+    await h.close();
+    const fault = new FaultFs(MemFs.fromSnapshot(disk.snapshot()), { seed: 3 });
+    const fs = new EncryptedFs(fault, { masterKey: KEY_A });
+    const again = await fs.open('log'); // a restart: the IV's frontier is unknown, so new bytes need a fresh IV
+    const full = fault.inject({ ops: 'any', when: { afterBytes: 0 }, error: 'ENOSPC' });
+    await again.write([data.subarray(80), new Uint8Array(4)], 80, { sync: true });
+    await expectCode(again.write([data.subarray(80), bytes(4, 9)], 80, { sync: true }), ErrorCode.NO_SPACE, 'new bytes past the HWM');
+    full.remove();
+    assert.equal(fs.issuedKeyIvs().length, 0, 'no IV was issued');
+    assert.equal((await fs.inspectFile('log')).hwm, 124);
+    const back = await readFsFile(fs, 'log');
+    assert.deepEqual(back.subarray(0, 124), data);
+    assert.ok(back.subarray(124).every((b) => b === 0));
+    await again.close();
+  });
+
+  it('init keeps a generation that a recycled file\'s older header slot still names (torture seed 9910)', async () => {
+    // reuse puts the new generation's header in the other slot. Until that
+    // header is durable, a power loss brings back the old one, so init must
+    // not drop the old generation just because the page cache shows the new.
+    const disk = new MemFs();
+    const fs = new EncryptedFs(disk, { masterKey: KEY_A });
+    await writeFile(fs, 'old', bytes(100, 1));
+    const oldId = (await fs.inspectFile('old')).fileId!;
+    const recycled = await fs.reuse('old', 'new');
+    await recycled.close(); // and a crash before syncDir saved the drop of the old generation
+    const image = disk.snapshot();
+    const restarted = new EncryptedFs(MemFs.fromSnapshot(image), { masterKey: KEY_A });
+    await restarted.init();
+    assert.ok((await restarted.stats()).files.some((f) => f.fileId === oldId), 'the old generation is kept');
+    // The new header's slot is lost to the power loss: the file names the old generation again.
+    const raw = Uint8Array.from(image.get('new')!);
+    for (const offset of SLOT_OFFSETS) {
+      const slot = decodeSlot(raw.subarray(offset, offset + SLOT_BYTES));
+      if (typeof slot === 'object' && slot.fileId !== oldId) raw.fill(0, offset, offset + SLOT_BYTES);
+    }
+    const afterLoss = MemFs.fromSnapshot(image);
+    await putRaw(afterLoss, 'new', raw);
+    const reopened = new EncryptedFs(afterLoss, { masterKey: KEY_A });
+    assert.deepEqual((await readFsFile(reopened, 'new')).subarray(0, 100), bytes(100, 1), 'readable under the old generation, not CORRUPTION');
   });
 
   it('removing files on a full disk succeeds; the dictionary drop waits for space', async () => {

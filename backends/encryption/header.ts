@@ -103,6 +103,13 @@ export function decodeSlot(bytes: Uint8Array): FileHeader | 'blank' | 'invalid' 
   };
 }
 
+/** The generations named by the valid slots (the current one, and the previous one while it survives). */
+export function slotFileIds(slot0: Uint8Array, slot1: Uint8Array): string[] {
+  const ids = new Set<string>();
+  for (const slot of [decodeSlot(slot0), decodeSlot(slot1)]) if (typeof slot === 'object') ids.add(slot.fileId);
+  return [...ids];
+}
+
 /**
  * The file's current header given both slots: the valid one with the higher
  * sequence, or undefined if neither is valid. Whether "no valid header" means
