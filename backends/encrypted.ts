@@ -92,7 +92,7 @@ import type {
   OpenOptions,
   WriteOptions,
 } from '../src/filesystem.js';
-import { KEY_BYTES, ctrInPlace, ctrInto, freshIv, freshKey } from './encryption/cipher.js';
+import { KEY_BYTES, ctrInPlace, ctrInto, ctrIntoOffThread, freshIv, freshKey } from './encryption/cipher.js';
 import {
   DICTIONARY_NAME,
   DICTIONARY_TMP_NAME,
@@ -194,6 +194,9 @@ class Mutex {
  * this much for the end mark.
  */
 const LEASE_BYTES = 8 << 20;
+
+/** Writes at least this large are encrypted on a threadpool thread; smaller ones cost less than the hand-off. */
+const OFF_THREAD_CIPHER_BYTES = 64 << 10;
 
 /** Writes larger than this encrypt into a buffer of their own rather than the file's reused one. */
 const MAX_SCRATCH_BYTES = 8 << 20;
@@ -1053,7 +1056,7 @@ class EncryptedFileHandle implements FileHandle {
       let written = Math.min(end, state.hwm);
       if (cipher === undefined) {
         const extent = this.#appendExtent(start) ?? (await this.#freshExtentFor(start, end));
-        cipher = this.#encrypt(buffers, start, position, end, extent);
+        cipher = await this.#encrypt(buffers, start, position, end, extent);
         written = end;
       }
       const hwm = Math.max(state.hwm, written);
@@ -1100,8 +1103,8 @@ class EncryptedFileHandle implements FileHandle {
     state.innerSize = Math.max(state.innerSize, marked ? end + MARK_BYTES : end);
   }
 
-  /** Ciphertext of `buffers` for `[start, end)` under `extent`, whose frontier moves to `end`. */
-  #encrypt(buffers: readonly Uint8Array[], start: number, position: number, end: number, extent: Extent): Uint8Array[] {
+  /** Ciphertext of `buffers` for `[start, end)` under `extent`, whose frontier moves to `end`; large writes are encrypted off the JS thread. */
+  #encrypt(buffers: readonly Uint8Array[], start: number, position: number, end: number, extent: Extent): Uint8Array[] | Promise<Uint8Array[]> {
     // A write past the HWM leaves a gap that must read as zeros; it is
     // encrypted as zeros here (a rare path: the engine appends contiguously).
     const plain = start < position ? [new Uint8Array(position - start), ...buffers] : buffers;
@@ -1110,7 +1113,11 @@ class EncryptedFileHandle implements FileHandle {
     state.frontiers.set(ivKey, Math.max(state.frontiers.get(ivKey) ?? 0, end));
     // One output buffer for the whole write: one inner iovec.
     const cipher = state.scratch(end - start);
-    ctrInto(this.#fs.dataKey(extent.keyId).key, extent.iv, start, plain, cipher);
+    const key = this.#fs.dataKey(extent.keyId).key;
+    if (ctrIntoOffThread !== undefined && end - start >= OFF_THREAD_CIPHER_BYTES) {
+      return ctrIntoOffThread(key, extent.iv, start, plain, cipher).then(() => [cipher]);
+    }
+    ctrInto(key, extent.iv, start, plain, cipher);
     return [cipher];
   }
 

@@ -111,6 +111,8 @@ export interface NativeBinding {
    * OpenSSL Node links. `output` may be the single input (in place).
    */
   aesCtr(key: Uint8Array, counter: Uint8Array, skip: number, inputs: readonly Uint8Array[], output: Uint8Array): void;
+  /** `aesCtr` on a libuv threadpool thread; inputs and output must not change until it settles. */
+  aesCtrAsync(key: Uint8Array, counter: Uint8Array, skip: number, inputs: readonly Uint8Array[], output: Uint8Array): Promise<void>;
 }
 
 export type NativeLoadResult =

@@ -23,7 +23,7 @@ import {
   spliceExtents,
   type IssuedKeyIv,
 } from '../backends/encrypted.js';
-import { CtrStream, counterAt, ctrIntoNative, ctrIntoNodeCrypto } from '../backends/encryption/cipher.js';
+import { CtrStream, counterAt, ctrIntoNative, ctrIntoNodeCrypto, ctrIntoOffThread } from '../backends/encryption/cipher.js';
 import { MARK_BYTES, endMark, findEnd } from '../backends/encryption/end-mark.js';
 import { SLOT_BYTES, SLOT_OFFSETS, decodeSlot } from '../backends/encryption/header.js';
 import { FaultFs } from '../backends/fault.js';
@@ -270,7 +270,7 @@ describe('EncryptedFs: cipher arithmetic', () => {
     assert.notDeepEqual(new CtrStream(key, bytes(16, 9), 0).update(plain.subarray(0, 64)), whole.subarray(0, 64));
   });
 
-  it('the native data cipher (the OpenSSL Node links) gives node:crypto\'s keystream at any offset, split and in place', () => {
+  it('the native data cipher (the OpenSSL Node links) gives node:crypto\'s keystream at any offset, split and in place, on and off the JS thread', async () => {
     // The addon is part of every build here; a machine without it runs the node:crypto path alone.
     assert.ok(ctrIntoNative !== undefined, 'the native addon exposes aesCtr');
     const native = ctrIntoNative;
@@ -307,6 +307,17 @@ describe('EncryptedFs: cipher arithmetic', () => {
       native(k, iv, 33, [plain.subarray(0, 1000)], actual);
       assert.ok(Buffer.compare(actual, expected) === 0, 'after a key switch');
     }
+    // Off the JS thread: the same keystream, split inputs included.
+    assert.ok(ctrIntoOffThread !== undefined, 'the native addon exposes aesCtrAsync');
+    for (const offset of [0, 17, 65_535]) {
+      const inputs = [plain.subarray(0, 24), plain.subarray(24, 4120), plain.subarray(4120)];
+      const expected = new Uint8Array(plain.byteLength);
+      ctrIntoNodeCrypto(key, iv, offset, inputs, expected);
+      const actual = new Uint8Array(plain.byteLength);
+      await ctrIntoOffThread(key, iv, offset, inputs, actual);
+      assert.ok(Buffer.compare(actual, expected) === 0, `off the JS thread, offset ${offset}`);
+    }
+    await assert.rejects(ctrIntoOffThread(key, iv, 0, [new Uint8Array(11)], new Uint8Array(10)), TypeError);
     // Misuse is a TypeError before any byte changes.
     const output = new Uint8Array(10);
     assert.throws(() => native(key, iv, 0, [new Uint8Array(11)], output), TypeError);

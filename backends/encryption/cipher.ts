@@ -91,6 +91,21 @@ function nativeCtr(load: ReturnType<typeof loadNative>): CtrInto | undefined {
 /** The data cipher: native when the addon is loaded, node:crypto otherwise; the same keystream either way. */
 export const ctrInto: CtrInto = ctrIntoNative ?? ctrIntoNodeCrypto;
 
+/**
+ * `CtrInto` run off the JS thread (the addon's libuv work), or undefined
+ * without the addon. For large writes: when many writers share one group
+ * commit the JS thread is the bottleneck, and the AES pass over a group is
+ * the largest piece of work encryption adds to it.
+ */
+export const ctrIntoOffThread: ((...args: Parameters<CtrInto>) => Promise<void>) | undefined = nativeCtrAsync(loadNative());
+
+function nativeCtrAsync(load: ReturnType<typeof loadNative>): ((...args: Parameters<CtrInto>) => Promise<void>) | undefined {
+  if (!load.ok || typeof load.binding.aesCtrAsync !== 'function') return undefined;
+  const binding: NativeBinding = load.binding;
+  // async: bad arguments reject like a failed pass, rather than throwing at the call.
+  return async (key, iv, position, inputs, output) => binding.aesCtrAsync(key, counterAt(iv, position), position % BLOCK_BYTES, inputs, output);
+}
+
 /** XORs `bytes` in place with the keystream of (key, iv) at `position`. For decrypting into a read target the caller owns. */
 export function ctrInPlace(key: Uint8Array, iv: Uint8Array, position: number, bytes: Uint8Array): void {
   if (bytes.byteLength === 0) return;
