@@ -487,6 +487,21 @@ describe('EncryptedFs: header leases and end marks', () => {
     await exact.close();
   });
 
+  it('a large write (encrypted off the JS thread) reads back, and so does a small one after it under the same IV', async () => {
+    const mem = new MemFs();
+    const fs = new EncryptedFs(mem, { masterKey: KEY_A });
+    const h = await fs.open('big', { create: true });
+    await h.preallocate(0, 1 << 20);
+    const big = [bytes(24, 1), bytes(200_000, 2), bytes(8, 3)];
+    await h.write(big, 0, { sync: true });
+    await h.write([bytes(1000, 4)], 200_032, { sync: true });
+    const back = await readFsFile(fs, 'big');
+    assert.deepEqual(back.subarray(0, 201_032), cat([...big, bytes(1000, 4)]));
+    assert.ok(!contains(mem.snapshot().get('big')!, bytes(200_000, 2).subarray(0, 64)), 'no plaintext underneath');
+    assert.equal(fs.issuedKeyIvs().length, 1, 'one IV for both');
+    await h.close();
+  });
+
   it('findEnd: an end mark gives the exact end even after ciphertext ending in zero bytes; without one, the last nonzero byte; nothing past the floor, the floor', async () => {
     const mem = new MemFs();
     const fileId = '00112233445566778899aabbccddeeff';
