@@ -243,74 +243,57 @@ async function recoverFile(
   checkPreviousLength(mode, report, previous, header);
   const scanner = new RecordScanner(handle, size, header.salt, { readAhead: true, buffers });
   try {
-    return await scanRecords(mode, report, handle, name, seq, isLast, expectedEnd, apply, dryRun, size, header, scanner);
+    const id = fileId(Queue.Append, seq);
+    let offset = FILE_HEADER_SIZE;
+    let provenEnd = FILE_HEADER_SIZE;
+    let sealed = false;
+    for (;;) {
+      const result = await scanner.read(offset);
+      if ('header' in result) {
+        apply(result, id);
+        report.records++;
+        offset = result.end;
+        provenEnd = Math.max(provenEnd, result.header.syncedThrough);
+        sealed = result.header.payloadLength === 0;
+        continue;
+      }
+      if (result.kind !== 'damage') break;
+      // An older file ends exactly where its successor says; what follows
+      // there is preallocated space or, in a recycled file, its earlier life.
+      if (offset === expectedEnd) break;
+      const next = await scanner.findNextValid(offset);
+      const recycled = (header.flags & FILE_FLAG_RECYCLED) !== 0;
+      if (isLast && recycled && next === undefined) break;
+      const proven = !isLast || (await provenDurable(scanner, next, offset));
+      const problem: RecoveryProblem = { file: name, offset, detail: result.detail, action: 'cut', bytesDropped: size - offset };
+      if (mode === RecoveryMode.TolerateAnyCorruption && next !== undefined) {
+        report.problems.push({ ...problem, action: 'skipped', bytesDropped: next.offset - offset });
+        offset = next.offset;
+        continue;
+      }
+      if (proven && (mode === RecoveryMode.AbsoluteConsistency || !isLast)) {
+        if (mode !== RecoveryMode.TolerateAnyCorruption) {
+          throw new CorruptionError(`${name}: ${result.detail} at offset ${offset}, in data proven durable`, { file: name, offset });
+        }
+      }
+      if (isLast && !dryRun && (next !== undefined || !recycled)) {
+        await scanner.window.idle();
+        // Cut physically: bytes left past the new end could otherwise verify
+        // on a later open, after new records were written over part of them.
+        // A recycled file keeps its blocks when nothing after the cut verifies:
+        // stale records never verify under the new salt.
+        await handle.truncate(offset);
+        await handle.sync();
+      }
+      report.problems.push(isLast ? problem : { ...problem, action: 'skipped' });
+      break;
+    }
+    report.bytesScanned += offset;
+    return { name, seq, salt: header.salt, handle, end: offset, provenEnd: Math.min(provenEnd, offset), sealed };
   } finally {
     // The handle outlives the scan (the writer continues the last file): no read may still be in flight.
     await scanner.window.idle();
   }
-}
-
-async function scanRecords(
-  mode: RecoveryMode,
-  report: RecoveryReport,
-  handle: FileHandle,
-  name: string,
-  seq: number,
-  isLast: boolean,
-  expectedEnd: number | undefined,
-  apply: ApplyRecord,
-  dryRun: boolean,
-  size: number,
-  header: FileHeader,
-  scanner: RecordScanner,
-): Promise<RecoveredFile> {
-  const id = fileId(Queue.Append, seq);
-  let offset = FILE_HEADER_SIZE;
-  let provenEnd = FILE_HEADER_SIZE;
-  let sealed = false;
-  for (;;) {
-    const result = await scanner.read(offset);
-    if ('header' in result) {
-      apply(result, id);
-      report.records++;
-      offset = result.end;
-      provenEnd = Math.max(provenEnd, result.header.syncedThrough);
-      sealed = result.header.payloadLength === 0;
-      continue;
-    }
-    if (result.kind !== 'damage') break;
-    // An older file ends exactly where its successor says; what follows
-    // there is preallocated space or, in a recycled file, its earlier life.
-    if (offset === expectedEnd) break;
-    const next = await scanner.findNextValid(offset);
-    const recycled = (header.flags & FILE_FLAG_RECYCLED) !== 0;
-    if (isLast && recycled && next === undefined) break;
-    const proven = !isLast || (await provenDurable(scanner, next, offset));
-    const problem: RecoveryProblem = { file: name, offset, detail: result.detail, action: 'cut', bytesDropped: size - offset };
-    if (mode === RecoveryMode.TolerateAnyCorruption && next !== undefined) {
-      report.problems.push({ ...problem, action: 'skipped', bytesDropped: next.offset - offset });
-      offset = next.offset;
-      continue;
-    }
-    if (proven && (mode === RecoveryMode.AbsoluteConsistency || !isLast)) {
-      if (mode !== RecoveryMode.TolerateAnyCorruption) {
-        throw new CorruptionError(`${name}: ${result.detail} at offset ${offset}, in data proven durable`, { file: name, offset });
-      }
-    }
-    if (isLast && !dryRun && (next !== undefined || !recycled)) {
-      await scanner.window.idle();
-      // Cut physically: bytes left past the new end could otherwise verify
-      // on a later open, after new records were written over part of them.
-      // A recycled file keeps its blocks when nothing after the cut verifies:
-      // stale records never verify under the new salt.
-      await handle.truncate(offset);
-      await handle.sync();
-    }
-    report.problems.push(isLast ? problem : { ...problem, action: 'skipped' });
-    break;
-  }
-  report.bytesScanned += offset;
-  return { name, seq, salt: header.salt, handle, end: offset, provenEnd: Math.min(provenEnd, offset), sealed };
 }
 
 /** True when a record after `damageOffset` was written after the damaged bytes were durable. */
