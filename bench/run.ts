@@ -241,6 +241,17 @@ function spec(ctx: Context, workload: WorkloadId, store: StoreId, name: string, 
   return { name, workload, store, dir: caseDir(ctx, name), warmupSeconds: durations.warmup, measureSeconds: durations.measure, params };
 }
 
+/**
+ * The stores in the order a round runs them: as given in odd rounds,
+ * reversed in even ones. A case inherits the state the one before it leaves
+ * (writeback of its data, the deletion of its directory), so a fixed order
+ * would bill every store for its left neighbour; alternating balances that
+ * over a run of several rounds.
+ */
+function storesInRound(ctx: Context, round: number): readonly StoreId[] {
+  return round % 2 === 1 ? ctx.stores : [...ctx.stores].reverse();
+}
+
 // ---------------------------------------------------------------- workloads
 
 async function runW1(ctx: Context): Promise<void> {
@@ -248,7 +259,7 @@ async function runW1(ctx: Context): Promise<void> {
   const outcomes: CaseOutcome<W1Result>[] = [];
   for (let round = 1; round <= ctx.runs; round++) {
     for (const size of W1_VALUE_SIZES) {
-      for (const store of ctx.stores) {
+      for (const store of storesInRound(ctx, round)) {
         const name = `w1 ${store} ${size}B${ctx.runs > 1 ? ` run ${round}` : ''}`;
         outcomes.push(await run<W1Result>(spec(ctx, 'w1', store, name, ctx.durations.w1, { valueBytes: size }), (r) => `${r.microsPerOp.toFixed(0)} µs/op, ${r.mbPerSecond.toFixed(1)} MB/s`));
       }
@@ -262,7 +273,7 @@ async function runW2(ctx: Context): Promise<void> {
   const outcomes: CaseOutcome<W2Result>[] = [];
   for (let round = 1; round <= ctx.runs; round++) {
     for (const writers of W2_WRITERS) {
-      for (const store of ctx.stores) {
+      for (const store of storesInRound(ctx, round)) {
         const name = `w2 ${store} C=${writers}${ctx.runs > 1 ? ` run ${round}` : ''}`;
         outcomes.push(await run<W2Result>(spec(ctx, 'w2', store, name, ctx.durations.w2, { writers }), (r) => `${Math.round(r.opsPerSecond)} ops/s, p99 ${(r.latency.p99 / 1000).toFixed(1)} ms`));
       }
@@ -275,7 +286,7 @@ async function runW3(ctx: Context): Promise<void> {
   console.log(`\nW3 append-compact-read (${ctx.durations.w3.warmup} s warm-up, ${ctx.durations.w3.measure} s measured per case)`);
   const outcomes: CaseOutcome<W3Result>[] = [];
   for (let round = 1; round <= ctx.runs; round++) {
-    for (const store of ctx.stores) {
+    for (const store of storesInRound(ctx, round)) {
       const name = `w3 ${store}${ctx.runs > 1 ? ` run ${round}` : ''}`;
       outcomes.push(await run<W3Result>(spec(ctx, 'w3', store, name, ctx.durations.w3, {}), (r) => `${Math.round(r.writes.opsPerSecond)} writes/s, ${Math.round(r.reads.opsPerSecond)} reads/s, disk/live ${r.diskPerLive.toFixed(1)}`));
     }

@@ -93,9 +93,8 @@ export const ctrInto: CtrInto = ctrIntoNative ?? ctrIntoNodeCrypto;
 
 /**
  * `CtrInto` run off the JS thread (the addon's libuv work), or undefined
- * without the addon. For large writes: when many writers share one group
- * commit the JS thread is the bottleneck, and the AES pass over a group is
- * the largest piece of work encryption adds to it.
+ * without the addon. For writes of a MiB and more, whose pass would
+ * otherwise hold up everything else waiting on the event loop.
  */
 export const ctrIntoOffThread: ((...args: Parameters<CtrInto>) => Promise<void>) | undefined = nativeCtrAsync(loadNative());
 
