@@ -207,6 +207,58 @@ export function w2Chart(outcomes: readonly CaseOutcome<W2Result>[], subtitle: st
   };
 }
 
+// ---------------------------------------------------------------- encryption cost
+
+/** The two stores whose throughput ratio is what EncryptedFs costs: the same engine on PosixFs, with and without the wrapper. */
+const PLAIN_STORE = 'raftlog-posix';
+const ENCRYPTED_STORE = 'raftlog-encrypted';
+
+/** The round a case ran in (its name ends "run N" when there were several). */
+function roundOf(outcome: CaseOutcome<unknown>): number {
+  const match = / run (\d+)$/.exec(outcome.spec.name);
+  return match === null ? 1 : Number(match[1]);
+}
+
+const percent = (fraction: number): string => `${(100 * fraction).toFixed(1)}%`;
+
+/**
+ * What EncryptedFs costs, as a fraction of the PosixFs throughput, for each
+ * value of `parameter` (W1's value size, W2's writer count), shown in the
+ * column `column`. Within a round
+ * the two cases run back to back, so their ratio cancels the disk's drift
+ * over a run (here up to 2x), which the two stores' separate medians do
+ * not; both figures are given, with the spread of the per-round ratios.
+ * No rows unless both stores ran.
+ */
+export function encryptionCostRows<R>(
+  outcomes: readonly CaseOutcome<R>[],
+  parameter: string,
+  column: string,
+  label: (value: number) => string,
+  throughput: (result: R) => number,
+): Row[] {
+  const rows: Row[] = [];
+  for (const [value, cases] of groupBy(outcomes, (o) => String(o.spec.params[parameter]))) {
+    const plain = new Map<number, number>();
+    const encrypted = new Map<number, number>();
+    for (const o of cases) {
+      if (!o.ok || o.result === undefined) continue;
+      if (o.spec.store === PLAIN_STORE) plain.set(roundOf(o), throughput(o.result));
+      if (o.spec.store === ENCRYPTED_STORE) encrypted.set(roundOf(o), throughput(o.result));
+    }
+    const ratios = [...encrypted].filter(([round]) => plain.has(round)).map(([round, t]) => t / plain.get(round)!);
+    if (ratios.length === 0) continue;
+    rows.push({
+      [column]: label(Number(value)),
+      rounds: ratios.length,
+      'cost, median of round pairs': percent(1 - median(ratios)),
+      'round ratios': `${Math.min(...ratios).toFixed(3)} to ${Math.max(...ratios).toFixed(3)}`,
+      'cost, ratio of medians': percent(1 - median([...encrypted.values()]) / median([...plain.values()])),
+    });
+  }
+  return rows;
+}
+
 // ---------------------------------------------------------------- W3
 
 export function w3Rows(outcomes: readonly CaseOutcome<W3Result>[]): Row[] {

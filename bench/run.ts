@@ -18,6 +18,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { writeDocs } from './docs.js';
 import {
+  encryptionCostRows,
   failures,
   rfcChart,
   rfcOrderTable,
@@ -38,6 +39,7 @@ import { evictDirectory, evictionUnavailable, type EvictionReport } from './supp
 import { runCase, safeName, type CaseOutcome, type CaseSpec, type WorkloadId } from './support/cases.js';
 import { writeChart, type ChartSpec } from './support/chart.js';
 import { RESULTS_DIR, machineInfo, machineLine, printTable, saveResults, type MachineInfo, type Row } from './support/report.js';
+import { sizeLabel } from './support/stats.js';
 import { countBetweenMarkers, straceUnavailable, straceWrapper } from './support/strace.js';
 import { STORE_IDS, isStoreId, loadStore, unavailableReason, type StoreId } from './stores/registry.js';
 import type { RfcOrderResult, RfcResult } from './workloads/rfc.js';
@@ -252,6 +254,11 @@ function storesInRound(ctx: Context, round: number): readonly StoreId[] {
   return round % 2 === 1 ? ctx.stores : [...ctx.stores].reverse();
 }
 
+/** The encryption cost table under W1's and W2's, when both raftlog-posix and raftlog-encrypted ran. */
+function printEncryptionCost(rows: Row[]): void {
+  if (rows.length > 0) printTable('EncryptedFs cost: 1 - raftlog-encrypted / raftlog-posix throughput (each round runs the two back to back)', rows);
+}
+
 // ---------------------------------------------------------------- workloads
 
 async function runW1(ctx: Context): Promise<void> {
@@ -265,7 +272,9 @@ async function runW1(ctx: Context): Promise<void> {
       }
     }
   }
-  await publish(ctx, 'w1', 'W1 batch commit: one writer, one synced batch of one V-byte entry', w1Rows(outcomes), { outcomes }, w1Chart(outcomes, subtitle(ctx, outcomes)), outcomes);
+  const cost = encryptionCostRows(outcomes, 'valueBytes', 'V', sizeLabel, (r) => 1 / r.microsPerOp);
+  await publish(ctx, 'w1', 'W1 batch commit: one writer, one synced batch of one V-byte entry', w1Rows(outcomes), { outcomes, encryptionCost: cost }, w1Chart(outcomes, subtitle(ctx, outcomes)), outcomes);
+  printEncryptionCost(cost);
 }
 
 async function runW2(ctx: Context): Promise<void> {
@@ -279,7 +288,9 @@ async function runW2(ctx: Context): Promise<void> {
       }
     }
   }
-  await publish(ctx, 'w2', 'W2 multi-Raft append: 1,000 regions, C writers, synced 4 x 1 KiB + 32 B hard state per op', w2Rows(outcomes), { outcomes }, w2Chart(outcomes, subtitle(ctx, outcomes)), outcomes);
+  const cost = encryptionCostRows(outcomes, 'writers', 'C', String, (r) => r.opsPerSecond);
+  await publish(ctx, 'w2', 'W2 multi-Raft append: 1,000 regions, C writers, synced 4 x 1 KiB + 32 B hard state per op', w2Rows(outcomes), { outcomes, encryptionCost: cost }, w2Chart(outcomes, subtitle(ctx, outcomes)), outcomes);
+  printEncryptionCost(cost);
 }
 
 async function runW3(ctx: Context): Promise<void> {
