@@ -12,6 +12,7 @@ import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
+  encryptionCostRows,
   rfcOrderTable,
   rfcTable,
   w1Pivot,
@@ -25,6 +26,7 @@ import {
 } from './reports.js';
 import type { CaseOutcome } from './support/cases.js';
 import { RESULTS_DIR, machineLine, markdownTable, type MachineInfo, type Row } from './support/report.js';
+import { sizeLabel } from './support/stats.js';
 import type { RfcOrderResult, RfcResult } from './workloads/rfc.js';
 import type { W1Result } from './workloads/w1.js';
 import type { W2Result } from './workloads/w2.js';
@@ -54,23 +56,69 @@ interface Common {
   load?: { min: number; max: number };
 }
 
+/** The saved runs of one workload, bench/results/<name>-<ISO stamp>.json, oldest first (stamps sort as text). */
+function savedRuns(name: string): string[] {
+  if (!existsSync(RESULTS_DIR)) return [];
+  const pattern = new RegExp(`^${name}-\\d{4}-\\d{2}-\\d{2}T[\\d-]+Z\\.json$`);
+  return readdirSync(RESULTS_DIR).filter((f) => pattern.test(f)).sort();
+}
+
+function load<T>(file: string): Saved<T> {
+  return { ...(JSON.parse(readFileSync(join(RESULTS_DIR, file), 'utf8')) as Omit<Saved<T>, 'file'>), file };
+}
+
+function storesRun(saved: Saved<unknown>): StoreInfo[] {
+  return (saved.results as { stores?: StoreInfo[] } | undefined)?.stores?.filter((s) => s.unavailable === undefined) ?? [];
+}
+
 /**
- * The bench/results/<name>-<ISO stamp>.json to publish: of the runs that
- * covered the most stores, the newest (stamps sort as text). A run limited
- * with --stores (someone checking one change against a few stores) does not
- * displace a full run's tables.
+ * The run to publish: of the runs that covered the most stores, the newest.
+ * A run limited with --stores (someone checking one change against a few
+ * stores) does not displace a full run's tables.
  */
 function newest<T>(name: string): Saved<T> | undefined {
-  if (!existsSync(RESULTS_DIR)) return undefined;
-  const pattern = new RegExp(`^${name}-\\d{4}-\\d{2}-\\d{2}T[\\d-]+Z\\.json$`);
   let best: { saved: Saved<T>; stores: number } | undefined;
-  for (const file of readdirSync(RESULTS_DIR).filter((f) => pattern.test(f)).sort()) {
-    const parsed = JSON.parse(readFileSync(join(RESULTS_DIR, file), 'utf8')) as Omit<Saved<T>, 'file'>;
-    const info = (parsed.results as { stores?: StoreInfo[] } | undefined)?.stores;
-    const stores = info?.filter((s) => s.unavailable === undefined).length ?? 0;
-    if (best === undefined || stores >= best.stores) best = { saved: { ...parsed, file }, stores };
+  for (const file of savedRuns(name)) {
+    const saved = load<T>(file);
+    const stores = storesRun(saved).length;
+    if (best === undefined || stores >= best.stores) best = { saved, stores };
   }
   return best?.saved;
+}
+
+/**
+ * The newest run in which raftlog-posix and raftlog-encrypted ran side by
+ * side for at least two rounds (usually one limited to those two stores,
+ * with more rounds than a full run affords).
+ */
+function newestEncryptionPairs<R>(name: string): Saved<Common & { outcomes: CaseOutcome<R>[] }> | undefined {
+  for (const file of savedRuns(name).reverse()) {
+    const saved = load<Common & { outcomes: CaseOutcome<R>[] }>(file);
+    const ran = new Set(storesRun(saved).map((s) => s.id));
+    if (saved.results.quick !== true && (saved.results.runs ?? 1) >= 2 && ran.has('raftlog-posix') && ran.has('raftlog-encrypted')) return saved;
+  }
+  return undefined;
+}
+
+/** What EncryptedFs costs in W1 and W2, from the newest runs that paired it with PosixFs round by round. */
+function encryptionCostSection(): string | undefined {
+  const w1 = newestEncryptionPairs<W1Result>('w1');
+  const w2 = newestEncryptionPairs<W2Result>('w2');
+  if (w1 === undefined && w2 === undefined) return undefined;
+  const body = [
+    'raftlog-encrypted against raftlog-posix: the same engine on PosixFs with and without `EncryptedFs`. Cost = 1 − encrypted / plain throughput. Each round runs the two cases back to back (which goes first alternates by round), so the ratio within a round cancels the disk\'s drift; the ratio of the two stores\' medians is given beside it.',
+  ];
+  if (w2 !== undefined) {
+    const d = w2.results.durations?.['w2'];
+    body.push(`**W2**${d === undefined ? '' : `, ${d.warmup} s warm-up and ${d.measure} s measured per case`}:`, provenance(w2));
+    body.push(markdownTable(encryptionCostRows(w2.results.outcomes, 'writers', 'C', String, (r) => r.opsPerSecond)));
+  }
+  if (w1 !== undefined) {
+    const d = w1.results.durations?.['w1'];
+    body.push(`**W1**${d === undefined ? '' : `, ${d.warmup} s warm-up and ${d.measure} s measured per case`}:`, provenance(w1));
+    body.push(markdownTable(encryptionCostRows(w1.results.outcomes, 'valueBytes', 'V', sizeLabel, (r) => 1 / r.microsPerOp)));
+  }
+  return section('EncryptedFs cost', body);
 }
 
 function link(file: string): string {
@@ -132,6 +180,8 @@ export function renderResults(): { markdown: string; headline: string | undefine
       ]),
     );
   }
+  const costs = encryptionCostSection();
+  if (costs !== undefined) parts.push(costs);
   const w3 = newest<Common & { outcomes: CaseOutcome<W3Result>[] }>('w3');
   if (w3 !== undefined) {
     const d = w3.results.durations?.['w3'];
