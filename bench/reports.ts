@@ -224,11 +224,10 @@ const percent = (fraction: number): string => `${(100 * fraction).toFixed(1)}%`;
 /**
  * What EncryptedFs costs, as a fraction of the PosixFs throughput, for each
  * value of `parameter` (W1's value size, W2's writer count), shown in the
- * column `column`. Within a round
- * the two cases run back to back, so their ratio cancels the disk's drift
- * over a run (here up to 2x), which the two stores' separate medians do
- * not; both figures are given, with the spread of the per-round ratios.
- * No rows unless both stores ran.
+ * column `column`. Within a round the two cases run back to back, so their
+ * ratio cancels the disk's drift over a run (here up to 2x), which the two
+ * stores' separate medians do not; both figures are given, with the spread
+ * of the per-round ratios. No rows unless both stores ran.
  */
 export function encryptionCostRows<R>(
   outcomes: readonly CaseOutcome<R>[],

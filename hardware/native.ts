@@ -108,7 +108,8 @@ export interface NativeBinding {
   /**
    * `output` = `inputs` (concatenated) XOR the AES-256-CTR keystream starting
    * `skip` (0..15) bytes into the block with counter `counter`, through the
-   * OpenSSL Node links. `output` may be the single input (in place).
+   * OpenSSL Node links. An input may be exactly its own part of `output`
+   * (in place), but overlap it nowhere else.
    */
   aesCtr(key: Uint8Array, counter: Uint8Array, skip: number, inputs: readonly Uint8Array[], output: Uint8Array): void;
   /** `aesCtr` on a libuv threadpool thread; inputs and output must not change until it settles. */
