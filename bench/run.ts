@@ -255,8 +255,9 @@ function storesInRound(ctx: Context, round: number): readonly StoreId[] {
 }
 
 /** The encryption cost table under W1's and W2's, when both raftlog-posix and raftlog-encrypted ran. */
-function printEncryptionCost(rows: Row[]): void {
-  if (rows.length > 0) printTable('EncryptedFs cost: 1 - raftlog-encrypted / raftlog-posix throughput (each round runs the two back to back)', rows);
+function printEncryptionCost(ctx: Context, rows: Row[]): void {
+  const pairing = ctx.stores.length === 2 ? 'each round runs the two back to back' : 'paired within each round';
+  if (rows.length > 0) printTable(`EncryptedFs cost: 1 - raftlog-encrypted / raftlog-posix throughput (${pairing})`, rows);
 }
 
 // ---------------------------------------------------------------- workloads
@@ -274,7 +275,7 @@ async function runW1(ctx: Context): Promise<void> {
   }
   const cost = encryptionCostRows(outcomes, 'valueBytes', 'V', sizeLabel, (r) => 1 / r.microsPerOp);
   await publish(ctx, 'w1', 'W1 batch commit: one writer, one synced batch of one V-byte entry', w1Rows(outcomes), { outcomes, encryptionCost: cost }, w1Chart(outcomes, subtitle(ctx, outcomes)), outcomes);
-  printEncryptionCost(cost);
+  printEncryptionCost(ctx, cost);
 }
 
 async function runW2(ctx: Context): Promise<void> {
@@ -290,7 +291,7 @@ async function runW2(ctx: Context): Promise<void> {
   }
   const cost = encryptionCostRows(outcomes, 'writers', 'C', String, (r) => r.opsPerSecond);
   await publish(ctx, 'w2', 'W2 multi-Raft append: 1,000 regions, C writers, synced 4 x 1 KiB + 32 B hard state per op', w2Rows(outcomes), { outcomes, encryptionCost: cost }, w2Chart(outcomes, subtitle(ctx, outcomes)), outcomes);
-  printEncryptionCost(cost);
+  printEncryptionCost(ctx, cost);
 }
 
 async function runW3(ctx: Context): Promise<void> {

@@ -5,7 +5,7 @@
  * A fresh process per case means no case inherits another's heap, JIT
  * state, page-cache-warm files or background threads.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -66,6 +66,7 @@ export async function runCase<R>(spec: CaseSpec, options: SpawnOptions): Promise
   rmSync(resultPath, { force: true });
   const specPath = `${resultPath}.spec.json`;
   writeFileSync(specPath, JSON.stringify(spec));
+  settleDisk(dirname(spec.dir));
   const loadBefore = loadavg()[0]!;
   const started = performance.now();
   const argv = [...(options.wrapper ?? []), process.execPath, '--expose-gc', CASE_SCRIPT, specPath, resultPath];
@@ -85,6 +86,17 @@ export async function runCase<R>(spec: CaseSpec, options: SpawnOptions): Promise
     return { spec, ok: false, error: `${why}${stderr.trim() === '' ? '' : `: ${lastLines(stderr, 3)}`}`, wallSeconds, loadBefore, loadAfter };
   }
   return { spec, ok: parsed.ok, result: parsed.result, error: parsed.error, wallSeconds, loadBefore, loadAfter };
+}
+
+/**
+ * Flushes the file system holding `path` (syncfs, through coreutils'
+ * `sync -f`) before a case starts: the writeback of the case before it and
+ * the deletion of that case's directory would otherwise land inside this
+ * case's measurement, billing each store for whichever ran just before it.
+ * Best effort: where `sync -f` is missing the case runs unsettled.
+ */
+function settleDisk(path: string): void {
+  spawnSync('sync', ['-f', path], { stdio: 'ignore', timeout: 60_000 });
 }
 
 function spawnChild(argv: string[], timeoutSeconds: number): Promise<{ code: number | null; stderr: string; timedOut: boolean }> {
