@@ -682,7 +682,7 @@ export class EncryptedFs implements FileSystem {
     });
     const extent = fresh!;
     state.extents = this.#dictionary().files.get(fileId)!.extents;
-    state.frontiers.set(extent.iv.toString('hex'), start);
+    state.frontiers.set(ivHex(extent.iv), start);
     this.#issued.push({ keyId: extent.keyId, iv: extent.iv.toString('hex'), fileId, name, reason });
     return extent;
   }
@@ -904,7 +904,7 @@ export class EncryptedFs implements FileSystem {
 
   #freshState(record: FileRecord, innerSize: number, zeroFrom: number): FileState {
     const state = new FileState(record.id, record.extents, 0, innerSize, zeroFrom, this.#leases);
-    for (const e of record.extents) state.frontiers.set(e.iv.toString('hex'), 0);
+    for (const e of record.extents) state.frontiers.set(ivHex(e.iv), 0);
     this.#states.set(record.id, state);
     return state;
   }
@@ -914,7 +914,7 @@ export class EncryptedFs implements FileSystem {
     const record = await this.#newGeneration(handle.name, 'blank');
     state.fileId = record.id;
     state.extents = record.extents;
-    for (const e of record.extents) state.frontiers.set(e.iv.toString('hex'), 0);
+    for (const e of record.extents) state.frontiers.set(ivHex(e.iv), 0);
     this.#states.set(record.id, state);
     await this.#initHeaders(state, handle);
   }
@@ -1197,7 +1197,7 @@ class EncryptedFileHandle implements FileHandle {
 
   async size(): Promise<number> {
     this.#live('size');
-    return Math.max(0, (await this.inner.size()) - HEADER_BYTES);
+    return dataSize(this.inner);
   }
 
   async close(): Promise<void> {
@@ -1246,11 +1246,6 @@ class EncryptedFileHandle implements FileHandle {
   }
 }
 
-/**
- * Waits for every operation, then throws the first failure: a barrier must
- * not start while a write it is meant to cover is still in flight, even when
- * a sibling write has already failed.
- */
 const hexOfIv = new WeakMap<Uint8Array, string>();
 
 /** An IV as the hex key of `FileState.frontiers`, computed once per IV object (this runs on every append). */
@@ -1268,6 +1263,11 @@ async function dataSize(inner: FileHandle): Promise<number> {
   return Math.max(0, (await inner.size()) - HEADER_BYTES);
 }
 
+/**
+ * Waits for every operation, then throws the first failure: a barrier must
+ * not start while a write it is meant to cover is still in flight, even when
+ * a sibling write has already failed.
+ */
 async function settleAll(operations: readonly Promise<void>[]): Promise<void> {
   const outcomes = await Promise.allSettled(operations);
   for (const outcome of outcomes) if (outcome.status === 'rejected') throw outcome.reason;
