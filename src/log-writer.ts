@@ -25,6 +25,7 @@ import {
   writeRecordHeader,
 } from './format/layout.js';
 import { LogBatch, type SealedRecord } from './log-batch.js';
+import { readFully } from './read-fully.js';
 
 export interface LogWriterOptions {
   fs: FileSystem;
@@ -333,12 +334,7 @@ async function rewriteRange(handle: FileHandle, from: number, to: number): Promi
   const chunk = new Uint8Array(Math.min(RESUME_CHUNK, to - from));
   for (let at = from; at < to; ) {
     const view = chunk.subarray(0, Math.min(chunk.length, to - at));
-    let filled = 0;
-    while (filled < view.length) {
-      const n = await handle.read(view, filled, view.length - filled, at + filled);
-      if (n === 0) break;
-      filled += n;
-    }
+    const filled = await readFully(handle, view, 0, view.length, at);
     if (filled > 0) await handle.write([view.subarray(0, filled)], at);
     if (filled < view.length) return;
     at += filled;

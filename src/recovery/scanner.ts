@@ -7,6 +7,7 @@
  */
 import { uncompressSync } from 'lz4-napi';
 import type { FileHandle } from '../filesystem.js';
+import { readFully } from '../read-fully.js';
 import { crc32c } from '../format/checksum.js';
 import { decodePayload, PayloadDecodeError, type BatchItems } from '../format/batch-codec.js';
 import {
@@ -189,16 +190,6 @@ export class FileWindow {
   }
 }
 
-/** Reads up to `length` bytes at `position` into `target` from `at`, looping over short reads; fewer only at end of file. */
-async function readFully(handle: FileHandle, target: Uint8Array, at: number, length: number, position: number): Promise<number> {
-  let read = 0;
-  while (read < length) {
-    const n = await handle.read(target, at + read, length - read, position + read);
-    if (n === 0) break;
-    read += n;
-  }
-  return read;
-}
 
 export class RecordScanner {
   readonly window: FileWindow;
