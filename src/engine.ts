@@ -323,7 +323,8 @@ export class Engine implements AsyncDisposable {
   async getEntry(region: number, index: number): Promise<StoredEntry | undefined> {
     this.#assertReadable();
     const memtable = this.#memtables.get(validateRegion(region));
-    if (memtable === undefined || !memtable.locate(requireInteger(index, 'index'), this.#location)) return undefined;
+    requireInteger(index, 'index');
+    if (memtable === undefined || !memtable.locate(index, this.#location)) return undefined;
     const out: StoredEntry[] = [];
     this.#gc.readStarted();
     try {
@@ -454,7 +455,9 @@ export class Engine implements AsyncDisposable {
   /** The value under `key`, or undefined. */
   get(region: number, key: Key): Uint8Array | undefined {
     this.#assertReadable();
-    const value = this.#memtables.get(validateRegion(region))?.kv.get(keyString(keyBytes(key)))?.value;
+    const memtable = this.#memtables.get(validateRegion(region));
+    const keyText = keyString(keyBytes(key));
+    const value = memtable?.kv.get(keyText)?.value;
     return value?.slice();
   }
 
@@ -568,6 +571,7 @@ export class Engine implements AsyncDisposable {
         regions: stats.regions,
         entries: stats.entries,
         memtableIndexBytes: stats.memtableIndexBytes,
+        readCacheBytes: stats.readCache.bytes,
         liveBytes: stats.gc.liveBytes,
         logFiles: stats.gc.appendFiles,
         logFileBytes: stats.gc.appendFileBytes + stats.gc.rewriteFileBytes,
