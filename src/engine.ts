@@ -488,11 +488,14 @@ export class Engine implements AsyncDisposable {
     return this.#memtables.size === 0;
   }
 
-  /** Bytes the log's files take on disk (written or preallocated), rewrite files included. */
+  /**
+   * Bytes the log's files take on disk (written or preallocated): append
+   * files, the GC rewrite file, and purged files kept for reuse.
+   */
   getUsedSize(): number {
     this.#assertReadable();
     const gc = this.#gc.stats(this.#writer?.fileBytes ?? 0);
-    return gc.appendFileBytes + gc.rewriteFileBytes;
+    return gc.appendFileBytes + gc.rewriteFileBytes + gc.recycledFileBytes;
   }
 
   /**

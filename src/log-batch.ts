@@ -125,7 +125,7 @@ export class LogBatch {
     return this.#items.length === 0;
   }
 
-  /** Encoded payload size in bytes (before compression): about what the record will take, less its 32-byte header. */
+  /** Encoded payload size in bytes (before compression): about what the record will take, less its 24-byte header and padding. */
   approximateSize(): number {
     return this.#end - RECORD_HEADER_SIZE;
   }
