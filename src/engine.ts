@@ -31,7 +31,7 @@ import { LogBatch, keyBytes, validateRegion, type Key, type SealedRecord } from 
 import { checkEngineOptions } from './engine-options.js';
 import { decodeStoredMessage, fileSpanOf, scanKeys, type FileSpan } from './engine-reads.js';
 import type { ReadCacheStats } from './read-cache.js';
-import { optionalBound, optionsObject, requireInteger, syncOption } from './validate.js';
+import { describeValue, optionalBound, optionsObject, requireInteger, syncOption } from './validate.js';
 import { LogWriter } from './log-writer.js';
 import { newEntryLocation, type EntryLocation, type RecordLocation, type RegionMemtable } from './memtable.js';
 import type { MessageType, StoredEntry } from './protos.js';
@@ -629,7 +629,7 @@ export class Engine implements AsyncDisposable {
   }
 
   async #submit(batch: LogBatch, sync: boolean): Promise<{ bytes: number; compacted: number }> {
-    if (!(batch instanceof LogBatch)) throw new InvalidArgumentError('write() needs a LogBatch');
+    if (!(batch instanceof LogBatch)) throw new InvalidArgumentError(`write() needs a LogBatch as batch, got ${describeValue(batch)}`);
     this.#assertWritable();
     if (batch.isEmpty()) {
       if (sync) await this.#queue.submit(undefined, true);
