@@ -13,6 +13,8 @@ export type {
 } from './filesystem.js';
 export { Engine } from './engine.js';
 export type { EngineOptions, EngineStats, WriteOptions, ScanOptions, KeyValuePair } from './engine.js';
+export type { FileSpan, LogFileRef } from './engine-reads.js';
+export type { ReadCacheStats } from './read-cache.js';
 export { LogBatch, MAX_BATCH_PAYLOAD_BYTES } from './log-batch.js';
 export type { Key } from './log-batch.js';
 export { RecoveryMode } from './recovery/recovery.js';

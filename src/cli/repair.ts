@@ -169,12 +169,12 @@ async function rebuild(
             const entries = await old.fetchEntriesTo(region, next, last + 1, REBUILD_BATCH_BYTES);
             batch.addEntries(region, entries);
             next += entries.length;
-            if (batch.approximateSize >= REBUILD_BATCH_BYTES) await flush();
+            if (batch.approximateSize() >= REBUILD_BATCH_BYTES) await flush();
           }
         }
         for (const { key, value } of old.scan(region)) {
           batch.put(region, key, value);
-          if (batch.approximateSize >= REBUILD_BATCH_BYTES) await flush();
+          if (batch.approximateSize() >= REBUILD_BATCH_BYTES) await flush();
         }
       }
       await flush();
