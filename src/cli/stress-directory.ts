@@ -28,16 +28,18 @@ const MARKER_TEXT =
  */
 export async function claimStressDirectory(dir: string, lockFs: FileSystem, yes: boolean): Promise<void> {
   const info = await existingDirectory(dir);
-  const marked = info?.foreign.includes(STRESS_MARKER) === true && (await isFile(path.join(info.path, STRESS_MARKER)));
-  if (info !== undefined && !marked && !yes) await refuseForeignLog(dir, info);
+  // As prepareFreshDirectory says it, but first: it would otherwise complain about the marker.
+  if (info?.lockHolder !== undefined) throw new CliError(`${dir} is locked: ${info.lockHolder}`, ExitCode.LOCKED);
   const others = info?.foreign.filter((name) => name !== STRESS_MARKER) ?? [];
   if (others.length > 0) {
-    // prepareFreshDirectory refuses these too, but would name the marker among them.
+    // prepareFreshDirectory refuses these too (and --yes does not help), but would name the marker among them.
     const sample = others.slice(0, 3).join(', ') + (others.length > 3 ? ', …' : '');
     throw new CliError(`refusing to use ${dir}: it holds entries raftlog did not write (${sample}); give an empty or a raftlog directory`, ExitCode.USAGE);
   }
+  const marked = info?.foreign.includes(STRESS_MARKER) === true && (await isFile(path.join(info.path, STRESS_MARKER)));
+  if (info !== undefined && !marked && !yes) await refuseForeignLog(dir, info);
   // The marker is foreign to prepareFreshDirectory: out of its way while it wipes, back if it refuses.
-  const moveMarker = info !== undefined && marked && info.lockHolder === undefined;
+  const moveMarker = info !== undefined && marked;
   if (moveMarker) {
     await fsp.unlink(path.join(info.path, STRESS_MARKER)).catch((error: unknown) => {
       throw pathError(error, dir, 'removing the stress marker');
