@@ -11,7 +11,7 @@ import type { FileSystem } from '../src/filesystem.js';
 import { LogBatch } from '../src/log-batch.js';
 import type { Entry } from '../src/protos.js';
 import { RecoveryMode } from '../src/recovery/recovery.js';
-import { memTarget, posixTarget } from './support/engines.js';
+import { ENGINE_TARGETS, memTarget, posixTarget } from './support/engines.js';
 
 const FIRST_FILE = '0000000000000001.raftlog';
 
@@ -59,7 +59,7 @@ async function writeScenario(engine: Engine): Promise<{ start: number; end: numb
   return damaged;
 }
 
-for (const target of [memTarget, posixTarget]) {
+for (const target of ENGINE_TARGETS) {
   describe(`consistencyCheck on ${target.name}`, () => {
     it('reports every region intact through its last index on an undamaged log', async () => {
       const { fs, reopen, cleanup } = await target.make();
@@ -163,6 +163,38 @@ describe('consistencyCheck: dropped bytes', () => {
       await handle.close();
       const report = await consistencyCheck(reopen());
       assert.deepEqual(report.problems.map((p) => [p.offset, p.action, p.bytesDropped]), [[end + seal, 'cut', 16]]);
+    } finally {
+      await cleanup();
+    }
+  });
+});
+
+describe('consistencyCheck after GC', () => {
+  it('reads the GC checkpoint first and agrees with the engine on every region, with writes queued around it', async () => {
+    const { fs, reopen, cleanup } = await memTarget.make();
+    try {
+      const engine = new Engine({ fs, targetFileSize: 8192, preallocateBytes: 4096, purgeThreshold: 4 * 8192, rewriteMaxEntries: 8, seed: 5 });
+      await engine.open();
+      await record(engine, [[2, 1, 3]]);
+      for (let i = 0; i < 600; i++) {
+        await record(engine, [[1, 1 + i, 1]]);
+        if (i % 10 === 9) await engine.compactTo(1, i - 2);
+      }
+      await engine.purgeExpiredFiles();
+      assert.ok((await fs.list()).some((name) => name.endsWith('.rewrite')), 'GC wrote a checkpoint');
+      // Writes before and after the check: it runs between write groups, seeing the first and not the second.
+      const before = record(engine, [[2, 4, 2]]);
+      const report = engine.consistencyCheck();
+      const after = record(engine, [[2, 6, 2]]);
+      await Promise.all([before, after]);
+      const expected = {
+        1: { firstIndex: engine.firstIndex(1)!, lastIndex: 600, lastIntactIndex: 600, damaged: [] },
+        2: { firstIndex: 1, lastIndex: 5, lastIntactIndex: 5, damaged: [] },
+      };
+      assert.deepEqual(byRegion((await report).regions), expected);
+      assert.deepEqual((await report).problems, []);
+      await engine.close();
+      assert.deepEqual(byRegion((await consistencyCheck(reopen())).regions), { ...expected, 2: { ...expected[2], lastIndex: 7, lastIntactIndex: 7 } });
     } finally {
       await cleanup();
     }
