@@ -20,7 +20,7 @@ const EXIT_CODES_HELP = `
 Exit codes:
   0    success (check: no damage)
   1    failure: I/O error, permission denied, missing path, backend unavailable
-  2    usage error, not a raftlog directory, or a refusal (repair without --yes)
+  2    usage error, not a raftlog directory, or a refusal (repair or stress without --yes)
   3    the directory is locked by a running engine
   4    damage found (check), or damage the chosen mode cannot repair (repair)
   130  interrupted
