@@ -36,7 +36,8 @@ export async function claimStressDirectory(dir: string, lockFs: FileSystem, yes:
     const sample = others.slice(0, 3).join(', ') + (others.length > 3 ? ', …' : '');
     throw new CliError(`refusing to use ${dir}: it holds entries raftlog did not write (${sample}); give an empty or a raftlog directory`, ExitCode.USAGE);
   }
-  const marked = info?.foreign.includes(STRESS_MARKER) === true && (await isFile(path.join(info.path, STRESS_MARKER)));
+  // By presence, not by readDirectory's classification of names, which may come to count the marker as raftlog's.
+  const marked = info !== undefined && (await isFile(path.join(info.path, STRESS_MARKER)));
   if (info !== undefined && !marked && !yes) await refuseForeignLog(dir, info);
   // The marker is foreign to prepareFreshDirectory: out of its way while it wipes, back if it refuses.
   const moveMarker = info !== undefined && marked;
