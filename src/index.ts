@@ -18,6 +18,8 @@ export type { ReadCacheStats } from './read-cache.js';
 export { LogBatch, MAX_BATCH_PAYLOAD_BYTES } from './log-batch.js';
 export type { Key } from './log-batch.js';
 export { RecoveryMode } from './recovery/recovery.js';
+export { consistencyCheck } from './consistency-check.js';
+export type { ConsistencyReport, RegionConsistency, IndexRange } from './consistency-check.js';
 export type { RecoveryReport, RecoveryProblem } from './recovery/recovery.js';
 export { eraftpb } from './protos.js';
 export type { Entry, StoredEntry, ProtobufMessage, MessageType } from './protos.js';
