@@ -19,6 +19,7 @@ import {
 import { encodeEntry, encodedEntrySize, newEntryFields, normalizeEntryInto, toSafeInteger } from './format/entry-codec.js';
 import { RECORD_FLAG_LZ4, RECORD_HEADER_SIZE, RECORD_ALIGNMENT, roundUp, writeU64 } from './format/layout.js';
 import type { Entry, ProtobufMessage } from './protos.js';
+import { encodeMessage, type MessageCodec } from './raft/messages.js';
 
 /** Largest payload one batch may carry; larger batches are rejected before anything is written. */
 export const MAX_BATCH_PAYLOAD_BYTES = 1 << 30;
@@ -166,12 +167,15 @@ export class LogBatch {
     this.#keyItem(ItemKind.Put, region, keyBytes(key), value);
   }
 
-  /** Encodes a protobufjs message and puts it under `key`. */
-  putMessage(region: number, key: Key, message: ProtobufMessage): void {
-    if (typeof message !== 'object' || message === null || typeof message.$type?.encode !== 'function') {
-      throw new InvalidArgumentError('putMessage needs a protobufjs message instance (with $type)');
-    }
-    this.put(region, key, message.$type.encode(message).finish());
+  /**
+   * Encodes a message and puts it under `key`: with a typed codec
+   * (`putMessage(region, 'hard_state', HardState, { term: 2, vote: 1, commit: 5 })`),
+   * or a protobufjs message instance (`eraftpb.HardState.create(...)`).
+   */
+  putMessage<T, Init>(region: number, key: Key, codec: MessageCodec<T, Init>, message: NoInfer<Init>): void;
+  putMessage(region: number, key: Key, message: ProtobufMessage): void;
+  putMessage<T, Init>(region: number, key: Key, codecOrMessage: MessageCodec<T, Init> | ProtobufMessage, message?: Init): void {
+    this.put(region, key, encodeMessage(codecOrMessage, message));
   }
 
   delete(region: number, key: Key): void {
