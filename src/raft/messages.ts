@@ -122,8 +122,14 @@ function checkU64List(value: unknown, field: string): readonly number[] {
   return value as readonly number[];
 }
 
-function checkObject(value: unknown, typeName: string): Record<string, unknown> {
+function checkObject(value: unknown, typeName: string, fields?: readonly string[]): Record<string, unknown> {
   if (typeof value !== 'object' || value === null) throw new InvalidArgumentError(`${typeName} must be an object, got ${describe(value)}`);
+  // A misspelled field would otherwise be stored as the default (`trem: 1` as term 0).
+  if (fields !== undefined) {
+    for (const key of Object.keys(value)) {
+      if (!fields.includes(key)) throw new InvalidArgumentError(`${typeName} has no field ${JSON.stringify(key)} (fields: ${fields.join(', ')})`);
+    }
+  }
   return value as Record<string, unknown>;
 }
 
@@ -245,11 +251,11 @@ function checkBytes(value: unknown): Uint8Array {
 // ---------------------------------------------------------------- HardState
 
 function hardStateFields(message: Partial<HardState>): HardState {
-  const m = checkObject(message, 'HardState');
+  const m = checkObject(message, 'HardState', ['term', 'vote', 'commit']);
   return {
-    term: checkU64(m.term ?? 0, 'HardState.term'),
-    vote: checkU64(m.vote ?? 0, 'HardState.vote'),
-    commit: checkU64(m.commit ?? 0, 'HardState.commit'),
+    term: checkU64(m.term === undefined ? 0 : m.term, 'HardState.term'),
+    vote: checkU64(m.vote === undefined ? 0 : m.vote, 'HardState.vote'),
+    commit: checkU64(m.commit === undefined ? 0 : m.commit, 'HardState.commit'),
   };
 }
 
@@ -290,8 +296,8 @@ const CONF_LISTS = [
 ] as const;
 
 function confStateFields(message: ConfStateInit, typeName = 'ConfState'): ConfState {
-  const m = checkObject(message, typeName);
-  const autoLeave = m.autoLeave ?? false;
+  const m = checkObject(message, typeName, ['voters', 'learners', 'votersOutgoing', 'learnersNext', 'autoLeave']);
+  const autoLeave = m.autoLeave === undefined ? false : m.autoLeave;
   if (typeof autoLeave !== 'boolean') throw new InvalidArgumentError(`${typeName}.autoLeave must be a boolean, got ${describe(autoLeave)}`);
   return {
     voters: [...checkU64List(m.voters, `${typeName}.voters`)],
@@ -340,11 +346,11 @@ export const ConfState: MessageCodec<ConfState, ConfStateInit> = {
 // --------------------------------------------------------- SnapshotMetadata
 
 function snapshotFields(message: SnapshotMetadataInit): SnapshotMetadata {
-  const m = checkObject(message, 'SnapshotMetadata');
+  const m = checkObject(message, 'SnapshotMetadata', ['confState', 'index', 'term']);
   return {
-    confState: confStateFields((m.confState ?? {}) as ConfStateInit, 'SnapshotMetadata.confState'),
-    index: checkU64(m.index ?? 0, 'SnapshotMetadata.index'),
-    term: checkU64(m.term ?? 0, 'SnapshotMetadata.term'),
+    confState: confStateFields((m.confState === undefined ? {} : m.confState) as ConfStateInit, 'SnapshotMetadata.confState'),
+    index: checkU64(m.index === undefined ? 0 : m.index, 'SnapshotMetadata.index'),
+    term: checkU64(m.term === undefined ? 0 : m.term, 'SnapshotMetadata.term'),
   };
 }
 
