@@ -455,7 +455,10 @@ export class Engine implements AsyncDisposable {
     return value?.slice();
   }
 
-  /** Decodes the value under `key` with a protobufjs type (e.g. `eraftpb.HardState`). */
+  /**
+   * Decodes the value under `key` with a codec: a typed one such as `HardState`
+   * (plain numbers, see src/raft/messages.ts), or a protobufjs type.
+   */
   getMessage<T>(region: number, key: Key, type: MessageType<T>): T | undefined {
     const value = this.get(region, key);
     return value === undefined ? undefined : type.decode(value);
