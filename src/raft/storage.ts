@@ -151,6 +151,8 @@ export class RaftStorage {
     if (index === dummy.index) return dummy.term;
     const last = this.lastIndex();
     if (index > last) throw new UnavailableError(`term(${index}): the last entry is ${last}`);
+    // The engine locates the entry in this same tick, so no write applied
+    // since the checks above can have moved it.
     const entry = await this.engine.getEntry(this.region, index);
     if (entry === undefined) throw new Error(`RaftStorage invariant: region ${this.region} has no entry ${index} within (${dummy.index}, ${last}]`);
     return entry.term;
@@ -175,7 +177,9 @@ export class RaftStorage {
     if (lo > hi) throw new InvalidArgumentError(`entries: lo ${lo} is after hi ${hi}`);
     if (lo === hi) return [];
     // The engine limits on each entry's encoded size, as etcd's limitSize does
-    // on proto.Size; a zero budget still returns the first entry.
+    // on proto.Size; a zero budget still returns the first entry. It checks
+    // and locates the range in this same tick, so no write applied since the
+    // checks above can turn them into its NOT_FOUND.
     if (maxSize === 0) return this.engine.fetchEntriesTo(this.region, lo, lo + 1);
     return this.engine.fetchEntriesTo(this.region, lo, hi, maxSize);
   }
