@@ -390,6 +390,32 @@ describe('RaftStorage', () => {
     });
   });
 
+  it('refuses bad arguments with INVALID_ARGUMENT and writes nothing', async () => {
+    await withHarness(memTarget, async (h) => {
+      const s = h.storage(1);
+      await s.append(index(1).terms(1, 1));
+      const writes = h.engine.stats().writes;
+      const bad = (value: unknown) => value as number;
+      for (const value of [-1, 1.5, Number.NaN, 2 ** 53, '1', null]) {
+        await assert.rejects(s.term(bad(value)), { code: 'INVALID_ARGUMENT' }, `term(${String(value)})`);
+        await assert.rejects(s.entries(bad(value), 2), { code: 'INVALID_ARGUMENT' });
+        await assert.rejects(s.entries(1, bad(value)), { code: 'INVALID_ARGUMENT' });
+        await assert.rejects(s.compact(bad(value)), { code: 'INVALID_ARGUMENT' });
+        await assert.rejects(s.createSnapshot(bad(value)), { code: 'INVALID_ARGUMENT' });
+        await assert.rejects(s.applySnapshot({ index: bad(value) }), { code: 'INVALID_ARGUMENT' });
+        await assert.rejects(s.setHardState({ commit: bad(value) }), { code: 'INVALID_ARGUMENT' });
+        await assert.rejects(s.setConfState({ voters: [bad(value)] }), { code: 'INVALID_ARGUMENT' });
+      }
+      await assert.rejects(s.entries(1, 2, -1), { code: 'INVALID_ARGUMENT' });
+      await assert.rejects(s.append('x' as unknown as Entry[]), { code: 'INVALID_ARGUMENT' });
+      await assert.rejects(s.append([null as unknown as Entry]), { code: 'INVALID_ARGUMENT' });
+      await assert.rejects(s.save(null as unknown as object), { code: 'INVALID_ARGUMENT' });
+      await assert.rejects(s.save({}, { sync: 'yes' as unknown as boolean }), { code: 'INVALID_ARGUMENT' });
+      assert.equal(h.engine.stats().writes, writes);
+      assert.deepEqual(await logOf(s), [[0, 0], [1, 1], [2, 1]]);
+    });
+  });
+
   it('mutations run in call order even when not awaited one by one', async () => {
     await withHarness(memTarget, async (h) => {
       const s = h.storage(1);

@@ -145,7 +145,7 @@ export class RaftStorage {
    * COMPACTED below, UNAVAILABLE above.
    */
   async term(index: number): Promise<number> {
-    toSafeInteger(index, 'index');
+    index = toSafeInteger(index, 'index');
     const dummy = this.#dummy();
     if (index < dummy.index) throw new CompactedError(`term(${index}): compacted through ${dummy.index}`);
     if (index === dummy.index) return dummy.term;
@@ -164,8 +164,8 @@ export class RaftStorage {
    * UNAVAILABLE when `hi > lastIndex() + 1` or the log holds no entry.
    */
   async entries(lo: number, hi: number, maxSize?: number): Promise<StoredEntry[]> {
-    toSafeInteger(lo, 'lo');
-    toSafeInteger(hi, 'hi');
+    lo = toSafeInteger(lo, 'lo');
+    hi = toSafeInteger(hi, 'hi');
     if (maxSize !== undefined && (typeof maxSize !== 'number' || !(maxSize >= 0))) {
       throw new InvalidArgumentError(`maxSize must be a non-negative number or undefined, got ${String(maxSize)}`);
     }
@@ -214,7 +214,7 @@ export class RaftStorage {
    */
   createSnapshot(index: number, confState?: ConfStateInit, options?: RaftStorageWriteOptions): Promise<SnapshotMetadata> {
     return this.#exclusive(async () => {
-      toSafeInteger(index, 'index');
+      index = toSafeInteger(index, 'index');
       const previous = this.snapshot();
       if (index <= previous.index) throw new SnapshotOutOfDateError(`createSnapshot(${index}): the snapshot is already at ${previous.index}`);
       const last = this.lastIndex();
@@ -234,7 +234,7 @@ export class RaftStorage {
    */
   compact(index: number, options?: RaftStorageWriteOptions): Promise<void> {
     return this.#exclusive(async () => {
-      toSafeInteger(index, 'index');
+      index = toSafeInteger(index, 'index');
       const dummy = this.#dummy();
       if (index <= dummy.index) throw new CompactedError(`compact(${index}): compacted through ${dummy.index}`);
       const last = this.lastIndex();
