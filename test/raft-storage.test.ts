@@ -387,6 +387,11 @@ describe('RaftStorage', () => {
       await h.engine.write(batch);
       assert.throws(() => new RaftStorage(h.engine, 2), { code: 'INVALID_ARGUMENT', message: /not written through RaftStorage/ });
       assert.throws(() => new RaftStorage(h.engine, 3, { sync: 1 as unknown as boolean }), { code: 'INVALID_ARGUMENT' });
+      // Entries below the dummy, written around the adapter, contradict its state.
+      const around = new LogBatch();
+      around.addEntries(1, index(1).terms(1, 1));
+      await h.engine.write(around);
+      assert.throws(() => new RaftStorage(h.engine, 1), { code: 'CORRUPTION', message: /compacted it through 2/ });
     });
   });
 

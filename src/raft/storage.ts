@@ -34,7 +34,7 @@
  * Mutations run one at a time in call order; reads see what has been applied.
  */
 import { Engine } from '../engine.js';
-import { InvalidArgumentError } from '../errors.js';
+import { CorruptionError, InvalidArgumentError } from '../errors.js';
 import { toSafeInteger } from '../format/entry-codec.js';
 import { LogBatch } from '../log-batch.js';
 import type { StoredEntry } from '../protos.js';
@@ -109,11 +109,14 @@ export class RaftStorage {
     this.#sync = syncOption(options.sync, true);
     this.engine = engine;
     this.region = toSafeInteger(region, 'region');
+    // The region must hold exactly the entries after the dummy.
     const first = engine.firstIndex(this.region);
-    if (engine.get(this.region, RAFT_STORAGE_KEYS.truncated) === undefined && first !== undefined && first > 1) {
-      throw new InvalidArgumentError(
-        `region ${this.region} holds entries from ${first} but no RaftStorage state: it was not written through RaftStorage`,
-      );
+    const dummy = this.#dummy();
+    if (first !== undefined && first !== dummy.index + 1) {
+      if (engine.get(this.region, RAFT_STORAGE_KEYS.truncated) === undefined) {
+        throw new InvalidArgumentError(`region ${this.region} holds entries from ${first} but no RaftStorage state: it was not written through RaftStorage`);
+      }
+      throw new CorruptionError(`region ${this.region} holds entries from ${first}, but RaftStorage compacted it through ${dummy.index}`);
     }
   }
 
