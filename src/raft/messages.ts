@@ -140,19 +140,28 @@ class Writer {
   constructor(size: number) {
     this.bytes = new Uint8Array(size);
   }
+  /** A proto3 scalar: left out when it holds the default, 0. */
+  optionalVarint(field: number, value: number): void {
+    if (value !== 0) this.varintField(field, value);
+  }
   varintField(field: number, value: number): void {
     this.pos = writeVarint(this.bytes, this.pos, field * 8 + WIRE_VARINT);
     this.pos = writeVarint(this.bytes, this.pos, value);
   }
-  bytesField(field: number, value: Uint8Array): void {
+  /** The bytes, once exactly the size computed up front is written. */
+  finish(): Uint8Array {
+    if (this.pos !== this.bytes.length) throw new Error(`message codec invariant: sized ${this.bytes.length} bytes, wrote ${this.pos}`);
+    return this.bytes;
+  }
+  /** The tag and length of a length-delimited field; its `length` bytes follow. */
+  lengthDelimited(field: number, length: number): void {
     this.pos = writeVarint(this.bytes, this.pos, field * 8 + WIRE_BYTES);
-    this.pos = writeVarint(this.bytes, this.pos, value.length);
-    this.bytes.set(value, this.pos);
-    this.pos += value.length;
+    this.pos = writeVarint(this.bytes, this.pos, length);
   }
 }
 
 const varintFieldSize = (field: number, value: number): number => varintSize(field * 8) + varintSize(value);
+const optionalVarintSize = (field: number, value: number): number => (value === 0 ? 0 : varintFieldSize(field, value));
 
 /** Reads one message's fields; every malformation is a CorruptionError naming the type. */
 class Reader {
@@ -264,13 +273,11 @@ export const HardState: MessageCodec<HardState, Partial<HardState>> = {
   create: (init = {}) => hardStateFields(init),
   encode(message) {
     const { term, vote, commit } = hardStateFields(message);
-    const w = new Writer(
-      (term === 0 ? 0 : varintFieldSize(1, term)) + (vote === 0 ? 0 : varintFieldSize(2, vote)) + (commit === 0 ? 0 : varintFieldSize(3, commit)),
-    );
-    if (term !== 0) w.varintField(1, term);
-    if (vote !== 0) w.varintField(2, vote);
-    if (commit !== 0) w.varintField(3, commit);
-    return w.bytes;
+    const w = new Writer(optionalVarintSize(1, term) + optionalVarintSize(2, vote) + optionalVarintSize(3, commit));
+    w.optionalVarint(1, term);
+    w.optionalVarint(2, vote);
+    w.optionalVarint(3, commit);
+    return w.finish();
   },
   decode(bytes) {
     const r = new Reader(checkBytes(bytes), 'eraftpb.HardState');
@@ -338,7 +345,7 @@ export const ConfState: MessageCodec<ConfState, ConfStateInit> = {
     const c = confStateFields(message);
     const w = new Writer(confStateSize(c));
     writeConfState(w, c);
-    return w.bytes;
+    return w.finish();
   },
   decode: (bytes) => readConfState(new Reader(checkBytes(bytes), 'eraftpb.ConfState'), emptyConfState()),
 };
@@ -362,19 +369,15 @@ export const SnapshotMetadata: MessageCodec<SnapshotMetadata, SnapshotMetadataIn
     // An empty configuration is left out like any default (a message field
     // that is absent reads back as the empty message).
     const confSize = confStateSize(confState);
-    const w = new Writer(
-      (confSize === 0 ? 0 : 1 + varintSize(confSize) + confSize) +
-        (index === 0 ? 0 : varintFieldSize(2, index)) +
-        (term === 0 ? 0 : varintFieldSize(3, term)),
-    );
+    const confFieldSize = confSize === 0 ? 0 : varintSize(1 * 8 + WIRE_BYTES) + varintSize(confSize) + confSize;
+    const w = new Writer(confFieldSize + optionalVarintSize(2, index) + optionalVarintSize(3, term));
     if (confSize !== 0) {
-      w.pos = writeVarint(w.bytes, w.pos, 1 * 8 + WIRE_BYTES);
-      w.pos = writeVarint(w.bytes, w.pos, confSize);
+      w.lengthDelimited(1, confSize);
       writeConfState(w, confState);
     }
-    if (index !== 0) w.varintField(2, index);
-    if (term !== 0) w.varintField(3, term);
-    return w.bytes;
+    w.optionalVarint(2, index);
+    w.optionalVarint(3, term);
+    return w.finish();
   },
   decode(bytes) {
     const r = new Reader(checkBytes(bytes), 'eraftpb.SnapshotMetadata');
