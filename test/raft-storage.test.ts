@@ -16,7 +16,7 @@ import { FaultFs } from '../backends/fault.js';
 import { MemFs } from '../backends/memfs.js';
 import { Engine } from '../src/engine.js';
 import { LogBatch } from '../src/log-batch.js';
-import type { FileSystem } from '../src/filesystem.js';
+import type { FileHandle, FileSystem } from '../src/filesystem.js';
 import { Entry, type ConfStateInit } from '../src/raft/messages.js';
 import { RAFT_STORAGE_KEYS, RaftStorage } from '../src/raft/storage.js';
 import { ENGINE_TARGETS, memTarget, type EngineTarget } from './support/engines.js';
@@ -419,6 +419,74 @@ describe('RaftStorage', () => {
       assert.equal(h.engine.stats().writes, writes);
       assert.deepEqual(await logOf(s), [[0, 0], [1, 1], [2, 1]]);
     });
+  });
+
+  it('term of the last entry stays right while appends overwrite it and reads are in flight', async () => {
+    await withHarness(memTarget, async (h) => {
+      const s = h.storage(1);
+      await s.append(index(1).terms(1, 1, 1, 1, 1));
+      for (let round = 2; round < 12; round++) {
+        const before = s.term(5);
+        const write = s.append(index(5).terms(round));
+        const during = s.term(5);
+        await write;
+        assert.ok([round - 1, round].includes(await before), `round ${round}: read before the write`);
+        assert.ok([round - 1, round].includes(await during), `round ${round}: read during the write`);
+        assert.equal(await s.term(5), round, `round ${round}`);
+        assert.equal(await s.term(5), round, `round ${round}, again`);
+      }
+      await s.applySnapshot({ index: 5, term: 20 });
+      assert.equal(await s.term(5), 20);
+      await s.append(index(6).terms(21, 22));
+      await s.compact(6);
+      assert.equal(await s.term(6), 21);
+      assert.equal(await s.term(7), 22);
+      await h.reopen();
+      assert.equal(await h.storage(1).term(7), 22);
+    });
+  });
+
+  it('a term read that began before an overwriting append does not leave its old term behind', async () => {
+    // MemFs whose reads wait while `gate` is set: the read of entry 5 is held
+    // until an append has replaced entry 5.
+    let gate: Promise<void> | undefined;
+    const delegate = <T extends object>(target: T, wrap: (name: PropertyKey, method: (...args: never[]) => unknown) => unknown): T =>
+      new Proxy(target, {
+        get(t, name) {
+          const value: unknown = Reflect.get(t, name);
+          return typeof value === 'function' ? wrap(name, value.bind(t) as (...args: never[]) => unknown) : value;
+        },
+      });
+    const gated = (handle: FileHandle): FileHandle =>
+      delegate(handle, (name, method) =>
+        name === 'read'
+          ? async (...args: Parameters<FileHandle['read']>) => {
+              const held = gate;
+              if (held !== undefined) await held;
+              return handle.read(...args);
+            }
+          : method,
+      );
+    const fs = delegate<FileSystem>(new MemFs(), (name, method) =>
+      name === 'open' || name === 'reuse' ? async (...args: never[]) => gated((await method(...args)) as FileHandle) : method,
+    );
+    const engine = new Engine({ fs, preallocateBytes: 0 });
+    await engine.open();
+    try {
+      await new RaftStorage(engine, 1).append(index(1).terms(1, 1, 1, 1, 1));
+      // A fresh storage knows no term yet: term(5) reads the entry.
+      const s = new RaftStorage(engine, 1);
+      let release!: () => void;
+      gate = new Promise((resolve) => (release = resolve));
+      const stale = s.term(5);
+      gate = undefined;
+      await s.append(index(5).terms(2));
+      release();
+      assert.equal(await stale, 1, 'the read located entry 5 before the append');
+      assert.equal(await s.term(5), 2);
+    } finally {
+      await engine.close();
+    }
   });
 
   it('mutations run in call order even when not awaited one by one', async () => {

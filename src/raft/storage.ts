@@ -93,6 +93,8 @@ interface Draft {
   dummy: Dummy;
   lastIndex: number;
   snapshot: SnapshotMetadata;
+  /** The last entry the batch appends. */
+  lastAppended: Dummy | undefined;
 }
 
 export class RaftStorage {
@@ -101,6 +103,16 @@ export class RaftStorage {
   readonly #sync: boolean;
   /** The last mutation queued; each waits for the one before. */
   #tail: Promise<unknown> = Promise.resolve();
+  /**
+   * The term of one entry known to be in the log, usually the last: Raft asks
+   * for term(lastIndex) on every append it receives, and reading the entry
+   * costs a file read. Trusted only while none of this storage's writes is in
+   * flight, so it never outlives the state it was taken from.
+   */
+  #termHint: Dummy | undefined;
+  #writesInFlight = 0;
+  /** Changes when a write starts or ends: a read that began before it may not fill the hint. */
+  #generation = 0;
 
   /** The engine must be open. Use one RaftStorage per region. */
   constructor(engine: Engine, region: number, options: RaftStorageOptions = {}) {
@@ -154,10 +166,14 @@ export class RaftStorage {
     if (index === dummy.index) return dummy.term;
     const last = this.lastIndex();
     if (index > last) throw new UnavailableError(`term(${index}): the last entry is ${last}`);
+    const hint = this.#termHint;
+    if (hint !== undefined && hint.index === index && this.#writesInFlight === 0) return hint.term;
+    const generation = this.#generation;
     // The engine locates the entry in this same tick, so no write applied
     // since the checks above can have moved it.
     const entry = await this.engine.getEntry(this.region, index);
     if (entry === undefined) throw new Error(`RaftStorage invariant: region ${this.region} has no entry ${index} within (${dummy.index}, ${last}]`);
+    if (index === last && this.#writesInFlight === 0 && generation === this.#generation) this.#termHint = { index, term: entry.term };
     return entry.term;
   }
 
@@ -225,7 +241,7 @@ export class RaftStorage {
       const metadata = SnapshotMetadata.create({ index, term: await this.term(index), confState: confState ?? previous.confState });
       const batch = new LogBatch();
       batch.put(this.region, RAFT_STORAGE_KEYS.snapshot, SnapshotMetadata.encode(metadata));
-      await this.engine.write(batch, { sync: syncOption(options?.sync, this.#sync) });
+      await this.#write(batch, syncOption(options?.sync, this.#sync), 'keep');
       return metadata;
     });
   }
@@ -246,7 +262,8 @@ export class RaftStorage {
       const batch = new LogBatch();
       batch.compactTo(this.region, index + 1);
       batch.put(this.region, RAFT_STORAGE_KEYS.truncated, Entry.encode({ index, term, data: EMPTY }));
-      await this.engine.write(batch, { sync: syncOption(options?.sync, this.#sync) });
+      // Entries above `index` stay as they were, and so does the hint.
+      await this.#write(batch, syncOption(options?.sync, this.#sync), 'keep');
     });
   }
 
@@ -260,13 +277,14 @@ export class RaftStorage {
       if (typeof update !== 'object' || update === null) throw new InvalidArgumentError('save needs an object');
       const sync = syncOption(options?.sync, this.#sync);
       const batch = new LogBatch();
-      const draft: Draft = { dummy: this.#dummy(), lastIndex: this.lastIndex(), snapshot: this.snapshot() };
+      const draft: Draft = { dummy: this.#dummy(), lastIndex: this.lastIndex(), snapshot: this.snapshot(), lastAppended: undefined };
       if (update.snapshot !== undefined) this.#stageSnapshot(batch, draft, update.snapshot);
       if (update.entries !== undefined) this.#stageEntries(batch, draft, update.entries);
       if (update.confState !== undefined) batch.put(this.region, RAFT_STORAGE_KEYS.confState, ConfState.encode(update.confState));
       if (update.hardState !== undefined) batch.put(this.region, RAFT_STORAGE_KEYS.hardState, HardState.encode(update.hardState));
       if (batch.isEmpty()) return;
-      await this.engine.write(batch, { sync });
+      // New entries give the new last term; a snapshot alone drops every entry.
+      await this.#write(batch, sync, draft.lastAppended ?? (update.snapshot !== undefined ? undefined : 'keep'));
     });
   }
 
@@ -301,6 +319,22 @@ export class RaftStorage {
     }
     batch.addEntries(this.region, kept);
     draft.lastIndex = start + kept.length - 1;
+    draft.lastAppended = { index: draft.lastIndex, term: toSafeInteger(kept[kept.length - 1]!.term, 'entry.term') };
+  }
+
+  /** Writes a batch; `hint` is the term hint once it is applied ('keep': unchanged). */
+  async #write(batch: LogBatch, sync: boolean, hint: Dummy | undefined | 'keep'): Promise<void> {
+    const previous = this.#termHint;
+    this.#termHint = undefined;
+    this.#writesInFlight++;
+    this.#generation++;
+    try {
+      await this.engine.write(batch, { sync });
+      this.#termHint = hint === 'keep' ? previous : hint;
+    } finally {
+      this.#writesInFlight--;
+      this.#generation++;
+    }
   }
 
   #dummy(): Dummy {
