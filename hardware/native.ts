@@ -1,8 +1,8 @@
 /**
- * Typed loader for raftlog's N-API addon: `build/Release/raftlog_native.node`
+ * Typed loader for raftlog's N-API addon: `hardware/build/Release/raftlog_native.node`
  * when built from source (the repository's `npm ci`, or `npm run build:native`
  * in an installed package), else the prebuild the tarball carries under
- * `prebuilds/<platform>-<arch>/`, found by node-gyp-build (which matches
+ * `hardware/prebuilds/<platform>-<arch>/`, found by node-gyp-build (which matches
  * platform, architecture, libc and N-API version, so a glibc prebuild is never
  * loaded on musl).
  *
@@ -156,7 +156,8 @@ function locate(): { readonly path: string } | { readonly reason: string } {
   try {
     const require = createRequire(import.meta.url);
     const nodeGypBuild = require('node-gyp-build') as { path(dir: string): string };
-    return { path: nodeGypBuild.path(root) };
+    // hardware/ holds binding.gyp, so its build/Release and its prebuilds/.
+    return { path: nodeGypBuild.path(join(root, 'hardware')) };
   } catch (cause) {
     const detail = cause instanceof Error ? cause.message.split('\n')[0] : String(cause);
     return { reason: `the raftlog native addon was not built, and no prebuilt one matches ${process.platform}-${process.arch} (${detail})` };

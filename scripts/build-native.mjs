@@ -5,7 +5,7 @@
 // `npm run build:native` is the strict form that fails loudly.
 import { spawnSync } from 'node:child_process';
 
-const result = spawnSync('node-gyp', ['rebuild'], { stdio: 'inherit', shell: process.platform === 'win32' });
+const result = spawnSync('node-gyp', ['rebuild', '-C', 'hardware'], { stdio: 'inherit', shell: process.platform === 'win32' });
 if (result.status !== 0) {
   const why = result.error?.message ?? `node-gyp exited with ${result.status ?? result.signal}`;
   process.stderr.write(

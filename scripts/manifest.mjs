@@ -8,5 +8,6 @@ export const BACKUP = '.package.json.prepack';
 
 export function restoreManifest(root) {
   const backup = join(root, BACKUP);
+  // rename: atomic, so a reader never sees a half-written package.json.
   if (existsSync(backup)) renameSync(backup, join(root, 'package.json'));
 }
