@@ -24,7 +24,7 @@
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { arch as hostArch, tmpdir } from 'node:os';
-import { basename, join, relative } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { BACKUP, restoreManifest } from './manifest.mjs';
@@ -156,4 +156,4 @@ delete manifest.allowScripts; // the repository's own approvals, meaningless in 
 // Written aside and renamed: a test reading package.json meanwhile sees one or the other, never half.
 writeFileSync(join(ROOT, 'package.json.tmp'), `${JSON.stringify(manifest, null, 2)}\n`);
 renameSync(join(ROOT, 'package.json.tmp'), join(ROOT, 'package.json'));
-process.stderr.write(`raftlog prepack: ${relative(ROOT, join(ROOT, 'package.json'))} stripped of lifecycle scripts for the tarball (${basename(BACKUP)} holds the original)\n`);
+process.stderr.write(`raftlog prepack: package.json stripped of lifecycle scripts for the tarball (${BACKUP} holds the original)\n`);
