@@ -94,6 +94,7 @@ export async function registerPrometheus(engine: Engine, options: PrometheusOpti
     ['syncLatencyMicros', 'sync_latency_seconds', 'Durability barrier duration', 1e-6],
     ['groupSize', 'group_size', 'Writes per group commit', 1],
     ['purgeLatencyMicros', 'purge_latency_seconds', 'purgeExpiredFiles() duration', 1e-6],
+    ['purgeStallMicros', 'purge_stall_seconds', 'time each purge held the write queue (its swap step)', 1e-6],
   ];
   const snake = (s: string): string => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
   const metrics = [
