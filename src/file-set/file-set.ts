@@ -533,15 +533,16 @@ export class FileSet {
       }
       this.#doomed.add(file.name);
     }
+    // Every name here is dead by the manifest already (recovery never reads
+    // it): a removal that fails costs only space, and the name stays doomed
+    // for the next pass to retry. The pass still reports the error.
     let firstError: unknown;
     for (const name of [...this.#doomed]) {
       try {
         await this.#fs.remove(name);
         result.removed++;
       } catch (error) {
-        if (isRaftlogError(error, 'NOT_FOUND')) {
-          result.removed++;
-        } else {
+        if (!isRaftlogError(error, 'NOT_FOUND')) {
           firstError ??= error;
           continue;
         }
