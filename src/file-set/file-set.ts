@@ -148,11 +148,14 @@ export class FileSet {
       this.#state.first = log.files[0]?.seq ?? 0;
       this.#state.last = last?.seq ?? 0;
       this.#state.checkpoint = checkpoint === undefined ? undefined : { seq: checkpoint.seq, watermark: checkpoint.watermark, spilled: this.#tiered?.tierOf(checkpoint.name) === 'spill' };
-      await this.#createManifest().catch((error: unknown) => {
-        // On a full disk the directory opens without one; the first new file
-        // needs room anyway and creates it first.
-        if (!isRaftlogError(error, 'NO_SPACE')) throw error;
-      });
+      // A directory written before manifests gains one now, when there is
+      // room; a full disk opens without one. An empty directory gets one
+      // before its first file. Either way the first new file creates it.
+      if (log.files.length > 0 || checkpoint !== undefined) {
+        await this.#createManifest().catch((error: unknown) => {
+          if (!isRaftlogError(error, 'NO_SPACE')) throw error;
+        });
+      }
     }
     if (log.writable !== undefined) {
       this.#adoptWriter(await LogWriter.resume(this.#writerOptions(), { ...log.writable, offset: log.writable.end }));
@@ -298,7 +301,9 @@ export class FileSet {
       return { seq, id, offset: placed!.offset, fileBytes: writer.fileBytes };
     } catch (error) {
       await writer?.close().catch(() => undefined);
-      await this.#fs.remove(name).catch(() => this.#doomed.add(name));
+      await this.#fs.remove(name).catch((removal: unknown) => {
+        if (!isRaftlogError(removal, 'NOT_FOUND')) this.#doomed.add(name);
+      });
       throw error;
     }
   }

@@ -32,7 +32,7 @@ export const MANIFEST_SIZE = 2 * MANIFEST_SLOT_SIZE;
 const RANGES_AT = 64;
 const CRC_AT = MANIFEST_SLOT_SIZE - 4;
 /** Spill ranges one slot holds; past this the manifest only says "some files spilled". */
-export const MAX_SPILL_RANGES = (CRC_AT - RANGES_AT) / 8;
+export const MAX_SPILL_RANGES = Math.floor((CRC_AT - RANGES_AT) / 8);
 /** Slot flag: more spilled ranges than fit; files not listed may be on either FileSystem. */
 export const MANIFEST_FLAG_SPILL_OVERFLOW = 1;
 /** Slot flag: the GC checkpoint file lives on the spill FileSystem. */
