@@ -383,7 +383,8 @@ export class Engine implements AsyncDisposable {
    * few old entries, and every key) into a checkpoint so those files can go
    * too. Returns the regions whose old entries block GC: compact them. A
    * region that stays on the list `forceRewriteAfter` times is rewritten
-   * anyway. Crash-safe at every step; runs between write groups.
+   * anyway. Crash-safe at every step. Writes keep flowing while it runs: it
+   * holds the write queue only for a short in-memory swap (src/gc.ts).
    */
   async purgeExpiredFiles(): Promise<number[]> {
     this.#assertWritable();

@@ -523,6 +523,10 @@ export class FileSet {
     if (free.length === 0 && this.#doomed.size === 0) return;
     this.#retired = this.#retired.filter((r) => !free.includes(r));
     free.sort((a, b) => a.file.seq - b.file.seq);
+    // Every name here is dead by the manifest already (recovery never reads
+    // it): a rename or removal that fails costs only space, and the name
+    // stays doomed for the next pass to retry. The pass still reports the error.
+    let firstError: unknown;
     for (const { file } of free) {
       await file.handle.close().catch(() => undefined);
       if (file.queue === Queue.Append && this.#pool.length < this.#options.recycleFiles) {
@@ -532,16 +536,12 @@ export class FileSet {
           this.#pool.push({ name: target, bytes: file.bytes });
           result.recycled++;
           continue;
-        } catch {
-          // Not recycled: remove it instead.
+        } catch (error) {
+          firstError ??= error;
         }
       }
       this.#doomed.add(file.name);
     }
-    // Every name here is dead by the manifest already (recovery never reads
-    // it): a removal that fails costs only space, and the name stays doomed
-    // for the next pass to retry. The pass still reports the error.
-    let firstError: unknown;
     for (const name of [...this.#doomed]) {
       try {
         await this.#fs.remove(name);

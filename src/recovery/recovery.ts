@@ -23,6 +23,11 @@
  * |    successor records (preallocated, recycled) |             |                        |                  |
  * | F: other unreadable header / missing file     | CORRUPTION  | CORRUPTION             | file skipped     |
  *
+ * With a MANIFEST (src/file-set/manifest.ts, checked in log.ts): a listed
+ * file that is missing is F; case E applies only to a file past the
+ * manifest's last one (a rotation that never committed), removed when it
+ * holds no record; a listed last file with a bad header is F.
+ *
  * Every cut, skip and removal is listed in the RecoveryReport.
  *
  * `{ dryRun: true }` runs the same decisions without changing anything (no
