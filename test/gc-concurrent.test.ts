@@ -95,6 +95,40 @@ describe('GC beside the write path', () => {
     },
   );
 
+  it('a purge that copies compressed and plain entries points every one at the copy before the old files go', async () => {
+    const fs = new MemFs();
+    const engine = await open(fs, { compressionThreshold: 256 });
+    // Region 1: compressible records (lz4); region 3: small plain ones; both in the oldest files.
+    for (let i = 1; i <= 4; i++) {
+      const batch = new LogBatch();
+      batch.addEntries(1, [{ index: i, term: 1, data: new Uint8Array(300).fill(i) }]);
+      await engine.write(batch, { sync: true });
+      const plain = new LogBatch();
+      plain.addEntries(3, [{ index: i, term: 1, data: Uint8Array.of(i) }]);
+      await engine.write(plain, { sync: true });
+    }
+    // Region 2: incompressible bulk, compacted away.
+    let x = 0x9e3779b9;
+    for (let i = 1; i <= 80; i++) {
+      const batch = new LogBatch();
+      const data = new Uint8Array(900).map(() => {
+        x ^= x << 13;
+        x ^= x >>> 17;
+        x ^= x << 5;
+        return x & 0xff;
+      });
+      batch.addEntries(2, [{ index: i, term: 1, data }]);
+      await engine.write(batch, { sync: true });
+    }
+    await engine.compactTo(2, 78, { sync: true });
+    const expected = await state(engine);
+    await engine.purgeExpiredFiles();
+    assert.ok(engine.stats().gc.lastPurge!.bytesRewritten > 0);
+    assert.ok(!(await fs.list()).includes('0000000000000001.raftlog'), 'the old files are gone');
+    assert.equal(await state(engine), expected);
+    await engine.close();
+  });
+
   it('case 4: a purge that hits NO_SPACE writing its checkpoint, then a purge that removes files, leave a directory that opens', async () => {
     const fault = new FaultFs(new MemFs(), { seed: 4 });
     const engine = await open(fault);

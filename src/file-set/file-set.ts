@@ -361,7 +361,11 @@ export class FileSet {
    * end later trigger the rest in the background.
    */
   async reap(): Promise<{ removed: number; recycled: number }> {
-    await this.#reaping;
+    // One reap at a time: wait out any a finished read queued meanwhile.
+    for (let current = this.#reaping; ; current = this.#reaping) {
+      await current;
+      if (current === this.#reaping) break;
+    }
     const result = { removed: 0, recycled: 0 };
     const run = this.#reapNow(result);
     this.#reaping = run.catch(() => undefined);
