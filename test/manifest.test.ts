@@ -14,7 +14,8 @@ import { runCheck } from '../src/cli/check.js';
 import { ExitCode } from '../src/cli/errors.js';
 import { Engine, type EngineOptions } from '../src/engine.js';
 import { isRaftlogError } from '../src/errors.js';
-import { MANIFEST_NAME } from '../src/file-names.js';
+import { MANIFEST_NAME, parseLogFileName } from '../src/file-names.js';
+import { FILE_FLAG_MANIFEST, FILE_HEADER_SIZE, decodeFileHeader, encodeFileHeader } from '../src/format/layout.js';
 import type { FileSystem } from '../src/filesystem.js';
 import {
   MANIFEST_SLOT_SIZE,
@@ -69,6 +70,24 @@ async function logWithCheckpoint(fs: FileSystem): Promise<void> {
   await engine.purgeExpiredFiles();
   assert.ok(names(await fs.list(), '.rewrite').length === 1, 'the purge wrote a checkpoint');
   await engine.close();
+}
+
+/**
+ * Makes `fs` a directory as an engine before manifests wrote it: the same
+ * files, with header flags as they were then (no FILE_FLAG_MANIFEST).
+ */
+async function writtenBeforeManifests(fs: FileSystem): Promise<void> {
+  for (const name of await fs.list()) {
+    if (parseLogFileName(name) === undefined) continue;
+    const handle = await fs.open(name);
+    const bytes = new Uint8Array(FILE_HEADER_SIZE);
+    await handle.read(bytes, 0, FILE_HEADER_SIZE, 0);
+    const header = decodeFileHeader(bytes);
+    assert.ok(typeof header === 'object', `${name}: ${String(header)}`);
+    assert.ok((header.flags & FILE_FLAG_MANIFEST) !== 0, `${name} was written under the MANIFEST`);
+    await handle.write([encodeFileHeader({ ...header, flags: header.flags & ~FILE_FLAG_MANIFEST })], 0, { sync: true });
+    await handle.close();
+  }
 }
 
 describe('manifest', () => {
@@ -178,6 +197,7 @@ describe('manifest', () => {
     await append(engine, 1, 1, 30);
     await engine.close();
     await fs.remove(MANIFEST_NAME);
+    await writtenBeforeManifests(fs);
     const legacy = await open(fs);
     assert.equal(legacy.lastIndex(1), 30);
     assert.deepEqual(legacy.recoveryReport!.problems, []);
@@ -187,6 +207,45 @@ describe('manifest', () => {
     // And from now on a missing file is caught.
     await fs.remove(names(await fs.list(), '.raftlog').at(-1)!);
     assert.ok(isRaftlogError(await refusal(fs), 'CORRUPTION'));
+  });
+
+  it('a deleted MANIFEST is CORRUPTION naming MANIFEST in the default and Absolute modes, reported and rebuilt in Any', async () => {
+    const fs = new MemFs();
+    await logWithCheckpoint(fs);
+    const engine = await open(fs);
+    await append(engine, 1, 3, 20);
+    await engine.close();
+    await fs.remove(MANIFEST_NAME);
+    for (const recoveryMode of [RecoveryMode.TolerateTailCorruption, RecoveryMode.AbsoluteConsistency]) {
+      const error = await refusal(fs, { recoveryMode });
+      assert.ok(isRaftlogError(error, 'CORRUPTION'), String(error));
+      assert.match(error.message, /^MANIFEST: missing/);
+    }
+    const any = await open(fs, { recoveryMode: RecoveryMode.TolerateAnyCorruption });
+    assert.ok(any.recoveryReport!.problems.some((p) => p.file === MANIFEST_NAME && /missing/.test(p.detail)), JSON.stringify(any.recoveryReport!.problems));
+    assert.equal(any.lastIndex(1), 22);
+    await any.close();
+    assert.equal((await readManifest(fs)).kind, 'ok', 'TolerateAnyCorruption rebuilt the MANIFEST');
+    const again = await open(fs, { recoveryMode: RecoveryMode.AbsoluteConsistency });
+    assert.deepEqual(again.recoveryReport!.problems, []);
+    assert.equal(again.lastIndex(1), 22);
+    await again.close();
+  });
+
+  it('a deleted MANIFEST of a log with one file is detected too, and raftlog check exits 4', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'raftlog-manifest-'));
+    try {
+      const engine = await open(new PosixFs(dir));
+      await append(engine, 1, 1, 3);
+      await engine.close();
+      assert.equal(names(await new PosixFs(dir).list(), '.raftlog').length, 1);
+      await unlink(join(dir, MANIFEST_NAME));
+      const result = await runCheck(dir, { strict: false });
+      assert.equal(result.exitCode, ExitCode.CORRUPTION);
+      assert.ok(result.problems.some((p) => p.file === MANIFEST_NAME), JSON.stringify(result.problems));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('a crash at any operation of a rotation reopens to an acknowledged state, never a missing file', async () => {

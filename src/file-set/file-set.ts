@@ -207,7 +207,13 @@ export class FileSet {
 
   /** Appends records in one write (creating the active file first if there is none); see LogWriter.append. */
   async append(records: readonly SealedRecord[], sync: boolean): Promise<PlacedRecord[]> {
-    const writer = this.#writer ?? this.#adoptWriter(await LogWriter.create(this.#writerOptions(), this.#nextSeq, this.#previousLength));
+    let writer = this.#writer;
+    if (writer === undefined) {
+      // The MANIFEST comes first, so the file is created under it (its header
+      // says so: FILE_FLAG_MANIFEST) and a lost MANIFEST is noticed.
+      if (this.#manifest === undefined) await this.#createManifest();
+      writer = this.#adoptWriter(await LogWriter.create(this.#writerOptions(), this.#nextSeq, this.#previousLength));
+    }
     return writer.append(records, sync);
   }
 
@@ -290,6 +296,7 @@ export class FileSet {
           targetFileSize: Math.max(this.#options.targetFileSize, record.bytes.length + 4096),
           preallocateBytes: 0,
           nextSalt: this.#options.nextSalt,
+          manifestGoverned: () => this.#manifest !== undefined,
         },
         seq,
         // A rewrite file's header records its checkpoint's watermark.
@@ -470,6 +477,7 @@ export class FileSet {
       onRotateStart: () => this.#tiered?.preferPrimary(),
       onBarrier: this.#options.onBarrier,
       onCreated: (seq, name) => this.#created(seq, name),
+      manifestGoverned: () => this.#manifest !== undefined,
     };
   }
 
