@@ -164,6 +164,11 @@ export class LogWriter {
     return this.#offset;
   }
 
+  /** The file's last record is a seal and nothing was appended since. */
+  get endsWithSeal(): boolean {
+    return !this.#appendedSinceSeal && this.#offset > FILE_HEADER_SIZE;
+  }
+
   get hasUnsynced(): boolean {
     return this.#synced < this.#offset;
   }

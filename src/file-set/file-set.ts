@@ -22,7 +22,7 @@ import type { SealedRecord } from '../log-batch.js';
 import { LogWriter, type LogWriterOptions, type PlacedRecord } from '../log-writer.js';
 import type { RecoveryMode } from '../recovery/recovery.js';
 import { recoverLog, type RecoveredState } from '../recovery/log.js';
-import { Manifest, spillRanges, type ManifestState } from './manifest.js';
+import { Manifest, emptyManifestState, spillRanges, type ManifestState } from './manifest.js';
 import { TieredFs } from './tiered-fs.js';
 
 const PREFILL_CHUNK = 1 << 20;
@@ -78,7 +78,7 @@ export class FileSet {
   /** The FileSystem the log lives on: the primary, or primary and spill seen as one. */
   readonly #fs: FileSystem;
   #manifest: Manifest | undefined;
-  readonly #state: ManifestState = { first: 0, last: 0, checkpoint: undefined, spilled: [], spillOverflow: false };
+  readonly #state: ManifestState = emptyManifestState();
   /** Append sequence numbers whose files live on the spill FileSystem. */
   readonly #spilled = new Set<number>();
   /** Files the log uses, readable: append files (the active one included) and checkpoints, by file id. */
@@ -144,6 +144,9 @@ export class FileSet {
     if (manifest.kind === 'ok') {
       Object.assign(this.#state, manifest.state);
       this.#manifest = await Manifest.open(this.#options.fs, manifest.generation);
+      // The clean end described the log as recovery found it; a log recovery
+      // changed (a cut, a removal, a reported problem) it no longer describes.
+      if (this.#state.cleanEnd !== 0 && recovered.log.report.problems.length > 0) await this.#clearCleanEnd();
     } else {
       this.#state.first = log.files[0]?.seq ?? 0;
       this.#state.last = last?.seq ?? 0;
@@ -207,6 +210,9 @@ export class FileSet {
 
   /** Appends records in one write (creating the active file first if there is none); see LogWriter.append. */
   async append(records: readonly SealedRecord[], sync: boolean): Promise<PlacedRecord[]> {
+    // The first write after an open that found a clean close: from here on
+    // the last file is no longer what the close left (see seal()).
+    if (this.#state.cleanEnd !== 0) await this.#clearCleanEnd();
     let writer = this.#writer;
     if (writer === undefined) {
       // The MANIFEST comes first, so the file is created under it (its header
@@ -222,9 +228,20 @@ export class FileSet {
     await this.#writer?.sync();
   }
 
-  /** Settles the active file for a clean close (LogWriter.seal). */
+  /**
+   * Settles the active file for a clean close (LogWriter.seal) and records in
+   * the MANIFEST where its seal ends, so open can tell a last file cut at a
+   * record boundary from one that ends there. Only when the file ends with a
+   * seal (a seal that failed on a full disk leaves the end unproven).
+   */
   async seal(): Promise<void> {
-    await this.#writer?.seal();
+    const writer = this.#writer;
+    if (writer === undefined) return;
+    await writer.seal();
+    if (this.#manifest === undefined || !writer.endsWithSeal || writer.seq !== this.#state.last) return;
+    if (this.#state.cleanEnd === writer.offset) return;
+    this.#state.cleanEnd = writer.offset;
+    await this.#persist();
   }
 
   /** After a failed barrier: cut the active file back to what is durable (LogWriter.discardUnsynced). */
@@ -508,6 +525,11 @@ export class FileSet {
   #snapshot(): ManifestState {
     const spilled = [...this.#spilled].filter((seq) => seq >= this.#state.first);
     return { ...this.#state, spilled: spillRanges(spilled) };
+  }
+
+  async #clearCleanEnd(): Promise<void> {
+    this.#state.cleanEnd = 0;
+    await this.#persist();
   }
 
   async #createManifest(): Promise<void> {

@@ -91,7 +91,7 @@ export async function recoverLog(fs: FileSystem, mode: RecoveryMode, memtables: 
   gaps = rewrite.checkpoint !== undefined ? 'skip' : mode === RecoveryMode.TolerateAnyCorruption ? 'reset' : 'error';
   try {
     const minSeq = listed !== undefined ? listed.first : rewrite.checkpoint?.watermark;
-    const log = await recoverQueue(fs, mode, apply, { dryRun: options.dryRun, minSeq, maxSeq: listed?.last });
+    const log = await recoverQueue(fs, mode, apply, { dryRun: options.dryRun, minSeq, maxSeq: listed?.last, cleanEnd: listed?.cleanEnd });
     log.report.problems.unshift(...manifestProblems, ...rewrite.problems);
     return { manifest, rewrite, log, deadRunsSkipped };
   } catch (error) {

@@ -22,6 +22,8 @@
  * | older file: bytes after the length its        | end of file | end of file            | end of file      |
  * |    successor records (preallocated, recycled) |             |                        |                  |
  * | F: other unreadable header / missing file     | CORRUPTION  | CORRUPTION             | file skipped     |
+ * | G: manifest's last file, after a clean close, | CORRUPTION  | CORRUPTION             | reported         |
+ * |    without the seal ending at its clean end   |             |                        |                  |
  *
  * With a MANIFEST (src/file-set/manifest.ts, checked in log.ts): a listed
  * file that is missing is F; case E applies only to a file past the
@@ -118,6 +120,13 @@ export interface RecoverOptions {
    * last file with a bad header is damage, never case E.
    */
   maxSeq?: number;
+  /**
+   * The MANIFEST's clean end: at a clean close file `maxSeq` ended with a
+   * seal record ending at this offset (0 or undefined: nothing recorded).
+   * That file must still hold it: shorter, or without the seal there, is a
+   * cut that left no damage to see (case G).
+   */
+  cleanEnd?: number;
 }
 
 export async function recoverQueue(fs: FileSystem, mode: RecoveryMode, apply: ApplyRecord, options: RecoverOptions = {}): Promise<RecoveredLog> {
@@ -183,7 +192,8 @@ export async function recoverQueue(fs: FileSystem, mode: RecoveryMode, apply: Ap
       let recovered: RecoveredFile | undefined;
       try {
         const mayBeUnfinished = isLast && listedLast === undefined;
-        recovered = await recoverFile(fs, mode, report, handle, name, parsed!.seq, isLast, mayBeUnfinished, expectedEnd, previous, apply, dryRun, buffers);
+        const cleanEnd = options.cleanEnd !== undefined && options.cleanEnd > 0 && parsed!.seq === listedLast ? options.cleanEnd : undefined;
+        recovered = await recoverFile(fs, mode, report, handle, name, parsed!.seq, isLast, mayBeUnfinished, expectedEnd, cleanEnd, previous, apply, dryRun, buffers);
       } catch (error) {
         // Not in `files` yet, so the cleanup below would leak its descriptor.
         await handle.close().catch(() => undefined);
@@ -280,6 +290,7 @@ async function recoverFile(
   isLast: boolean,
   mayBeUnfinished: boolean,
   expectedEnd: number | undefined,
+  cleanEnd: number | undefined,
   previous: RecoveredFile | undefined,
   apply: ApplyRecord,
   dryRun: boolean,
@@ -310,6 +321,8 @@ async function recoverFile(
     let offset = FILE_HEADER_SIZE;
     let provenEnd = FILE_HEADER_SIZE;
     let sealed = false;
+    let cleanEndSeen = false;
+    const problemsBefore = report.problems.length;
     for (;;) {
       const result = await scanner.read(offset);
       if ('header' in result) {
@@ -318,6 +331,7 @@ async function recoverFile(
         offset = result.end;
         provenEnd = Math.max(provenEnd, result.header.syncedThrough);
         sealed = result.header.payloadLength === 0;
+        if (sealed && offset === cleanEnd) cleanEndSeen = true;
         continue;
       }
       if (result.kind !== 'damage') break;
@@ -350,6 +364,16 @@ async function recoverFile(
       }
       report.problems.push(isLast ? problem : { ...problem, action: 'skipped' });
       break;
+    }
+    // Case G. Damage already reported covers it (a cut there is case B).
+    if (cleanEnd !== undefined && !cleanEndSeen && report.problems.length === problemsBefore) {
+      fatalUnlessAny(mode, report, {
+        file: name,
+        offset,
+        detail: `valid data ends at ${offset}, but the MANIFEST records that a clean close sealed it at ${cleanEnd}: the file was cut short`,
+        action: 'reported',
+        bytesDropped: Math.max(0, cleanEnd - offset),
+      });
     }
     report.bytesScanned += offset;
     return { name, seq, salt: header.salt, handle, end: offset, provenEnd: Math.min(provenEnd, offset), sealed };
