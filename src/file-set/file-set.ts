@@ -146,7 +146,9 @@ export class FileSet {
       this.#manifest = await Manifest.open(this.#options.fs, manifest.generation);
       // The clean end described the log as recovery found it; a log recovery
       // changed (a cut, a removal, a reported problem) it no longer describes.
-      if (this.#state.cleanEnd !== 0 && recovered.log.report.problems.length > 0) await this.#clearCleanEnd();
+      // On a full disk (an encrypting file system needs room even to write
+      // in place) it stays set here and the first write clears it.
+      if (this.#state.cleanEnd !== 0 && recovered.log.report.problems.length > 0) await ignoreNoSpace(this.#clearCleanEnd());
     } else {
       this.#state.first = log.files[0]?.seq ?? 0;
       this.#state.last = last?.seq ?? 0;
@@ -241,7 +243,9 @@ export class FileSet {
     if (this.#manifest === undefined || !writer.endsWithSeal || writer.seq !== this.#state.last) return;
     if (this.#state.cleanEnd === writer.offset) return;
     this.#state.cleanEnd = writer.offset;
-    await this.#persist();
+    // A full disk must not fail a clean close (as for the seal): the log is
+    // durable, only the proof of its end is missing, as after a crash.
+    await ignoreNoSpace(this.#persist());
   }
 
   /** After a failed barrier: cut the active file back to what is durable (LogWriter.discardUnsynced). */
@@ -528,8 +532,15 @@ export class FileSet {
   }
 
   async #clearCleanEnd(): Promise<void> {
+    const cleanEnd = this.#state.cleanEnd;
     this.#state.cleanEnd = 0;
-    await this.#persist();
+    try {
+      await this.#persist();
+    } catch (error) {
+      // Not durable: the first write must try again before it goes in.
+      this.#state.cleanEnd = cleanEnd;
+      throw error;
+    }
   }
 
   async #createManifest(): Promise<void> {
@@ -590,5 +601,13 @@ export class FileSet {
     }
     await this.#fs.syncDir();
     if (firstError !== undefined) throw firstError;
+  }
+}
+
+async function ignoreNoSpace(operation: Promise<void>): Promise<void> {
+  try {
+    await operation;
+  } catch (error) {
+    if (!isRaftlogError(error, 'NO_SPACE')) throw error;
   }
 }

@@ -163,10 +163,11 @@ export async function readManifest(fs: FileSystem): Promise<ManifestRead> {
 }
 
 /**
- * The open MANIFEST of an engine. Updates are serialized; after a failed
- * update the file is never written again by this process (the slot that
- * failed may be torn, and the next one would overwrite the only good slot),
- * so every later update fails too and the engine fail-stops.
+ * The open MANIFEST of an engine. Updates are serialized; after an update
+ * that failed with an I/O error the file is never written again by this
+ * process (the kernel's view of the slot is unknown), so every later update
+ * fails too and the engine fail-stops. NO_SPACE is not sticky: the
+ * generation did not advance, so a retry rewrites the same slot only.
  */
 export class Manifest {
   readonly #handle: FileHandle;
@@ -223,10 +224,12 @@ export class Manifest {
       try {
         await this.#handle.write([encodeManifestSlot(state(), generation)], (generation % 2) * MANIFEST_SLOT_SIZE, { sync: true });
       } catch (error) {
+        // NO_SPACE (an encrypting or copy-on-write file system needs room even
+        // for an in-place write): the generation did not advance, so a retry
+        // writes the same slot again and never the other, good one.
+        if (isRaftlogError(error, 'NO_SPACE')) throw error;
         // As for any failed barrier: the engine must stop (see log-writer.ts).
-        this.#failure = isRaftlogError(error, 'NO_SPACE')
-          ? error
-          : new FsyncFailedError(`${MANIFEST_NAME}: update failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error, file: MANIFEST_NAME });
+        this.#failure = new FsyncFailedError(`${MANIFEST_NAME}: update failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error, file: MANIFEST_NAME });
         throw this.#failure;
       }
       this.#generation = generation;

@@ -24,6 +24,10 @@
  * | F: other unreadable header / missing file     | CORRUPTION  | CORRUPTION             | file skipped     |
  * | G: manifest's last file, after a clean close, | CORRUPTION  | CORRUPTION             | reported         |
  * |    without the seal ending at its clean end   |             |                        |                  |
+ * |    (no damage seen: cut at a record boundary) |             |                        |                  |
+ *
+ * The MANIFEST's clean end also proves durable every byte of the last file
+ * before it: damage there is case B, even in a recycled file.
  *
  * With a MANIFEST (src/file-set/manifest.ts, checked in log.ts): a listed
  * file that is missing is F; case E applies only to a file past the
@@ -340,8 +344,12 @@ async function recoverFile(
       if (offset === expectedEnd) break;
       const next = await scanner.findNextValid(offset);
       const recycled = (header.flags & FILE_FLAG_RECYCLED) !== 0;
-      if (isLast && recycled && next === undefined) break;
-      const proven = !isLast || (await provenDurable(scanner, next, offset));
+      // A clean close proved everything before its seal's end durable, like
+      // a later record's synced-through mark would: damage there is no torn
+      // write and no stale bytes of a recycled file's earlier life.
+      const provenByClose = cleanEnd !== undefined && offset < cleanEnd;
+      if (isLast && recycled && next === undefined && !provenByClose) break;
+      const proven = !isLast || provenByClose || (await provenDurable(scanner, next, offset));
       const problem: RecoveryProblem = { file: name, offset, detail: result.detail, action: 'cut', bytesDropped: size - offset };
       if (mode === RecoveryMode.TolerateAnyCorruption && next !== undefined) {
         report.problems.push({ ...problem, action: 'skipped', bytesDropped: next.offset - offset });
