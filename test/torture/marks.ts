@@ -17,6 +17,8 @@ export const REQUIRED_MARKS = {
   'recovery.checkpoint-flip': 'a bit flip in the checkpoint in use was refused with CORRUPTION, or left the state unchanged',
   'recovery.lost-file': 'a deleted or truncated file (newest log, checkpoint, older log) was refused with CORRUPTION naming it, and reported under TolerateAny',
   'recovery.lost-manifest': 'a deleted MANIFEST (log files written under one) was refused with CORRUPTION naming MANIFEST, and reported under TolerateAny',
+  'spill.withheld': 'a log with files on spillFs, reopened without it after a power loss, was refused saying spillFs is missing, and reported under TolerateAny',
+  'spill.crash-reopen': 'a power loss on both disks of a log that spilled reopened to exactly a prefix of its writes',
   'recovery.clean-end-cut': 'the newest file cut at a record boundary after a clean close (seal gone) was refused with CORRUPTION naming it, and reported under TolerateAny',
   'gc.failed-checkpoint': 'a purge failed writing its checkpoint; later purges, a power loss and a reopen followed',
   'recovery.crash-during-recovery': 'a power cut during open interrupted recovery, and the next open recovered',
