@@ -110,9 +110,11 @@ describe('torture', () => {
     spillScenarios = stats.scenarios + stats.withheldRefused;
     t.diagnostic(
       `${stats.scenarios} spill power losses (${stats.writes} writes, ${stats.syncAcks} synced acks, ${stats.purges} purges), ` +
-        `${stats.spilledFiles} files on spillFs at the crash, ${stats.withheldRefused} opens without spillFs refused`,
+        `${stats.spilledFiles} files on spillFs at the crash, ${stats.withheldRefused} opens without spillFs refused ` +
+        `(the oracle rejected ${stats.oracleCaughtLoss} of the states TolerateAny salvaged without it)`,
     );
     assert.ok(stats.withheldRefused >= SPILL_SEEDS.count / 4, `only ${stats.withheldRefused} withheld-spillFs checks`);
+    assert.ok(stats.oracleCaughtLoss > 0, 'the prefix oracle never noticed the data a withheld spillFs loses');
   });
 
   it('every coverage mark was hit', () => {

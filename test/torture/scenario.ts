@@ -217,6 +217,9 @@ export class Scenario {
    *   On an EncryptedFs the seal is several inner operations, so any ENOSPC
    *   inside a close that reached no caller counts: the close's own barrier
    *   fails loudly before the seal is tried.
+   * - ENOSPC on the MANIFEST update a clean close makes to record where its
+   *   seal ends (the clean end): like the seal, it only adds proof, and the
+   *   close skips it on a full disk (docs/format.md, "The clean end").
    * - ENOSPC while EncryptedFs saves its key dictionary only to drop removed
    *   files' entries: the drop is deferred (freeing space must work on a full
    *   disk). The save writes the temp file, renames it and syncs the
@@ -228,8 +231,10 @@ export class Scenario {
   absorbedByDesign(event: FaultEvent): boolean {
     if (event.kind !== 'ENOSPC') return false;
     if (event.op === 'write' && event.path.endsWith('.raftlog') && event.detail.startsWith(`write ${RECORD_HEADER_SIZE}@`)) return true;
+    const inClose = this.#closeWindows.some(([from, to]) => event.opIndex >= from && event.opIndex < to);
+    if (inClose && event.op === 'write' && event.path === MANIFEST_NAME) return true;
     if (!this.encrypted) return false;
-    if (this.#closeWindows.some(([from, to]) => event.opIndex >= from && event.opIndex < to)) return true;
+    if (inClose) return true;
     if (event.op === 'syncDir') return true;
     return event.path.split('->').some((name) => name === DICTIONARY_NAME || name === DICTIONARY_TMP_NAME);
   }

@@ -35,11 +35,13 @@ export interface SpillStats {
   syncAcks: number;
   spilledFiles: number;
   withheldRefused: number;
+  /** Salvaged-without-spillFs states the prefix oracle rejected (its self-test). */
+  oracleCaughtLoss: number;
   purges: number;
 }
 
 export function emptySpillStats(): SpillStats {
-  return { scenarios: 0, writes: 0, syncAcks: 0, spilledFiles: 0, withheldRefused: 0, purges: 0 };
+  return { scenarios: 0, writes: 0, syncAcks: 0, spilledFiles: 0, withheldRefused: 0, oracleCaughtLoss: 0, purges: 0 };
 }
 
 export class SpillViolation extends Error {}
@@ -172,6 +174,9 @@ export async function runSpillSeed(seed: number, stats: SpillStats): Promise<voi
       const any = new Engine({ ...options, fs: MemFs.fromSnapshot(primaryImage), recoveryMode: RecoveryMode.TolerateAnyCorruption });
       await any.open();
       const reported = any.recoveryReport!.problems.some((p) => /spillFs is missing/.test(p.detail));
+      // The oracle's own check: what Any salvages without the spilled files
+      // is (almost always) no prefix, which the oracle must notice.
+      if (matchPrefix(history, await readState(any), floor) === undefined) stats.oracleCaughtLoss++;
       await any.close();
       if (!reported) fail('TolerateAnyCorruption without spillFs reported no missing spillFs');
       stats.withheldRefused++;
