@@ -75,7 +75,8 @@ import type {
 } from '../src/filesystem.js';
 import { explainUringRefusal, requireNative } from '../hardware/native.js';
 import type { NativeBinding, NativeRing } from '../hardware/native.js';
-import { FILE_MODE, errnoOf, fileExists, filePath, openFlags, flockDirectory, listFiles, makeRoot, removeFile, renameFile, syncDirectory } from './posix-directory.js';
+import { lockDirectory } from './directory-lock.js';
+import { FILE_MODE, errnoOf, fileExists, filePath, openFlags, listFiles, makeRoot, removeFile, renameFile, syncDirectory } from './posix-directory.js';
 import { checkCount, checkOpenOptions, checkRange, checkReadArgs, checkWriteArgs } from './path-names.js';
 
 export interface UringFsOptions {
@@ -435,9 +436,9 @@ export class UringFs implements FileSystem {
     return this.#run('syncDir', undefined, () => syncDirectory(this.root));
   }
 
-  /** flock(2) on `root/name`; see flockDirectory. */
+  /** The directory lock every directory backend shares; see directory-lock.ts. */
   lock(name: string): Promise<DirectoryLock> {
-    return this.#run('lock', name, () => flockDirectory(this.root, name, (fd) => this.#native.flock(fd, true, true)));
+    return this.#run('lock', name, () => lockDirectory(this.root, name));
   }
 
 
