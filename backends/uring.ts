@@ -233,6 +233,8 @@ type Pending = { chain: Chain; op: ChainOp } | { read: ReadJob; asked: number };
 interface Core {
   readonly direct: boolean;
   closed(): boolean;
+  /** The file system refused fallocate once: preallocate extends the file instead. */
+  fallocateRefused(): boolean;
   enqueue(file: FileState, item: Item): void;
   read(job: ReadJob): void;
   released(file: FileState, fd: number): void;
@@ -320,11 +322,14 @@ export class UringFs implements FileSystem {
   #inflight = 0;
   #flushScheduled = false;
   #closed = false;
+  /** Set by the first fallocate the file system refuses (FUSE, ramfs, ...); see UringFileHandle.preallocate. */
+  #fallocateRefused = false;
   #idleWaiters: (() => void)[] = [];
   #ringClosed = false;
   #core: Core = {
     direct: false,
     closed: () => this.#closed,
+    fallocateRefused: () => this.#fallocateRefused,
     enqueue: (file, item) => this.#enqueue(file, item),
     read: (job) => this.#read(job),
     released: (file, fd) => this.#released(file, fd),
@@ -926,6 +931,16 @@ export class UringFs implements FileSystem {
         reject(o.reqs, cancelled(failure, o.kind, file.name));
         continue;
       }
+      if (o.kind === 'fallocate' && refusesFallocate(o.res)) {
+        // Not a failure of the file: the file system has no fallocate. The
+        // caller falls back (UringFileHandle.preallocate), and the ops the
+        // kernel cancelled behind it are retried. Nothing was written, so
+        // direct mode's planned state stays right and needs no reload.
+        this.#fallocateRefused = true;
+        const refusal = errorFromCqe(o.res, 'preallocate', file.name);
+        for (const req of o.reqs) req.fail(refusal);
+        continue;
+      }
       if (o.res === -ECANCELED || retry.length > 0) {
         // An earlier op of this chain was short: the kernel cut the link here.
         if (++o.attempts > MAX_ATTEMPTS) {
@@ -1004,6 +1019,13 @@ export class UringFs implements FileSystem {
       throw fromSystemError(error, operation, file);
     }
   }
+}
+
+/** The errnos with which a file system says it has no fallocate (FUSE without it, ramfs, ...). */
+const FALLOCATE_REFUSALS = new Set(['EOPNOTSUPP', 'ENOTSUP', 'ENOSYS']);
+
+function refusesFallocate(res: number): boolean {
+  return res < 0 && FALLOCATE_REFUSALS.has(ERRNO_NAMES.get(-res) ?? '');
 }
 
 function op(kind: ChainOp['kind'], fd: number, buffers: Uint8Array[], position: number, length: number, req: Request | undefined): ChainOp {
@@ -1143,12 +1165,39 @@ class UringFileHandle implements FileHandle {
     });
   }
 
+  /**
+   * fallocate(2) in the ring. Where the file system refuses it (FUSE without
+   * fallocate, ramfs), the file is extended with ftruncate instead: the range
+   * reads as zeros and the size is what the contract promises, but nothing is
+   * reserved, so a later write there can still fail with NO_SPACE (as on any
+   * file system without fallocate). Writing zeros, as PosixFs does, would
+   * have to be ordered against writes queued meanwhile; a sparse extension
+   * in a queued task needs no such care. After the first refusal the ring op
+   * is skipped.
+   */
   preallocate(offset: number, length: number): Promise<void> {
     return this.#run('preallocate', async () => {
       this.#writable('preallocate');
-      checkRange(offset, length, 'preallocate', this.name);
+      const end = checkRange(offset, length, 'preallocate', this.name);
       if (length === 0) return; // fallocate(2) refuses a zero length; there is nothing to reserve
-      await this.#submit((req) => ({ kind: 'fallocate', fd: this.#fd, offset, length, req }));
+      if (!this.#core.fallocateRefused()) {
+        try {
+          await this.#submit((req) => ({ kind: 'fallocate', fd: this.#fd, offset, length, req }));
+          return;
+        } catch (error) {
+          if (!(error instanceof RaftlogError && FALLOCATE_REFUSALS.has(error.errno ?? ''))) throw error;
+        }
+      }
+      const file = this.#file;
+      await this.#submit((req) => ({
+        kind: 'task',
+        req,
+        run: async () => {
+          if (Number((await fstatFd(this.#fd)).size) < end) await ftruncateFd(this.#fd, end);
+          file.logical = Math.max(file.logical, end);
+          file.physical = Math.max(file.physical, end);
+        },
+      }));
     });
   }
 
