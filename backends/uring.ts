@@ -37,7 +37,13 @@
  * unless it lies where the disk is known to hold zeros: past the end, or in
  * space this UringFs preallocated and has not written since (so appends into
  * a preallocated file never read).
- * Block size: the larger of 4096 and what statx(STATX_DIOALIGN) demands.
+ * Block size: what statx(STATX_DIOALIGN) demands, raised to the file
+ * system's block size up to 4096 (4096 where the kernel cannot say). Not
+ * always 4096: on a file system with 1 KiB blocks the padding of a 4 KiB
+ * block past the end of file needs blocks the file does not have, so
+ * rewriting a tail (LogWriter.resume at open) failed with ENOSPC on a full
+ * disk (issue 15 case 5); padding within the file system's own block never
+ * allocates.
  *
  * Direct-mode file size. The logical size is tracked in JS per file (shared by
  * every handle of this UringFs on the same inode); `size()` returns it and
@@ -113,7 +119,8 @@ const IOV_MAX = 1024;
 const READ_CHUNK = 16 * 1024 * 1024;
 /** Block images kept per direct-mode file; the tail block is the one that matters. */
 const BLOCK_CACHE_ENTRIES = 8;
-const MIN_DIRECT_BLOCK = 4096;
+/** The direct-mode block where the kernel cannot tell (no STATX_DIOALIGN), and the most a file system's block size raises it to. */
+const DIRECT_BLOCK = 4096;
 const ECANCELED = osConstants.errno.ECANCELED;
 const MAX_ATTEMPTS = 1000;
 
@@ -499,13 +506,16 @@ export class UringFs implements FileSystem {
 
   #blockSize(fd: number, name: string): number {
     const align = this.#native.statxDioAlign(fd);
-    if (align !== null && align.offsetAlign === 0) {
+    if (align === null) return DIRECT_BLOCK;
+    if (align.offsetAlign === 0) {
       throw new UnsupportedError(`open ${name}: O_DIRECT is not supported for this file`, { file: name });
     }
-    let block = MIN_DIRECT_BLOCK;
-    if (align !== null) block = Math.max(block, align.offsetAlign, align.memAlign);
-    return block;
+    // Capped: some file systems report a large preferred I/O size (NFS, ZFS), and every write pads to this.
+    const fsBlock = Math.min(fs.fstatSync(fd).blksize, DIRECT_BLOCK);
+    const block = Math.max(align.offsetAlign, align.memAlign, fsBlock);
+    return block % align.offsetAlign === 0 ? block : DIRECT_BLOCK;
   }
+
 
   /** Queues an item on a file and arranges a flush this turn. */
   #enqueue(file: FileState, item: Item): void {

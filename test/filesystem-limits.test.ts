@@ -43,7 +43,7 @@ const BACKENDS: readonly Backend[] = [
   { name: 'EncryptedFs over PosixFs', unavailable: undefined, make: (root) => new EncryptedFs(new PosixFs(root), { masterKey: MASTER_KEY }) },
 ];
 
-const ENGINE_OPTIONS = { targetFileSize: 1 << 20, preallocateBytes: 256 << 10, seed: 15 };
+const ENGINE_OPTIONS = { targetFileSize: 1 << 20, seed: 15 };
 
 /** Mounts in a fresh directory; undefined (and the test skipped) where that is not allowed. */
 function mountOrSkip(t: TestContext, args: readonly string[], what: string): string | undefined {
@@ -131,7 +131,10 @@ describe('issue 15 case 5: open on a 100%-full disk works on every backend, O_DI
     const image = join(mkdtempSync(join(tmpdir(), 'raftlog-limits-img-')), 'ext4.img');
     try {
       execFileSync('truncate', ['-s', '48M', image]);
-      execFileSync('mkfs.ext4', ['-q', '-F', image], { stdio: 'pipe' });
+      // 1 KiB blocks (mke2fs's choice for small images anyway): smaller than
+      // UringFs's old fixed 4 KiB direct block, whose padding then needed
+      // blocks the file did not have.
+      execFileSync('mkfs.ext4', ['-q', '-F', '-b', '1024', image], { stdio: 'pipe' });
     } catch (error) {
       t.skip(`cannot make an ext4 image: ${String(error)}`);
       return;
@@ -140,7 +143,11 @@ describe('issue 15 case 5: open on a 100%-full disk works on every backend, O_DI
     if (point === undefined) return;
     try {
       for (const backend of BACKENDS) {
-        await t.test(backend.name, { skip: backend.unavailable ?? false }, () => fullDisk(backend, point));
+        // Without preallocation the last block is partial at reopen, and resume rewrites it.
+        for (const preallocateBytes of [0, 256 << 10]) {
+          const title = `${backend.name}, preallocateBytes ${preallocateBytes}`;
+          await t.test(title, { skip: backend.unavailable ?? false }, () => fullDisk(backend, point, preallocateBytes));
+        }
       }
     } finally {
       unmount(point);
@@ -149,11 +156,12 @@ describe('issue 15 case 5: open on a 100%-full disk works on every backend, O_DI
   });
 });
 
-async function fullDisk(backend: Backend, point: string): Promise<void> {
+async function fullDisk(backend: Backend, point: string, preallocateBytes: number): Promise<void> {
   const root = join(point, backend.name.replace(/\W+/g, '-'));
   const size = 700;
   let last = 0;
-  let engine = new Engine({ fs: backend.make(root), ...ENGINE_OPTIONS });
+  const options = { ...ENGINE_OPTIONS, preallocateBytes };
+  let engine = new Engine({ fs: backend.make(root), ...options });
   await engine.open();
   for (let round = 0; round < 30; round++, last += 20) await appendEntries(engine, last + 1, 20, size);
   await engine.close();
@@ -162,7 +170,7 @@ async function fullDisk(backend: Backend, point: string): Promise<void> {
   fillDisk(filler);
   try {
     assert.equal(available(point), 0, 'the disk is full');
-    engine = new Engine({ fs: backend.make(root), ...ENGINE_OPTIONS });
+    engine = new Engine({ fs: backend.make(root), ...options });
     await engine.open().catch((error: unknown) => assert.fail(`${backend.name}: open on a full disk: ${String(error)}`));
     try {
       await assertEntries(engine, last, size, `${backend.name} on a full disk`);
@@ -183,7 +191,7 @@ async function fullDisk(backend: Backend, point: string): Promise<void> {
     rmSync(filler, { force: true });
   }
 
-  engine = new Engine({ fs: backend.make(root), ...ENGINE_OPTIONS });
+  engine = new Engine({ fs: backend.make(root), ...options });
   await engine.open();
   try {
     await assertEntries(engine, last, size, `${backend.name} after space came back`);
@@ -242,11 +250,11 @@ async function withoutFallocate(backend: Backend, point: string): Promise<void> 
   await fs.remove('f');
   await fs.close();
 
-  let engine = new Engine({ fs: backend.make(root), ...ENGINE_OPTIONS });
+  let engine = new Engine({ fs: backend.make(root), ...ENGINE_OPTIONS, preallocateBytes: 256 << 10 });
   await engine.open();
   for (let i = 0; i < 10; i++) await appendEntries(engine, i * 50 + 1, 50, 500);
   await engine.close();
-  engine = new Engine({ fs: backend.make(root), ...ENGINE_OPTIONS });
+  engine = new Engine({ fs: backend.make(root), ...ENGINE_OPTIONS, preallocateBytes: 256 << 10 });
   await engine.open();
   try {
     await assertEntries(engine, 500, 500, `${backend.name} on ramfs`);
