@@ -4,13 +4,14 @@
  *   O_DIRECT) must still open, recover and serve every acknowledged entry;
  *   the first write that needs space fails typed, and nothing is lost;
  * - case 7: a file system that refuses fallocate (ramfs, EOPNOTSUPP, as a
- *   FUSE file system without fallocate does) must still take writes.
+ *   FUSE file system without fallocate does) must still take writes, and
+ *   `raftlog probe` must see it and recommend only a backend that wrote there.
  * Mounting needs root; without it (or where mount is refused) the tests skip
  * and say why. Every mount is undone in a finally.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
@@ -25,6 +26,7 @@ import type { FileSystem } from '../src/filesystem.js';
 import { LogBatch } from '../src/log-batch.js';
 
 const MASTER_KEY = new Uint8Array(32).fill(9);
+const CLI = new URL('../src/cli/main.js', import.meta.url).pathname;
 const uringReason = UringFs.unavailableReason();
 const pmemReason = PmemFs.unavailableReason();
 
@@ -224,6 +226,24 @@ describe('issue 15 case 7: preallocation on a file system without fallocate', ()
       for (const backend of BACKENDS.filter((b) => b.name !== 'UringFs direct')) {
         await t.test(backend.name, { skip: backend.unavailable ?? false }, () => withoutFallocate(backend, point));
       }
+      await t.test('raftlog probe tests the file system: fallocate refused, and a backend recommended only after it wrote there', () => {
+        const dir = join(point, 'probe');
+        mkdirSync(dir);
+        const run = spawnSync(process.execPath, [CLI, 'probe', dir, '--samples', '3', '--json'], { encoding: 'utf8' });
+        assert.equal(run.status, 0, run.stderr);
+        const result = JSON.parse(run.stdout) as {
+          fallocate: { supported: boolean | undefined; reason: string | undefined };
+          writeTest: { uring: string | undefined; pmem: string | undefined };
+          recommendation: { backend: string; reasons: string[] };
+        };
+        // The fallocate test needs the addon, which is loaded exactly when PmemFs can run.
+        if (pmemReason === undefined) assert.equal(result.fallocate.supported, false, 'ramfs refuses fallocate');
+        if (uringReason === undefined) assert.equal(result.writeTest.uring, 'ok', 'UringFs writes on ramfs');
+        assert.ok(result.recommendation.reasons.some((r) => /refuses fallocate/.test(r)) || pmemReason !== undefined);
+        const recommended = result.recommendation.backend;
+        if (recommended !== 'posix') assert.equal(result.writeTest[recommended as 'uring' | 'pmem'], 'ok');
+        assert.deepEqual(readdirSync(dir), [], 'the probe leaves nothing behind');
+      });
     } finally {
       unmount(point);
     }
