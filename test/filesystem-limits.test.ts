@@ -41,7 +41,7 @@ const BACKENDS: readonly Backend[] = [
   { name: 'PosixFs', unavailable: undefined, make: (root) => new PosixFs(root) },
   { name: 'UringFs', unavailable: uringReason, make: (root) => new UringFs(root) },
   { name: 'UringFs direct', unavailable: uringReason, make: (root) => new UringFs(root, { direct: true }) },
-  { name: 'PmemFs', unavailable: pmemReason, make: (root) => new PmemFs(root, { flush: 'msync', defaultCapacityBytes: 4 << 20 }) },
+  { name: 'PmemFs', unavailable: pmemReason, make: (root) => new PmemFs(root, { defaultCapacityBytes: 4 << 20 }) },
   { name: 'EncryptedFs over PosixFs', unavailable: undefined, make: (root) => new EncryptedFs(new PosixFs(root), { masterKey: MASTER_KEY }) },
 ];
 
