@@ -7,7 +7,8 @@
  *
  * `LOCK` is a symbolic link created by symlink(2), which is atomic and fails
  * with EEXIST when the name is taken. Its target is not a path but the
- * holder's identity, `raftlog-lock/<pid>/<start>/<boot>/<host>` (docs/format.md):
+ * holder's identity, `raftlog-lock/<pid>/<start>/<boot>/<host>/<thread>`
+ * (docs/format.md):
  * - it needs no free space: a target this short (at most 59 bytes) is a
  *   "fast" symlink, kept in the inode itself on ext4, xfs and tmpfs, so a
  *   100%-full disk can still be locked (only an inode and a directory entry
@@ -29,7 +30,8 @@
  *   lock name, shared by every copy of this module (a global symbol), and
  *   checked and set synchronously, so two backends (or two engines on one
  *   backend, or concurrent calls) in one process cannot both pass.
- * - Across processes: the symlink.
+ * - Across processes, and across worker threads of one process (each has its
+ *   own registry): the symlink, whose target carries the thread id.
  *
  * ## Stale locks
  * A crashed holder leaves its symlink. It is taken over when its holder is
@@ -37,7 +39,9 @@
  * (a prefix of the kernel's random boot id), or no process with that pid, or
  * a process with that pid that started at another time (pid reuse; start
  * time from /proc/<pid>/stat, in clock ticks since boot). A lock naming this
- * process that the registry does not know is a leftover of ours: stale.
+ * thread that the registry does not know is a leftover of ours: stale; one
+ * naming another thread of this process is held (a thread's end cannot be
+ * seen from another, so a worker's leftover lasts until the process exits).
  * Takeover renames the stale link aside (claiming it atomically), checks it
  * is still what was judged, and only then deletes it; a fresh lock moved
  * aside by mistake is put back. Residual race: three processes contending
@@ -59,6 +63,7 @@ import { closeSync, openSync, readFileSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { hostname } from 'node:os';
 import * as path from 'node:path';
+import { threadId } from 'node:worker_threads';
 import { loadNative } from '../hardware/native.js';
 import { LockedError, fromSystemError } from '../src/errors.js';
 import type { DirectoryLock } from '../src/filesystem.js';
@@ -80,6 +85,8 @@ export interface LockOwner {
   readonly boot: string | undefined;
   /** First 8 hex digits of SHA-256 of the host name. */
   readonly host: string;
+  /** worker_threads threadId of the holder (0: the main thread). */
+  readonly thread: number;
 }
 
 // ---- identity -------------------------------------------------------------
@@ -118,20 +125,20 @@ function startTime(pid: number): string | undefined {
 }
 
 function selfTarget(): string {
-  cachedSelf ??= formatTarget({ pid: process.pid, start: startTime(process.pid), boot: bootTag(), host: hostTag() });
+  cachedSelf ??= formatTarget({ pid: process.pid, start: startTime(process.pid), boot: bootTag(), host: hostTag(), thread: threadId });
   return cachedSelf;
 }
 
 export function formatTarget(owner: LockOwner): string {
-  return [LOCK_TARGET_PREFIX, owner.pid, owner.start ?? '-', owner.boot ?? '-', owner.host].join('/');
+  return [LOCK_TARGET_PREFIX, owner.pid, owner.start ?? '-', owner.boot ?? '-', owner.host, owner.thread].join('/');
 }
 
 export function parseTarget(target: string): LockOwner | undefined {
   const fields = target.split('/');
-  if (fields.length !== 5 || fields[0] !== LOCK_TARGET_PREFIX || !/^[1-9]\d*$/.test(fields[1]!)) return undefined;
-  const [, pid, start, boot, host] = fields as [string, string, string, string, string];
-  if (!/^(\d+|-)$/.test(start) || !/^([0-9a-f]{8}|-)$/.test(boot) || !/^[0-9a-f]{8}$/.test(host)) return undefined;
-  return { pid: Number(pid), start: start === '-' ? undefined : start, boot: boot === '-' ? undefined : boot, host };
+  if (fields.length !== 6 || fields[0] !== LOCK_TARGET_PREFIX || !/^[1-9]\d*$/.test(fields[1]!)) return undefined;
+  const [, pid, start, boot, host, thread] = fields as [string, string, string, string, string, string];
+  if (!/^(\d+|-)$/.test(start) || !/^([0-9a-f]{8}|-)$/.test(boot) || !/^[0-9a-f]{8}$/.test(host) || !/^\d+$/.test(thread)) return undefined;
+  return { pid: Number(pid), start: start === '-' ? undefined : start, boot: boot === '-' ? undefined : boot, host, thread: Number(thread) };
 }
 
 // ---- judging a holder -----------------------------------------------------
@@ -183,7 +190,9 @@ function liveOwner(owner: LockOwner): string | undefined {
     const now = startTime(owner.pid);
     if (now !== undefined && now !== owner.start) return undefined; // the pid was reused
   }
-  if (owner.pid === process.pid) return `held by this process (pid ${owner.pid})`;
+  if (owner.pid === process.pid) {
+    return owner.thread === threadId ? `held by this process (pid ${owner.pid})` : `held by worker thread ${owner.thread} of this process (pid ${owner.pid})`;
+  }
   return `held by running process pid ${owner.pid}`;
 }
 
@@ -263,9 +272,10 @@ export async function describeHolder(dir: string, name: string): Promise<string 
     return `LOCK unreadable (${errnoOf(error) ?? 'error'})`;
   }
   const holder = holderOf(found, lockPath);
-  // A lock of this very process that the registry knows is live; one it does not know is a leftover.
-  if (holder !== undefined && found.kind === 'symlink' && parseTarget(found.target)?.pid === process.pid) {
-    return registry().has(registryKey(path.resolve(dir), name)) ? holder : undefined;
+  // A lock of this very thread is live if the registry knows it, else a leftover.
+  if (holder !== undefined && found.kind === 'symlink' && found.target === selfTarget()) {
+    const realDir = await fsp.realpath(dir).catch(() => path.resolve(dir));
+    return registry().has(registryKey(realDir, name)) ? holder : undefined;
   }
   return holder;
 }
@@ -313,7 +323,7 @@ export async function lockDirectory(root: string, name: string): Promise<Directo
       }
       const found = await inspect(lockPath);
       if (found.kind === 'none') continue; // released between our symlink and our look
-      // Ours by pid but not in the registry: a leftover of an earlier lock in this process.
+      // This thread's, but not in the registry: a leftover of an earlier lock here.
       const ours = found.kind === 'symlink' && found.target === target;
       const holder = ours ? undefined : holderOf(found, lockPath);
       if (holder !== undefined) throw new LockedError(`lock ${name}: ${holder} (${realDir})`, { file: name });
@@ -339,9 +349,8 @@ async function removeIfUnchanged(lockPath: string, judged: Found): Promise<void>
     if (errnoOf(error) === 'ENOENT') return; // someone else removed it first
     throw error;
   }
-  let claimed: Found = { kind: 'other' };
   try {
-    claimed = await inspect(aside);
+    const claimed = await inspect(aside);
     if (sameFound(claimed, judged)) return;
     // A fresh lock taken between our look and our rename: give it back.
     if (claimed.kind === 'symlink') await ignoreExists(fsp.symlink(claimed.target, lockPath));

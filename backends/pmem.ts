@@ -504,7 +504,7 @@ class MappedFile {
     try {
       this.#native.fallocate(this.#fd, 0, DATA_OFFSET + start, end - start);
     } catch (error) {
-      if (errnoOf(error) !== 'EOPNOTSUPP' && errnoOf(error) !== 'ENOTSUP') throw error;
+      if (errnoOf(error) !== 'EOPNOTSUPP' && errnoOf(error) !== 'ENOTSUP' && errnoOf(error) !== 'ENOSYS') throw error;
       this.#allocateByWriting(start, end);
     }
   }

@@ -11,6 +11,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { Worker } from 'node:worker_threads';
 
 import { EncryptedFs } from '../backends/encrypted.js';
 import { PmemFs } from '../backends/pmem.js';
@@ -191,4 +192,42 @@ describe('the directory lock held in another process', () => {
       assert.equal(await lockHolder(root), undefined);
     });
   }
+});
+
+describe('the directory lock held by a worker thread of this process', () => {
+  it('another thread is LOCKED through every backend, naming the worker; free once the worker releases it', async () => {
+    const root = freshRoot();
+    // The worker has its own module instances, so its own in-process registry: only the symlink can exclude.
+    const worker = new Worker(
+      `const { parentPort, workerData } = require('node:worker_threads');
+      import(workerData.posix).then(async ({ PosixFs }) => {
+        const fs = new PosixFs(workerData.root);
+        await fs.init();
+        const lock = await fs.lock('LOCK');
+        parentPort.postMessage('held');
+        parentPort.once('message', async () => { await lock.release(); parentPort.postMessage('released'); });
+      }, (error) => parentPort.postMessage(String(error)));`,
+      { eval: true, workerData: { posix: MODULES.posix, root } },
+    );
+    try {
+      const next = (): Promise<unknown> => new Promise((resolve) => worker.once('message', resolve));
+      assert.equal(await next(), 'held');
+      for (const name of backends()) {
+        const fs = make(name, root);
+        try {
+          const error = await expectCode(() => fs.lock('LOCK'), ErrorCode.LOCKED, `${name}:`);
+          assert.match(error.message, new RegExp(`worker thread ${worker.threadId}\\b`));
+        } finally {
+          await fs.close();
+        }
+      }
+      worker.postMessage('release');
+      assert.equal(await next(), 'released');
+      const fs = new PosixFs(root);
+      const lock = await fs.lock('LOCK');
+      await lock.release();
+    } finally {
+      await worker.terminate();
+    }
+  });
 });

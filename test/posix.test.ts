@@ -223,9 +223,9 @@ describe('PosixFs lock edge cases', () => {
     const fs = await freshFs();
     const lock = await fs.lock('LOCK');
     await rm(join(fs.root, 'LOCK'));
-    await symlink('raftlog-lock/12345/-/-/feedface', join(fs.root, 'LOCK'));
+    await symlink('raftlog-lock/12345/-/-/feedface/0', join(fs.root, 'LOCK'));
     await lock.release();
-    assert.equal(await readlink(join(fs.root, 'LOCK')), 'raftlog-lock/12345/-/-/feedface');
+    assert.equal(await readlink(join(fs.root, 'LOCK')), 'raftlog-lock/12345/-/-/feedface/0');
   });
 });
 
