@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -229,5 +229,51 @@ describe('the directory lock held by a worker thread of this process', () => {
     } finally {
       await worker.terminate();
     }
+  });
+});
+
+describe('leftovers of the earlier lock schemes', () => {
+  it('an empty LOCK flocked by a running older engine is LOCKED through every backend; once it is gone, the file is taken over', { skip: pmemReason }, async () => {
+    const root = freshRoot();
+    await mkdir(root, { recursive: true });
+    await writeFile(join(root, 'LOCK'), '');
+    // What UringFs and PmemFs did before: flock(2) on an empty LOCK, held by the open descriptor.
+    const script = `
+      const { loadNative } = await import(process.argv[1]);
+      const { openSync } = await import('node:fs');
+      const native = loadNative();
+      if (!native.ok) { console.log('FAILED ' + native.reason); process.exit(0); }
+      native.binding.flock(openSync(process.argv[2], 'r+'), true, true);
+      console.log('READY');
+      setInterval(() => {}, 1 << 30);`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script, new URL('../hardware/native.js', import.meta.url).href, join(root, 'LOCK')], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        let out = '';
+        child.stdout!.on('data', (chunk: Buffer) => {
+          out += chunk.toString();
+          if (out.includes('READY')) resolve();
+          else if (out.includes('\n')) reject(new Error(out));
+        });
+      });
+      for (const name of backends()) {
+        const fs = make(name, root);
+        try {
+          const error = await expectCode(() => fs.lock('LOCK'), ErrorCode.LOCKED, `${name}:`);
+          assert.match(error.message, /older raftlog/);
+        } finally {
+          await fs.close();
+        }
+      }
+      assert.match((await lockHolder(root)) ?? '', /older raftlog/, 'the CLI sees the old holder too');
+    } finally {
+      await kill(child);
+    }
+    const fs = new PosixFs(root);
+    const lock = await fs.lock('LOCK');
+    assert.ok((await lstat(join(root, 'LOCK'))).isSymbolicLink(), 'the old file was replaced by the new lock');
+    await lock.release();
   });
 });
