@@ -516,7 +516,6 @@ export class UringFs implements FileSystem {
     return block % align.offsetAlign === 0 ? block : DIRECT_BLOCK;
   }
 
-
   /** Queues an item on a file and arranges a flush this turn. */
   #enqueue(file: FileState, item: Item): void {
     if (item.kind === 'write') item.req.left += item.sync ? 2 : 1;
