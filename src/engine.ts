@@ -26,13 +26,17 @@ import {
 import { LOCK_NAME, fileId } from './file-names.js';
 import type { DirectoryLock, FileHandle, FileSystem } from './filesystem.js';
 import { ItemKind, type BatchItems } from './format/batch-codec.js';
-import { toSafeInteger } from './format/entry-codec.js';
-import { FILE_SIZE_LIMIT, Queue, RECORD_FLAG_LZ4 } from './format/layout.js';
+import { Queue, RECORD_FLAG_LZ4 } from './format/layout.js';
 import { LogBatch, keyBytes, validateRegion, type Key, type SealedRecord } from './log-batch.js';
+import { checkEngineOptions } from './engine-options.js';
+import { decodeStoredMessage, fileSpanOf, scanKeys, type FileSpan } from './engine-reads.js';
+import type { ReadCacheStats } from './read-cache.js';
+import { describeValue, optionalBound, optionsObject, requireInteger, syncOption } from './validate.js';
 import { LogWriter } from './log-writer.js';
 import { newEntryLocation, type EntryLocation, type RecordLocation, type RegionMemtable } from './memtable.js';
 import type { MessageType, StoredEntry } from './protos.js';
 import { RecoveryMode, type RecoveryReport } from './recovery/recovery.js';
+import { consistencyCheck, type ConsistencyReport } from './consistency-check.js';
 import { recoverLog } from './recovery/log.js';
 import { GarbageCollector, type GcStats, type PurgeResult } from './gc.js';
 import { TieredFs } from './tiered-fs.js';
@@ -74,10 +78,17 @@ export interface EngineOptions {
    * New files return to `fs` at the next rotation once it has room.
    */
   spillFs?: FileSystem;
+  /**
+   * Byte budget of the cache of decompressed records that reads of
+   * compressed entries go through (least recently used out first). A record
+   * larger than the budget is read without being cached. Default 64 MiB; 0
+   * disables the cache.
+   */
+  readCacheBytes?: number;
 }
 
 export interface WriteOptions {
-  /** Resolve only once the batch, and every batch acknowledged before it, is durable. */
+  /** Resolve only once the batch, and every batch acknowledged before it, is durable. A boolean; absent means false. */
   sync?: boolean;
 }
 
@@ -86,7 +97,10 @@ export interface ScanOptions {
   start?: Key;
   /** Exclusive upper bound. */
   end?: Key;
+  /** At most this many pairs (a safe integer ≥ 0, or Infinity). Default no limit. */
   limit?: number;
+  /** Descending key order: the `limit` pairs are the last ones of the range. Default false. */
+  reverse?: boolean;
 }
 
 export interface KeyValuePair {
@@ -113,6 +127,8 @@ export interface EngineStats {
   rotations: number;
   failed: boolean;
   recovery: RecoveryReport | undefined;
+  /** The decompressed-record cache of reads (see `readCacheBytes`). */
+  readCache: ReadCacheStats;
   /** Space accounting and GC (see `purgeExpiredFiles`). */
   gc: GcStats & {
     /** (bytes written + bytes GC rewrote) / bytes written. */
@@ -144,6 +160,7 @@ const DEFAULTS = {
   forceRewriteAfter: 3,
   recycleFiles: 1,
   prefillFiles: 0,
+  readCacheBytes: 64 << 20,
 };
 
 export class Engine implements AsyncDisposable {
@@ -175,14 +192,11 @@ export class Engine implements AsyncDisposable {
   #nextSeq = 0;
   #recovery: RecoveryReport | undefined;
   #writes = 0;
+  /** The close in progress or done; every close() call returns it. */
+  #closing: Promise<void> | undefined;
 
   constructor(options: EngineOptions) {
-    if (typeof options !== 'object' || options === null || typeof options.fs?.open !== 'function') {
-      throw new InvalidArgumentError('Engine needs { fs }: a FileSystem such as new PosixFs(dir) or new MemFs()');
-    }
-    if (options.spillFs !== undefined && typeof options.spillFs.open !== 'function') {
-      throw new InvalidArgumentError('spillFs must be a FileSystem');
-    }
+    checkEngineOptions(options);
     this.#tiered = options.spillFs === undefined ? undefined : new TieredFs(options.fs, options.spillFs);
     this.#fs = this.#tiered ?? options.fs;
     this.#options = {
@@ -195,24 +209,9 @@ export class Engine implements AsyncDisposable {
       forceRewriteAfter: options.forceRewriteAfter ?? DEFAULTS.forceRewriteAfter,
       recycleFiles: options.recycleFiles ?? DEFAULTS.recycleFiles,
       prefillFiles: options.prefillFiles ?? DEFAULTS.prefillFiles,
+      readCacheBytes: options.readCacheBytes ?? DEFAULTS.readCacheBytes,
     };
-    for (const name of ['purgeThreshold', 'rewriteMaxEntries', 'forceRewriteAfter', 'recycleFiles', 'prefillFiles'] as const) {
-      const value = this.#options[name];
-      if (!Number.isSafeInteger(value) || value < 0) throw new InvalidArgumentError(`${name} must be a non-negative integer`);
-    }
-    const { targetFileSize, compressionThreshold, preallocateBytes, recoveryMode } = this.#options;
-    if (!Number.isSafeInteger(targetFileSize) || targetFileSize < 4096 || targetFileSize > FILE_SIZE_LIMIT) {
-      throw new InvalidArgumentError(`targetFileSize must be an integer from 4096 to ${FILE_SIZE_LIMIT}`);
-    }
-    if (!Number.isSafeInteger(compressionThreshold) || compressionThreshold < 0) {
-      throw new InvalidArgumentError('compressionThreshold must be a non-negative integer');
-    }
-    if (!Number.isSafeInteger(preallocateBytes) || preallocateBytes < 0) {
-      throw new InvalidArgumentError('preallocateBytes must be a non-negative integer');
-    }
-    if (!Object.values(RecoveryMode).includes(recoveryMode)) {
-      throw new InvalidArgumentError(`recoveryMode must be one of ${Object.values(RecoveryMode).join(', ')}`);
-    }
+    this.#reader.cache.setBudget(this.#options.readCacheBytes);
     this.#nextSalt = saltSource(options.seed);
     this.#gc = new GarbageCollector({
       fs: this.#fs,
@@ -278,12 +277,15 @@ export class Engine implements AsyncDisposable {
   }
 
   /**
-   * Writes a batch atomically. With `{ sync: true }` it resolves once the
-   * batch and every batch acknowledged before it are durable. Bad input is
-   * rejected before anything is written.
+   * Writes a batch atomically and resolves to the bytes it took in the log
+   * (its record: header, payload, padding; 0 for an empty batch). With
+   * `{ sync: true }` it resolves once the batch and every batch acknowledged
+   * before it are durable. Bad input is rejected before anything is written.
+   * The write owns what it writes from this call on: the batch may be
+   * cleared, added to or written again at once (see LogBatch.clear).
    */
-  async write(batch: LogBatch, options: WriteOptions = {}): Promise<void> {
-    await this.#submit(batch, options.sync === true);
+  async write(batch: LogBatch, options?: WriteOptions): Promise<number> {
+    return (await this.#submit(batch, syncOption(options, 'write'))).bytes;
   }
 
   /** A durability barrier for everything acknowledged so far. */
@@ -293,17 +295,19 @@ export class Engine implements AsyncDisposable {
   }
 
   /** Drops the region's entries below `index` (afterwards `firstIndex(region) === index`). Returns how many were dropped. */
-  async compactTo(region: number, index: number, options: WriteOptions = {}): Promise<number> {
+  async compactTo(region: number, index: number, options?: WriteOptions): Promise<number> {
+    const sync = syncOption(options, 'compactTo');
     const batch = new LogBatch();
     batch.compactTo(region, index);
-    return this.#submit(batch, options.sync === true);
+    return (await this.#submit(batch, sync)).compacted;
   }
 
   /** Removes the region's entries and keys. */
-  async clean(region: number, options: WriteOptions = {}): Promise<void> {
+  async clean(region: number, options?: WriteOptions): Promise<void> {
+    const sync = syncOption(options, 'clean');
     const batch = new LogBatch();
     batch.clean(region);
-    await this.#submit(batch, options.sync === true);
+    await this.#submit(batch, sync);
   }
 
   firstIndex(region: number): number | undefined {
@@ -320,7 +324,8 @@ export class Engine implements AsyncDisposable {
   async getEntry(region: number, index: number): Promise<StoredEntry | undefined> {
     this.#assertReadable();
     const memtable = this.#memtables.get(validateRegion(region));
-    if (memtable === undefined || !memtable.locate(toSafeInteger(index, 'index'), this.#location)) return undefined;
+    requireInteger(index, 'index');
+    if (memtable === undefined || !memtable.locate(index, this.#location)) return undefined;
     const out: StoredEntry[] = [];
     this.#gc.readStarted();
     try {
@@ -336,13 +341,13 @@ export class Engine implements AsyncDisposable {
    * `maxBytes` (at least one entry is always returned). Fails with NOT_FOUND
    * when part of the range is compacted or not yet written.
    */
-  async fetchEntriesTo(region: number, begin: number, end: number, maxBytes = Number.POSITIVE_INFINITY): Promise<StoredEntry[]> {
+  async fetchEntriesTo(region: number, begin: number, end: number, maxBytes?: number): Promise<StoredEntry[]> {
     this.#assertReadable();
     validateRegion(region);
-    toSafeInteger(begin, 'begin');
-    toSafeInteger(end, 'end');
+    requireInteger(begin, 'begin');
+    requireInteger(end, 'end');
+    maxBytes = optionalBound(maxBytes, 'maxBytes', Number.POSITIVE_INFINITY, 1);
     if (end < begin) throw new InvalidArgumentError(`fetchEntriesTo: end ${end} is before begin ${begin}`);
-    if (!(maxBytes > 0)) throw new InvalidArgumentError('fetchEntriesTo: maxBytes must be positive');
     if (begin === end) return [];
     const memtable = this.#memtables.get(region);
     const first = memtable?.firstIndex();
@@ -448,29 +453,81 @@ export class Engine implements AsyncDisposable {
     return result!.regionsToCompact;
   }
 
+  /**
+   * Reads and verifies every record of every log file and reports, per
+   * region, the last index whose entries are intact (see
+   * src/consistency-check.ts). Writes and GC wait while it reads, as they do
+   * for a purge: the scan sees the log as it is between two write groups.
+   */
+  async consistencyCheck(): Promise<ConsistencyReport> {
+    this.#assertReadable();
+    let report: ConsistencyReport | undefined;
+    this.#gc.readStarted();
+    try {
+      await this.#queue.runExclusive(async () => {
+        report = await consistencyCheck(this.#fs);
+        return 0;
+      });
+    } finally {
+      await this.#gc.readFinished();
+    }
+    return report!;
+  }
+
   /** The value under `key`, or undefined. */
   get(region: number, key: Key): Uint8Array | undefined {
     this.#assertReadable();
-    const value = this.#memtables.get(validateRegion(region))?.kv.get(keyString(keyBytes(key)))?.value;
+    const memtable = this.#memtables.get(validateRegion(region));
+    const keyText = keyString(keyBytes(key));
+    const value = memtable?.kv.get(keyText)?.value;
     return value?.slice();
   }
 
-  /** Decodes the value under `key` with a protobufjs type (e.g. `eraftpb.HardState`). */
+  /**
+   * Decodes the value under `key` with a codec: a typed one such as `HardState`
+   * (plain numbers, see src/raft/messages.ts), or a protobufjs type. A value
+   * that does not decode as `type` (its checksum passed, so the bytes are what
+   * was written: it was stored with another type) is INVALID_ARGUMENT.
+   */
   getMessage<T>(region: number, key: Key, type: MessageType<T>): T | undefined {
-    const value = this.get(region, key);
-    return value === undefined ? undefined : type.decode(value);
+    return decodeStoredMessage(this.get(region, key), type, region);
   }
 
-  /** Key-value pairs of a region in key byte order, within `[start, end)`. */
-  scan(region: number, options: ScanOptions = {}): KeyValuePair[] {
+  /**
+   * Key-value pairs of a region in key byte order (descending with
+   * `reverse`), within `[start, end)`, at most `limit` of them.
+   */
+  scan(region: number, options?: ScanOptions): KeyValuePair[] {
     this.#assertReadable();
     const memtable = this.#memtables.get(validateRegion(region));
-    if (memtable === undefined) return [];
-    const start = options.start === undefined ? undefined : keyString(keyBytes(options.start));
-    const end = options.end === undefined ? undefined : keyString(keyBytes(options.end));
-    const limit = options.limit ?? Number.POSITIVE_INFINITY;
-    const keys = [...memtable.kv.keys()].filter((k) => (start === undefined || k >= start) && (end === undefined || k < end)).sort();
-    return keys.slice(0, limit).map((k) => ({ key: Uint8Array.from(Buffer.from(k, 'latin1')), value: memtable.kv.get(k)!.value.slice() }));
+    const pairs = scanKeys(memtable?.kv, optionsObject(options, 'scan options'));
+    return pairs.map((k) => ({ key: Uint8Array.from(Buffer.from(k, 'latin1')), value: memtable!.kv.get(k)!.value.slice() }));
+  }
+
+  /** True when no region holds entries or keys (raft-engine's `is_empty`). */
+  isEmpty(): boolean {
+    this.#assertReadable();
+    return this.#memtables.size === 0;
+  }
+
+  /**
+   * Bytes the log's files take on disk (written or preallocated): append
+   * files, the GC rewrite file, and purged files kept for reuse.
+   */
+  getUsedSize(): number {
+    this.#assertReadable();
+    const gc = this.#gc.stats(this.#writer?.fileBytes ?? 0);
+    return gc.appendFileBytes + gc.rewriteFileBytes + gc.recycledFileBytes;
+  }
+
+  /**
+   * The first and last log files holding the region's entries, each as
+   * `{ queue, seq }` (a GC rewrite file, queue 'rewrite', holds the oldest
+   * entries of the regions it rewrote), or undefined when it holds none.
+   */
+  fileSpan(region: number): FileSpan | undefined {
+    this.#assertReadable();
+    return fileSpanOf(this.#memtables.get(validateRegion(region)));
   }
 
   /** Ids of the regions that hold entries or keys, ascending. */
@@ -506,6 +563,7 @@ export class Engine implements AsyncDisposable {
       rotations: writer?.rotations ?? 0,
       failed: this.#failure !== undefined,
       recovery: this.#recovery,
+      readCache: this.#reader.cache.stats(),
       gc: {
         ...this.#gc.stats(writer?.fileBytes ?? 0),
         writeAmplification: (writer?.bytesWritten ?? 0) === 0 ? 1 : (writer!.bytesWritten + this.#gc.rewriteBytes) / writer!.bytesWritten,
@@ -538,6 +596,7 @@ export class Engine implements AsyncDisposable {
         regions: stats.regions,
         entries: stats.entries,
         memtableIndexBytes: stats.memtableIndexBytes,
+        readCacheBytes: stats.readCache.bytes,
         liveBytes: stats.gc.liveBytes,
         logFiles: stats.gc.appendFiles,
         logFileBytes: stats.gc.appendFileBytes + stats.gc.rewriteFileBytes,
@@ -556,9 +615,18 @@ export class Engine implements AsyncDisposable {
    * Waits for queued writes, makes what they wrote durable (unless the engine
    * has failed), then releases files and the directory lock.
    */
-  async close(): Promise<void> {
-    if (this.#state === 'closed' || this.#state === 'closing') return;
-    if (this.#state !== 'open') throw new InvalidArgumentError(`close() called on an engine that is ${this.#state}`);
+  close(): Promise<void> {
+    // Every call gets the one close in progress (or done): a second close()
+    // resolving before the first released the lock made a reopen fail LOCKED.
+    if (this.#closing !== undefined) return this.#closing;
+    // An engine whose open() failed has released everything already.
+    if (this.#state === 'closed') return Promise.resolve();
+    if (this.#state !== 'open') return Promise.reject(new InvalidArgumentError(`close() called on an engine that is ${this.#state}`));
+    this.#closing = this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
     this.#state = 'closing';
     try {
       await this.#queue.idle();
@@ -582,22 +650,32 @@ export class Engine implements AsyncDisposable {
     await this.close();
   }
 
-  async #submit(batch: LogBatch, sync: boolean): Promise<number> {
-    if (!(batch instanceof LogBatch)) throw new InvalidArgumentError('write() needs a LogBatch');
+  async #submit(batch: LogBatch, sync: boolean): Promise<{ bytes: number; compacted: number }> {
+    if (!(batch instanceof LogBatch)) throw new InvalidArgumentError(`write() needs a LogBatch as batch, got ${describeValue(batch)}`);
     this.#assertWritable();
-    if (batch.isEmpty()) return sync ? this.#queue.submit(undefined, true) : 0;
+    if (batch.isEmpty()) {
+      if (sync) await this.#queue.submit(undefined, true);
+      return { bytes: 0, compacted: 0 };
+    }
     const record = batch.seal(this.#options.compressionThreshold);
-    this.#validate(record.items);
+    try {
+      this.#validate(record.items);
+    } catch (error) {
+      record.settled = true;
+      throw error;
+    }
     this.#writes++;
     const began = performance.now();
     try {
       const compacted = await this.#queue.submit(record, sync);
       this.#metrics.entriesCompacted += compacted;
-      return compacted;
+      return { bytes: record.bytes.length, compacted };
     } catch (error) {
       this.#metrics.writeErrors++;
       throw error;
     } finally {
+      // The write is done with the record's memory: the batch may reuse it.
+      record.settled = true;
       this.#metrics.writeLatency.observe((performance.now() - began) * 1000);
     }
   }

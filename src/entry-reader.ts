@@ -3,7 +3,8 @@
  * entries are read directly (length, CRC32C and bytes, nothing else), and a
  * run of entries from one record is read with one positional read. Entries in
  * compressed records need the whole payload: it is verified, decompressed and
- * kept in a small cache, because Raft reads runs of neighbouring entries.
+ * kept in a byte-bounded cache (src/read-cache.ts), because Raft reads runs
+ * of neighbouring entries.
  */
 import { uncompressSync } from 'lz4-napi';
 import { CorruptionError, NotFoundError } from './errors.js';
@@ -15,8 +16,7 @@ import { EntryDecodeError, decodeEntry } from './format/entry-codec.js';
 import { RECORD_HEADER_SIZE } from './format/layout.js';
 import type { EntryLocation } from './memtable.js';
 import type { StoredEntry } from './protos.js';
-
-const PAYLOAD_CACHE_RECORDS = 16;
+import { ReadCache } from './read-cache.js';
 
 /**
  * Whether `next` can be read together with the run ending in `previous`: the
@@ -34,7 +34,8 @@ export function fileNameOf(id: number): string {
 
 export class EntryReader {
   readonly #handles: Map<number, FileHandle>;
-  readonly #payloads = new Map<string, Uint8Array>();
+  /** Decompressed payloads; the engine sets its budget. */
+  readonly cache = new ReadCache();
   bytesRead = 0;
 
   constructor(handles: Map<number, FileHandle>) {
@@ -43,7 +44,7 @@ export class EntryReader {
 
   /** Forgets cached payloads of a file that is going away. */
   forgetFile(id: number): void {
-    for (const key of this.#payloads.keys()) if (key.startsWith(`${id}:`)) this.#payloads.delete(key);
+    this.cache.forgetPrefix(`${id}:`);
   }
 
   /**
@@ -84,13 +85,8 @@ export class EntryReader {
 
   async #payload(location: EntryLocation): Promise<Uint8Array> {
     const key = `${location.fileId}:${location.recordOffset}`;
-    const cached = this.#payloads.get(key);
-    if (cached !== undefined) {
-      // Refresh recency: Map iteration order is insertion order.
-      this.#payloads.delete(key);
-      this.#payloads.set(key, cached);
-      return cached;
-    }
+    const cached = this.cache.get(key);
+    if (cached !== undefined) return cached;
     const record = await this.#read(location.fileId, location.recordOffset, RECORD_HEADER_SIZE + location.payloadLength);
     const stored = record.subarray(RECORD_HEADER_SIZE);
     const where = { file: fileNameOf(location.fileId), offset: location.recordOffset };
@@ -102,8 +98,7 @@ export class EntryReader {
     } catch (error) {
       throw new CorruptionError(`${where.file}: record at offset ${where.offset} does not decompress`, { ...where, cause: error });
     }
-    this.#payloads.set(key, payload);
-    if (this.#payloads.size > PAYLOAD_CACHE_RECORDS) this.#payloads.delete(this.#payloads.keys().next().value!);
+    this.cache.set(key, payload);
     return payload;
   }
 

@@ -13,12 +13,22 @@ export type {
 } from './filesystem.js';
 export { Engine } from './engine.js';
 export type { EngineOptions, EngineStats, WriteOptions, ScanOptions, KeyValuePair } from './engine.js';
+export type { FileSpan, LogFileRef } from './engine-reads.js';
+export type { ReadCacheStats } from './read-cache.js';
 export { LogBatch, MAX_BATCH_PAYLOAD_BYTES } from './log-batch.js';
 export type { Key } from './log-batch.js';
 export { RecoveryMode } from './recovery/recovery.js';
+export { consistencyCheck } from './consistency-check.js';
+export type { ConsistencyReport, RegionConsistency, IndexRange } from './consistency-check.js';
 export type { RecoveryReport, RecoveryProblem } from './recovery/recovery.js';
 export { eraftpb } from './protos.js';
-export type { Entry, StoredEntry, ProtobufMessage, MessageType } from './protos.js';
+export type { StoredEntry, ProtobufMessage, MessageType } from './protos.js';
+// Typed Raft state: each name is both the TypeScript type and its codec.
+export { Entry, EntryType, HardState, ConfState, SnapshotMetadata } from './raft/messages.js';
+export type { MessageCodec, ConfStateInit, SnapshotMetadataInit } from './raft/messages.js';
+export { RaftStorage, RAFT_STORAGE_KEYS } from './raft/storage.js';
+export type { RaftStorageOptions, RaftStorageWriteOptions, RaftState, RaftUpdate } from './raft/storage.js';
+export { CompactedError, UnavailableError, SnapshotOutOfDateError } from './raft/errors.js';
 
 // Backends. The package root is the composition root: the engine itself
 // (everything else under src/) never imports a backend.

@@ -4,7 +4,7 @@
  * so sealing an uncompressed batch copies nothing.
  */
 import { compressSync } from 'lz4-napi';
-import { InvalidArgumentError } from './errors.js';
+import { InvalidArgumentError, RaftlogError } from './errors.js';
 import { crc32c } from './format/checksum.js';
 import {
   ENTRY_PREFIX_SIZE,
@@ -16,9 +16,11 @@ import {
   type BatchItem,
   type BatchItems,
 } from './format/batch-codec.js';
-import { encodeEntry, encodedEntrySize, newEntryFields, normalizeEntryInto, toSafeInteger } from './format/entry-codec.js';
+import { encodeEntry, encodedEntrySize, newEntryFields, normalizeEntryInto } from './format/entry-codec.js';
 import { RECORD_FLAG_LZ4, RECORD_HEADER_SIZE, RECORD_ALIGNMENT, roundUp, writeU64 } from './format/layout.js';
 import type { Entry, ProtobufMessage } from './protos.js';
+import { describeValue, requireBytes, requireInteger, requireKey, requireRegion } from './validate.js';
+import { encodeMessage, type MessageCodec } from './raft/messages.js';
 
 /** Largest payload one batch may carry; larger batches are rejected before anything is written. */
 export const MAX_BATCH_PAYLOAD_BYTES = 1 << 30;
@@ -31,16 +33,19 @@ const EMPTY_BUFFER = new Uint8Array(0);
 export type Key = Uint8Array | string;
 
 export function keyBytes(key: Key): Uint8Array {
-  if (typeof key === 'string') return textEncoder.encode(key);
-  if (key instanceof Uint8Array) return key;
-  throw new InvalidArgumentError('key must be a Uint8Array or a string');
+  const checked = requireKey(key, 'key');
+  return typeof checked === 'string' ? textEncoder.encode(checked) : checked;
 }
 
 export function validateRegion(region: number): number {
-  return toSafeInteger(region, 'region');
+  return requireRegion(region);
 }
 
-/** A batch sealed for writing: the record bytes with header space at the front. */
+/**
+ * A batch sealed for writing: the record bytes with header space at the
+ * front. The write it is handed to owns it: the batch it came from never
+ * writes into this memory again until `settled` is set (see LogBatch.clear).
+ */
 export interface SealedRecord {
   /** Header (to be filled by the writer), payload, zero padding to 8 bytes. */
   bytes: Uint8Array;
@@ -50,16 +55,11 @@ export interface SealedRecord {
   /** Payload as indexed by `items` (the uncompressed bytes). */
   payload: Uint8Array;
   items: BatchItems;
-}
-
-/** Per-region effect of a batch on entry indexes, used to validate it against the engine's state. */
-export interface RegionEffect {
-  region: number;
-  /** Index of the first and last entry appended (NaN when none). */
-  firstAppended: number;
-  lastAppended: number;
-  /** The batch cleans the region (after which appends start fresh). */
-  cleans: boolean;
+  /**
+   * Set by the write that owns the record once nothing reads its memory any
+   * more (written and applied, or refused): the batch may then reuse it.
+   */
+  settled: boolean;
 }
 
 /** Payloads larger than this are sampled before compressing them whole. */
@@ -76,6 +76,24 @@ function worthCompressing(payload: Uint8Array): boolean {
   return compressSync(Buffer.from(sample.buffer, sample.byteOffset, sample.byteLength)).length < sample.length * 0.9;
 }
 
+/**
+ * Follows what an item does to a region's last entry index within one batch
+ * (see addEntries), throwing INVALID_ARGUMENT on a gap; used by merge().
+ */
+function trackLastInBatch(lastInBatch: Map<number, number>, item: BatchItem): void {
+  const last = lastInBatch.get(item.region);
+  if (item.kind === ItemKind.Entries) {
+    if (last !== undefined && item.index > last + 1) {
+      throw new InvalidArgumentError(`region ${item.region}: merged entries at ${item.index} leave a gap after ${last} in this batch`);
+    }
+    lastInBatch.set(item.region, item.index + item.count - 1);
+  } else if (item.kind === ItemKind.Compact) {
+    if (last !== undefined && item.index > last) lastInBatch.delete(item.region);
+  } else if (item.kind === ItemKind.Clean) {
+    lastInBatch.delete(item.region);
+  }
+}
+
 export class LogBatch {
   // Allocated on first use, sized to what is added: one allocation for a
   // typical batch, none for an empty one.
@@ -86,7 +104,12 @@ export class LogBatch {
   #entryOffsets: Uint32Array = new Uint32Array(8);
   #entryLengths: Uint32Array = new Uint32Array(8);
   #entryCount = 0;
-  #sealed: SealedRecord | undefined;
+  /**
+   * The record that shares this batch's buffer and item columns, while its
+   * write may still read them: the next change to the batch copies (or, for
+   * clear(), drops) them instead of writing into memory the write owns.
+   */
+  #lentTo: SealedRecord | undefined;
   /** region → last entry index appended so far in this batch, to check consecutiveness across calls. */
   #lastInBatch = new Map<number, number>();
 
@@ -103,8 +126,8 @@ export class LogBatch {
     return this.#items.length === 0;
   }
 
-  /** Encoded payload size in bytes (before compression). */
-  get approximateSize(): number {
+  /** Encoded payload size in bytes (before compression): about what the record will take, less its 24-byte header and padding. */
+  approximateSize(): number {
     return this.#end - RECORD_HEADER_SIZE;
   }
 
@@ -114,9 +137,8 @@ export class LogBatch {
    * (Raft's log truncation), a gap is rejected by the engine at write time.
    */
   addEntries(region: number, entries: readonly Entry[]): void {
-    this.#assertOpen();
     validateRegion(region);
-    if (!Array.isArray(entries) || entries.length === 0) throw new InvalidArgumentError('entries must be a non-empty array');
+    if (!Array.isArray(entries) || entries.length === 0) throw new InvalidArgumentError(`entries must be a non-empty array, got ${describeValue(entries)}`);
     // Two passes over the caller's entries with one scratch object: validate
     // and size everything before writing a byte, then encode.
     const entry = SCRATCH;
@@ -135,6 +157,7 @@ export class LogBatch {
     if (previousLast !== undefined && firstIndex > previousLast + 1) {
       throw new InvalidArgumentError(`region ${region}: entries at ${firstIndex} leave a gap after ${previousLast} in this batch`);
     }
+    this.#own();
     this.#reserve(ITEM_PREFIX_SIZE + bytes);
     const item = newItem(ItemKind.Entries, region);
     item.index = firstIndex;
@@ -160,31 +183,41 @@ export class LogBatch {
 
   /** Sets `key` to `value` in the region's key space. */
   put(region: number, key: Key, value: Uint8Array): void {
-    this.#assertOpen();
     validateRegion(region);
-    if (!(value instanceof Uint8Array)) throw new InvalidArgumentError('value must be a Uint8Array');
-    this.#keyItem(ItemKind.Put, region, keyBytes(key), value);
+    const bytes = keyBytes(key);
+    this.#keyItem(ItemKind.Put, region, bytes, requireBytes(value, 'value'));
   }
 
-  /** Encodes a protobufjs message and puts it under `key`. */
-  putMessage(region: number, key: Key, message: ProtobufMessage): void {
-    if (typeof message !== 'object' || message === null || typeof message.$type?.encode !== 'function') {
-      throw new InvalidArgumentError('putMessage needs a protobufjs message instance (with $type)');
+  /**
+   * Encodes a message and puts it under `key`: with a typed codec
+   * (`putMessage(region, 'hard_state', HardState, { term: 2, vote: 1, commit: 5 })`),
+   * or a protobufjs message instance (`eraftpb.HardState.create(...)`).
+   */
+  putMessage<T, Init>(region: number, key: Key, codec: MessageCodec<T, Init>, message: NoInfer<Init>): void;
+  putMessage(region: number, key: Key, message: ProtobufMessage): void;
+  putMessage<T, Init>(region: number, key: Key, codecOrMessage: MessageCodec<T, Init> | ProtobufMessage, message?: Init): void {
+    validateRegion(region);
+    keyBytes(key);
+    let encoded: Uint8Array;
+    try {
+      encoded = encodeMessage(codecOrMessage, message);
+    } catch (error) {
+      if (error instanceof RaftlogError) throw error;
+      throw new InvalidArgumentError(`putMessage: the message does not encode (${error instanceof Error ? error.message : 'encode failed'})`, { cause: error });
     }
-    this.put(region, key, message.$type.encode(message).finish());
+    this.put(region, key, encoded);
   }
 
   delete(region: number, key: Key): void {
-    this.#assertOpen();
     validateRegion(region);
     this.#keyItem(ItemKind.Delete, region, keyBytes(key), undefined);
   }
 
   /** Drops the region's entries below `index` when applied. */
   compactTo(region: number, index: number): void {
-    this.#assertOpen();
     validateRegion(region);
-    toSafeInteger(index, 'index');
+    requireInteger(index, 'index');
+    this.#own();
     this.#reserve(ITEM_PREFIX_SIZE + 8);
     const item = newItem(ItemKind.Compact, region);
     item.index = index;
@@ -201,12 +234,43 @@ export class LogBatch {
 
   /** Drops all of the region's entries and keys when applied. */
   clean(region: number): void {
-    this.#assertOpen();
     validateRegion(region);
+    this.#own();
     this.#reserve(ITEM_PREFIX_SIZE);
     this.#end = writeItemPrefix(this.#view, this.#end, ItemKind.Clean, region);
     this.#items.push(newItem(ItemKind.Clean, region));
     this.#lastInBatch.delete(region);
+  }
+
+  /**
+   * Moves `other`'s items to the end of this batch, in order, as if they had
+   * been added here; `other` is left empty (raft-engine's `LogBatch::merge`).
+   * Refused with INVALID_ARGUMENT, both batches unchanged, when `other`'s
+   * entries would leave a gap after this batch's entries of a region.
+   */
+  merge(other: LogBatch): void {
+    if (!(other instanceof LogBatch)) throw new InvalidArgumentError(`merge needs a LogBatch, got ${describeValue(other)}`);
+    if (other === this) throw new InvalidArgumentError('merge: a batch cannot be merged into itself');
+    const lastInBatch = new Map(this.#lastInBatch);
+    for (const item of other.#items) trackLastInBatch(lastInBatch, item);
+    const payload = other.#buffer.subarray(RECORD_HEADER_SIZE, other.#end);
+    this.#own();
+    this.#reserve(payload.length);
+    // Offsets in items and entry columns are payload offsets: shift them by
+    // where other's payload lands in this one.
+    const shift = this.#end - RECORD_HEADER_SIZE;
+    this.#buffer.set(payload, this.#end);
+    for (const item of other.#items) {
+      const moved = { ...item };
+      if (item.kind === ItemKind.Put || item.kind === ItemKind.Delete) moved.keyOffset += shift;
+      if (item.kind === ItemKind.Put) moved.valueOffset += shift;
+      if (item.kind === ItemKind.Entries) moved.entryStart += this.#entryCount;
+      this.#items.push(moved);
+    }
+    for (let i = 0; i < other.#entryCount; i++) this.#pushEntry(other.#entryOffsets[i]! + shift, other.#entryLengths[i]!);
+    this.#end += payload.length;
+    this.#lastInBatch = lastInBatch;
+    other.clear();
   }
 
   /**
@@ -215,7 +279,8 @@ export class LogBatch {
    * @internal
    */
   markCheckpoint(appendSeq: number): void {
-    this.#assertOpen();
+    requireInteger(appendSeq, 'appendSeq');
+    this.#own();
     this.#reserve(ITEM_PREFIX_SIZE + 8);
     const item = newItem(ItemKind.Checkpoint, 0);
     item.index = appendSeq;
@@ -225,43 +290,35 @@ export class LogBatch {
     this.#items.push(item);
   }
 
-  /** Empties the batch so it can be reused; the buffer is kept. */
+  /**
+   * Empties the batch so it can be reused.
+   *
+   * Reuse is always safe: a write owns what it writes from the moment
+   * `engine.write(batch)` is called, so clearing the batch, adding items or
+   * writing it again while that write is in flight changes neither what the
+   * write stores nor what reads return. (RocksDB's WriteBatch is the caller's
+   * again once Write returns; a LogBatch is as soon as write() is called.)
+   * A batch written and not cleared still holds its items: adding more and
+   * writing it again writes all of them. The buffer is kept for the next
+   * items once the write has settled; before that, the batch starts a new one.
+   */
   clear(): void {
+    this.#own(false);
     this.#end = RECORD_HEADER_SIZE;
     this.#items = [];
     this.#entryCount = 0;
-    this.#sealed = undefined;
     this.#lastInBatch.clear();
-  }
-
-  /** The per-region entry ranges this batch appends, for validation against the engine. */
-  regionEffects(): RegionEffect[] {
-    const effects = new Map<number, RegionEffect>();
-    for (const item of this.#items) {
-      let effect = effects.get(item.region);
-      if (effect === undefined) {
-        effect = { region: item.region, firstAppended: Number.NaN, lastAppended: Number.NaN, cleans: false };
-        effects.set(item.region, effect);
-      }
-      if (item.kind === ItemKind.Entries) {
-        if (Number.isNaN(effect.firstAppended)) effect.firstAppended = item.index;
-        effect.lastAppended = item.index + item.count - 1;
-      } else if (item.kind === ItemKind.Clean) {
-        effect.cleans = true;
-        effect.firstAppended = Number.NaN;
-        effect.lastAppended = Number.NaN;
-      }
-    }
-    return [...effects.values()];
   }
 
   /**
    * Seals the batch into record bytes, compressing the payload with lz4 when
-   * it is larger than `compressionThreshold` and compression pays. The batch
-   * is frozen until `clear()`; sealing twice returns the same record.
+   * it is larger than `compressionThreshold` and compression pays. The record
+   * is the caller's (a write's) until it sets `settled`: it shares the batch's
+   * memory, which the batch copies before changing while the record is out.
+   * Each call returns a new record.
    */
   seal(compressionThreshold: number): SealedRecord {
-    if (this.#sealed !== undefined) return this.#sealed;
+    this.#own();
     const payloadLength = this.#end - RECORD_HEADER_SIZE;
     if (payloadLength > MAX_BATCH_PAYLOAD_BYTES) {
       throw new InvalidArgumentError(`batch payload of ${payloadLength} bytes exceeds the ${MAX_BATCH_PAYLOAD_BYTES}-byte limit`);
@@ -286,6 +343,7 @@ export class LogBatch {
           flags: RECORD_FLAG_LZ4,
           payload,
           items,
+          settled: false,
         };
       }
     }
@@ -300,13 +358,15 @@ export class LogBatch {
         flags: 0,
         payload: this.#buffer.subarray(RECORD_HEADER_SIZE, this.#end),
         items,
+        settled: false,
       };
     }
-    this.#sealed = sealed;
+    this.#lentTo = sealed;
     return sealed;
   }
 
   #keyItem(kind: ItemKind, region: number, key: Uint8Array, value: Uint8Array | undefined): void {
+    this.#own();
     const valueBytes = value === undefined ? 0 : 4 + value.length;
     this.#reserve(ITEM_PREFIX_SIZE + 4 + key.length + valueBytes);
     const item = newItem(kind, region);
@@ -353,9 +413,32 @@ export class LogBatch {
     this.#view = new DataView(bigger.buffer, bigger.byteOffset, bigger.byteLength);
   }
 
-  #assertOpen(): void {
-    if (this.#sealed !== undefined) {
-      throw new InvalidArgumentError('this LogBatch was already written; call clear() before adding to it again');
+  /**
+   * Takes the batch's memory back from the record it was lent to before
+   * changing it. A settled record no longer reads it, so it is simply
+   * reused; otherwise the batch continues on a copy (`keep`) or, when it is
+   * about to be emptied, on nothing (the next item allocates). This is the
+   * only copy the ownership contract costs, and only reuse while a write is
+   * in flight pays it.
+   */
+  #own(keep = true): void {
+    const lent = this.#lentTo;
+    if (lent === undefined) return;
+    this.#lentTo = undefined;
+    if (lent.settled) return;
+    if (!keep) {
+      this.#buffer = EMPTY_BUFFER;
+      this.#view = new DataView(EMPTY_BUFFER.buffer);
+      this.#entryOffsets = new Uint32Array(8);
+      this.#entryLengths = new Uint32Array(8);
+      return;
     }
+    const copy: Uint8Array = Buffer.allocUnsafe(this.#buffer.length);
+    copy.set(this.#buffer.subarray(0, this.#end));
+    this.#buffer = copy;
+    this.#view = new DataView(copy.buffer, copy.byteOffset, copy.byteLength);
+    this.#items = this.#items.slice();
+    this.#entryOffsets = this.#entryOffsets.slice();
+    this.#entryLengths = this.#entryLengths.slice();
   }
 }

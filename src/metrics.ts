@@ -73,6 +73,8 @@ export interface EngineMetrics {
     regions: number;
     entries: number;
     memtableIndexBytes: number;
+    /** Bytes of decompressed records held by the read cache (at most EngineOptions.readCacheBytes). */
+    readCacheBytes: number;
     liveBytes: number;
     logFiles: number;
     logFileBytes: number;

@@ -84,6 +84,7 @@ export async function registerPrometheus(engine: Engine, options: PrometheusOpti
     ['regions', 'Regions holding entries or keys'],
     ['entries', 'Entries indexed'],
     ['memtableIndexBytes', 'Bytes of the memtable index'],
+    ['readCacheBytes', 'Bytes of decompressed records in the read cache'],
     ['liveBytes', 'Bytes of live entries and keys'],
     ['logFiles', 'Append-queue log files'],
     ['logFileBytes', 'Bytes of log files on disk'],

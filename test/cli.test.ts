@@ -14,6 +14,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PosixFs } from '../backends/posix.js';
 import { Engine } from '../src/engine.js';
+import { LogBatch } from '../src/log-batch.js';
 
 const MAIN = resolve(dirname(fileURLToPath(import.meta.url)), '../src/cli/main.js');
 
@@ -470,6 +471,122 @@ describe('raftlog probe', () => {
     const text = raftlog(['probe', dir, '--samples', '5']);
     assert.match(text.stdout, /fdatasync after append\s+\d+ µs median/);
     assert.match(text.stdout, /^recommended: --backend (pmem|uring|posix)/m);
+  });
+});
+
+/** A log an application wrote (not stress): region 1 with entries 1..3 and two keys, one of them not UTF-8. */
+async function applicationLog(dir: string): Promise<void> {
+  const engine = new Engine({ fs: new PosixFs(dir) });
+  await engine.open();
+  const batch = new LogBatch();
+  batch.addEntries(1, [1, 2, 3].map((index) => ({ index, term: 1, data: new TextEncoder().encode(`entry ${index}`) })));
+  batch.put(1, 'hard_state', Uint8Array.of(8, 1));
+  batch.put(1, Uint8Array.of(0xff, 0x00, 0x01), Uint8Array.of(1));
+  await engine.write(batch, { sync: true });
+  await engine.close();
+}
+
+describe('issue 16: a CLI that never surprises', () => {
+  it('stress refuses a log it did not create (exit 2, nothing deleted) and deletes it only with --yes', async () => {
+    const dir = join(root, 'application-log');
+    await applicationLog(dir);
+    const before = hashFiles(dir);
+    const run = raftlog(['stress', '--dir', dir, '--duration', '0.3', '--regions', '2', '--writers', '1', '--no-progress']);
+    assert.equal(run.status, 2, run.stdout + run.stderr);
+    assertOneLineError(run, /refusing to use .*: it holds a raftlog log that raftlog stress did not create \(1 log file, .*\).*pass --yes to delete it, or give another --dir/);
+    assert.deepEqual(hashFiles(dir), before, 'the log is untouched');
+    const yes = raftlog(['stress', '--dir', dir, '--duration', '0.3', '--regions', '2', '--writers', '1', '--no-progress', '--yes']);
+    assert.equal(yes.status, 0, yes.stderr);
+    assert.notDeepEqual(hashFiles(dir), before);
+    assert.ok(existsSync(join(dir, 'raftlog-stress.marker')), 'stress marks the directory as its own');
+  });
+
+  it("stress reuses a directory it created, run after run (the README's npm start)", () => {
+    const dir = join(root, 'npm-start');
+    for (let run = 0; run < 2; run++) {
+      const result = raftlog(['stress', '--dir', dir, '--duration', '0.3', '--regions', '4', '--writers', '2', '--no-progress']);
+      assert.equal(result.status, 0, `run ${run}: ${result.stderr}`);
+    }
+    // Removing the marker is how a user protects a log from stress.
+    rmSync(join(dir, 'raftlog-stress.marker'));
+    assert.equal(raftlog(['stress', '--dir', dir, '--duration', '0.3', '--regions', '4', '--writers', '2', '--no-progress']).status, 2);
+  });
+
+  it('--version prints the version of package.json', () => {
+    const pkg = JSON.parse(readFileSync(resolve(dirname(MAIN), '../../../package.json'), 'utf8')) as { version: string };
+    for (const flag of ['--version', '-V']) {
+      const run = raftlog([flag]);
+      assert.equal(run.status, 0, run.stderr);
+      assert.equal(run.stdout.trim(), pkg.version);
+    }
+  });
+
+  it('dump --json prints keys as strings without added quotes, and null (with keyHex) for bytes that are not UTF-8', async () => {
+    const dir = join(root, 'keys');
+    await applicationLog(dir);
+    const dump = JSON.parse(raftlog(['dump', dir, '--json', '--keys']).stdout) as {
+      records: { items: { kind: string; key?: string | null; keyHex?: string }[] }[];
+      regions: { keyList: { key: string | null; keyHex: string }[] }[];
+    };
+    const puts = dump.records.flatMap((r) => r.items).filter((i) => i.kind === 'put');
+    assert.deepEqual(puts.map((p) => [p.key, p.keyHex]), [['hard_state', Buffer.from('hard_state').toString('hex')], [null, 'ff0001']]);
+    assert.deepEqual(dump.regions[0]!.keyList.map((k) => k.key).sort(), [null, 'hard_state'].sort());
+    // Text output still quotes, so a key with spaces stays readable.
+    assert.match(raftlog(['dump', dir]).stdout, /put r1 "hard_state" = 2 B; put r1 0xff0001 = 1 B/);
+  });
+
+  it('check counts the bytes of a torn write as dropped, not the preallocated zeros after it', () => {
+    const dir = copyOf('check-torn-bytes');
+    const dump = dumpJson(dir);
+    const last = dump.files[dump.files.length - 1]!;
+    assert.ok(last.sizeBytes - last.validBytes > 4096, 'the last file has a preallocated tail');
+    const file = join(dir, last.name);
+    const bytes = readFileSync(file);
+    bytes.write('torn write!', last.validBytes + 16);
+    writeFileSync(file, bytes);
+    const json = JSON.parse(raftlog(['check', dir, '--json']).stdout) as { problems: { offset: number; bytesDropped: number }[]; modes: { bytesDropped: number }[] };
+    // 16 bytes before the garbage, 11 of garbage, padded to the 8-byte record alignment.
+    assert.deepEqual(json.problems.map((p) => [p.offset, p.bytesDropped]), [[last.validBytes, 32]]);
+    assert.ok(json.modes.every((m) => m.bytesDropped === 32), JSON.stringify(json.modes));
+    assert.match(raftlog(['check', dir]).stdout, /torn tail .*\(32 B\)/);
+  });
+
+  it('check and repair name the entries each region loses and its last intact index, not just bytes', () => {
+    const dir = copyOf('lost-entries');
+    const original = dumpJson(dir);
+    // A record of region 5 in the middle of its log: entries before it are intact, the ones after follow a hole.
+    const ofRegion = original.records.filter((r) => r.file === '0000000000000001.raftlog' && r.items[0]!.region === 5);
+    assert.ok(ofRegion.length >= 3, `region 5 has records in file 1: ${ofRegion.length}`);
+    const record = ofRegion[1]!;
+    const { first, last } = record.items[0]!;
+    flipByte(join(dir, record.file), record.offset + 24 + 100);
+    const lastIndex = original.regions.find((r) => r.region === 5)!.lastIndex!;
+    const expected = {
+      region: 5,
+      firstIndex: 1,
+      lastIndex,
+      lastIntactIndex: first! - 1,
+      damaged: [{ first, last }],
+      // TolerateAnyCorruption keeps the run after the hole, so the intact entries before it go too.
+      kept: { first: last! + 1, last: lastIndex },
+      lost: [{ first: 1, last }],
+    };
+    const check = raftlog(['check', dir, '--json']);
+    assert.equal(check.status, 4);
+    assert.deepEqual((JSON.parse(check.stdout) as { lostEntries: unknown[] }).lostEntries, [expected]);
+    const line = `region 5: last intact index ${first! - 1}; damaged ${first}..${last}; keeps ${last! + 1}..${lastIndex}; loses 1..${last}`;
+    assert.ok(raftlog(['check', dir]).stdout.includes(line), line);
+    const refused = raftlog(['repair', dir, '--mode', 'any']);
+    assert.equal(refused.status, 2);
+    assert.ok(refused.stdout.includes(line), refused.stdout);
+    const repaired = raftlog(['repair', dir, '--mode', 'any', '--yes', '--json']);
+    assert.equal(repaired.status, 0, repaired.stderr);
+    const result = JSON.parse(repaired.stdout) as { lostEntries: unknown[]; bytesDropped: number; backup: string };
+    assert.deepEqual(result.lostEntries, [expected]);
+    assert.equal(result.bytesDropped, 24 + record.payloadBytes + ((8 - ((24 + record.payloadBytes) % 8)) % 8), 'exactly the damaged record');
+    assert.ok(readFileSync(join(result.backup, 'README.txt'), 'utf8').includes(line));
+    const after = dumpJson(dir, ['--summary']).regions.find((r) => r.region === 5)!;
+    assert.deepEqual([after.firstIndex, after.lastIndex], [last! + 1, lastIndex], 'what repair said it keeps');
   });
 });
 

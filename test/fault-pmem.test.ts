@@ -310,7 +310,7 @@ async function torture(seed: number, disk: Disk, rounds: number, stats: TortureS
       for (let n = 0; n < writes; ) {
         // Sometimes several writers at once: one group, one barrier if any asks.
         const group = rng.next() < 0.2 ? 2 + rng.int(3) : 1;
-        const pending: Array<Promise<void>> = [];
+        const pending: Array<Promise<unknown>> = [];
         let syncAt = -1;
         for (let g = 0; g < group; g++, n++) {
           const region = 1 + rng.int(4);

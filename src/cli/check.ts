@@ -16,6 +16,7 @@ import { inspectionFileSystem } from './backends.js';
 import { readRaftlogDirectory } from './directory.js';
 import { ExitCode } from './errors.js';
 import { formatBytes, formatNumber } from './output.js';
+import { formatRegionLoss, regionLosses, trackingVisitor, type RegionLoss } from './region-loss.js';
 import { verdict, type ModeVerdict } from './scan.js';
 
 export interface CheckOptions {
@@ -51,6 +52,11 @@ export interface CheckResult {
   checkpoint: string | undefined;
   /** Files recovery does not read: append files below the checkpoint, stale rewrite files (the next purge removes them). */
   notReplayed: string[];
+  /**
+   * When damaged: each region whose entries are damaged or that TolerateAnyCorruption
+   * recovery (what `repair --mode any` keeps) would lose entries of, with its last intact index.
+   */
+  lostEntries: RegionLoss[];
   exitCode: number;
 }
 
@@ -62,6 +68,7 @@ export async function runCheck(dir: string, options: CheckOptions): Promise<Chec
   let verdicts: ModeVerdict[];
   let status: CheckResult['status'];
   let basis: ModeVerdict;
+  let regions: RegionLoss[] = [];
   if (absolute.opens) {
     // Only case A/E findings can pass AbsoluteConsistency: bytes nothing proves durable.
     problems = absolute.result!.report.problems.map((p) => ({ ...p, kind: 'torn-tail' as const }));
@@ -70,10 +77,12 @@ export async function runCheck(dir: string, options: CheckOptions): Promise<Chec
     basis = absolute;
   } else {
     const tail = await verdict(info.path, make, RecoveryMode.TolerateTailCorruption);
-    const any = await verdict(info.path, make, RecoveryMode.TolerateAnyCorruption);
+    const { tracker, visit } = trackingVisitor();
+    const any = await verdict(info.path, make, RecoveryMode.TolerateAnyCorruption, visit);
     verdicts = [absolute, tail, any];
     basis = any;
     problems = (any.result?.report.problems ?? []).map((p) => ({ ...p, kind: 'damage' as const }));
+    regions = any.result === undefined ? [] : regionLosses(tracker.regions(), any.result.memtables);
     status = 'damaged';
   }
   const report = basis.result?.report;
@@ -91,6 +100,7 @@ export async function runCheck(dir: string, options: CheckOptions): Promise<Chec
     modes: verdicts.map(({ mode, opens, refusal, bytesDropped }) => ({ mode, opens, refusal, bytesDropped })),
     checkpoint: basis.result?.checkpoint?.name,
     notReplayed: [...(basis.result?.superseded ?? []), ...(basis.result?.staleRewriteFiles ?? [])],
+    lostEntries: regions,
     exitCode: damaged ? ExitCode.CORRUPTION : ExitCode.OK,
   };
 }
@@ -107,6 +117,10 @@ export function formatCheck(r: CheckResult): string {
     const what = p.kind === 'torn-tail' ? 'torn tail (not proven durable; every mode cuts it on open)' : p.detail;
     const extra = p.kind === 'torn-tail' ? `: ${p.detail}` : '';
     lines.push(`${p.kind === 'damage' ? 'DAMAGE' : 'note'}: ${p.file} offset ${p.offset}: ${what}${extra} (${formatBytes(p.bytesDropped)})`);
+  }
+  if (r.lostEntries.length > 0) {
+    lines.push('regions with damaged or lost entries (what TolerateAnyCorruption keeps, and loses):');
+    for (const loss of r.lostEntries) lines.push(`  ${formatRegionLoss(loss)}`);
   }
   if (r.status === 'damaged') {
     lines.push('recovery modes:');

@@ -44,9 +44,24 @@ function hex(bytes: Uint8Array, max = PREVIEW_BYTES): string {
   return bytes.length > max ? `${shown}…` : shown;
 }
 
-/** A key as text when it is printable ASCII (JSON-quoted), else as 0x-hex. */
-function showKey(bytes: Uint8Array): string {
-  return bytes.every((b) => b >= 0x20 && b < 0x7f) ? JSON.stringify(Buffer.from(bytes).toString('latin1')) : `0x${Buffer.from(bytes).toString('hex')}`;
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * A key in JSON: the key itself as a string when its bytes are UTF-8 (no
+ * quoting added: the JSON string is the key), else null; `keyHex` always
+ * carries the exact bytes.
+ */
+function keyText(bytes: Uint8Array): string | null {
+  try {
+    return UTF8.decode(bytes);
+  } catch {
+    return null;
+  }
+}
+
+/** A key in text output: quoted (so spaces and empty keys show) when it is UTF-8 text, else 0x-hex. */
+function showKey(key: string | null, keyHex: string): string {
+  return key === null ? `0x${keyHex}` : JSON.stringify(key);
 }
 
 interface JsonEntry {
@@ -67,7 +82,8 @@ interface JsonItem {
   last?: number;
   count?: number;
   index?: number;
-  key?: string;
+  /** The key as a UTF-8 string, or null when its bytes are not UTF-8 (then see keyHex). */
+  key?: string | null;
   keyHex?: string;
   valueBytes?: number;
   valueHex?: string;
@@ -93,7 +109,7 @@ function itemJson(item: BatchItem, record: ScannedRecord, withEntries: boolean):
     case ItemKind.Put:
     case ItemKind.Delete: {
       const key = payload.subarray(item.keyOffset, item.keyOffset + item.keyLength);
-      const out: JsonItem = { kind: item.kind === ItemKind.Put ? 'put' : 'delete', region: item.region, key: showKey(key), keyHex: Buffer.from(key).toString('hex') };
+      const out: JsonItem = { kind: item.kind === ItemKind.Put ? 'put' : 'delete', region: item.region, key: keyText(key), keyHex: Buffer.from(key).toString('hex') };
       if (item.kind === ItemKind.Put) {
         out.valueBytes = item.valueLength;
         out.valueHex = hex(payload.subarray(item.valueOffset, item.valueOffset + item.valueLength));
@@ -115,9 +131,9 @@ function itemText(item: JsonItem): string {
     case 'entries':
       return `entries r${item.region} ${item.first}..${item.last} (${item.count})`;
     case 'put':
-      return `put r${item.region} ${item.key} = ${item.valueBytes} B`;
+      return `put r${item.region} ${showKey(item.key ?? null, item.keyHex ?? '')} = ${item.valueBytes} B`;
     case 'delete':
-      return `delete r${item.region} ${item.key}`;
+      return `delete r${item.region} ${showKey(item.key ?? null, item.keyHex ?? '')}`;
     case 'compact':
       return `compact r${item.region} to ${item.index}`;
     case 'clean':
@@ -203,7 +219,10 @@ export async function runDump(dir: string, options: DumpOptions, io: DumpNotes, 
         ? {
             keyList: [...memtable.kv.entries()]
               .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-              .map(([key, value]) => ({ key: showKey(Buffer.from(key, 'latin1')), valueBytes: value.value.length })),
+              .map(([key, value]) => {
+                const bytes = Buffer.from(key, 'latin1');
+                return { key: keyText(bytes), keyHex: bytes.toString('hex'), valueBytes: value.value.length };
+              }),
           }
         : {}),
     }));
@@ -230,7 +249,7 @@ export async function runDump(dir: string, options: DumpOptions, io: DumpNotes, 
   );
   if (options.keys) {
     for (const r of regionRows) {
-      for (const k of r.keyList ?? []) out.line(`  r${r.region} ${k.key} = ${k.valueBytes} B`);
+      for (const k of r.keyList ?? []) out.line(`  r${r.region} ${showKey(k.key, k.keyHex)} = ${k.valueBytes} B`);
     }
   }
   if (result.checkpoint !== undefined) {

@@ -11,7 +11,7 @@ export const ExitCode = {
   OK: 0,
   /** Anything not listed below: I/O failure, permission denied, missing path. */
   FAILURE: 1,
-  /** Bad usage, a directory that is not a raftlog directory, or a refusal (repair without --yes). */
+  /** Bad usage, a directory that is not a raftlog directory, or a refusal (repair or stress without --yes). */
   USAGE: 2,
   /** The directory is locked by a running engine. */
   LOCKED: 3,

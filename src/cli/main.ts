@@ -14,12 +14,13 @@ import { formatRepair, runRepair } from './repair.js';
 import { byteSize, fileList, nonNegativeInt, positiveInt, recoveryMode, regionList, seconds, secondsOrZero } from './parse.js';
 import { RecoveryMode } from '../recovery/recovery.js';
 import { formatStressReport, runStress, type StressOptions } from './stress.js';
+import { packageVersion } from './version.js';
 
 const EXIT_CODES_HELP = `
 Exit codes:
   0    success (check: no damage)
   1    failure: I/O error, permission denied, missing path, backend unavailable
-  2    usage error, not a raftlog directory, or a refusal (repair without --yes)
+  2    usage error, not a raftlog directory, or a refusal (repair or stress without --yes)
   3    the directory is locked by a running engine
   4    damage found (check), or damage the chosen mode cannot repair (repair)
   130  interrupted
@@ -48,6 +49,7 @@ function buildProgram(setExit: (code: number) => void): Command {
   const program = new Command('raftlog');
   program
     .description('raftlog: a persistent storage engine for Multi-Raft logs — benchmark, inspect, verify and repair log directories')
+    .version(packageVersion(), '-V, --version', 'print the version of raftlog and exit')
     .addHelpText('after', EXIT_CODES_HELP)
     .exitOverride()
     .configureOutput({ outputError: (text, write) => write(text) });
@@ -55,7 +57,8 @@ function buildProgram(setExit: (code: number) => void): Command {
   program
     .command('stress')
     .description('append to many regions from many writers for a while, with live progress, then report throughput, latency and GC figures')
-    .option('--dir <dir>', 'log directory (created if missing; emptied only if it is empty or already a raftlog directory)', './data')
+    .option('--dir <dir>', 'log directory (created if missing; a log stress created there before is deleted, any other log only with --yes)', './data')
+    .option('--yes', 'delete a log in --dir that stress did not create', false)
     .option('--duration <seconds>', 'how long to write', seconds, 10)
     .addOption(new Option('--backend <name>', 'storage backend').choices(BACKENDS).default('posix'))
     .option('--encrypt', 'wrap the backend in EncryptedFs with a random, ephemeral master key', false)
@@ -89,6 +92,7 @@ function buildProgram(setExit: (code: number) => void): Command {
         purgeInterval: raw['purgeInterval'] as number,
         targetFileSize: raw['targetFileSize'] as number,
         progress: raw['progress'] !== false,
+        yes: raw['yes'] === true,
       };
       const result = await runStress(options, { note, interrupted: interruption() });
       process.stdout.write(raw['json'] === true ? json(result) : formatStressReport(result));

@@ -36,6 +36,7 @@ import { inspectionFileSystem, type FileSystemFactory } from './backends.js';
 import { readRaftlogDirectory } from './directory.js';
 import { CliError, ExitCode, pathError } from './errors.js';
 import { formatBytes } from './output.js';
+import { formatRegionLoss, regionLosses, trackingVisitor, type RegionLoss } from './region-loss.js';
 import { recoverAsEngine, verdict } from './scan.js';
 
 export interface RepairOptions {
@@ -51,7 +52,10 @@ export interface RepairResult {
   /** Whether any dropped byte was proven durable (acknowledged to a sync write). */
   durableDataLost: boolean;
   problems: RecoveryProblem[];
+  /** Bytes of records dropped (preallocated zeros not counted). */
   bytesDropped: number;
+  /** Each region that loses entries in this repair: the ranges it loses, what it keeps, its last intact index. */
+  lostEntries: RegionLoss[];
   /** Why the mode refuses, for status 'beyond-mode'. */
   refusal: string | undefined;
   backup: string | undefined;
@@ -76,6 +80,7 @@ export async function runRepair(dir: string, options: RepairOptions): Promise<Re
     durableDataLost: false,
     problems: [],
     bytesDropped: 0,
+    lostEntries: [],
     refusal: undefined,
     backup: undefined,
     changedFiles: [],
@@ -83,13 +88,20 @@ export async function runRepair(dir: string, options: RepairOptions): Promise<Re
     exitCode: ExitCode.OK,
   };
   const { make } = await inspectionFileSystem(info.path, info.logFiles);
-  const plan = await verdict(info.path, make, options.mode);
+  // The tracker follows every verified record, which only TolerateAnyCorruption reads past damage.
+  let { tracker, visit } = trackingVisitor();
+  const plan = await verdict(info.path, make, options.mode, options.mode === RecoveryMode.TolerateAnyCorruption ? visit : undefined);
   if (!plan.opens) {
     return { ...result, status: 'beyond-mode', refusal: plan.refusal, exitCode: ExitCode.CORRUPTION };
   }
   result.problems = plan.result!.report.problems;
   result.bytesDropped = plan.bytesDropped;
   if (result.problems.length === 0) return result;
+  if (options.mode !== RecoveryMode.TolerateAnyCorruption) {
+    ({ tracker, visit } = trackingVisitor());
+    await verdict(info.path, make, RecoveryMode.TolerateAnyCorruption, visit);
+  }
+  result.lostEntries = regionLosses(tracker.regions(), plan.result!.memtables);
   result.strategy = result.problems.every((p) => p.action === 'cut' || p.action === 'removed-file') ? 'in-place' : 'rebuild';
   result.durableDataLost = !(await verdict(info.path, make, RecoveryMode.AbsoluteConsistency)).opens;
   if (result.durableDataLost && !options.yes) return { ...result, status: 'refused', exitCode: ExitCode.USAGE };
@@ -169,12 +181,12 @@ async function rebuild(
             const entries = await old.fetchEntriesTo(region, next, last + 1, REBUILD_BATCH_BYTES);
             batch.addEntries(region, entries);
             next += entries.length;
-            if (batch.approximateSize >= REBUILD_BATCH_BYTES) await flush();
+            if (batch.approximateSize() >= REBUILD_BATCH_BYTES) await flush();
           }
         }
         for (const { key, value } of old.scan(region)) {
           batch.put(region, key, value);
-          if (batch.approximateSize >= REBUILD_BATCH_BYTES) await flush();
+          if (batch.approximateSize() >= REBUILD_BATCH_BYTES) await flush();
         }
       }
       await flush();
@@ -244,6 +256,7 @@ async function writeReadme(backup: string, dir: string, result: RepairResult): P
     '',
     'Problems found and what the repair dropped:',
     ...result.problems.map((p) => `- ${p.file} offset ${p.offset}: ${p.detail} (${p.action}, ${p.bytesDropped} bytes)`),
+    ...(result.lostEntries.length === 0 ? [] : ['', 'Regions that lose entries:', ...result.lostEntries.map((loss) => `- ${formatRegionLoss(loss)}`)]),
     '',
     'To undo: stop every engine using the directory, delete its *.raftlog files, and move the files here back into it.',
     '',
@@ -256,6 +269,9 @@ export function formatRepair(r: RepairResult): string {
   const problemLines = r.problems.map(
     (p) => `  ${p.file} offset ${p.offset}: ${p.detail} -> ${p.action}, drops ${formatBytes(p.bytesDropped)}`,
   );
+  if (r.lostEntries.length > 0) {
+    problemLines.push('regions that lose entries:', ...r.lostEntries.map((loss) => `  ${formatRegionLoss(loss)}`));
+  }
   switch (r.status) {
     case 'nothing-to-do':
       lines.push(`${r.directory}: nothing to repair in ${r.mode}`);
@@ -265,12 +281,12 @@ export function formatRepair(r: RepairResult): string {
       if (r.mode !== RecoveryMode.TolerateAnyCorruption) lines.push('TolerateAnyCorruption drops damaged records anywhere: raftlog repair DIR --mode any');
       break;
     case 'refused':
-      lines.push(`${r.directory}: repair in ${r.mode} would drop ${formatBytes(r.bytesDropped)}, including data proven durable:`);
+      lines.push(`${r.directory}: repair in ${r.mode} would drop ${formatBytes(r.bytesDropped)} of records, including data proven durable:`);
       lines.push(...problemLines);
       lines.push(`${r.strategy === 'rebuild' ? 'rebuild the log without them' : 'cut in place'}; rerun with --yes to do it (a backup of every changed file is kept in DIR/repair-backup-<time>/)`);
       break;
     case 'repaired':
-      lines.push(`${r.directory}: repaired in ${r.mode} (${r.strategy}), dropped ${formatBytes(r.bytesDropped)}:`);
+      lines.push(`${r.directory}: repaired in ${r.mode} (${r.strategy}), dropped ${formatBytes(r.bytesDropped)} of records:`);
       lines.push(...problemLines);
       lines.push(`backup of the original files: ${r.backup}`);
       lines.push(r.verified === true ? 'verified: the directory now checks clean' : 'WARNING: the directory still does not check clean; run raftlog check');

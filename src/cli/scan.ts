@@ -10,6 +10,7 @@ import { isRaftlogError } from '../errors.js';
 import { fileIdQueue, fileIdSeq, logFileName } from '../file-names.js';
 import type { FileSystem } from '../filesystem.js';
 import type { RewriteQueueState } from '../recovery/checkpoint.js';
+import { measureDroppedBytes } from '../recovery/dropped-bytes.js';
 import { recoverLog } from '../recovery/log.js';
 import { RecoveryMode, type RecoveredLog, type RecoveryReport } from '../recovery/recovery.js';
 import type { ScannedRecord } from '../recovery/scanner.js';
@@ -85,6 +86,8 @@ export async function dryRecover(dir: string, make: FileSystemFactory, mode: Rec
     for (const file of log.files) {
       files.push({ name: file.name, seq: file.seq, salt: file.salt, end: file.end, size: await file.handle.size() });
     }
+    // A cut runs to the end of the file, through preallocated zeros: count what was written.
+    log.report.problems = await measureDroppedBytes(fs, log.report.problems);
   } finally {
     await Promise.all(log.files.map((file) => file.handle.close().catch(() => undefined)));
     await rewrite.checkpoint?.handle.close().catch(() => undefined);
@@ -100,7 +103,7 @@ export interface ModeVerdict {
   opens: boolean;
   /** Why it would refuse (the CorruptionError's one line). */
   refusal: string | undefined;
-  /** Bytes recovery would cut or skip in this mode. */
+  /** Bytes of records recovery would cut or skip in this mode (preallocated zeros not counted). */
   bytesDropped: number;
   result: DryRunResult | undefined;
 }

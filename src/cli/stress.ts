@@ -23,8 +23,8 @@ import type { FileSystem } from '../filesystem.js';
 import { LogBatch } from '../log-batch.js';
 import type { Entry } from '../protos.js';
 import { buildFileSystem, type BackendName } from './backends.js';
-import { prepareFreshDirectory } from './directory.js';
 import { CliError, ExitCode } from './errors.js';
+import { claimStressDirectory } from './stress-directory.js';
 import { formatBytes, formatDuration, formatNumber, table } from './output.js';
 
 export interface StressOptions {
@@ -50,6 +50,8 @@ export interface StressOptions {
   targetFileSize: number;
   /** Progress on stderr: a bar on a TTY, a line a second otherwise, or nothing. */
   progress: boolean;
+  /** Delete a log in `dir` that stress did not create (see stress-directory.ts). */
+  yes: boolean;
 }
 
 export interface LatencySummary {
@@ -85,7 +87,7 @@ export interface GcSummary {
 
 export interface StressResult {
   /** The options the run used (without where it ran and how it reported), and the backend's description. */
-  config: Omit<StressOptions, 'dir' | 'duration' | 'progress'> & { description: string; durationSeconds: number };
+  config: Omit<StressOptions, 'dir' | 'duration' | 'progress' | 'yes'> & { description: string; durationSeconds: number };
   interrupted: boolean;
   elapsedSeconds: number;
   ops: number;
@@ -271,7 +273,7 @@ export async function runStress(options: StressOptions, io: StressIo): Promise<S
   // Backend first: an unavailable one must fail before the directory is touched.
   const built = await buildFileSystem(options.backend, options.dir, { encrypt: options.encrypt, direct: options.direct });
   try {
-    if (built.onDisk) await prepareFreshDirectory(options.dir, built.base);
+    if (built.onDisk) await claimStressDirectory(options.dir, built.base, options.yes);
   } catch (error) {
     await built.fs.close().catch(() => undefined);
     throw error;
