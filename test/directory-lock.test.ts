@@ -82,11 +82,11 @@ try {
 }
 `;
 
-async function holdInChild(backend: 'posix' | 'uring', root: string, mode: 'lock' | 'engine'): Promise<ChildProcess> {
+async function holdInChild(backend: 'posix' | 'uring', root: string, mode: 'lock' | 'engine', env: Record<string, string> = {}): Promise<ChildProcess> {
   const child = spawn(
     process.execPath,
     ['--input-type=module', '-e', CHILD, MODULES.posix, MODULES.uring, MODULES.engine, backend, root, mode],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
+    { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } },
   );
   await new Promise<void>((resolve, reject) => {
     let out = '';
@@ -192,6 +192,24 @@ describe('the directory lock held in another process', () => {
       assert.equal(await lockHolder(root), undefined);
     });
   }
+});
+
+describe('the directory lock without the native addon', () => {
+  it('a PosixFs engine in a process without the addon makes every backend here LOCKED', async () => {
+    const root = freshRoot();
+    // The loader honours RAFTLOG_NATIVE_PATH; pointing it nowhere is a machine without the addon.
+    const child = await holdInChild('posix', root, 'engine', { RAFTLOG_NATIVE_PATH: '/nonexistent/raftlog_native.node' });
+    try {
+      for (const name of backends()) {
+        const engine = new Engine({ fs: make(name, root) });
+        const error = await expectCode(() => engine.open(), ErrorCode.LOCKED, `${name}:`);
+        assert.match(error.message, new RegExp(`pid ${child.pid}\\b`));
+        await engine.close().catch(() => undefined);
+      }
+    } finally {
+      await kill(child);
+    }
+  });
 });
 
 describe('the directory lock held by a worker thread of this process', () => {
