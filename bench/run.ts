@@ -306,7 +306,7 @@ async function runW2(ctx: Context): Promise<void> {
     for (const writers of W2_WRITERS) {
       for (const store of storesInRound(ctx, round)) {
         const name = `w2 ${store} C=${writers}${ctx.runs > 1 ? ` run ${round}` : ''}`;
-        outcomes.push(await run<W2Result>(spec(ctx, 'w2', store, name, ctx.durations.w2, { writers }), (r) => `${Math.round(r.opsPerSecond)} ops/s, p99 ${(r.latency.p99 / 1000).toFixed(1)} ms`));
+        outcomes.push(await run<W2Result>(spec(ctx, 'w2', store, name, ctx.durations.w2, { writers }), (r) => `${Math.round(r.opsPerSecond)} ops/s, p99 ${(r.latency.p99 / 1000).toFixed(1)} ms, CPU ${r.cpuMicrosPerWrite.toFixed(0)} µs/op`));
       }
     }
   }
