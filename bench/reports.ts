@@ -240,11 +240,13 @@ export function w1Chart(outcomes: readonly CaseOutcome<W1Result>[], subtitle: st
 
 export function w2Rows(outcomes: readonly CaseOutcome<W2Result>[]): Row[] {
   const rows: Row[] = [];
+  // Results saved before CPU time was measured get no CPU column rather than a column of dashes.
+  const cpuMeasured = outcomes.some((o) => o.result?.cpuMicrosPerWrite !== undefined);
   for (const [writers, byC] of groupBy(outcomes, (o) => String(o.spec.params['writers']))) {
     for (const [store, runs] of groupBy(byC, (o) => o.spec.store)) {
       const ok = runs.filter((o) => o.ok).length;
       if (ok === 0) {
-        rows.push({ C: Number(writers), store, 'ops/s': failure(runs), 'MB/s': '', p50: '', p99: '', 'ops/sync': '', 'CPU µs/op': '', runs: 0 });
+        rows.push({ C: Number(writers), store, 'ops/s': failure(runs), 'MB/s': '', p50: '', p99: '', 'ops/sync': '', ...(cpuMeasured ? { 'CPU µs/op': '' } : {}), runs: 0 });
         continue;
       }
       const perSync = med(runs, (r) => (r.counters['syncs'] === undefined || r.counters['syncs'] === 0 ? Number.NaN : (r.counters['writes'] ?? r.ops) / r.counters['syncs']));
@@ -256,7 +258,7 @@ export function w2Rows(outcomes: readonly CaseOutcome<W2Result>[]): Row[] {
         p50: micros(med(runs, (r) => r.latency.p50)),
         p99: micros(med(runs, (r) => r.latency.p99)),
         'ops/sync': perSync === undefined || Number.isNaN(perSync) ? '' : perSync.toFixed(1),
-        'CPU µs/op': fixed(0)(medOf(runs, (r) => r.cpuMicrosPerWrite)),
+        ...(cpuMeasured ? { 'CPU µs/op': fixed(0)(medOf(runs, (r) => r.cpuMicrosPerWrite)) } : {}),
         runs: ok,
       });
     }
