@@ -191,7 +191,8 @@ export function w1RatioPivot(outcomes: readonly CaseOutcome<W1Result>[], against
   return rows;
 }
 
-export function w1Chart(outcomes: readonly CaseOutcome<W1Result>[], subtitle: string | string[]): ChartSpec {
+/** W1's chart; with the run's floor cases, the floor is a dashed horizontal line across the µs panel. */
+export function w1Chart(outcomes: readonly CaseOutcome<W1Result>[], subtitle: string | string[], floor?: readonly CaseOutcome<FloorResult>[]): ChartSpec {
   const values = [...groupBy(outcomes, (o) => `${o.spec.store}|${o.spec.params['valueBytes']}`).values()].flatMap((runs) => {
     const us = med(runs, (r) => r.microsPerOp);
     const mb = med(runs, (r) => r.mbPerSecond);
@@ -223,8 +224,13 @@ export function w1Chart(outcomes: readonly CaseOutcome<W1Result>[], subtitle: st
       {
         width: 360,
         height: 280,
-        mark: { type: 'line', point: true },
-        encoding: { x, y: { field: 'us', type: 'quantitative', scale: { type: 'log' }, title: 'µs per synced op (mean; lower is better)' }, color: STORE_COLOR, strokeDash: dash },
+        layer: [
+          {
+            mark: { type: 'line', point: true },
+            encoding: { x, y: { field: 'us', type: 'quantitative', scale: { type: 'log' }, title: 'µs per synced op (mean; lower is better)' }, color: STORE_COLOR, strokeDash: dash },
+          },
+          ...floorLayers(floorMicros(floor)),
+        ],
       },
       {
         width: 360,
@@ -234,6 +240,16 @@ export function w1Chart(outcomes: readonly CaseOutcome<W1Result>[], subtitle: st
       },
     ],
   };
+}
+
+/** The floor as a rule with its label, in the µs panel's scale; nothing when the run has no floor. */
+function floorLayers(floorUs: number | undefined) {
+  if (floorUs === undefined) return [];
+  const data = { values: [{ us: floorUs, label: `floor: 4 KiB overwrite + fdatasync, ${Math.round(floorUs)} µs` }] };
+  return [
+    { data, mark: { type: 'rule', color: '#444', strokeDash: [2, 2] as number[] }, encoding: { y: { field: 'us', type: 'quantitative' } } },
+    { data, mark: { type: 'text', align: 'left', baseline: 'top', dx: 4, dy: 3, x: 0, fontSize: 10, color: '#444' }, encoding: { y: { field: 'us', type: 'quantitative' }, text: { field: 'label' } } },
+  ] as const;
 }
 
 // ---------------------------------------------------------------- W2

@@ -291,7 +291,7 @@ async function runW1(ctx: Context): Promise<void> {
   }
   const cost = encryptionCostRows(outcomes, 'valueBytes', 'V', sizeLabel, (r) => 1 / r.microsPerOp);
   const title = 'W1 batch commit: one writer, one synced batch of one V-byte entry (x floor, x sqlite: mean µs/op over the floor\'s, over better-sqlite3\'s at the same V; CPU: process user + system per synced write)';
-  await publish(ctx, 'w1', title, w1Rows(outcomes, floor), { outcomes, floor, encryptionCost: cost }, w1Chart(outcomes, subtitle(ctx, outcomes)), [...outcomes, ...floor]);
+  await publish(ctx, 'w1', title, w1Rows(outcomes, floor), { outcomes, floor, encryptionCost: cost }, w1Chart(outcomes, subtitle(ctx, [...outcomes, ...floor]), floor), [...outcomes, ...floor]);
   const floorUs = floorMicros(floor);
   if (floorUs !== undefined) {
     console.log(`floor: the probe's fdatasync after a 4 KiB write into written blocks, ${floorUs.toFixed(0)} µs (median; after a 4 KiB append: ${floorAppendMicros(floor)?.toFixed(0) ?? '-'} µs)`);
