@@ -13,15 +13,18 @@ const EMPTY = new Uint8Array(0);
 /** Something with a numeric value: a number, or a protobufjs Long. */
 type NumberLike = number | { toNumber(): number };
 
+/**
+ * An entry's index or term as a safe integer. A protobufjs Long is taken
+ * (entries decoded by protobufjs's eraftpb carry them); a BigInt is refused
+ * like any other non-number, so every public integer has one rule.
+ */
 export function toSafeInteger(value: unknown, what: string): number {
   const number =
     typeof value === 'number'
       ? value
       : typeof value === 'object' && value !== null && typeof (value as { toNumber?: unknown }).toNumber === 'function'
         ? (value as { toNumber(): number }).toNumber()
-        : typeof value === 'bigint'
-          ? Number(value)
-          : Number.NaN;
+        : Number.NaN;
   if (!Number.isSafeInteger(number) || number < 0) {
     throw new InvalidArgumentError(`${what} must be a non-negative safe integer, got ${String(value)}`);
   }
