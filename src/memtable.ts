@@ -15,11 +15,13 @@
  * So an index costs 8 bytes per entry plus a few runs per region, whatever
  * the batch shape (raft-engine spends 48 bytes per entry).
  */
-import { InvalidArgumentError } from './errors.js';
+import { assert, bug } from './assert.js';
 import { RECORD_HEADER_SIZE } from './format/layout.js';
 
 const COMPRESSED_BIT = 0x8000_0000;
 const MIN_CAPACITY = 8;
+/** Largest value a u32 column holds: an entry offset past it would wrap silently. */
+const U32_MAX = 0xffff_ffff;
 
 /** Where one entry is stored. Filled in place by `locate` to avoid allocating per read. */
 export interface EntryLocation {
@@ -71,17 +73,18 @@ class Columns {
     const needed = this.length + extra;
     const capacity = this.capacity;
     if (this.head + needed <= capacity) return;
-    if (needed <= capacity / 2) {
-      this.#shift();
-      return;
+    if (needed <= capacity / 2) this.#shift();
+    else {
+      let next = Math.max(MIN_CAPACITY, capacity * 2);
+      while (next < needed) next *= 2;
+      this.#resize(next);
     }
-    let next = Math.max(MIN_CAPACITY, capacity * 2);
-    while (next < needed) next *= 2;
-    this.#resize(next);
+    assert(this.head + needed <= this.capacity, 'memtable columns: reserve left too little room');
   }
 
   /** Drops `count` rows from the front; gives memory back when mostly empty. */
   dropFront(count: number): void {
+    assert(count <= this.length, 'memtable columns: dropping more rows than held');
     this.head += count;
     this.length -= count;
     if (this.length === 0) this.head = 0;
@@ -150,8 +153,9 @@ export class RegionMemtable {
   /**
    * Indexes `count` entries starting at `firstIndex`, held by one record;
    * `offsets` are payload offsets. An append at or below the last index first
-   * truncates the tail from there; a gap is a programming error here (the
-   * engine validates before writing).
+   * truncates the tail from there. A gap is a bug here: live writes are
+   * validated before they are written (Engine#validate) and replay decides
+   * what a gap means before calling (src/apply.ts).
    */
   append(
     firstIndex: number,
@@ -161,10 +165,10 @@ export class RegionMemtable {
     lengths: Uint32Array,
     start: number,
   ): void {
+    assert(count > 0, 'memtable append: an entry run holds at least one entry');
+    assert(start + count <= lengths.length, 'memtable append: the run lies past the batch entry columns');
     const last = this.lastIndex();
-    if (last !== undefined && firstIndex > last + 1) {
-      throw new InvalidArgumentError(`region ${this.region}: append at ${firstIndex} leaves a gap after ${last}`);
-    }
+    if (last !== undefined && firstIndex > last + 1) bug(`region ${this.region}: append at ${firstIndex} leaves a gap after ${last}`);
     if (last === undefined || firstIndex <= this.#first) this.#clearEntries(firstIndex);
     else if (firstIndex <= last) this.#truncateFrom(firstIndex);
     const entries = this.#entries;
@@ -177,12 +181,17 @@ export class RegionMemtable {
       pushRow(this.#packed, firstIndex, record.recordOffset, record.payloadLength);
     } else {
       const base = record.recordOffset + RECORD_HEADER_SIZE;
+      // Offsets grow within a record: the last entry's end bounds them all.
+      const end = start + count - 1;
+      assert(base + offsets[end]! + lengths[end]! <= U32_MAX, 'memtable append: entry offset does not fit the u32 column');
       for (let i = 0; i < count; i++) offsetColumn[at + i] = base + offsets[start + i]!;
       lengthColumn.set(lengths.subarray(start, start + count), at);
     }
     entries.length += count;
     const runs = this.#fileRuns;
     if (runs.length === 0 || runs.u32[0]![runs.head + runs.length - 1] !== record.fileId) pushRow(runs, firstIndex, record.fileId);
+    assert(this.lastIndex() === firstIndex + count - 1, 'memtable append: the run must end the region');
+    assert(runs.u32[0]![runs.head + runs.length - 1] === record.fileId, 'memtable append: the last file run must be the record');
   }
 
   /** Drops entries below `index`; returns how many were dropped. */
@@ -198,6 +207,8 @@ export class RegionMemtable {
     this.#first += drop;
     dropRowsBelow(this.#fileRuns, this.#first);
     dropRowsBelow(this.#packed, this.#first);
+    assert(this.#first === index, 'memtable compactTo: the region must start at the compaction index');
+    assert(this.#fileRuns.f64[0]![this.#fileRuns.head]! <= this.#first, 'memtable compactTo: the first file run must cover the first entry');
     return drop;
   }
 
@@ -258,9 +269,11 @@ export class RegionMemtable {
    * other entry where it is. The copy is an uncompressed record.
    */
   relocate(firstIndex: number, count: number, record: RecordLocation, offsets: Uint32Array, lengths: Uint32Array, start: number): void {
+    assert(!record.compressed, 'memtable relocate: the copy must be an uncompressed record');
+    assert(count > 0, 'memtable relocate: an entry run holds at least one entry');
     const last = this.lastIndex();
-    if (last === undefined || firstIndex < this.#first || firstIndex + count - 1 > last || record.compressed) {
-      throw new InvalidArgumentError(`region ${this.region}: cannot relocate ${firstIndex}+${count} (holds ${this.#first}..${last})`);
+    if (last === undefined || firstIndex < this.#first || firstIndex + count - 1 > last) {
+      bug(`region ${this.region}: cannot relocate ${firstIndex}+${count} (holds ${this.#first}..${last})`);
     }
     const entries = this.#entries;
     const at = entries.head + (firstIndex - this.#first);
@@ -288,6 +301,8 @@ export class RegionMemtable {
   /** Bytes of entry data of entries `first..first+count-1` (which must be held). */
   entryBytes(first: number, count: number): number {
     const entries = this.#entries;
+    assert(first >= this.#first, 'memtable entryBytes: range starts below the region');
+    assert(first - this.#first + count <= entries.length, 'memtable entryBytes: range ends past the region');
     const lengths = entries.u32[1]!;
     const start = entries.head + (first - this.#first);
     let bytes = 0;
@@ -313,6 +328,8 @@ export class RegionMemtable {
   }
 
   #truncateFrom(index: number): void {
+    assert(index > this.#first, 'memtable truncate: below the first entry (that is a clear)');
+    assert(index - this.#first < this.#entries.length, 'memtable truncate: at or past the end (nothing to drop)');
     this.#entries.length = index - this.#first;
     popRowsFrom(this.#fileRuns, index);
     popRowsFrom(this.#packed, index);

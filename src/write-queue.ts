@@ -6,6 +6,7 @@
  * as the previous group is done (groups are strictly ordered: the log is one
  * stream, and a sync covers every earlier write).
  */
+import { assert } from './assert.js';
 import type { SealedRecord } from './log-batch.js';
 
 export interface QueuedWrite {
@@ -47,13 +48,11 @@ export class WriteQueue {
   }
 
   submit(record: SealedRecord | undefined, sync: boolean): Promise<number> {
+    // A member with nothing to write only makes sense as a barrier.
+    assert(record !== undefined || sync, 'write queue: a member without a record must ask for sync');
     return new Promise<number>((resolve, reject) => {
       this.#pending.push({ record, sync, result: 0, resolve, reject });
-      if (!this.#leading) {
-        this.#leading = true;
-        // Let writers issued in the same turn of the event loop join the group.
-        queueMicrotask(() => void this.#lead());
-      }
+      this.#wake();
     });
   }
 
@@ -64,10 +63,7 @@ export class WriteQueue {
   runExclusive(task: () => Promise<number>): Promise<number> {
     return new Promise<number>((resolve, reject) => {
       this.#pending.push({ record: undefined, sync: false, task, result: 0, resolve, reject });
-      if (!this.#leading) {
-        this.#leading = true;
-        queueMicrotask(() => void this.#lead());
-      }
+      this.#wake();
     });
   }
 
@@ -75,6 +71,14 @@ export class WriteQueue {
   idle(): Promise<void> {
     if (!this.busy) return Promise.resolve();
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  /** Starts a leader unless one is running; it picks up what was just queued. */
+  #wake(): void {
+    if (this.#leading) return;
+    this.#leading = true;
+    // Let writers issued in the same turn of the event loop join the group.
+    queueMicrotask(() => void this.#lead());
   }
 
   async #lead(): Promise<void> {
@@ -95,6 +99,12 @@ export class WriteQueue {
       this.members += group.length;
       this.#onGroup?.(group.length);
       try {
+        // A group is everything queued up to the next task, and never a task:
+        // tasks run alone, between groups. A broken grouping fails the group
+        // (with BUG) instead of leaving its writers waiting.
+        assert(group.length > 0, 'write queue: a group has at least one member');
+        for (const member of group) assert(member.task === undefined, 'write queue: a task inside a group');
+        assert(this.#pending.length === 0 || this.#pending[0]!.task !== undefined, 'write queue: a group stopped before a write');
         await this.#commit(group);
         for (const member of group) member.resolve(member.result);
       } catch (error) {
