@@ -1,23 +1,31 @@
 /**
- * LogBatch: what one `engine.write()` makes atomic. Items are encoded as they
- * are added, into one buffer that already leaves room for the record header,
- * so sealing an uncompressed batch copies nothing.
+ * LogBatch: what one `engine.write()` makes atomic. Items are validated and
+ * encoded as they are added (the bytes by src/format/batch-codec.ts), into
+ * one buffer that already leaves room for the record header, so sealing an
+ * uncompressed batch copies nothing.
  */
 import { compressSync } from 'lz4-napi';
 import { InvalidArgumentError } from './errors.js';
 import { crc32c } from './format/checksum.js';
 import {
-  ENTRY_PREFIX_SIZE,
+  CLEAN_ITEM_SIZE,
+  ENTRIES_HEADER_SIZE,
+  INDEX_ITEM_SIZE,
   ITEM_PREFIX_SIZE,
   ItemKind,
+  entrySize,
   growUint32,
+  keyItemSize,
   newItem,
+  writeEntriesItem,
+  writeIndexItem,
   writeItemPrefix,
+  writeKeyItem,
   type BatchItem,
   type BatchItems,
 } from './format/batch-codec.js';
-import { encodeEntry, encodedEntrySize, newEntryFields, normalizeEntryInto } from './format/entry-codec.js';
-import { RECORD_FLAG_LZ4, RECORD_HEADER_SIZE, RECORD_ALIGNMENT, roundUp, writeU64 } from './format/layout.js';
+import { newEntryFields, normalizeEntryInto } from './format/entry-codec.js';
+import { RECORD_FLAG_LZ4, RECORD_HEADER_SIZE, RECORD_ALIGNMENT, roundUp } from './format/layout.js';
 import type { Entry, ProtobufMessage } from './protos.js';
 import { describeValue, requireBytes, requireInteger, requireKey, requireRegion } from './validate.js';
 
@@ -142,7 +150,7 @@ export class LogBatch {
     // and size everything before writing a byte, then encode.
     const entry = SCRATCH;
     const firstIndex = normalizeEntryInto(entries[0]!, entry).index;
-    let bytes = 12;
+    let bytes = 0;
     for (let i = 0; i < entries.length; i++) {
       normalizeEntryInto(entries[i]!, entry);
       if (entry.index !== firstIndex + i) {
@@ -150,32 +158,25 @@ export class LogBatch {
           `region ${region}: entry indexes must be consecutive, got ${entry.index} after ${firstIndex + i - 1}`,
         );
       }
-      bytes += ENTRY_PREFIX_SIZE + encodedEntrySize(entry);
+      bytes += entrySize(entry);
     }
     const previousLast = this.#lastInBatch.get(region);
     if (previousLast !== undefined && firstIndex > previousLast + 1) {
       throw new InvalidArgumentError(`region ${region}: entries at ${firstIndex} leave a gap after ${previousLast} in this batch`);
     }
     this.#own();
-    this.#reserve(ITEM_PREFIX_SIZE + bytes);
+    this.#reserve(ITEM_PREFIX_SIZE + ENTRIES_HEADER_SIZE + bytes);
+    this.#reserveEntries(entries.length);
     const item = newItem(ItemKind.Entries, region);
     item.index = firstIndex;
     item.count = entries.length;
     item.entryStart = this.#entryCount;
-    let pos = writeItemPrefix(this.#view, this.#end, ItemKind.Entries, region);
-    writeU64(this.#view, pos, firstIndex);
-    this.#view.setUint32(pos + 8, entries.length, true);
-    pos += 12;
-    for (let i = 0; i < entries.length; i++) {
-      normalizeEntryInto(entries[i]!, entry);
-      const start = pos + ENTRY_PREFIX_SIZE;
-      const end = encodeEntry(this.#buffer, start, entry);
-      this.#view.setUint32(pos, end - start, true);
-      this.#view.setUint32(pos + 4, crc32c(this.#buffer.subarray(start, end)), true);
-      this.#pushEntry(start - RECORD_HEADER_SIZE, end - start);
-      pos = end;
-    }
-    this.#end = pos;
+    this.#end = writeEntriesItem(this.#buffer, this.#view, this.#end, RECORD_HEADER_SIZE, region, entries, bytes, entry, {
+      offsets: this.#entryOffsets,
+      lengths: this.#entryLengths,
+      at: this.#entryCount,
+    });
+    this.#entryCount += entries.length;
     this.#items.push(item);
     this.#lastInBatch.set(region, firstIndex + entries.length - 1);
   }
@@ -213,12 +214,10 @@ export class LogBatch {
     validateRegion(region);
     requireInteger(index, 'index');
     this.#own();
-    this.#reserve(ITEM_PREFIX_SIZE + 8);
+    this.#reserve(INDEX_ITEM_SIZE);
     const item = newItem(ItemKind.Compact, region);
     item.index = index;
-    const pos = writeItemPrefix(this.#view, this.#end, ItemKind.Compact, region);
-    writeU64(this.#view, pos, index);
-    this.#end = pos + 8;
+    this.#end = writeIndexItem(this.#view, this.#end, ItemKind.Compact, region, index);
     this.#items.push(item);
     // Compacting past the batch's own entries empties the region, as the
     // engine applies it: entries after that may start at any index, just as
@@ -231,7 +230,7 @@ export class LogBatch {
   clean(region: number): void {
     validateRegion(region);
     this.#own();
-    this.#reserve(ITEM_PREFIX_SIZE);
+    this.#reserve(CLEAN_ITEM_SIZE);
     this.#end = writeItemPrefix(this.#view, this.#end, ItemKind.Clean, region);
     this.#items.push(newItem(ItemKind.Clean, region));
     this.#lastInBatch.delete(region);
@@ -276,12 +275,10 @@ export class LogBatch {
   markCheckpoint(appendSeq: number): void {
     requireInteger(appendSeq, 'appendSeq');
     this.#own();
-    this.#reserve(ITEM_PREFIX_SIZE + 8);
+    this.#reserve(INDEX_ITEM_SIZE);
     const item = newItem(ItemKind.Checkpoint, 0);
     item.index = appendSeq;
-    const pos = writeItemPrefix(this.#view, this.#end, ItemKind.Checkpoint, 0);
-    writeU64(this.#view, pos, appendSeq);
-    this.#end = pos + 8;
+    this.#end = writeIndexItem(this.#view, this.#end, ItemKind.Checkpoint, 0, appendSeq);
     this.#items.push(item);
   }
 
@@ -360,33 +357,24 @@ export class LogBatch {
     return sealed;
   }
 
-  #keyItem(kind: ItemKind, region: number, key: Uint8Array, value: Uint8Array | undefined): void {
+  #keyItem(kind: ItemKind.Put | ItemKind.Delete, region: number, key: Uint8Array, value: Uint8Array | undefined): void {
     this.#own();
-    const valueBytes = value === undefined ? 0 : 4 + value.length;
-    this.#reserve(ITEM_PREFIX_SIZE + 4 + key.length + valueBytes);
+    this.#reserve(keyItemSize(key, value));
     const item = newItem(kind, region);
-    let pos = writeItemPrefix(this.#view, this.#end, kind, region);
-    this.#view.setUint32(pos, key.length, true);
-    item.keyOffset = pos + 4 - RECORD_HEADER_SIZE;
-    item.keyLength = key.length;
-    this.#buffer.set(key, pos + 4);
-    pos += 4 + key.length;
-    if (value !== undefined) {
-      this.#view.setUint32(pos, value.length, true);
-      item.valueOffset = pos + 4 - RECORD_HEADER_SIZE;
-      item.valueLength = value.length;
-      this.#buffer.set(value, pos + 4);
-      pos += 4 + value.length;
-    }
-    this.#end = pos;
+    this.#end = writeKeyItem(this.#buffer, this.#view, this.#end, RECORD_HEADER_SIZE, item, key, value);
     this.#items.push(item);
   }
 
-  #pushEntry(offset: number, length: number): void {
-    if (this.#entryCount === this.#entryOffsets.length) {
+  /** Makes room for `extra` more rows in the entry columns. */
+  #reserveEntries(extra: number): void {
+    while (this.#entryCount + extra > this.#entryOffsets.length) {
       this.#entryOffsets = growUint32(this.#entryOffsets);
       this.#entryLengths = growUint32(this.#entryLengths);
     }
+  }
+
+  #pushEntry(offset: number, length: number): void {
+    this.#reserveEntries(1);
     this.#entryOffsets[this.#entryCount] = offset;
     this.#entryLengths[this.#entryCount] = length;
     this.#entryCount++;

@@ -6,6 +6,7 @@
  * record means for the chosen RecoveryMode.
  */
 import { uncompressSync } from 'lz4-napi';
+import { assert } from '../assert.js';
 import type { FileHandle } from '../filesystem.js';
 import { readFully } from '../read-fully.js';
 import { crc32c } from '../format/checksum.js';
@@ -17,6 +18,7 @@ import {
   RECORD_HEADER_SIZE,
   isAllZero,
   nextRecordOffset,
+  readOffsetTag,
   readRecordHeader,
   type RecordHeader,
 } from '../format/layout.js';
@@ -232,7 +234,13 @@ export class RecordScanner {
       if (error instanceof PayloadDecodeError) return { kind: 'damage', detail: `payload: ${error.message}` };
       throw error;
     }
-    return { offset, header, payload, items, end: nextRecordOffset(offset, header.payloadLength) };
+    const end = nextRecordOffset(offset, header.payloadLength);
+    // Pair of writeRecordHeader's checks, on what was just read and verified.
+    assert(header.offset === offset, 'scanner: a verified header names its own offset');
+    assert(payloadBytes.length === header.payloadLength, 'scanner: the payload read is the length the header says');
+    assert(end > offset, 'scanner: the next record starts after this one');
+    assert(end % RECORD_ALIGNMENT === 0, 'scanner: the next record starts 8-byte aligned');
+    return { offset, header, payload, items, end };
   }
 
   /**
@@ -246,8 +254,7 @@ export class RecordScanner {
     for (; at + RECORD_HEADER_SIZE <= size; at += RECORD_ALIGNMENT) {
       const bytes = this.window.peek(at, RECORD_HEADER_SIZE) ?? (await this.window.view(at, RECORD_HEADER_SIZE));
       if (bytes === undefined) return undefined;
-      const tag = (bytes[8]! | (bytes[9]! << 8) | (bytes[10]! << 16) | (bytes[11]! << 24)) >>> 0;
-      if (tag !== at) continue;
+      if (readOffsetTag(bytes) !== at) continue;
       const candidate = await this.read(at);
       if ('header' in candidate) return candidate;
     }
