@@ -283,14 +283,39 @@ export class RegionMemtable {
       entries.u32[1]![at + i] = lengths[start + i]!;
     }
     const end = firstIndex + count;
-    const runs = this.#collectRuns(this.#fileRuns);
-    const fileAfter = end <= last ? this.#fileRuns.u32[0]![rowFor(this.#fileRuns, end)]! : undefined;
-    const kept = runs.filter((run) => run.first < firstIndex || run.first >= end);
-    kept.push({ first: firstIndex, values: [record.fileId] });
-    if (fileAfter !== undefined && !kept.some((run) => run.first === end)) kept.push({ first: end, values: [fileAfter] });
-    this.#replaceRows(this.#fileRuns, kept);
-    // Compressed-record rows inside the relocated range no longer describe any entry.
-    this.#replaceRows(this.#packed, this.#collectRuns(this.#packed).filter((run) => run.first < firstIndex || run.first >= end));
+    const fileAfter = end <= last ? this.#rowAt(this.#fileRuns, end) : undefined;
+    const packedAfter = end <= last && (entries.u32[1]![at + count]! & COMPRESSED_BIT) !== 0 ? this.#rowAt(this.#packed, end) : undefined;
+    this.#replaceRange(this.#fileRuns, firstIndex, end, { first: firstIndex, values: [record.fileId] }, fileAfter);
+    // Compressed-record rows inside the relocated range no longer describe
+    // any entry of it, but the record may go on past the range.
+    this.#replaceRange(this.#packed, firstIndex, end, undefined, packedAfter);
+    assert(this.#fileRuns.f64[0]![this.#fileRuns.head]! <= this.#first, 'memtable relocate: the first file run must cover the first entry');
+  }
+
+  /** The row covering `index` of a run table, as (first = index, its values). */
+  #rowAt(table: Columns, index: number): { first: number; values: number[] } {
+    const row = rowFor(table, index);
+    return { first: index, values: table.u32.map((column) => column[row]!) };
+  }
+
+  /**
+   * Replaces the rows of a run table that start in [from, end) by `inside`
+   * (if any), and makes `after` (the row that covered `end`) start at `end`.
+   * Rows that would then cover no held entry (below the first one) go, so
+   * no empty run names a file the region no longer uses.
+   */
+  #replaceRange(
+    table: Columns,
+    from: number,
+    end: number,
+    inside: { first: number; values: number[] } | undefined,
+    after: { first: number; values: number[] } | undefined,
+  ): void {
+    const kept = this.#collectRuns(table).filter((run) => run.first < from || run.first >= end);
+    if (inside !== undefined) kept.push(inside);
+    if (after !== undefined && !kept.some((run) => run.first === end)) kept.push(after);
+    this.#replaceRows(table, kept);
+    dropRowsBelow(table, this.#first);
   }
 
   /** Bytes of entry data the region holds. */
