@@ -55,11 +55,13 @@ export function applyBatch(
       case ItemKind.Entries: {
         // The decoder and the encoder both refuse empty runs and keep runs inside the entry columns.
         assert(item.count > 0, 'apply: an entry run holds at least one entry');
-        assert(item.entryStart + item.count <= batch.entryCount, 'apply: an entry run lies past the batch entry columns');
+        assert(item.entryStart + item.count <= batch.entryCount, 'apply: an entry run past the entry columns');
         const memtable = memtableFor(memtables, item.region);
         const last = memtable.lastIndex();
         if (last !== undefined && item.index > last + 1) {
-          if (gaps === 'error') throw new InvalidArgumentError(`region ${item.region}: entries at ${item.index} leave a gap after ${last}`);
+          if (gaps === 'error') {
+            throw new InvalidArgumentError(`region ${item.region}: entries at ${item.index} leave a gap after ${last}`);
+          }
           if (gaps === 'skip') {
             result.gapsSkipped++;
             break;

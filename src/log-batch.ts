@@ -91,7 +91,9 @@ function trackLastInBatch(lastInBatch: Map<number, number>, item: BatchItem): vo
   const last = lastInBatch.get(item.region);
   if (item.kind === ItemKind.Entries) {
     if (last !== undefined && item.index > last + 1) {
-      throw new InvalidArgumentError(`region ${item.region}: merged entries at ${item.index} leave a gap after ${last} in this batch`);
+      throw new InvalidArgumentError(
+        `region ${item.region}: merged entries at ${item.index} leave a gap after ${last} in this batch`,
+      );
     }
     lastInBatch.set(item.region, item.index + item.count - 1);
   } else if (item.kind === ItemKind.Compact) {
@@ -133,7 +135,10 @@ export class LogBatch {
     return this.#items.length === 0;
   }
 
-  /** Encoded payload size in bytes (before compression): about what the record will take, less its 24-byte header and padding. */
+  /**
+   * Encoded payload size in bytes (before compression): about what the
+   * record will take, less its 24-byte header and padding.
+   */
   approximateSize(): number {
     return this.#end - RECORD_HEADER_SIZE;
   }
@@ -145,7 +150,9 @@ export class LogBatch {
    */
   addEntries(region: number, entries: readonly Entry[]): void {
     validateRegion(region);
-    if (!Array.isArray(entries) || entries.length === 0) throw new InvalidArgumentError(`entries must be a non-empty array, got ${describeValue(entries)}`);
+    if (!Array.isArray(entries) || entries.length === 0) {
+      throw new InvalidArgumentError(`entries must be a non-empty array, got ${describeValue(entries)}`);
+    }
     // Two passes over the caller's entries with one scratch object: validate
     // and size everything before writing a byte, then encode.
     const entry = SCRATCH;
@@ -162,7 +169,9 @@ export class LogBatch {
     }
     const previousLast = this.#lastInBatch.get(region);
     if (previousLast !== undefined && firstIndex > previousLast + 1) {
-      throw new InvalidArgumentError(`region ${region}: entries at ${firstIndex} leave a gap after ${previousLast} in this batch`);
+      throw new InvalidArgumentError(
+        `region ${region}: entries at ${firstIndex} leave a gap after ${previousLast} in this batch`,
+      );
     }
     this.#own();
     this.#reserve(ITEM_PREFIX_SIZE + ENTRIES_HEADER_SIZE + bytes);
@@ -171,11 +180,18 @@ export class LogBatch {
     item.index = firstIndex;
     item.count = entries.length;
     item.entryStart = this.#entryCount;
-    this.#end = writeEntriesItem(this.#buffer, this.#view, this.#end, RECORD_HEADER_SIZE, region, entries, bytes, entry, {
-      offsets: this.#entryOffsets,
-      lengths: this.#entryLengths,
-      at: this.#entryCount,
-    });
+    const columns = { offsets: this.#entryOffsets, lengths: this.#entryLengths, at: this.#entryCount };
+    this.#end = writeEntriesItem(
+      this.#buffer,
+      this.#view,
+      this.#end,
+      RECORD_HEADER_SIZE,
+      region,
+      entries,
+      bytes,
+      entry,
+      columns,
+    );
     this.#entryCount += entries.length;
     this.#items.push(item);
     this.#lastInBatch.set(region, firstIndex + entries.length - 1);
@@ -191,7 +207,9 @@ export class LogBatch {
   /** Encodes a protobufjs message and puts it under `key`. */
   putMessage(region: number, key: Key, message: ProtobufMessage): void {
     if (typeof message !== 'object' || message === null || typeof message.$type?.encode !== 'function') {
-      throw new InvalidArgumentError(`putMessage needs a protobufjs message instance (with $type), got ${describeValue(message)}`);
+      throw new InvalidArgumentError(
+        `putMessage needs a protobufjs message instance (with $type), got ${describeValue(message)}`,
+      );
     }
     validateRegion(region);
     keyBytes(key);
@@ -199,7 +217,8 @@ export class LogBatch {
     try {
       encoded = message.$type.encode(message).finish();
     } catch (error) {
-      throw new InvalidArgumentError(`putMessage: the message does not encode (${error instanceof Error ? error.message : 'encode failed'})`, { cause: error });
+      const detail = error instanceof Error ? error.message : 'encode failed';
+      throw new InvalidArgumentError(`putMessage: the message does not encode (${detail})`, { cause: error });
     }
     this.put(region, key, encoded);
   }
@@ -243,7 +262,9 @@ export class LogBatch {
    * entries would leave a gap after this batch's entries of a region.
    */
   merge(other: LogBatch): void {
-    if (!(other instanceof LogBatch)) throw new InvalidArgumentError(`merge needs a LogBatch, got ${describeValue(other)}`);
+    if (!(other instanceof LogBatch)) {
+      throw new InvalidArgumentError(`merge needs a LogBatch, got ${describeValue(other)}`);
+    }
     if (other === this) throw new InvalidArgumentError('merge: a batch cannot be merged into itself');
     const lastInBatch = new Map(this.#lastInBatch);
     for (const item of other.#items) trackLastInBatch(lastInBatch, item);
@@ -261,7 +282,9 @@ export class LogBatch {
       if (item.kind === ItemKind.Entries) moved.entryStart += this.#entryCount;
       this.#items.push(moved);
     }
-    for (let i = 0; i < other.#entryCount; i++) this.#pushEntry(other.#entryOffsets[i]! + shift, other.#entryLengths[i]!);
+    for (let i = 0; i < other.#entryCount; i++) {
+      this.#pushEntry(other.#entryOffsets[i]! + shift, other.#entryLengths[i]!);
+    }
     this.#end += payload.length;
     this.#lastInBatch = lastInBatch;
     other.clear();
@@ -313,7 +336,9 @@ export class LogBatch {
     this.#own();
     const payloadLength = this.#end - RECORD_HEADER_SIZE;
     if (payloadLength > MAX_BATCH_PAYLOAD_BYTES) {
-      throw new InvalidArgumentError(`batch payload of ${payloadLength} bytes exceeds the ${MAX_BATCH_PAYLOAD_BYTES}-byte limit`);
+      throw new InvalidArgumentError(
+        `batch payload of ${payloadLength} bytes exceeds the ${MAX_BATCH_PAYLOAD_BYTES}-byte limit`,
+      );
     }
     const payload = this.#buffer.subarray(RECORD_HEADER_SIZE, this.#end);
     const items: BatchItems = {

@@ -131,7 +131,10 @@ export class RegionMemtable {
   /** Runs of entries in one file: first index (f64[0]) and file id (u32[0]). */
   readonly #fileRuns = new Columns([new Uint32Array(MIN_CAPACITY)], [new Float64Array(MIN_CAPACITY)]);
   /** Compressed records: first index (f64[0]), record offset (u32[0]), payload length (u32[1]). */
-  readonly #packed = new Columns([new Uint32Array(MIN_CAPACITY), new Uint32Array(MIN_CAPACITY)], [new Float64Array(MIN_CAPACITY)]);
+  readonly #packed = new Columns(
+    [new Uint32Array(MIN_CAPACITY), new Uint32Array(MIN_CAPACITY)],
+    [new Float64Array(MIN_CAPACITY)],
+  );
   readonly kv = new Map<string, KeyValue>();
 
   constructor(region: number) {
@@ -168,7 +171,9 @@ export class RegionMemtable {
     assert(count > 0, 'memtable append: an entry run holds at least one entry');
     assert(start + count <= lengths.length, 'memtable append: the run lies past the batch entry columns');
     const last = this.lastIndex();
-    if (last !== undefined && firstIndex > last + 1) bug(`region ${this.region}: append at ${firstIndex} leaves a gap after ${last}`);
+    if (last !== undefined && firstIndex > last + 1) {
+      bug(`region ${this.region}: append at ${firstIndex} leaves a gap after ${last}`);
+    }
     if (last === undefined || firstIndex <= this.#first) this.#clearEntries(firstIndex);
     else if (firstIndex <= last) this.#truncateFrom(firstIndex);
     const entries = this.#entries;
@@ -183,15 +188,15 @@ export class RegionMemtable {
       const base = record.recordOffset + RECORD_HEADER_SIZE;
       // Offsets grow within a record: the last entry's end bounds them all.
       const end = start + count - 1;
-      assert(base + offsets[end]! + lengths[end]! <= U32_MAX, 'memtable append: entry offset does not fit the u32 column');
+      assert(base + offsets[end]! + lengths[end]! <= U32_MAX, 'memtable append: entry offset past the u32 column');
       for (let i = 0; i < count; i++) offsetColumn[at + i] = base + offsets[start + i]!;
       lengthColumn.set(lengths.subarray(start, start + count), at);
     }
     entries.length += count;
     const runs = this.#fileRuns;
-    if (runs.length === 0 || runs.u32[0]![runs.head + runs.length - 1] !== record.fileId) pushRow(runs, firstIndex, record.fileId);
+    if (runs.length === 0 || lastRowValue(runs) !== record.fileId) pushRow(runs, firstIndex, record.fileId);
     assert(this.lastIndex() === firstIndex + count - 1, 'memtable append: the run must end the region');
-    assert(runs.u32[0]![runs.head + runs.length - 1] === record.fileId, 'memtable append: the last file run must be the record');
+    assert(lastRowValue(runs) === record.fileId, 'memtable append: the last file run must be the record');
   }
 
   /** Drops entries below `index`; returns how many were dropped. */
@@ -208,7 +213,7 @@ export class RegionMemtable {
     dropRowsBelow(this.#fileRuns, this.#first);
     dropRowsBelow(this.#packed, this.#first);
     assert(this.#first === index, 'memtable compactTo: the region must start at the compaction index');
-    assert(this.#fileRuns.f64[0]![this.#fileRuns.head]! <= this.#first, 'memtable compactTo: the first file run must cover the first entry');
+    assert(firstRowIndex(this.#fileRuns) <= this.#first, 'memtable compactTo: no file run covers the first entry');
     return drop;
   }
 
@@ -268,7 +273,14 @@ export class RegionMemtable {
    * holds, at a copy of them in another file (GC rewrote them), leaving every
    * other entry where it is. The copy is an uncompressed record.
    */
-  relocate(firstIndex: number, count: number, record: RecordLocation, offsets: Uint32Array, lengths: Uint32Array, start: number): void {
+  relocate(
+    firstIndex: number,
+    count: number,
+    record: RecordLocation,
+    offsets: Uint32Array,
+    lengths: Uint32Array,
+    start: number,
+  ): void {
     assert(!record.compressed, 'memtable relocate: the copy must be an uncompressed record');
     assert(count > 0, 'memtable relocate: an entry run holds at least one entry');
     const last = this.lastIndex();
@@ -284,12 +296,13 @@ export class RegionMemtable {
     }
     const end = firstIndex + count;
     const fileAfter = end <= last ? this.#rowAt(this.#fileRuns, end) : undefined;
-    const packedAfter = end <= last && (entries.u32[1]![at + count]! & COMPRESSED_BIT) !== 0 ? this.#rowAt(this.#packed, end) : undefined;
+    const compressedAfter = end <= last && (entries.u32[1]![at + count]! & COMPRESSED_BIT) !== 0;
+    const packedAfter = compressedAfter ? this.#rowAt(this.#packed, end) : undefined;
     this.#replaceRange(this.#fileRuns, firstIndex, end, { first: firstIndex, values: [record.fileId] }, fileAfter);
     // Compressed-record rows inside the relocated range no longer describe
     // any entry of it, but the record may go on past the range.
     this.#replaceRange(this.#packed, firstIndex, end, undefined, packedAfter);
-    assert(this.#fileRuns.f64[0]![this.#fileRuns.head]! <= this.#first, 'memtable relocate: the first file run must cover the first entry');
+    assert(firstRowIndex(this.#fileRuns) <= this.#first, 'memtable relocate: no file run covers the first entry');
   }
 
   /** The row covering `index` of a run table, as (first = index, its values). */
@@ -337,7 +350,9 @@ export class RegionMemtable {
 
   #collectRuns(table: Columns): { first: number; values: number[] }[] {
     const rows: { first: number; values: number[] }[] = [];
-    for (let i = table.head; i < table.head + table.length; i++) rows.push({ first: table.f64[0]![i]!, values: table.u32.map((c) => c[i]!) });
+    for (let i = table.head; i < table.head + table.length; i++) {
+      rows.push({ first: table.f64[0]![i]!, values: table.u32.map((c) => c[i]!) });
+    }
     return rows;
   }
 
@@ -379,6 +394,16 @@ function pushRow(table: Columns, firstIndex: number, ...values: number[]): void 
   table.f64[0]![row] = firstIndex;
   for (let i = 0; i < values.length; i++) table.u32[i]![row] = values[i]!;
   table.length++;
+}
+
+/** The first index of a run table's first row. */
+function firstRowIndex(table: Columns): number {
+  return table.f64[0]![table.head]!;
+}
+
+/** The first u32 value (the file id, for file runs) of a run table's last row. */
+function lastRowValue(table: Columns): number {
+  return table.u32[0]![table.head + table.length - 1]!;
 }
 
 /** The last row whose first index is at or below `index`. */

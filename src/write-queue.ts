@@ -104,7 +104,8 @@ export class WriteQueue {
         // (with BUG) instead of leaving its writers waiting.
         assert(group.length > 0, 'write queue: a group has at least one member');
         for (const member of group) assert(member.task === undefined, 'write queue: a task inside a group');
-        assert(this.#pending.length === 0 || this.#pending[0]!.task !== undefined, 'write queue: a group stopped before a write');
+        const next = this.#pending[0];
+        assert(next === undefined || next.task !== undefined, 'write queue: a group stopped before a write');
         await this.#commit(group);
         for (const member of group) member.resolve(member.result);
       } catch (error) {

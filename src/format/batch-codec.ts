@@ -75,7 +75,17 @@ export class PayloadDecodeError extends Error {
 }
 
 export function newItem(kind: ItemKind, region: number): BatchItem {
-  return { kind, region, index: 0, count: 0, entryStart: 0, keyOffset: 0, keyLength: 0, valueOffset: 0, valueLength: 0 };
+  return {
+    kind,
+    region,
+    index: 0,
+    count: 0,
+    entryStart: 0,
+    keyOffset: 0,
+    keyLength: 0,
+    valueOffset: 0,
+    valueLength: 0,
+  };
 }
 
 /**
@@ -115,7 +125,9 @@ export function decodePayload(payload: Uint8Array, verifyEntries = true): BatchI
           const crc = view.getUint32(pos + 4, true);
           pos += ENTRY_PREFIX_SIZE;
           need(length, 'entry');
-          if (verifyEntries && crc32c(payload.subarray(pos, pos + length)) !== crc) throw new PayloadDecodeError('entry checksum mismatch', pos);
+          if (verifyEntries && crc32c(payload.subarray(pos, pos + length)) !== crc) {
+            throw new PayloadDecodeError('entry checksum mismatch', pos);
+          }
           if (entryCount === offsets.length) {
             offsets = grow(offsets);
             lengths = grow(lengths);
@@ -254,7 +266,8 @@ export function writeKeyItem(
   key: Uint8Array,
   value: Uint8Array | undefined,
 ): number {
-  assert(item.kind === (value === undefined ? ItemKind.Delete : ItemKind.Put), 'writeKeyItem: a Put has a value, a Delete none');
+  const kind = value === undefined ? ItemKind.Delete : ItemKind.Put;
+  assert(item.kind === kind, 'writeKeyItem: a Put has a value, a Delete none');
   const itemEnd = pos + keyItemSize(key, value);
   pos = writeItemPrefix(view, pos, item.kind, item.region);
   view.setUint32(pos, key.length, true);
@@ -274,7 +287,13 @@ export function writeKeyItem(
 }
 
 /** Writes a Compact or Checkpoint item: the prefix and `index`. */
-export function writeIndexItem(view: DataView, pos: number, kind: ItemKind.Compact | ItemKind.Checkpoint, region: number, index: number): number {
+export function writeIndexItem(
+  view: DataView,
+  pos: number,
+  kind: ItemKind.Compact | ItemKind.Checkpoint,
+  region: number,
+  index: number,
+): number {
   pos = writeItemPrefix(view, pos, kind, region);
   writeU64(view, pos, index);
   return pos + 8;

@@ -54,7 +54,7 @@ export function encodeFileHeader(header: FileHeader): Uint8Array {
   assert((header.flags & ~FILE_FLAG_RECYCLED) === 0, 'encodeFileHeader: unknown flag bits');
   assert(header.seq >= 1, 'encodeFileHeader: sequence numbers start at 1');
   assert(header.previousFileLength >= 0, 'encodeFileHeader: negative previous file length');
-  assert(header.previousFileLength <= FILE_SIZE_LIMIT, 'encodeFileHeader: previous file length past the file size limit');
+  assert(header.previousFileLength <= FILE_SIZE_LIMIT, 'encodeFileHeader: previous file length past the size limit');
   assert(header.salt >>> 0 === header.salt, 'encodeFileHeader: the salt is a u32');
   const bytes = new Uint8Array(FILE_HEADER_SIZE);
   const view = new DataView(bytes.buffer);
@@ -108,7 +108,8 @@ export function writeRecordHeader(target: Uint8Array, header: RecordHeader, salt
   // these bounds would read back as damage, or (flags) never verify at all.
   assert(header.offset % RECORD_ALIGNMENT === 0, 'writeRecordHeader: records start at 8-byte aligned offsets');
   assert(header.offset >= FILE_HEADER_SIZE, 'writeRecordHeader: a record cannot overlap the file header');
-  assert(header.offset + RECORD_HEADER_SIZE + header.payloadLength <= FILE_SIZE_LIMIT, 'writeRecordHeader: record ends past the file size limit');
+  const end = header.offset + RECORD_HEADER_SIZE + header.payloadLength;
+  assert(end <= FILE_SIZE_LIMIT, 'writeRecordHeader: record ends past the file size limit');
   assert(header.syncedThrough <= header.offset, 'writeRecordHeader: synced-through cannot cover the record itself');
   assert((header.flags & ~RECORD_FLAG_LZ4) === 0, 'writeRecordHeader: unknown record flag bits');
   assert(header.payloadCrc >>> 0 === header.payloadCrc, 'writeRecordHeader: the payload CRC is a u32');

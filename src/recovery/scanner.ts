@@ -163,13 +163,19 @@ export class FileWindow {
     this.#ahead = undefined;
     const got = await ahead.done;
     const tail = this.#end - offset;
-    const usable = got === ahead.length && ahead.start === this.#end && tail >= 0 && tail <= STITCH_BYTES && offset + length <= ahead.start + got;
+    const usable =
+      got === ahead.length &&
+      ahead.start === this.#end &&
+      tail >= 0 &&
+      tail <= STITCH_BYTES &&
+      offset + length <= ahead.start + got;
     if (!usable) {
       this.#spare = ahead.buffer;
       return false;
     }
     const current = this.#buffer;
-    ahead.buffer.set(current.subarray(this.#base + offset - this.#start, this.#base + this.#end - this.#start), STITCH_BYTES - tail);
+    const unread = current.subarray(this.#base + offset - this.#start, this.#base + this.#end - this.#start);
+    ahead.buffer.set(unread, STITCH_BYTES - tail);
     this.#buffer = ahead.buffer;
     this.#base = STITCH_BYTES - tail;
     this.#start = offset;
@@ -185,7 +191,9 @@ export class FileWindow {
     const length = Math.min(this.#windowBytes, this.size - start);
     let buffer = this.#spare;
     this.#spare = undefined;
-    if (buffer === undefined || buffer.length < STITCH_BYTES + length) buffer = new Uint8Array(STITCH_BYTES + this.#windowBytes);
+    if (buffer === undefined || buffer.length < STITCH_BYTES + length) {
+      buffer = new Uint8Array(STITCH_BYTES + this.#windowBytes);
+    }
     // A failed read-ahead is not an error: the plain read that replaces it reports whatever is wrong.
     const done = readFully(this.handle, buffer, STITCH_BYTES, length, start).catch(() => -1);
     this.#ahead = { start, length, buffer, done };
@@ -208,7 +216,8 @@ export class RecordScanner {
     if (offset >= size) return { kind: 'eof' };
     const headerBytes = await this.window.view(offset, RECORD_HEADER_SIZE);
     if (headerBytes === undefined) {
-      return (await this.window.zeroFrom(offset)) ? { kind: 'zero-tail' } : { kind: 'damage', detail: 'truncated record header' };
+      if (await this.window.zeroFrom(offset)) return { kind: 'zero-tail' };
+      return { kind: 'damage', detail: 'truncated record header' };
     }
     const header = readRecordHeader(headerBytes, offset, this.salt);
     if (header === undefined) {
