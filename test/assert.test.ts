@@ -92,7 +92,13 @@ const goodFile: FileHeader = {
   previousFileLength: 4096,
 };
 
-const goodRecord: RecordHeader = { payloadLength: 100, offset: 64, syncedThrough: 64, payloadCrc: 0xffff_ffff, flags: RECORD_FLAG_LZ4 };
+const goodRecord: RecordHeader = {
+  payloadLength: 100,
+  offset: 64,
+  syncedThrough: 64,
+  payloadCrc: 0xffff_ffff,
+  flags: RECORD_FLAG_LZ4,
+};
 
 describe('paired assertions in the format encoders', () => {
   it('a file header the writer accepts reads back field for field', () => {
@@ -134,7 +140,8 @@ describe('paired assertions in the format encoders', () => {
   ];
   for (const [name, change, message] of badRecords) {
     it(`a record header with ${name} is refused as a bug before it is written`, () => {
-      assert.throws(() => writeRecordHeader(new Uint8Array(RECORD_HEADER_SIZE), { ...goodRecord, ...change }, 1), isBug(message));
+      const target = new Uint8Array(RECORD_HEADER_SIZE);
+      assert.throws(() => writeRecordHeader(target, { ...goodRecord, ...change }, 1), isBug(message));
     });
   }
 
@@ -144,6 +151,8 @@ describe('paired assertions in the format encoders', () => {
       writeU64(view, 0, value);
       assert.equal(readU64(view, 0), value);
     }
-    for (const value of [-1, 2 ** 53, 1.5, Number.NaN]) assert.throws(() => writeU64(view, 0, value), isBug(/writeU64/));
+    for (const value of [-1, 2 ** 53, 1.5, Number.NaN]) {
+      assert.throws(() => writeU64(view, 0, value), isBug(/writeU64/));
+    }
   });
 });

@@ -33,10 +33,13 @@ function memtablesOf(regions: Record<number, RegionSpec>): Map<number, RegionMem
     for (const run of spec.runs ?? []) {
       const offsets = Uint32Array.from({ length: run.count }, (_, i) => i * run.bytes);
       const lengths = new Uint32Array(run.count).fill(run.bytes);
-      const record = { fileId: idOf(run.file), recordOffset: 32, payloadLength: run.count * run.bytes, compressed: false };
+      const payloadLength = run.count * run.bytes;
+      const record = { fileId: idOf(run.file), recordOffset: 32, payloadLength, compressed: false };
       memtable.append(run.first, run.count, record, offsets, lengths, 0);
     }
-    for (const kv of spec.keys ?? []) memtable.kv.set(kv.key, { value: new Uint8Array(kv.bytes), fileId: idOf(kv.file) });
+    for (const kv of spec.keys ?? []) {
+      memtable.kv.set(kv.key, { value: new Uint8Array(kv.bytes), fileId: idOf(kv.file) });
+    }
     memtables.set(Number(id), memtable);
   }
   return memtables;
@@ -46,6 +49,11 @@ function memtablesOf(regions: Record<number, RegionSpec>): Map<number, RegionMem
 function filesUpTo(count: number, bytes = 1000): AppendFileInfo[] {
   return Array.from({ length: count }, (_, i) => ({ seq: i + 1, bytes }));
 }
+
+type RunSpec = NonNullable<RegionSpec['runs']>[number];
+type KeySpec = NonNullable<RegionSpec['keys']>[number];
+const run = (file: FileRef, first: number, count: number, bytes: number): RunSpec => ({ file, first, count, bytes });
+const key = (name: string, file: FileRef, bytes: number): KeySpec => ({ key: name, file, bytes });
 
 const OPTIONS: PurgeOptions = { purgeThreshold: 5000, rewriteMaxEntries: 10, forceRewriteAfter: 3 };
 
@@ -72,7 +80,7 @@ interface Case {
 const cases: Case[] = [
   {
     name: 'a single active file: nothing to retire',
-    regions: { 1: { runs: [{ file: 'a1', first: 1, count: 5, bytes: 10 }] } },
+    regions: { 1: { runs: [run('a1', 1, 5, 10)] } },
     files: 1,
     expect: { watermark: 1, checkpoint: false },
   },
@@ -84,13 +92,13 @@ const cases: Case[] = [
   },
   {
     name: 'files below the oldest reference retire; nothing live below them needs no checkpoint',
-    regions: { 1: { runs: [{ file: 'a3', first: 1, count: 5, bytes: 10 }, { file: 'a4', first: 6, count: 5, bytes: 10 }] } },
+    regions: { 1: { runs: [run('a3', 1, 5, 10), run('a4', 6, 5, 10)] } },
     files: 4,
     expect: { watermark: 3, checkpoint: false },
   },
   {
     name: 'retiring with an earlier checkpoint writes a new one (the old one must go too)',
-    regions: { 1: { runs: [{ file: 'a3', first: 1, count: 5, bytes: 10 }] } },
+    regions: { 1: { runs: [run('a3', 1, 5, 10)] } },
     files: 4,
     checkpointExists: true,
     expect: { watermark: 3, checkpoint: true },
@@ -98,58 +106,58 @@ const cases: Case[] = [
   {
     name: 'under the threshold, an old leftover holds the watermark',
     regions: {
-      1: { runs: [{ file: 'a1', first: 1, count: 2, bytes: 10 }] },
-      2: { runs: [{ file: 'a3', first: 1, count: 5, bytes: 10 }] },
+      1: { runs: [run('a1', 1, 2, 10)] },
+      2: { runs: [run('a3', 1, 5, 10)] },
     },
     files: 4,
     expect: { watermark: 1, checkpoint: false },
   },
   {
     name: 'a key in an old file holds the watermark like an entry',
-    regions: { 1: { keys: [{ key: 'hard-state', file: 'a2', bytes: 8 }], runs: [{ file: 'a4', first: 1, count: 1, bytes: 10 }] } },
+    regions: { 1: { keys: [key('hard-state', 'a2', 8)], runs: [run('a4', 1, 1, 10)] } },
     files: 4,
     expect: { watermark: 2, checkpoint: false },
   },
   {
     name: 'over the threshold, small leftovers are copied and the watermark moves to the target',
     regions: {
-      1: { runs: [{ file: 'a1', first: 1, count: 2, bytes: 10 }] },
-      2: { runs: [{ file: 'a7', first: 1, count: 5, bytes: 10 }] },
+      1: { runs: [run('a1', 1, 2, 10)] },
+      2: { runs: [run('a7', 1, 5, 10)] },
     },
     files: 10,
     expect: { watermark: 7, entries: [{ region: 1, first: 1, count: 2 }], checkpoint: true },
   },
   {
     name: 'over the threshold, keys below the target are copied',
-    regions: { 1: { keys: [{ key: 'apply-state', file: 'a2', bytes: 8 }, { key: 'new', file: 'a9', bytes: 8 }] } },
+    regions: { 1: { keys: [key('apply-state', 'a2', 8), key('new', 'a9', 8)] } },
     files: 10,
     expect: { watermark: 7, keys: { 1: ['apply-state'] }, checkpoint: true },
   },
   {
     name: 'only the old prefix of a region is copied',
-    regions: { 1: { runs: [{ file: 'a2', first: 10, count: 3, bytes: 10 }, { file: 'a8', first: 13, count: 4, bytes: 10 }] } },
+    regions: { 1: { runs: [run('a2', 10, 3, 10), run('a8', 13, 4, 10)] } },
     files: 10,
     expect: { watermark: 7, entries: [{ region: 1, first: 10, count: 3 }], checkpoint: true },
   },
   {
     name: 'a region with more old entries than rewriteMaxEntries is asked to compact and holds the watermark',
     regions: {
-      1: { runs: [{ file: 'a1', first: 1, count: 2, bytes: 10 }] },
-      5: { runs: [{ file: 'a3', first: 1, count: 50, bytes: 10 }] },
+      1: { runs: [run('a1', 1, 2, 10)] },
+      5: { runs: [run('a3', 1, 50, 10)] },
     },
     files: 10,
     expect: { watermark: 3, entries: [{ region: 1, first: 1, count: 2 }], laggards: [5], checkpoint: true },
   },
   {
     name: 'a laggard asked fewer than forceRewriteAfter times is asked again',
-    regions: { 5: { runs: [{ file: 'a3', first: 1, count: 50, bytes: 10 }] } },
+    regions: { 5: { runs: [run('a3', 1, 50, 10)] } },
     files: 10,
     strikes: { 5: 2 },
     expect: { watermark: 3, laggards: [5], checkpoint: false },
   },
   {
     name: 'a laggard asked forceRewriteAfter times is copied anyway',
-    regions: { 5: { runs: [{ file: 'a3', first: 1, count: 50, bytes: 10 }] } },
+    regions: { 5: { runs: [run('a3', 1, 50, 10)] } },
     files: 10,
     strikes: { 5: 3 },
     expect: { watermark: 7, entries: [{ region: 5, first: 1, count: 50 }], checkpoint: true },
@@ -157,28 +165,28 @@ const cases: Case[] = [
   {
     name: 'a rewrite stops below a file whose live data would cost more than a tenth of what it frees',
     regions: {
-      1: { runs: [{ file: 'a1', first: 1, count: 2, bytes: 10 }] },
-      2: { runs: [{ file: 'a4', first: 1, count: 7, bytes: 100 }] },
+      1: { runs: [run('a1', 1, 2, 10)] },
+      2: { runs: [run('a4', 1, 7, 100)] },
     },
     files: 10,
     expect: { watermark: 4, entries: [{ region: 1, first: 1, count: 2 }], checkpoint: true },
   },
   {
     name: 'a rewrite that never pays leaves the watermark where the references put it',
-    regions: { 1: { runs: [{ file: 'a1', first: 1, count: 8, bytes: 100 }] } },
+    regions: { 1: { runs: [run('a1', 1, 8, 100)] } },
     files: 10,
     expect: { watermark: 1, checkpoint: false },
   },
   {
     name: 'rewrite-queue data lies below every watermark and is carried into the next checkpoint',
-    regions: { 1: { runs: [{ file: 'r1', first: 1, count: 3, bytes: 10 }, { file: 'a4', first: 4, count: 2, bytes: 10 }] } },
+    regions: { 1: { runs: [run('r1', 1, 3, 10), run('a4', 4, 2, 10)] } },
     files: 4,
     checkpointExists: true,
     expect: { watermark: 4, entries: [{ region: 1, first: 1, count: 3 }], checkpoint: true },
   },
   {
     name: 'rewrite-queue data that stays put needs no new checkpoint while nothing retires',
-    regions: { 1: { runs: [{ file: 'r1', first: 1, count: 3, bytes: 10 }, { file: 'a1', first: 4, count: 2, bytes: 10 }] } },
+    regions: { 1: { runs: [run('r1', 1, 3, 10), run('a1', 4, 2, 10)] } },
     files: 1,
     checkpointExists: true,
     expect: { watermark: 1, entries: [{ region: 1, first: 1, count: 3 }], checkpoint: false },
@@ -190,7 +198,8 @@ describe('purge planner', () => {
     it(c.name, () => {
       const files = filesUpTo(c.files);
       const strikes = new Map(Object.entries(c.strikes ?? {}).map(([region, count]) => [Number(region), count]));
-      const plan = planPurge(memtablesOf(c.regions), files, c.files, c.checkpointExists === true, strikes, { ...OPTIONS, ...c.options });
+      const options = { ...OPTIONS, ...c.options };
+      const plan = planPurge(memtablesOf(c.regions), files, c.files, c.checkpointExists === true, strikes, options);
       assert.equal(plan.watermark, c.expect.watermark, 'watermark');
       assert.deepEqual(plan.entries, c.expect.entries ?? [], 'entries to copy');
       assert.deepEqual(Object.fromEntries(plan.keys), c.expect.keys ?? {}, 'keys to copy');
@@ -202,7 +211,7 @@ describe('purge planner', () => {
   }
 
   it('planning changes nothing it reads', () => {
-    const memtables = memtablesOf({ 1: { runs: [{ file: 'a1', first: 1, count: 2, bytes: 10 }], keys: [{ key: 'k', file: 'a1', bytes: 4 }] } });
+    const memtables = memtablesOf({ 1: { runs: [run('a1', 1, 2, 10)], keys: [key('k', 'a1', 4)] } });
     const strikes = new Map([[1, 1]]);
     const first = planPurge(memtables, filesUpTo(10), 10, false, strikes, OPTIONS);
     const second = planPurge(memtables, filesUpTo(10), 10, false, strikes, OPTIONS);

@@ -21,7 +21,8 @@ function record(label: string): SealedRecord {
 function labelOf(member: QueuedWrite): string {
   if (member.record === undefined) return member.sync ? 'barrier' : '?';
   const item = member.record.items.items[0]!;
-  return new TextDecoder().decode(member.record.payload.subarray(item.valueOffset, item.valueOffset + item.valueLength));
+  const value = member.record.payload.subarray(item.valueOffset, item.valueOffset + item.valueLength);
+  return new TextDecoder().decode(value);
 }
 
 /** A deferred: a commit the test releases when it chooses. */
@@ -90,13 +91,43 @@ const BARRIER: Step = { barrier: true };
 // Everything in one script is submitted in the same turn of the event loop.
 const groupings: { name: string; steps: Step[]; groups: string[][]; syncs: boolean[] }[] = [
   { name: 'one write is a group of one', steps: [W('a')], groups: [['a']], syncs: [false] },
-  { name: 'writes in one turn share a group, in submission order', steps: [W('a'), W('b'), W('c')], groups: [['a', 'b', 'c']], syncs: [false] },
-  { name: 'one member asking for sync makes the group sync', steps: [W('a'), W('b', true), W('c')], groups: [['a', 'b', 'c']], syncs: [true] },
-  { name: 'a barrier joins the group and makes it sync', steps: [W('a'), BARRIER], groups: [['a', 'barrier']], syncs: [true] },
+  {
+    name: 'writes in one turn share a group, in submission order',
+    steps: [W('a'), W('b'), W('c')],
+    groups: [['a', 'b', 'c']],
+    syncs: [false],
+  },
+  {
+    name: 'one member asking for sync makes the group sync',
+    steps: [W('a'), W('b', true), W('c')],
+    groups: [['a', 'b', 'c']],
+    syncs: [true],
+  },
+  {
+    name: 'a barrier joins the group and makes it sync',
+    steps: [W('a'), BARRIER],
+    groups: [['a', 'barrier']],
+    syncs: [true],
+  },
   { name: 'a barrier alone is a group', steps: [BARRIER], groups: [['barrier']], syncs: [true] },
-  { name: 'a task splits the writes around it', steps: [W('a'), T('gc'), W('b')], groups: [['a'], ['task:gc'], ['b']], syncs: [false, false] },
-  { name: 'a task first runs before any write', steps: [T('gc'), W('a'), W('b')], groups: [['task:gc'], ['a', 'b']], syncs: [false] },
-  { name: 'consecutive tasks run one by one', steps: [T('x'), T('y'), W('a')], groups: [['task:x'], ['task:y'], ['a']], syncs: [false] },
+  {
+    name: 'a task splits the writes around it',
+    steps: [W('a'), T('gc'), W('b')],
+    groups: [['a'], ['task:gc'], ['b']],
+    syncs: [false, false],
+  },
+  {
+    name: 'a task first runs before any write',
+    steps: [T('gc'), W('a'), W('b')],
+    groups: [['task:gc'], ['a', 'b']],
+    syncs: [false],
+  },
+  {
+    name: 'consecutive tasks run one by one',
+    steps: [T('x'), T('y'), W('a')],
+    groups: [['task:x'], ['task:y'], ['a']],
+    syncs: [false],
+  },
   {
     name: 'sync does not cross a task',
     steps: [W('a'), T('gc'), W('b', true)],
@@ -207,7 +238,10 @@ describe('write queue', () => {
 
   it('a member with no record that does not ask for sync is a BUG', async () => {
     const queue = new WriteQueue(new Recorder().commit);
-    assert.throws(() => queue.submit(undefined, false), (error: unknown) => error instanceof BugError && /must ask for sync/.test(error.message));
+    assert.throws(
+      () => queue.submit(undefined, false),
+      (error: unknown) => error instanceof BugError && /must ask for sync/.test(error.message),
+    );
     assert.equal(queue.busy, false);
   });
 });
