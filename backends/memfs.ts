@@ -15,9 +15,10 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import { Volume } from 'memfs';
+import { createRequire } from 'node:module';
+import type { Volume } from 'memfs';
 
-import { ClosedError, InvalidArgumentError, LockedError, fromSystemError } from '../src/errors.js';
+import { ClosedError, InvalidArgumentError, LockedError, UnsupportedError, fromSystemError } from '../src/errors.js';
 import type {
   DirectoryLock,
   FileHandle,
@@ -30,6 +31,25 @@ import { checkCount, checkName, checkOpenOptions, checkRange, checkReadArgs, che
 
 const ROOT = '/';
 
+let volumeClass: typeof Volume | undefined;
+
+/**
+ * memfs is loaded by the first MemFs, not by `import 'raftlog'`: it is an
+ * optional peer dependency (a test backend has no place in a production
+ * install), so where it is missing this is where it fails, saying how to get
+ * it. A synchronous require (memfs is CommonJS) keeps `new MemFs()` synchronous.
+ */
+function newVolume(): Volume {
+  if (volumeClass === undefined) {
+    try {
+      volumeClass = (createRequire(import.meta.url)('memfs') as typeof import('memfs')).Volume;
+    } catch (cause) {
+      throw new UnsupportedError('MemFs needs the memfs package, an optional peer dependency of raftlog: npm install --save-dev memfs', { cause });
+    }
+  }
+  return new volumeClass();
+}
+
 export class MemFs implements FileSystem {
   readonly capabilities: FsCapabilities = {
     backend: 'memfs',
@@ -38,7 +58,7 @@ export class MemFs implements FileSystem {
     overwriteIsCheaper: false,
   };
   readonly description = 'memfs:/';
-  readonly #volume = new Volume();
+  readonly #volume: Volume = newVolume();
   /** Lock name -> token of the current holder. Per instance: a MemFs is its own world. */
   readonly #locks = new Map<string, string>();
   #closed = false;

@@ -120,7 +120,20 @@ export function w1Chart(outcomes: readonly CaseOutcome<W1Result>[], subtitle: st
   });
   const sizes = [...new Set(values.map((v) => v.bytes))].sort((a, b) => a - b).map(sizeLabel);
   const x = { field: 'size', type: 'ordinal', sort: sizes, axis: { title: 'value size', labelAngle: 0 } } as const;
-  const dash = { field: 'kind', type: 'nominal', title: 'kind', sort: ['raftlog', 'peer', 'floor (raw file)'] } as const;
+  // The kind legend draws line segments: its default symbol (the point mark's
+  // filled circle) shows no dash, which left three identical dots.
+  const dash = {
+    field: 'kind',
+    type: 'nominal',
+    title: 'kind (line style)',
+    sort: ['raftlog', 'peer', 'floor (raw file)'],
+    legend: {
+      symbolType: 'stroke',
+      symbolSize: 500,
+      // A point mark's legend sets no stroke colour, so the dashed segment would be invisible.
+      encode: { symbols: { update: { stroke: { value: '#444' }, strokeWidth: { value: 2 }, fill: { value: 'transparent' } } } },
+    },
+  } as const;
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
     title: { text: 'W1 batch commit: one writer, one synced entry of V bytes', subtitle },

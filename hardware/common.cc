@@ -8,8 +8,11 @@
 namespace raftlog {
 
 const char* ErrnoName(int err) {
+  // strerrorname_np is glibc 2.32+; musl and macOS fall back to "E<number>".
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
   const char* name = strerrorname_np(err);
   if (name != nullptr) return name;
+#endif
   static thread_local char buf[32];
   snprintf(buf, sizeof buf, "E%d", err);
   return buf;

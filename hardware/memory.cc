@@ -3,6 +3,12 @@
 // file mappings with an explicit cache-line flush for persistent memory.
 #include "common.h"
 
+// Linux-only (statx, fallocate, MAP_SYNC, <linux/stat.h>). Elsewhere the
+// addon still builds for its portable part (the AES-CTR in cipher.cc) and
+// InitMemory exports nothing, which the loader (hardware/native.ts) reports
+// as UNSUPPORTED to UringFs and PmemFs.
+#ifdef __linux__
+
 #include <fcntl.h>
 #include <linux/stat.h>
 #include <sys/file.h>
@@ -458,3 +464,11 @@ void InitMemory(napi_env env, napi_value exports) {
 }
 
 }  // namespace raftlog
+
+#else  // !__linux__
+
+namespace raftlog {
+void InitMemory(napi_env, napi_value) {}
+}  // namespace raftlog
+
+#endif  // __linux__

@@ -1,11 +1,17 @@
 /**
- * Typed loader for raftlog's N-API addon (build/Release/raftlog_native.node,
- * built by node-gyp from binding.gyp during `npm ci`).
+ * Typed loader for raftlog's N-API addon: `hardware/build/Release/raftlog_native.node`
+ * when built from source (the repository's `npm ci`, or `npm run build:native`
+ * in an installed package), else the prebuild the tarball carries under
+ * `hardware/prebuilds/<platform>-<arch>/`, found by node-gyp-build (which matches
+ * platform, architecture, libc and N-API version, so a glibc prebuild is never
+ * loaded on musl).
  *
- * Loading never throws: a missing compiler, a non-Linux platform or a kernel
- * that refuses io_uring must leave the rest of raftlog usable. Callers that
- * need the addon ask `requireNative()`, which throws UnsupportedError with the
- * reason recorded here.
+ * Loading never throws: a missing compiler, a platform without a prebuild or
+ * a kernel that refuses io_uring must leave the rest of raftlog usable. Callers
+ * that need the addon ask `requireNative()`, which throws UnsupportedError with
+ * the reason recorded here. The addon's Linux-only parts (io_uring, mappings,
+ * statx) are compiled only on Linux; elsewhere it carries just the AES-CTR,
+ * which EncryptedFs takes through `loadNativeCipher()`.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -120,50 +126,96 @@ export type NativeLoadResult =
   | { readonly ok: true; readonly binding: NativeBinding; readonly path: string }
   | { readonly ok: false; readonly reason: string; readonly cause?: unknown };
 
-const ADDON = join('build', 'Release', 'raftlog_native.node');
+/** How to get the addon where it is missing, for the UNSUPPORTED messages. */
+const HOW_TO_BUILD =
+  'prebuilt binaries ship for linux-x64 and linux-arm64 (glibc); elsewhere on Linux build it with ' +
+  '`npm explore raftlog -- npm run build:native` (needs a C++17 compiler, make and Python)';
 
 /**
- * Candidate package roots: this file runs from `hardware/` (sources via a TS
- * loader) or from `dist/hardware/` (compiled), so the root is one or two
- * levels up. `RAFTLOG_NATIVE_PATH` overrides the search (tests use it to
- * simulate a failed build).
+ * The package root: this file runs from `hardware/` (sources via a TS loader)
+ * or from `dist/hardware/` (compiled), so the root is one or two levels up.
  */
-function candidates(): string[] {
-  const override = process.env['RAFTLOG_NATIVE_PATH'];
-  if (override !== undefined && override !== '') return [resolve(override)];
+function packageRoot(): string | undefined {
   const here = dirname(fileURLToPath(import.meta.url));
-  const roots = [resolve(here, '..'), resolve(here, '..', '..')];
-  return roots.filter((root) => existsSync(join(root, 'package.json'))).map((root) => join(root, ADDON));
+  return [resolve(here, '..'), resolve(here, '..', '..')].find((root) => existsSync(join(root, 'package.json')));
+}
+
+/**
+ * The addon file to load, or why there is none. `RAFTLOG_NATIVE_PATH`
+ * overrides the search (tests point it nowhere to simulate a machine without
+ * the addon).
+ */
+function locate(): { readonly path: string } | { readonly reason: string } {
+  const override = process.env['RAFTLOG_NATIVE_PATH'];
+  if (override !== undefined && override !== '') {
+    const path = resolve(override);
+    return existsSync(path) ? { path } : { reason: `the raftlog native addon was not built (looked for ${path}, from RAFTLOG_NATIVE_PATH)` };
+  }
+  const root = packageRoot();
+  if (root === undefined) return { reason: 'the raftlog native addon is missing (no package root found)' };
+  try {
+    const require = createRequire(import.meta.url);
+    const nodeGypBuild = require('node-gyp-build') as { path(dir: string): string };
+    // hardware/ holds binding.gyp, so its build/Release and its prebuilds/.
+    return { path: nodeGypBuild.path(join(root, 'hardware')) };
+  } catch (cause) {
+    const detail = cause instanceof Error ? cause.message.split('\n')[0] : String(cause);
+    return { reason: `the raftlog native addon was not built, and no prebuilt one matches ${process.platform}-${process.arch} (${detail})` };
+  }
+}
+
+type RawLoad =
+  | { readonly ok: true; readonly binding: Partial<NativeBinding>; readonly path: string }
+  | { readonly ok: false; readonly reason: string; readonly cause?: unknown };
+
+let raw: RawLoad | undefined;
+
+/** The addon as compiled for this platform: on Linux all of NativeBinding, elsewhere only the cipher. */
+function loadRaw(): RawLoad {
+  if (raw !== undefined) return raw;
+  const found = locate();
+  if ('reason' in found) {
+    raw = { ok: false, reason: found.reason };
+    return raw;
+  }
+  try {
+    const require = createRequire(import.meta.url);
+    raw = { ok: true, binding: require(found.path) as Partial<NativeBinding>, path: found.path };
+  } catch (cause) {
+    const detail = cause instanceof Error ? cause.message : String(cause);
+    raw = { ok: false, reason: `the raftlog native addon at ${found.path} failed to load: ${detail}`, cause };
+  }
+  return raw;
 }
 
 let cached: NativeLoadResult | undefined;
 
+/** The whole binding (Linux), or why it is unavailable. */
 export function loadNative(): NativeLoadResult {
   if (cached !== undefined) return cached;
-  cached = load();
+  cached = loadFull();
   return cached;
 }
 
-function load(): NativeLoadResult {
+function loadFull(): NativeLoadResult {
   if (process.platform !== 'linux') {
-    return { ok: false, reason: `the raftlog native addon is Linux-only (platform is ${process.platform})` };
+    return { ok: false, reason: `io_uring, MAP_SYNC and statx are Linux-only (this platform is ${process.platform}); PosixFs works everywhere` };
   }
-  const paths = candidates();
-  const found = paths.find((p) => existsSync(p));
-  if (found === undefined) {
-    return {
-      ok: false,
-      reason: `the raftlog native addon was not built (looked for ${paths.join(', ') || ADDON}); run \`npm rebuild\` with g++ and Node headers available`,
-    };
+  const loaded = loadRaw();
+  if (!loaded.ok) return { ...loaded, reason: `${loaded.reason}; ${HOW_TO_BUILD}` };
+  if (typeof loaded.binding.Ring !== 'function') {
+    return { ok: false, reason: `the raftlog native addon at ${loaded.path} was built without its Linux part; rebuild it on Linux` };
   }
-  try {
-    const require = createRequire(import.meta.url);
-    const binding = require(found) as NativeBinding;
-    return { ok: true, binding, path: found };
-  } catch (cause) {
-    const detail = cause instanceof Error ? cause.message : String(cause);
-    return { ok: false, reason: `the raftlog native addon at ${found} failed to load: ${detail}`, cause };
-  }
+  return { ok: true, binding: loaded.binding as NativeBinding, path: loaded.path };
+}
+
+/** The addon's AES-256-CTR, on any platform it was built for; undefined where the addon is missing. */
+export function loadNativeCipher(): Pick<NativeBinding, 'aesCtr' | 'aesCtrAsync'> | undefined {
+  const loaded = loadRaw();
+  if (!loaded.ok) return undefined;
+  const { aesCtr, aesCtrAsync } = loaded.binding;
+  if (typeof aesCtr !== 'function' || typeof aesCtrAsync !== 'function') return undefined;
+  return { aesCtr, aesCtrAsync };
 }
 
 /** The binding, or UnsupportedError naming `feature` and why the addon is unavailable. */

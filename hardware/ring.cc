@@ -6,6 +6,12 @@
 // request is in flight so an idle ring never keeps the process alive.
 #include "common.h"
 
+// Linux-only (io_uring syscalls, <linux/io_uring.h>). Elsewhere the addon
+// still builds for its portable part (the AES-CTR in cipher.cc) and InitRing
+// exports nothing, which the loader (hardware/native.ts) reports as
+// UNSUPPORTED to UringFs.
+#ifdef __linux__
+
 #include <linux/io_uring.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
@@ -640,3 +646,11 @@ void InitRing(napi_env env, napi_value exports) {
 }
 
 }  // namespace raftlog
+
+#else  // !__linux__
+
+namespace raftlog {
+void InitRing(napi_env, napi_value) {}
+}  // namespace raftlog
+
+#endif  // __linux__

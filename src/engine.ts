@@ -484,10 +484,10 @@ export class Engine implements AsyncDisposable {
   }
 
   /**
-   * Decodes the value under `key` with a protobufjs type (e.g.
-   * `eraftpb.HardState`). A value that does not decode as `type` (stored
-   * with another type: its checksum passed, so the bytes are what was
-   * written) is INVALID_ARGUMENT.
+   * Decodes the value under `key` with a codec: a typed one such as `HardState`
+   * (plain numbers, see src/raft/messages.ts), or a protobufjs type. A value
+   * that does not decode as `type` (its checksum passed, so the bytes are what
+   * was written: it was stored with another type) is INVALID_ARGUMENT.
    */
   getMessage<T>(region: number, key: Key, type: MessageType<T>): T | undefined {
     return decodeStoredMessage(this.get(region, key), type, region);

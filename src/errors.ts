@@ -31,6 +31,12 @@ export const ErrorCode = {
   UNSUPPORTED: 'UNSUPPORTED',
   /** Encryption keys do not match the data (wrong master key). */
   BAD_KEY: 'BAD_KEY',
+  /** RaftStorage: the index is at or below the last compacted one (Raft's ErrCompacted). */
+  COMPACTED: 'COMPACTED',
+  /** RaftStorage: the index is past the last entry (Raft's ErrUnavailable). */
+  UNAVAILABLE: 'UNAVAILABLE',
+  /** RaftStorage: the snapshot is not newer than the one stored (Raft's ErrSnapOutOfDate). */
+  SNAPSHOT_OUT_OF_DATE: 'SNAPSHOT_OUT_OF_DATE',
   /**
    * An internal invariant failed (src/assert.ts): a bug in raftlog, never the
    * caller's input or the disk's state. On the write path it fail-stops the

@@ -22,7 +22,13 @@ export { consistencyCheck } from './consistency-check.js';
 export type { ConsistencyReport, RegionConsistency, IndexRange } from './consistency-check.js';
 export type { RecoveryReport, RecoveryProblem } from './recovery/recovery.js';
 export { eraftpb } from './protos.js';
-export type { Entry, StoredEntry, ProtobufMessage, MessageType } from './protos.js';
+export type { StoredEntry, ProtobufMessage, MessageType } from './protos.js';
+// Typed Raft state: each name is both the TypeScript type and its codec.
+export { Entry, EntryType, HardState, ConfState, SnapshotMetadata } from './raft/messages.js';
+export type { MessageCodec, ConfStateInit, SnapshotMetadataInit } from './raft/messages.js';
+export { RaftStorage, RAFT_STORAGE_KEYS } from './raft/storage.js';
+export type { RaftStorageOptions, RaftStorageWriteOptions, RaftState, RaftUpdate } from './raft/storage.js';
+export { CompactedError, UnavailableError, SnapshotOutOfDateError } from './raft/errors.js';
 
 // Backends. The package root is the composition root: the engine itself
 // (everything else under src/) never imports a backend.

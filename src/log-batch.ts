@@ -5,7 +5,7 @@
  * uncompressed batch copies nothing.
  */
 import { compressSync } from 'lz4-napi';
-import { InvalidArgumentError } from './errors.js';
+import { InvalidArgumentError, RaftlogError } from './errors.js';
 import { crc32c } from './format/checksum.js';
 import {
   CLEAN_ITEM_SIZE,
@@ -28,6 +28,7 @@ import { newEntryFields, normalizeEntryInto } from './format/entry-codec.js';
 import { RECORD_FLAG_LZ4, RECORD_HEADER_SIZE, RECORD_ALIGNMENT, roundUp } from './format/layout.js';
 import type { Entry, ProtobufMessage } from './protos.js';
 import { describeValue, requireBytes, requireInteger, requireKey, requireRegion } from './validate.js';
+import { encodeMessage, type MessageCodec } from './raft/messages.js';
 
 /** Largest payload one batch may carry; larger batches are rejected before anything is written. */
 export const MAX_BATCH_PAYLOAD_BYTES = 1 << 30;
@@ -204,19 +205,26 @@ export class LogBatch {
     this.#keyItem(ItemKind.Put, region, bytes, requireBytes(value, 'value'));
   }
 
-  /** Encodes a protobufjs message and puts it under `key`. */
-  putMessage(region: number, key: Key, message: ProtobufMessage): void {
-    if (typeof message !== 'object' || message === null || typeof message.$type?.encode !== 'function') {
-      throw new InvalidArgumentError(
-        `putMessage needs a protobufjs message instance (with $type), got ${describeValue(message)}`,
-      );
-    }
+  /**
+   * Encodes a message and puts it under `key`: with a typed codec
+   * (`putMessage(region, 'hard_state', HardState, { term: 2, vote: 1, commit: 5 })`),
+   * or a protobufjs message instance (`eraftpb.HardState.create(...)`).
+   */
+  putMessage<T, Init>(region: number, key: Key, codec: MessageCodec<T, Init>, message: NoInfer<Init>): void;
+  putMessage(region: number, key: Key, message: ProtobufMessage): void;
+  putMessage<T, Init>(
+    region: number,
+    key: Key,
+    codecOrMessage: MessageCodec<T, Init> | ProtobufMessage,
+    message?: Init,
+  ): void {
     validateRegion(region);
     keyBytes(key);
     let encoded: Uint8Array;
     try {
-      encoded = message.$type.encode(message).finish();
+      encoded = encodeMessage(codecOrMessage, message);
     } catch (error) {
+      if (error instanceof RaftlogError) throw error;
       const detail = error instanceof Error ? error.message : 'encode failed';
       throw new InvalidArgumentError(`putMessage: the message does not encode (${detail})`, { cause: error });
     }

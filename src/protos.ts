@@ -30,7 +30,12 @@ message SnapshotMetadata { ConfState conf_state = 1; uint64 index = 2; uint64 te
 
 const root = protobuf.parse(SCHEMA, { keepCase: false }).root;
 
-/** protobufjs reflection types for eraftpb; use them with `putMessage`/`getMessage`. */
+/**
+ * protobufjs reflection types for eraftpb, kept for callers that pass
+ * protobufjs messages to `putMessage`. Their integers decode as Long; the
+ * typed codecs in src/raft/messages.ts (`HardState`, …) give plain numbers on
+ * the same wire format and are the documented path.
+ */
 export const eraftpb = {
   Entry: root.lookupType('eraftpb.Entry'),
   HardState: root.lookupType('eraftpb.HardState'),

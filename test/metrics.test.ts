@@ -57,16 +57,52 @@ describe('metrics', () => {
     const { registry, unregister } = await registerPrometheus(engine);
     const text = await registry.metrics();
     assert.match(text, /^# TYPE raftlog_writes_total counter$/m);
-    assert.match(text, /^raftlog_writes_total 5$/m);
-    assert.match(text, /^raftlog_entries 5$/m);
+    assert.match(text, /^raftlog_writes_total\{engine="default"\} 5$/m);
+    assert.match(text, /^raftlog_entries\{engine="default"\} 5$/m);
     assert.match(text, /^# TYPE raftlog_write_latency_seconds histogram$/m);
-    assert.match(text, /^raftlog_write_latency_seconds_bucket\{le="\+Inf"\} 5$/m);
-    assert.match(text, /^raftlog_write_latency_seconds_count 5$/m);
-    assert.match(text, /^raftlog_group_size_bucket\{le="64"\} \d+$/m);
+    assert.match(text, /^raftlog_write_latency_seconds_bucket\{engine="default",le="\+Inf"\} 5$/m);
+    assert.match(text, /^raftlog_write_latency_seconds_count\{engine="default"\} 5$/m);
+    assert.match(text, /^raftlog_group_size_bucket\{engine="default",le="64"\} \d+$/m);
     await writeSome(engine, 2);
-    assert.match(await registry.metrics(), /^raftlog_writes_total 7$/m, 'every scrape reads a fresh snapshot');
+    assert.match(await registry.metrics(), /^raftlog_writes_total\{engine="default"\} 7$/m, 'every scrape reads a fresh snapshot');
     unregister();
     assert.doesNotMatch(await registry.metrics(), /raftlog_writes_total/);
     await engine.close();
+  });
+
+  it('prints latency bucket bounds as exact decimals (le="0.000025", not 0.000024999999999999998)', async () => {
+    const engine = new Engine({ fs: new MemFs() });
+    await engine.open();
+    const { registry, unregister } = await registerPrometheus(engine);
+    const les = [...(await registry.metrics()).matchAll(/^raftlog_write_latency_seconds_bucket\{engine="default",le="([^"]+)"\}/gm)].map((m) => m[1]);
+    assert.deepEqual(les, ['0.000025', '0.00005', '0.0001', '0.00025', '0.0005', '0.001', '0.0025', '0.005', '0.01', '0.025', '0.05', '0.1', '0.25', '1', '+Inf']);
+    unregister();
+    await engine.close();
+  });
+
+  it('several engines share one registry, told apart by the engine label', async () => {
+    const client = await import('prom-client');
+    const registry = new client.Registry();
+    const first = new Engine({ fs: new MemFs() });
+    const second = new Engine({ fs: new MemFs() });
+    await first.open();
+    await second.open();
+    await writeSome(first, 3);
+    await writeSome(second, 4);
+    const a = await registerPrometheus(first, { registry, engine: 'raft-a' });
+    const b = await registerPrometheus(second, { registry, engine: 'raft-b' });
+    await assert.rejects(registerPrometheus(second, { registry, engine: 'raft-a' }), { code: 'INVALID_ARGUMENT' });
+    let text = await registry.metrics();
+    assert.match(text, /^raftlog_writes_total\{engine="raft-a"\} 3$/m);
+    assert.match(text, /^raftlog_writes_total\{engine="raft-b"\} 4$/m);
+    assert.equal(text.match(/^# TYPE raftlog_writes_total counter$/gm)?.length, 1, 'one metric, two series');
+    a.unregister();
+    text = await registry.metrics();
+    assert.doesNotMatch(text, /engine="raft-a"/);
+    assert.match(text, /^raftlog_writes_total\{engine="raft-b"\} 4$/m);
+    b.unregister();
+    assert.doesNotMatch(await registry.metrics(), /raftlog_writes_total/);
+    await first.close();
+    await second.close();
   });
 });

@@ -17,7 +17,7 @@
  */
 
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
-import { loadNative, type NativeBinding } from '../../hardware/native.js';
+import { loadNativeCipher } from '../../hardware/native.js';
 
 export const KEY_BYTES = 32;
 export const IV_BYTES = 16;
@@ -80,11 +80,10 @@ export const ctrIntoNodeCrypto: CtrInto = (key, iv, position, inputs, output) =>
 };
 
 /** `CtrInto` through the native addon (no allocation), or undefined when the addon is not available. */
-export const ctrIntoNative: CtrInto | undefined = nativeCtr(loadNative());
+export const ctrIntoNative: CtrInto | undefined = nativeCtr(loadNativeCipher());
 
-function nativeCtr(load: ReturnType<typeof loadNative>): CtrInto | undefined {
-  if (!load.ok || typeof load.binding.aesCtr !== 'function') return undefined;
-  const binding: NativeBinding = load.binding;
+function nativeCtr(binding: ReturnType<typeof loadNativeCipher>): CtrInto | undefined {
+  if (binding === undefined) return undefined;
   return (key, iv, position, inputs, output) => binding.aesCtr(key, counterAt(iv, position), position % BLOCK_BYTES, inputs, output);
 }
 
@@ -96,11 +95,10 @@ export const ctrInto: CtrInto = ctrIntoNative ?? ctrIntoNodeCrypto;
  * without the addon. For writes of a MiB and more, whose pass would
  * otherwise hold up everything else waiting on the event loop.
  */
-export const ctrIntoOffThread: ((...args: Parameters<CtrInto>) => Promise<void>) | undefined = nativeCtrAsync(loadNative());
+export const ctrIntoOffThread: ((...args: Parameters<CtrInto>) => Promise<void>) | undefined = nativeCtrAsync(loadNativeCipher());
 
-function nativeCtrAsync(load: ReturnType<typeof loadNative>): ((...args: Parameters<CtrInto>) => Promise<void>) | undefined {
-  if (!load.ok || typeof load.binding.aesCtrAsync !== 'function') return undefined;
-  const binding: NativeBinding = load.binding;
+function nativeCtrAsync(binding: ReturnType<typeof loadNativeCipher>): ((...args: Parameters<CtrInto>) => Promise<void>) | undefined {
+  if (binding === undefined) return undefined;
   // async: bad arguments reject like a failed pass, rather than throwing at the call.
   return async (key, iv, position, inputs, output) => binding.aesCtrAsync(key, counterAt(iv, position), position % BLOCK_BYTES, inputs, output);
 }

@@ -28,7 +28,7 @@ export function toSafeInteger(value: unknown, what: string): number {
   return number;
 }
 
-function varintSize(value: number): number {
+export function varintSize(value: number): number {
   let size = 1;
   while (value >= 128) {
     value = Math.floor(value / 128);
@@ -37,7 +37,7 @@ function varintSize(value: number): number {
   return size;
 }
 
-function writeVarint(target: Uint8Array, offset: number, value: number): number {
+export function writeVarint(target: Uint8Array, offset: number, value: number): number {
   while (value >= 128) {
     target[offset++] = (value % 128) | 0x80;
     value = Math.floor(value / 128);
@@ -181,5 +181,8 @@ export function decodeEntry(bytes: Uint8Array): StoredEntry {
     else throw new EntryDecodeError(`unsupported wire type ${wireType}`);
   }
   if (pos !== end) throw new EntryDecodeError('field overruns entry');
+  // The varint sum rounds above 2^53; raftlog never writes such a value (the
+  // encoder refuses it), so one read back was not written by raftlog.
+  if (term > Number.MAX_SAFE_INTEGER || index > Number.MAX_SAFE_INTEGER) throw new EntryDecodeError('term or index beyond 2^53 - 1');
   return { entryType, term, index, data, context };
 }
