@@ -245,7 +245,6 @@ export class RecordScanner {
     }
     const end = nextRecordOffset(offset, header.payloadLength);
     // Pair of writeRecordHeader's checks, on what was just read and verified.
-    assert(header.offset === offset, 'scanner: a verified header names its own offset');
     assert(payloadBytes.length === header.payloadLength, 'scanner: the payload read is the length the header says');
     assert(end > offset, 'scanner: the next record starts after this one');
     assert(end % RECORD_ALIGNMENT === 0, 'scanner: the next record starts 8-byte aligned');
