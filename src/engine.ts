@@ -23,23 +23,21 @@ import {
   RaftlogError,
   isRaftlogError,
 } from './errors.js';
-import { LOCK_NAME, fileId } from './file-names.js';
-import type { DirectoryLock, FileHandle, FileSystem } from './filesystem.js';
+import { LOCK_NAME } from './file-names.js';
+import type { DirectoryLock, FileSystem } from './filesystem.js';
 import { ItemKind, type BatchItems } from './format/batch-codec.js';
-import { Queue, RECORD_FLAG_LZ4 } from './format/layout.js';
+import { RECORD_FLAG_LZ4 } from './format/layout.js';
 import { LogBatch, keyBytes, validateRegion, type Key, type SealedRecord } from './log-batch.js';
 import { checkEngineOptions } from './engine-options.js';
 import { decodeStoredMessage, fileSpanOf, scanKeys, type FileSpan } from './engine-reads.js';
 import type { ReadCacheStats } from './read-cache.js';
 import { describeValue, optionalBound, optionsObject, requireInteger, syncOption } from './validate.js';
-import { LogWriter } from './log-writer.js';
 import { newEntryLocation, type EntryLocation, type RecordLocation, type RegionMemtable } from './memtable.js';
 import type { MessageType, StoredEntry } from './protos.js';
 import { RecoveryMode, type RecoveryReport } from './recovery/recovery.js';
 import { consistencyCheck, type ConsistencyReport } from './consistency-check.js';
-import { recoverLog } from './recovery/log.js';
 import { GarbageCollector, type GcStats, type PurgeResult } from './gc.js';
-import { TieredFs } from './tiered-fs.js';
+import { FileSet } from './file-set/file-set.js';
 import { MetricsRecorder, type EngineMetrics } from './metrics.js';
 import { WriteQueue, type QueuedWrite } from './write-queue.js';
 
@@ -164,16 +162,14 @@ const DEFAULTS = {
 };
 
 export class Engine implements AsyncDisposable {
-  readonly #fs: FileSystem;
   readonly #options: Required<Omit<EngineOptions, 'fs' | 'seed' | 'spillFs'>>;
-  readonly #tiered: TieredFs | undefined;
-  #spills = 0;
+  /** The log's files: the only owner of handles, the writer, the manifest. */
+  readonly #files: FileSet;
   readonly #gc: GarbageCollector;
   #lastPurge: PurgeResult | undefined;
   readonly #nextSalt: () => number;
   readonly #memtables: Memtables = new Map();
-  readonly #handles = new Map<number, FileHandle>();
-  readonly #reader = new EntryReader(this.#handles);
+  readonly #reader: EntryReader;
   readonly #metrics = new MetricsRecorder();
   readonly #queue = new WriteQueue(
     (group) => this.#commit(group),
@@ -185,11 +181,6 @@ export class Engine implements AsyncDisposable {
   #state: State = 'new';
   #failure: RaftlogError | undefined;
   #lock: DirectoryLock | undefined;
-  #writer: LogWriter | undefined;
-  /** Creates the active file when the log has none yet (see open()). */
-  #startWriter: (() => Promise<LogWriter>) | undefined;
-  /** Sequence number the active file will get, while there is none. */
-  #nextSeq = 0;
   #recovery: RecoveryReport | undefined;
   #writes = 0;
   /** The close in progress or done; every close() call returns it. */
@@ -197,8 +188,6 @@ export class Engine implements AsyncDisposable {
 
   constructor(options: EngineOptions) {
     checkEngineOptions(options);
-    this.#tiered = options.spillFs === undefined ? undefined : new TieredFs(options.fs, options.spillFs);
-    this.#fs = this.#tiered ?? options.fs;
     this.#options = {
       targetFileSize: options.targetFileSize ?? DEFAULTS.targetFileSize,
       compressionThreshold: options.compressionThreshold ?? DEFAULTS.compressionThreshold,
@@ -211,17 +200,27 @@ export class Engine implements AsyncDisposable {
       prefillFiles: options.prefillFiles ?? DEFAULTS.prefillFiles,
       readCacheBytes: options.readCacheBytes ?? DEFAULTS.readCacheBytes,
     };
-    this.#reader.cache.setBudget(this.#options.readCacheBytes);
     this.#nextSalt = saltSource(options.seed);
+    this.#files = new FileSet({
+      fs: options.fs,
+      spillFs: options.spillFs,
+      targetFileSize: this.#options.targetFileSize,
+      preallocateBytes: this.#options.preallocateBytes,
+      recycleFiles: this.#options.recycleFiles,
+      nextSalt: this.#nextSalt,
+      onBarrier: (micros) => this.#metrics.syncLatency.observe(micros),
+    });
+    this.#reader = new EntryReader((id) => this.#files.handle(id));
+    this.#reader.cache.setBudget(this.#options.readCacheBytes);
     this.#gc = new GarbageCollector({
-      fs: this.#fs,
+      files: this.#files,
       options: this.#options,
       memtables: this.#memtables,
-      handles: this.#handles,
       reader: this.#reader,
-      targetFileSize: this.#options.targetFileSize,
-      nextSalt: this.#nextSalt,
-      fetch: (region, begin, end) => this.fetchEntriesTo(region, begin, end),
+      barrier: async (sync) => {
+        await this.#queue.submit(undefined, sync);
+      },
+      exclusive: (swap) => this.#swapExclusive(swap),
     });
   }
 
@@ -230,39 +229,11 @@ export class Engine implements AsyncDisposable {
     if (this.#state !== 'new') throw new InvalidArgumentError(`open() called on an engine that is ${this.#state}`);
     this.#state = 'opening';
     try {
-      await this.#fs.init();
-      this.#lock = await this.#fs.lock(LOCK_NAME);
-      const { rewrite, log } = await recoverLog(this.#fs, this.#options.recoveryMode, this.#memtables);
-      if (rewrite.checkpoint !== undefined) this.#handles.set(fileId(Queue.Rewrite, rewrite.checkpoint.seq), rewrite.checkpoint.handle);
+      await this.#files.fs.init();
+      this.#lock = await this.#files.fs.lock(LOCK_NAME);
+      const { log } = await this.#files.open(this.#options.recoveryMode, this.#memtables);
       this.#recovery = log.report;
-      for (const file of log.files) this.#handles.set(fileId(Queue.Append, file.seq), file.handle);
-      await this.#gc.adopt(rewrite, log.superseded, log.files.filter((file) => file !== log.writable));
-      await this.#gc.prefill(this.#options.prefillFiles);
-      const writerOptions = {
-        fs: this.#fs,
-        queue: Queue.Append,
-        targetFileSize: this.#options.targetFileSize,
-        preallocateBytes: this.#options.preallocateBytes,
-        nextSalt: this.#nextSalt,
-        takeRecycled: () => this.#gc.takeRecycled(),
-        onNoSpace: () => {
-          if (this.#tiered === undefined || this.#tiered.spilling) return false;
-          this.#tiered.spill();
-          this.#spills++;
-          return true;
-        },
-        onRotateStart: () => this.#tiered?.preferPrimary(),
-        onBarrier: (micros: number) => this.#metrics.syncLatency.observe(micros),
-      };
-      const last = log.files[log.files.length - 1];
-      if (log.writable !== undefined) {
-        this.#adoptWriter(await LogWriter.resume(writerOptions, { ...log.writable, offset: log.writable.end }));
-      } else {
-        // Created at the first write, not here: opening must work on a full
-        // disk, and a new file needs room for its header.
-        this.#startWriter = async () => this.#adoptWriter(await LogWriter.create(writerOptions, log.nextSeq, last?.end ?? 0));
-        this.#nextSeq = log.nextSeq;
-      }
+      await this.#files.prefill(this.#options.prefillFiles);
       this.#state = 'open';
     } catch (error) {
       await this.#releaseAll();
@@ -327,11 +298,12 @@ export class Engine implements AsyncDisposable {
     requireInteger(index, 'index');
     if (memtable === undefined || !memtable.locate(index, this.#location)) return undefined;
     const out: StoredEntry[] = [];
-    this.#gc.readStarted();
+    // Taken before any await, so the file the location names stays readable.
+    const read = this.#files.beginRead();
     try {
       await this.#reader.readRun([{ ...this.#location }], out);
     } finally {
-      await this.#gc.readFinished();
+      this.#files.endRead(read);
     }
     return out[0];
   }
@@ -358,11 +330,13 @@ export class Engine implements AsyncDisposable {
       );
     }
     const out: StoredEntry[] = [];
-    this.#gc.readStarted();
+    // Every file the plan below names stays open and on disk until this read
+    // ends, even if a purge retires it meanwhile.
+    const read = this.#files.beginRead();
     try {
       await this.#fetchRuns(memtable, begin, end, maxBytes, out);
     } finally {
-      await this.#gc.readFinished();
+      this.#files.endRead(read);
     }
     return out;
   }
@@ -414,43 +388,39 @@ export class Engine implements AsyncDisposable {
    * few old entries, and every key) into a checkpoint so those files can go
    * too. Returns the regions whose old entries block GC: compact them. A
    * region that stays on the list `forceRewriteAfter` times is rewritten
-   * anyway. Crash-safe at every step; runs between write groups.
+   * anyway. Crash-safe at every step. Writes keep flowing while it runs: it
+   * holds the write queue only for a short in-memory swap (src/gc.ts).
    */
   async purgeExpiredFiles(): Promise<number[]> {
     this.#assertWritable();
-    let result: PurgeResult | undefined;
+    const began = performance.now();
+    let result: PurgeResult;
+    try {
+      result = await this.#gc.purge();
+    } catch (error) {
+      // Every step of a purge leaves a state recovery accepts, and the
+      // memtables only move to a checkpoint once the manifest lists it, so a
+      // failed purge leaves the engine usable; a failed barrier (of the log
+      // or of the manifest) still fail-stops, as anywhere else.
+      if (isRaftlogError(error, 'FSYNC_FAILED')) this.#failure ??= error;
+      throw error;
+    }
+    this.#metrics.filesRemoved += result.filesRemoved;
+    this.#metrics.filesRecycled += result.filesRecycled;
+    this.#metrics.purgeLatency.observe((performance.now() - began) * 1000);
+    this.#lastPurge = result;
+    return result.regionsToCompact;
+  }
+
+  /** A purge's swap: the write queue is held only for this (no I/O), and the hold is recorded. */
+  async #swapExclusive(swap: () => void): Promise<void> {
     await this.#queue.runExclusive(async () => {
       if (this.#failure !== undefined) throw this.#refusal();
-      const writer = this.#writer;
-      try {
-        // GC retires files whose data the memtables say is dead, possibly
-        // only because of records not yet durable (a compaction, a clean, an
-        // overwrite): make them durable first, or a power loss after the purge
-        // brings back the old state without the files that held it.
-        await writer?.sync();
-      } catch (error) {
-        this.#failure = isRaftlogError(error) ? error : new EngineFailedError(`purge barrier failed: ${String(error)}`, { cause: error });
-        await writer?.discardUnsynced();
-        throw this.#failure;
-      }
       const began = performance.now();
-      try {
-        result = await this.#gc.purge(writer?.seq ?? this.#nextSeq, writer?.fileBytes ?? 0);
-        this.#metrics.filesRemoved += result.filesRemoved;
-        this.#metrics.filesRecycled += result.filesRecycled;
-        this.#metrics.purgeLatency.observe((performance.now() - began) * 1000);
-      } catch (error) {
-        // Every step of a purge leaves a state recovery accepts, and the
-        // memtables only move to a checkpoint once it is durable, so a failed
-        // purge leaves the engine usable; a failed barrier still fail-stops,
-        // as anywhere else.
-        if (isRaftlogError(error, 'FSYNC_FAILED')) this.#failure = error;
-        throw error;
-      }
-      this.#lastPurge = result;
+      swap();
+      this.#metrics.purgeStall.observe((performance.now() - began) * 1000);
       return 0;
     });
-    return result!.regionsToCompact;
   }
 
   /**
@@ -462,14 +432,15 @@ export class Engine implements AsyncDisposable {
   async consistencyCheck(): Promise<ConsistencyReport> {
     this.#assertReadable();
     let report: ConsistencyReport | undefined;
-    this.#gc.readStarted();
+    // Pinned: a purge running beside the scan cannot remove a file under it.
+    const read = this.#files.beginRead();
     try {
       await this.#queue.runExclusive(async () => {
-        report = await consistencyCheck(this.#fs);
+        report = await consistencyCheck(this.#files.fs);
         return 0;
       });
     } finally {
-      await this.#gc.readFinished();
+      this.#files.endRead(read);
     }
     return report!;
   }
@@ -516,8 +487,8 @@ export class Engine implements AsyncDisposable {
    */
   getUsedSize(): number {
     this.#assertReadable();
-    const gc = this.#gc.stats(this.#writer?.fileBytes ?? 0);
-    return gc.appendFileBytes + gc.rewriteFileBytes + gc.recycledFileBytes;
+    const files = this.#files.stats();
+    return files.appendFileBytes + files.rewriteFileBytes + files.recycledFileBytes;
   }
 
   /**
@@ -545,31 +516,31 @@ export class Engine implements AsyncDisposable {
       keys += memtable.kv.size;
       memtableIndexBytes += memtable.indexBytes();
     }
-    const writer = this.#writer;
+    const files = this.#files;
     return {
       regions: this.#memtables.size,
       entries,
       memtableIndexBytes,
       indexBytesPerEntry: entries === 0 ? 0 : memtableIndexBytes / entries,
       keys,
-      files: this.#handles.size,
-      activeFileSeq: writer?.seq ?? 0,
-      activeFileOffset: writer?.offset ?? 0,
-      bytesWritten: writer?.bytesWritten ?? 0,
+      files: files.openFiles,
+      activeFileSeq: files.hasWriter ? files.activeSeq : 0,
+      activeFileOffset: files.activeOffset,
+      bytesWritten: files.bytesWritten,
       bytesRead: this.#reader.bytesRead,
       writes: this.#writes,
       groups: this.#queue.groups,
-      syncs: writer?.syncCount ?? 0,
-      rotations: writer?.rotations ?? 0,
+      syncs: files.syncs,
+      rotations: files.rotations,
       failed: this.#failure !== undefined,
       recovery: this.#recovery,
       readCache: this.#reader.cache.stats(),
       gc: {
-        ...this.#gc.stats(writer?.fileBytes ?? 0),
-        writeAmplification: (writer?.bytesWritten ?? 0) === 0 ? 1 : (writer!.bytesWritten + this.#gc.rewriteBytes) / writer!.bytesWritten,
+        ...this.#gc.stats(),
+        writeAmplification: files.bytesWritten === 0 ? 1 : (files.bytesWritten + this.#gc.rewriteBytes) / files.bytesWritten,
         lastPurge: this.#lastPurge,
-        spilling: this.#tiered?.spilling ?? false,
-        spills: this.#spills,
+        spilling: files.spilling,
+        spills: files.spills,
       },
     };
   }
@@ -607,6 +578,7 @@ export class Engine implements AsyncDisposable {
         syncLatencyMicros: m.syncLatency.snapshot(),
         groupSize: m.groupSize.snapshot(),
         purgeLatencyMicros: m.purgeLatency.snapshot(),
+        purgeStallMicros: m.purgeStall.snapshot(),
       },
     };
   }
@@ -629,18 +601,17 @@ export class Engine implements AsyncDisposable {
   async #close(): Promise<void> {
     this.#state = 'closing';
     try {
+      await this.#gc.idle();
       await this.#queue.idle();
-      const writer = this.#writer;
-      if (this.#failure === undefined && writer !== undefined) {
-        await writer.seal().catch(async (error: unknown) => {
+      if (this.#failure === undefined) {
+        await this.#files.seal().catch(async (error: unknown) => {
           // As on the write path: the failed barrier may have dropped the pages
           // a reopen without a reboot would otherwise replay.
-          await writer.discardUnsynced();
+          await this.#files.discardUnsynced();
           throw error;
         });
       }
     } finally {
-      await this.#gc.close();
       await this.#releaseAll();
       this.#state = 'closed';
     }
@@ -726,18 +697,11 @@ export class Engine implements AsyncDisposable {
       if (member.record !== undefined) records.push(member.record);
       sync ||= member.sync;
     }
-    if (this.#writer === undefined && records.length === 0) return;
-    let writer: LogWriter;
+    if (!this.#files.hasWriter && records.length === 0) return;
     try {
-      writer = this.#writer ?? (await this.#startWriter!());
-    } catch (error) {
-      // Creating the file includes barriers (header, directory): a failure
-      // there fail-stops like any other write-path failure.
-      this.#failure = isRaftlogError(error) ? error : new EngineFailedError(`creating the log file failed: ${String(error)}`, { cause: error });
-      throw this.#failure;
-    }
-    try {
-      const placed = await writer.append(records, sync);
+      // Creating a file (the first, or at rotation) includes barriers (header,
+      // directory, manifest): a failure there fail-stops like any other.
+      const placed = await this.#files.append(records, sync);
       let next = 0;
       for (const member of group) {
         const record = member.record;
@@ -748,22 +712,11 @@ export class Engine implements AsyncDisposable {
     } catch (error) {
       this.#failure = isRaftlogError(error) ? error : new EngineFailedError(`write path failed: ${String(error)}`, { cause: error });
       // A barrier that fails with ENOSPC drops the dirty pages just as EIO does.
-      if (isRaftlogError(error, 'FSYNC_FAILED') || isRaftlogError(error, 'NO_SPACE')) await writer.discardUnsynced();
+      if (isRaftlogError(error, 'FSYNC_FAILED') || isRaftlogError(error, 'NO_SPACE')) await this.#files.discardUnsynced();
       throw this.#failure;
     } finally {
       if (!this.#queue.hasPending) this.#projected.clear();
     }
-  }
-
-  #adoptWriter(writer: LogWriter): LogWriter {
-    this.#writer = writer;
-    this.#startWriter = undefined;
-    this.#handles.set(writer.fileId, writer.handle);
-    writer.onRotate = (retired, active) => {
-      this.#handles.set(fileId(Queue.Append, active.seq), active.handle);
-      this.#gc.retired(retired.seq, retired.bytes);
-    };
-    return writer;
   }
 
   #refusal(): RaftlogError {
@@ -787,10 +740,7 @@ export class Engine implements AsyncDisposable {
   }
 
   async #releaseAll(): Promise<void> {
-    const handles = [...new Set(this.#handles.values())];
-    this.#handles.clear();
-    await Promise.all(handles.map((handle) => handle.close().catch(() => undefined)));
-    if (this.#writer !== undefined && !handles.includes(this.#writer.handle)) await this.#writer.close().catch(() => undefined);
+    await this.#files.close();
     const lock = this.#lock;
     this.#lock = undefined;
     await lock?.release();

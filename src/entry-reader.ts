@@ -33,13 +33,14 @@ export function fileNameOf(id: number): string {
 }
 
 export class EntryReader {
-  readonly #handles: Map<number, FileHandle>;
+  /** The file set's handle of a file, by id (src/file-set/). */
+  readonly #handle: (id: number) => FileHandle | undefined;
   /** Decompressed payloads; the engine sets its budget. */
   readonly cache = new ReadCache();
   bytesRead = 0;
 
-  constructor(handles: Map<number, FileHandle>) {
-    this.#handles = handles;
+  constructor(handle: (id: number) => FileHandle | undefined) {
+    this.#handle = handle;
   }
 
   /** Forgets cached payloads of a file that is going away. */
@@ -103,7 +104,7 @@ export class EntryReader {
   }
 
   async #read(id: number, position: number, length: number): Promise<Uint8Array> {
-    const handle = this.#handles.get(id);
+    const handle = this.#handle(id);
     if (handle === undefined) throw new NotFoundError(`${fileNameOf(id)} is not open for reading`, { file: fileNameOf(id) });
     const bytes = new Uint8Array(length);
     let done = 0;

@@ -42,3 +42,21 @@ export function fileIdQueue(id: number): Queue {
 export function fileIdSeq(id: number): number {
   return id & 0x7fff_ffff;
 }
+
+/** The manifest: which log files must exist, and where (src/file-set/manifest.ts). */
+export const MANIFEST_NAME = 'MANIFEST';
+/** A manifest being created, renamed to MANIFEST once complete. */
+export const MANIFEST_TMP_NAME = 'MANIFEST.tmp';
+
+const RECYCLE_NAME = /^(\d{16})\.recycle$/;
+
+/** Name of a retired append file kept for reuse (the recycle pool). */
+export function recycleFileName(number: number): string {
+  return `${String(number).padStart(SEQ_DIGITS, '0')}.recycle`;
+}
+
+/** The pool number of a recycle-pool file name, or undefined for any other name. */
+export function parseRecycleFileName(name: string): number | undefined {
+  const match = RECYCLE_NAME.exec(name);
+  return match === null ? undefined : Number(match[1]);
+}

@@ -49,6 +49,12 @@ export interface LogWriterOptions {
   onRotateStart?: () => void;
   /** Told how long each durability barrier took, in microseconds (metrics). */
   onBarrier?: (micros: number) => void;
+  /**
+   * A new file's header is durable; no record is in it yet. The file set
+   * lists the file in its manifest here. If this fails, the file is removed
+   * and the creation fails.
+   */
+  onCreated?: (seq: number, name: string) => Promise<void>;
 }
 
 /** Where a written record landed. */
@@ -352,6 +358,7 @@ async function createLogFile(
   const recycled = options.takeRecycled?.();
   const handle =
     recycled !== undefined ? await fs.reuse(recycled, name) : await fs.open(name, { create: true, exclusive: true, capacityBytes: targetFileSize });
+  let allocated: number;
   try {
     const header = encodeFileHeader({
       version: FORMAT_VERSION,
@@ -363,13 +370,24 @@ async function createLogFile(
     });
     await barrierErrors(true, () => handle.write([header], 0, { sync: true }));
     await fs.syncDir();
-    const allocated = recycled !== undefined ? await handle.size() : FILE_HEADER_SIZE;
-    return { seq, salt, handle, offset: FILE_HEADER_SIZE, allocated };
+    allocated = recycled !== undefined ? await handle.size() : FILE_HEADER_SIZE;
   } catch (error) {
     // A file without a durable header holds nothing; remove it so a retry
     // (on a spill directory) can take the name. Recovery would remove it too.
     await handle.close().catch(() => undefined);
     await fs.remove(name).catch(() => undefined);
+    throw error;
+  }
+  try {
+    await options.onCreated?.(seq, name);
+    return { seq, salt, handle, offset: FILE_HEADER_SIZE, allocated };
+  } catch (error) {
+    await handle.close().catch(() => undefined);
+    // A failed manifest update may still have landed: then removing the file
+    // would leave the manifest listing a missing file. Left in place, a file
+    // the manifest does not list is removed by the next open. Only a
+    // manifest that could not be created (a full disk) frees the name here.
+    if (isNoSpace(error)) await fs.remove(name).catch(() => undefined);
     throw error;
   }
 }

@@ -89,6 +89,8 @@ export interface EngineMetrics {
     groupSize: HistogramSnapshot;
     /** Duration of each purgeExpiredFiles(), µs. */
     purgeLatencyMicros: HistogramSnapshot;
+    /** How long each purge held the write queue (its swap step), µs: the stall writers saw. */
+    purgeStallMicros: HistogramSnapshot;
   };
 }
 
@@ -98,6 +100,7 @@ export class MetricsRecorder {
   readonly syncLatency = new Histogram(LATENCY_BUCKETS_MICROS);
   readonly groupSize = new Histogram(GROUP_SIZE_BUCKETS);
   readonly purgeLatency = new Histogram(LATENCY_BUCKETS_MICROS);
+  readonly purgeStall = new Histogram(LATENCY_BUCKETS_MICROS);
   writeErrors = 0;
   filesRemoved = 0;
   filesRecycled = 0;

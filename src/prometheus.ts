@@ -151,6 +151,7 @@ function defineMetrics(prefix: string, engines: Exporters['engines']) {
     ['syncLatencyMicros', 'sync_latency_seconds', 'Durability barrier duration', 1e6],
     ['groupSize', 'group_size', 'Writes per group commit', 1],
     ['purgeLatencyMicros', 'purge_latency_seconds', 'purgeExpiredFiles() duration', 1e6],
+    ['purgeStallMicros', 'purge_stall_seconds', 'Time each purge held the write queue (its swap step)', 1e6],
   ];
   const snake = (s: string): string => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
   return [

@@ -17,7 +17,7 @@ import { hostname } from 'node:os';
 import * as path from 'node:path';
 import { DICTIONARY_NAME, DICTIONARY_TMP_NAME } from '../../backends/encrypted.js';
 import { loadNative } from '../../hardware/native.js';
-import { LOCK_NAME, parseLogFileName } from '../file-names.js';
+import { LOCK_NAME, MANIFEST_NAME, MANIFEST_TMP_NAME, parseLogFileName, parseRecycleFileName } from '../file-names.js';
 import { Queue } from '../format/layout.js';
 import type { FileSystem } from '../filesystem.js';
 import { CliError, ExitCode, describeError, errnoOf, pathError } from './errors.js';
@@ -40,8 +40,6 @@ export interface RaftlogDirectory {
 }
 
 const REPAIR_DIR = /^(repair-backup-|\.repair-new-)/;
-/** Retired log files GC keeps for reuse (src/gc.ts). */
-const RECYCLE = /^\d{16}\.recycle$/;
 
 function isRaftlogFileName(name: string): boolean {
   return (
@@ -49,7 +47,9 @@ function isRaftlogFileName(name: string): boolean {
     name === LOCK_NAME ||
     name === DICTIONARY_NAME ||
     name === DICTIONARY_TMP_NAME ||
-    RECYCLE.test(name) ||
+    parseRecycleFileName(name) !== undefined ||
+    name === MANIFEST_NAME ||
+    name === MANIFEST_TMP_NAME ||
     name.startsWith('.raftlog-lock-')
   );
 }

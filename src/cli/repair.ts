@@ -28,7 +28,7 @@
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { Engine } from '../engine.js';
-import { LOCK_NAME, parseLogFileName } from '../file-names.js';
+import { LOCK_NAME, MANIFEST_NAME, parseLogFileName } from '../file-names.js';
 import type { DirectoryLock } from '../filesystem.js';
 import { LogBatch } from '../log-batch.js';
 import { RecoveryMode, type RecoveryProblem } from '../recovery/recovery.js';
@@ -201,20 +201,26 @@ async function rebuild(
   // Old files out (moved whole into the backup, or dropped when already copied there), new files in.
   // A file that is not an original was created by opening `old` (a new active file): not worth keeping.
   const replaced: string[] = [];
-  for (const name of (await fsp.readdir(dir)).filter((n) => parseLogFileName(n) !== undefined)) {
+  for (const name of (await fsp.readdir(dir)).filter(isLogState)) {
     const from = path.join(dir, name);
-    if (!originals.has(name) || copied.has(name)) await fsp.unlink(from);
+    if (name === MANIFEST_NAME) await fsp.rename(from, path.join(backup, name));
+    else if (!originals.has(name) || copied.has(name)) await fsp.unlink(from);
     else await fsp.rename(from, path.join(backup, name));
     if (originals.has(name)) replaced.push(name);
   }
   await syncDirectory(backup);
   await syncDirectory(dir);
-  for (const name of (await fsp.readdir(staging)).filter((n) => parseLogFileName(n) !== undefined)) {
-    await fsp.rename(path.join(staging, name), path.join(dir, name));
-  }
+  // The manifest last: until it is in, the directory reads as one without a manifest.
+  const incoming = (await fsp.readdir(staging)).filter(isLogState).sort((a, b) => Number(a === MANIFEST_NAME) - Number(b === MANIFEST_NAME));
+  for (const name of incoming) await fsp.rename(path.join(staging, name), path.join(dir, name));
   await syncDirectory(dir);
   await fsp.rm(staging, { recursive: true, force: true });
   return replaced;
+}
+
+/** The files that make up the log's state: log files and the manifest that lists them. */
+function isLogState(name: string): boolean {
+  return parseLogFileName(name) !== undefined || name === MANIFEST_NAME;
 }
 
 async function makeDirectory(dir: string): Promise<void> {

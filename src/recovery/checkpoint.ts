@@ -34,13 +34,24 @@ export interface RewriteQueueState {
   problems: RecoveryProblem[];
 }
 
-export async function recoverCheckpoint(fs: FileSystem, apply: ApplyRecord, mode: RecoveryMode): Promise<RewriteQueueState> {
-  const listed = (await fs.list()).map((name) => ({ name, parsed: parseLogFileName(name) }));
-  const names = listed.filter((n) => n.parsed?.queue === Queue.Rewrite).sort((a, b) => b.parsed!.seq - a.parsed!.seq);
-  const appendSeqs = listed.filter((n) => n.parsed?.queue === Queue.Append).map((n) => n.parsed!.seq);
+/**
+ * `listed`: the checkpoint the MANIFEST names (0 for none), or undefined for a
+ * directory without a manifest. With a manifest, only the listed checkpoint
+ * counts: any other rewrite file is stale, whatever it holds (a GC pass that
+ * failed or crashed before its manifest update), and the listed one must be
+ * whole. Without one, the newest complete checkpoint counts.
+ */
+export async function recoverCheckpoint(fs: FileSystem, apply: ApplyRecord, mode: RecoveryMode, listed?: number): Promise<RewriteQueueState> {
+  const all = (await fs.list()).map((name) => ({ name, parsed: parseLogFileName(name) }));
+  const names = all.filter((n) => n.parsed?.queue === Queue.Rewrite).sort((a, b) => b.parsed!.seq - a.parsed!.seq);
+  const appendSeqs = all.filter((n) => n.parsed?.queue === Queue.Append).map((n) => n.parsed!.seq);
   const firstAppendSeq = appendSeqs.length === 0 ? Number.POSITIVE_INFINITY : Math.min(...appendSeqs);
   const state: RewriteQueueState = { checkpoint: undefined, stale: [], maxSeq: names[0]?.parsed!.seq ?? 0, problems: [] };
   for (const { name, parsed } of names) {
+    if (listed !== undefined && parsed!.seq !== listed) {
+      state.stale.push(name);
+      continue;
+    }
     if (state.checkpoint !== undefined) {
       state.stale.push(name);
       continue;
@@ -56,14 +67,16 @@ export async function recoverCheckpoint(fs: FileSystem, apply: ApplyRecord, mode
     // Damaged, not just unfinished: if the files it replaced are gone, its
     // data exists nowhere else. Otherwise the pass that wrote it never got
     // to removing anything, and the older state is intact.
-    const replacedGone = found.kind === 'damaged' && (found.watermark === undefined || firstAppendSeq >= found.watermark);
+    const replacedGone =
+      listed !== undefined || (found.kind === 'damaged' && (found.watermark === undefined || firstAppendSeq >= found.watermark));
     if (replacedGone) {
-      const problem = { file: name, offset: found.offset, detail: `GC checkpoint: ${found.detail}`, action: 'skipped-file' as const, bytesDropped: found.bytes };
+      const offset = found.kind === 'damaged' ? found.offset : 0;
+      const detail = found.kind === 'damaged' ? found.detail : 'its record never completed';
+      const bytes = found.kind === 'damaged' ? found.bytes : 0;
+      const problem = { file: name, offset, detail: `GC checkpoint: ${detail}`, action: 'skipped-file' as const, bytesDropped: bytes };
       if (mode !== RecoveryMode.TolerateAnyCorruption) {
-        throw new CorruptionError(`${name}: GC checkpoint ${found.detail} at offset ${found.offset}, and the files it replaced are gone`, {
-          file: name,
-          offset: found.offset,
-        });
+        const why = listed !== undefined ? 'the MANIFEST lists it as the GC checkpoint' : 'the files it replaced are gone';
+        throw new CorruptionError(`${name}: GC checkpoint ${detail} at offset ${offset}, and ${why}`, { file: name, offset });
       }
       state.problems.push(problem);
     }

@@ -20,10 +20,15 @@ import { fileIdQueue, fileIdSeq, logFileName } from '../file-names.js';
 import type { FileSystem } from '../filesystem.js';
 import { RECORD_FLAG_LZ4 } from '../format/layout.js';
 import { recoverCheckpoint, type RewriteQueueState } from './checkpoint.js';
-import { RecoveryMode, recoverQueue, type RecoveredLog } from './recovery.js';
+import { MANIFEST_NAME } from '../file-names.js';
+import { readManifest, spilledPerManifest, type ManifestRead, type ManifestState } from '../file-set/manifest.js';
+import { Queue } from '../format/layout.js';
+import { RecoveryMode, fatalUnlessAny, recoverQueue, type RecoveredLog, type RecoveryProblem, type RecoveryReport } from './recovery.js';
 import type { ScannedRecord } from './scanner.js';
 
 export interface RecoveredState {
+  /** What MANIFEST said (`absent` for a directory written before manifests, or a new one). */
+  manifest: ManifestRead;
   rewrite: RewriteQueueState;
   log: RecoveredLog;
   /** Entries of dead records skipped after the checkpoint (see above). */
@@ -35,6 +40,8 @@ export interface RecoverLogOptions {
   dryRun?: boolean;
   /** Sees every verified record before it is applied, in log order. */
   visit?: (record: ScannedRecord, fileId: number) => void;
+  /** A spill FileSystem is part of `fs` (a TieredFs): a file the manifest places there and `fs` lacks is missing, not withheld. */
+  spillGiven?: boolean;
 }
 
 export async function recoverLog(fs: FileSystem, mode: RecoveryMode, memtables: Memtables, options: RecoverLogOptions = {}): Promise<RecoveredState> {
@@ -60,14 +67,51 @@ export async function recoverLog(fs: FileSystem, mode: RecoveryMode, memtables: 
       });
     }
   };
-  const rewrite = await recoverCheckpoint(fs, apply, mode);
+  const manifest = await readManifest(fs);
+  const manifestProblems: RecoveryProblem[] = [];
+  const report = { mode, problems: manifestProblems } as RecoveryReport;
+  if (manifest.kind === 'damaged') {
+    fatalUnlessAny(mode, report, { file: MANIFEST_NAME, offset: 0, detail: manifest.detail, action: 'skipped-file', bytesDropped: 0 });
+  }
+  const listed = manifest.kind === 'ok' ? manifest.state : undefined;
+  if (listed !== undefined) await checkListedFiles(fs, listed, mode, report, options.spillGiven === true);
+  const rewrite = await recoverCheckpoint(fs, apply, mode, listed === undefined ? undefined : (listed.checkpoint?.seq ?? 0));
   gaps = rewrite.checkpoint !== undefined ? 'skip' : mode === RecoveryMode.TolerateAnyCorruption ? 'reset' : 'error';
   try {
-    const log = await recoverQueue(fs, mode, apply, { dryRun: options.dryRun, minSeq: rewrite.checkpoint?.watermark });
-    log.report.problems.unshift(...rewrite.problems);
-    return { rewrite, log, deadRunsSkipped };
+    const minSeq = listed !== undefined ? listed.first : rewrite.checkpoint?.watermark;
+    const log = await recoverQueue(fs, mode, apply, { dryRun: options.dryRun, minSeq, maxSeq: listed?.last });
+    log.report.problems.unshift(...manifestProblems, ...rewrite.problems);
+    return { manifest, rewrite, log, deadRunsSkipped };
   } catch (error) {
     await rewrite.checkpoint?.handle.close().catch(() => undefined);
     throw error;
+  }
+}
+
+/**
+ * Every file the MANIFEST lists must be there: a missing one is CORRUPTION
+ * naming it (in TolerateAnyCorruption a reported problem), and when the
+ * manifest places it on the spill FileSystem and none was given, the message
+ * says that spillFs is missing.
+ */
+async function checkListedFiles(fs: FileSystem, listed: ManifestState, mode: RecoveryMode, report: RecoveryReport, spillGiven: boolean): Promise<void> {
+  const present = new Set(await fs.list());
+  const missing = (name: string, spilled: boolean | undefined): void => {
+    const where =
+      spilled === true && !spillGiven
+        ? 'the MANIFEST places it on spillFs, and spillFs is missing: open with the spillFs the log spilled to'
+        : spilled === undefined && !spillGiven
+          ? 'the MANIFEST lists it, and it may be on spillFs, which is missing'
+          : 'the MANIFEST lists it as part of the log';
+    fatalUnlessAny(mode, report, { file: name, offset: 0, detail: `missing: ${where}`, action: 'skipped-file', bytesDropped: 0 });
+  };
+  if (listed.checkpoint !== undefined) {
+    const name = logFileName(Queue.Rewrite, listed.checkpoint.seq);
+    if (!present.has(name)) missing(name, listed.checkpoint.spilled);
+  }
+  if (listed.first === 0) return;
+  for (let seq = listed.first; seq <= listed.last; seq++) {
+    const name = logFileName(Queue.Append, seq);
+    if (!present.has(name)) missing(name, spilledPerManifest(listed, seq));
   }
 }

@@ -23,6 +23,11 @@
  * |    successor records (preallocated, recycled) |             |                        |                  |
  * | F: other unreadable header / missing file     | CORRUPTION  | CORRUPTION             | file skipped     |
  *
+ * With a MANIFEST (src/file-set/manifest.ts, checked in log.ts): a listed
+ * file that is missing is F; case E applies only to a file past the
+ * manifest's last one (a rotation that never committed), removed when it
+ * holds no record; a listed last file with a bad header is F.
+ *
  * Every cut, skip and removal is listed in the RecoveryReport.
  *
  * `{ dryRun: true }` runs the same decisions without changing anything (no
@@ -106,6 +111,13 @@ export interface RecoverOptions {
    * the checkpoint and not replayed; the first replayed file must be this one.
    */
   minSeq?: number;
+  /**
+   * The last append file the MANIFEST lists. Files after it were never
+   * committed (a rotation that died before its manifest update wrote nothing
+   * into them): they are removed. Listed files are committed, so a listed
+   * last file with a bad header is damage, never case E.
+   */
+  maxSeq?: number;
 }
 
 export async function recoverQueue(fs: FileSystem, mode: RecoveryMode, apply: ApplyRecord, options: RecoverOptions = {}): Promise<RecoveredLog> {
@@ -115,8 +127,33 @@ export async function recoverQueue(fs: FileSystem, mode: RecoveryMode, apply: Ap
     .map((name) => ({ name, parsed: parseLogFileName(name) }))
     .filter((n) => n.parsed !== undefined && n.parsed.queue === Queue.Append)
     .sort((a, b) => a.parsed!.seq - b.parsed!.seq);
-  const names = all.filter((n) => n.parsed!.seq >= minSeq);
+  const listedLast = options.maxSeq;
+  const names = all.filter((n) => n.parsed!.seq >= minSeq && (listedLast === undefined || n.parsed!.seq <= listedLast));
   const report: RecoveryReport = { mode, files: names.length, records: 0, bytesScanned: 0, problems: [] };
+  let keptPastListed = 0;
+  if (listedLast !== undefined) {
+    for (const extra of all.filter((n) => n.parsed!.seq > listedLast)) {
+      // A rotation writes no record before its manifest update is durable. A
+      // record here means the manifest lost that update (its newest slot is
+      // damaged and recovery read the older one): never remove data for it.
+      if (await holdsRecords(fs, extra.name, extra.parsed!.seq)) {
+        fatalUnlessAny(mode, report, {
+          file: extra.name,
+          offset: 0,
+          detail: 'holds records but the MANIFEST does not list it (a damaged MANIFEST slot?)',
+          action: 'reported',
+          bytesDropped: 0,
+        });
+        keptPastListed = extra.parsed!.seq;
+        continue;
+      }
+      if (!dryRun) {
+        await fs.remove(extra.name);
+        await fs.syncDir();
+      }
+      report.problems.push({ file: extra.name, offset: 0, detail: 'not in the MANIFEST: its creation never completed', action: 'removed-file', bytesDropped: 0 });
+    }
+  }
   const files: RecoveredFile[] = [];
   const maxSeq = names.length === 0 ? 0 : names[names.length - 1]!.parsed!.seq;
   if (minSeq > 0 && names[0]?.parsed!.seq !== minSeq) {
@@ -135,7 +172,9 @@ export async function recoverQueue(fs: FileSystem, mode: RecoveryMode, apply: Ap
       const { name, parsed } = names[i]!;
       // A successor that recovery will remove (case E) leaves this file last:
       // its end is then where its records end, not what that header says.
-      const isLast = i === names.length - 1 || (i === names.length - 2 && (await neverCompleted(fs, names[i + 1]!.name, names[i + 1]!.parsed!.seq)));
+      const isLast =
+        i === names.length - 1 ||
+        (listedLast === undefined && i === names.length - 2 && (await neverCompleted(fs, names[i + 1]!.name, names[i + 1]!.parsed!.seq)));
       if (previous !== undefined && parsed!.seq !== previous.seq + 1) {
         fatalUnlessAny(mode, report, { file: name, offset: 0, detail: `file(s) missing before sequence ${parsed!.seq}`, action: 'reported', bytesDropped: 0 });
       }
@@ -143,7 +182,8 @@ export async function recoverQueue(fs: FileSystem, mode: RecoveryMode, apply: Ap
       const handle = await fs.open(name, { readOnly: dryRun || !isLast });
       let recovered: RecoveredFile | undefined;
       try {
-        recovered = await recoverFile(fs, mode, report, handle, name, parsed!.seq, isLast, expectedEnd, previous, apply, dryRun, buffers);
+        const mayBeUnfinished = isLast && listedLast === undefined;
+        recovered = await recoverFile(fs, mode, report, handle, name, parsed!.seq, isLast, mayBeUnfinished, expectedEnd, previous, apply, dryRun, buffers);
       } catch (error) {
         // Not in `files` yet, so the cleanup below would leak its descriptor.
         await handle.close().catch(() => undefined);
@@ -162,11 +202,14 @@ export async function recoverQueue(fs: FileSystem, mode: RecoveryMode, apply: Ap
   }
   const lastName = names[names.length - 1];
   const last = files[files.length - 1];
-  const writable = last !== undefined && last.seq === maxSeq ? last : undefined;
+  // With a manifest only its last file continues: after a listed file went
+  // missing (TolerateAnyCorruption), new records go to a new file.
+  const writable = last !== undefined && last.seq === (listedLast ?? maxSeq) ? last : undefined;
   // A removed half-created last file leaves its name free for the next file.
   const lastRemoved = lastName !== undefined && (last === undefined || last.seq !== maxSeq) &&
     report.problems.some((p) => p.file === lastName.name && p.action === 'removed-file');
-  const nextSeq = Math.max(minSeq, lastRemoved ? maxSeq : maxSeq + 1, 1);
+  // A listed file recovery skipped (TolerateAnyCorruption) keeps its name.
+  const nextSeq = Math.max(minSeq, lastRemoved ? maxSeq : maxSeq + 1, listedLast === undefined ? 1 : listedLast + 1, keptPastListed + 1);
   const superseded = all.filter((n) => n.parsed!.seq < minSeq).map((n) => n.name);
   return { files, writable, nextSeq, report, superseded };
 }
@@ -195,6 +238,25 @@ async function neverCompleted(fs: FileSystem, name: string, seq: number): Promis
   }
 }
 
+/** Whether the file's header verifies and a record follows it. */
+async function holdsRecords(fs: FileSystem, name: string, seq: number): Promise<boolean> {
+  const handle = await fs.open(name, { readOnly: true });
+  try {
+    const size = await handle.size();
+    const window = new FileWindow(handle, size, HEADER_WINDOW);
+    const header = decodeFileHeader((await window.view(0, Math.min(size, FILE_HEADER_SIZE))) ?? new Uint8Array(0));
+    if (typeof header === 'string' || header.seq !== seq || header.queue !== Queue.Append) return false;
+    const scanner = new RecordScanner(handle, size, header.salt, HEADER_WINDOW);
+    try {
+      return 'header' in (await scanner.read(FILE_HEADER_SIZE));
+    } finally {
+      await scanner.window.idle();
+    }
+  } finally {
+    await handle.close();
+  }
+}
+
 /** The previous-file length a file's header records, if the header verifies. */
 async function recordedLength(fs: FileSystem, name: string): Promise<number | undefined> {
   const handle = await fs.open(name, { readOnly: true });
@@ -216,6 +278,7 @@ async function recoverFile(
   name: string,
   seq: number,
   isLast: boolean,
+  mayBeUnfinished: boolean,
   expectedEnd: number | undefined,
   previous: RecoveredFile | undefined,
   apply: ApplyRecord,
@@ -228,7 +291,7 @@ async function recoverFile(
   const header = decodeFileHeader(headerBytes);
   const headerProblem = typeof header === 'string' ? header : header.seq !== seq || header.queue !== Queue.Append ? 'mismatch' : undefined;
   if (typeof header === 'string' || headerProblem !== undefined) {
-    if (isLast && (await caseE(headerProblem, size, window))) {
+    if (mayBeUnfinished && (await caseE(headerProblem, size, window))) {
       await handle.close();
       if (!dryRun) {
         await fs.remove(name);
@@ -319,7 +382,7 @@ function checkPreviousLength(mode: RecoveryMode, report: RecoveryReport, previou
   });
 }
 
-function fatalUnlessAny(mode: RecoveryMode, report: RecoveryReport, problem: RecoveryProblem): void {
+export function fatalUnlessAny(mode: RecoveryMode, report: RecoveryReport, problem: RecoveryProblem): void {
   if (mode !== RecoveryMode.TolerateAnyCorruption) {
     throw new CorruptionError(`${problem.file}: ${problem.detail}`, { file: problem.file, offset: problem.offset });
   }

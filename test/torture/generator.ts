@@ -15,6 +15,7 @@
  */
 import type { CrashPolicy, FaultRule } from '../../backends/fault.js';
 import type { FileSystem } from '../../src/filesystem.js';
+import { mark } from './marks.js';
 import { RecoveryMode } from '../../src/recovery/recovery.js';
 import { applyItems, lastIndexOf, type ModelItem, type ModelState, type WrittenEntry } from './model.js';
 import { knownIssueOf, type KnownIssue } from './known-issues.js';
@@ -231,9 +232,13 @@ export class Generator {
       case 'purge':
         await this.#purge();
         return;
-      case 'flip':
-        await scenario.flipExperiment(this.#rng, this.#rng.chance(0.5) ? RecoveryMode.AbsoluteConsistency : RecoveryMode.TolerateTailCorruption);
+      case 'flip': {
+        const mode = this.#rng.chance(0.5) ? RecoveryMode.AbsoluteConsistency : RecoveryMode.TolerateTailCorruption;
+        // Damage at rest: mostly a flipped bit, sometimes a whole file deleted or cut short.
+        if (this.#rng.chance(0.3)) await scenario.lostFileExperiment(this.#rng, mode);
+        else await scenario.flipExperiment(this.#rng, mode);
         return;
+      }
     }
   }
 
@@ -264,6 +269,31 @@ export class Generator {
 
   /** GC; like a Raft node, compact (some of) the regions it asks for. */
   async #purge(): Promise<void> {
+    if (this.#rng.chance(0.15)) {
+      await this.#failedCheckpoint();
+      return;
+    }
+    await this.#purgeAndCompact();
+  }
+
+  /**
+   * A purge whose checkpoint runs out of space part-way (a partial .rewrite
+   * file), then more purges (which may remove files below their watermark
+   * without a checkpoint), then a power loss and a reopen: the failed pass
+   * must leave nothing that stops an open (issue 15, case 4).
+   */
+  async #failedCheckpoint(): Promise<void> {
+    const scenario = this.#scenario;
+    const rng = this.#rng;
+    const full = scenario.inject({ ops: ['write', 'preallocate'], path: '*.rewrite', when: { afterBytes: rng.between(0, 400), partial: true }, error: 'ENOSPC' });
+    await scenario.purge();
+    full.remove();
+    if (full.fired > 0) mark('gc.failed-checkpoint');
+    for (let i = rng.between(1, 3); i > 0 && !scenario.failed; i--) await this.#purgeAndCompact();
+    await scenario.powerLoss(rng.pick(this.#swarm.policies), this.#recoverOptions());
+  }
+
+  async #purgeAndCompact(): Promise<void> {
     const scenario = this.#scenario;
     const asked = await scenario.purge();
     if (scenario.failed || asked.length === 0 || !this.#rng.chance(0.7)) return;

@@ -27,7 +27,8 @@ import {
   readRecordHeader,
 } from '../../src/format/layout.js';
 import { RecoveryMode } from '../../src/recovery/recovery.js';
-import { parseLogFileName } from '../../src/file-names.js';
+import { MANIFEST_NAME, parseLogFileName } from '../../src/file-names.js';
+import { MANIFEST_SLOT_SIZE, decodeManifestSlot, type ManifestState } from '../../src/file-set/manifest.js';
 import type { Rng } from './rng.js';
 
 export type Image = Map<string, Uint8Array>;
@@ -63,6 +64,8 @@ export interface WalkedFile {
   readonly dataEnd: number;
   /** Every byte after the header is zero. */
   readonly restZero: boolean;
+  /** Listed by a MANIFEST, so committed (never case E). */
+  readonly listed: boolean;
 }
 
 interface ParsedFile {
@@ -118,17 +121,30 @@ export function walkImage(image: Image): WalkedFile[] {
     if (typeof file === 'string') throw new Error(`walkImage: ${name}: ${file}; the image is not settled`);
     parsed.push(file);
   }
-  // The newest rewrite file holding a complete checkpoint is the one recovery uses.
+  // With a MANIFEST, the checkpoint and the first file it lists are the ones
+  // recovery uses; without one, the newest rewrite file holding a complete
+  // checkpoint, and its watermark.
+  const manifest = manifestOf(image);
   const checkpoint = parsed
-    .filter((f) => f.queue === Queue.Rewrite && f.watermark !== undefined)
+    .filter((f) => f.queue === Queue.Rewrite && f.watermark !== undefined && (manifest === undefined || f.seq === manifest.checkpoint?.seq))
     .sort((a, b) => b.seq - a.seq)[0];
-  const watermark = checkpoint?.watermark ?? 0;
+  const watermark = manifest?.first ?? checkpoint?.watermark ?? 0;
   const role = (f: ParsedFile): FileRole =>
     f.queue === Queue.Rewrite ? (f === checkpoint ? 'checkpoint' : 'stale-rewrite') : f.seq < watermark ? 'superseded' : 'append';
   const order = (f: ParsedFile): number => (f.queue === Queue.Append ? f.seq : -1e9 + f.seq);
   return parsed
     .sort((a, b) => order(a) - order(b))
-    .map((f) => ({ name: f.name, seq: f.seq, role: role(f), recycled: f.recycled, size: f.size, records: f.records, dataEnd: f.dataEnd, restZero: f.restZero }));
+    .map((f) => ({ name: f.name, seq: f.seq, role: role(f), recycled: f.recycled, size: f.size, records: f.records, dataEnd: f.dataEnd, restZero: f.restZero, listed: manifest !== undefined }));
+}
+
+/** The state of the image's MANIFEST (the valid slot with the higher generation), if it has one. */
+function manifestOf(image: Image): ManifestState | undefined {
+  const bytes = image.get(MANIFEST_NAME);
+  if (bytes === undefined) return undefined;
+  const slots = [decodeManifestSlot(bytes.subarray(0, MANIFEST_SLOT_SIZE)), decodeManifestSlot(bytes.subarray(MANIFEST_SLOT_SIZE))];
+  const valid = slots.filter((slot) => typeof slot === 'object').sort((a, b) => b.generation - a.generation);
+  if (valid.length === 0) throw new Error('walkImage: MANIFEST: neither slot verifies; the image is not settled');
+  return valid[0]!.state;
 }
 
 /** What recovery must do about one flipped bit, per the case table. */
@@ -215,7 +231,8 @@ export function expectFlip(files: readonly WalkedFile[], flip: Flip, mode: Recov
   const appends = files.filter((f) => f.role === 'append');
   const isLast = appends[appends.length - 1] === file;
   if (flip.where === 'file-header') {
-    if (isLast && file.restZero) return { kind: 'removed', file: file.name, why: 'case E: header of a last file holding nothing' };
+    // A file the MANIFEST lists was committed with a durable header: damage, never case E.
+    if (isLast && file.restZero && !file.listed) return { kind: 'removed', file: file.name, why: 'case E: header of a last file holding nothing' };
     const previous = appends[appends.indexOf(file) - 1];
     return {
       kind: 'corruption',

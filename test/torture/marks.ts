@@ -15,6 +15,8 @@ export const REQUIRED_MARKS = {
   'recovery.tail-cut-proven': 'TolerateTailCorruption cut proven-durable damage in the last file and reported it (case B)',
   'recovery.unproven-damage-cut': 'at-rest damage nothing proves durable was cut (case A, bit flip)',
   'recovery.checkpoint-flip': 'a bit flip in the checkpoint in use was refused with CORRUPTION, or left the state unchanged',
+  'recovery.lost-file': 'a deleted or truncated file (newest log, checkpoint, older log) was refused with CORRUPTION naming it, and reported under TolerateAny',
+  'gc.failed-checkpoint': 'a purge failed writing its checkpoint; later purges, a power loss and a reopen followed',
   'recovery.crash-during-recovery': 'a power cut during open interrupted recovery, and the next open recovered',
   'recovery.zero-space-open': 'open succeeded with 0 bytes of free space on a log with files',
   'recovery.multi-file': 'a power loss hit a log of several files',

@@ -31,8 +31,8 @@ import { FaultFs, type CrashPolicy, type FaultEvent, type FaultRule, type FaultR
 import { MemFs } from '../../backends/memfs.js';
 import { Engine, type EngineOptions } from '../../src/engine.js';
 import { ErrorCode, isRaftlogError } from '../../src/errors.js';
-import { parseLogFileName } from '../../src/file-names.js';
-import { RECORD_HEADER_SIZE } from '../../src/format/layout.js';
+import { MANIFEST_NAME, parseLogFileName } from '../../src/file-names.js';
+import { FILE_HEADER_SIZE, RECORD_HEADER_SIZE } from '../../src/format/layout.js';
 import type { FileSystem } from '../../src/filesystem.js';
 import { RecoveryMode, type RecoveryProblem, type RecoveryReport } from '../../src/recovery/recovery.js';
 import { readFile } from '../conformance/suite.js';
@@ -80,6 +80,8 @@ export interface ScenarioStats {
   kills: number;
   bursts: number;
   flips: number;
+  /** Files deleted or truncated at rest (after a clean close) and reported as such. */
+  lostFiles: number;
   zeroSpaceOpens: number;
   recoveryCrashes: number;
   reopenChecks: number;
@@ -109,6 +111,7 @@ export function emptyStats(): ScenarioStats {
     kills: 0,
     bursts: 0,
     flips: 0,
+    lostFiles: 0,
     zeroSpaceOpens: 0,
     recoveryCrashes: 0,
     reopenChecks: 0,
@@ -125,7 +128,7 @@ export function emptyStats(): ScenarioStats {
 
 /** Crash/fault scenarios a seed checked: each reopen after a restart, kill or power loss, each fault burst, each bit flip. */
 export function scenarioCount(stats: ScenarioStats): number {
-  return stats.reopenChecks + stats.bursts + stats.flips;
+  return stats.reopenChecks + stats.bursts + stats.flips + stats.lostFiles;
 }
 
 /** What a reopen may add on top of a plain open. */
@@ -736,6 +739,69 @@ export class Scenario {
     if (flip !== undefined) await this.#checkFlip(raw, image, files, flip, mode, beforeIndex, before);
   }
 
+  /**
+   * Deletes or truncates a file the log needs, at rest after a clean close
+   * (an operator's mistake, a lost disk block): the newest append file, the
+   * GC checkpoint in use, or an older append file cut short. `mode`
+   * (AbsoluteConsistency or TolerateTailCorruption) must refuse with
+   * CORRUPTION naming that file, TolerateAnyCorruption must open and report
+   * it: never a smaller log served as if whole. A side experiment: the
+   * scenario continues on the undamaged image.
+   */
+  async lostFileExperiment(rng: Rng, mode: RecoveryMode): Promise<void> {
+    await this.settle();
+    if (this.failed) return;
+    this.note('close, power loss (dropUnsynced), lose a file, reopen');
+    await this.engine.close();
+    this.#engine = undefined;
+    const raw: Image = (await this.#crash('dropUnsynced')).snapshot();
+    const key = this.#masterKey;
+    const image = key === undefined ? raw : await decryptImage(raw, key);
+    this.stats.lostFiles++;
+    this.#fault = this.#newFault(MemFs.fromSnapshot(raw), 'fault-lost', this.stats.lostFiles);
+    this.#resetIncarnation();
+    try {
+      this.#engine = await this.#newEngine();
+    } catch (error) {
+      this.violation('clean-close', `after a clean close and a power loss the log does not open: ${describeError(error)}`);
+    }
+    const files = walkImage(image);
+    const appends = files.filter((f) => f.role === 'append');
+    const checkpoint = files.find((f) => f.role === 'checkpoint');
+    if (appends.length === 0 || appends[0]!.listed !== true) return;
+    const older = appends.slice(0, -1).filter((f) => f.dataEnd > FILE_HEADER_SIZE);
+    const how = rng.weighted({ 'delete-newest': 3, 'delete-checkpoint': checkpoint === undefined ? 0 : 2, 'truncate-older': older.length === 0 ? 0 : 2 });
+    const damaged: Image = new Map(raw);
+    let target: string;
+    if (how === 'delete-newest') {
+      target = appends[appends.length - 1]!.name;
+      damaged.delete(target);
+    } else if (how === 'delete-checkpoint') {
+      target = checkpoint!.name;
+      damaged.delete(target);
+    } else {
+      const file = rng.pick(older);
+      target = file.name;
+      // Below where its successor's header says it ends: the chain proves the loss.
+      const at = rng.between(FILE_HEADER_SIZE, file.dataEnd - 1) + (key === undefined ? 0 : ENCRYPTION_HEADER_BYTES);
+      damaged.set(target, raw.get(target)!.subarray(0, at));
+    }
+    this.note(`${how} ${target}: expect CORRUPTION naming it under ${mode}, a report under TolerateAnyCorruption`);
+    const strict = await openImage(damaged, mode, this.config, this.seed, key);
+    await strict.engine?.close();
+    if (!isRaftlogError(strict.error, ErrorCode.CORRUPTION) || strict.error.file !== target) {
+      this.violation('lost-file', `${how} ${target}, ${mode}: expected CORRUPTION naming it; got ${strict.error === undefined ? 'an open engine' : describeError(strict.error)}`);
+    }
+    const any = await openImage(damaged, RecoveryMode.TolerateAnyCorruption, this.config, this.seed, key);
+    const problems = any.engine?.recoveryReport?.problems ?? [];
+    await any.engine?.close();
+    if (any.engine === undefined) this.violation('lost-file', `${how} ${target}, TolerateAnyCorruption: does not open: ${describeError(any.error)}`);
+    if (!problems.some((p) => p.file === target)) {
+      this.violation('lost-file', `${how} ${target}, TolerateAnyCorruption: opened without reporting it${describeProblems(problems)}`);
+    }
+    mark('recovery.lost-file');
+  }
+
   /** `raw` is the disk; `image` the log the engine reads from it (the same map unless encrypted). */
   async #checkFlip(raw: Image, image: Image, files: readonly WalkedFile[], flip: Flip, mode: RecoveryMode, beforeIndex: number, before: string): Promise<void> {
     const key = this.#masterKey;
@@ -900,7 +966,7 @@ async function decryptImage(raw: Image, masterKey: Uint8Array): Promise<Image> {
   await fs.init();
   const image: Image = new Map();
   for (const name of await fs.list()) {
-    if (parseLogFileName(name) !== undefined) image.set(name, await readFile(fs, name));
+    if (parseLogFileName(name) !== undefined || name === MANIFEST_NAME) image.set(name, await readFile(fs, name));
   }
   return image;
 }

@@ -6,8 +6,8 @@
  * and recycling work across both. File names are unique across the two
  * (sequence numbers), so the union of their listings is one log.
  */
-import { NotFoundError } from './errors.js';
-import type { DirectoryLock, FileHandle, FileSystem, FsCapabilities, OpenOptions } from './filesystem.js';
+import { NotFoundError } from '../errors.js';
+import type { DirectoryLock, FileHandle, FileSystem, FsCapabilities, OpenOptions } from '../filesystem.js';
 
 export class TieredFs implements FileSystem {
   readonly #primary: FileSystem;

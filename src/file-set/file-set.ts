@@ -1,0 +1,564 @@
+/**
+ * The file set (raft-engine's pipe log): the only owner of the log's files.
+ *
+ * It knows, for each queue (appends, GC checkpoints), every file's sequence
+ * number, handle, size and home (primary or spill FileSystem); it runs the
+ * active writer and its rotation, keeps the recycle pool, hands out read
+ * handles, and retires and removes files. The MANIFEST (manifest.ts) is its
+ * durable record, updated at every rotation and every purge.
+ *
+ * The engine appends and reads through it; the collector (src/gc.ts) decides
+ * what to retire and the file set executes. A retired file stays open and on
+ * disk until every read that started before its retirement has finished
+ * (`beginRead`/`endRead`): a read plans on the memtables and then awaits, and
+ * the file it planned on must still be there when it gets to it.
+ */
+import { isRaftlogError } from '../errors.js';
+import { fileId, logFileName, parseRecycleFileName, recycleFileName } from '../file-names.js';
+import type { FileHandle, FileSystem } from '../filesystem.js';
+import { Queue } from '../format/layout.js';
+import type { Memtables } from '../apply.js';
+import type { SealedRecord } from '../log-batch.js';
+import { LogWriter, type LogWriterOptions, type PlacedRecord } from '../log-writer.js';
+import type { RecoveryMode } from '../recovery/recovery.js';
+import { recoverLog, type RecoveredState } from '../recovery/log.js';
+import { Manifest, spillRanges, type ManifestState } from './manifest.js';
+import { TieredFs } from './tiered-fs.js';
+
+const PREFILL_CHUNK = 1 << 20;
+
+export interface FileSetOptions {
+  fs: FileSystem;
+  spillFs?: FileSystem;
+  targetFileSize: number;
+  preallocateBytes: number;
+  /** Retired append files kept for reuse instead of removed (0 disables recycling). */
+  recycleFiles: number;
+  nextSalt: () => number;
+  /** Told how long each barrier of the append queue took, in microseconds. */
+  onBarrier?: (micros: number) => void;
+}
+
+interface LogFile {
+  queue: Queue;
+  seq: number;
+  name: string;
+  handle: FileHandle;
+  /** Bytes on disk (for the active file, asked of the writer). */
+  bytes: number;
+}
+
+interface Retired {
+  file: LogFile;
+  /** Reads that began before this epoch may still use the file. */
+  epoch: number;
+}
+
+/** A GC checkpoint written but not yet committed (see `commitPurge`). */
+export interface WrittenCheckpoint {
+  seq: number;
+  id: number;
+  offset: number;
+  fileBytes: number;
+}
+
+export interface FileSetStats {
+  appendFiles: number;
+  appendFileBytes: number;
+  rewriteFileBytes: number;
+  recycledFiles: number;
+  recycledFileBytes: number;
+  spilling: boolean;
+  spills: number;
+}
+
+export class FileSet {
+  readonly #options: FileSetOptions;
+  readonly #tiered: TieredFs | undefined;
+  /** The FileSystem the log lives on: the primary, or primary and spill seen as one. */
+  readonly #fs: FileSystem;
+  #manifest: Manifest | undefined;
+  readonly #state: ManifestState = { first: 0, last: 0, checkpoint: undefined, spilled: [], spillOverflow: false };
+  /** Append sequence numbers whose files live on the spill FileSystem. */
+  readonly #spilled = new Set<number>();
+  /** Files the log uses, readable: append files (the active one included) and checkpoints, by file id. */
+  readonly #files = new Map<number, LogFile>();
+  #retired: Retired[] = [];
+  /** Reads in flight, by the epoch they began in. */
+  readonly #reads = new Map<number, number>();
+  #epoch = 0;
+  #reaping: Promise<void> = Promise.resolve();
+  #writer: LogWriter | undefined;
+  /** Sequence number the active file will get, while there is none. */
+  #nextSeq = 1;
+  #previousLength = 0;
+  #rewriteSeq = 0;
+  #checkpoint: { seq: number; watermark: number; bytes: number } | undefined;
+  /** Recycle-pool files with their sizes, oldest first. */
+  #pool: { name: string; bytes: number }[] = [];
+  #recycleSeq = 0;
+  /** Files to remove: superseded, stale, or whose removal failed. */
+  #doomed = new Set<string>();
+  spills = 0;
+
+  constructor(options: FileSetOptions) {
+    this.#options = options;
+    this.#tiered = options.spillFs === undefined ? undefined : new TieredFs(options.fs, options.spillFs);
+    this.#fs = this.#tiered ?? options.fs;
+  }
+
+  /** The log's FileSystem (for the directory lock and init). */
+  get fs(): FileSystem {
+    return this.#fs;
+  }
+
+  /**
+   * Recovers the log into `memtables` and takes over its files. Writes
+   * nothing but what recovery itself may (a cut, the removal of a file whose
+   * creation never completed), except that a directory without a MANIFEST
+   * gains one here when there is room (else at its first new file).
+   */
+  async open(mode: RecoveryMode, memtables: Memtables): Promise<RecoveredState> {
+    const recovered = await recoverLog(this.#fs, mode, memtables, { spillGiven: this.#tiered !== undefined });
+    const { rewrite, log, manifest } = recovered;
+    this.#rewriteSeq = rewrite.maxSeq;
+    const checkpoint = rewrite.checkpoint;
+    if (checkpoint !== undefined) {
+      this.#checkpoint = { seq: checkpoint.seq, watermark: checkpoint.watermark, bytes: checkpoint.bytes };
+      this.#files.set(fileId(Queue.Rewrite, checkpoint.seq), { queue: Queue.Rewrite, seq: checkpoint.seq, name: checkpoint.name, handle: checkpoint.handle, bytes: checkpoint.bytes });
+    }
+    for (const name of [...rewrite.stale, ...log.superseded]) this.#doomed.add(name);
+    for (const file of log.files) {
+      this.#files.set(fileId(Queue.Append, file.seq), { queue: Queue.Append, seq: file.seq, name: file.name, handle: file.handle, bytes: await file.handle.size() });
+      if (this.#tiered?.tierOf(file.name) === 'spill') this.#spilled.add(file.seq);
+    }
+    for (const name of (await this.#fs.list()).sort()) {
+      const number = parseRecycleFileName(name);
+      if (number === undefined) continue;
+      const handle = await this.#fs.open(name, { readOnly: true });
+      this.#pool.push({ name, bytes: await handle.size() });
+      await handle.close();
+      this.#recycleSeq = Math.max(this.#recycleSeq, number);
+    }
+    const last = log.files[log.files.length - 1];
+    if (manifest.kind === 'ok') {
+      Object.assign(this.#state, manifest.state);
+      this.#manifest = await Manifest.open(this.#options.fs, manifest.generation);
+    } else {
+      this.#state.first = log.files[0]?.seq ?? 0;
+      this.#state.last = last?.seq ?? 0;
+      this.#state.checkpoint = checkpoint === undefined ? undefined : { seq: checkpoint.seq, watermark: checkpoint.watermark, spilled: this.#tiered?.tierOf(checkpoint.name) === 'spill' };
+      // A directory written before manifests gains one now, when there is
+      // room; a full disk opens without one. An empty directory gets one
+      // before its first file. Either way the first new file creates it.
+      if (log.files.length > 0 || checkpoint !== undefined) {
+        await this.#createManifest().catch((error: unknown) => {
+          if (!isRaftlogError(error, 'NO_SPACE')) throw error;
+        });
+      }
+    }
+    if (log.writable !== undefined) {
+      this.#adoptWriter(await LogWriter.resume(this.#writerOptions(), { ...log.writable, offset: log.writable.end }));
+    } else {
+      // Created at the first write, not here: opening must work on a full
+      // disk, and a new file needs room for its header.
+      this.#nextSeq = log.nextSeq;
+      // 0 (unknown) unless the new file directly follows the last one read.
+      this.#previousLength = last !== undefined && last.seq === log.nextSeq - 1 ? last.end : 0;
+    }
+    return recovered;
+  }
+
+  // --- the append queue -----------------------------------------------------
+
+  get hasWriter(): boolean {
+    return this.#writer !== undefined;
+  }
+
+  /** The active file's sequence number (the next one's, while there is none). */
+  get activeSeq(): number {
+    return this.#writer?.seq ?? this.#nextSeq;
+  }
+
+  /** Bytes the active file takes on disk. */
+  get activeBytes(): number {
+    return this.#writer?.fileBytes ?? 0;
+  }
+
+  get activeOffset(): number {
+    return this.#writer?.offset ?? 0;
+  }
+
+  get bytesWritten(): number {
+    return this.#writer?.bytesWritten ?? 0;
+  }
+
+  get syncs(): number {
+    return this.#writer?.syncCount ?? 0;
+  }
+
+  get rotations(): number {
+    return this.#writer?.rotations ?? 0;
+  }
+
+  get spilling(): boolean {
+    return this.#tiered?.spilling ?? false;
+  }
+
+  /** Appends records in one write (creating the active file first if there is none); see LogWriter.append. */
+  async append(records: readonly SealedRecord[], sync: boolean): Promise<PlacedRecord[]> {
+    const writer = this.#writer ?? this.#adoptWriter(await LogWriter.create(this.#writerOptions(), this.#nextSeq, this.#previousLength));
+    return writer.append(records, sync);
+  }
+
+  /** A barrier for everything appended so far. */
+  async sync(): Promise<void> {
+    await this.#writer?.sync();
+  }
+
+  /** Settles the active file for a clean close (LogWriter.seal). */
+  async seal(): Promise<void> {
+    await this.#writer?.seal();
+  }
+
+  /** After a failed barrier: cut the active file back to what is durable (LogWriter.discardUnsynced). */
+  async discardUnsynced(): Promise<void> {
+    await this.#writer?.discardUnsynced();
+  }
+
+  // --- reads ------------------------------------------------------------------
+
+  /** A read is about to plan on the memtables: files retired from now on stay readable until `endRead(token)`. */
+  beginRead(): number {
+    const epoch = this.#epoch;
+    this.#reads.set(epoch, (this.#reads.get(epoch) ?? 0) + 1);
+    return epoch;
+  }
+
+  endRead(token: number): void {
+    const left = this.#reads.get(token)! - 1;
+    if (left > 0) {
+      this.#reads.set(token, left);
+      return;
+    }
+    this.#reads.delete(token);
+    if (this.#retired.some((r) => this.#free(r))) this.#scheduleReap();
+  }
+
+  /** The handle of a file the log uses, or of a retired one a read still may use. */
+  handle(id: number): FileHandle | undefined {
+    const file = this.#files.get(id);
+    if (file !== undefined) return file.handle;
+    for (const retired of this.#retired) {
+      if (fileId(retired.file.queue, retired.file.seq) === id) return retired.file.handle;
+    }
+    return undefined;
+  }
+
+  // --- garbage collection (the collector decides, the file set executes) ------
+
+  /** Append files by sequence number with their sizes, the active one last. */
+  appendFiles(): { seq: number; bytes: number }[] {
+    const files: { seq: number; bytes: number }[] = [];
+    for (const file of this.#files.values()) {
+      if (file.queue === Queue.Append && file.seq !== this.#writer?.seq) files.push({ seq: file.seq, bytes: file.bytes });
+    }
+    files.sort((a, b) => a.seq - b.seq);
+    files.push({ seq: this.activeSeq, bytes: this.activeBytes });
+    return files;
+  }
+
+  get checkpoint(): { seq: number; watermark: number; bytes: number } | undefined {
+    return this.#checkpoint;
+  }
+
+  /**
+   * Writes a GC checkpoint record into a new rewrite file, durable when this
+   * resolves. The file is not part of the log until `commitPurge` lists it
+   * in the manifest: until then recovery ignores it, and a failed or crashed
+   * pass leaves only garbage (removed here on failure, else by a later pass).
+   */
+  async writeCheckpoint(record: SealedRecord, watermark: number): Promise<WrittenCheckpoint> {
+    const seq = ++this.#rewriteSeq;
+    const name = logFileName(Queue.Rewrite, seq);
+    let writer: LogWriter | undefined;
+    try {
+      writer = await LogWriter.create(
+        {
+          fs: this.#fs,
+          queue: Queue.Rewrite,
+          targetFileSize: Math.max(this.#options.targetFileSize, record.bytes.length + 4096),
+          preallocateBytes: 0,
+          nextSalt: this.#options.nextSalt,
+        },
+        seq,
+        // A rewrite file's header records its checkpoint's watermark.
+        watermark,
+      );
+      const [placed] = await writer.append([record], true);
+      const id = fileId(Queue.Rewrite, seq);
+      this.#files.set(id, { queue: Queue.Rewrite, seq, name, handle: writer.handle, bytes: writer.fileBytes });
+      return { seq, id, offset: placed!.offset, fileBytes: writer.fileBytes };
+    } catch (error) {
+      await writer?.close().catch(() => undefined);
+      await this.#fs.remove(name).catch((removal: unknown) => {
+        if (!isRaftlogError(removal, 'NOT_FOUND')) this.#doomed.add(name);
+      });
+      throw error;
+    }
+  }
+
+  /**
+   * Makes a purge durable: the manifest's first file becomes `watermark`
+   * and its checkpoint `written` (when the pass wrote one). Files below the
+   * watermark and the old checkpoint are dead from here on, whether or not
+   * their removal reaches the disk; they stay readable until `retire`.
+   */
+  async commitPurge(watermark: number, written: WrittenCheckpoint | undefined): Promise<void> {
+    if (written !== undefined) {
+      this.#state.checkpoint = { seq: written.seq, watermark, spilled: this.#tiered?.tierOf(logFileName(Queue.Rewrite, written.seq)) === 'spill' };
+    }
+    if (this.#state.first !== 0) this.#state.first = Math.max(this.#state.first, watermark);
+    await this.#persist();
+  }
+
+  /**
+   * Retires what `commitPurge` made dead: append files below `watermark`
+   * and, when a new checkpoint replaced it, the old checkpoint. Synchronous
+   * (the engine calls it in the short step that swaps the file set): the
+   * files leave the set now and are closed and removed (or recycled) once
+   * every read that may have planned on them has finished.
+   */
+  retire(watermark: number, written: WrittenCheckpoint | undefined): number[] {
+    const epoch = ++this.#epoch;
+    const retired: number[] = [];
+    for (const [id, file] of this.#files) {
+      const dead =
+        file.queue === Queue.Append
+          ? file.seq < watermark && file.seq !== this.#writer?.seq
+          : written !== undefined && file.seq !== written.seq && file.seq === this.#checkpoint?.seq;
+      if (!dead) continue;
+      this.#files.delete(id);
+      this.#spilled.delete(file.seq);
+      this.#retired.push({ file, epoch });
+      retired.push(id);
+    }
+    if (written !== undefined) this.#checkpoint = { seq: written.seq, watermark, bytes: written.fileBytes };
+    return retired;
+  }
+
+  /** A checkpoint written by a pass that then failed before its commit: garbage. */
+  async discardCheckpoint(written: WrittenCheckpoint): Promise<void> {
+    const file = this.#files.get(written.id);
+    this.#files.delete(written.id);
+    await file?.handle.close().catch(() => undefined);
+    this.#doomed.add(logFileName(Queue.Rewrite, written.seq));
+  }
+
+  /**
+   * Closes and removes (or recycles) retired files no read needs any more,
+   * and removes superseded and stale files. Resolves when done; reads that
+   * end later trigger the rest in the background.
+   */
+  async reap(): Promise<{ removed: number; recycled: number }> {
+    // One reap at a time: wait out any a finished read queued meanwhile.
+    for (let current = this.#reaping; ; current = this.#reaping) {
+      await current;
+      if (current === this.#reaping) break;
+    }
+    const result = { removed: 0, recycled: 0 };
+    const run = this.#reapNow(result);
+    this.#reaping = run.catch(() => undefined);
+    await run;
+    return result;
+  }
+
+  /**
+   * Fills the recycle pool up to `count` files of `targetFileSize` zeros,
+   * written for real (not fallocated), so the first appends into them
+   * overwrite written blocks and their fdatasync needs no metadata update.
+   */
+  async prefill(count: number): Promise<void> {
+    const fs = this.#fs;
+    const { targetFileSize } = this.#options;
+    const zeros = new Uint8Array(Math.min(PREFILL_CHUNK, targetFileSize));
+    while (this.#pool.length < count) {
+      const name = recycleFileName(++this.#recycleSeq);
+      let handle: FileHandle;
+      try {
+        handle = await fs.open(name, { create: true, exclusive: true, capacityBytes: targetFileSize });
+      } catch (error) {
+        // Creating a file can take space too (an inode; an encrypting file
+        // system's key dictionary and header): a full disk ends prefilling.
+        if (!isRaftlogError(error, 'NO_SPACE')) throw error;
+        await fs.remove(name).catch(() => undefined);
+        break;
+      }
+      try {
+        for (let at = 0; at < targetFileSize; at += zeros.length) {
+          await handle.write([zeros.subarray(0, Math.min(zeros.length, targetFileSize - at))], at);
+        }
+        await handle.sync();
+      } catch (error) {
+        // Prefilling is an optimization: on a full disk the engine must still
+        // open (and serve reads) without it. Give the space back and stop.
+        await handle.close().catch(() => undefined);
+        if (!isRaftlogError(error, 'NO_SPACE')) throw error;
+        await fs.remove(name).catch(() => undefined);
+        break;
+      }
+      await handle.close();
+      this.#pool.push({ name, bytes: targetFileSize });
+    }
+    await fs.syncDir();
+  }
+
+  stats(): FileSetStats {
+    let appendFiles = 0;
+    let appendFileBytes = 0;
+    for (const file of this.#files.values()) {
+      if (file.queue !== Queue.Append || file.seq === this.#writer?.seq) continue;
+      appendFiles++;
+      appendFileBytes += file.bytes;
+    }
+    return {
+      appendFiles: appendFiles + 1,
+      appendFileBytes: appendFileBytes + this.activeBytes,
+      rewriteFileBytes: this.#checkpoint?.bytes ?? 0,
+      recycledFiles: this.#pool.length,
+      recycledFileBytes: this.#pool.reduce((sum, f) => sum + f.bytes, 0),
+      spilling: this.spilling,
+      spills: this.spills,
+    };
+  }
+
+  /** Files the set holds open (the log's, plus retired ones reads still use). */
+  get openFiles(): number {
+    return this.#files.size + this.#retired.length;
+  }
+
+  /** Closes every file and the manifest. Reads must have finished. */
+  async close(): Promise<void> {
+    await this.#reaping;
+    const handles = new Set<FileHandle>();
+    for (const file of this.#files.values()) handles.add(file.handle);
+    for (const retired of this.#retired) handles.add(retired.file.handle);
+    if (this.#writer !== undefined) handles.add(this.#writer.handle);
+    this.#files.clear();
+    this.#retired = [];
+    await Promise.all([...handles].map((handle) => handle.close().catch(() => undefined)));
+    await this.#manifest?.close().catch(() => undefined);
+    this.#manifest = undefined;
+  }
+
+  // --- internals --------------------------------------------------------------
+
+  #writerOptions(): LogWriterOptions {
+    return {
+      fs: this.#fs,
+      queue: Queue.Append,
+      targetFileSize: this.#options.targetFileSize,
+      preallocateBytes: this.#options.preallocateBytes,
+      nextSalt: this.#options.nextSalt,
+      takeRecycled: () => this.#pool.shift()?.name,
+      onNoSpace: () => {
+        if (this.#tiered === undefined || this.#tiered.spilling) return false;
+        this.#tiered.spill();
+        this.spills++;
+        return true;
+      },
+      onRotateStart: () => this.#tiered?.preferPrimary(),
+      onBarrier: this.#options.onBarrier,
+      onCreated: (seq, name) => this.#created(seq, name),
+    };
+  }
+
+  /**
+   * A new append file's header is durable: list it in the manifest before
+   * any record goes into it. Recovery removes a file past the manifest's
+   * last one as never completed, so this is the step that commits it.
+   */
+  async #created(seq: number, name: string): Promise<void> {
+    if (this.#manifest === undefined) await this.#createManifest();
+    if (this.#tiered?.tierOf(name) === 'spill') this.#spilled.add(seq);
+    if (this.#state.first === 0) this.#state.first = seq;
+    this.#state.last = seq;
+    await this.#persist();
+  }
+
+  #adoptWriter(writer: LogWriter): LogWriter {
+    this.#writer = writer;
+    this.#files.set(writer.fileId, { queue: Queue.Append, seq: writer.seq, name: logFileName(Queue.Append, writer.seq), handle: writer.handle, bytes: 0 });
+    writer.onRotate = (retired, active) => {
+      const file = this.#files.get(fileId(Queue.Append, retired.seq));
+      if (file !== undefined) file.bytes = retired.bytes;
+      this.#files.set(fileId(Queue.Append, active.seq), { queue: Queue.Append, seq: active.seq, name: logFileName(Queue.Append, active.seq), handle: active.handle, bytes: 0 });
+    };
+    return writer;
+  }
+
+  #snapshot(): ManifestState {
+    const spilled = [...this.#spilled].filter((seq) => seq >= this.#state.first);
+    return { ...this.#state, spilled: spillRanges(spilled) };
+  }
+
+  async #createManifest(): Promise<void> {
+    this.#manifest = await Manifest.create(this.#options.fs, this.#snapshot());
+  }
+
+  async #persist(): Promise<void> {
+    if (this.#manifest === undefined) await this.#createManifest();
+    else await this.#manifest.update(() => this.#snapshot());
+  }
+
+  #free(retired: Retired): boolean {
+    for (const epoch of this.#reads.keys()) if (epoch < retired.epoch) return false;
+    return true;
+  }
+
+  #scheduleReap(): void {
+    const result = { removed: 0, recycled: 0 };
+    // Failures leave the names doomed; the next purge retries and reports.
+    this.#reaping = this.#reaping.then(() => this.#reapNow(result)).catch(() => undefined);
+  }
+
+  async #reapNow(result: { removed: number; recycled: number }): Promise<void> {
+    const free = this.#retired.filter((r) => this.#free(r));
+    if (free.length === 0 && this.#doomed.size === 0) return;
+    this.#retired = this.#retired.filter((r) => !free.includes(r));
+    free.sort((a, b) => a.file.seq - b.file.seq);
+    // Every name here is dead by the manifest already (recovery never reads
+    // it): a rename or removal that fails costs only space, and the name
+    // stays doomed for the next pass to retry. The pass still reports the error.
+    let firstError: unknown;
+    for (const { file } of free) {
+      await file.handle.close().catch(() => undefined);
+      if (file.queue === Queue.Append && this.#pool.length < this.#options.recycleFiles) {
+        const target = recycleFileName(++this.#recycleSeq);
+        try {
+          await this.#fs.rename(file.name, target);
+          this.#pool.push({ name: target, bytes: file.bytes });
+          result.recycled++;
+          continue;
+        } catch (error) {
+          firstError ??= error;
+        }
+      }
+      this.#doomed.add(file.name);
+    }
+    for (const name of [...this.#doomed]) {
+      try {
+        await this.#fs.remove(name);
+        result.removed++;
+      } catch (error) {
+        if (!isRaftlogError(error, 'NOT_FOUND')) {
+          firstError ??= error;
+          continue;
+        }
+      }
+      this.#doomed.delete(name);
+    }
+    await this.#fs.syncDir();
+    if (firstError !== undefined) throw firstError;
+  }
+}
