@@ -10,7 +10,10 @@ import { assert } from './assert.js';
 import type { SealedRecord } from './log-batch.js';
 
 export interface QueuedWrite {
-  /** Absent for a pure barrier (`engine.sync()`) and for a task. */
+  /**
+   * Absent for a pure barrier (`engine.sync()`, sync set), an ordering point
+   * (GC waiting for the writes queued before it, sync not set) and a task.
+   */
   record: SealedRecord | undefined;
   /** Work that must run alone, between groups (garbage collection). */
   task?: () => Promise<number>;
@@ -48,8 +51,6 @@ export class WriteQueue {
   }
 
   submit(record: SealedRecord | undefined, sync: boolean): Promise<number> {
-    // A member with nothing to write only makes sense as a barrier.
-    assert(record !== undefined || sync, 'write queue: a member without a record must ask for sync');
     return new Promise<number>((resolve, reject) => {
       this.#pending.push({ record, sync, result: 0, resolve, reject });
       this.#wake();

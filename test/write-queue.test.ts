@@ -6,7 +6,6 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { BugError } from '../src/errors.js';
 import type { SealedRecord } from '../src/log-batch.js';
 import { LogBatch } from '../src/log-batch.js';
 import { WriteQueue, type QueuedWrite } from '../src/write-queue.js';
@@ -19,6 +18,7 @@ function record(label: string): SealedRecord {
 }
 
 function labelOf(member: QueuedWrite): string {
+  // A member without a record is a barrier when it asks for sync, else an ordering point.
   if (member.record === undefined) return member.sync ? 'barrier' : '?';
   const item = member.record.items.items[0]!;
   const value = member.record.payload.subarray(item.valueOffset, item.valueOffset + item.valueLength);
@@ -236,12 +236,20 @@ describe('write queue', () => {
     assert.equal(queue.busy, false);
   });
 
-  it('a member with no record that does not ask for sync is a BUG', async () => {
-    const queue = new WriteQueue(new Recorder().commit);
-    assert.throws(
-      () => queue.submit(undefined, false),
-      (error: unknown) => error instanceof BugError && /must ask for sync/.test(error.message),
-    );
-    assert.equal(queue.busy, false);
+  it('a member with no record and no sync is an ordering point: it settles after the writes before it', async () => {
+    const recorder = new Recorder();
+    const queue = new WriteQueue(recorder.commit);
+    const gate = deferred();
+    recorder.gate = gate.promise;
+    const write = queue.submit(record('a'), false);
+    await new Promise((resolve) => setImmediate(resolve));
+    let passed = false;
+    const point = queue.submit(undefined, false).then(() => (passed = true));
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(passed, false);
+    gate.resolve();
+    await Promise.all([write, point]);
+    assert.deepEqual(recorder.log, [['a'], ['?']]);
+    assert.deepEqual(recorder.syncs, [false, false]);
   });
 });
