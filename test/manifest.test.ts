@@ -20,6 +20,8 @@ import { FILE_FLAG_MANIFEST, FILE_HEADER_SIZE, decodeFileHeader, encodeFileHeade
 import type { FileSystem } from '../src/filesystem.js';
 import {
   MANIFEST_SLOT_SIZE,
+  Manifest,
+  emptyManifestState,
   decodeManifestSlot,
   encodeManifestSlot,
   readManifest,
@@ -325,6 +327,34 @@ describe('manifest', () => {
     assert.deepEqual(engine.recoveryReport!.problems, []);
     assert.equal(engine.lastIndex(1), 48);
     await engine.close();
+  });
+
+  it('a manifest update that fails with NO_SPACE can be retried (the generation did not advance), and a close on a full disk still closes', async () => {
+    const fs = new FaultFs(new MemFs(), { seed: 21 });
+    await fs.init();
+    const state = { ...emptyManifestState(), first: 1, last: 1 };
+    const manifest = await Manifest.create(fs, state);
+    const full = fs.inject({ ops: ['write'], path: MANIFEST_NAME, when: { probability: 1 }, error: 'ENOSPC' });
+    await assert.rejects(manifest.update(() => ({ ...state, last: 2 })), (error: unknown) => isRaftlogError(error, 'NO_SPACE'));
+    full.remove();
+    await manifest.update(() => ({ ...state, last: 2 }));
+    await manifest.close();
+    const read = await readManifest(fs);
+    assert.ok(read.kind === 'ok');
+    assert.equal(read.generation, 2);
+    assert.equal(read.state.last, 2);
+
+    const engineFs = new FaultFs(new MemFs(), { seed: 22 });
+    const engine = await open(engineFs);
+    await append(engine, 1, 1, 5);
+    const noRoom = engineFs.inject({ ops: ['write'], path: MANIFEST_NAME, when: { probability: 1 }, error: 'ENOSPC' });
+    await engine.close();
+    noRoom.remove();
+    assert.equal((await manifestState(engineFs)).cleanEnd, 0, 'the clean end could not be recorded');
+    const again = await open(engineFs, { recoveryMode: RecoveryMode.AbsoluteConsistency });
+    assert.equal(again.lastIndex(1), 5);
+    assert.deepEqual(again.recoveryReport!.problems, []);
+    await again.close();
   });
 
   it('a crash at any operation of a rotation reopens to an acknowledged state, never a missing file', async () => {
