@@ -84,14 +84,8 @@
 import { randomBytes } from 'node:crypto';
 
 import { ClosedError, CorruptionError, ErrorCode, InvalidArgumentError, isRaftlogError } from '../src/errors.js';
-import type {
-  DirectoryLock,
-  FileHandle,
-  FileSystem,
-  FsCapabilities,
-  OpenOptions,
-  WriteOptions,
-} from '../src/filesystem.js';
+import type { DirectoryLock, FileHandle, FileSystem } from '../src/filesystem.js';
+import type { FsCapabilities, OpenOptions, WriteOptions } from '../src/filesystem.js';
 import { KEY_BYTES, ctrInPlace, ctrInto, ctrIntoOffThread, freshIv, freshKey } from './encryption/cipher.js';
 import {
   DICTIONARY_NAME,
@@ -117,7 +111,8 @@ import {
 } from './encryption/header.js';
 import { MARK_BYTES, endMark, findEnd } from './encryption/end-mark.js';
 import { KeyDictionaryStore } from './encryption/store.js';
-import { checkCount, checkName, checkOpenOptions, checkRange, checkReadArgs, checkWriteArgs } from './path-names.js';
+import { checkCount, checkOpenOptions, checkRange, checkReadArgs, checkWriteArgs } from './arguments.js';
+import { checkName } from './path-names.js';
 
 export { DICTIONARY_NAME, DICTIONARY_TMP_NAME } from './encryption/dictionary.js';
 export { HEADER_BYTES } from './encryption/header.js';

@@ -103,19 +103,13 @@ import {
   UnsupportedError,
   fromSystemError,
 } from '../src/errors.js';
-import type {
-  DirectoryLock,
-  FileHandle,
-  FileSystem,
-  FsCapabilities,
-  OpenOptions,
-  WriteOptions,
-} from '../src/filesystem.js';
+import type { DirectoryLock, FileHandle, FileSystem } from '../src/filesystem.js';
+import type { FsCapabilities, OpenOptions, WriteOptions } from '../src/filesystem.js';
 import { loadNative, requireNative, type CpuFlushInfo, type NativeBinding } from '../hardware/native.js';
 import { choosePmemFlush, mapSyncAccepted, type PmemFlushPath } from '../hardware/probe.js';
 import { lockDirectory } from './directory-lock.js';
 import { FILE_MODE, errnoOf, fileExists, filePath, openFlags, listFiles, makeRoot, removeFile, renameFile, syncDirectory } from './posix-directory.js';
-import { checkCount, checkOpenOptions, checkRange, checkReadArgs, checkWriteArgs } from './path-names.js';
+import { checkCount, checkOpenOptions, checkRange, checkReadArgs, checkWriteArgs } from './arguments.js';
 
 export type { PmemFlushPath } from '../hardware/probe.js';
 

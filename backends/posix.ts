@@ -21,17 +21,12 @@ import {
   IoError,
   fromSystemError,
 } from '../src/errors.js';
-import type {
-  DirectoryLock,
-  FileHandle,
-  FileSystem,
-  FsCapabilities,
-  OpenOptions,
-  WriteOptions,
-} from '../src/filesystem.js';
+import type { DirectoryLock, FileHandle, FileSystem } from '../src/filesystem.js';
+import type { FsCapabilities, OpenOptions, WriteOptions } from '../src/filesystem.js';
 import { lockDirectory } from './directory-lock.js';
 import { FILE_MODE, fileExists, filePath, openFlags, listFiles, makeRoot, removeFile, renameFile, syncDirectory } from './posix-directory.js';
-import { checkCount, checkOpenOptions, checkRange, checkReadArgs, checkWriteArgs } from './path-names.js';
+import { checkCount, checkOpenOptions, checkRange, checkReadArgs, checkWriteArgs } from './arguments.js';
+import { remainingBuffers } from './io-buffers.js';
 
 const { O_RDWR } = fsConstants;
 
@@ -258,23 +253,6 @@ class PosixFileHandle implements FileHandle {
       throw fromSystemError(error, operation, this.name);
     }
   }
-}
-
-/**
- * The buffers still to write after the first `written` bytes went down: whole
- * buffers are dropped and the first partly written one is re-viewed (no copy).
- * Exported for unit tests; not part of the public API.
- */
-export function remainingBuffers(buffers: readonly Uint8Array[], written: number): Uint8Array[] {
-  let skip = written;
-  let index = 0;
-  while (index < buffers.length && skip >= buffers[index]!.byteLength) {
-    skip -= buffers[index]!.byteLength;
-    index++;
-  }
-  const rest = buffers.slice(index);
-  if (skip > 0 && rest.length > 0) rest[0] = rest[0]!.subarray(skip);
-  return rest;
 }
 
 /**
