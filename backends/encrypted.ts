@@ -101,7 +101,8 @@ import { FileState, dataSize, ivHex } from './encryption/file-state.js';
 import { EncryptedFileHandle, type Internals } from './encryption/handle.js';
 import { HEADER_BYTES, slotFileIds, slotWriteBytes, type FileHeader } from './encryption/header.js';
 import { initHeaders, readHeader, readSlots, secureLoadedHeader, writeHeader } from './encryption/header-slots.js';
-import { KeyRing, checkMasterKey, extentInfo, type EncryptionStats, type ExtentInfo, type IssuedKeyIv } from './encryption/keyring.js';
+import { KeyRing, checkMasterKey, extentInfo } from './encryption/keyring.js';
+import type { EncryptionStats, ExtentInfo, IssuedKeyIv } from './encryption/keyring.js';
 import { checkName } from './path-names.js';
 
 export { DICTIONARY_NAME, DICTIONARY_TMP_NAME } from './encryption/dictionary.js';
@@ -234,13 +235,9 @@ export class EncryptedFs implements FileSystem {
   }
 
   async rename(from: string, to: string): Promise<void> {
-    await this.#live('rename');
-    this.#checkUserName(from, 'rename');
-    this.#checkUserName(to, 'rename');
     // No dictionary change is needed for the move itself: the header names the
     // generation, so whichever name a crash leaves the file under decrypts.
-    const moved = await this.#peekFileId(from);
-    const replaced = from === to ? undefined : await this.#peekFileId(to);
+    const { moved, replaced } = await this.#beforeMove('rename', from, to);
     await this.#inner.rename(from, to);
     if (replaced !== undefined && replaced !== moved) this.#pendingDrops.add(replaced);
     if (moved !== undefined) await this.#keys.renameHint(moved, to);
@@ -255,11 +252,7 @@ export class EncryptedFs implements FileSystem {
    * entry can be dropped without ever orphaning the file.
    */
   async reuse(from: string, to: string): Promise<FileHandle> {
-    await this.#live('reuse');
-    this.#checkUserName(from, 'reuse');
-    this.#checkUserName(to, 'reuse');
-    const old = await this.#peekFileId(from);
-    const replaced = from === to ? undefined : await this.#peekFileId(to);
+    const { moved: old, replaced } = await this.#beforeMove('reuse', from, to);
     const record = await this.#keys.newGeneration(to, 'reuse');
     let inner: FileHandle;
     try {
@@ -271,7 +264,8 @@ export class EncryptedFs implements FileSystem {
     try {
       const previous = await readHeader(inner);
       // Make the old header durable before the new one goes into the other slot
-      // (see writeHeader), so a torn write cannot leave no valid header at all.
+      // (see writeHeader in encryption/header-slots.ts), so a torn write
+      // cannot leave no valid header at all.
       await inner.sync();
       // The earlier life's bytes stay where they are: no lease over them.
       const innerSize = await dataSize(inner);
@@ -379,7 +373,9 @@ export class EncryptedFs implements FileSystem {
 
   async #load(): Promise<void> {
     await this.#inner.init();
-    const master = this.#keys.hasMaster ? undefined : checkMasterKey(await this.#provider!.getMasterKey(), 'the key provider’s master key');
+    const master = this.#keys.hasMaster
+      ? undefined
+      : checkMasterKey(await this.#provider!.getMasterKey(), 'the key provider’s master key');
     await this.#keys.load(master, () => this.#refuseMissingDictionary());
     try {
       await this.#collectGarbage();
@@ -448,6 +444,16 @@ export class EncryptedFs implements FileSystem {
     } finally {
       await inner.close();
     }
+  }
+
+  /** Checks the names of a rename or reuse, and reads which generations `from` and `to` hold. */
+  async #beforeMove(operation: string, from: string, to: string): Promise<{ moved?: string; replaced?: string }> {
+    await this.#live(operation);
+    this.#checkUserName(from, operation);
+    this.#checkUserName(to, operation);
+    const moved = await this.#peekFileId(from);
+    const replaced = from === to ? undefined : await this.#peekFileId(to);
+    return { moved, replaced };
   }
 
   async #peekFileId(name: string): Promise<string | undefined> {

@@ -65,15 +65,13 @@
  */
 
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 
-import { ClosedError, InvalidArgumentError, IoError, UnsupportedError, fromSystemError } from '../src/errors.js';
-import type { DirectoryLock, FileHandle, FileSystem, FsCapabilities, OpenOptions } from '../src/filesystem.js';
+import { InvalidArgumentError, IoError, UnsupportedError } from '../src/errors.js';
+import type { FileHandle, FileSystem, FsCapabilities } from '../src/filesystem.js';
 import { requireNative } from '../hardware/native.js';
 import type { NativeBinding } from '../hardware/native.js';
-import { checkOpenOptions } from './arguments.js';
-import { lockDirectory } from './directory-lock.js';
-import { errnoOf, fileExists, filePath, openFlags, listFiles, makeRoot, removeFile, renameFile, syncDirectory } from './posix-directory.js';
+import { DirectoryFs } from './directory-fs.js';
+import { errnoOf } from './posix-directory.js';
 import { directBlockSize } from './uring/direct.js';
 import { closeFd, fstatFd, openFd } from './uring/fd.js';
 import { FileState } from './uring/file-state.js';
@@ -105,19 +103,17 @@ export interface UringStats {
   readonly ftruncateInChain: boolean;
 }
 
-const { O_RDWR, O_DIRECT } = fs.constants;
+const { O_DIRECT } = fs.constants;
 const DEFAULT_QUEUE_DEPTH = 64;
 const MIN_QUEUE_DEPTH = 4;
 
-export class UringFs implements FileSystem {
+export class UringFs extends DirectoryFs implements FileSystem {
   readonly capabilities: FsCapabilities;
   readonly description: string;
-  readonly root: string;
   readonly direct: boolean;
 
   readonly #native: NativeBinding;
   readonly #scheduler: Scheduler;
-  #closed = false;
 
   /**
    * Throws UnsupportedError (code UNSUPPORTED) when the addon is missing or the
@@ -125,13 +121,12 @@ export class UringFs implements FileSystem {
    * the reason in the message.
    */
   constructor(root: string, options: UringFsOptions = {}) {
-    if (typeof root !== 'string' || root.length === 0) throw new InvalidArgumentError('UringFs: root must be a non-empty path');
+    super(root, 'UringFs');
     const queueDepth = options.queueDepth ?? DEFAULT_QUEUE_DEPTH;
     if (!Number.isSafeInteger(queueDepth) || queueDepth < MIN_QUEUE_DEPTH || queueDepth > 32768) {
       throw new InvalidArgumentError(`UringFs: queueDepth must be an integer in [${MIN_QUEUE_DEPTH}, 32768]`);
     }
     this.direct = options.direct === true;
-    this.root = path.resolve(root);
     this.#native = requireNative('UringFs');
     this.#scheduler = new Scheduler(this.#native, queueDepth, this.direct);
     this.description = `${this.direct ? 'uring+direct' : 'uring'}:${this.root}`;
@@ -169,62 +164,15 @@ export class UringFs implements FileSystem {
     };
   }
 
-  init(): Promise<void> {
-    return this.#run('init', undefined, () => makeRoot(this.root));
-  }
-
-  list(): Promise<string[]> {
-    return this.#run('list', undefined, () => listFiles(this.root));
-  }
-
-  exists(name: string): Promise<boolean> {
-    return this.#run('exists', name, () => fileExists(this.root, name));
-  }
-
-  open(name: string, options: OpenOptions = {}): Promise<FileHandle> {
-    return this.#run('open', name, async () => {
-      const file = filePath(this.root, name, 'open');
-      const readOnly = checkOpenOptions(options, name);
-      const flags = openFlags(options, readOnly);
-      return this.#openHandle(name, file, flags, readOnly);
-    });
-  }
-
-  remove(name: string): Promise<void> {
-    return this.#run('remove', name, () => removeFile(this.root, name));
-  }
-
-  rename(from: string, to: string): Promise<void> {
-    return this.#run('rename', from, async () => {
-      await renameFile(this.root, from, to, 'rename');
-    });
-  }
-
-  reuse(from: string, to: string): Promise<FileHandle> {
-    return this.#run('reuse', from, async () => {
-      const target = await renameFile(this.root, from, to, 'reuse');
-      return this.#openHandle(to, target, O_RDWR, false);
-    });
-  }
-
-  syncDir(): Promise<void> {
-    return this.#run('syncDir', undefined, () => syncDirectory(this.root));
-  }
-
-  /** The directory lock every directory backend shares; see directory-lock.ts. */
-  lock(name: string): Promise<DirectoryLock> {
-    return this.#run('lock', name, () => lockDirectory(this.root, name));
-  }
-
   /** Idempotent. Waits for in-flight requests, then tears the ring down. */
   async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
+    if (this.closed) return;
+    this.closed = true;
     await this.#scheduler.drain();
     this.#scheduler.ring.close();
   }
 
-  async #openHandle(name: string, file: string, flags: number, readOnly: boolean): Promise<UringFileHandle> {
+  protected async openFile(name: string, file: string, flags: number, readOnly: boolean): Promise<FileHandle> {
     let fd: number;
     try {
       fd = await openFd(file, this.direct ? flags | O_DIRECT : flags);
@@ -250,15 +198,6 @@ export class UringFs implements FileSystem {
     } catch (error) {
       await closeFd(fd);
       throw error;
-    }
-  }
-
-  async #run<T>(operation: string, file: string | undefined, body: () => Promise<T>): Promise<T> {
-    if (this.#closed) throw new ClosedError(`${operation}: ${this.description} is closed`, { file });
-    try {
-      return await body();
-    } catch (error) {
-      throw fromSystemError(error, operation, file);
     }
   }
 }

@@ -8,9 +8,10 @@
  * through the narrow `Internals`.
  */
 
-import { ClosedError, InvalidArgumentError } from '../../src/errors.js';
+import { ClosedError } from '../../src/errors.js';
 import type { FileHandle, WriteOptions } from '../../src/filesystem.js';
 import { checkCount, checkRange, checkReadArgs, checkWriteArgs } from '../arguments.js';
+import { readOnlyError } from '../error-edge.js';
 import { ctrInPlace, ctrInto, ctrIntoOffThread } from './cipher.js';
 import type { DataKey, Extent } from './dictionary.js';
 import { MARK_BYTES, endMark } from './end-mark.js';
@@ -284,7 +285,7 @@ export class EncryptedFileHandle implements FileHandle {
 
   #writable(operation: string): void {
     this.#live(operation);
-    if (this.#readOnly) throw new InvalidArgumentError(`${operation} ${this.name}: handle is read-only`, { file: this.name });
+    if (this.#readOnly) throw readOnlyError(operation, this.name);
   }
 }
 

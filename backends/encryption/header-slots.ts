@@ -40,7 +40,13 @@ export async function readHeader(inner: FileHandle): Promise<FileHeader | 'blank
  * slot is rewritten, so a torn header write can never destroy the only
  * durable copy.
  */
-export async function writeHeader(state: FileState, writer: HeaderWriter, slotBytes: number, hwm: number, bound = hwm): Promise<void> {
+export async function writeHeader(
+  state: FileState,
+  writer: HeaderWriter,
+  slotBytes: number,
+  hwm: number,
+  bound = hwm,
+): Promise<void> {
   if (state.fileId === undefined) return;
   const seq = state.headerDurable || state.headerSeq === 0n ? state.headerSeq + 1n : state.headerSeq;
   state.headerDurable = false;
@@ -75,7 +81,8 @@ export async function initHeaders(state: FileState, writer: HeaderWriter, slotBy
  */
 export async function secureLoadedHeader(state: FileState, inner: FileHandle, slotBytes: number): Promise<void> {
   if (state.fileId !== undefined) {
-    const slot = encodeSlot({ seq: state.headerSeq, fileId: state.fileId, hwm: state.headerHwm, bound: state.headerBound }, slotBytes);
+    const header = { seq: state.headerSeq, fileId: state.fileId, hwm: state.headerHwm, bound: state.headerBound };
+    const slot = encodeSlot(header, slotBytes);
     await inner.write([slot], slotOffsetOf(state.headerSeq));
   }
   await inner.sync();

@@ -173,7 +173,8 @@ export class KeyRing {
       const iv = this.#freshIvFor(d);
       fresh = { start, keyId: d.currentKeyId, iv };
       const record = d.files.get(fileId);
-      return withFile(d, fileId, { id: fileId, name: record?.name ?? name, extents: spliceExtents(state.extents, start, end, state.hwm, fresh) });
+      const extents = spliceExtents(state.extents, start, end, state.hwm, fresh);
+      return withFile(d, fileId, { id: fileId, name: record?.name ?? name, extents });
     });
     const extent = fresh!;
     state.extents = this.dictionary().files.get(fileId)!.extents;

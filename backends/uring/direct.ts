@@ -54,7 +54,13 @@ interface Staged {
  * is committed; without, the plan's state changes are applied to `file`
  * (logical/physical size, block images).
  */
-export function alignPlan(file: FileState, plan: ChainOp[], missing: Set<number>, alloc: AlignedAlloc, ftruncateInChain: boolean): ChainOp[] {
+export function alignPlan(
+  file: FileState,
+  plan: ChainOp[],
+  missing: Set<number>,
+  alloc: AlignedAlloc,
+  ftruncateInChain: boolean,
+): ChainOp[] {
   const B = file.block;
   let logical = file.logical;
   let physical = file.physical;
@@ -139,13 +145,20 @@ function commitStaged(file: FileState, written: readonly Staged[], logical: numb
 }
 
 /** Reads whole blocks from disk into `file.prefetched` (no chain of the file is in flight). */
-export async function readBlocks(file: FileState, plan: ChainOp[], indexes: number[], alloc: AlignedAlloc, core: Pick<Core, 'read'>): Promise<void> {
+export async function readBlocks(
+  file: FileState,
+  plan: ChainOp[],
+  indexes: number[],
+  alloc: AlignedAlloc,
+  core: Pick<Core, 'read'>,
+): Promise<void> {
   const fd = plan[0]!.fd;
   await Promise.all(
     indexes.map(async (index) => {
       const buffer = alloc(file.block, file.block);
       const position = index * file.block;
-      await readThrough(core, { fd, target: buffer, targetOffset: 0, remaining: file.block, position, block: file.block, name: file.name });
+      const { block, name } = file;
+      await readThrough(core, { fd, target: buffer, targetOffset: 0, remaining: block, position, block, name });
       // Past the logical size the block must read as zeros, whatever padding the disk holds.
       const keep = file.logical - index * file.block;
       if (keep < file.block) buffer.fill(0, Math.max(0, keep));

@@ -6,9 +6,10 @@
  * and where reads go through aligned memory.
  */
 
-import { ClosedError, InvalidArgumentError, RaftlogError, fromSystemError } from '../../src/errors.js';
+import { ClosedError, RaftlogError } from '../../src/errors.js';
 import type { FileHandle, WriteOptions } from '../../src/filesystem.js';
 import { checkCount, checkRange, checkReadArgs, checkWriteArgs } from '../arguments.js';
+import { mapErrors, readOnlyError } from '../error-edge.js';
 import { FALLOCATE_REFUSALS } from './errors.js';
 import { closeFd, fstatFd, ftruncateFd } from './fd.js';
 import type { FileState } from './file-state.js';
@@ -52,7 +53,8 @@ export class UringFileHandle implements FileHandle {
   }
 
   #readInto(target: Uint8Array, targetOffset: number, length: number, position: number, block: number): Promise<number> {
-    return readThrough(this.#core, { fd: this.#fd, target, targetOffset, remaining: length, position, block, name: this.name });
+    const fd = this.#fd;
+    return readThrough(this.#core, { fd, target, targetOffset, remaining: length, position, block, name: this.name });
   }
 
   write(buffers: readonly Uint8Array[], position: number, options: WriteOptions = {}): Promise<void> {
@@ -181,15 +183,11 @@ export class UringFileHandle implements FileHandle {
 
   #writable(operation: string): void {
     this.#live(operation);
-    if (this.#readOnly) throw new InvalidArgumentError(`${operation} ${this.name}: handle is read-only`, { file: this.name });
+    if (this.#readOnly) throw readOnlyError(operation, this.name);
   }
 
-  async #run<T>(operation: string, body: () => Promise<T>): Promise<T> {
-    try {
-      return await body();
-    } catch (error) {
-      throw fromSystemError(error, operation, this.name);
-    }
+  #run<T>(operation: string, body: () => Promise<T>): Promise<T> {
+    return mapErrors(operation, this.name, body);
   }
 }
 

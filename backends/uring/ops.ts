@@ -100,7 +100,10 @@ export function op(kind: ChainOp['kind'], fd: number, buffers: Uint8Array[], pos
   return { kind, fd, buffers, position, length, aligned: false, writable: true, reqs: req === undefined ? [] : [req], res: 0, attempts: 0 };
 }
 
-/** Reads `length` bytes at `position` into `target` through `core`, resolving with the bytes read. */
-export function readThrough(core: Pick<Core, 'read'>, job: Omit<ReadJob, 'done' | 'resolve' | 'reject'>): Promise<number> {
+/** What a caller gives for a read; the rest of a ReadJob is filled in by readThrough. */
+export type ReadRequest = Omit<ReadJob, 'done' | 'resolve' | 'reject'>;
+
+/** Reads `job.remaining` bytes at `job.position` through `core`, resolving with the bytes read. */
+export function readThrough(core: Pick<Core, 'read'>, job: ReadRequest): Promise<number> {
   return new Promise((resolve, reject) => core.read({ ...job, done: 0, resolve, reject }));
 }
