@@ -19,15 +19,10 @@ import { createRequire } from 'node:module';
 import type { Volume } from 'memfs';
 
 import { ClosedError, InvalidArgumentError, LockedError, UnsupportedError, fromSystemError } from '../src/errors.js';
-import type {
-  DirectoryLock,
-  FileHandle,
-  FileSystem,
-  FsCapabilities,
-  OpenOptions,
-  WriteOptions,
-} from '../src/filesystem.js';
-import { checkCount, checkName, checkOpenOptions, checkRange, checkReadArgs, checkWriteArgs } from './path-names.js';
+import type { DirectoryLock, FileHandle, FileSystem } from '../src/filesystem.js';
+import type { FsCapabilities, OpenOptions, WriteOptions } from '../src/filesystem.js';
+import { checkCount, checkOpenOptions, checkRange, checkReadArgs, checkWriteArgs } from './arguments.js';
+import { checkName } from './path-names.js';
 
 const ROOT = '/';
 

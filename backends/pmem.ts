@@ -93,7 +93,6 @@
  */
 
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 
 import {
   ClosedError,
@@ -103,19 +102,13 @@ import {
   UnsupportedError,
   fromSystemError,
 } from '../src/errors.js';
-import type {
-  DirectoryLock,
-  FileHandle,
-  FileSystem,
-  FsCapabilities,
-  OpenOptions,
-  WriteOptions,
-} from '../src/filesystem.js';
+import type { FileHandle, FileSystem, FsCapabilities, OpenOptions, WriteOptions } from '../src/filesystem.js';
 import { loadNative, requireNative, type CpuFlushInfo, type NativeBinding } from '../hardware/native.js';
 import { choosePmemFlush, mapSyncAccepted, type PmemFlushPath } from '../hardware/probe.js';
-import { lockDirectory } from './directory-lock.js';
-import { FILE_MODE, errnoOf, fileExists, filePath, openFlags, listFiles, makeRoot, removeFile, renameFile, syncDirectory } from './posix-directory.js';
-import { checkCount, checkOpenOptions, checkRange, checkReadArgs, checkWriteArgs } from './path-names.js';
+import { checkCount, checkRange, checkReadArgs, checkWriteArgs } from './arguments.js';
+import { DirectoryFs } from './directory-fs.js';
+import { readOnlyError } from './error-edge.js';
+import { FILE_MODE, errnoOf, makeRoot } from './posix-directory.js';
 
 export type { PmemFlushPath } from '../hardware/probe.js';
 
@@ -183,8 +176,6 @@ const DEFAULT_CAPACITY = 64 * 1024;
 const CHUNK = 1 << 20;
 /** Past this many disjoint dirty ranges they collapse into one covering range (more flushing, bounded memory). */
 const MAX_DIRTY_RANGES = 512;
-
-const { O_RDWR } = fs.constants;
 
 function roundUp(value: number, to: number): number {
   return Math.ceil(value / to) * to;
@@ -672,7 +663,7 @@ class PmemHandle implements PmemFileHandle {
 
   #writable(operation: string): MappedFile {
     const file = this.#live(operation);
-    if (this.readOnly) throw new InvalidArgumentError(`${operation} ${this.name}: handle is read-only`, { file: this.name });
+    if (this.readOnly) throw readOnlyError(operation, this.name);
     return file;
   }
 
@@ -686,7 +677,7 @@ class PmemHandle implements PmemFileHandle {
   }
 }
 
-export class PmemFs implements FileSystem {
+export class PmemFs extends DirectoryFs<PmemFileHandle> implements FileSystem {
   readonly capabilities: FsCapabilities = {
     backend: 'pmem',
     writeAlignment: 1,
@@ -697,8 +688,6 @@ export class PmemFs implements FileSystem {
     overwriteIsCheaper: false,
   };
   readonly description: string;
-  /** Absolute path of the root directory. */
-  readonly root: string;
   readonly #native: NativeBinding;
   readonly #cpu: CpuFlushInfo;
   readonly #requested: PmemFlushOption;
@@ -706,16 +695,13 @@ export class PmemFs implements FileSystem {
   readonly #files = new Map<string, MappedFile>();
   readonly #counters: Counters = { barriers: 0, linesFlushed: 0, msyncCalls: 0, allocations: 0, growths: 0, remaps: 0 };
   #resolved: { flush: PmemFlushPath; mapSync: boolean | undefined } | undefined;
-  #closed = false;
 
   /**
    * Throws UNSUPPORTED without the native addon, and for `flush: 'cacheline'`
    * on a CPU without a cache-line flush instruction.
    */
   constructor(root: string, options: PmemFsOptions = {}) {
-    if (typeof root !== 'string' || root.length === 0) {
-      throw new InvalidArgumentError('PmemFs: root must be a non-empty path');
-    }
+    super(root, 'PmemFs');
     const flush = options.flush ?? 'auto';
     if (flush !== 'auto' && flush !== 'cacheline' && flush !== 'msync') {
       throw new InvalidArgumentError(`PmemFs: flush must be 'auto', 'cacheline' or 'msync', got ${JSON.stringify(flush)}`);
@@ -729,7 +715,6 @@ export class PmemFs implements FileSystem {
     }
     this.#requested = flush;
     this.#defaultCapacity = roundUp(Math.max(capacity, MIN_CAPACITY), PAGE);
-    this.root = path.resolve(root);
     this.description = `pmem(${flush}):${this.root}`;
     if (flush !== 'auto') this.#resolved = { flush, mapSync: undefined };
   }
@@ -759,8 +744,8 @@ export class PmemFs implements FileSystem {
   }
 
   /** Creates the root; for `flush: 'auto'`, finds out with a scratch mapping which barrier files here get. */
-  init(): Promise<void> {
-    return this.#run('init', undefined, async () => {
+  override init(): Promise<void> {
+    return this.run('init', undefined, async () => {
       await makeRoot(this.root);
       if (this.#resolved === undefined) {
         const mapSync = mapSyncAccepted(this.root, this.#native);
@@ -769,52 +754,17 @@ export class PmemFs implements FileSystem {
     });
   }
 
-  list(): Promise<string[]> {
-    return this.#run('list', undefined, () => listFiles(this.root));
+  protected async openFile(
+    name: string,
+    file: string,
+    flags: number,
+    readOnly: boolean,
+    options: OpenOptions,
+  ): Promise<PmemFileHandle> {
+    const capacity =
+      options.capacityBytes === undefined ? this.#defaultCapacity : roundUp(Math.max(options.capacityBytes, MIN_CAPACITY), PAGE);
+    return this.#openHandle(name, file, flags, readOnly, capacity);
   }
-
-  exists(name: string): Promise<boolean> {
-    return this.#run('exists', name, () => fileExists(this.root, name));
-  }
-
-  open(name: string, options: OpenOptions = {}): Promise<PmemFileHandle> {
-    return this.#run('open', name, async () => {
-      const file = this.#path(name, 'open');
-      const readOnly = checkOpenOptions(options, name);
-      const flags = openFlags(options, readOnly);
-      const capacity =
-        options.capacityBytes === undefined ? this.#defaultCapacity : roundUp(Math.max(options.capacityBytes, MIN_CAPACITY), PAGE);
-      return this.#openHandle(name, file, flags, readOnly, capacity);
-    });
-  }
-
-  remove(name: string): Promise<void> {
-    return this.#run('remove', name, () => removeFile(this.root, name));
-  }
-
-  rename(from: string, to: string): Promise<void> {
-    return this.#run('rename', from, async () => {
-      await renameFile(this.root, from, to, 'rename');
-    });
-  }
-
-  /** As on POSIX: the recycled file keeps its bytes and size until the caller overwrites or truncates them. */
-  reuse(from: string, to: string): Promise<PmemFileHandle> {
-    return this.#run('reuse', from, async () => {
-      const target = await renameFile(this.root, from, to, 'reuse');
-      return this.#openHandle(to, target, O_RDWR, false, this.#defaultCapacity);
-    });
-  }
-
-  syncDir(): Promise<void> {
-    return this.#run('syncDir', undefined, () => syncDirectory(this.root));
-  }
-
-  /** The directory lock every directory backend shares; see directory-lock.ts. */
-  lock(name: string): Promise<DirectoryLock> {
-    return this.#run('lock', name, () => lockDirectory(this.root, name));
-  }
-
 
   /**
    * Unmaps every file and closes its descriptor; handles still open then
@@ -822,8 +772,8 @@ export class PmemFs implements FileSystem {
    * first). Idempotent.
    */
   async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
+    if (this.closed) return;
+    this.closed = true;
     const files = [...this.#files.values()];
     this.#files.clear();
     let failure: unknown;
@@ -870,20 +820,6 @@ export class PmemFs implements FileSystem {
     if (--file.handles > 0) return;
     if (this.#files.get(file.key) === file) this.#files.delete(file.key);
     file.release();
-  }
-
-  #path(name: string, operation: string): string {
-    return filePath(this.root, name, operation);
-  }
-
-  /** Rejects after close, and maps every failure into the error family. */
-  async #run<T>(operation: string, file: string | undefined, body: () => Promise<T>): Promise<T> {
-    if (this.#closed) throw new ClosedError(`${operation}: ${this.description} is closed`, { file });
-    try {
-      return await body();
-    } catch (error) {
-      throw fromSystemError(error, operation, file);
-    }
   }
 }
 

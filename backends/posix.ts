@@ -11,35 +11,21 @@
  * for one directory fsync per batch of them, not one per call.
  */
 
-import { constants as fsConstants } from 'node:fs';
 import * as fsp from 'node:fs/promises';
-import * as path from 'node:path';
 
-import {
-  ClosedError,
-  InvalidArgumentError,
-  IoError,
-  fromSystemError,
-} from '../src/errors.js';
-import type {
-  DirectoryLock,
-  FileHandle,
-  FileSystem,
-  FsCapabilities,
-  OpenOptions,
-  WriteOptions,
-} from '../src/filesystem.js';
-import { lockDirectory } from './directory-lock.js';
-import { FILE_MODE, fileExists, filePath, openFlags, listFiles, makeRoot, removeFile, renameFile, syncDirectory } from './posix-directory.js';
-import { checkCount, checkOpenOptions, checkRange, checkReadArgs, checkWriteArgs } from './path-names.js';
-
-const { O_RDWR } = fsConstants;
+import { ClosedError, IoError, fromSystemError } from '../src/errors.js';
+import type { FileHandle, FileSystem, FsCapabilities, WriteOptions } from '../src/filesystem.js';
+import { checkCount, checkRange, checkReadArgs, checkWriteArgs } from './arguments.js';
+import { DirectoryFs } from './directory-fs.js';
+import { mapErrors, readOnlyError } from './error-edge.js';
+import { remainingBuffers } from './io-buffers.js';
+import { FILE_MODE } from './posix-directory.js';
 
 /** One shared, never-written buffer of zeros for preallocation: large enough to amortise syscalls, small enough to keep. */
 const ZEROS = new Uint8Array(1 << 20);
 
 
-export class PosixFs implements FileSystem {
+export class PosixFs extends DirectoryFs implements FileSystem {
   readonly capabilities: FsCapabilities = {
     backend: 'posix',
     writeAlignment: 1,
@@ -47,85 +33,21 @@ export class PosixFs implements FileSystem {
     overwriteIsCheaper: true,
   };
   readonly description: string;
-  /** Absolute path of the root directory. */
-  readonly root: string;
-  #closed = false;
 
   constructor(root: string) {
-    if (typeof root !== 'string' || root.length === 0) {
-      throw new InvalidArgumentError('PosixFs: root must be a non-empty path');
-    }
-    this.root = path.resolve(root);
+    super(root, 'PosixFs');
     this.description = `posix:${this.root}`;
-  }
-
-  init(): Promise<void> {
-    return this.#run('init', undefined, () => makeRoot(this.root));
-  }
-
-  list(): Promise<string[]> {
-    return this.#run('list', undefined, () => listFiles(this.root));
-  }
-
-  exists(name: string): Promise<boolean> {
-    return this.#run('exists', name, () => fileExists(this.root, name));
-  }
-
-  open(name: string, options: OpenOptions = {}): Promise<FileHandle> {
-    return this.#run('open', name, async () => {
-      const file = this.#path(name, 'open');
-      const readOnly = checkOpenOptions(options, name);
-      const flags = openFlags(options, readOnly);
-      return PosixFileHandle.open(name, file, flags, readOnly);
-    });
-  }
-
-  remove(name: string): Promise<void> {
-    return this.#run('remove', name, () => removeFile(this.root, name));
-  }
-
-  rename(from: string, to: string): Promise<void> {
-    return this.#run('rename', from, async () => {
-      await renameFile(this.root, from, to, 'rename');
-    });
-  }
-
-  reuse(from: string, to: string): Promise<FileHandle> {
-    return this.#run('reuse', from, async () => {
-      const target = await renameFile(this.root, from, to, 'reuse');
-      return PosixFileHandle.open(to, target, O_RDWR, false);
-    });
-  }
-
-  syncDir(): Promise<void> {
-    return this.#run('syncDir', undefined, () => syncDirectory(this.root));
-  }
-
-  /** The directory lock every directory backend shares; see directory-lock.ts. */
-  lock(name: string): Promise<DirectoryLock> {
-    return this.#run('lock', name, () => lockDirectory(this.root, name));
   }
 
   /** Idempotent. Locks are not released by closing; release them first. */
   async close(): Promise<void> {
-    this.#closed = true;
+    this.closed = true;
   }
 
-  #path(name: string, operation: string): string {
-    return filePath(this.root, name, operation);
-  }
-
-  /** Runs one operation: rejects after close, and maps every failure into the error family. */
-  async #run<T>(operation: string, file: string | undefined, body: () => Promise<T>): Promise<T> {
-    if (this.#closed) throw new ClosedError(`${operation}: ${this.description} is closed`, { file });
-    try {
-      return await body();
-    } catch (error) {
-      throw fromSystemError(error, operation, file);
-    }
+  protected openFile(name: string, file: string, flags: number, readOnly: boolean): Promise<FileHandle> {
+    return PosixFileHandle.open(name, file, flags, readOnly);
   }
 }
-
 
 class PosixFileHandle implements FileHandle {
   readonly name: string;
@@ -248,33 +170,12 @@ class PosixFileHandle implements FileHandle {
 
   #writable(operation: string): void {
     this.#live(operation);
-    if (this.#readOnly) throw new InvalidArgumentError(`${operation} ${this.name}: handle is read-only`, { file: this.name });
+    if (this.#readOnly) throw readOnlyError(operation, this.name);
   }
 
-  async #run<T>(operation: string, body: () => Promise<T>): Promise<T> {
-    try {
-      return await body();
-    } catch (error) {
-      throw fromSystemError(error, operation, this.name);
-    }
+  #run<T>(operation: string, body: () => Promise<T>): Promise<T> {
+    return mapErrors(operation, this.name, body);
   }
-}
-
-/**
- * The buffers still to write after the first `written` bytes went down: whole
- * buffers are dropped and the first partly written one is re-viewed (no copy).
- * Exported for unit tests; not part of the public API.
- */
-export function remainingBuffers(buffers: readonly Uint8Array[], written: number): Uint8Array[] {
-  let skip = written;
-  let index = 0;
-  while (index < buffers.length && skip >= buffers[index]!.byteLength) {
-    skip -= buffers[index]!.byteLength;
-    index++;
-  }
-  const rest = buffers.slice(index);
-  if (skip > 0 && rest.length > 0) rest[0] = rest[0]!.subarray(skip);
-  return rest;
 }
 
 /**

@@ -14,7 +14,8 @@ import { after, before, describe, it } from 'node:test';
 
 import { ErrorCode } from '../src/errors.js';
 import { formatTarget, parseTarget, type LockOwner } from '../backends/directory-lock.js';
-import { PosixFs, remainingBuffers } from '../backends/posix.js';
+import { PosixFs } from '../backends/posix.js';
+import { remainingBuffers } from '../backends/io-buffers.js';
 import { expectCode } from './conformance/suite.js';
 
 const POSIX_MODULE = new URL('../backends/posix.js', import.meta.url).href;

@@ -4,7 +4,7 @@
  * remove), and applies the rules that fire.
  */
 
-import { checkCount, checkRange, checkReadArgs, checkWriteArgs } from '../path-names.js';
+import { checkCount, checkRange, checkReadArgs, checkWriteArgs } from '../arguments.js';
 import { FileHandle, WriteOptions } from '../../src/filesystem.js';
 import { FaultCore } from './core.js';
 import { OpFacts, Rule } from './injectors.js';
