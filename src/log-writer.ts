@@ -15,6 +15,7 @@ import { FsyncFailedError, isRaftlogError, ErrorCode } from './errors.js';
 import { fileId, logFileName } from './file-names.js';
 import type { FileHandle, FileSystem } from './filesystem.js';
 import {
+  FILE_FLAG_MANIFEST,
   FILE_FLAG_RECYCLED,
   FILE_HEADER_SIZE,
   FILE_SIZE_LIMIT,
@@ -55,6 +56,8 @@ export interface LogWriterOptions {
    * and the creation fails.
    */
   onCreated?: (seq: number, name: string) => Promise<void>;
+  /** A MANIFEST governs the directory: new files carry FILE_FLAG_MANIFEST. */
+  manifestGoverned?: () => boolean;
 }
 
 /** Where a written record landed. */
@@ -159,6 +162,11 @@ export class LogWriter {
 
   get offset(): number {
     return this.#offset;
+  }
+
+  /** The file's last record is a seal and nothing was appended since. */
+  get endsWithSeal(): boolean {
+    return !this.#appendedSinceSeal && this.#offset > FILE_HEADER_SIZE;
   }
 
   get hasUnsynced(): boolean {
@@ -363,7 +371,7 @@ async function createLogFile(
     const header = encodeFileHeader({
       version: FORMAT_VERSION,
       queue,
-      flags: recycled !== undefined ? FILE_FLAG_RECYCLED : 0,
+      flags: (recycled !== undefined ? FILE_FLAG_RECYCLED : 0) | (options.manifestGoverned?.() === true ? FILE_FLAG_MANIFEST : 0),
       salt,
       seq,
       previousFileLength,

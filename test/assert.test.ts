@@ -109,7 +109,7 @@ describe('paired assertions in the format encoders', () => {
   const badFiles: [string, Partial<FileHeader>, RegExp][] = [
     ['another format version', { version: 2 }, /version/],
     ['an unknown queue', { queue: 2 as Queue }, /queue/],
-    ['an unknown flag bit', { flags: 2 }, /flag/],
+    ['an unknown flag bit', { flags: 4 }, /flag/], // bits 0 (recycled) and 1 (manifest) are defined
     ['sequence 0', { seq: 0 }, /sequence/],
     ['an unsafe sequence', { seq: 2 ** 53 }, /safe integer/],
     ['a previous length past 4 GiB', { previousFileLength: 2 ** 32 }, /previous file length/],

@@ -10,6 +10,8 @@ import { LogBatch } from '../src/log-batch.js';
 import { RecoveryMode } from '../src/recovery/recovery.js';
 import { RecordScanner, type WindowOptions } from '../src/recovery/scanner.js';
 import { FILE_HEADER_SIZE, decodeFileHeader } from '../src/format/layout.js';
+import { MANIFEST_NAME } from '../src/file-names.js';
+import { MANIFEST_SLOT_SIZE, decodeManifestSlot, encodeManifestSlot } from '../src/file-set/manifest.js';
 
 type Files = Map<string, Uint8Array>;
 
@@ -56,6 +58,15 @@ async function reopen(files: Files, recoveryMode: RecoveryMode): Promise<{ fs: M
   const engine = new Engine({ fs, seed: 9, recoveryMode, targetFileSize: 1 << 20 });
   await engine.open();
   return { fs, engine };
+}
+
+/** Drops the clean end a clean close recorded in the MANIFEST (as an engine's first write does). */
+function withoutCleanEnd(files: Files): void {
+  const manifest = files.get(MANIFEST_NAME)!;
+  for (const at of [0, MANIFEST_SLOT_SIZE]) {
+    const slot = decodeManifestSlot(manifest.subarray(at, at + MANIFEST_SLOT_SIZE));
+    if (typeof slot === 'object') manifest.set(encodeManifestSlot({ ...slot.state, cleanEnd: 0 }, slot.generation), at);
+  }
 }
 
 function regionsPresent(engine: Engine): number[] {
@@ -132,6 +143,7 @@ describe('recovery case table', () => {
     const bytes = files.get(name!)!;
     const offsets = await recordOffsets(bytes);
     const torn = Uint8Array.from(bytes.subarray(0, offsets[2]! + 100)); // the third record loses its end
+    withoutCleanEnd(files); // as a crash leaves it: the close never happened
     for (const mode of ALL_MODES) {
       files.set(name!, torn);
       const { fs, engine } = await reopen(files, mode);
@@ -197,10 +209,11 @@ describe('recovery case table', () => {
     damaged[offsets[2]! + 40]! ^= 0x10; // inside the last batch's payload
     files.set(name!, damaged);
     await assert.rejects(reopen(files, RecoveryMode.AbsoluteConsistency), { code: 'CORRUPTION', offset: offsets[2] });
-    // The same log as a crash leaves it: no seal after the last batch.
+    // The same log as a crash leaves it: no seal after the last batch, and no clean end in the MANIFEST.
     const unsealed = Uint8Array.from(damaged);
     unsealed.fill(0, offsets[3]!);
     files.set(name!, unsealed);
+    withoutCleanEnd(files);
     const { engine } = await reopen(files, RecoveryMode.AbsoluteConsistency);
     assert.deepEqual(regionsPresent(engine), [1, 2]);
     assert.equal(engine.recoveryReport?.problems[0]?.action, 'cut');
@@ -283,6 +296,9 @@ describe('recovery case table', () => {
       const mixed = Uint8Array.from(earlier.get(name!)!);
       mixed.set(mine.subarray(0, end));
       files.set(name!, mixed);
+      // Mine's seal is gone: as a crash would leave it, without the MANIFEST's
+      // clean end (which would catch the cut), so what is tested is the salt alone.
+      withoutCleanEnd(files);
       const { engine } = await reopen(files, RecoveryMode.AbsoluteConsistency);
       const regions = regionsPresent(engine);
       await engine.close();

@@ -16,17 +16,21 @@ import { KNOWN_ISSUES } from './torture/known-issues.js';
 import { formatMarks, missingMarks } from './torture/marks.js';
 import { runSeeds, type SeedSummary } from './torture/pool.js';
 import { emptyStats, scenarioCount, type ScenarioStats } from './torture/scenario.js';
+import { emptySpillStats, runSpillSeed } from './torture/spill.js';
 import { WORKLOADS, crashSweep, encrypted, errorSweep, killSweep, type SweepResult } from './torture/sweeps.js';
 
 /** Fixed, so `npm test` is deterministic; about 8 crash/fault scenarios per seed (1,000 seeds take about 20 s here). */
 const QUICK_SEEDS = { from: 1, count: 1000 };
 /** The same scenarios on EncryptedFs over the faulty disk (`npm run torture -- --encrypted` for more). */
 const ENCRYPTED_SEEDS = { from: 1, count: 300 };
+/** Scenarios with a spill FileSystem (test/torture/spill.ts; `SEED=n` replays nothing here: the seed is in the failure). */
+const SPILL_SEEDS = { from: 1, count: 150 };
 /** Crash policies tried at each operation index of the crash sweep (rotating through all of them). */
 const POLICIES_PER_POINT = 3;
 
 let scenarios = 0;
 let sweepCases = 0;
+let spillScenarios = 0;
 const started = Date.now();
 
 function failures(result: SweepResult): string {
@@ -46,7 +50,7 @@ describe('torture', () => {
   after(() => {
     const seconds = (Date.now() - started) / 1000;
     console.log(
-      `# torture: ${scenarios} seeded crash/fault scenarios + ${sweepCases} sweep cases in ${seconds.toFixed(1)} s ` +
+      `# torture: ${scenarios} seeded crash/fault scenarios + ${spillScenarios} spill scenarios + ${sweepCases} sweep cases in ${seconds.toFixed(1)} s ` +
         `(${Math.round(((scenarios + sweepCases) * 60) / seconds)} per minute)\n${formatMarks().replace(/^/gm, '# ')}`,
     );
   });
@@ -99,6 +103,19 @@ describe('torture', () => {
     sweepTest(`kill sweep, ${workload.name}: the process dies at every call, then the power goes`, () => killSweep(workload));
     sweepTest(`error sweep, ${workload.name}: every operation fails once (EIO, ENOSPC) and the error reaches a caller`, () => errorSweep(workload));
   }
+
+  it(`spill seeds ${SPILL_SEEDS.from}..${SPILL_SEEDS.from + SPILL_SEEDS.count - 1}: a full primary spills, both disks lose power, withheld spillFs is refused`, async (t) => {
+    const stats = emptySpillStats();
+    for (let seed = SPILL_SEEDS.from; seed < SPILL_SEEDS.from + SPILL_SEEDS.count; seed++) await runSpillSeed(seed, stats);
+    spillScenarios = stats.scenarios + stats.withheldRefused;
+    t.diagnostic(
+      `${stats.scenarios} spill power losses (${stats.writes} writes, ${stats.syncAcks} synced acks, ${stats.purges} purges), ` +
+        `${stats.spilledFiles} files on spillFs at the crash, ${stats.withheldRefused} opens without spillFs refused ` +
+        `(the oracle rejected ${stats.oracleCaughtLoss} of the states TolerateAny salvaged without it)`,
+    );
+    assert.ok(stats.withheldRefused >= SPILL_SEEDS.count / 4, `only ${stats.withheldRefused} withheld-spillFs checks`);
+    assert.ok(stats.oracleCaughtLoss > 0, 'the prefix oracle never noticed the data a withheld spillFs loses');
+  });
 
   it('every coverage mark was hit', () => {
     assert.deepEqual(missingMarks(), [], `marks never hit:\n${formatMarks()}`);

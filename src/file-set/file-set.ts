@@ -22,7 +22,7 @@ import type { SealedRecord } from '../log-batch.js';
 import { LogWriter, type LogWriterOptions, type PlacedRecord } from '../log-writer.js';
 import type { RecoveryMode } from '../recovery/recovery.js';
 import { recoverLog, type RecoveredState } from '../recovery/log.js';
-import { MANIFEST_SIZE, Manifest, spillRanges, type ManifestState } from './manifest.js';
+import { MANIFEST_SIZE, Manifest, emptyManifestState, spillRanges, type ManifestState } from './manifest.js';
 import { TieredFs } from './tiered-fs.js';
 
 const PREFILL_CHUNK = 1 << 20;
@@ -80,7 +80,7 @@ export class FileSet {
   /** The FileSystem the log lives on: the primary, or primary and spill seen as one. */
   readonly #fs: FileSystem;
   #manifest: Manifest | undefined;
-  readonly #state: ManifestState = { first: 0, last: 0, checkpoint: undefined, spilled: [], spillOverflow: false };
+  readonly #state: ManifestState = emptyManifestState();
   /** Append sequence numbers whose files live on the spill FileSystem. */
   readonly #spilled = new Set<number>();
   /** Files the log uses, readable: append files (the active one included) and checkpoints, by file id. */
@@ -146,6 +146,11 @@ export class FileSet {
     if (manifest.kind === 'ok') {
       Object.assign(this.#state, manifest.state);
       this.#manifest = await Manifest.open(this.#options.fs, manifest.generation);
+      // The clean end described the log as recovery found it; a log recovery
+      // changed (a cut, a removal, a reported problem) it no longer describes.
+      // On a full disk (an encrypting file system needs room even to write
+      // in place) it stays set here and the first write clears it.
+      if (this.#state.cleanEnd !== 0 && recovered.log.report.problems.length > 0) await ignoreNoSpace(this.#clearCleanEnd());
     } else {
       this.#state.first = log.files[0]?.seq ?? 0;
       this.#state.last = last?.seq ?? 0;
@@ -209,7 +214,16 @@ export class FileSet {
 
   /** Appends records in one write (creating the active file first if there is none); see LogWriter.append. */
   async append(records: readonly SealedRecord[], sync: boolean): Promise<PlacedRecord[]> {
-    const writer = this.#writer ?? this.#adoptWriter(await LogWriter.create(this.#writerOptions(), this.#nextSeq, this.#previousLength));
+    // The first write after an open that found a clean close: from here on
+    // the last file is no longer what the close left (see seal()).
+    if (this.#state.cleanEnd !== 0) await this.#clearCleanEnd();
+    let writer = this.#writer;
+    if (writer === undefined) {
+      // The MANIFEST comes first, so the file is created under it (its header
+      // says so: FILE_FLAG_MANIFEST) and a lost MANIFEST is noticed.
+      if (this.#manifest === undefined) await this.#createManifest();
+      writer = this.#adoptWriter(await LogWriter.create(this.#writerOptions(), this.#nextSeq, this.#previousLength));
+    }
     return writer.append(records, sync);
   }
 
@@ -218,9 +232,22 @@ export class FileSet {
     await this.#writer?.sync();
   }
 
-  /** Settles the active file for a clean close (LogWriter.seal). */
+  /**
+   * Settles the active file for a clean close (LogWriter.seal) and records in
+   * the MANIFEST where its seal ends, so open can tell a last file cut at a
+   * record boundary from one that ends there. Only when the file ends with a
+   * seal (a seal that failed on a full disk leaves the end unproven).
+   */
   async seal(): Promise<void> {
-    await this.#writer?.seal();
+    const writer = this.#writer;
+    if (writer === undefined) return;
+    await writer.seal();
+    if (this.#manifest === undefined || !writer.endsWithSeal || writer.seq !== this.#state.last) return;
+    if (this.#state.cleanEnd === writer.offset) return;
+    this.#state.cleanEnd = writer.offset;
+    // A full disk must not fail a clean close (as for the seal): the log is
+    // durable, only the proof of its end is missing, as after a crash.
+    await ignoreNoSpace(this.#persist());
   }
 
   /** After a failed barrier: cut the active file back to what is durable (LogWriter.discardUnsynced). */
@@ -292,6 +319,7 @@ export class FileSet {
           targetFileSize: Math.max(this.#options.targetFileSize, record.bytes.length + 4096),
           preallocateBytes: 0,
           nextSalt: this.#options.nextSalt,
+          manifestGoverned: () => this.#manifest !== undefined,
         },
         seq,
         // A rewrite file's header records its checkpoint's watermark.
@@ -473,6 +501,7 @@ export class FileSet {
       onRotateStart: () => this.#tiered?.preferPrimary(),
       onBarrier: this.#options.onBarrier,
       onCreated: (seq, name) => this.#created(seq, name),
+      manifestGoverned: () => this.#manifest !== undefined,
     };
   }
 
@@ -503,6 +532,18 @@ export class FileSet {
   #snapshot(): ManifestState {
     const spilled = [...this.#spilled].filter((seq) => seq >= this.#state.first);
     return { ...this.#state, spilled: spillRanges(spilled) };
+  }
+
+  async #clearCleanEnd(): Promise<void> {
+    const cleanEnd = this.#state.cleanEnd;
+    this.#state.cleanEnd = 0;
+    try {
+      await this.#persist();
+    } catch (error) {
+      // Not durable: the first write must try again before it goes in.
+      this.#state.cleanEnd = cleanEnd;
+      throw error;
+    }
   }
 
   async #createManifest(): Promise<void> {
@@ -563,5 +604,13 @@ export class FileSet {
     }
     await this.#fs.syncDir();
     if (firstError !== undefined) throw firstError;
+  }
+}
+
+async function ignoreNoSpace(operation: Promise<void>): Promise<void> {
+  try {
+    await operation;
+  } catch (error) {
+    if (!isRaftlogError(error, 'NO_SPACE')) throw error;
   }
 }

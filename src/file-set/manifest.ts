@@ -55,10 +55,15 @@ export interface ManifestState {
   spilled: [number, number][];
   /** More spilled ranges existed than a slot holds (`spilled` lists the oldest). */
   spillOverflow: boolean;
+  /**
+   * Set at a clean close: file `last` ends with a seal record ending at this
+   * offset. 0: nothing recorded (cleared before the first write after open).
+   */
+  cleanEnd: number;
 }
 
 export function emptyManifestState(): ManifestState {
-  return { first: 0, last: 0, checkpoint: undefined, spilled: [], spillOverflow: false };
+  return { first: 0, last: 0, checkpoint: undefined, spilled: [], spillOverflow: false, cleanEnd: 0 };
 }
 
 export function encodeManifestSlot(state: ManifestState, generation: number): Uint8Array {
@@ -76,7 +81,8 @@ export function encodeManifestSlot(state: ManifestState, generation: number): Ui
   writeU64(view, 32, state.last);
   writeU64(view, 40, state.checkpoint?.seq ?? 0);
   writeU64(view, 48, state.checkpoint?.watermark ?? 0);
-  // 56..64 reserved (zero).
+  view.setUint32(56, state.cleanEnd, true);
+  // 60..64 reserved (zero).
   for (let i = 0; i < ranges.length; i++) {
     view.setUint32(RANGES_AT + 8 * i, ranges[i]![0], true);
     view.setUint32(RANGES_AT + 8 * i + 4, ranges[i]![1], true);
@@ -110,6 +116,7 @@ export function decodeManifestSlot(bytes: Uint8Array): { state: ManifestState; g
           : { seq: checkpointSeq, watermark: readU64(view, 48), spilled: (flags & MANIFEST_FLAG_CHECKPOINT_SPILLED) !== 0 },
       spilled,
       spillOverflow: (flags & MANIFEST_FLAG_SPILL_OVERFLOW) !== 0,
+      cleanEnd: view.getUint32(56, true),
     },
   };
 }
@@ -156,10 +163,11 @@ export async function readManifest(fs: FileSystem): Promise<ManifestRead> {
 }
 
 /**
- * The open MANIFEST of an engine. Updates are serialized; after a failed
- * update the file is never written again by this process (the slot that
- * failed may be torn, and the next one would overwrite the only good slot),
- * so every later update fails too and the engine fail-stops.
+ * The open MANIFEST of an engine. Updates are serialized; after an update
+ * that failed with an I/O error the file is never written again by this
+ * process (the kernel's view of the slot is unknown), so every later update
+ * fails too and the engine fail-stops. NO_SPACE is not sticky: the
+ * generation did not advance, so a retry rewrites the same slot only.
  */
 export class Manifest {
   readonly #handle: FileHandle;
@@ -192,8 +200,7 @@ export class Manifest {
       await handle.write([bytes], 0, { sync: true });
     } catch (error) {
       await handle.close().catch(() => undefined);
-      // Left by a creation that died; never listed anywhere.
-    if (await fs.exists(MANIFEST_TMP_NAME)) await fs.remove(MANIFEST_TMP_NAME);
+      await fs.remove(MANIFEST_TMP_NAME).catch(() => undefined);
       throw error;
     }
     await handle.close();
@@ -217,10 +224,12 @@ export class Manifest {
       try {
         await this.#handle.write([encodeManifestSlot(state(), generation)], (generation % 2) * MANIFEST_SLOT_SIZE, { sync: true });
       } catch (error) {
+        // NO_SPACE (an encrypting or copy-on-write file system needs room even
+        // for an in-place write): the generation did not advance, so a retry
+        // writes the same slot again and never the other, good one.
+        if (isRaftlogError(error, 'NO_SPACE')) throw error;
         // As for any failed barrier: the engine must stop (see log-writer.ts).
-        this.#failure = isRaftlogError(error, 'NO_SPACE')
-          ? error
-          : new FsyncFailedError(`${MANIFEST_NAME}: update failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error, file: MANIFEST_NAME });
+        this.#failure = new FsyncFailedError(`${MANIFEST_NAME}: update failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error, file: MANIFEST_NAME });
         throw this.#failure;
       }
       this.#generation = generation;

@@ -4,7 +4,7 @@
  * reads or writes them. All integers are little-endian.
  *
  * File header (32 bytes):
- *   0  magic "RAFTLOG\n"        8  format version (u16)   10 queue (u8)   11 flags (u8; bit 0 recycled)
+ *   0  magic "RAFTLOG\n"        8  format version (u16)   10 queue (u8)   11 flags (u8; bit 0 recycled, bit 1 manifest)
  *   12 salt (u32)               16 file sequence (u64)    24 previous file's final length (u32)
  *   28 CRC32C of bytes 0..28
  *
@@ -31,6 +31,13 @@ export const RECORD_FLAG_LZ4 = 1;
  * Recovery treats such a tail as the end of the log, not as a torn write.
  */
 export const FILE_FLAG_RECYCLED = 1;
+/**
+ * File header flag: a MANIFEST governed the directory when this file was
+ * created (it was durable before the header was written). A directory
+ * holding such a file and no MANIFEST lost its MANIFEST; one without any
+ * was written before manifests.
+ */
+export const FILE_FLAG_MANIFEST = 2;
 
 export const enum Queue {
   Append = 0,
@@ -51,7 +58,7 @@ export function encodeFileHeader(header: FileHeader): Uint8Array {
   // What the decoder and recovery accept, asserted before it reaches the disk.
   assert(header.version === FORMAT_VERSION, 'encodeFileHeader: only the current format version is written');
   assert(header.queue === Queue.Append || header.queue === Queue.Rewrite, 'encodeFileHeader: unknown queue');
-  assert((header.flags & ~FILE_FLAG_RECYCLED) === 0, 'encodeFileHeader: unknown flag bits');
+  assert((header.flags & ~(FILE_FLAG_RECYCLED | FILE_FLAG_MANIFEST)) === 0, 'encodeFileHeader: unknown flag bits');
   assert(header.seq >= 1, 'encodeFileHeader: sequence numbers start at 1');
   assert(header.previousFileLength >= 0, 'encodeFileHeader: negative previous file length');
   assert(header.previousFileLength <= FILE_SIZE_LIMIT, 'encodeFileHeader: previous file length past the size limit');

@@ -16,9 +16,9 @@
  */
 import { applyBatch, type GapPolicy, type Memtables } from '../apply.js';
 import { CorruptionError, isRaftlogError } from '../errors.js';
-import { fileIdQueue, fileIdSeq, logFileName } from '../file-names.js';
+import { fileIdQueue, fileIdSeq, logFileName, parseLogFileName } from '../file-names.js';
 import type { FileSystem } from '../filesystem.js';
-import { RECORD_FLAG_LZ4 } from '../format/layout.js';
+import { FILE_FLAG_MANIFEST, FILE_HEADER_SIZE, RECORD_FLAG_LZ4, decodeFileHeader } from '../format/layout.js';
 import { recoverCheckpoint, type RewriteQueueState } from './checkpoint.js';
 import { MANIFEST_NAME } from '../file-names.js';
 import { readManifest, spilledPerManifest, type ManifestRead, type ManifestState } from '../file-set/manifest.js';
@@ -73,13 +73,25 @@ export async function recoverLog(fs: FileSystem, mode: RecoveryMode, memtables: 
   if (manifest.kind === 'damaged') {
     fatalUnlessAny(mode, report, { file: MANIFEST_NAME, offset: 0, detail: manifest.detail, action: 'skipped-file', bytesDropped: 0 });
   }
+  if (manifest.kind === 'absent') {
+    const governed = await fileWrittenUnderManifest(fs);
+    if (governed !== undefined) {
+      fatalUnlessAny(mode, report, {
+        file: MANIFEST_NAME,
+        offset: 0,
+        detail: `missing: ${governed} was written while a MANIFEST governed this directory (its header says so), so the MANIFEST was lost; files it listed may be missing too`,
+        action: 'reported',
+        bytesDropped: 0,
+      });
+    }
+  }
   const listed = manifest.kind === 'ok' ? manifest.state : undefined;
   if (listed !== undefined) await checkListedFiles(fs, listed, mode, report, options.spillGiven === true);
   const rewrite = await recoverCheckpoint(fs, apply, mode, listed === undefined ? undefined : (listed.checkpoint?.seq ?? 0));
   gaps = rewrite.checkpoint !== undefined ? 'skip' : mode === RecoveryMode.TolerateAnyCorruption ? 'reset' : 'error';
   try {
     const minSeq = listed !== undefined ? listed.first : rewrite.checkpoint?.watermark;
-    const log = await recoverQueue(fs, mode, apply, { dryRun: options.dryRun, minSeq, maxSeq: listed?.last });
+    const log = await recoverQueue(fs, mode, apply, { dryRun: options.dryRun, minSeq, maxSeq: listed?.last, cleanEnd: listed?.cleanEnd });
     log.report.problems.unshift(...manifestProblems, ...rewrite.problems);
     return { manifest, rewrite, log, deadRunsSkipped };
   } catch (error) {
@@ -114,4 +126,28 @@ async function checkListedFiles(fs: FileSystem, listed: ManifestState, mode: Rec
     const name = logFileName(Queue.Append, seq);
     if (!present.has(name)) missing(name, spilledPerManifest(listed, seq));
   }
+}
+
+/**
+ * A log file whose header carries FILE_FLAG_MANIFEST: it was created while a
+ * MANIFEST governed the directory (the MANIFEST is durable before such a
+ * header is written), so a directory holding one and no MANIFEST lost it.
+ * Only a header that verifies and names this file counts (a recycled file
+ * whose new header never landed still shows its past life's).
+ */
+async function fileWrittenUnderManifest(fs: FileSystem): Promise<string | undefined> {
+  for (const name of (await fs.list()).sort()) {
+    const parsed = parseLogFileName(name);
+    if (parsed === undefined) continue;
+    const handle = await fs.open(name, { readOnly: true });
+    try {
+      const bytes = new Uint8Array(FILE_HEADER_SIZE);
+      const read = await handle.read(bytes, 0, FILE_HEADER_SIZE, 0);
+      const header = decodeFileHeader(bytes.subarray(0, read));
+      if (typeof header === 'object' && header.seq === parsed.seq && header.queue === parsed.queue && (header.flags & FILE_FLAG_MANIFEST) !== 0) return name;
+    } finally {
+      await handle.close();
+    }
+  }
+  return undefined;
 }

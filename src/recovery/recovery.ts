@@ -22,6 +22,12 @@
  * | older file: bytes after the length its        | end of file | end of file            | end of file      |
  * |    successor records (preallocated, recycled) |             |                        |                  |
  * | F: other unreadable header / missing file     | CORRUPTION  | CORRUPTION             | file skipped     |
+ * | G: manifest's last file, after a clean close, | CORRUPTION  | CORRUPTION             | reported         |
+ * |    without the seal ending at its clean end   |             |                        |                  |
+ * |    (no damage seen: cut at a record boundary) |             |                        |                  |
+ *
+ * The MANIFEST's clean end also proves durable every byte of the last file
+ * before it: damage there is case B, even in a recycled file.
  *
  * With a MANIFEST (src/file-set/manifest.ts, checked in log.ts): a listed
  * file that is missing is F; case E applies only to a file past the
@@ -118,6 +124,13 @@ export interface RecoverOptions {
    * last file with a bad header is damage, never case E.
    */
   maxSeq?: number;
+  /**
+   * The MANIFEST's clean end: at a clean close file `maxSeq` ended with a
+   * seal record ending at this offset (0 or undefined: nothing recorded).
+   * That file must still hold it: shorter, or without the seal there, is a
+   * cut that left no damage to see (case G).
+   */
+  cleanEnd?: number;
 }
 
 export async function recoverQueue(fs: FileSystem, mode: RecoveryMode, apply: ApplyRecord, options: RecoverOptions = {}): Promise<RecoveredLog> {
@@ -183,7 +196,8 @@ export async function recoverQueue(fs: FileSystem, mode: RecoveryMode, apply: Ap
       let recovered: RecoveredFile | undefined;
       try {
         const mayBeUnfinished = isLast && listedLast === undefined;
-        recovered = await recoverFile(fs, mode, report, handle, name, parsed!.seq, isLast, mayBeUnfinished, expectedEnd, previous, apply, dryRun, buffers);
+        const cleanEnd = options.cleanEnd !== undefined && options.cleanEnd > 0 && parsed!.seq === listedLast ? options.cleanEnd : undefined;
+        recovered = await recoverFile(fs, mode, report, handle, name, parsed!.seq, isLast, mayBeUnfinished, expectedEnd, cleanEnd, previous, apply, dryRun, buffers);
       } catch (error) {
         // Not in `files` yet, so the cleanup below would leak its descriptor.
         await handle.close().catch(() => undefined);
@@ -280,6 +294,7 @@ async function recoverFile(
   isLast: boolean,
   mayBeUnfinished: boolean,
   expectedEnd: number | undefined,
+  cleanEnd: number | undefined,
   previous: RecoveredFile | undefined,
   apply: ApplyRecord,
   dryRun: boolean,
@@ -310,6 +325,8 @@ async function recoverFile(
     let offset = FILE_HEADER_SIZE;
     let provenEnd = FILE_HEADER_SIZE;
     let sealed = false;
+    let cleanEndSeen = false;
+    const problemsBefore = report.problems.length;
     for (;;) {
       const result = await scanner.read(offset);
       if ('header' in result) {
@@ -318,6 +335,7 @@ async function recoverFile(
         offset = result.end;
         provenEnd = Math.max(provenEnd, result.header.syncedThrough);
         sealed = result.header.payloadLength === 0;
+        if (sealed && offset === cleanEnd) cleanEndSeen = true;
         continue;
       }
       if (result.kind !== 'damage') break;
@@ -326,8 +344,12 @@ async function recoverFile(
       if (offset === expectedEnd) break;
       const next = await scanner.findNextValid(offset);
       const recycled = (header.flags & FILE_FLAG_RECYCLED) !== 0;
-      if (isLast && recycled && next === undefined) break;
-      const proven = !isLast || (await provenDurable(scanner, next, offset));
+      // A clean close proved everything before its seal's end durable, like
+      // a later record's synced-through mark would: damage there is no torn
+      // write and no stale bytes of a recycled file's earlier life.
+      const provenByClose = cleanEnd !== undefined && offset < cleanEnd;
+      if (isLast && recycled && next === undefined && !provenByClose) break;
+      const proven = !isLast || provenByClose || (await provenDurable(scanner, next, offset));
       const problem: RecoveryProblem = { file: name, offset, detail: result.detail, action: 'cut', bytesDropped: size - offset };
       if (mode === RecoveryMode.TolerateAnyCorruption && next !== undefined) {
         report.problems.push({ ...problem, action: 'skipped', bytesDropped: next.offset - offset });
@@ -350,6 +372,16 @@ async function recoverFile(
       }
       report.problems.push(isLast ? problem : { ...problem, action: 'skipped' });
       break;
+    }
+    // Case G. Damage already reported covers it (a cut there is case B).
+    if (cleanEnd !== undefined && !cleanEndSeen && report.problems.length === problemsBefore) {
+      fatalUnlessAny(mode, report, {
+        file: name,
+        offset,
+        detail: `valid data ends at ${offset}, but the MANIFEST records that a clean close sealed it at ${cleanEnd}: the file was cut short`,
+        action: 'reported',
+        bytesDropped: Math.max(0, cleanEnd - offset),
+      });
     }
     report.bytesScanned += offset;
     return { name, seq, salt: header.salt, handle, end: offset, provenEnd: Math.min(provenEnd, offset), sealed };

@@ -28,7 +28,7 @@ import {
 } from '../../src/format/layout.js';
 import { RecoveryMode } from '../../src/recovery/recovery.js';
 import { MANIFEST_NAME, parseLogFileName } from '../../src/file-names.js';
-import { MANIFEST_SLOT_SIZE, decodeManifestSlot, type ManifestState } from '../../src/file-set/manifest.js';
+import { MANIFEST_SLOT_SIZE, decodeManifestSlot, encodeManifestSlot, type ManifestState } from '../../src/file-set/manifest.js';
 import type { Rng } from './rng.js';
 
 export type Image = Map<string, Uint8Array>;
@@ -66,6 +66,8 @@ export interface WalkedFile {
   readonly restZero: boolean;
   /** Listed by a MANIFEST, so committed (never case E). */
   readonly listed: boolean;
+  /** The MANIFEST's clean end when this is its last file (a clean close sealed it there), else 0. */
+  readonly cleanEnd: number;
 }
 
 interface ParsedFile {
@@ -134,7 +136,8 @@ export function walkImage(image: Image): WalkedFile[] {
   const order = (f: ParsedFile): number => (f.queue === Queue.Append ? f.seq : -1e9 + f.seq);
   return parsed
     .sort((a, b) => order(a) - order(b))
-    .map((f) => ({ name: f.name, seq: f.seq, role: role(f), recycled: f.recycled, size: f.size, records: f.records, dataEnd: f.dataEnd, restZero: f.restZero, listed: manifest !== undefined }));
+    .map((f) => ({ name: f.name, seq: f.seq, role: role(f), recycled: f.recycled, size: f.size, records: f.records, dataEnd: f.dataEnd, restZero: f.restZero, listed: manifest !== undefined,
+      cleanEnd: manifest !== undefined && f.queue === Queue.Append && f.seq === manifest.last ? manifest.cleanEnd : 0 }));
 }
 
 /** The state of the image's MANIFEST (the valid slot with the higher generation), if it has one. */
@@ -250,9 +253,11 @@ export function expectFlip(files: readonly WalkedFile[], flip: Flip, mode: Recov
   }
   const record = file.records.find((r) => flip.offset >= r.offset && flip.offset < r.payloadEnd)!;
   if (!isLast) return { kind: 'corruption', file: file.name, offset: record.offset, why: 'case C: record in an older file' };
-  // Proven durable: a later record of the file was written after these bytes were synced.
-  const proven = file.records.some((r) => r.offset > record.offset && r.syncedThrough > record.offset);
-  if (file.recycled && record === file.records[file.records.length - 1]) {
+  // Proven durable: a later record of the file was written after these bytes
+  // were synced, or a clean close recorded its seal's end past them.
+  const provenByClose = record.offset < file.cleanEnd;
+  const proven = provenByClose || file.records.some((r) => r.offset > record.offset && r.syncedThrough > record.offset);
+  if (file.recycled && record === file.records[file.records.length - 1] && !provenByClose) {
     return { kind: 'silent-cut', file: file.name, offset: record.offset, why: 'recycled last file: damaged last record reads as stale bytes' };
   }
   if (proven && mode === RecoveryMode.AbsoluteConsistency) {
@@ -275,10 +280,21 @@ export function applyFlip(image: Image, flip: Flip): Image {
   return out;
 }
 
-/** A copy of the image with `file` cut to `length` bytes. */
+/**
+ * A copy of the image with `file` cut to `length` bytes: the log as a
+ * recovery that cut it there leaves it, so without the MANIFEST's clean end
+ * (that recovery clears it before anything else is written).
+ */
 export function truncateImage(image: Image, file: string, length: number): Image {
   const out = copyImage(image);
   out.set(file, out.get(file)!.slice(0, length));
+  const manifest = out.get(MANIFEST_NAME);
+  if (manifest !== undefined) {
+    for (const at of [0, MANIFEST_SLOT_SIZE]) {
+      const slot = decodeManifestSlot(manifest.subarray(at, at + MANIFEST_SLOT_SIZE));
+      if (typeof slot === 'object') manifest.set(encodeManifestSlot({ ...slot.state, cleanEnd: 0 }, slot.generation), at);
+    }
+  }
   return out;
 }
 

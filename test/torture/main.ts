@@ -8,6 +8,9 @@
  *   --sweeps     also run the crash/kill/error sweeps, every crash policy
  *   --encrypted  run the engine on EncryptedFs over the faulty disk (seeds
  *                and sweeps); the master key derives from the seed
+ *   --spill K    spill scenarios (spill.ts: a full primary spills to a second
+ *                disk, both lose power, spillFs withheld at reopen) for seeds
+ *                N .. N+K-1, in this thread (default: min(M, 200))
  *   --strict     count known issues (known-issues.ts) as failures
  *   --verbose    print every violation in full
  *
@@ -22,6 +25,7 @@ import { runSeeds, type SeedSummary } from './pool.js';
 import { emptyStats, scenarioCount, type ScenarioStats } from './scenario.js';
 import { WORKLOADS, crashSweep, encrypted, errorSweep, killSweep } from './sweeps.js';
 import { POLICIES } from './generator.js';
+import { SpillViolation, emptySpillStats, runSpillSeed } from './spill.js';
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
@@ -31,6 +35,7 @@ async function main(): Promise<number> {
       jobs: { type: 'string' },
       sweeps: { type: 'boolean', default: false },
       encrypted: { type: 'boolean', default: false },
+      spill: { type: 'string' },
       strict: { type: 'boolean', default: false },
       verbose: { type: 'boolean', default: false },
     },
@@ -40,6 +45,11 @@ async function main(): Promise<number> {
   const jobs = values.jobs !== undefined ? Number(values.jobs) : Math.min(availableParallelism(), runs);
   if (!Number.isSafeInteger(from) || !Number.isSafeInteger(runs) || runs < 0 || !Number.isSafeInteger(jobs) || jobs < 1) {
     console.error('usage: npm run torture -- [--seed N] [--runs M] [--jobs J] [--sweeps] [--encrypted] [--strict] [--verbose]');
+    return 2;
+  }
+  const spillRuns = values.spill !== undefined ? Number(values.spill) : Math.min(runs, 200);
+  if (!Number.isSafeInteger(spillRuns) || spillRuns < 0) {
+    console.error('--spill K: K must be a whole number');
     return 2;
   }
   const verbose = values.verbose === true || runs === 1;
@@ -89,6 +99,18 @@ async function main(): Promise<number> {
     }
   }
 
+  const spill = emptySpillStats();
+  let spillFailures = 0;
+  for (let seed = from; seed < from + spillRuns; seed++) {
+    try {
+      await runSpillSeed(seed, spill);
+    } catch (error) {
+      if (!(error instanceof SpillViolation)) throw error;
+      spillFailures++;
+      console.log(verbose ? error.message : error.message.split('\n').slice(0, 2).join('\n'));
+    }
+  }
+
   const scenarios = scenarioCount(total);
   console.log(
     [
@@ -100,6 +122,8 @@ async function main(): Promise<number> {
       `flips: ${total.syncedLostToUnprovenFlip} cut acknowledged-synced data the table calls unproven (${total.syncedLostSilently} without a report); ` +
         `checkpoint flips refused ${total.checkpointFlipRefused}, same ${total.checkpointFlipSame}; cuts below GC ${total.cutBelowGc}; ` +
         `header damage named at the predecessor ${total.corruptionNamedPredecessor}`,
+      `spill: ${spillRuns} seeds (${spillFailures} failing): ${spill.scenarios} power losses on both disks, ${spill.spilledFiles} files on spillFs at the crash, ` +
+        `${spill.withheldRefused} opens without spillFs refused (the oracle rejected ${spill.oracleCaughtLoss} states TolerateAny salvaged without it)`,
       values.sweeps === true ? `sweep cases: ${sweepCases} (${sweepFailures} violations)` : 'sweeps: not run (--sweeps)',
       'coverage marks:',
       formatMarks(),
@@ -109,7 +133,7 @@ async function main(): Promise<number> {
     const seeds = known.get(issue.id);
     if (seeds !== undefined) console.log(`known issue ${issue.id} (${seeds.length} seed(s): ${seeds.slice(0, 10).join(', ')}${seeds.length > 10 ? ', …' : ''}): ${issue.summary}`);
   }
-  let status = failed.length > 0 || sweepFailures > 0 ? 1 : 0;
+  let status = failed.length > 0 || sweepFailures > 0 || spillFailures > 0 ? 1 : 0;
   if (values.strict === true && known.size > 0) status = 1;
   const missing = missingMarks();
   if (missing.length > 0) {

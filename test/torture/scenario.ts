@@ -217,6 +217,9 @@ export class Scenario {
    *   On an EncryptedFs the seal is several inner operations, so any ENOSPC
    *   inside a close that reached no caller counts: the close's own barrier
    *   fails loudly before the seal is tried.
+   * - ENOSPC on the MANIFEST update a clean close makes to record where its
+   *   seal ends (the clean end): like the seal, it only adds proof, and the
+   *   close skips it on a full disk (docs/format.md, "The clean end").
    * - ENOSPC while EncryptedFs saves its key dictionary only to drop removed
    *   files' entries: the drop is deferred (freeing space must work on a full
    *   disk). The save writes the temp file, renames it and syncs the
@@ -228,8 +231,10 @@ export class Scenario {
   absorbedByDesign(event: FaultEvent): boolean {
     if (event.kind !== 'ENOSPC') return false;
     if (event.op === 'write' && event.path.endsWith('.raftlog') && event.detail.startsWith(`write ${RECORD_HEADER_SIZE}@`)) return true;
+    const inClose = this.#closeWindows.some(([from, to]) => event.opIndex >= from && event.opIndex < to);
+    if (inClose && event.op === 'write' && event.path === MANIFEST_NAME) return true;
     if (!this.encrypted) return false;
-    if (this.#closeWindows.some(([from, to]) => event.opIndex >= from && event.opIndex < to)) return true;
+    if (inClose) return true;
     if (event.op === 'syncDir') return true;
     return event.path.split('->').some((name) => name === DICTIONARY_NAME || name === DICTIONARY_TMP_NAME);
   }
@@ -742,7 +747,8 @@ export class Scenario {
   /**
    * Deletes or truncates a file the log needs, at rest after a clean close
    * (an operator's mistake, a lost disk block): the newest append file, the
-   * GC checkpoint in use, or an older append file cut short. `mode`
+   * GC checkpoint in use, an older append file cut short, the MANIFEST, or
+   * the newest append file cut at a record boundary (its seal gone). `mode`
    * (AbsoluteConsistency or TolerateTailCorruption) must refuse with
    * CORRUPTION naming that file, TolerateAnyCorruption must open and report
    * it: never a smaller log served as if whole. A side experiment: the
@@ -770,10 +776,28 @@ export class Scenario {
     const checkpoint = files.find((f) => f.role === 'checkpoint');
     if (appends.length === 0 || appends[0]!.listed !== true) return;
     const older = appends.slice(0, -1).filter((f) => f.dataEnd > FILE_HEADER_SIZE);
-    const how = rng.weighted({ 'delete-newest': 3, 'delete-checkpoint': checkpoint === undefined ? 0 : 2, 'truncate-older': older.length === 0 ? 0 : 2 });
+    const newest = appends[appends.length - 1]!;
+    // A clean close ends the newest file with a seal (an empty record), unless it holds no record.
+    const sealed = newest.records.length > 0 && newest.records[newest.records.length - 1]!.payloadEnd - newest.records[newest.records.length - 1]!.offset === RECORD_HEADER_SIZE;
+    const how = rng.weighted({
+      'delete-newest': 3,
+      'delete-checkpoint': checkpoint === undefined ? 0 : 2,
+      'truncate-older': older.length === 0 ? 0 : 2,
+      'delete-manifest': 2,
+      'truncate-newest-at-record': sealed ? 2 : 0,
+    });
     const damaged: Image = new Map(raw);
     let target: string;
-    if (how === 'delete-newest') {
+    if (how === 'delete-manifest') {
+      // The log files' headers say a MANIFEST governed them.
+      target = MANIFEST_NAME;
+      damaged.delete(target);
+    } else if (how === 'truncate-newest-at-record') {
+      // At a record boundary: the seal, or the seal and records before it, gone; no damage to see.
+      target = newest.name;
+      const at = rng.pick(newest.records).offset + (key === undefined ? 0 : ENCRYPTION_HEADER_BYTES);
+      damaged.set(target, raw.get(target)!.subarray(0, at));
+    } else if (how === 'delete-newest') {
       target = appends[appends.length - 1]!.name;
       damaged.delete(target);
     } else if (how === 'delete-checkpoint') {
@@ -800,6 +824,8 @@ export class Scenario {
       this.violation('lost-file', `${how} ${target}, TolerateAnyCorruption: opened without reporting it${describeProblems(problems)}`);
     }
     mark('recovery.lost-file');
+    if (how === 'delete-manifest') mark('recovery.lost-manifest');
+    if (how === 'truncate-newest-at-record') mark('recovery.clean-end-cut');
   }
 
   /** `raw` is the disk; `image` the log the engine reads from it (the same map unless encrypted). */
