@@ -259,6 +259,15 @@ export class LogWriter {
     this.#appendedSinceSeal = false;
   }
 
+  /** Nothing was appended since the file's last seal record (or it holds no record): a clean close's end. */
+  get sealed(): boolean {
+    return !this.#appendedSinceSeal;
+  }
+
+  get salt(): number {
+    return this.#salt;
+  }
+
   /** Retires the active file (synced in full) and starts the next one. */
   async rotate(): Promise<void> {
     this.#options.onRotateStart?.();

@@ -66,6 +66,19 @@ export interface RecoveryReport {
   records: number;
   bytesScanned: number;
   problems: RecoveryProblem[];
+  /** Set by an engine's open: whether it loaded an index checkpoint instead of replaying the log. */
+  indexCheckpoint?: IndexCheckpointUse;
+}
+
+export interface IndexCheckpointUse {
+  /** The memtables came from the checkpoint; no record was replayed. */
+  used: boolean;
+  /**
+   * 'loaded' when used; else why not: 'disabled' (indexCheckpoint: false),
+   * 'absent', 'damaged: …' (it does not verify), or 'stale: …' (it does not
+   * describe the log found, e.g. another MANIFEST generation or file size).
+   */
+  detail: string;
 }
 
 export interface RecoveredFile {
