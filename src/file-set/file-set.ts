@@ -251,6 +251,8 @@ export class FileSet {
     if (!HOST_LITTLE_ENDIAN || writer === undefined || !writer.sealed || manifest === undefined) return false;
     const state = this.#state;
     if (state.last !== writer.seq || state.first === 0) return false;
+    // A file with records must end in the seal record open checks for (none when a full disk refused it).
+    if (writer.offset > FILE_HEADER_SIZE && writer.sealOffset === 0) return false;
     const files: CoveredFile[] = [];
     for (const file of this.#files.values()) {
       const listed = file.queue === Queue.Rewrite ? file.seq === state.checkpoint?.seq : file.seq >= state.first && file.seq <= state.last;
@@ -263,7 +265,7 @@ export class FileSet {
     if (files.length !== (state.checkpoint === undefined ? 0 : 1) + state.last - state.first + 1) return false;
     const regions = [...memtables.values()].map((memtable) => memtable.exportIndex());
     const bytes = encodeIndexCheckpoint(
-      { manifestGeneration: manifest.generation, first: state.first, last: state.last, rewriteSeq: state.checkpoint?.seq ?? 0, lastEnd: writer.offset, files },
+      { manifestGeneration: manifest.generation, first: state.first, last: state.last, rewriteSeq: state.checkpoint?.seq ?? 0, lastEnd: writer.offset, sealAt: writer.sealOffset, files },
       regions,
     );
     const fs = this.#options.fs;

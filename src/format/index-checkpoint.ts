@@ -12,7 +12,7 @@ import { readU64, writeU64 } from './layout.js';
 
 export const INDEX_CHECKPOINT_MAGIC = Uint8Array.from([0x52, 0x4c, 0x49, 0x4e, 0x44, 0x45, 0x58, 0x0a]); // "RLINDEX\n"
 export const INDEX_CHECKPOINT_VERSION = 1;
-export const INDEX_HEADER_SIZE = 64;
+export const INDEX_HEADER_SIZE = 72;
 export const INDEX_FILE_ENTRY_SIZE = 24;
 export const INDEX_REGION_HEADER_SIZE = 32;
 const KEY_HEADER_SIZE = 12;
@@ -39,6 +39,8 @@ export interface CoveredLog {
   rewriteSeq: number;
   /** Where the last append file's records end (its seal record's end). */
   lastEnd: number;
+  /** Where the last append file's seal record starts (0: the file holds no record). */
+  sealAt: number;
   files: CoveredFile[];
 }
 
@@ -83,6 +85,7 @@ export function encodeIndexCheckpoint(covered: CoveredLog, regions: readonly Reg
   writeU64(view, 48, covered.lastEnd);
   view.setUint32(56, regions.length, true);
   view.setUint32(60, size, true);
+  writeU64(view, 64, covered.sealAt);
   let at = INDEX_HEADER_SIZE;
   for (const file of covered.files) {
     writeU64(view, at, file.seq);
@@ -146,6 +149,7 @@ export function decodeIndexCheckpoint(file: Uint8Array): IndexCheckpoint | strin
     last: readU64(view, 32),
     rewriteSeq: readU64(view, 40),
     lastEnd: readU64(view, 48),
+    sealAt: readU64(view, 64),
     files: [],
   };
   const regionCount = view.getUint32(56, true);

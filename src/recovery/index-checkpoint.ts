@@ -16,8 +16,9 @@
  *  - every file it covers exists, with the size it had at close, and a header
  *    that verifies with the sequence number, queue and salt it recorded (salts
  *    are random per file: a foreign log never matches);
- *  - no record verifies at the last file's recorded end (nothing was appended
- *    after the close).
+ *  - the last file's seal record is where it was, verifies, and ends at the
+ *    recorded end, and no record verifies there (nothing was appended after
+ *    the close).
  * Anything else falls back to a full replay, with the reason in the report.
  * What it does not do: re-read the covered records. Reads verify each entry
  * they read; `consistencyCheck()` and `raftlog check` verify every record.
@@ -25,7 +26,7 @@
 import type { Memtables } from '../apply.js';
 import { INDEX_CHECKPOINT_NAME, logFileName, parseLogFileName } from '../file-names.js';
 import type { FileHandle, FileSystem } from '../filesystem.js';
-import { HOST_LITTLE_ENDIAN, decodeIndexCheckpoint, type CoveredFile } from '../format/index-checkpoint.js';
+import { HOST_LITTLE_ENDIAN, decodeIndexCheckpoint, type CoveredFile, type CoveredLog } from '../format/index-checkpoint.js';
 import { FILE_HEADER_SIZE, Queue, decodeFileHeader } from '../format/layout.js';
 import type { ManifestRead } from '../file-set/manifest.js';
 import { RegionMemtable } from '../memtable.js';
@@ -66,7 +67,7 @@ export async function loadIndexCheckpoint(fs: FileSystem, mode: RecoveryMode, ma
       if (!names.some((n) => n.name === name)) return await unused(opened, `stale: ${name} is missing`);
       const handle = await fs.open(name, { readOnly: !isLast });
       opened.push({ file, name, handle });
-      const why = await mismatch(handle, file, isLast ? covered.lastEnd : undefined);
+      const why = await mismatch(handle, file, isLast ? covered : undefined);
       if (why !== undefined) return await unused(opened, `stale: ${name} ${why}`);
     }
   } catch (error) {
@@ -80,7 +81,7 @@ export async function loadIndexCheckpoint(fs: FileSystem, mode: RecoveryMode, ma
     .sort((a, b) => a.file.seq - b.file.seq)
     .map(({ file, name, handle }) => {
       const end = file.seq === state.last ? covered.lastEnd : file.size;
-      return { name, seq: file.seq, salt: file.salt, handle, end, provenEnd: end, sealed: true };
+      return { name, seq: file.seq, salt: file.salt, handle, end, provenEnd: end, sealed: true, sealAt: file.seq === state.last ? covered.sealAt : 0 };
     });
   const rewriteSeqs = names.filter((n) => n.parsed?.queue === Queue.Rewrite).map((n) => n.parsed!.seq);
   return {
@@ -109,17 +110,23 @@ export async function loadIndexCheckpoint(fs: FileSystem, mode: RecoveryMode, ma
 }
 
 /** Why the file is not the one the checkpoint recorded, or undefined when it is. */
-async function mismatch(handle: FileHandle, file: CoveredFile, lastEnd: number | undefined): Promise<string | undefined> {
+async function mismatch(handle: FileHandle, file: CoveredFile, last: CoveredLog | undefined): Promise<string | undefined> {
   const size = await handle.size();
   if (size !== file.size) return `is ${size} bytes, the checkpoint recorded ${file.size}`;
   const bytes = new Uint8Array(FILE_HEADER_SIZE);
   const header = decodeFileHeader(bytes.subarray(0, await readFully(handle, bytes, 0, FILE_HEADER_SIZE, 0)));
   if (typeof header === 'string') return `header ${header}`;
   if (header.seq !== file.seq || header.queue !== file.queue || header.salt !== file.salt) return 'header is not the one the checkpoint recorded';
-  if (lastEnd === undefined) return undefined;
+  if (last === undefined) return undefined;
+  const { lastEnd, sealAt } = last;
   if (lastEnd < FILE_HEADER_SIZE || lastEnd > size) return `recorded end ${lastEnd} lies outside the file`;
   const scanner = new RecordScanner(handle, size, header.salt);
   try {
+    if (sealAt === 0 ? lastEnd !== FILE_HEADER_SIZE : sealAt < FILE_HEADER_SIZE || sealAt >= lastEnd) return 'has a recorded end the checkpoint cannot have';
+    if (sealAt !== 0) {
+      const seal = await scanner.read(sealAt);
+      if (!('header' in seal) || seal.header.payloadLength !== 0 || seal.end !== lastEnd) return `holds no seal record ending at ${lastEnd} at ${sealAt}`;
+    }
     if ('header' in (await scanner.read(lastEnd))) return `holds a record after the recorded end ${lastEnd}`;
   } finally {
     await scanner.window.idle();

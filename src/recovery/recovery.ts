@@ -96,6 +96,8 @@ export interface RecoveredFile {
   provenEnd: number;
   /** The last record is a seal (an empty record of a clean close): nothing before it needs proving. */
   sealed: boolean;
+  /** Where that seal record starts (0 when `sealed` is false). */
+  sealAt: number;
 }
 
 export interface RecoveredLog {
@@ -323,6 +325,7 @@ async function recoverFile(
     let offset = FILE_HEADER_SIZE;
     let provenEnd = FILE_HEADER_SIZE;
     let sealed = false;
+    let sealAt = 0;
     for (;;) {
       const result = await scanner.read(offset);
       if ('header' in result) {
@@ -331,6 +334,7 @@ async function recoverFile(
         offset = result.end;
         provenEnd = Math.max(provenEnd, result.header.syncedThrough);
         sealed = result.header.payloadLength === 0;
+        sealAt = sealed ? result.offset : 0;
         continue;
       }
       if (result.kind !== 'damage') break;
@@ -365,7 +369,7 @@ async function recoverFile(
       break;
     }
     report.bytesScanned += offset;
-    return { name, seq, salt: header.salt, handle, end: offset, provenEnd: Math.min(provenEnd, offset), sealed };
+    return { name, seq, salt: header.salt, handle, end: offset, provenEnd: Math.min(provenEnd, offset), sealed, sealAt };
   } finally {
     // The handle outlives the scan (the writer continues the last file): no read may still be in flight.
     await scanner.window.idle();
