@@ -30,6 +30,12 @@
  *
  * Every cut, skip and removal is listed in the RecoveryReport.
  *
+ * After a clean close an engine's open may load the index checkpoint instead
+ * (src/recovery/index-checkpoint.ts): it checks that the log is the one the
+ * checkpoint covers, not the records themselves, so the table applies to
+ * those records only when they are read, or checked (consistencyCheck, the
+ * CLI, which always replay).
+ *
  * `{ dryRun: true }` runs the same decisions without changing anything (no
  * truncate, no removal, every file opened read-only), so tools (`raftlog
  * check`, `raftlog repair`) learn what recovery would do from the one table

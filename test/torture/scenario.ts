@@ -341,6 +341,9 @@ export class Scenario {
     return this.#process.calls;
   }
 
+  /** The current engine's open loaded an index checkpoint (a clean close wrote it, with `indexCheckpoint` on by default). */
+  #loadedCheckpoint = false;
+
   async #newEngine(): Promise<Engine> {
     this.#incarnation++;
     this.#process = new ProcessFs(this.#fault);
@@ -348,6 +351,7 @@ export class Scenario {
     this.#pendingKill = undefined;
     const engine = new Engine({ ...this.config, fs: this.#wrapFs(encryptedOver(this.#process, this.#masterKey)), seed: Rng.derive(this.seed, 'engine', this.#incarnation).u32() });
     await engine.open();
+    this.#loadedCheckpoint = engine.recoveryReport?.indexCheckpoint?.used === true;
     return engine;
   }
 
@@ -611,6 +615,9 @@ export class Scenario {
    */
   async #recover(kind: 'restart' | 'kill' | 'power', options: RecoverOptions): Promise<void> {
     this.#resetIncarnation();
+    // An open that loaded a checkpoint removed it durably: a kill or power loss after it must replay the log.
+    // (Not when this open is itself cut short: that cut may come before the removal.)
+    const crashedOverCheckpoint = kind !== 'restart' && this.#loadedCheckpoint && options.crashDuringRecoveryAfter === undefined;
     if (options.crashDuringRecoveryAfter !== undefined) await this.#interruptedRecovery(options);
     let zeroSpace: FaultRuleHandle | undefined;
     if (options.zeroSpace === true) {
@@ -645,6 +652,10 @@ export class Scenario {
     if (problems.some((p) => p.action === 'cut')) mark('recovery.torn-tail-cut');
     if (problems.some((p) => p.action === 'removed-file')) mark('recovery.header-removed');
     this.#engine = engine;
+    const checkpoint = engine.recoveryReport?.indexCheckpoint;
+    if (crashedOverCheckpoint && checkpoint?.used === false) mark('recovery.index-checkpoint-crash');
+    if (crashedOverCheckpoint && checkpoint?.used === true) this.violation('prefix', `after ${kind}, open loaded an index checkpoint the previous open should have removed`);
+    if (kind === 'restart' && checkpoint?.used === true) mark('recovery.index-checkpoint-loaded');
     if (options.reopenTwice !== false) await this.#reopenAndCompare(digest, kind);
     if (zeroSpace !== undefined) {
       this.stats.zeroSpaceOpens++;
@@ -668,6 +679,8 @@ export class Scenario {
       this.violation('reopen-idempotent', `second open after ${kind} failed: ${describeError(error)}`);
     }
     const second = await this.#readState('reopened', again);
+    // After a kill or power loss the first open replayed the log; this one, after a clean close, loads the checkpoint: the two must agree.
+    if (again.recoveryReport?.indexCheckpoint?.used === true && second === digest) mark('recovery.index-checkpoint-loaded');
     if (second !== digest) this.violation('reopen-idempotent', `second open after ${kind} gives a different state\n${diff(digest, second)}`);
     const problems = again.recoveryReport?.problems ?? [];
     if (problems.length > 0) this.violation('reopen-idempotent', `second open after ${kind} repaired again:${describeReport(again.recoveryReport)}`);
