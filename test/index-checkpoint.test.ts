@@ -319,6 +319,29 @@ describe('index checkpoint', () => {
     assert.ok(loaded > 0, 'some crash images hold a complete checkpoint');
   });
 
+  it('damage inside a covered record is not seen at open, but by the read that reaches it and by consistencyCheck()', async () => {
+    const fs = new MemFs();
+    const engine = await open(fs, { compressionThreshold: 1 << 20 });
+    const batch = new LogBatch();
+    const payload = new Uint8Array(64).fill(0x5a);
+    batch.addEntries(1, [{ index: 1, term: 1, data: payload }]);
+    await engine.write(batch, { sync: true });
+    await engine.close();
+    const image = fs.snapshot();
+    const name = [...image.keys()].find((n) => n.endsWith('.raftlog'))!;
+    const bytes = image.get(name)!.slice();
+    const at = Buffer.from(bytes).indexOf(Buffer.from(payload));
+    assert.ok(at > 0);
+    bytes[at + 10]! ^= 0x01;
+    image.set(name, bytes);
+    const loaded = await open(MemFs.fromSnapshot(image));
+    assert.deepEqual(loaded.recoveryReport?.indexCheckpoint, { used: true, detail: 'loaded' });
+    await assert.rejects(loaded.getEntry(1, 1), { code: 'CORRUPTION' });
+    const check = await loaded.consistencyCheck();
+    assert.ok(check.problems.length > 0, 'consistencyCheck finds the damage');
+    await loaded.close();
+  });
+
   it('indexCheckpoint must be a boolean', () => {
     assert.throws(() => new Engine({ fs: new MemFs(), indexCheckpoint: 1 as unknown as boolean }), { code: 'INVALID_ARGUMENT', message: /indexCheckpoint/ });
   });

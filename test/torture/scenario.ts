@@ -957,10 +957,15 @@ export class Scenario {
   }
 }
 
-/** Opens a standalone copy of an image (for the flip experiments); never throws. */
+/**
+ * Opens a standalone copy of an image (for the flip and lost-file experiments); never throws.
+ * These check replay against the case table, so they replay in full: with the
+ * index checkpoint the clean close left, open would not re-read the damaged
+ * record (by design; reads and consistencyCheck find it, test/index-checkpoint.test.ts).
+ */
 async function openImage(image: Image, mode: RecoveryMode, config: EngineConfig, seed: number, masterKey?: Uint8Array): Promise<{ engine: Engine | undefined; error: unknown }> {
   const fs = encryptedOver(MemFs.fromSnapshot(image), masterKey);
-  const engine = new Engine({ ...config, recoveryMode: mode, fs, seed: Rng.derive(seed, 'flip-engine').u32() });
+  const engine = new Engine({ ...config, recoveryMode: mode, fs, seed: Rng.derive(seed, 'flip-engine').u32(), indexCheckpoint: false });
   try {
     await engine.open();
     return { engine, error: undefined };
