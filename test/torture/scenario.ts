@@ -31,7 +31,7 @@ import { FaultFs, type CrashPolicy, type FaultEvent, type FaultRule, type FaultR
 import { MemFs } from '../../backends/memfs.js';
 import { Engine, type EngineOptions } from '../../src/engine.js';
 import { ErrorCode, isRaftlogError } from '../../src/errors.js';
-import { MANIFEST_NAME, parseLogFileName } from '../../src/file-names.js';
+import { INDEX_CHECKPOINT_NAME, INDEX_CHECKPOINT_TMP_NAME, MANIFEST_NAME, parseLogFileName } from '../../src/file-names.js';
 import { FILE_HEADER_SIZE, RECORD_HEADER_SIZE } from '../../src/format/layout.js';
 import type { FileSystem } from '../../src/filesystem.js';
 import { RecoveryMode, type RecoveryProblem, type RecoveryReport } from '../../src/recovery/recovery.js';
@@ -228,10 +228,24 @@ export class Scenario {
   absorbedByDesign(event: FaultEvent): boolean {
     if (event.kind !== 'ENOSPC') return false;
     if (event.op === 'write' && event.path.endsWith('.raftlog') && event.detail.startsWith(`write ${RECORD_HEADER_SIZE}@`)) return true;
+    const inClose = this.#closeWindows.some(([from, to]) => event.opIndex >= from && event.opIndex < to);
+    if (inClose && this.#indexCheckpointOp(event)) return true;
     if (!this.encrypted) return false;
-    if (this.#closeWindows.some(([from, to]) => event.opIndex >= from && event.opIndex < to)) return true;
+    if (inClose) return true;
     if (event.op === 'syncDir') return true;
     return event.path.split('->').some((name) => name === DICTIONARY_NAME || name === DICTIONARY_TMP_NAME);
+  }
+
+  /**
+   * An operation of a close's index checkpoint, which runs after the seal
+   * (everything is durable): reading the log files' headers and sizes, then
+   * INDEX.tmp, its rename and the directory sync. On a full disk the close
+   * skips the checkpoint and the next open replays (src/engine.ts).
+   */
+  #indexCheckpointOp(event: FaultEvent): boolean {
+    if (event.path.split('->').some((name) => name === INDEX_CHECKPOINT_NAME || name === INDEX_CHECKPOINT_TMP_NAME)) return true;
+    if ((event.op === 'read' || event.op === 'size') && event.path.endsWith('.raftlog')) return true;
+    return event.op === 'syncDir';
   }
 
   constructor(seed: number, config: EngineConfig, options: ScenarioOptions = {}) {
