@@ -113,7 +113,8 @@ import type {
 } from '../src/filesystem.js';
 import { loadNative, requireNative, type CpuFlushInfo, type NativeBinding } from '../hardware/native.js';
 import { choosePmemFlush, mapSyncAccepted, type PmemFlushPath } from '../hardware/probe.js';
-import { FILE_MODE, errnoOf, fileExists, filePath, openFlags, flockDirectory, listFiles, makeRoot, removeFile, renameFile, syncDirectory } from './posix-directory.js';
+import { lockDirectory } from './directory-lock.js';
+import { FILE_MODE, errnoOf, fileExists, filePath, openFlags, listFiles, makeRoot, removeFile, renameFile, syncDirectory } from './posix-directory.js';
 import { checkCount, checkOpenOptions, checkRange, checkReadArgs, checkWriteArgs } from './path-names.js';
 
 export type { PmemFlushPath } from '../hardware/probe.js';
@@ -503,7 +504,7 @@ class MappedFile {
     try {
       this.#native.fallocate(this.#fd, 0, DATA_OFFSET + start, end - start);
     } catch (error) {
-      if (errnoOf(error) !== 'EOPNOTSUPP' && errnoOf(error) !== 'ENOTSUP') throw error;
+      if (errnoOf(error) !== 'EOPNOTSUPP' && errnoOf(error) !== 'ENOTSUP' && errnoOf(error) !== 'ENOSYS') throw error;
       this.#allocateByWriting(start, end);
     }
   }
@@ -809,9 +810,9 @@ export class PmemFs implements FileSystem {
     return this.#run('syncDir', undefined, () => syncDirectory(this.root));
   }
 
-  /** flock(2) on `root/name`; see flockDirectory. */
+  /** The directory lock every directory backend shares; see directory-lock.ts. */
   lock(name: string): Promise<DirectoryLock> {
-    return this.#run('lock', name, () => flockDirectory(this.root, name, (fd) => this.#native.flock(fd, true, true)));
+    return this.#run('lock', name, () => lockDirectory(this.root, name));
   }
 
 

@@ -3,25 +3,22 @@
  *
  * What node:fs cannot do, and what stands in for it here:
  * - no fallocate: `preallocate` writes zeros past the current end (see there);
- * - no flock/fcntl locks: `lock` combines a process-wide registry with a lock
- *   file holding the owner's pid, checked for liveness (see `acquireLock`).
+ * - no flock/fcntl locks: `lock` is the symlink lock of directory-lock.ts,
+ *   the one UringFs and PmemFs take too, which needs no addon.
  *
  * Directory entries are made durable only by `syncDir()`, never implicitly:
  * the engine decides when a create/rename/remove has to be durable and pays
  * for one directory fsync per batch of them, not one per call.
  */
 
-import { constants as fsConstants, readFileSync } from 'node:fs';
+import { constants as fsConstants } from 'node:fs';
 import * as fsp from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
-import { hostname } from 'node:os';
 import * as path from 'node:path';
 
 import {
   ClosedError,
   InvalidArgumentError,
   IoError,
-  LockedError,
   fromSystemError,
 } from '../src/errors.js';
 import type {
@@ -32,8 +29,9 @@ import type {
   OpenOptions,
   WriteOptions,
 } from '../src/filesystem.js';
-import { FILE_MODE, errnoOf, fileExists, filePath, openFlags, listFiles, makeRoot, removeFile, renameFile, syncDirectory } from './posix-directory.js';
-import { checkCount, checkName, checkOpenOptions, checkRange, checkReadArgs, checkWriteArgs } from './path-names.js';
+import { lockDirectory } from './directory-lock.js';
+import { FILE_MODE, fileExists, filePath, openFlags, listFiles, makeRoot, removeFile, renameFile, syncDirectory } from './posix-directory.js';
+import { checkCount, checkOpenOptions, checkRange, checkReadArgs, checkWriteArgs } from './path-names.js';
 
 const { O_RDWR } = fsConstants;
 
@@ -103,14 +101,9 @@ export class PosixFs implements FileSystem {
     return this.#run('syncDir', undefined, () => syncDirectory(this.root));
   }
 
+  /** The directory lock every directory backend shares; see directory-lock.ts. */
   lock(name: string): Promise<DirectoryLock> {
-    return this.#run('lock', name, async () => {
-      checkName(name, 'lock');
-      // Keyed by the real path so two PosixFs reaching one directory through
-      // different (symlinked, relative) paths still exclude each other.
-      const lockPath = path.join(await fsp.realpath(this.root), name);
-      return acquireLock(lockPath, name);
-    });
+    return this.#run('lock', name, () => lockDirectory(this.root, name));
   }
 
   /** Idempotent. Locks are not released by closing; release them first. */
@@ -319,234 +312,3 @@ class WriteGate {
     }
   }
 }
-
-// ---------------------------------------------------------------------------
-// Directory lock.
-//
-// node has no flock, so exclusivity has two layers:
-// 1. a registry shared by every copy of this module in the process (lock path
-//    -> token), checked and set synchronously, so concurrent lock() calls in
-//    one process cannot both pass;
-// 2. a lock file `pid host token boot-id`, created atomically with full
-//    content (written under a temporary name, then link(2)ed into place, which
-//    fails with EEXIST if the name is taken), so another process that finds it
-//    never reads a half-written owner.
-//
-// A lock file whose owner is provably gone is stale and is taken over, so a
-// crashed engine never blocks its own restart: the owner's pid no longer
-// exists, the machine rebooted since (boot id differs), the file is empty or
-// unreadable (it is never fsynced, so a power loss can leave it empty), or it
-// names this very process while the registry says we do not hold it.
-//
-// Limitations: liveness is only judged on the same host; a lock file from
-// another host is always treated as held. A pid reused by an unrelated
-// process after a crash (same boot) looks alive, and the error names the pid
-// so an operator can remove the file. Link needs a file system with hard
-// links (every local Linux one, and NFS).
-// ---------------------------------------------------------------------------
-
-const REGISTRY_KEY = Symbol.for('raftlog.posix.locks');
-const TAKEOVER_ATTEMPTS = 5;
-
-function lockRegistry(): Map<string, string> {
-  const slot = globalThis as unknown as Record<symbol, Map<string, string> | undefined>;
-  let registry = slot[REGISTRY_KEY];
-  if (registry === undefined) {
-    registry = new Map();
-    slot[REGISTRY_KEY] = registry;
-  }
-  return registry;
-}
-
-interface LockOwner {
-  readonly pid: number;
-  readonly host: string;
-  readonly token: string;
-  /** Linux boot id, undefined where the platform has none. */
-  readonly boot: string | undefined;
-}
-
-let cachedBootId: string | null | undefined;
-
-function bootId(): string | undefined {
-  if (cachedBootId === undefined) {
-    try {
-      cachedBootId = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim() || null;
-    } catch {
-      cachedBootId = null; // not Linux: liveness falls back to pid checks alone
-    }
-  }
-  return cachedBootId ?? undefined;
-}
-
-/** Whitespace separates the fields, so it cannot appear inside one. */
-function localHost(): string {
-  return hostname().replace(/\s+/g, '_') || 'localhost';
-}
-
-function formatOwner(owner: LockOwner): string {
-  return `${owner.pid} ${owner.host} ${owner.token} ${owner.boot ?? '-'}\n`;
-}
-
-function parseOwner(text: string): LockOwner | undefined {
-  const fields = text.trim().split(/\s+/);
-  if (fields.length < 3 || fields.length > 4 || !/^[1-9][0-9]*$/.test(fields[0]!)) return undefined;
-  const boot = fields[3];
-  return {
-    pid: Number(fields[0]),
-    host: fields[1]!,
-    token: fields[2]!,
-    boot: boot === undefined || boot === '-' ? undefined : boot,
-  };
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    // EPERM: the process exists but belongs to someone else. Only ESRCH proves it gone.
-    return errnoOf(error) !== 'ESRCH';
-  }
-}
-
-/** Why the lock file's owner still holds it, or undefined if the file is stale. */
-function liveHolder(owner: LockOwner | undefined): string | undefined {
-  if (owner === undefined) return undefined;
-  if (owner.host !== localHost()) {
-    return `held by pid ${owner.pid} on host ${owner.host} (liveness cannot be checked from here; remove the lock file if that engine is gone)`;
-  }
-  const boot = bootId();
-  if (owner.boot !== undefined && boot !== undefined && owner.boot !== boot) return undefined;
-  if (owner.pid === process.pid) return undefined;
-  if (!pidAlive(owner.pid)) return undefined;
-  return `held by running process pid ${owner.pid}`;
-}
-
-async function acquireLock(lockPath: string, name: string): Promise<DirectoryLock> {
-  const registry = lockRegistry();
-  if (registry.has(lockPath)) {
-    throw new LockedError(`lock ${name}: already held in this process (pid ${process.pid})`, { file: name });
-  }
-  const token = randomBytes(16).toString('hex');
-  registry.set(lockPath, token);
-  try {
-    const content = formatOwner({ pid: process.pid, host: localHost(), token, boot: bootId() });
-    for (let attempt = 0; attempt < TAKEOVER_ATTEMPTS; attempt++) {
-      if (await createLockFile(lockPath, content, token)) return new PosixDirectoryLock(lockPath, name, token);
-      const current = await readIfExists(lockPath);
-      if (current === undefined) continue; // released between our link and our read
-      const holder = liveHolder(parseOwner(current));
-      if (holder !== undefined) throw new LockedError(`lock ${name}: ${holder}`, { file: name });
-      await removeIfUnchanged(lockPath, current, token);
-    }
-    throw new LockedError(`lock ${name}: still contended after ${TAKEOVER_ATTEMPTS} takeover attempts`, { file: name });
-  } catch (error) {
-    registry.delete(lockPath);
-    throw error;
-  }
-}
-
-/** Publishes `content` at `lockPath` atomically; false if the name is taken. */
-async function createLockFile(lockPath: string, content: string, token: string): Promise<boolean> {
-  const temporary = scratchPath(lockPath, token, 'tmp');
-  await fsp.writeFile(temporary, content, { mode: FILE_MODE });
-  try {
-    await fsp.link(temporary, lockPath);
-    return true;
-  } catch (error) {
-    if (errnoOf(error) === 'EEXIST') return false;
-    throw error;
-  } finally {
-    await unlinkQuietly(temporary);
-  }
-}
-
-/**
- * Removes a stale lock file, but only if it is still the one we judged:
- * a plain unlink could delete a fresh lock another process took over in the
- * meantime. Renaming to a private name claims whatever is there atomically;
- * if that turns out not to be the stale file, it is linked back.
- *
- * Residual race: while the displaced file is aside, a third contender can
- * create the name; the link back then fails and the displaced owner no
- * longer has a file. It takes three processes contending for one stale lock
- * within microseconds.
- */
-async function removeIfUnchanged(lockPath: string, judged: string, token: string): Promise<void> {
-  const aside = scratchPath(lockPath, token, 'stale');
-  try {
-    await fsp.rename(lockPath, aside);
-  } catch (error) {
-    if (errnoOf(error) === 'ENOENT') return; // someone else removed it first
-    throw error;
-  }
-  try {
-    if ((await fsp.readFile(aside, 'utf8')) === judged) return;
-    await fsp.link(aside, lockPath).catch((error: unknown) => {
-      if (errnoOf(error) !== 'EEXIST') throw error;
-    });
-  } finally {
-    await unlinkQuietly(aside);
-  }
-}
-
-class PosixDirectoryLock implements DirectoryLock {
-  readonly #lockPath: string;
-  readonly #name: string;
-  readonly #token: string;
-  #released: Promise<void> | undefined;
-
-  constructor(lockPath: string, name: string, token: string) {
-    this.#lockPath = lockPath;
-    this.#name = name;
-    this.#token = token;
-  }
-
-  /** Idempotent: later calls return the first call's promise. */
-  release(): Promise<void> {
-    this.#released ??= this.#release();
-    return this.#released;
-  }
-
-  async #release(): Promise<void> {
-    try {
-      // Only our own file: if it was taken over (we were judged stale), it is not ours to delete.
-      const current = await readIfExists(this.#lockPath);
-      if (current !== undefined && parseOwner(current)?.token === this.#token) await fsp.unlink(this.#lockPath);
-    } catch (error) {
-      throw fromSystemError(error, 'release lock', this.#name);
-    } finally {
-      const registry = lockRegistry();
-      if (registry.get(this.#lockPath) === this.#token) registry.delete(this.#lockPath);
-    }
-  }
-}
-
-/**
- * A uniquely named scratch file next to the lock: the same directory, so
- * link(2) and rename(2) stay on one file system, and not derived from the
- * lock's name, so a long lock name cannot push it past NAME_MAX.
- */
-function scratchPath(lockPath: string, token: string, kind: 'tmp' | 'stale'): string {
-  return path.join(path.dirname(lockPath), `.raftlog-lock-${token}.${kind}`);
-}
-
-async function readIfExists(file: string): Promise<string | undefined> {
-  try {
-    return await fsp.readFile(file, 'utf8');
-  } catch (error) {
-    if (errnoOf(error) === 'ENOENT') return undefined;
-    throw error;
-  }
-}
-
-/** For our own scratch files: a leftover is harmless, and failing the lock over it would not be. */
-async function unlinkQuietly(file: string): Promise<void> {
-  try {
-    await fsp.unlink(file);
-  } catch {
-    // Nothing to do: the file is uniquely named and never read again.
-  }
-}
-

@@ -37,7 +37,13 @@
  * unless it lies where the disk is known to hold zeros: past the end, or in
  * space this UringFs preallocated and has not written since (so appends into
  * a preallocated file never read).
- * Block size: the larger of 4096 and what statx(STATX_DIOALIGN) demands.
+ * Block size: what statx(STATX_DIOALIGN) demands, raised to the file
+ * system's block size up to 4096 (4096 where the kernel cannot say). Not
+ * always 4096: on a file system with 1 KiB blocks the padding of a 4 KiB
+ * block past the end of file needs blocks the file does not have, so
+ * rewriting a tail (LogWriter.resume at open) failed with ENOSPC on a full
+ * disk (issue 15 case 5); padding within the file system's own block never
+ * allocates.
  *
  * Direct-mode file size. The logical size is tracked in JS per file (shared by
  * every handle of this UringFs on the same inode); `size()` returns it and
@@ -75,7 +81,8 @@ import type {
 } from '../src/filesystem.js';
 import { explainUringRefusal, requireNative } from '../hardware/native.js';
 import type { NativeBinding, NativeRing } from '../hardware/native.js';
-import { FILE_MODE, errnoOf, fileExists, filePath, openFlags, flockDirectory, listFiles, makeRoot, removeFile, renameFile, syncDirectory } from './posix-directory.js';
+import { lockDirectory } from './directory-lock.js';
+import { FILE_MODE, errnoOf, fileExists, filePath, openFlags, listFiles, makeRoot, removeFile, renameFile, syncDirectory } from './posix-directory.js';
 import { checkCount, checkOpenOptions, checkRange, checkReadArgs, checkWriteArgs } from './path-names.js';
 
 export interface UringFsOptions {
@@ -112,7 +119,8 @@ const IOV_MAX = 1024;
 const READ_CHUNK = 16 * 1024 * 1024;
 /** Block images kept per direct-mode file; the tail block is the one that matters. */
 const BLOCK_CACHE_ENTRIES = 8;
-const MIN_DIRECT_BLOCK = 4096;
+/** The direct-mode block where the kernel cannot tell (no STATX_DIOALIGN), and the most a file system's block size raises it to. */
+const DIRECT_BLOCK = 4096;
 const ECANCELED = osConstants.errno.ECANCELED;
 const MAX_ATTEMPTS = 1000;
 
@@ -232,6 +240,8 @@ type Pending = { chain: Chain; op: ChainOp } | { read: ReadJob; asked: number };
 interface Core {
   readonly direct: boolean;
   closed(): boolean;
+  /** The file system refused fallocate once: preallocate extends the file instead. */
+  fallocateRefused(): boolean;
   enqueue(file: FileState, item: Item): void;
   read(job: ReadJob): void;
   released(file: FileState, fd: number): void;
@@ -319,11 +329,14 @@ export class UringFs implements FileSystem {
   #inflight = 0;
   #flushScheduled = false;
   #closed = false;
+  /** Set by the first fallocate the file system refuses (FUSE, ramfs, ...); see UringFileHandle.preallocate. */
+  #fallocateRefused = false;
   #idleWaiters: (() => void)[] = [];
   #ringClosed = false;
   #core: Core = {
     direct: false,
     closed: () => this.#closed,
+    fallocateRefused: () => this.#fallocateRefused,
     enqueue: (file, item) => this.#enqueue(file, item),
     read: (job) => this.#read(job),
     released: (file, fd) => this.#released(file, fd),
@@ -435,9 +448,9 @@ export class UringFs implements FileSystem {
     return this.#run('syncDir', undefined, () => syncDirectory(this.root));
   }
 
-  /** flock(2) on `root/name`; see flockDirectory. */
+  /** The directory lock every directory backend shares; see directory-lock.ts. */
   lock(name: string): Promise<DirectoryLock> {
-    return this.#run('lock', name, () => flockDirectory(this.root, name, (fd) => this.#native.flock(fd, true, true)));
+    return this.#run('lock', name, () => lockDirectory(this.root, name));
   }
 
 
@@ -493,12 +506,14 @@ export class UringFs implements FileSystem {
 
   #blockSize(fd: number, name: string): number {
     const align = this.#native.statxDioAlign(fd);
-    if (align !== null && align.offsetAlign === 0) {
+    if (align === null) return DIRECT_BLOCK;
+    if (align.offsetAlign === 0) {
       throw new UnsupportedError(`open ${name}: O_DIRECT is not supported for this file`, { file: name });
     }
-    let block = MIN_DIRECT_BLOCK;
-    if (align !== null) block = Math.max(block, align.offsetAlign, align.memAlign);
-    return block;
+    // Capped: some file systems report a large preferred I/O size (NFS, ZFS), and every write pads to this.
+    const fsBlock = Math.min(fs.fstatSync(fd).blksize, DIRECT_BLOCK);
+    const block = Math.max(align.offsetAlign, align.memAlign, fsBlock);
+    return block % align.offsetAlign === 0 ? block : DIRECT_BLOCK;
   }
 
   /** Queues an item on a file and arranges a flush this turn. */
@@ -925,6 +940,16 @@ export class UringFs implements FileSystem {
         reject(o.reqs, cancelled(failure, o.kind, file.name));
         continue;
       }
+      if (o.kind === 'fallocate' && refusesFallocate(o.res)) {
+        // Not a failure of the file: the file system has no fallocate. The
+        // caller falls back (UringFileHandle.preallocate), and the ops the
+        // kernel cancelled behind it are retried. Nothing was written, so
+        // direct mode's planned state stays right and needs no reload.
+        this.#fallocateRefused = true;
+        const refusal = errorFromCqe(o.res, 'preallocate', file.name);
+        for (const req of o.reqs) req.fail(refusal);
+        continue;
+      }
       if (o.res === -ECANCELED || retry.length > 0) {
         // An earlier op of this chain was short: the kernel cut the link here.
         if (++o.attempts > MAX_ATTEMPTS) {
@@ -1003,6 +1028,13 @@ export class UringFs implements FileSystem {
       throw fromSystemError(error, operation, file);
     }
   }
+}
+
+/** The errnos with which a file system says it has no fallocate (FUSE without it, ramfs, ...). */
+const FALLOCATE_REFUSALS = new Set(['EOPNOTSUPP', 'ENOTSUP', 'ENOSYS']);
+
+function refusesFallocate(res: number): boolean {
+  return res < 0 && FALLOCATE_REFUSALS.has(ERRNO_NAMES.get(-res) ?? '');
 }
 
 function op(kind: ChainOp['kind'], fd: number, buffers: Uint8Array[], position: number, length: number, req: Request | undefined): ChainOp {
@@ -1142,12 +1174,39 @@ class UringFileHandle implements FileHandle {
     });
   }
 
+  /**
+   * fallocate(2) in the ring. Where the file system refuses it (FUSE without
+   * fallocate, ramfs), the file is extended with ftruncate instead: the range
+   * reads as zeros and the size is what the contract promises, but nothing is
+   * reserved, so a later write there can still fail with NO_SPACE (as on any
+   * file system without fallocate). Writing zeros, as PosixFs does, would
+   * have to be ordered against writes queued meanwhile; a sparse extension
+   * in a queued task needs no such care. After the first refusal the ring op
+   * is skipped.
+   */
   preallocate(offset: number, length: number): Promise<void> {
     return this.#run('preallocate', async () => {
       this.#writable('preallocate');
-      checkRange(offset, length, 'preallocate', this.name);
+      const end = checkRange(offset, length, 'preallocate', this.name);
       if (length === 0) return; // fallocate(2) refuses a zero length; there is nothing to reserve
-      await this.#submit((req) => ({ kind: 'fallocate', fd: this.#fd, offset, length, req }));
+      if (!this.#core.fallocateRefused()) {
+        try {
+          await this.#submit((req) => ({ kind: 'fallocate', fd: this.#fd, offset, length, req }));
+          return;
+        } catch (error) {
+          if (!(error instanceof RaftlogError && FALLOCATE_REFUSALS.has(error.errno ?? ''))) throw error;
+        }
+      }
+      const file = this.#file;
+      await this.#submit((req) => ({
+        kind: 'task',
+        req,
+        run: async () => {
+          if (Number((await fstatFd(this.#fd)).size) < end) await ftruncateFd(this.#fd, end);
+          file.logical = Math.max(file.logical, end);
+          file.physical = Math.max(file.physical, end);
+        },
+      }));
     });
   }
 

@@ -12,10 +12,12 @@ import { runW3 } from './workloads/w3.js';
 import { runW4Load, runW4Reopen } from './workloads/w4.js';
 import { runRfc, runRfcOrder } from './workloads/rfc.js';
 import { runSyscalls } from './workloads/syscalls.js';
+import { runFloor } from './workloads/floor.js';
 
 async function run(spec: CaseSpec): Promise<unknown> {
   if (spec.workload === 'rfc') return runRfc(spec);
   if (spec.workload === 'rfc-order') return runRfcOrder(spec);
+  if (spec.workload === 'floor') return runFloor(spec);
   const descriptor = await loadStore(spec.store);
   switch (spec.workload) {
     case 'w1':

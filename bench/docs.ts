@@ -13,9 +13,14 @@ import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   encryptionCostRows,
+  floorAppendMicros,
+  floorMicros,
+  rfcEffectRows,
   rfcOrderTable,
   rfcTable,
   w1Pivot,
+  w1RatioPivot,
+  w2CpuPivot,
   w2Pivot,
   w2Rows,
   w3Rows,
@@ -27,6 +32,7 @@ import {
 import type { CaseOutcome } from './support/cases.js';
 import { RESULTS_DIR, machineLine, markdownTable, type MachineInfo, type Row } from './support/report.js';
 import { sizeLabel } from './support/stats.js';
+import type { FloorResult } from './workloads/floor.js';
 import type { RfcOrderResult, RfcResult } from './workloads/rfc.js';
 import type { W1Result } from './workloads/w1.js';
 import type { W2Result } from './workloads/w2.js';
@@ -149,22 +155,38 @@ function section(title: string, body: string[]): string {
 export function renderResults(): { markdown: string; headline: string | undefined } {
   const parts: string[] = [];
   let headline: string | undefined;
-  const w1 = newest<Common & { outcomes: CaseOutcome<W1Result>[] }>('w1');
+  const w1 = newest<Common & { outcomes: CaseOutcome<W1Result>[]; floor?: CaseOutcome<FloorResult>[] }>('w1');
   if (w1 !== undefined) {
     const d = w1.results.durations?.['w1'];
+    const floor = w1.results.floor;
+    const floorUs = floorMicros(floor);
+    const outcomes = w1.results.outcomes;
+    const toFloor = w1RatioPivot(outcomes, 'floor', floor);
+    const toSqlite = w1RatioPivot(outcomes, 'sqlite');
+    const cpu = w1Pivot(outcomes, 'cpuMicrosPerWrite');
+    const hasCpu = outcomes.some((o) => o.result?.cpuMicrosPerWrite !== undefined);
     parts.push(
       section('W1 batch commit', [
         provenance(w1),
         d === undefined ? '' : `Each case: a fresh process and directory, ${d.warmup} s warm-up, ${d.measure} s measured.`,
+        floorUs === undefined
+          ? ''
+          : `The floor row is the device's own latency, measured in the same run by \`raftlog probe\`'s code (\`src/cli/probe.ts\`) in a process and directory of its own at the start of each round: the median fdatasync after a 4 KiB write into already-written, synced blocks (${Math.round(floorUs)} µs here; after a 4 KiB append, which grows the file: ${floorAppendMicros(floor)?.toFixed(0) ?? '-'} µs). It is one 4 KiB figure, repeated under every size; it times the fdatasync alone (not the write into the page cache before it) and is a median, where the stores' figures are means.`,
         chart('w1', 'W1 chart'),
         '**µs per synced op** (mean; one writer, so this is 1/throughput):',
-        markdownTable(w1Pivot(w1.results.outcomes, 'microsPerOp')),
+        markdownTable(w1Pivot(outcomes, 'microsPerOp', floor)),
+        toFloor.length === 0 ? '' : '**× floor**: each store\'s µs per synced op over the floor\'s (the target for 1–16 KiB is ≤ 1.3×):',
+        toFloor.length === 0 ? '' : markdownTable(toFloor),
+        toSqlite.length === 0 ? '' : '**× better-sqlite3**: each store\'s µs per synced op over better-sqlite3\'s at the same size (the target for 1–16 KiB is ≤ 1.0×):',
+        toSqlite.length === 0 ? '' : markdownTable(toSqlite),
+        hasCpu ? '**CPU µs per synced op**: user + system CPU time of the whole benchmark process (every thread: the JS thread, libuv\'s pool, a store\'s own threads) over the measured window, per synced write. The kernel\'s own threads (the journal, writeback) are not in it. The harness\'s share is the same for every store, so the difference from the raw files is the store\'s own work:' : '',
+        hasCpu ? markdownTable(cpu) : '',
         '**MB/s** of values made durable:',
-        markdownTable(w1Pivot(w1.results.outcomes, 'mbPerSecond')),
+        markdownTable(w1Pivot(outcomes, 'mbPerSecond')),
         '**p50 latency**:',
-        markdownTable(w1Pivot(w1.results.outcomes, 'p50')),
+        markdownTable(w1Pivot(outcomes, 'p50', floor)),
         '**p99 latency**:',
-        markdownTable(w1Pivot(w1.results.outcomes, 'p99')),
+        markdownTable(w1Pivot(outcomes, 'p99')),
       ]),
     );
   }
@@ -179,6 +201,9 @@ export function renderResults(): { markdown: string; headline: string | undefine
         d === undefined ? '' : `Each case: a fresh process and directory, ${d.warmup} s warm-up, ${d.measure} s measured.`,
         chart('w2', 'W2 chart'),
         pivot,
+        w2.results.outcomes.some((o) => o.result?.cpuMicrosPerWrite !== undefined)
+          ? `**CPU µs per synced op**: user + system CPU time of the whole benchmark process (every thread) over the measured window, per synced write, and the share of it that is system time (as in W1, the kernel's own threads are not in it):\n\n${markdownTable(w2CpuPivot(w2.results.outcomes))}`
+          : '',
         'All figures (ops/sync: ops per barrier, where the store reports its barriers — the group commit factor):',
         markdownTable(w2Rows(w2.results.outcomes)),
       ]),
@@ -218,11 +243,19 @@ export function renderResults(): { markdown: string; headline: string | undefine
   const rfc = newest<Common & { outcomes: CaseOutcome<RfcResult>[]; order: CaseOutcome<RfcOrderResult>[]; rounds: number; samples: number; sampleMillis: number; sameDevice?: boolean }>('rfc');
   if (rfc !== undefined) {
     const r = rfc.results;
+    const hasLevelPair = r.outcomes.some((o) => o.result?.mode === 'dedicated-level');
     parts.push(
       section('The RFC table: shared engine vs dedicated', [
         provenance(rfc, 'n samples per cell as in the tables'),
-        `CockroachDB's 2017 RFC "Dedicated storage engine for Raft", reproduced. Per op: the Raft log entry written synced, the command applied to the state machine unsynced. **old** = shared: both in one LevelDB (classic-level), alternating, so each synced log write also flushes the previous apply. **new** = dedicated: the log in raftlog (PosixFs), the state machine in LevelDB in another directory${r.sameDevice === true ? ' (on the same device: this machine has one disk)' : ''}. The log is truncated every 128 ops, only up to what the state machine has made durable (the RFC's rule; see \`bench/workloads/rfc.ts\`). Samples: ${r.rounds} fresh processes per cell, alternating which configuration goes first, × ${r.samples} samples of about ${r.sampleMillis} ms; spread is benchstat's (largest distance from the mean after dropping outliers), p from a two-sided Mann-Whitney U test, "~" when p > 0.05.`,
+        `CockroachDB's 2017 RFC "Dedicated storage engine for Raft", reproduced. Per op: the Raft log entry written synced, the command applied to the state machine unsynced. **shared**: both in one LevelDB (classic-level), alternating, so each synced log write also flushes the previous apply;${hasLevelPair ? " **LevelDB + LevelDB**: the RFC's own comparison, the same engine twice, the log in one LevelDB and the state machine in a second one in another directory;" : ''} **raftlog + LevelDB**: the log in raftlog (PosixFs), the state machine in LevelDB in another directory${r.sameDevice === true ? ' (the other directory is on the same device: this machine has one disk)' : ''}.${hasLevelPair ? '' : ' This run predates the LevelDB + LevelDB configuration, so it cannot separate the engine from the separation.'} The log is truncated every 128 ops, only up to what the state machine has made durable (the RFC's rule; see \`bench/workloads/rfc.ts\`). Samples: ${r.rounds} fresh processes per cell, alternating the order of the configurations, × ${r.samples} samples of about ${r.sampleMillis} ms; spread is benchstat's (largest distance from the mean after dropping outliers), p from a two-sided Mann-Whitney U test, "~" when p > 0.05.`,
         chart('rfc', 'RFC chart'),
+        hasLevelPair
+          ? 'Which effect each comparison isolates: **separation** (LevelDB + LevelDB against one LevelDB) holds the engine fixed and changes only whether the log and the state machine share a WAL: this is what the RFC measured. **engine** (raftlog + LevelDB against LevelDB + LevelDB) holds the separation fixed and changes only the engine holding the log. **both** (raftlog + LevelDB against one LevelDB, the benchstat tables below) changes the two at once, so it cannot say which one a difference comes from.'
+          : '',
+        hasLevelPair ? markdownTable(rfcEffectRows(r.outcomes)) : '',
+        hasLevelPair ? "The RFC's own comparison as benchstat prints it (**old** = one LevelDB, **new** = LevelDB + LevelDB; separation alone):" : '',
+        hasLevelPair ? '```text\n' + rfcTable(r.outcomes, 'shared', 'dedicated-level') + '\n```' : '',
+        '**old** = one LevelDB, **new** = raftlog + LevelDB (separation and engine together):',
         '```text\n' + rfcTable(r.outcomes) + '\n```',
         "The RFC's second experiment: the same ops interleaved (S U S U …) or sequential (all synced log writes, then all applies). With independent engines the two should cost the same (S + U + S + U = S + S + U + U); with one engine, interleaving makes every sync also flush an apply:",
         '```text\n' + rfcOrderTable(r.order) + '\n```',

@@ -9,11 +9,12 @@ import type { ChartSpec } from './support/chart.js';
 import type { Row } from './support/report.js';
 import { formatBytes, formatMicros, mannWhitneyU, median, sampleSummary, sizeLabel } from './support/stats.js';
 import type { SyscallCounts } from './support/strace.js';
+import type { FloorResult } from './workloads/floor.js';
 import type { W1Result } from './workloads/w1.js';
 import type { W2Result } from './workloads/w2.js';
 import type { W3Result } from './workloads/w3.js';
 import type { W4LoadResult, W4ReopenResult } from './workloads/w4.js';
-import type { RfcOrderResult, RfcResult } from './workloads/rfc.js';
+import { RFC_MODES, type RfcMode, type RfcOrderResult, type RfcResult } from './workloads/rfc.js';
 import type { SyscallCaseResult } from './workloads/syscalls.js';
 import { STORE_IDS } from './stores/registry.js';
 
@@ -50,6 +51,12 @@ function med<R>(outcomes: readonly CaseOutcome<R>[], metric: (r: R) => number): 
   return values.length === 0 ? undefined : median(values);
 }
 
+/** Like med, for a metric older saved results may lack: undefined when no run has it. */
+function medOf<R>(outcomes: readonly CaseOutcome<R>[], metric: (r: R) => number | undefined): number | undefined {
+  const values = outcomes.filter((o) => o.ok && o.result !== undefined).map((o) => metric(o.result!)).filter((v): v is number => v !== undefined && Number.isFinite(v));
+  return values.length === 0 ? undefined : median(values);
+}
+
 /** A table cell for a case that failed: short (the full error is printed under the table and kept in the JSON). */
 function failure(outcomes: readonly CaseOutcome<unknown>[]): string {
   const failed = outcomes.find((o) => !o.ok);
@@ -69,23 +76,53 @@ const micros = (value: number | undefined): string => (value === undefined ? '-'
 
 // ---------------------------------------------------------------- W1
 
-export function w1Rows(outcomes: readonly CaseOutcome<W1Result>[]): Row[] {
+/** The floor: the median over the run's floor cases of the probe's median fdatasync after a 4 KiB overwrite, in µs. */
+export function floorMicros(floor: readonly CaseOutcome<FloorResult>[] | undefined): number | undefined {
+  return floor === undefined ? undefined : medOf(floor, (r) => r.overwrite.medianMicros);
+}
+
+/** The same, after a 4 KiB append (the file grows): printed beside the floor. */
+export function floorAppendMicros(floor: readonly CaseOutcome<FloorResult>[] | undefined): number | undefined {
+  return floor === undefined ? undefined : medOf(floor, (r) => r.append.medianMicros);
+}
+
+/** The store W1's targets are set against. */
+export const W1_REFERENCE_STORE = 'sqlite';
+
+const ratio = (value: number | undefined, against: number | undefined): string =>
+  value === undefined || against === undefined || against <= 0 ? '' : `${(value / against).toFixed(2)}x`;
+
+/**
+ * W1's table: one row per store and value size, with each store's mean
+ * µs/op as a ratio to the floor (the device's own 4 KiB overwrite + fdatasync,
+ * measured in the same run) and to better-sqlite3 at the same size, and the
+ * process CPU time per synced write. The floor opens each size's rows.
+ */
+export function w1Rows(outcomes: readonly CaseOutcome<W1Result>[], floor?: readonly CaseOutcome<FloorResult>[]): Row[] {
   const rows: Row[] = [];
+  const floorUs = floorMicros(floor);
   const bySize = groupBy(outcomes, (o) => String(o.spec.params['valueBytes']));
   for (const [size, sizeOutcomes] of bySize) {
+    const V = sizeLabel(Number(size));
+    const reference = med(sizeOutcomes.filter((o) => o.spec.store === W1_REFERENCE_STORE), (r) => r.microsPerOp);
+    if (floorUs !== undefined) rows.push({ V, store: 'floor', 'µs/op': fixed(0)(floorUs), 'x floor': '', 'x sqlite': ratio(floorUs, reference), 'MB/s': '', p50: micros(floorUs), p99: '', 'CPU µs/op': '', runs: floor!.filter((o) => o.ok).length });
     for (const [store, runs] of groupBy(sizeOutcomes, (o) => o.spec.store)) {
       const ok = runs.filter((o) => o.ok).length;
       if (ok === 0) {
-        rows.push({ V: sizeLabel(Number(size)), store, 'µs/op': failure(runs), 'MB/s': '', p50: '', p99: '', runs: 0 });
+        rows.push({ V, store, 'µs/op': failure(runs), 'x floor': '', 'x sqlite': '', 'MB/s': '', p50: '', p99: '', 'CPU µs/op': '', runs: 0 });
         continue;
       }
+      const us = med(runs, (r) => r.microsPerOp);
       rows.push({
-        V: sizeLabel(Number(size)),
+        V,
         store,
-        'µs/op': fixed(0)(med(runs, (r) => r.microsPerOp)),
+        'µs/op': fixed(0)(us),
+        'x floor': ratio(us, floorUs),
+        'x sqlite': store === W1_REFERENCE_STORE ? '' : ratio(us, reference),
         'MB/s': fixed(1)(med(runs, (r) => r.mbPerSecond)),
         p50: micros(med(runs, (r) => r.latency.p50)),
         p99: micros(med(runs, (r) => r.latency.p99)),
+        'CPU µs/op': fixed(0)(medOf(runs, (r) => r.cpuMicrosPerWrite)),
         runs: ok,
       });
     }
@@ -93,24 +130,69 @@ export function w1Rows(outcomes: readonly CaseOutcome<W1Result>[]): Row[] {
   return rows;
 }
 
-/** store × value size, one metric per cell: the compact table for the docs. */
-export function w1Pivot(outcomes: readonly CaseOutcome<W1Result>[], metric: 'microsPerOp' | 'mbPerSecond' | 'p50' | 'p99'): Row[] {
+type W1Metric = 'microsPerOp' | 'mbPerSecond' | 'p50' | 'p99' | 'cpuMicrosPerWrite';
+
+function w1Metric(r: W1Result, metric: W1Metric): number | undefined {
+  return metric === 'p50' || metric === 'p99' ? r.latency[metric] : r[metric];
+}
+
+/**
+ * store × value size, one metric per cell: the compact table for the docs.
+ * With the run's floor cases, µs/op and p50 open with the floor row (the
+ * same 4 KiB figure in every column: the floor each size is judged by).
+ */
+export function w1Pivot(outcomes: readonly CaseOutcome<W1Result>[], metric: W1Metric, floor?: readonly CaseOutcome<FloorResult>[]): Row[] {
   const sizes = [...new Set(outcomes.map((o) => Number(o.spec.params['valueBytes'])))].sort((a, b) => a - b);
   const rows: Row[] = [];
+  const floorUs = floorMicros(floor);
+  if (floorUs !== undefined && (metric === 'microsPerOp' || metric === 'p50')) {
+    const row: Row = { store: 'floor (4 KiB overwrite + fdatasync)' };
+    for (const size of sizes) row[sizeLabel(size)] = metric === 'p50' ? formatMicros(floorUs) : Math.round(floorUs).toLocaleString('en-US');
+    rows.push(row);
+  }
   for (const [store, runs] of groupBy(outcomes, (o) => o.spec.store)) {
     const row: Row = { store };
     for (const size of sizes) {
       const cell = runs.filter((o) => Number(o.spec.params['valueBytes']) === size);
-      const value = med(cell, (r) => (metric === 'p50' || metric === 'p99' ? r.latency[metric] : r[metric]));
+      const value = medOf(cell, (r) => w1Metric(r, metric));
       row[sizeLabel(size)] =
-        value === undefined ? 'fail' : metric === 'mbPerSecond' ? value.toFixed(1) : metric === 'microsPerOp' ? Math.round(value).toLocaleString('en-US') : formatMicros(value);
+        value === undefined
+          ? cell.some((o) => o.ok)
+            ? '-'
+            : 'fail'
+          : metric === 'mbPerSecond'
+            ? value.toFixed(1)
+            : metric === 'microsPerOp' || metric === 'cpuMicrosPerWrite'
+              ? Math.round(value).toLocaleString('en-US')
+              : formatMicros(value);
     }
     rows.push(row);
   }
   return rows;
 }
 
-export function w1Chart(outcomes: readonly CaseOutcome<W1Result>[], subtitle: string | string[]): ChartSpec {
+/**
+ * store × value size, each store's mean µs/op divided by the floor's (one
+ * figure for every size) or by better-sqlite3's at the same size: the two
+ * ratios W1's targets are stated in. No rows when the divisor is missing.
+ */
+export function w1RatioPivot(outcomes: readonly CaseOutcome<W1Result>[], against: 'floor' | 'sqlite', floor?: readonly CaseOutcome<FloorResult>[]): Row[] {
+  const sizes = [...new Set(outcomes.map((o) => Number(o.spec.params['valueBytes'])))].sort((a, b) => a - b);
+  const divisor = (size: number): number | undefined =>
+    against === 'floor' ? floorMicros(floor) : med(outcomes.filter((o) => o.spec.store === W1_REFERENCE_STORE && Number(o.spec.params['valueBytes']) === size), (r) => r.microsPerOp);
+  if (sizes.every((size) => divisor(size) === undefined)) return [];
+  const rows: Row[] = [];
+  for (const [store, runs] of groupBy(outcomes, (o) => o.spec.store)) {
+    if (against === 'sqlite' && store === W1_REFERENCE_STORE) continue;
+    const row: Row = { store };
+    for (const size of sizes) row[sizeLabel(size)] = ratio(med(runs.filter((o) => Number(o.spec.params['valueBytes']) === size), (r) => r.microsPerOp), divisor(size)) || '-';
+    rows.push(row);
+  }
+  return rows;
+}
+
+/** W1's chart; with the run's floor cases, the floor is a dashed horizontal line across the µs panel. */
+export function w1Chart(outcomes: readonly CaseOutcome<W1Result>[], subtitle: string | string[], floor?: readonly CaseOutcome<FloorResult>[]): ChartSpec {
   const values = [...groupBy(outcomes, (o) => `${o.spec.store}|${o.spec.params['valueBytes']}`).values()].flatMap((runs) => {
     const us = med(runs, (r) => r.microsPerOp);
     const mb = med(runs, (r) => r.mbPerSecond);
@@ -142,8 +224,13 @@ export function w1Chart(outcomes: readonly CaseOutcome<W1Result>[], subtitle: st
       {
         width: 360,
         height: 280,
-        mark: { type: 'line', point: true },
-        encoding: { x, y: { field: 'us', type: 'quantitative', scale: { type: 'log' }, title: 'µs per synced op (mean; lower is better)' }, color: STORE_COLOR, strokeDash: dash },
+        layer: [
+          {
+            mark: { type: 'line', point: true },
+            encoding: { x, y: { field: 'us', type: 'quantitative', scale: { type: 'log' }, title: 'µs per synced op (mean; lower is better)' }, color: STORE_COLOR, strokeDash: dash },
+          },
+          ...floorLayers(floorMicros(floor)),
+        ],
       },
       {
         width: 360,
@@ -155,15 +242,27 @@ export function w1Chart(outcomes: readonly CaseOutcome<W1Result>[], subtitle: st
   };
 }
 
+/** The floor as a rule with its label, in the µs panel's scale; nothing when the run has no floor. */
+function floorLayers(floorUs: number | undefined) {
+  if (floorUs === undefined) return [];
+  const data = { values: [{ us: floorUs, label: `floor: 4 KiB overwrite + fdatasync, ${Math.round(floorUs)} µs` }] };
+  return [
+    { data, mark: { type: 'rule', color: '#444', strokeDash: [2, 2] as number[] }, encoding: { y: { field: 'us', type: 'quantitative' } } },
+    { data, mark: { type: 'text', align: 'left', baseline: 'top', dx: 4, dy: 3, x: 0, fontSize: 10, color: '#444' }, encoding: { y: { field: 'us', type: 'quantitative' }, text: { field: 'label' } } },
+  ] as const;
+}
+
 // ---------------------------------------------------------------- W2
 
 export function w2Rows(outcomes: readonly CaseOutcome<W2Result>[]): Row[] {
   const rows: Row[] = [];
+  // Results saved before CPU time was measured get no CPU column rather than a column of dashes.
+  const cpuMeasured = outcomes.some((o) => o.result?.cpuMicrosPerWrite !== undefined);
   for (const [writers, byC] of groupBy(outcomes, (o) => String(o.spec.params['writers']))) {
     for (const [store, runs] of groupBy(byC, (o) => o.spec.store)) {
       const ok = runs.filter((o) => o.ok).length;
       if (ok === 0) {
-        rows.push({ C: Number(writers), store, 'ops/s': failure(runs), 'MB/s': '', p50: '', p99: '', 'ops/sync': '', runs: 0 });
+        rows.push({ C: Number(writers), store, 'ops/s': failure(runs), 'MB/s': '', p50: '', p99: '', 'ops/sync': '', ...(cpuMeasured ? { 'CPU µs/op': '' } : {}), runs: 0 });
         continue;
       }
       const perSync = med(runs, (r) => (r.counters['syncs'] === undefined || r.counters['syncs'] === 0 ? Number.NaN : (r.counters['writes'] ?? r.ops) / r.counters['syncs']));
@@ -175,6 +274,7 @@ export function w2Rows(outcomes: readonly CaseOutcome<W2Result>[]): Row[] {
         p50: micros(med(runs, (r) => r.latency.p50)),
         p99: micros(med(runs, (r) => r.latency.p99)),
         'ops/sync': perSync === undefined || Number.isNaN(perSync) ? '' : perSync.toFixed(1),
+        ...(cpuMeasured ? { 'CPU µs/op': fixed(0)(medOf(runs, (r) => r.cpuMicrosPerWrite)) } : {}),
         runs: ok,
       });
     }
@@ -193,6 +293,24 @@ export function w2Pivot(outcomes: readonly CaseOutcome<W2Result>[]): Row[] {
       const p99 = med(cell, (r) => r.latency.p99);
       row[`C=${c} ops/s`] = ops === undefined ? 'fail' : int(ops);
       row[`C=${c} p99`] = micros(p99);
+    }
+    rows.push(row);
+  }
+  return rows;
+}
+
+/** store × C: process CPU time (user + system, every thread) per synced write, in µs; `undefined` rows for results saved before it was measured. */
+export function w2CpuPivot(outcomes: readonly CaseOutcome<W2Result>[]): Row[] {
+  const cs = [...new Set(outcomes.map((o) => Number(o.spec.params['writers'])))].sort((a, b) => a - b);
+  const rows: Row[] = [];
+  for (const [store, runs] of groupBy(outcomes, (o) => o.spec.store)) {
+    const row: Row = { store };
+    for (const c of cs) {
+      const cell = runs.filter((o) => Number(o.spec.params['writers']) === c);
+      const user = medOf(cell, (r) => (r.cpu === undefined ? undefined : r.cpu.userMicros / r.ops));
+      const system = medOf(cell, (r) => (r.cpu === undefined ? undefined : r.cpu.systemMicros / r.ops));
+      row[`C=${c} CPU µs/op`] = int(medOf(cell, (r) => r.cpuMicrosPerWrite));
+      row[`C=${c} of it sys`] = user === undefined || system === undefined || user + system === 0 ? '-' : `${Math.round((100 * system) / (user + system))}%`;
     }
     rows.push(row);
   }
@@ -396,16 +514,24 @@ export interface Comparison {
   new: number[];
 }
 
+/** benchstat's delta: the change of the centers in percent, or "~" when the samples do not differ (p > 0.05); and the p and n it rests on. */
+function delta(old: readonly number[], now: readonly number[]): { delta: string; evidence: string } {
+  const a = sampleSummary(old);
+  const b = sampleSummary(now);
+  const { p } = mannWhitneyU(old, now);
+  const change = ((b.center - a.center) / a.center) * 100;
+  const significant = Number.isFinite(p) && p <= 0.05;
+  return { delta: significant ? `${change >= 0 ? '+' : ''}${change.toFixed(2)}%` : '~', evidence: `(p=${Number.isFinite(p) ? p.toFixed(3) : '-'} n=${a.kept}+${b.kept})` };
+}
+
 /** benchstat's three columns: old ± spread, new ± spread, delta (or ~) with p and n. */
 export function benchstatLines(title: [string, string, string], comparisons: readonly Comparison[], format: (v: number) => string): string {
   const rows = comparisons.map((c) => {
     const a = sampleSummary(c.old);
     const b = sampleSummary(c.new);
-    const { p } = mannWhitneyU(c.old, c.new);
     const pct = (s: number): string => `±${Math.round(s * 100)}%`;
-    const significant = Number.isFinite(p) && p <= 0.05;
-    const delta = significant ? `${((b.center - a.center) / a.center) * 100 >= 0 ? '+' : ''}${(((b.center - a.center) / a.center) * 100).toFixed(2)}%` : '~';
-    return [c.name, `${format(a.center)} ${pct(a.spread)}`, `${format(b.center)} ${pct(b.spread)}`, delta, `(p=${Number.isFinite(p) ? p.toFixed(3) : '-'} n=${a.kept}+${b.kept})`];
+    const d = delta(c.old, c.new);
+    return [c.name, `${format(a.center)} ${pct(a.spread)}`, `${format(b.center)} ${pct(b.spread)}`, d.delta, d.evidence];
   });
   const header = ['name', ...title];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
@@ -417,26 +543,34 @@ export function benchstatLines(title: [string, string, string], comparisons: rea
   return [line([...header, '']), ...rows.map(line)].join('\n');
 }
 
-export function rfcComparisons(outcomes: readonly CaseOutcome<RfcResult>[]): { time: Comparison[]; speed: Comparison[] } {
-  const sizes = [...new Set(outcomes.map((o) => Number(o.spec.params['valueBytes'])))].sort((a, b) => a - b);
+function rfcSizes(outcomes: readonly CaseOutcome<RfcResult>[]): number[] {
+  return [...new Set(outcomes.map((o) => Number(o.spec.params['valueBytes'])))].sort((a, b) => a - b);
+}
+
+/** Every µs/op sample of one configuration at one value size, over the processes that ran it. */
+function rfcSamples(outcomes: readonly CaseOutcome<RfcResult>[], mode: RfcMode, size: number): number[] {
+  return outcomes.filter((o) => o.ok && o.result?.mode === mode && o.result.valueBytes === size).flatMap((o) => o.result!.samples);
+}
+
+/** old = `oldMode`, new = `newMode`, per value size: time per op and benchstat's speed (bytes per op over time per op). */
+export function rfcComparisons(outcomes: readonly CaseOutcome<RfcResult>[], oldMode: RfcMode = 'shared', newMode: RfcMode = 'dedicated'): { time: Comparison[]; speed: Comparison[] } {
   const time: Comparison[] = [];
   const speed: Comparison[] = [];
-  for (const size of sizes) {
-    const samples = (mode: string): number[] =>
-      outcomes.filter((o) => o.ok && o.result?.mode === mode && o.result.valueBytes === size).flatMap((o) => o.result!.samples);
-    const shared = samples('shared');
-    const dedicated = samples('dedicated');
+  for (const size of rfcSizes(outcomes)) {
+    const old = rfcSamples(outcomes, oldMode, size);
+    const now = rfcSamples(outcomes, newMode, size);
+    if (old.length === 0 && now.length === 0) continue;
     const name = `BatchCommit/vs=${size}`;
-    time.push({ name, old: shared, new: dedicated });
-    // benchstat's speed: bytes per op (one value) over time per op.
+    time.push({ name, old, new: now });
     const mbps = (us: number): number => size / us;
-    speed.push({ name, old: shared.map(mbps), new: dedicated.map(mbps) });
+    speed.push({ name, old: old.map(mbps), new: now.map(mbps) });
   }
   return { time, speed };
 }
 
-export function rfcTable(outcomes: readonly CaseOutcome<RfcResult>[]): string {
-  const { time, speed } = rfcComparisons(outcomes);
+/** The benchstat tables (time/op, speed) of one pair of configurations. */
+export function rfcTable(outcomes: readonly CaseOutcome<RfcResult>[], oldMode: RfcMode = 'shared', newMode: RfcMode = 'dedicated'): string {
+  const { time, speed } = rfcComparisons(outcomes, oldMode, newMode);
   return [
     benchstatLines(['old time/op', 'new time/op', 'delta'], time, formatMicros),
     '',
@@ -444,9 +578,48 @@ export function rfcTable(outcomes: readonly CaseOutcome<RfcResult>[]): string {
   ].join('\n');
 }
 
+/** What each RFC configuration is, for tables and the chart legend. */
+export const RFC_CONFIG_LABELS: Record<RfcMode, string> = {
+  shared: 'shared (one LevelDB)',
+  'dedicated-level': 'dedicated (LevelDB + LevelDB)',
+  dedicated: 'dedicated (raftlog + LevelDB)',
+};
+
+/**
+ * The three configurations side by side, per value size, and the three
+ * effects they separate: separation (two LevelDBs against one: the RFC's
+ * own comparison, the engine held fixed), engine (raftlog against LevelDB
+ * holding the log, both separated), and both at once (raftlog + LevelDB
+ * against one LevelDB: the comparison the older table makes, which
+ * confounds the two). Time per op as benchstat's center; deltas as
+ * benchstat's (~ when p > 0.05).
+ */
+export function rfcEffectRows(outcomes: readonly CaseOutcome<RfcResult>[]): Row[] {
+  const rows: Row[] = [];
+  for (const size of rfcSizes(outcomes)) {
+    const samples = Object.fromEntries(RFC_MODES.map((m) => [m, rfcSamples(outcomes, m, size)])) as Record<RfcMode, number[]>;
+    const center = (m: RfcMode): string => (samples[m].length === 0 ? '-' : formatMicros(sampleSummary(samples[m]).center));
+    const effect = (from: RfcMode, to: RfcMode): string => {
+      if (samples[from].length === 0 || samples[to].length === 0) return '-';
+      const d = delta(samples[from], samples[to]);
+      return `${d.delta} ${d.evidence}`;
+    };
+    rows.push({
+      V: sizeLabel(size),
+      [RFC_CONFIG_LABELS.shared]: center('shared'),
+      [RFC_CONFIG_LABELS['dedicated-level']]: center('dedicated-level'),
+      [RFC_CONFIG_LABELS.dedicated]: center('dedicated'),
+      'separation: LevelDB+LevelDB vs one': effect('shared', 'dedicated-level'),
+      'engine: raftlog+LevelDB vs LevelDB+LevelDB': effect('dedicated-level', 'dedicated'),
+      'both: raftlog+LevelDB vs one': effect('shared', 'dedicated'),
+    });
+  }
+  return rows;
+}
+
 export function rfcOrderTable(outcomes: readonly CaseOutcome<RfcOrderResult>[]): string {
   const comparisons: Comparison[] = [];
-  for (const mode of ['shared', 'dedicated']) {
+  for (const mode of RFC_MODES) {
     const sizes = [...new Set(outcomes.filter((o) => o.spec.params['mode'] === mode).map((o) => Number(o.spec.params['valueBytes'])))].sort((a, b) => a - b);
     for (const size of sizes) {
       const runs = outcomes.filter((o) => o.ok && o.result?.mode === mode && o.result.valueBytes === size);
@@ -456,23 +629,16 @@ export function rfcOrderTable(outcomes: readonly CaseOutcome<RfcOrderResult>[]):
   return benchstatLines(['interleaved', 'sequential', 'delta'], comparisons, formatMicros);
 }
 
-const CONFIGS = ['shared (one LevelDB)', 'dedicated (raftlog + LevelDB)'];
-
 export function rfcChart(outcomes: readonly CaseOutcome<RfcResult>[], subtitle: string | string[]): ChartSpec {
-  const { time } = rfcComparisons(outcomes);
-  const values = time.flatMap((c) => {
-    const size = Number(c.name.split('=')[1]);
-    return (
-      [
-        [CONFIGS[0], c.old],
-        [CONFIGS[1], c.new],
-      ] as const
-    ).flatMap(([config, samples]) => {
+  const configs = RFC_MODES.filter((m) => outcomes.some((o) => o.result?.mode === m)).map((m) => RFC_CONFIG_LABELS[m]);
+  const values = rfcSizes(outcomes).flatMap((size) =>
+    RFC_MODES.flatMap((mode) => {
+      const samples = rfcSamples(outcomes, mode, size);
       if (samples.length === 0) return [];
       const s = sampleSummary(samples);
-      return [{ size: sizeLabel(size), bytes: size, config, us: s.center, lo: Math.min(...samples), hi: Math.max(...samples) }];
-    });
-  });
+      return [{ size: sizeLabel(size), bytes: size, config: RFC_CONFIG_LABELS[mode], us: s.center, lo: Math.min(...samples), hi: Math.max(...samples) }];
+    }),
+  );
   const sizes = [...new Set(values.map((v) => v.bytes))].sort((a, b) => a - b).map(sizeLabel);
   const x = { field: 'size', type: 'ordinal', sort: sizes, title: 'value size', axis: { labelAngle: 0 } } as const;
   return {
@@ -485,15 +651,15 @@ export function rfcChart(outcomes: readonly CaseOutcome<RfcResult>[], subtitle: 
     layer: [
       {
         mark: { type: 'rule', strokeWidth: 2 },
-        encoding: { x, xOffset: { field: 'config', type: 'nominal', sort: CONFIGS }, y: { field: 'lo', type: 'quantitative' }, y2: { field: 'hi' }, color: { field: 'config', type: 'nominal', sort: CONFIGS } },
+        encoding: { x, xOffset: { field: 'config', type: 'nominal', sort: configs }, y: { field: 'lo', type: 'quantitative' }, y2: { field: 'hi' }, color: { field: 'config', type: 'nominal', sort: configs } },
       },
       {
         mark: { type: 'point', filled: true, size: 90 },
         encoding: {
           x,
-          xOffset: { field: 'config', type: 'nominal', sort: CONFIGS },
+          xOffset: { field: 'config', type: 'nominal', sort: configs },
           y: { field: 'us', type: 'quantitative', scale: { type: 'log' }, title: 'µs per op (mean, min-max)' },
-          color: { field: 'config', type: 'nominal', sort: CONFIGS, title: null, legend: { orient: 'top', labelLimit: 300 } },
+          color: { field: 'config', type: 'nominal', sort: configs, title: null, legend: { orient: 'top', labelLimit: 300 } },
         },
       },
     ],

@@ -21,12 +21,17 @@ import {
   encryptionCostRows,
   failures,
   rfcChart,
+  floorAppendMicros,
+  floorMicros,
+  RFC_CONFIG_LABELS,
+  rfcEffectRows,
   rfcOrderTable,
   rfcTable,
   syscallRows,
   w1Chart,
   w1Rows,
   w2Chart,
+  w2CpuPivot,
   w2Rows,
   w3Chart,
   w3Rows,
@@ -42,8 +47,9 @@ import { RESULTS_DIR, machineInfo, machineLine, printTable, saveResults, type Ma
 import { sizeLabel } from './support/stats.js';
 import { countBetweenMarkers, straceUnavailable, straceWrapper } from './support/strace.js';
 import { STORE_IDS, isStoreId, loadStore, unavailableReason, type StoreId } from './stores/registry.js';
+import type { FloorResult } from './workloads/floor.js';
 import type { RfcOrderResult, RfcResult } from './workloads/rfc.js';
-import { RFC_VALUE_SIZES } from './workloads/rfc.js';
+import { RFC_MODES, RFC_VALUE_SIZES } from './workloads/rfc.js';
 import type { SyscallCaseResult } from './workloads/syscalls.js';
 import { W1_VALUE_SIZES, type W1Result } from './workloads/w1.js';
 import { W2_WRITERS, type W2Result } from './workloads/w2.js';
@@ -69,6 +75,9 @@ const FULL: Record<'w1' | 'w2' | 'w3' | 'syscalls', Durations> = {
   w3: { warmup: 1, measure: 5 },
   syscalls: { warmup: 0.5, measure: 5 },
 };
+/** Synced 4 KiB writes per floor measurement (each of the probe's two: after an overwrite, after an append); one measurement per W1 round. */
+const FLOOR_SAMPLES = { full: 500, quick: 100 };
+
 const QUICK: typeof FULL = {
   w1: { warmup: 0.2, measure: 0.4 },
   w2: { warmup: 0.3, measure: 0.7 },
@@ -264,18 +273,29 @@ function printEncryptionCost(ctx: Context, rows: Row[]): void {
 // ---------------------------------------------------------------- workloads
 
 async function runW1(ctx: Context): Promise<void> {
-  console.log(`\nW1 batch commit (${ctx.durations.w1.warmup} s warm-up, ${ctx.durations.w1.measure} s measured per case)`);
+  console.log(`\nW1 batch commit (${ctx.durations.w1.warmup} s warm-up, ${ctx.durations.w1.measure} s measured per case; the floor first in each round)`);
   const outcomes: CaseOutcome<W1Result>[] = [];
+  const floor: CaseOutcome<FloorResult>[] = [];
+  const samples = ctx.quick ? FLOOR_SAMPLES.quick : FLOOR_SAMPLES.full;
   for (let round = 1; round <= ctx.runs; round++) {
+    // The floor is the device's, so it is measured in every round, in its own
+    // process and directory like a store, and the stores are judged by the median.
+    const name = `w1 floor${ctx.runs > 1 ? ` run ${round}` : ''}`;
+    floor.push(await run<FloorResult>(spec(ctx, 'floor', 'raw-prealloc', name, { warmup: 0, measure: 0 }, { samples }), (r) => `fdatasync after 4 KiB overwrite ${r.overwrite.medianMicros} µs, after append ${r.append.medianMicros} µs (medians of ${r.overwrite.samples})`));
     for (const size of W1_VALUE_SIZES) {
       for (const store of storesInRound(ctx, round)) {
         const name = `w1 ${store} ${size}B${ctx.runs > 1 ? ` run ${round}` : ''}`;
-        outcomes.push(await run<W1Result>(spec(ctx, 'w1', store, name, ctx.durations.w1, { valueBytes: size }), (r) => `${r.microsPerOp.toFixed(0)} µs/op, ${r.mbPerSecond.toFixed(1)} MB/s`));
+        outcomes.push(await run<W1Result>(spec(ctx, 'w1', store, name, ctx.durations.w1, { valueBytes: size }), (r) => `${r.microsPerOp.toFixed(0)} µs/op, ${r.mbPerSecond.toFixed(1)} MB/s, CPU ${r.cpuMicrosPerWrite.toFixed(0)} µs/op`));
       }
     }
   }
   const cost = encryptionCostRows(outcomes, 'valueBytes', 'V', sizeLabel, (r) => 1 / r.microsPerOp);
-  await publish(ctx, 'w1', 'W1 batch commit: one writer, one synced batch of one V-byte entry', w1Rows(outcomes), { outcomes, encryptionCost: cost }, w1Chart(outcomes, subtitle(ctx, outcomes)), outcomes);
+  const title = 'W1 batch commit: one writer, one synced batch of one V-byte entry (x floor, x sqlite: mean µs/op over the floor\'s, over better-sqlite3\'s at the same V; CPU: process user + system per synced write)';
+  await publish(ctx, 'w1', title, w1Rows(outcomes, floor), { outcomes, floor, encryptionCost: cost }, w1Chart(outcomes, subtitle(ctx, [...outcomes, ...floor]), floor), [...outcomes, ...floor]);
+  const floorUs = floorMicros(floor);
+  if (floorUs !== undefined) {
+    console.log(`floor: the probe's fdatasync after a 4 KiB write into written blocks, ${floorUs.toFixed(0)} µs (median; after a 4 KiB append: ${floorAppendMicros(floor)?.toFixed(0) ?? '-'} µs)`);
+  }
   printEncryptionCost(ctx, cost);
 }
 
@@ -286,12 +306,13 @@ async function runW2(ctx: Context): Promise<void> {
     for (const writers of W2_WRITERS) {
       for (const store of storesInRound(ctx, round)) {
         const name = `w2 ${store} C=${writers}${ctx.runs > 1 ? ` run ${round}` : ''}`;
-        outcomes.push(await run<W2Result>(spec(ctx, 'w2', store, name, ctx.durations.w2, { writers }), (r) => `${Math.round(r.opsPerSecond)} ops/s, p99 ${(r.latency.p99 / 1000).toFixed(1)} ms`));
+        outcomes.push(await run<W2Result>(spec(ctx, 'w2', store, name, ctx.durations.w2, { writers }), (r) => `${Math.round(r.opsPerSecond)} ops/s, p99 ${(r.latency.p99 / 1000).toFixed(1)} ms, CPU ${r.cpuMicrosPerWrite.toFixed(0)} µs/op`));
       }
     }
   }
   const cost = encryptionCostRows(outcomes, 'writers', 'C', String, (r) => r.opsPerSecond);
-  await publish(ctx, 'w2', 'W2 multi-Raft append: 1,000 regions, C writers, synced 4 x 1 KiB + 32 B hard state per op', w2Rows(outcomes), { outcomes, encryptionCost: cost }, w2Chart(outcomes, subtitle(ctx, outcomes)), outcomes);
+  await publish(ctx, 'w2', 'W2 multi-Raft append: 1,000 regions, C writers, synced 4 x 1 KiB + 32 B hard state per op (CPU: process user + system per synced write)', w2Rows(outcomes), { outcomes, encryptionCost: cost }, w2Chart(outcomes, subtitle(ctx, outcomes)), outcomes);
+  printTable('W2 CPU time per synced write (user + system, every thread of the process; the share that is system time)', w2CpuPivot(outcomes));
   printEncryptionCost(ctx, cost);
 }
 
@@ -353,20 +374,20 @@ async function runRfc(ctx: Context): Promise<void> {
   console.log(`\nRFC shared vs dedicated (${rounds} processes x ${samples} samples of ~${sampleMillis} ms per configuration and size, alternating)`);
   const outcomes: CaseOutcome<RfcResult>[] = [];
   const order: CaseOutcome<RfcOrderResult>[] = [];
-  const rfcSpec = (workload: 'rfc' | 'rfc-order', mode: 'shared' | 'dedicated', size: number, name: string, n: number): CaseSpec => ({
+  const rfcSpec = (workload: 'rfc' | 'rfc-order', mode: (typeof RFC_MODES)[number], size: number, name: string, n: number): CaseSpec => ({
     ...spec(ctx, workload, 'raftlog-posix', name, { warmup, measure: 0 }, { mode, valueBytes: size, samples: n, sampleMillis }),
-    ...(mode === 'dedicated' ? { dir2: join(ctx.smBase, `${process.pid}-${safeName(name)}`) } : {}),
+    ...(mode !== 'shared' ? { dir2: join(ctx.smBase, `${process.pid}-${safeName(name)}`) } : {}),
   });
   const summary = (r: RfcResult): string => `${(r.samples.reduce((a, b) => a + b, 0) / r.samples.length).toFixed(0)} µs/op`;
   for (const size of RFC_VALUE_SIZES) {
     for (let round = 1; round <= rounds; round++) {
-      // Alternate which configuration runs first, so slow drift of the disk does not favour one.
-      const modes = round % 2 === 1 ? (['shared', 'dedicated'] as const) : (['dedicated', 'shared'] as const);
+      // Alternate the order of the configurations, so slow drift of the disk does not favour one.
+      const modes = round % 2 === 1 ? RFC_MODES : [...RFC_MODES].reverse();
       for (const mode of modes) outcomes.push(await run<RfcResult>(rfcSpec('rfc', mode, size, `rfc ${mode} ${size}B ${round}`, samples), summary));
     }
   }
   for (const size of RFC_VALUE_SIZES) {
-    for (const mode of ['shared', 'dedicated'] as const) {
+    for (const mode of RFC_MODES) {
       order.push(
         await run<RfcOrderResult>(rfcSpec('rfc-order', mode, size, `rfc-order ${mode} ${size}B`, orderSamples), (r) => {
           const m = (v: number[]): number => v.reduce((a, b) => a + b, 0) / v.length;
@@ -376,18 +397,23 @@ async function runRfc(ctx: Context): Promise<void> {
     }
   }
   const table = rfcTable(outcomes);
+  const separationTable = rfcTable(outcomes, 'shared', 'dedicated-level');
+  const effects = rfcEffectRows(outcomes);
   const orderTable = rfcOrderTable(order);
   const sameDevice = outcomes.find((o) => o.result?.sameDevice !== undefined)?.result?.sameDevice;
   console.log('\nRFC table (old = shared: log synced + state machine unsynced in one LevelDB; new = dedicated: log in raftlog, state machine in LevelDB elsewhere)');
   if (sameDevice === true) console.log('note: the state machine directory is on the same device as the log (this machine has one disk; --sm-dir moves it)');
   console.log(table);
+  console.log(`\nThe RFC's own comparison, the same engine twice (old = ${RFC_CONFIG_LABELS.shared}; new = ${RFC_CONFIG_LABELS['dedicated-level']}): the separation alone`);
+  console.log(separationTable);
+  printTable('The three configurations side by side (time per op) and the effect each pair isolates', effects);
   console.log('\nInterleaved (S U S U ...) vs sequential (S S ... U U ...), per configuration');
   console.log(orderTable);
   const all = [...outcomes, ...order];
   for (const line of failures(all)) console.log(`  failed case: ${line}`);
   const load = loadRange(all);
   console.log(`load average during rfc: ${load.min.toFixed(2)}-${load.max.toFixed(2)} on ${ctx.machine.cores} cores`);
-  const path = saveResults('rfc', { quick: ctx.quick, stores: ctx.storeInfo, load, rounds, samples, sampleMillis, sameDevice, table, orderTable, outcomes, order }, ctx.machine, ctx.resultsDir);
+  const path = saveResults('rfc', { quick: ctx.quick, stores: ctx.storeInfo, load, rounds, samples, sampleMillis, sameDevice, table, separationTable, effects, orderTable, outcomes, order }, ctx.machine, ctx.resultsDir);
   console.log(`saved: ${path}`);
   console.log(`chart: ${await writeChart(join(ctx.chartsDir, 'rfc.svg'), rfcChart(outcomes, subtitle(ctx, all)))}`);
 }

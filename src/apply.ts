@@ -3,6 +3,7 @@
  * is written) and recovery (after a record verifies) both come through here,
  * so a replayed log rebuilds exactly the state the writes built.
  */
+import { assert, unreachable } from './assert.js';
 import { InvalidArgumentError } from './errors.js';
 import { ItemKind, type BatchItems } from './format/batch-codec.js';
 import { RegionMemtable, type RecordLocation } from './memtable.js';
@@ -33,8 +34,11 @@ export interface ApplyResult {
 
 /**
  * What an entry run that starts past `lastIndex + 1` means. Live writes are
- * validated before they are written, so there it is a bug ('error'); replay
- * decides by context (see src/recovery/log.ts).
+ * validated before they are written, so there it cannot happen; replay
+ * decides by context (see src/recovery/log.ts). 'error' throws
+ * INVALID_ARGUMENT, which replay turns into CORRUPTION of the record: the
+ * one policy serves both callers, so it cannot be an assertion until they
+ * ask for different ones.
  */
 export type GapPolicy = 'error' | 'reset' | 'skip';
 
@@ -49,10 +53,15 @@ export function applyBatch(
   for (const item of batch.items) {
     switch (item.kind) {
       case ItemKind.Entries: {
+        // The decoder and the encoder both refuse empty runs and keep runs inside the entry columns.
+        assert(item.count > 0, 'apply: an entry run holds at least one entry');
+        assert(item.entryStart + item.count <= batch.entryCount, 'apply: an entry run past the entry columns');
         const memtable = memtableFor(memtables, item.region);
         const last = memtable.lastIndex();
         if (last !== undefined && item.index > last + 1) {
-          if (gaps === 'error') throw new InvalidArgumentError(`region ${item.region}: entries at ${item.index} leave a gap after ${last}`);
+          if (gaps === 'error') {
+            throw new InvalidArgumentError(`region ${item.region}: entries at ${item.index} leave a gap after ${last}`);
+          }
           if (gaps === 'skip') {
             result.gapsSkipped++;
             break;
@@ -86,6 +95,9 @@ export function applyBatch(
       case ItemKind.Checkpoint:
         // Read by recovery to choose which append files to replay; no state.
         break;
+      default:
+        // decodePayload refuses unknown kinds; LogBatch writes only these.
+        unreachable(item.kind, 'item kind');
     }
   }
   return result;

@@ -492,12 +492,12 @@ export class Engine implements AsyncDisposable {
 
   /**
    * Bytes the log's files take on disk (written or preallocated): append
-   * files, the GC rewrite file, and purged files kept for reuse.
+   * files, the GC rewrite file, purged files kept for reuse, and the MANIFEST.
    */
   getUsedSize(): number {
     this.#assertReadable();
     const files = this.#files.stats();
-    return files.appendFileBytes + files.rewriteFileBytes + files.recycledFileBytes;
+    return files.appendFileBytes + files.rewriteFileBytes + files.recycledFileBytes + files.manifestBytes;
   }
 
   /**

@@ -37,6 +37,12 @@ export const ErrorCode = {
   UNAVAILABLE: 'UNAVAILABLE',
   /** RaftStorage: the snapshot is not newer than the one stored (Raft's ErrSnapOutOfDate). */
   SNAPSHOT_OUT_OF_DATE: 'SNAPSHOT_OUT_OF_DATE',
+  /**
+   * An internal invariant failed (src/assert.ts): a bug in raftlog, never the
+   * caller's input or the disk's state. On the write path it fail-stops the
+   * engine like any write failure; please report it with the message.
+   */
+  BUG: 'BUG',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -144,6 +150,13 @@ export class UnsupportedError extends RaftlogError {
 export class BadKeyError extends RaftlogError {
   constructor(message: string, options?: RaftlogErrorOptions) {
     super(ErrorCode.BAD_KEY, message, options);
+  }
+}
+
+/** A failed internal assertion (see src/assert.ts); the message starts with "raftlog bug: ". */
+export class BugError extends RaftlogError {
+  constructor(message: string, options?: RaftlogErrorOptions) {
+    super(ErrorCode.BUG, `raftlog bug: ${message}`, options);
   }
 }
 

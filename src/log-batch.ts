@@ -1,23 +1,31 @@
 /**
- * LogBatch: what one `engine.write()` makes atomic. Items are encoded as they
- * are added, into one buffer that already leaves room for the record header,
- * so sealing an uncompressed batch copies nothing.
+ * LogBatch: what one `engine.write()` makes atomic. Items are validated and
+ * encoded as they are added (the bytes by src/format/batch-codec.ts), into
+ * one buffer that already leaves room for the record header, so sealing an
+ * uncompressed batch copies nothing.
  */
 import { compressSync } from 'lz4-napi';
 import { InvalidArgumentError, RaftlogError } from './errors.js';
 import { crc32c } from './format/checksum.js';
 import {
-  ENTRY_PREFIX_SIZE,
+  CLEAN_ITEM_SIZE,
+  ENTRIES_HEADER_SIZE,
+  INDEX_ITEM_SIZE,
   ITEM_PREFIX_SIZE,
   ItemKind,
+  entrySize,
   growUint32,
+  keyItemSize,
   newItem,
+  writeEntriesItem,
+  writeIndexItem,
   writeItemPrefix,
+  writeKeyItem,
   type BatchItem,
   type BatchItems,
 } from './format/batch-codec.js';
-import { encodeEntry, encodedEntrySize, newEntryFields, normalizeEntryInto } from './format/entry-codec.js';
-import { RECORD_FLAG_LZ4, RECORD_HEADER_SIZE, RECORD_ALIGNMENT, roundUp, writeU64 } from './format/layout.js';
+import { newEntryFields, normalizeEntryInto } from './format/entry-codec.js';
+import { RECORD_FLAG_LZ4, RECORD_HEADER_SIZE, RECORD_ALIGNMENT, roundUp } from './format/layout.js';
 import type { Entry, ProtobufMessage } from './protos.js';
 import { describeValue, requireBytes, requireInteger, requireKey, requireRegion } from './validate.js';
 import { encodeMessage, type MessageCodec } from './raft/messages.js';
@@ -84,7 +92,9 @@ function trackLastInBatch(lastInBatch: Map<number, number>, item: BatchItem): vo
   const last = lastInBatch.get(item.region);
   if (item.kind === ItemKind.Entries) {
     if (last !== undefined && item.index > last + 1) {
-      throw new InvalidArgumentError(`region ${item.region}: merged entries at ${item.index} leave a gap after ${last} in this batch`);
+      throw new InvalidArgumentError(
+        `region ${item.region}: merged entries at ${item.index} leave a gap after ${last} in this batch`,
+      );
     }
     lastInBatch.set(item.region, item.index + item.count - 1);
   } else if (item.kind === ItemKind.Compact) {
@@ -126,7 +136,10 @@ export class LogBatch {
     return this.#items.length === 0;
   }
 
-  /** Encoded payload size in bytes (before compression): about what the record will take, less its 24-byte header and padding. */
+  /**
+   * Encoded payload size in bytes (before compression): about what the
+   * record will take, less its 24-byte header and padding.
+   */
   approximateSize(): number {
     return this.#end - RECORD_HEADER_SIZE;
   }
@@ -138,12 +151,14 @@ export class LogBatch {
    */
   addEntries(region: number, entries: readonly Entry[]): void {
     validateRegion(region);
-    if (!Array.isArray(entries) || entries.length === 0) throw new InvalidArgumentError(`entries must be a non-empty array, got ${describeValue(entries)}`);
+    if (!Array.isArray(entries) || entries.length === 0) {
+      throw new InvalidArgumentError(`entries must be a non-empty array, got ${describeValue(entries)}`);
+    }
     // Two passes over the caller's entries with one scratch object: validate
     // and size everything before writing a byte, then encode.
     const entry = SCRATCH;
     const firstIndex = normalizeEntryInto(entries[0]!, entry).index;
-    let bytes = 12;
+    let bytes = 0;
     for (let i = 0; i < entries.length; i++) {
       normalizeEntryInto(entries[i]!, entry);
       if (entry.index !== firstIndex + i) {
@@ -151,32 +166,34 @@ export class LogBatch {
           `region ${region}: entry indexes must be consecutive, got ${entry.index} after ${firstIndex + i - 1}`,
         );
       }
-      bytes += ENTRY_PREFIX_SIZE + encodedEntrySize(entry);
+      bytes += entrySize(entry);
     }
     const previousLast = this.#lastInBatch.get(region);
     if (previousLast !== undefined && firstIndex > previousLast + 1) {
-      throw new InvalidArgumentError(`region ${region}: entries at ${firstIndex} leave a gap after ${previousLast} in this batch`);
+      throw new InvalidArgumentError(
+        `region ${region}: entries at ${firstIndex} leave a gap after ${previousLast} in this batch`,
+      );
     }
     this.#own();
-    this.#reserve(ITEM_PREFIX_SIZE + bytes);
+    this.#reserve(ITEM_PREFIX_SIZE + ENTRIES_HEADER_SIZE + bytes);
+    this.#reserveEntries(entries.length);
     const item = newItem(ItemKind.Entries, region);
     item.index = firstIndex;
     item.count = entries.length;
     item.entryStart = this.#entryCount;
-    let pos = writeItemPrefix(this.#view, this.#end, ItemKind.Entries, region);
-    writeU64(this.#view, pos, firstIndex);
-    this.#view.setUint32(pos + 8, entries.length, true);
-    pos += 12;
-    for (let i = 0; i < entries.length; i++) {
-      normalizeEntryInto(entries[i]!, entry);
-      const start = pos + ENTRY_PREFIX_SIZE;
-      const end = encodeEntry(this.#buffer, start, entry);
-      this.#view.setUint32(pos, end - start, true);
-      this.#view.setUint32(pos + 4, crc32c(this.#buffer.subarray(start, end)), true);
-      this.#pushEntry(start - RECORD_HEADER_SIZE, end - start);
-      pos = end;
-    }
-    this.#end = pos;
+    const columns = { offsets: this.#entryOffsets, lengths: this.#entryLengths, at: this.#entryCount };
+    this.#end = writeEntriesItem(
+      this.#buffer,
+      this.#view,
+      this.#end,
+      RECORD_HEADER_SIZE,
+      region,
+      entries,
+      bytes,
+      entry,
+      columns,
+    );
+    this.#entryCount += entries.length;
     this.#items.push(item);
     this.#lastInBatch.set(region, firstIndex + entries.length - 1);
   }
@@ -195,7 +212,12 @@ export class LogBatch {
    */
   putMessage<T, Init>(region: number, key: Key, codec: MessageCodec<T, Init>, message: NoInfer<Init>): void;
   putMessage(region: number, key: Key, message: ProtobufMessage): void;
-  putMessage<T, Init>(region: number, key: Key, codecOrMessage: MessageCodec<T, Init> | ProtobufMessage, message?: Init): void {
+  putMessage<T, Init>(
+    region: number,
+    key: Key,
+    codecOrMessage: MessageCodec<T, Init> | ProtobufMessage,
+    message?: Init,
+  ): void {
     validateRegion(region);
     keyBytes(key);
     let encoded: Uint8Array;
@@ -203,7 +225,8 @@ export class LogBatch {
       encoded = encodeMessage(codecOrMessage, message);
     } catch (error) {
       if (error instanceof RaftlogError) throw error;
-      throw new InvalidArgumentError(`putMessage: the message does not encode (${error instanceof Error ? error.message : 'encode failed'})`, { cause: error });
+      const detail = error instanceof Error ? error.message : 'encode failed';
+      throw new InvalidArgumentError(`putMessage: the message does not encode (${detail})`, { cause: error });
     }
     this.put(region, key, encoded);
   }
@@ -218,12 +241,10 @@ export class LogBatch {
     validateRegion(region);
     requireInteger(index, 'index');
     this.#own();
-    this.#reserve(ITEM_PREFIX_SIZE + 8);
+    this.#reserve(INDEX_ITEM_SIZE);
     const item = newItem(ItemKind.Compact, region);
     item.index = index;
-    const pos = writeItemPrefix(this.#view, this.#end, ItemKind.Compact, region);
-    writeU64(this.#view, pos, index);
-    this.#end = pos + 8;
+    this.#end = writeIndexItem(this.#view, this.#end, ItemKind.Compact, region, index);
     this.#items.push(item);
     // Compacting past the batch's own entries empties the region, as the
     // engine applies it: entries after that may start at any index, just as
@@ -236,7 +257,7 @@ export class LogBatch {
   clean(region: number): void {
     validateRegion(region);
     this.#own();
-    this.#reserve(ITEM_PREFIX_SIZE);
+    this.#reserve(CLEAN_ITEM_SIZE);
     this.#end = writeItemPrefix(this.#view, this.#end, ItemKind.Clean, region);
     this.#items.push(newItem(ItemKind.Clean, region));
     this.#lastInBatch.delete(region);
@@ -249,7 +270,9 @@ export class LogBatch {
    * entries would leave a gap after this batch's entries of a region.
    */
   merge(other: LogBatch): void {
-    if (!(other instanceof LogBatch)) throw new InvalidArgumentError(`merge needs a LogBatch, got ${describeValue(other)}`);
+    if (!(other instanceof LogBatch)) {
+      throw new InvalidArgumentError(`merge needs a LogBatch, got ${describeValue(other)}`);
+    }
     if (other === this) throw new InvalidArgumentError('merge: a batch cannot be merged into itself');
     const lastInBatch = new Map(this.#lastInBatch);
     for (const item of other.#items) trackLastInBatch(lastInBatch, item);
@@ -267,7 +290,9 @@ export class LogBatch {
       if (item.kind === ItemKind.Entries) moved.entryStart += this.#entryCount;
       this.#items.push(moved);
     }
-    for (let i = 0; i < other.#entryCount; i++) this.#pushEntry(other.#entryOffsets[i]! + shift, other.#entryLengths[i]!);
+    for (let i = 0; i < other.#entryCount; i++) {
+      this.#pushEntry(other.#entryOffsets[i]! + shift, other.#entryLengths[i]!);
+    }
     this.#end += payload.length;
     this.#lastInBatch = lastInBatch;
     other.clear();
@@ -281,12 +306,10 @@ export class LogBatch {
   markCheckpoint(appendSeq: number): void {
     requireInteger(appendSeq, 'appendSeq');
     this.#own();
-    this.#reserve(ITEM_PREFIX_SIZE + 8);
+    this.#reserve(INDEX_ITEM_SIZE);
     const item = newItem(ItemKind.Checkpoint, 0);
     item.index = appendSeq;
-    const pos = writeItemPrefix(this.#view, this.#end, ItemKind.Checkpoint, 0);
-    writeU64(this.#view, pos, appendSeq);
-    this.#end = pos + 8;
+    this.#end = writeIndexItem(this.#view, this.#end, ItemKind.Checkpoint, 0, appendSeq);
     this.#items.push(item);
   }
 
@@ -321,7 +344,9 @@ export class LogBatch {
     this.#own();
     const payloadLength = this.#end - RECORD_HEADER_SIZE;
     if (payloadLength > MAX_BATCH_PAYLOAD_BYTES) {
-      throw new InvalidArgumentError(`batch payload of ${payloadLength} bytes exceeds the ${MAX_BATCH_PAYLOAD_BYTES}-byte limit`);
+      throw new InvalidArgumentError(
+        `batch payload of ${payloadLength} bytes exceeds the ${MAX_BATCH_PAYLOAD_BYTES}-byte limit`,
+      );
     }
     const payload = this.#buffer.subarray(RECORD_HEADER_SIZE, this.#end);
     const items: BatchItems = {
@@ -365,33 +390,24 @@ export class LogBatch {
     return sealed;
   }
 
-  #keyItem(kind: ItemKind, region: number, key: Uint8Array, value: Uint8Array | undefined): void {
+  #keyItem(kind: ItemKind.Put | ItemKind.Delete, region: number, key: Uint8Array, value: Uint8Array | undefined): void {
     this.#own();
-    const valueBytes = value === undefined ? 0 : 4 + value.length;
-    this.#reserve(ITEM_PREFIX_SIZE + 4 + key.length + valueBytes);
+    this.#reserve(keyItemSize(key, value));
     const item = newItem(kind, region);
-    let pos = writeItemPrefix(this.#view, this.#end, kind, region);
-    this.#view.setUint32(pos, key.length, true);
-    item.keyOffset = pos + 4 - RECORD_HEADER_SIZE;
-    item.keyLength = key.length;
-    this.#buffer.set(key, pos + 4);
-    pos += 4 + key.length;
-    if (value !== undefined) {
-      this.#view.setUint32(pos, value.length, true);
-      item.valueOffset = pos + 4 - RECORD_HEADER_SIZE;
-      item.valueLength = value.length;
-      this.#buffer.set(value, pos + 4);
-      pos += 4 + value.length;
-    }
-    this.#end = pos;
+    this.#end = writeKeyItem(this.#buffer, this.#view, this.#end, RECORD_HEADER_SIZE, item, key, value);
     this.#items.push(item);
   }
 
-  #pushEntry(offset: number, length: number): void {
-    if (this.#entryCount === this.#entryOffsets.length) {
+  /** Makes room for `extra` more rows in the entry columns. */
+  #reserveEntries(extra: number): void {
+    while (this.#entryCount + extra > this.#entryOffsets.length) {
       this.#entryOffsets = growUint32(this.#entryOffsets);
       this.#entryLengths = growUint32(this.#entryLengths);
     }
+  }
+
+  #pushEntry(offset: number, length: number): void {
+    this.#reserveEntries(1);
     this.#entryOffsets[this.#entryCount] = offset;
     this.#entryLengths[this.#entryCount] = length;
     this.#entryCount++;

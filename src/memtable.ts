@@ -15,12 +15,14 @@
  * So an index costs 8 bytes per entry plus a few runs per region, whatever
  * the batch shape (raft-engine spends 48 bytes per entry).
  */
-import { InvalidArgumentError } from './errors.js';
+import { assert, bug } from './assert.js';
 import { RECORD_HEADER_SIZE } from './format/layout.js';
 import type { RegionIndex } from './format/index-checkpoint.js';
 
 const COMPRESSED_BIT = 0x8000_0000;
 const MIN_CAPACITY = 8;
+/** Largest value a u32 column holds: an entry offset past it would wrap silently. */
+const U32_MAX = 0xffff_ffff;
 
 /** Where one entry is stored. Filled in place by `locate` to avoid allocating per read. */
 export interface EntryLocation {
@@ -72,17 +74,18 @@ class Columns {
     const needed = this.length + extra;
     const capacity = this.capacity;
     if (this.head + needed <= capacity) return;
-    if (needed <= capacity / 2) {
-      this.#shift();
-      return;
+    if (needed <= capacity / 2) this.#shift();
+    else {
+      let next = Math.max(MIN_CAPACITY, capacity * 2);
+      while (next < needed) next *= 2;
+      this.#resize(next);
     }
-    let next = Math.max(MIN_CAPACITY, capacity * 2);
-    while (next < needed) next *= 2;
-    this.#resize(next);
+    assert(this.head + needed <= this.capacity, 'memtable columns: reserve left too little room');
   }
 
   /** Drops `count` rows from the front; gives memory back when mostly empty. */
   dropFront(count: number): void {
+    assert(count <= this.length, 'memtable columns: dropping more rows than held');
     this.head += count;
     this.length -= count;
     if (this.length === 0) this.head = 0;
@@ -144,7 +147,10 @@ export class RegionMemtable {
   /** Runs of entries in one file: first index (f64[0]) and file id (u32[0]). */
   readonly #fileRuns = new Columns([new Uint32Array(MIN_CAPACITY)], [new Float64Array(MIN_CAPACITY)]);
   /** Compressed records: first index (f64[0]), record offset (u32[0]), payload length (u32[1]). */
-  readonly #packed = new Columns([new Uint32Array(MIN_CAPACITY), new Uint32Array(MIN_CAPACITY)], [new Float64Array(MIN_CAPACITY)]);
+  readonly #packed = new Columns(
+    [new Uint32Array(MIN_CAPACITY), new Uint32Array(MIN_CAPACITY)],
+    [new Float64Array(MIN_CAPACITY)],
+  );
   readonly kv = new Map<string, KeyValue>();
 
   constructor(region: number) {
@@ -166,8 +172,9 @@ export class RegionMemtable {
   /**
    * Indexes `count` entries starting at `firstIndex`, held by one record;
    * `offsets` are payload offsets. An append at or below the last index first
-   * truncates the tail from there; a gap is a programming error here (the
-   * engine validates before writing).
+   * truncates the tail from there. A gap is a bug here: live writes are
+   * validated before they are written (Engine#validate) and replay decides
+   * what a gap means before calling (src/apply.ts).
    */
   append(
     firstIndex: number,
@@ -177,9 +184,11 @@ export class RegionMemtable {
     lengths: Uint32Array,
     start: number,
   ): void {
+    assert(count > 0, 'memtable append: an entry run holds at least one entry');
+    assert(start + count <= lengths.length, 'memtable append: the run lies past the batch entry columns');
     const last = this.lastIndex();
     if (last !== undefined && firstIndex > last + 1) {
-      throw new InvalidArgumentError(`region ${this.region}: append at ${firstIndex} leaves a gap after ${last}`);
+      bug(`region ${this.region}: append at ${firstIndex} leaves a gap after ${last}`);
     }
     if (last === undefined || firstIndex <= this.#first) this.#clearEntries(firstIndex);
     else if (firstIndex <= last) this.#truncateFrom(firstIndex);
@@ -193,12 +202,17 @@ export class RegionMemtable {
       pushRow(this.#packed, firstIndex, record.recordOffset, record.payloadLength);
     } else {
       const base = record.recordOffset + RECORD_HEADER_SIZE;
+      // Offsets grow within a record: the last entry's end bounds them all.
+      const end = start + count - 1;
+      assert(base + offsets[end]! + lengths[end]! <= U32_MAX, 'memtable append: entry offset past the u32 column');
       for (let i = 0; i < count; i++) offsetColumn[at + i] = base + offsets[start + i]!;
       lengthColumn.set(lengths.subarray(start, start + count), at);
     }
     entries.length += count;
     const runs = this.#fileRuns;
-    if (runs.length === 0 || runs.u32[0]![runs.head + runs.length - 1] !== record.fileId) pushRow(runs, firstIndex, record.fileId);
+    if (runs.length === 0 || lastRowValue(runs) !== record.fileId) pushRow(runs, firstIndex, record.fileId);
+    assert(this.lastIndex() === firstIndex + count - 1, 'memtable append: the run must end the region');
+    assert(lastRowValue(runs) === record.fileId, 'memtable append: the last file run must be the record');
   }
 
   /** Drops entries below `index`; returns how many were dropped. */
@@ -214,6 +228,8 @@ export class RegionMemtable {
     this.#first += drop;
     dropRowsBelow(this.#fileRuns, this.#first);
     dropRowsBelow(this.#packed, this.#first);
+    assert(this.#first === index, 'memtable compactTo: the region must start at the compaction index');
+    assert(firstRowIndex(this.#fileRuns) <= this.#first, 'memtable compactTo: no file run covers the first entry');
     return drop;
   }
 
@@ -273,10 +289,19 @@ export class RegionMemtable {
    * holds, at a copy of them in another file (GC rewrote them), leaving every
    * other entry where it is. The copy is an uncompressed record.
    */
-  relocate(firstIndex: number, count: number, record: RecordLocation, offsets: Uint32Array, lengths: Uint32Array, start: number): void {
+  relocate(
+    firstIndex: number,
+    count: number,
+    record: RecordLocation,
+    offsets: Uint32Array,
+    lengths: Uint32Array,
+    start: number,
+  ): void {
+    assert(!record.compressed, 'memtable relocate: the copy must be an uncompressed record');
+    assert(count > 0, 'memtable relocate: an entry run holds at least one entry');
     const last = this.lastIndex();
-    if (last === undefined || firstIndex < this.#first || firstIndex + count - 1 > last || record.compressed) {
-      throw new InvalidArgumentError(`region ${this.region}: cannot relocate ${firstIndex}+${count} (holds ${this.#first}..${last})`);
+    if (last === undefined || firstIndex < this.#first || firstIndex + count - 1 > last) {
+      bug(`region ${this.region}: cannot relocate ${firstIndex}+${count} (holds ${this.#first}..${last})`);
     }
     const entries = this.#entries;
     const at = entries.head + (firstIndex - this.#first);
@@ -286,14 +311,40 @@ export class RegionMemtable {
       entries.u32[1]![at + i] = lengths[start + i]!;
     }
     const end = firstIndex + count;
-    const runs = this.#collectRuns(this.#fileRuns);
-    const fileAfter = end <= last ? this.#fileRuns.u32[0]![rowFor(this.#fileRuns, end)]! : undefined;
-    const kept = runs.filter((run) => run.first < firstIndex || run.first >= end);
-    kept.push({ first: firstIndex, values: [record.fileId] });
-    if (fileAfter !== undefined && !kept.some((run) => run.first === end)) kept.push({ first: end, values: [fileAfter] });
-    this.#replaceRows(this.#fileRuns, kept);
-    // Compressed-record rows inside the relocated range no longer describe any entry.
-    this.#replaceRows(this.#packed, this.#collectRuns(this.#packed).filter((run) => run.first < firstIndex || run.first >= end));
+    const fileAfter = end <= last ? this.#rowAt(this.#fileRuns, end) : undefined;
+    const compressedAfter = end <= last && (entries.u32[1]![at + count]! & COMPRESSED_BIT) !== 0;
+    const packedAfter = compressedAfter ? this.#rowAt(this.#packed, end) : undefined;
+    this.#replaceRange(this.#fileRuns, firstIndex, end, { first: firstIndex, values: [record.fileId] }, fileAfter);
+    // Compressed-record rows inside the relocated range no longer describe
+    // any entry of it, but the record may go on past the range.
+    this.#replaceRange(this.#packed, firstIndex, end, undefined, packedAfter);
+    assert(firstRowIndex(this.#fileRuns) <= this.#first, 'memtable relocate: no file run covers the first entry');
+  }
+
+  /** The row covering `index` of a run table, as (first = index, its values). */
+  #rowAt(table: Columns, index: number): { first: number; values: number[] } {
+    const row = rowFor(table, index);
+    return { first: index, values: table.u32.map((column) => column[row]!) };
+  }
+
+  /**
+   * Replaces the rows of a run table that start in [from, end) by `inside`
+   * (if any), and makes `after` (the row that covered `end`) start at `end`.
+   * Rows that would then cover no held entry (below the first one) go, so
+   * no empty run names a file the region no longer uses.
+   */
+  #replaceRange(
+    table: Columns,
+    from: number,
+    end: number,
+    inside: { first: number; values: number[] } | undefined,
+    after: { first: number; values: number[] } | undefined,
+  ): void {
+    const kept = this.#collectRuns(table).filter((run) => run.first < from || run.first >= end);
+    if (inside !== undefined) kept.push(inside);
+    if (after !== undefined && !kept.some((run) => run.first === end)) kept.push(after);
+    this.#replaceRows(table, kept);
+    dropRowsBelow(table, this.#first);
   }
 
   /**
@@ -339,6 +390,8 @@ export class RegionMemtable {
   /** Bytes of entry data of entries `first..first+count-1` (which must be held). */
   entryBytes(first: number, count: number): number {
     const entries = this.#entries;
+    assert(first >= this.#first, 'memtable entryBytes: range starts below the region');
+    assert(first - this.#first + count <= entries.length, 'memtable entryBytes: range ends past the region');
     const lengths = entries.u32[1]!;
     const start = entries.head + (first - this.#first);
     let bytes = 0;
@@ -348,7 +401,9 @@ export class RegionMemtable {
 
   #collectRuns(table: Columns): { first: number; values: number[] }[] {
     const rows: { first: number; values: number[] }[] = [];
-    for (let i = table.head; i < table.head + table.length; i++) rows.push({ first: table.f64[0]![i]!, values: table.u32.map((c) => c[i]!) });
+    for (let i = table.head; i < table.head + table.length; i++) {
+      rows.push({ first: table.f64[0]![i]!, values: table.u32.map((c) => c[i]!) });
+    }
     return rows;
   }
 
@@ -364,6 +419,8 @@ export class RegionMemtable {
   }
 
   #truncateFrom(index: number): void {
+    assert(index > this.#first, 'memtable truncate: below the first entry (that is a clear)');
+    assert(index - this.#first < this.#entries.length, 'memtable truncate: at or past the end (nothing to drop)');
     this.#entries.length = index - this.#first;
     popRowsFrom(this.#fileRuns, index);
     popRowsFrom(this.#packed, index);
@@ -388,6 +445,16 @@ function pushRow(table: Columns, firstIndex: number, ...values: number[]): void 
   table.f64[0]![row] = firstIndex;
   for (let i = 0; i < values.length; i++) table.u32[i]![row] = values[i]!;
   table.length++;
+}
+
+/** The first index of a run table's first row. */
+function firstRowIndex(table: Columns): number {
+  return table.f64[0]![table.head]!;
+}
+
+/** The first u32 value (the file id, for file runs) of a run table's last row. */
+function lastRowValue(table: Columns): number {
+  return table.u32[0]![table.head + table.length - 1]!;
 }
 
 /** The last row whose first index is at or below `index`. */

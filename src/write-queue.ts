@@ -6,10 +6,14 @@
  * as the previous group is done (groups are strictly ordered: the log is one
  * stream, and a sync covers every earlier write).
  */
+import { assert } from './assert.js';
 import type { SealedRecord } from './log-batch.js';
 
 export interface QueuedWrite {
-  /** Absent for a pure barrier (`engine.sync()`) and for a task. */
+  /**
+   * Absent for a pure barrier (`engine.sync()`, sync set), an ordering point
+   * (GC waiting for the writes queued before it, sync not set) and a task.
+   */
   record: SealedRecord | undefined;
   /** Work that must run alone, between groups (garbage collection). */
   task?: () => Promise<number>;
@@ -49,11 +53,7 @@ export class WriteQueue {
   submit(record: SealedRecord | undefined, sync: boolean): Promise<number> {
     return new Promise<number>((resolve, reject) => {
       this.#pending.push({ record, sync, result: 0, resolve, reject });
-      if (!this.#leading) {
-        this.#leading = true;
-        // Let writers issued in the same turn of the event loop join the group.
-        queueMicrotask(() => void this.#lead());
-      }
+      this.#wake();
     });
   }
 
@@ -64,10 +64,7 @@ export class WriteQueue {
   runExclusive(task: () => Promise<number>): Promise<number> {
     return new Promise<number>((resolve, reject) => {
       this.#pending.push({ record: undefined, sync: false, task, result: 0, resolve, reject });
-      if (!this.#leading) {
-        this.#leading = true;
-        queueMicrotask(() => void this.#lead());
-      }
+      this.#wake();
     });
   }
 
@@ -75,6 +72,14 @@ export class WriteQueue {
   idle(): Promise<void> {
     if (!this.busy) return Promise.resolve();
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  /** Starts a leader unless one is running; it picks up what was just queued. */
+  #wake(): void {
+    if (this.#leading) return;
+    this.#leading = true;
+    // Let writers issued in the same turn of the event loop join the group.
+    queueMicrotask(() => void this.#lead());
   }
 
   async #lead(): Promise<void> {
@@ -95,6 +100,13 @@ export class WriteQueue {
       this.members += group.length;
       this.#onGroup?.(group.length);
       try {
+        // A group is everything queued up to the next task, and never a task:
+        // tasks run alone, between groups. A broken grouping fails the group
+        // (with BUG) instead of leaving its writers waiting.
+        assert(group.length > 0, 'write queue: a group has at least one member');
+        for (const member of group) assert(member.task === undefined, 'write queue: a task inside a group');
+        const next = this.#pending[0];
+        assert(next === undefined || next.task !== undefined, 'write queue: a group stopped before a write');
         await this.#commit(group);
         for (const member of group) member.resolve(member.result);
       } catch (error) {

@@ -12,6 +12,7 @@ import { Engine, type EngineOptions, type ScanOptions, type WriteOptions } from 
 import { isRaftlogError } from '../src/errors.js';
 import type { FileSystem } from '../src/filesystem.js';
 import { LogBatch } from '../src/log-batch.js';
+import { RaftStorage } from '../src/raft/storage.js';
 import { eraftpb, type Entry } from '../src/protos.js';
 import { posixTarget } from './support/engines.js';
 
@@ -109,6 +110,9 @@ describe('integers must be safe integers', () => {
       await assert.rejects(engine.fetchEntriesTo(1, 1, 2n as unknown as number), refused(/end/));
       await assert.rejects(engine.getEntry(1, big), refused(/index/));
       assert.throws(() => engine.firstIndex(big), refused(/region/));
+      assert.throws(() => new LogBatch().addEntries(1, [{ index: big, term: 1, data: enc.encode('x') }]), refused(/index/));
+      assert.throws(() => new LogBatch().addEntries(1, [{ index: 6, term: big, data: enc.encode('x') }]), refused(/term/));
+      assert.throws(() => new RaftStorage(engine, big), refused(/region/));
       assert.deepEqual([engine.firstIndex(1), engine.lastIndex(1)], [1, 5]);
     } finally {
       await engine.close();

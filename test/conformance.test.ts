@@ -17,6 +17,21 @@ import { UringFs } from '../backends/uring.js';
 import type { FileSystem } from '../src/filesystem.js';
 import { runConformance, type ConformanceTarget } from './conformance/suite.js';
 
+/** Every directory backend over `root` (MASTER_KEY is defined below; this runs only inside tests). */
+function directorySiblings(root: string): () => Promise<readonly { name: string; fs: FileSystem }[]> {
+  return async () => {
+    const siblings: { name: string; fs: FileSystem }[] = [
+      { name: 'posix', fs: new PosixFs(root) },
+      { name: 'encrypted(posix)', fs: new EncryptedFs(new PosixFs(root), { masterKey: MASTER_KEY }) },
+    ];
+    if (UringFs.unavailableReason() === undefined) {
+      siblings.push({ name: 'uring', fs: new UringFs(root) }, { name: 'uring, O_DIRECT', fs: new UringFs(root, { direct: true }) });
+    }
+    if (PmemFs.unavailableReason() === undefined) siblings.push({ name: 'pmem', fs: new PmemFs(root, { flush: 'msync' }) });
+    return siblings;
+  };
+}
+
 const posix: ConformanceTarget<PosixFs> = {
   name: 'posix',
   async make() {
@@ -27,6 +42,7 @@ const posix: ConformanceTarget<PosixFs> = {
     return {
       fs,
       reopen: async () => new PosixFs(root),
+      siblings: directorySiblings(root),
       cleanup: async () => {
         await fs.close();
         await rm(dir, { recursive: true, force: true });
@@ -71,6 +87,7 @@ function encrypted<F extends FileSystem>(base: ConformanceTarget<F>): Conformanc
       return {
         fs: new EncryptedFs(inner.fs, { masterKey: MASTER_KEY }),
         reopen: reopenInner === undefined ? undefined : async () => new EncryptedFs(await reopenInner(), { masterKey: MASTER_KEY }),
+        siblings: inner.siblings,
         cleanup: () => inner.cleanup(),
       };
     },
@@ -103,6 +120,7 @@ function uring(direct: boolean): ConformanceTarget<UringFs> {
       return {
         fs,
         reopen: async () => new UringFs(root, { direct }),
+        siblings: directorySiblings(root),
         cleanup: async () => {
           await fs.close();
           await rm(dir, { recursive: true, force: true });
@@ -134,6 +152,7 @@ function pmem(flush: PmemFlushOption): ConformanceTarget<PmemFs> {
       return {
         fs: make(),
         reopen: async () => make(),
+        siblings: directorySiblings(root),
         cleanup: async () => {
           for (const fs of made) await fs.close().catch(() => undefined);
           await rm(dir, { recursive: true, force: true });

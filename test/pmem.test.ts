@@ -319,7 +319,7 @@ describe('PmemFs', () => {
   });
 
   describe('other processes', () => {
-    it('the directory lock excludes another process (flock) and is free again after release', async () => {
+    it('the directory lock excludes another process (the shared symlink lock) and is free again after release', async () => {
       const pfs = make('lock');
       await pfs.init();
       const lock = await pfs.lock('LOCK');

@@ -7,12 +7,13 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import { ErrorCode } from '../src/errors.js';
+import { formatTarget, parseTarget, type LockOwner } from '../backends/directory-lock.js';
 import { PosixFs, remainingBuffers } from '../backends/posix.js';
 import { expectCode } from './conformance/suite.js';
 
@@ -70,6 +71,13 @@ async function kill(child: ChildProcess): Promise<void> {
   await exited;
 }
 
+/** The pid of a process that has exited (and was reaped). */
+async function exitedPid(): Promise<number> {
+  const child = spawn(process.execPath, ['-e', '']);
+  await new Promise((resolve) => child.on('exit', resolve));
+  return child.pid!;
+}
+
 function bootId(): string | undefined {
   try {
     return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
@@ -118,16 +126,35 @@ describe('PosixFs lock across processes', () => {
     } finally {
       await kill(child);
     }
-    assert.equal(await fs.exists('LOCK'), true, 'the killed child left its lock file behind');
+    assert.equal(await fs.exists('LOCK'), true, 'the killed child left its lock behind');
     const lock = await fs.lock('LOCK');
-    assert.match(await readFile(join(fs.root, 'LOCK'), 'utf8'), new RegExp(`^${process.pid} `));
-    assert.deepEqual(await fs.list(), ['LOCK'], 'no scratch files are left behind');
+    assert.match(await readlink(join(fs.root, 'LOCK')), new RegExp(`^raftlog-lock/${process.pid}/`));
+    assert.deepEqual(await readdir(fs.root), ['LOCK'], 'no scratch files are left behind');
     await lock.release();
-    assert.deepEqual(await fs.list(), []);
+    assert.deepEqual(await readdir(fs.root), []);
   });
 });
 
-describe('PosixFs lock file edge cases', () => {
+/** This process's lock target, parsed (the host and boot tags the tests vary). */
+async function ownOwner(fs: PosixFs): Promise<LockOwner> {
+  const lock = await fs.lock('LOCK');
+  const owner = parseTarget(await readlink(join(fs.root, 'LOCK')));
+  await lock.release();
+  assert.ok(owner !== undefined);
+  return owner;
+}
+
+describe('PosixFs lock edge cases', () => {
+  it('the lock is a symlink whose target names this process, short enough to live in the inode', async () => {
+    const fs = await freshFs();
+    const lock = await fs.lock('LOCK');
+    const target = await readlink(join(fs.root, 'LOCK'));
+    assert.equal(parseTarget(target)?.pid, process.pid);
+    assert.ok(target.length < 60, `${target.length} bytes: an ext4 fast symlink holds at most 59`);
+    assert.deepEqual(await fs.list(), [], 'the lock is not a file');
+    await lock.release();
+  });
+
   it('two PosixFs on one directory, one through a symlink, exclude each other in one process', async () => {
     const fs = await freshFs();
     const link = join(base, `link-${counter++}`);
@@ -141,32 +168,84 @@ describe('PosixFs lock file edge cases', () => {
     await second.release();
   });
 
-  it('an empty lock file (what a power loss can leave) is taken over', async () => {
+  it('a lock naming a dead pid is taken over', async () => {
+    const fs = await freshFs();
+    const owner = await ownOwner(fs);
+    const deadPid = await exitedPid();
+    await symlink(formatTarget({ ...owner, pid: deadPid, start: undefined }), join(fs.root, 'LOCK'));
+    const lock = await fs.lock('LOCK');
+    assert.equal(parseTarget(await readlink(join(fs.root, 'LOCK')))?.pid, process.pid);
+    await lock.release();
+  });
+
+  it('a live pid from this boot holds the lock; the same pid from an earlier boot, or started at another time, does not', async () => {
+    const fs = await freshFs();
+    const owner = await ownOwner(fs);
+    const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1 << 30)'], { stdio: 'ignore' });
+    await new Promise((resolve) => child.on('spawn', resolve));
+    try {
+      const childStart = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[19]!;
+      await symlink(formatTarget({ ...owner, pid: child.pid!, start: childStart }), join(fs.root, 'LOCK'));
+      const error = await expectCode(() => fs.lock('LOCK'), ErrorCode.LOCKED);
+      assert.match(error.message, new RegExp(`pid ${child.pid}\\b`));
+      await rm(join(fs.root, 'LOCK'));
+      await symlink(formatTarget({ ...owner, pid: child.pid!, start: String(Number(childStart) + 1) }), join(fs.root, 'LOCK'));
+      await (await fs.lock('LOCK')).release();
+      if (owner.boot !== undefined) {
+        await symlink(formatTarget({ ...owner, pid: child.pid!, start: childStart, boot: owner.boot === '00000000' ? '11111111' : '00000000' }), join(fs.root, 'LOCK'));
+        const lock = await fs.lock('LOCK');
+        await lock.release();
+      }
+    } finally {
+      await kill(child);
+    }
+  });
+
+  it('a lock from another host is LOCKED (liveness cannot be checked) and left alone', async () => {
+    const fs = await freshFs();
+    const owner = await ownOwner(fs);
+    const foreign = formatTarget({ ...owner, pid: 12345, host: owner.host === 'feedface' ? 'cafecafe' : 'feedface' });
+    await symlink(foreign, join(fs.root, 'LOCK'));
+    const error = await expectCode(() => fs.lock('LOCK'), ErrorCode.LOCKED);
+    assert.match(error.message, /pid 12345 on another host/);
+    assert.equal(await readlink(join(fs.root, 'LOCK')), foreign);
+  });
+
+  it('a symlink raftlog did not write is LOCKED, never removed', async () => {
+    const fs = await freshFs();
+    await symlink('/somewhere/else', join(fs.root, 'LOCK'));
+    const error = await expectCode(() => fs.lock('LOCK'), ErrorCode.LOCKED);
+    assert.match(error.message, /did not write/);
+    assert.equal(await readlink(join(fs.root, 'LOCK')), '/somewhere/else');
+  });
+
+  it('release does not delete a lock that is no longer ours', async () => {
+    const fs = await freshFs();
+    const lock = await fs.lock('LOCK');
+    await rm(join(fs.root, 'LOCK'));
+    await symlink('raftlog-lock/12345/-/-/feedface/0', join(fs.root, 'LOCK'));
+    await lock.release();
+    assert.equal(await readlink(join(fs.root, 'LOCK')), 'raftlog-lock/12345/-/-/feedface/0');
+  });
+});
+
+describe('PosixFs and leftovers of the earlier lock schemes', () => {
+  it('an empty LOCK file (the old flock target, or a pid file a power loss emptied) is taken over', async () => {
     const fs = await freshFs();
     await writeFile(join(fs.root, 'LOCK'), '');
     const lock = await fs.lock('LOCK');
+    assert.ok((await lstat(join(fs.root, 'LOCK'))).isSymbolicLink());
     await lock.release();
   });
 
-  it('a lock file naming a dead pid is taken over', async () => {
+  it('an old pid file naming a dead pid is taken over', async () => {
     const fs = await freshFs();
-    const child = spawn(process.execPath, ['-e', '']);
-    await new Promise((resolve) => child.on('exit', resolve));
-    const deadPid = child.pid!;
-    await writeFile(join(fs.root, 'LOCK'), `${deadPid} ${HOST} deadbeef ${bootId() ?? '-'}\n`);
+    await writeFile(join(fs.root, 'LOCK'), `${await exitedPid()} ${HOST} deadbeef ${bootId() ?? '-'}\n`);
     const lock = await fs.lock('LOCK');
     await lock.release();
   });
 
-  it('a lock file from another host is LOCKED (liveness cannot be checked)', async () => {
-    const fs = await freshFs();
-    await writeFile(join(fs.root, 'LOCK'), `12345 some-other-host.example feedface -\n`);
-    const error = await expectCode(() => fs.lock('LOCK'), ErrorCode.LOCKED);
-    assert.match(error.message, /some-other-host\.example/);
-    assert.match(await readFile(join(fs.root, 'LOCK'), 'utf8'), /feedface/, 'the foreign lock file is left alone');
-  });
-
-  it('a live pid from this boot holds the lock; the same pid from an earlier boot does not', async (t) => {
+  it('an old pid file naming a live pid of this boot is LOCKED; from an earlier boot it is stale', async (t) => {
     const boot = bootId();
     if (boot === undefined) {
       t.skip('no boot id on this platform');
@@ -175,21 +254,24 @@ describe('PosixFs lock file edge cases', () => {
     const fs = await freshFs();
     // pid 1 always exists; EPERM from kill(1, 0) must count as alive.
     await writeFile(join(fs.root, 'LOCK'), `1 ${HOST} cafe ${boot}\n`);
-    await expectCode(() => fs.lock('LOCK'), ErrorCode.LOCKED);
+    const error = await expectCode(() => fs.lock('LOCK'), ErrorCode.LOCKED);
+    assert.match(error.message, /pid 1\b/);
     await writeFile(join(fs.root, 'LOCK'), `1 ${HOST} cafe 00000000-0000-0000-0000-000000000000\n`);
     const lock = await fs.lock('LOCK');
     await lock.release();
   });
 
-  it('release does not delete a lock file that is no longer ours', async () => {
+  it('an old pid file from another host is LOCKED and left alone', async () => {
     const fs = await freshFs();
-    const lock = await fs.lock('LOCK');
-    const foreign = `12345 some-other-host.example feedface -\n`;
-    await writeFile(join(fs.root, 'LOCK'), foreign);
-    await lock.release();
-    assert.equal(await readFile(join(fs.root, 'LOCK'), 'utf8'), foreign);
+    await writeFile(join(fs.root, 'LOCK'), `12345 some-other-host.example feedface -\n`);
+    const error = await expectCode(() => fs.lock('LOCK'), ErrorCode.LOCKED);
+    assert.match(error.message, /some-other-host\.example/);
+    assert.match(await readFile(join(fs.root, 'LOCK'), 'utf8'), /feedface/);
   });
 
+});
+
+describe('PosixFs lock before init', () => {
   it('lock before init is NOT_FOUND', async () => {
     const fs = new PosixFs(join(base, `never-created-${counter++}`));
     await expectCode(() => fs.lock('LOCK'), ErrorCode.NOT_FOUND);

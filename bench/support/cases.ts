@@ -12,7 +12,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { StoreId } from '../stores/registry.js';
 
-export type WorkloadId = 'w1' | 'w2' | 'w3' | 'w4-load' | 'w4-reopen' | 'rfc' | 'rfc-order' | 'syscalls';
+export type WorkloadId = 'w1' | 'w2' | 'w3' | 'w4-load' | 'w4-reopen' | 'rfc' | 'rfc-order' | 'syscalls' | 'floor';
 
 export interface CaseSpec {
   /** Human-readable and unique within a run, e.g. `w1 raftlog-posix 4K`. */

@@ -25,9 +25,16 @@ export interface KindResult {
   latency: LatencySummary;
 }
 
+/** CPU time of the whole process (every thread: the JS thread, libuv's pool, a peer's own threads) over the measured window. */
+export interface CpuTime {
+  userMicros: number;
+  systemMicros: number;
+}
+
 export interface LoopResult {
   seconds: number;
   kinds: Record<string, KindResult>;
+  cpu: CpuTime;
 }
 
 /** Runs `op(writer)` from `writers` concurrent loops; `op` returns the kind of op it did. */
@@ -39,12 +46,19 @@ export async function timedLoop(options: LoopOptions, op: (writer: number) => Pr
   const maxOps = options.maxOps ?? Number.POSITIVE_INFINITY;
   let recorded = 0;
   let failure: unknown;
+  // Taken when the first measured op starts, so the window's CPU time and its
+  // ops begin together (the warm-up's ops still in flight then bleed in, as
+  // the ops running past the deadline do into the wall time).
+  let cpuAtStart: NodeJS.CpuUsage | undefined;
   const loop = async (writer: number): Promise<void> => {
     for (;;) {
       const start = performance.now();
       if (start >= deadline || recorded >= maxOps || failure !== undefined) return;
       const measuring = start >= measureFrom;
-      if (measuring) recorded++;
+      if (measuring) {
+        cpuAtStart ??= process.cpuUsage();
+        recorded++;
+      }
       const kind = await op(writer);
       if (measuring) {
         let recorder = recorders.get(kind);
@@ -60,13 +74,14 @@ export async function timedLoop(options: LoopOptions, op: (writer: number) => Pr
       }),
     ),
   );
+  const cpu = process.cpuUsage(cpuAtStart);
   if (failure !== undefined) throw failure;
   const seconds = Math.max(1e-9, (performance.now() - measureFrom) / 1000);
   const kinds: Record<string, KindResult> = {};
   for (const [kind, recorder] of recorders) {
     kinds[kind] = { ops: recorder.count, opsPerSecond: recorder.count / seconds, latency: recorder.summary() };
   }
-  return { seconds, kinds };
+  return { seconds, kinds, cpu: cpuAtStart === undefined ? { userMicros: 0, systemMicros: 0 } : { userMicros: cpu.user, systemMicros: cpu.system } };
 }
 
 /**

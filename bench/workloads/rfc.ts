@@ -9,6 +9,12 @@
  *  - dedicated: the log entry goes to raftlog, the state machine write to a
  *    LevelDB in another directory (another device when there is one); the
  *    log's sync flushes only the log.
+ *  - dedicated-level: the RFC's own comparison, the same engine twice: the
+ *    log entry goes to one LevelDB, the state machine write to a second
+ *    LevelDB in the other directory. Against shared it isolates the
+ *    separation (same engine, one WAL against two); against dedicated, the
+ *    engine that holds the log (both separated). shared against dedicated
+ *    confounds the two.
  *
  * Log truncation follows the RFC's rule: a log prefix is dropped only once
  * the state machine has made the commands in it durable. Shared, a synced
@@ -119,20 +125,74 @@ class SharedReplica implements Replica {
   }
 }
 
-class DedicatedReplica implements Replica {
-  readonly #log: Engine;
-  readonly #stateMachine: LevelDatabase;
+/** The log half of a dedicated configuration: its own engine, synced appends, unsynced compaction. */
+interface DedicatedLog {
+  append(index: number, value: Uint8Array): Promise<void>;
+  /** Drops entries before `index`; unsynced (losing a compaction is harmless). */
+  compactTo(index: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+class RaftlogLog implements DedicatedLog {
+  readonly #engine: Engine;
   readonly #batch = new LogBatch();
 
-  constructor(log: Engine, stateMachine: LevelDatabase) {
+  constructor(engine: Engine) {
+    this.#engine = engine;
+  }
+
+  async append(index: number, value: Uint8Array): Promise<void> {
+    this.#batch.clear();
+    this.#batch.addEntries(REGION, [{ index, term: 1, data: value }]);
+    await this.#engine.write(this.#batch, { sync: true });
+  }
+
+  async compactTo(index: number): Promise<void> {
+    await this.#engine.compactTo(REGION, index);
+  }
+
+  async close(): Promise<void> {
+    await this.#engine.close();
+  }
+}
+
+/** The log in a LevelDB of its own, keyed as the shared configuration keys it. */
+class LevelLog implements DedicatedLog {
+  readonly #db: LevelDatabase;
+  #first = 1;
+
+  constructor(db: LevelDatabase) {
+    this.#db = db;
+  }
+
+  async append(index: number, value: Uint8Array): Promise<void> {
+    await this.#db.batch([{ type: 'put', key: logKey(REGION, index), value: Buffer.from(value.buffer, value.byteOffset, value.byteLength) }], { sync: true });
+  }
+
+  async compactTo(index: number): Promise<void> {
+    if (index <= this.#first) return;
+    const ops: LevelBatchOp[] = [];
+    for (let i = this.#first; i < index; i++) ops.push({ type: 'del', key: logKey(REGION, i) });
+    await this.#db.batch(ops, { sync: false });
+    this.#first = index;
+  }
+
+  async close(): Promise<void> {
+    await this.#db.close();
+  }
+}
+
+class DedicatedReplica implements Replica {
+  readonly #log: DedicatedLog;
+  readonly #stateMachine: LevelDatabase;
+
+  constructor(log: DedicatedLog, stateMachine: LevelDatabase) {
     this.#log = log;
     this.#stateMachine = stateMachine;
   }
 
   async appendLog(index: number, value: Uint8Array): Promise<void> {
-    this.#batch.clear();
-    this.#batch.addEntries(REGION, [{ index, term: 1, data: value }]);
-    await this.#log.write(this.#batch, { sync: true });
+    await this.#log.append(index, value);
   }
 
   async apply(index: number, value: Uint8Array): Promise<void> {
@@ -146,7 +206,7 @@ class DedicatedReplica implements Replica {
     // applied index flushes its WAL, and every unsynced write before it).
     // Only then compact the log (unsynced: losing a compaction is harmless).
     await this.#stateMachine.batch([{ type: 'put', key: APPLIED_KEY, value: indexBytes(appliedIndex) }], { sync: true });
-    await this.#log.compactTo(REGION, appliedIndex);
+    await this.#log.compactTo(appliedIndex);
   }
 
   async close(): Promise<void> {
@@ -164,6 +224,10 @@ function indexBytes(index: number): Buffer {
   return bytes;
 }
 
+/** The configurations, in the order the tables show them. */
+export const RFC_MODES = ['shared', 'dedicated-level', 'dedicated'] as const;
+export type RfcMode = (typeof RFC_MODES)[number];
+
 async function openReplica(spec: CaseSpec): Promise<Replica> {
   const mode = String(spec.params['mode']);
   if (mode === 'shared') {
@@ -171,9 +235,18 @@ async function openReplica(spec: CaseSpec): Promise<Replica> {
     await db.open();
     return new SharedReplica(db);
   }
-  if (spec.dir2 === undefined) throw new Error('the dedicated configuration needs a second directory (dir2) for the state machine');
-  const log = new Engine({ fs: new PosixFs(spec.dir) });
-  await log.open();
+  if (mode !== 'dedicated' && mode !== 'dedicated-level') throw new Error(`unknown RFC configuration ${mode}; pick from ${RFC_MODES.join(', ')}`);
+  if (spec.dir2 === undefined) throw new Error(`the ${mode} configuration needs a second directory (dir2) for the state machine`);
+  let log: DedicatedLog;
+  if (mode === 'dedicated') {
+    const engine = new Engine({ fs: new PosixFs(spec.dir) });
+    await engine.open();
+    log = new RaftlogLog(engine);
+  } else {
+    const db = openLevel(spec.dir);
+    await db.open();
+    log = new LevelLog(db);
+  }
   const stateMachine = openLevel(spec.dir2);
   await stateMachine.open();
   return new DedicatedReplica(log, stateMachine);

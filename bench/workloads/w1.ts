@@ -3,7 +3,7 @@
  * of V bytes (random, so incompressible) appended to one region.
  */
 import type { CaseSpec } from '../support/cases.js';
-import { DataPool, timedLoop } from '../support/driver.js';
+import { type CpuTime, DataPool, timedLoop } from '../support/driver.js';
 import type { LatencySummary } from '../support/stats.js';
 import type { StoreDescriptor } from '../stores/store.js';
 
@@ -19,6 +19,9 @@ export interface W1Result {
   mbPerSecond: number;
   latency: LatencySummary;
   counters: Record<string, number>;
+  /** Process CPU time (user and system, every thread) over the measured window, and per synced write. */
+  cpu: CpuTime;
+  cpuMicrosPerWrite: number;
 }
 
 export async function runW1(spec: CaseSpec, descriptor: StoreDescriptor): Promise<W1Result> {
@@ -41,6 +44,8 @@ export async function runW1(spec: CaseSpec, descriptor: StoreDescriptor): Promis
       mbPerSecond: (write.ops * valueBytes) / loop.seconds / 1e6,
       latency: write.latency,
       counters: store.counters(),
+      cpu: loop.cpu,
+      cpuMicrosPerWrite: (loop.cpu.userMicros + loop.cpu.systemMicros) / write.ops,
     };
   } finally {
     await store.close();

@@ -6,7 +6,7 @@
  * every batch's indexes are valid when it is written.
  */
 import type { CaseSpec } from '../support/cases.js';
-import { DataPool, RegionPicker, halfRandomEntries, hardState, timedLoop } from '../support/driver.js';
+import { type CpuTime, DataPool, RegionPicker, halfRandomEntries, hardState, timedLoop } from '../support/driver.js';
 import type { LatencySummary } from '../support/stats.js';
 import type { LogStore, StoreDescriptor } from '../stores/store.js';
 
@@ -26,6 +26,9 @@ export interface W2Result {
   mbPerSecond: number;
   latency: LatencySummary;
   counters: Record<string, number>;
+  /** Process CPU time (user and system, every thread) over the measured window, and per synced write. */
+  cpu: CpuTime;
+  cpuMicrosPerWrite: number;
 }
 
 /** The op W2 and W3 share; returns after the synced write resolves. */
@@ -82,6 +85,8 @@ export async function runW2(spec: CaseSpec, descriptor: StoreDescriptor): Promis
       mbPerSecond: (write.ops * W2_OP_BYTES) / loop.seconds / 1e6,
       latency: write.latency,
       counters: store.counters(),
+      cpu: loop.cpu,
+      cpuMicrosPerWrite: (loop.cpu.userMicros + loop.cpu.systemMicros) / write.ops,
     };
   } finally {
     await store.close();

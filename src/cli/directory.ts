@@ -3,21 +3,25 @@
  * which files are raftlog's, whether it is encrypted, and whether a running
  * engine holds its lock.
  *
- * The lock is judged without taking it: taking it writes to the directory
- * (PosixFs creates the lock file and a scratch name), and `dump` and `check`
- * promise to change nothing. Two kinds of holder exist: PosixFs writes its
- * owner into LOCK (judged by PosixFs's own liveness rule, which
- * backends/posix.ts keeps private: same host, same boot, pid alive); UringFs
- * and PmemFs flock(2) an empty LOCK, which a shared, non-blocking flock of our
- * own detects without changing anything.
+ * The lock is judged without taking it (taking it writes to the directory,
+ * and `dump` and `check` promise to change nothing), by the same rule the
+ * backends use when they decide whether a LOCK is stale
+ * (backends/directory-lock.ts), so the CLI and an engine never disagree on
+ * who holds a directory.
  */
-import { closeSync, openSync, readFileSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
-import { hostname } from 'node:os';
 import * as path from 'node:path';
+import { describeHolder, LOCK_SCRATCH_PREFIX } from '../../backends/directory-lock.js';
 import { DICTIONARY_NAME, DICTIONARY_TMP_NAME } from '../../backends/encrypted.js';
-import { loadNative } from '../../hardware/native.js';
-import { INDEX_CHECKPOINT_NAME, INDEX_CHECKPOINT_TMP_NAME, LOCK_NAME, MANIFEST_NAME, MANIFEST_TMP_NAME, parseLogFileName, parseRecycleFileName } from '../file-names.js';
+import {
+  INDEX_CHECKPOINT_NAME,
+  INDEX_CHECKPOINT_TMP_NAME,
+  LOCK_NAME,
+  MANIFEST_NAME,
+  MANIFEST_TMP_NAME,
+  parseLogFileName,
+  parseRecycleFileName,
+} from '../file-names.js';
 import { Queue } from '../format/layout.js';
 import type { FileSystem } from '../filesystem.js';
 import { CliError, ExitCode, describeError, errnoOf, pathError } from './errors.js';
@@ -52,7 +56,7 @@ function isRaftlogFileName(name: string): boolean {
     name === MANIFEST_TMP_NAME ||
     name === INDEX_CHECKPOINT_NAME ||
     name === INDEX_CHECKPOINT_TMP_NAME ||
-    name.startsWith('.raftlog-lock-')
+    name.startsWith(LOCK_SCRATCH_PREFIX)
   );
 }
 
@@ -81,7 +85,7 @@ export async function readDirectory(dir: string): Promise<RaftlogDirectory> {
     const parsed = parseLogFileName(entry.name);
     if (entry.isFile() && parsed !== undefined) {
       (parsed.queue === Queue.Append ? result.logFiles : result.rewriteFiles).push(entry.name);
-    } else if (entry.isFile() && isRaftlogFileName(entry.name)) {
+    } else if ((entry.isFile() || (entry.isSymbolicLink() && entry.name === LOCK_NAME)) && isRaftlogFileName(entry.name)) {
       if (entry.name === DICTIONARY_NAME || entry.name === DICTIONARY_TMP_NAME) result.encrypted = true;
     } else if (entry.isDirectory() && REPAIR_DIR.test(entry.name)) {
       result.toolDirectories.push(entry.name);
@@ -144,7 +148,7 @@ export async function prepareFreshDirectory(dir: string, lockFs: FileSystem): Pr
   if (info === undefined) return;
   const lock = await lockFs.lock(LOCK_NAME);
   try {
-    const names = (await fsp.readdir(info.path)).filter((name) => isRaftlogFileName(name) && name !== LOCK_NAME && !name.startsWith('.raftlog-lock-'));
+    const names = (await fsp.readdir(info.path)).filter((name) => isRaftlogFileName(name) && name !== LOCK_NAME && !name.startsWith(LOCK_SCRATCH_PREFIX));
     for (const name of names) {
       try {
         await fsp.unlink(path.join(info.path, name));
@@ -158,63 +162,6 @@ export async function prepareFreshDirectory(dir: string, lockFs: FileSystem): Pr
 }
 
 /** Describes the live holder of `dir`'s lock, or undefined when there is none (or it is stale). */
-export async function lockHolder(dir: string): Promise<string | undefined> {
-  let text: string;
-  try {
-    text = await fsp.readFile(path.join(dir, LOCK_NAME), 'utf8');
-  } catch (error) {
-    if (errnoOf(error) === 'ENOENT') return undefined;
-    // Unreadable lock file: assume held; it is the safe answer for repair and only a note for dump/check.
-    return `lock file unreadable (${errnoOf(error) ?? 'error'})`;
-  }
-  if (text.trim() === '') return flockHolder(path.join(dir, LOCK_NAME));
-  const fields = text.trim().split(/\s+/);
-  if (fields.length < 3 || !/^[1-9]\d*$/.test(fields[0]!)) return undefined; // torn: stale by PosixFs's rule
-  const pid = Number(fields[0]);
-  const host = fields[1]!;
-  const boot = fields[3] === undefined || fields[3] === '-' ? undefined : fields[3];
-  const localHost = hostname().replace(/\s+/g, '_') || 'localhost';
-  if (host !== localHost) return `held by pid ${pid} on host ${host}`;
-  const currentBoot = bootId();
-  if (boot !== undefined && currentBoot !== undefined && boot !== currentBoot) return undefined;
-  if (pid === process.pid) return undefined;
-  try {
-    process.kill(pid, 0);
-  } catch (error) {
-    if (errnoOf(error) === 'ESRCH') return undefined;
-  }
-  return `held by running process pid ${pid}`;
-}
-
-/**
- * An empty LOCK is either a PosixFs lock file torn by a crash (stale) or the
- * flock(2) target of UringFs/PmemFs. A shared, non-blocking flock tells them
- * apart: it fails only while someone holds the exclusive one.
- */
-function flockHolder(file: string): string | undefined {
-  const native = loadNative();
-  if (!native.ok) return undefined; // no flock without the addon; the backend's own lock still guards writes
-  let fd: number;
-  try {
-    fd = openSync(file, 'r');
-  } catch {
-    return undefined;
-  }
-  try {
-    native.binding.flock(fd, false, true);
-    native.binding.funlock(fd);
-    return undefined;
-  } catch (error) {
-    return errnoOf(error) === 'EAGAIN' || errnoOf(error) === 'EWOULDBLOCK' ? 'held by a running engine (flock on LOCK)' : undefined;
-  } finally {
-    closeSync(fd);
-  }
-}
-
-function bootId(): string | undefined {
-  try {
-    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim() || undefined;
-  } catch {
-    return undefined; // not Linux: judged by pid alone, as PosixFs does
-  }
+export function lockHolder(dir: string): Promise<string | undefined> {
+  return describeHolder(dir, LOCK_NAME);
 }

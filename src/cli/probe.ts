@@ -9,15 +9,24 @@
  * journal) versus after a 4 KiB overwrite of already-written blocks (data
  * only). That ratio decides whether preallocation and file recycling pay.
  *
- * The probe writes only its own temporary file under PATH and removes it.
+ * The file system itself is tested, not only the kernel: fallocate(2) on a
+ * scratch file (FUSE file systems and ramfs refuse it), and a real write
+ * through each backend the probe could recommend (create, preallocate, a
+ * synced write, a read back), so it never recommends one that cannot write
+ * there.
+ *
+ * The probe writes only its own temporary files under PATH and removes them.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { PmemFs } from '../../backends/pmem.js';
+import { UringFs } from '../../backends/uring.js';
 import { loadNative } from '../../hardware/native.js';
 import { probe as probeDevice, type PmemFlushPath } from '../../hardware/probe.js';
 import { uringUnavailableReason } from './backends.js';
-import { errnoOf, pathError } from './errors.js';
+import type { FileSystem } from '../filesystem.js';
+import { describeError, errnoOf, pathError } from './errors.js';
 import { table } from './output.js';
 
 export interface ProbeOptions {
@@ -50,6 +59,13 @@ export interface ProbeResult {
   /** Whether UringFs can run here (kernel, seccomp, addon), and which ring operations the kernel has. */
   ioUring: { available: boolean; reason: string | undefined; ops: Readonly<Record<string, boolean>> | undefined };
   oDirect: { available: boolean; memAlign: number | undefined; offsetAlign: number | undefined; reason: string | undefined };
+  /** Whether this file system has fallocate(2); undefined when it could not be tested (no native addon). */
+  fallocate: { supported: boolean | undefined; reason: string | undefined };
+  /**
+   * A real write through each backend the probe could recommend: 'ok', why it
+   * failed, or undefined when not tried (the backend cannot run here at all).
+   */
+  writeTest: { uring: string | undefined; pmem: string | undefined };
   fdatasyncAfterAppend: SyncLatency;
   fdatasyncAfterOverwrite: SyncLatency;
   notes: readonly string[];
@@ -79,6 +95,11 @@ export async function runProbe(target: string, options: ProbeOptions): Promise<P
   try {
     const native = loadNative();
     const oDirect = probeDirect(scratch, native.ok ? native.binding : undefined);
+    const fallocate = probeFallocate(scratch, native.ok ? native.binding : undefined);
+    const writeTest = {
+      uring: uringReason === undefined ? await writeThrough(dir, (root) => new UringFs(root)) : undefined,
+      pmem: report.mapSync === true ? await writeThrough(dir, (root) => new PmemFs(root)) : undefined,
+    };
     const append = measure(scratch, options.samples, 'append');
     const overwrite = measure(scratch, options.samples, 'overwrite');
     const result: Omit<ProbeResult, 'recommendation'> = {
@@ -99,6 +120,8 @@ export async function runProbe(target: string, options: ProbeOptions): Promise<P
         memAlign: report.dioAlign?.memAlign ?? oDirect.memAlign,
         offsetAlign: report.dioAlign?.offsetAlign || oDirect.offsetAlign,
       },
+      fallocate,
+      writeTest,
       fdatasyncAfterAppend: append,
       fdatasyncAfterOverwrite: overwrite,
       notes: report.notes,
@@ -116,11 +139,17 @@ function recommend(r: Omit<ProbeResult, 'recommendation'>): ProbeResult['recomme
   if (r.fileSystem === 'tmpfs' || r.fileSystem === 'ramfs') {
     reasons.push(`${r.fileSystem} is memory: fdatasync does nothing and nothing survives a reboot; use it for tests, never for a real log`);
   }
-  if (r.mapSync === true) {
+  if (r.mapSync === true && r.writeTest.pmem !== 'ok') {
+    reasons.push(`MAP_SYNC works, but PmemFs could not write here (${r.writeTest.pmem ?? 'not tried'}): not recommended`);
+  }
+  if (r.ioUring.available && r.writeTest.uring !== 'ok') {
+    reasons.push(`io_uring works, but UringFs could not write here (${r.writeTest.uring ?? 'not tried'}): not recommended`);
+  }
+  if (r.mapSync === true && r.writeTest.pmem === 'ok') {
     backend = 'pmem';
     options['flush'] = r.pmemBarrier ?? 'auto';
     reasons.push(`MAP_SYNC works (a DAX mount on persistent memory): a barrier is a cache-line flush (${r.cpuFlush ?? 'unknown'}) and a fence, no system call`);
-  } else if (r.ioUring.available) {
+  } else if (r.ioUring.available && r.writeTest.uring === 'ok') {
     backend = 'uring';
     reasons.push("io_uring works: a group commit's writes and its fdatasync go to the kernel linked, in one io_uring_enter");
     if (r.oDirect.available) {
@@ -130,7 +159,13 @@ function recommend(r: Omit<ProbeResult, 'recommendation'>): ProbeResult['recomme
     }
   } else {
     backend = 'posix';
-    reasons.push(`io_uring is not available (${r.ioUring.reason ?? 'unknown'}): PosixFs, node:fs with one writev and one fdatasync per group`);
+    const why = r.ioUring.available ? 'UringFs cannot write here' : `io_uring is not available (${r.ioUring.reason ?? 'unknown'})`;
+    reasons.push(`${why}: PosixFs, node:fs with one writev and one fdatasync per group`);
+  }
+  if (r.fallocate.supported === false) {
+    reasons.push(
+      `this file system refuses fallocate (${r.fallocate.reason ?? 'unknown'}): preallocation falls back to writing zeros (PosixFs, PmemFs) or to extending the file (UringFs), and UringFs reserves nothing ahead`,
+    );
   }
   if (r.daxMount && r.mapSync !== true) reasons.push('the mount has the dax option but MAP_SYNC was not accepted here (or could not be tested without the native addon)');
   const append = r.fdatasyncAfterAppend.medianMicros;
@@ -184,6 +219,50 @@ function measure(file: string, samples: number, kind: 'append' | 'overwrite'): S
 type Native = Extract<ReturnType<typeof loadNative>, { ok: true }>['binding'];
 
 
+/** fallocate(2) of a small range of a scratch file: FUSE file systems without it and ramfs refuse with EOPNOTSUPP. */
+function probeFallocate(file: string, native: Native | undefined): ProbeResult['fallocate'] {
+  if (native === undefined) return { supported: undefined, reason: 'not tested: the native addon is not loaded' };
+  const fd = fs.openSync(file, 'w+', 0o600);
+  try {
+    native.fallocate(fd, 0, 0, 64 << 10);
+    return { supported: true, reason: undefined };
+  } catch (error) {
+    return { supported: false, reason: errnoOf(error) ?? 'error' };
+  } finally {
+    fs.closeSync(fd);
+    fs.rmSync(file, { force: true });
+  }
+}
+
+/**
+ * Creates, preallocates, writes with a barrier and reads back one file
+ * through a backend, in a scratch directory under `dir`: 'ok', or why not.
+ */
+async function writeThrough(dir: string, make: (root: string) => FileSystem): Promise<string> {
+  const root = path.join(dir, `.raftlog-probe-${process.pid}-${randomBytes(4).toString('hex')}.d`);
+  let backend: FileSystem | undefined;
+  try {
+    backend = make(root);
+    await backend.init();
+    const file = await backend.open('probe', { create: true });
+    try {
+      const data = randomBytes(BLOCK);
+      await file.preallocate(0, 16 * BLOCK);
+      await file.write([data], 0, { sync: true });
+      const back = new Uint8Array(BLOCK);
+      await file.read(back, 0, BLOCK, 0);
+      return Buffer.from(back).equals(data) ? 'ok' : 'what it wrote did not read back';
+    } finally {
+      await file.close();
+    }
+  } catch (error) {
+    return describeError(error);
+  } finally {
+    await backend?.close().catch(() => undefined);
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+}
+
 function probeDirect(file: string, native: Native | undefined): ProbeResult['oDirect'] {
   const O_DIRECT = fs.constants.O_DIRECT;
   if (O_DIRECT === undefined) return { available: false, memAlign: undefined, offsetAlign: undefined, reason: 'this platform has no O_DIRECT' };
@@ -229,6 +308,8 @@ export function formatProbe(r: ProbeResult): string {
     ['cache-line flush', r.cpuFlush ?? 'unknown'],
     ['PmemFs barrier here', r.pmemBarrier ?? 'unknown'],
     ['io_uring', r.ioUring.available ? `yes${ops}` : `no (${r.ioUring.reason})`],
+    ['fallocate', r.fallocate.supported === undefined ? `unknown (${r.fallocate.reason})` : r.fallocate.supported ? 'yes' : `no (${r.fallocate.reason})`],
+    ['write test', `UringFs ${r.writeTest.uring ?? 'not tried'}, PmemFs ${r.writeTest.pmem ?? 'not tried'}`],
     ['O_DIRECT', r.oDirect.available ? `yes${r.oDirect.offsetAlign ? ` (offset align ${r.oDirect.offsetAlign} B, memory ${r.oDirect.memAlign ?? '?'} B)` : ''}` : `no (${r.oDirect.reason})`],
     ['fdatasync after append', `${r.fdatasyncAfterAppend.medianMicros} µs median, ${r.fdatasyncAfterAppend.p90Micros} µs p90 (${r.fdatasyncAfterAppend.samples} x 4 KiB)`],
     ['fdatasync after overwrite', `${r.fdatasyncAfterOverwrite.medianMicros} µs median, ${r.fdatasyncAfterOverwrite.p90Micros} µs p90 (${r.fdatasyncAfterOverwrite.samples} x 4 KiB)`],

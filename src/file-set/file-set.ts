@@ -31,7 +31,7 @@ import type { SealedRecord } from '../log-batch.js';
 import { LogWriter, type LogWriterOptions, type PlacedRecord } from '../log-writer.js';
 import type { RecoveryMode } from '../recovery/recovery.js';
 import { recoverLog, type RecoveredState } from '../recovery/log.js';
-import { Manifest, spillRanges, type ManifestState } from './manifest.js';
+import { MANIFEST_SIZE, Manifest, spillRanges, type ManifestState } from './manifest.js';
 import { TieredFs } from './tiered-fs.js';
 
 const PREFILL_CHUNK = 1 << 20;
@@ -77,6 +77,8 @@ export interface FileSetStats {
   rewriteFileBytes: number;
   recycledFiles: number;
   recycledFileBytes: number;
+  /** The MANIFEST's fixed size once it exists, else 0. */
+  manifestBytes: number;
   spilling: boolean;
   spills: number;
 }
@@ -506,6 +508,7 @@ export class FileSet {
       rewriteFileBytes: this.#checkpoint?.bytes ?? 0,
       recycledFiles: this.#pool.length,
       recycledFileBytes: this.#pool.reduce((sum, f) => sum + f.bytes, 0),
+      manifestBytes: this.#manifest === undefined ? 0 : MANIFEST_SIZE,
       spilling: this.spilling,
       spills: this.spills,
     };

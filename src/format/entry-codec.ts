@@ -13,15 +13,18 @@ const EMPTY = new Uint8Array(0);
 /** Something with a numeric value: a number, or a protobufjs Long. */
 type NumberLike = number | { toNumber(): number };
 
+/**
+ * An entry's index or term as a safe integer. A protobufjs Long is taken
+ * (entries decoded by protobufjs's eraftpb carry them); a BigInt is refused
+ * like any other non-number, so every public integer has one rule.
+ */
 export function toSafeInteger(value: unknown, what: string): number {
   const number =
     typeof value === 'number'
       ? value
       : typeof value === 'object' && value !== null && typeof (value as { toNumber?: unknown }).toNumber === 'function'
         ? (value as { toNumber(): number }).toNumber()
-        : typeof value === 'bigint'
-          ? Number(value)
-          : Number.NaN;
+        : Number.NaN;
   if (!Number.isSafeInteger(number) || number < 0) {
     throw new InvalidArgumentError(`${what} must be a non-negative safe integer, got ${String(value)}`);
   }
@@ -76,11 +79,16 @@ export function normalizeEntryInto(entry: EntryInput, out: EntryFields): EntryFi
   if (!(data instanceof Uint8Array)) throw new InvalidArgumentError('entry.data must be a Uint8Array');
   if (!(context instanceof Uint8Array)) throw new InvalidArgumentError('entry.context must be a Uint8Array');
   out.entryType = entryType;
-  out.term = typeof entry.term === 'number' && Number.isSafeInteger(entry.term) && entry.term >= 0 ? entry.term : toSafeInteger(entry.term, 'entry.term');
-  out.index = typeof entry.index === 'number' && Number.isSafeInteger(entry.index) && entry.index >= 0 ? entry.index : toSafeInteger(entry.index, 'entry.index');
+  // The common case (a plain safe integer) without a call; Longs and bigints go through toSafeInteger.
+  out.term = isPlainIndex(entry.term) ? entry.term : toSafeInteger(entry.term, 'entry.term');
+  out.index = isPlainIndex(entry.index) ? entry.index : toSafeInteger(entry.index, 'entry.index');
   out.data = data;
   out.context = context;
   return out;
+}
+
+function isPlainIndex(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
 }
 
 export function normalizeEntry(entry: EntryInput): EntryFields {

@@ -14,6 +14,7 @@
  *   12 synced-through: bytes of this file known durable when the record was written (u32)
  *   16 payload CRC32C (u32)           20 flags (u8; bit 0 = lz4)   21..24 zero
  */
+import { assert } from '../assert.js';
 import { crc32c } from './checksum.js';
 
 export const FILE_MAGIC = Uint8Array.from([0x52, 0x41, 0x46, 0x54, 0x4c, 0x4f, 0x47, 0x0a]); // "RAFTLOG\n"
@@ -47,6 +48,14 @@ export interface FileHeader {
 }
 
 export function encodeFileHeader(header: FileHeader): Uint8Array {
+  // What the decoder and recovery accept, asserted before it reaches the disk.
+  assert(header.version === FORMAT_VERSION, 'encodeFileHeader: only the current format version is written');
+  assert(header.queue === Queue.Append || header.queue === Queue.Rewrite, 'encodeFileHeader: unknown queue');
+  assert((header.flags & ~FILE_FLAG_RECYCLED) === 0, 'encodeFileHeader: unknown flag bits');
+  assert(header.seq >= 1, 'encodeFileHeader: sequence numbers start at 1');
+  assert(header.previousFileLength >= 0, 'encodeFileHeader: negative previous file length');
+  assert(header.previousFileLength <= FILE_SIZE_LIMIT, 'encodeFileHeader: previous file length past the size limit');
+  assert(header.salt >>> 0 === header.salt, 'encodeFileHeader: the salt is a u32');
   const bytes = new Uint8Array(FILE_HEADER_SIZE);
   const view = new DataView(bytes.buffer);
   bytes.set(FILE_MAGIC, 0);
@@ -95,12 +104,21 @@ export interface RecordHeader {
  * and carried here, so the group-commit leader only checksums 20 bytes.
  */
 export function writeRecordHeader(target: Uint8Array, header: RecordHeader, salt: number): void {
+  // Paired with readRecordHeader and the scanner: a header written outside
+  // these bounds would read back as damage, or (flags) never verify at all.
+  assert(header.offset % RECORD_ALIGNMENT === 0, 'writeRecordHeader: records start at 8-byte aligned offsets');
+  assert(header.offset >= FILE_HEADER_SIZE, 'writeRecordHeader: a record cannot overlap the file header');
+  const end = header.offset + RECORD_HEADER_SIZE + header.payloadLength;
+  assert(end <= FILE_SIZE_LIMIT, 'writeRecordHeader: record ends past the file size limit');
+  assert(header.syncedThrough <= header.offset, 'writeRecordHeader: synced-through cannot cover the record itself');
+  assert((header.flags & ~RECORD_FLAG_LZ4) === 0, 'writeRecordHeader: unknown record flag bits');
+  assert(header.payloadCrc >>> 0 === header.payloadCrc, 'writeRecordHeader: the payload CRC is a u32');
   const view = new DataView(target.buffer, target.byteOffset, RECORD_HEADER_SIZE);
   view.setUint32(4, header.payloadLength, true);
   view.setUint32(8, header.offset, true);
   view.setUint32(12, header.syncedThrough, true);
   view.setUint32(16, header.payloadCrc, true);
-  view.setUint32(20, header.flags & 0xff, true);
+  view.setUint32(20, header.flags, true);
   view.setUint32(0, crc32c(target.subarray(4, RECORD_HEADER_SIZE), salt), true);
 }
 
@@ -122,6 +140,15 @@ export function readRecordHeader(bytes: Uint8Array, offset: number, salt: number
     payloadCrc: view.getUint32(16, true),
     flags: flagsWord,
   };
+}
+
+/**
+ * The offset tag of the 24 bytes at the start of `bytes`: what a record
+ * header found there says its own offset is. A cheap filter for resyncing
+ * after damage: only where it matches is the header worth verifying.
+ */
+export function readOffsetTag(bytes: Uint8Array): number {
+  return (bytes[8]! | (bytes[9]! << 8) | (bytes[10]! << 16) | (bytes[11]! << 24)) >>> 0;
 }
 
 /** Where the record after one at `offset` with `payloadLength` bytes starts. */
@@ -148,6 +175,10 @@ export function isAllZero(bytes: Uint8Array): boolean {
 }
 
 export function writeU64(view: DataView, offset: number, value: number): void {
+  // Callers validated these (sequence numbers, regions, indexes): a negative
+  // or unsafe value would be stored as a different number without a word.
+  assert(Number.isSafeInteger(value), 'writeU64: not a safe integer');
+  assert(value >= 0, 'writeU64: negative');
   view.setUint32(offset, value % 0x1_0000_0000, true);
   view.setUint32(offset + 4, Math.floor(value / 0x1_0000_0000), true);
 }

@@ -36,6 +36,7 @@
 import { Engine } from '../engine.js';
 import { CorruptionError, InvalidArgumentError } from '../errors.js';
 import { toSafeInteger } from '../format/entry-codec.js';
+import { requireInteger } from '../validate.js';
 import { LogBatch } from '../log-batch.js';
 import type { StoredEntry } from '../protos.js';
 import { CompactedError, SnapshotOutOfDateError, UnavailableError } from './errors.js';
@@ -120,7 +121,7 @@ export class RaftStorage {
     if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('RaftStorage options must be an object');
     this.#sync = syncOption(options.sync, true);
     this.engine = engine;
-    this.region = toSafeInteger(region, 'region');
+    this.region = requireInteger(region, 'region');
     // The region must hold exactly the entries after the dummy.
     const first = engine.firstIndex(this.region);
     const dummy = this.#dummy();
@@ -160,7 +161,7 @@ export class RaftStorage {
    * COMPACTED below, UNAVAILABLE above.
    */
   async term(index: number): Promise<number> {
-    index = toSafeInteger(index, 'index');
+    index = requireInteger(index, 'index');
     const dummy = this.#dummy();
     if (index < dummy.index) throw new CompactedError(`term(${index}): compacted through ${dummy.index}`);
     if (index === dummy.index) return dummy.term;
@@ -183,8 +184,8 @@ export class RaftStorage {
    * UNAVAILABLE when `hi > lastIndex() + 1` or the log holds no entry.
    */
   async entries(lo: number, hi: number, maxSize?: number): Promise<StoredEntry[]> {
-    lo = toSafeInteger(lo, 'lo');
-    hi = toSafeInteger(hi, 'hi');
+    lo = requireInteger(lo, 'lo');
+    hi = requireInteger(hi, 'hi');
     if (maxSize !== undefined && (typeof maxSize !== 'number' || !(maxSize >= 0))) {
       throw new InvalidArgumentError(`maxSize must be a non-negative number or undefined, got ${String(maxSize)}`);
     }
@@ -233,7 +234,7 @@ export class RaftStorage {
    */
   createSnapshot(index: number, confState?: ConfStateInit, options?: RaftStorageWriteOptions): Promise<SnapshotMetadata> {
     return this.#exclusive(async () => {
-      index = toSafeInteger(index, 'index');
+      index = requireInteger(index, 'index');
       const previous = this.snapshot();
       if (index <= previous.index) throw new SnapshotOutOfDateError(`createSnapshot(${index}): the snapshot is already at ${previous.index}`);
       const last = this.lastIndex();
@@ -253,7 +254,7 @@ export class RaftStorage {
    */
   compact(index: number, options?: RaftStorageWriteOptions): Promise<void> {
     return this.#exclusive(async () => {
-      index = toSafeInteger(index, 'index');
+      index = requireInteger(index, 'index');
       const dummy = this.#dummy();
       if (index <= dummy.index) throw new CompactedError(`compact(${index}): compacted through ${dummy.index}`);
       const last = this.lastIndex();

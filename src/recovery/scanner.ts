@@ -6,6 +6,7 @@
  * record means for the chosen RecoveryMode.
  */
 import { uncompressSync } from 'lz4-napi';
+import { assert } from '../assert.js';
 import type { FileHandle } from '../filesystem.js';
 import { readFully } from '../read-fully.js';
 import { crc32c } from '../format/checksum.js';
@@ -17,6 +18,7 @@ import {
   RECORD_HEADER_SIZE,
   isAllZero,
   nextRecordOffset,
+  readOffsetTag,
   readRecordHeader,
   type RecordHeader,
 } from '../format/layout.js';
@@ -161,13 +163,19 @@ export class FileWindow {
     this.#ahead = undefined;
     const got = await ahead.done;
     const tail = this.#end - offset;
-    const usable = got === ahead.length && ahead.start === this.#end && tail >= 0 && tail <= STITCH_BYTES && offset + length <= ahead.start + got;
+    const usable =
+      got === ahead.length &&
+      ahead.start === this.#end &&
+      tail >= 0 &&
+      tail <= STITCH_BYTES &&
+      offset + length <= ahead.start + got;
     if (!usable) {
       this.#spare = ahead.buffer;
       return false;
     }
     const current = this.#buffer;
-    ahead.buffer.set(current.subarray(this.#base + offset - this.#start, this.#base + this.#end - this.#start), STITCH_BYTES - tail);
+    const unread = current.subarray(this.#base + offset - this.#start, this.#base + this.#end - this.#start);
+    ahead.buffer.set(unread, STITCH_BYTES - tail);
     this.#buffer = ahead.buffer;
     this.#base = STITCH_BYTES - tail;
     this.#start = offset;
@@ -183,7 +191,9 @@ export class FileWindow {
     const length = Math.min(this.#windowBytes, this.size - start);
     let buffer = this.#spare;
     this.#spare = undefined;
-    if (buffer === undefined || buffer.length < STITCH_BYTES + length) buffer = new Uint8Array(STITCH_BYTES + this.#windowBytes);
+    if (buffer === undefined || buffer.length < STITCH_BYTES + length) {
+      buffer = new Uint8Array(STITCH_BYTES + this.#windowBytes);
+    }
     // A failed read-ahead is not an error: the plain read that replaces it reports whatever is wrong.
     const done = readFully(this.handle, buffer, STITCH_BYTES, length, start).catch(() => -1);
     this.#ahead = { start, length, buffer, done };
@@ -206,7 +216,8 @@ export class RecordScanner {
     if (offset >= size) return { kind: 'eof' };
     const headerBytes = await this.window.view(offset, RECORD_HEADER_SIZE);
     if (headerBytes === undefined) {
-      return (await this.window.zeroFrom(offset)) ? { kind: 'zero-tail' } : { kind: 'damage', detail: 'truncated record header' };
+      if (await this.window.zeroFrom(offset)) return { kind: 'zero-tail' };
+      return { kind: 'damage', detail: 'truncated record header' };
     }
     const header = readRecordHeader(headerBytes, offset, this.salt);
     if (header === undefined) {
@@ -232,7 +243,12 @@ export class RecordScanner {
       if (error instanceof PayloadDecodeError) return { kind: 'damage', detail: `payload: ${error.message}` };
       throw error;
     }
-    return { offset, header, payload, items, end: nextRecordOffset(offset, header.payloadLength) };
+    const end = nextRecordOffset(offset, header.payloadLength);
+    // Pair of writeRecordHeader's checks, on what was just read and verified.
+    assert(payloadBytes.length === header.payloadLength, 'scanner: the payload read is the length the header says');
+    assert(end > offset, 'scanner: the next record starts after this one');
+    assert(end % RECORD_ALIGNMENT === 0, 'scanner: the next record starts 8-byte aligned');
+    return { offset, header, payload, items, end };
   }
 
   /**
@@ -246,8 +262,7 @@ export class RecordScanner {
     for (; at + RECORD_HEADER_SIZE <= size; at += RECORD_ALIGNMENT) {
       const bytes = this.window.peek(at, RECORD_HEADER_SIZE) ?? (await this.window.view(at, RECORD_HEADER_SIZE));
       if (bytes === undefined) return undefined;
-      const tag = (bytes[8]! | (bytes[9]! << 8) | (bytes[10]! << 16) | (bytes[11]! << 24)) >>> 0;
-      if (tag !== at) continue;
+      if (readOffsetTag(bytes) !== at) continue;
       const candidate = await this.read(at);
       if ('header' in candidate) return candidate;
     }

@@ -32,6 +32,13 @@ export interface ConformanceInstance<F extends FileSystem = FileSystem> {
    * is visible to a fresh instance. Called only once every handle is closed.
    */
   reopen?(): Promise<FileSystem>;
+  /**
+   * Optional, for targets over a real directory: fresh FileSystems over the
+   * same directory through every directory backend available here (this
+   * one's included, and EncryptedFs over one), not yet `init()`ed. The suite
+   * closes them.
+   */
+  siblings?(): Promise<readonly { name: string; fs: FileSystem }[]>;
 }
 
 export interface ConformanceTarget<F extends FileSystem = FileSystem> {
@@ -64,7 +71,10 @@ export function runConformance<F extends FileSystem>(target: ConformanceTarget<F
     describe('barriers', () => registerBarriers(test));
     describe('truncate, preallocate, size', () => registerSizing(test));
     describe('directory operations', () => registerDirectory(test));
-    describe('locks', () => registerLocks(test));
+    describe('locks', () => {
+      registerLocks(test);
+      registerSiblingLocks(target);
+    });
     describe('closed handles', () => registerClosed(test));
     describe('invalid names and arguments', () => registerInvalid(test));
     describe('reopen', () => registerReopen(target));
@@ -513,6 +523,32 @@ function registerLocks<F extends FileSystem>(test: Register<F>): void {
       if (r.status === 'rejected') assert.ok(isRaftlogError(r.reason, ErrorCode.LOCKED), `got ${String(r.reason)}`);
     }
     await won[0]!.value.release();
+  });
+}
+
+function registerSiblingLocks<F extends FileSystem>(target: ConformanceTarget<F>): void {
+  it('the lock excludes every other backend on the same directory', async (t) => {
+    await withFs(target, async (fs, instance) => {
+      if (instance.siblings === undefined) {
+        t.skip('the target keeps no real directory');
+        return;
+      }
+      const siblings = await instance.siblings();
+      assert.ok(siblings.length > 0);
+      for (const { name, fs: other } of siblings) {
+        try {
+          await other.init();
+          const ours = await fs.lock('LOCK');
+          await expectCode(() => other.lock('LOCK'), ErrorCode.LOCKED, `${name} while ${target.name} holds it:`);
+          await ours.release();
+          const theirs = await other.lock('LOCK');
+          await expectCode(() => fs.lock('LOCK'), ErrorCode.LOCKED, `${target.name} while ${name} holds it:`);
+          await theirs.release();
+        } finally {
+          await other.close();
+        }
+      }
+    });
   });
 }
 
