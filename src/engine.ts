@@ -87,7 +87,7 @@ export interface EngineOptions {
    * Write an index checkpoint (the memtables) at a clean close, and load it at
    * open instead of replaying the log when it matches the log exactly
    * (docs/recovery: what open then verifies). Default true; false always
-   * replays every record (an existing checkpoint is removed either way).
+   * replays every record (an existing checkpoint is invalidated either way).
    */
   indexCheckpoint?: boolean;
 }

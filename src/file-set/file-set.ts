@@ -22,7 +22,7 @@ import {
   parseRecycleFileName,
   recycleFileName,
 } from '../file-names.js';
-import { HOST_LITTLE_ENDIAN, encodeIndexCheckpoint, type CoveredFile } from '../format/index-checkpoint.js';
+import { HOST_LITTLE_ENDIAN, INDEX_INVALID_BYTES, encodeIndexCheckpoint, type CoveredFile } from '../format/index-checkpoint.js';
 import { readFully } from '../read-fully.js';
 import type { FileHandle, FileSystem } from '../filesystem.js';
 import { FILE_HEADER_SIZE, Queue, decodeFileHeader } from '../format/layout.js';
@@ -132,7 +132,7 @@ export class FileSet {
   async open(mode: RecoveryMode, memtables: Memtables, indexCheckpoint = false): Promise<RecoveredState> {
     const recovered = await recoverLog(this.#fs, mode, memtables, { spillGiven: this.#tiered !== undefined, indexCheckpoint });
     try {
-      await this.#removeIndexCheckpoint();
+      await this.#invalidateIndexCheckpoint();
     } catch (error) {
       for (const file of recovered.log.files) await file.handle.close().catch(() => undefined);
       await recovered.rewrite.checkpoint?.handle.close().catch(() => undefined);
@@ -288,18 +288,37 @@ export class FileSet {
 
   /**
    * An index checkpoint describes the log only until the next write: the
-   * open that finds one removes it, durably, before any write (see
-   * src/recovery/index-checkpoint.ts), along with a half-written one.
+   * open that finds one invalidates it, durably, before any write (see
+   * src/recovery/index-checkpoint.ts), and removes a half-written one. It is
+   * zeroed in place rather than removed, so open frees no space: a full disk
+   * stays exactly as full as the engine found it (a backend writing through
+   * a memory map of a sparse file faults, SIGBUS, if a few freed blocks let
+   * it get that far). Where the in-place write itself needs space (an
+   * encrypting FileSystem), it is removed instead.
    */
-  async #removeIndexCheckpoint(): Promise<void> {
+  async #invalidateIndexCheckpoint(): Promise<void> {
     const fs = this.#options.fs;
-    let removed = false;
-    for (const name of [INDEX_CHECKPOINT_NAME, INDEX_CHECKPOINT_TMP_NAME]) {
-      if (!(await fs.exists(name))) continue;
-      await fs.remove(name);
-      removed = true;
+    if (await fs.exists(INDEX_CHECKPOINT_TMP_NAME)) {
+      await fs.remove(INDEX_CHECKPOINT_TMP_NAME);
+      await fs.syncDir();
     }
-    if (removed) await fs.syncDir();
+    if (!(await fs.exists(INDEX_CHECKPOINT_NAME))) return;
+    const handle = await fs.open(INDEX_CHECKPOINT_NAME);
+    try {
+      const head = new Uint8Array(INDEX_INVALID_BYTES);
+      const read = await readFully(handle, head, 0, head.length, 0);
+      if (head.subarray(0, read).every((byte) => byte === 0)) return;
+      const block = new Uint8Array(Math.max(fs.capabilities.writeAlignment, INDEX_INVALID_BYTES));
+      await handle.write([block], 0, { sync: true });
+    } catch (error) {
+      if (!isRaftlogError(error, 'NO_SPACE')) throw error;
+      await handle.close().catch(() => undefined);
+      await fs.remove(INDEX_CHECKPOINT_NAME);
+      await fs.syncDir();
+      return;
+    } finally {
+      await handle.close().catch(() => undefined);
+    }
   }
 
   /** After a failed barrier: cut the active file back to what is durable (LogWriter.discardUnsynced). */

@@ -13,9 +13,17 @@ import { readU64, writeU64 } from './layout.js';
 export const INDEX_CHECKPOINT_MAGIC = Uint8Array.from([0x52, 0x4c, 0x49, 0x4e, 0x44, 0x45, 0x58, 0x0a]); // "RLINDEX\n"
 export const INDEX_CHECKPOINT_VERSION = 1;
 export const INDEX_HEADER_SIZE = 72;
+/** What decoding says of a checkpoint an earlier open invalidated. */
+export const CONSUMED = 'consumed';
 export const INDEX_FILE_ENTRY_SIZE = 24;
 export const INDEX_REGION_HEADER_SIZE = 32;
 const KEY_HEADER_SIZE = 12;
+
+/**
+ * An open that found a checkpoint zeroes (at least) this many leading bytes
+ * of it: a checkpoint starting with them all zero was consumed.
+ */
+export const INDEX_INVALID_BYTES = 64;
 
 /** Typed arrays are host-endian; the file is little-endian. A big-endian host neither writes nor loads one. */
 export const HOST_LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
@@ -132,6 +140,7 @@ export function encodeIndexCheckpoint(covered: CoveredLog, regions: readonly Reg
  */
 export function decodeIndexCheckpoint(file: Uint8Array): IndexCheckpoint | string {
   if (file.length < INDEX_HEADER_SIZE + 4) return 'shorter than its header';
+  if (file.subarray(0, INDEX_INVALID_BYTES).every((byte) => byte === 0)) return CONSUMED;
   // Unverified until the checksum below covers it: a damaged length fails that.
   const length = new DataView(file.buffer, file.byteOffset, file.byteLength).getUint32(60, true);
   if (length < INDEX_HEADER_SIZE + 4 || length > file.length) return `length ${length} does not fit the file (${file.length} bytes)`;

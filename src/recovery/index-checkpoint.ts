@@ -4,8 +4,8 @@
  *
  * The rule for staleness is the simplest one that is always correct: a
  * checkpoint describes the log exactly as one clean close left it, and the
- * open that finds it removes it (durably, before the engine accepts a write;
- * see FileSet.open), used or not. So no checkpoint ever exists while the log
+ * open that finds it invalidates it (zeroes its header in place, durably,
+ * before the engine accepts a write; see FileSet.open), used or not. So no checkpoint ever exists while the log
  * holds records it does not cover, and a crash after new writes replays the
  * whole log. Open still checks that the log is the one the checkpoint names,
  * so a checkpoint copied from elsewhere, left by a process that did not remove
@@ -26,7 +26,7 @@
 import type { Memtables } from '../apply.js';
 import { INDEX_CHECKPOINT_NAME, logFileName, parseLogFileName } from '../file-names.js';
 import type { FileHandle, FileSystem } from '../filesystem.js';
-import { HOST_LITTLE_ENDIAN, decodeIndexCheckpoint, type CoveredFile, type CoveredLog } from '../format/index-checkpoint.js';
+import { CONSUMED, HOST_LITTLE_ENDIAN, decodeIndexCheckpoint, type CoveredFile, type CoveredLog } from '../format/index-checkpoint.js';
 import { FILE_HEADER_SIZE, Queue, decodeFileHeader } from '../format/layout.js';
 import type { ManifestRead } from '../file-set/manifest.js';
 import { RegionMemtable } from '../memtable.js';
@@ -43,6 +43,7 @@ export async function loadIndexCheckpoint(fs: FileSystem, mode: RecoveryMode, ma
   if (!HOST_LITTLE_ENDIAN) return { kind: 'unused', reason: 'big-endian host' };
   if (manifest.kind !== 'ok') return { kind: 'unused', reason: `stale: MANIFEST ${manifest.kind}` };
   const decoded = decodeIndexCheckpoint(await readWhole(fs, INDEX_CHECKPOINT_NAME));
+  if (decoded === CONSUMED) return { kind: 'unused', reason: 'stale: an earlier open used or set it aside (the log may have changed since)' };
   if (typeof decoded === 'string') return { kind: 'unused', reason: `damaged: ${decoded}` };
   const { covered } = decoded;
   const state = manifest.state;

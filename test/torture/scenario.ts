@@ -629,7 +629,7 @@ export class Scenario {
    */
   async #recover(kind: 'restart' | 'kill' | 'power', options: RecoverOptions): Promise<void> {
     this.#resetIncarnation();
-    // An open that loaded a checkpoint removed it durably: a kill or power loss after it must replay the log.
+    // An open that loaded a checkpoint invalidated it durably: a kill or power loss after it must replay the log.
     // (Not when this open is itself cut short: that cut may come before the removal.)
     const crashedOverCheckpoint = kind !== 'restart' && this.#loadedCheckpoint && options.crashDuringRecoveryAfter === undefined;
     if (options.crashDuringRecoveryAfter !== undefined) await this.#interruptedRecovery(options);
