@@ -83,6 +83,13 @@ export interface EngineOptions {
    * disables the cache.
    */
   readCacheBytes?: number;
+  /**
+   * Write an index checkpoint (the memtables) at a clean close, and load it at
+   * open instead of replaying the log when it matches the log exactly
+   * (docs/recovery: what open then verifies). Default true; false always
+   * replays every record (an existing checkpoint is invalidated either way).
+   */
+  indexCheckpoint?: boolean;
 }
 
 export interface WriteOptions {
@@ -159,6 +166,7 @@ const DEFAULTS = {
   recycleFiles: 1,
   prefillFiles: 0,
   readCacheBytes: 64 << 20,
+  indexCheckpoint: true,
 };
 
 export class Engine implements AsyncDisposable {
@@ -199,6 +207,7 @@ export class Engine implements AsyncDisposable {
       recycleFiles: options.recycleFiles ?? DEFAULTS.recycleFiles,
       prefillFiles: options.prefillFiles ?? DEFAULTS.prefillFiles,
       readCacheBytes: options.readCacheBytes ?? DEFAULTS.readCacheBytes,
+      indexCheckpoint: options.indexCheckpoint ?? DEFAULTS.indexCheckpoint,
     };
     this.#nextSalt = saltSource(options.seed);
     this.#files = new FileSet({
@@ -231,7 +240,7 @@ export class Engine implements AsyncDisposable {
     try {
       await this.#files.fs.init();
       this.#lock = await this.#files.fs.lock(LOCK_NAME);
-      const { log } = await this.#files.open(this.#options.recoveryMode, this.#memtables);
+      const { log } = await this.#files.open(this.#options.recoveryMode, this.#memtables, this.#options.indexCheckpoint);
       this.#recovery = log.report;
       await this.#files.prefill(this.#options.prefillFiles);
       this.#state = 'open';
@@ -610,6 +619,13 @@ export class Engine implements AsyncDisposable {
           await this.#files.discardUnsynced();
           throw error;
         });
+        // Only after the seal is durable: the checkpoint covers the sealed log.
+        // It is an optimization, so a full disk costs the next open a full replay, not the close.
+        if (this.#options.indexCheckpoint) {
+          await this.#files.writeIndexCheckpoint(this.#memtables).catch((error: unknown) => {
+            if (!isRaftlogError(error, 'NO_SPACE')) throw error;
+          });
+        }
       }
     } finally {
       await this.#releaseAll();

@@ -60,3 +60,8 @@ export function parseRecycleFileName(name: string): number | undefined {
   const match = RECYCLE_NAME.exec(name);
   return match === null ? undefined : Number(match[1]);
 }
+
+/** The index checkpoint a clean close writes (src/recovery/index-checkpoint.ts). */
+export const INDEX_CHECKPOINT_NAME = 'INDEX';
+/** An index checkpoint being written, renamed to INDEX once durable. */
+export const INDEX_CHECKPOINT_TMP_NAME = 'INDEX.tmp';

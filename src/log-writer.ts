@@ -97,6 +97,8 @@ export class LogWriter {
   rotations = 0;
   /** Records were appended since this writer started or last sealed. */
   #appendedSinceSeal = false;
+  /** Where the active file's seal record starts, while `sealed` and the file holds records (else 0). */
+  #sealAt = 0;
 
   private constructor(options: LogWriterOptions, state: ActiveFileState, allocated: number) {
     this.#options = options;
@@ -113,7 +115,7 @@ export class LogWriter {
    * nothing, but makes what is there durable. `provenEnd`: where the data
    * the records prove durable ends (their synced-through marks).
    */
-  static async resume(options: LogWriterOptions, state: ActiveFileState & { provenEnd: number; sealed: boolean }): Promise<LogWriter> {
+  static async resume(options: LogWriterOptions, state: ActiveFileState & { provenEnd: number; sealed: boolean; sealAt: number }): Promise<LogWriter> {
     // What recovery read may live only in the page cache (a process killed
     // before its barrier, or an engine reopened without a reboot). The writer
     // counts everything up to `offset` as durable (sync() skips, rotation
@@ -134,6 +136,7 @@ export class LogWriter {
     // Records left by a session that did not close cleanly are proven by
     // nothing; the next clean close seals them even if nothing is appended.
     writer.#appendedSinceSeal = !state.sealed && state.offset > FILE_HEADER_SIZE;
+    writer.#sealAt = state.sealed ? state.sealAt : 0;
     return writer;
   }
 
@@ -256,7 +259,8 @@ export class LogWriter {
     await this.sync();
     if (!this.#appendedSinceSeal) return;
     try {
-      await this.append([new LogBatch().seal(Number.POSITIVE_INFINITY)], true, false);
+      const [placed] = await this.append([new LogBatch().seal(Number.POSITIVE_INFINITY)], true, false);
+      this.#sealAt = placed!.fileId === this.fileId ? placed!.offset : 0;
     } catch (error) {
       // A full disk must not fail a clean close: everything is durable by
       // the barrier above, the seal only adds proof. Without it the last
@@ -265,6 +269,20 @@ export class LogWriter {
       throw error;
     }
     this.#appendedSinceSeal = false;
+  }
+
+  /** Nothing was appended since the file's last seal record (or it holds no record): a clean close's end. */
+  get sealed(): boolean {
+    return !this.#appendedSinceSeal;
+  }
+
+  /** Where the active file's seal record starts, when `sealed` and it holds records; 0 otherwise. */
+  get sealOffset(): number {
+    return this.sealed ? this.#sealAt : 0;
+  }
+
+  get salt(): number {
+    return this.#salt;
   }
 
   /** Retires the active file (synced in full) and starts the next one. */

@@ -17,6 +17,7 @@
  */
 import { assert, bug } from './assert.js';
 import { RECORD_HEADER_SIZE } from './format/layout.js';
+import type { RegionIndex } from './format/index-checkpoint.js';
 
 const COMPRESSED_BIT = 0x8000_0000;
 const MIN_CAPACITY = 8;
@@ -90,6 +91,21 @@ class Columns {
     if (this.length === 0) this.head = 0;
     const capacity = this.capacity;
     if (capacity > 4 * MIN_CAPACITY && this.length < capacity / 4) this.#resize(Math.max(MIN_CAPACITY, capacity / 2));
+  }
+
+  /** Takes `u32`/`f64` (all `length` rows, head 0) as the columns, without copying. */
+  adopt(u32: Uint32Array[], f64: Float64Array[], length: number): void {
+    this.u32 = u32;
+    this.f64 = f64;
+    this.head = 0;
+    this.length = length;
+    this.#capacity = length;
+  }
+
+  /** Views of the live rows of each column. */
+  live(): { u32: Uint32Array[]; f64: Float64Array[] } {
+    const end = this.head + this.length;
+    return { u32: this.u32.map((c) => c.subarray(this.head, end)), f64: this.f64.map((c) => c.subarray(this.head, end)) };
   }
 
   byteLength(): number {
@@ -329,6 +345,41 @@ export class RegionMemtable {
     if (after !== undefined && !kept.some((run) => run.first === end)) kept.push(after);
     this.#replaceRows(table, kept);
     dropRowsBelow(table, this.#first);
+  }
+
+  /**
+   * The index and keys as columns of live rows (views into the memtable, valid
+   * until it changes), for an index checkpoint (src/format/index-checkpoint.ts).
+   */
+  exportIndex(): RegionIndex {
+    const entries = this.#entries.live();
+    const runs = this.#fileRuns.live();
+    const packed = this.#packed.live();
+    const keys: RegionIndex['keys'] = [];
+    for (const [key, kv] of this.kv) keys.push({ key: Buffer.from(key, 'latin1'), value: kv.value, fileId: kv.fileId });
+    return {
+      region: this.region,
+      first: this.#first,
+      offsets: entries.u32[0]!,
+      lengths: entries.u32[1]!,
+      runFirsts: runs.f64[0]!,
+      runFiles: runs.u32[0]!,
+      packedFirsts: packed.f64[0]!,
+      packedOffsets: packed.u32[0]!,
+      packedLengths: packed.u32[1]!,
+      keys,
+    };
+  }
+
+  /** A memtable holding what `exportIndex` gave; takes the columns over without copying them. */
+  static fromIndex(index: RegionIndex): RegionMemtable {
+    const memtable = new RegionMemtable(index.region);
+    memtable.#first = index.first;
+    memtable.#entries.adopt([index.offsets, index.lengths], [], index.offsets.length);
+    memtable.#fileRuns.adopt([index.runFiles], [index.runFirsts], index.runFiles.length);
+    memtable.#packed.adopt([index.packedOffsets, index.packedLengths], [index.packedFirsts], index.packedOffsets.length);
+    for (const { key, value, fileId } of index.keys) memtable.kv.set(Buffer.from(key.buffer, key.byteOffset, key.length).toString('latin1'), { value, fileId });
+    return memtable;
   }
 
   /** Bytes of entry data the region holds. */

@@ -761,10 +761,12 @@ describe('EncryptedFs: bad keys and damage', () => {
     const damaged = Buffer.from(logBytes);
     damaged[HEADER_BYTES + Math.floor(hwm / 2)]! ^= 0x01; // inside a record, not the torn-tail zone
     image.set(logName, damaged);
+    // A full replay: an open from the index checkpoint the clean close wrote would not re-read the damaged record.
     const broken = new Engine({
       fs: new EncryptedFs(MemFs.fromSnapshot(image), { masterKey: KEY_A }),
       seed: 1,
       recoveryMode: RecoveryMode.AbsoluteConsistency,
+      indexCheckpoint: false,
     });
     await expectCode(broken.open(), ErrorCode.CORRUPTION, 'engine open over flipped ciphertext');
   });

@@ -13,7 +13,15 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { describeHolder, LOCK_SCRATCH_PREFIX } from '../../backends/directory-lock.js';
 import { DICTIONARY_NAME, DICTIONARY_TMP_NAME } from '../../backends/encrypted.js';
-import { LOCK_NAME, MANIFEST_NAME, MANIFEST_TMP_NAME, parseLogFileName, parseRecycleFileName } from '../file-names.js';
+import {
+  INDEX_CHECKPOINT_NAME,
+  INDEX_CHECKPOINT_TMP_NAME,
+  LOCK_NAME,
+  MANIFEST_NAME,
+  MANIFEST_TMP_NAME,
+  parseLogFileName,
+  parseRecycleFileName,
+} from '../file-names.js';
 import { Queue } from '../format/layout.js';
 import type { FileSystem } from '../filesystem.js';
 import { CliError, ExitCode, describeError, errnoOf, pathError } from './errors.js';
@@ -46,6 +54,8 @@ function isRaftlogFileName(name: string): boolean {
     parseRecycleFileName(name) !== undefined ||
     name === MANIFEST_NAME ||
     name === MANIFEST_TMP_NAME ||
+    name === INDEX_CHECKPOINT_NAME ||
+    name === INDEX_CHECKPOINT_TMP_NAME ||
     name.startsWith(LOCK_SCRATCH_PREFIX)
   );
 }

@@ -160,7 +160,8 @@ async function rebuild(
 ): Promise<string[]> {
   const staging = path.join(dir, `.repair-new-${stamp}`);
   // No preallocation: the old files are moved into the backup as they were.
-  const old = new Engine({ fs: make(dir), recoveryMode: RecoveryMode.TolerateAnyCorruption, preallocateBytes: 0 });
+  // A full replay (never the index checkpoint): repair keeps what verifies, so every record must be read.
+  const old = new Engine({ fs: make(dir), recoveryMode: RecoveryMode.TolerateAnyCorruption, preallocateBytes: 0, indexCheckpoint: false });
   await old.open();
   try {
     // The same backend as the original, so the new files have its on-disk format.

@@ -14,9 +14,18 @@
  * the file it planned on must still be there when it gets to it.
  */
 import { isRaftlogError } from '../errors.js';
-import { fileId, logFileName, parseRecycleFileName, recycleFileName } from '../file-names.js';
+import {
+  INDEX_CHECKPOINT_NAME,
+  INDEX_CHECKPOINT_TMP_NAME,
+  fileId,
+  logFileName,
+  parseRecycleFileName,
+  recycleFileName,
+} from '../file-names.js';
+import { HOST_LITTLE_ENDIAN, INDEX_INVALID_BYTES, encodeIndexCheckpoint, type CoveredFile } from '../format/index-checkpoint.js';
+import { readFully } from '../read-fully.js';
 import type { FileHandle, FileSystem } from '../filesystem.js';
-import { Queue } from '../format/layout.js';
+import { FILE_HEADER_SIZE, Queue, decodeFileHeader } from '../format/layout.js';
 import type { Memtables } from '../apply.js';
 import type { SealedRecord } from '../log-batch.js';
 import { LogWriter, type LogWriterOptions, type PlacedRecord } from '../log-writer.js';
@@ -120,8 +129,15 @@ export class FileSet {
    * creation never completed), except that a directory without a MANIFEST
    * gains one here when there is room (else at its first new file).
    */
-  async open(mode: RecoveryMode, memtables: Memtables): Promise<RecoveredState> {
-    const recovered = await recoverLog(this.#fs, mode, memtables, { spillGiven: this.#tiered !== undefined });
+  async open(mode: RecoveryMode, memtables: Memtables, indexCheckpoint = false): Promise<RecoveredState> {
+    const recovered = await recoverLog(this.#fs, mode, memtables, { spillGiven: this.#tiered !== undefined, indexCheckpoint });
+    try {
+      await this.#invalidateIndexCheckpoint();
+    } catch (error) {
+      for (const file of recovered.log.files) await file.handle.close().catch(() => undefined);
+      await recovered.rewrite.checkpoint?.handle.close().catch(() => undefined);
+      throw error;
+    }
     const { rewrite, log, manifest } = recovered;
     this.#rewriteSeq = rewrite.maxSeq;
     const checkpoint = rewrite.checkpoint;
@@ -248,6 +264,88 @@ export class FileSet {
     // A full disk must not fail a clean close (as for the seal): the log is
     // durable, only the proof of its end is missing, as after a crash.
     await ignoreNoSpace(this.#persist());
+  }
+
+  /**
+   * Writes the index checkpoint (src/format/index-checkpoint.ts) of a log
+   * just sealed by a clean close: under INDEX.tmp, made durable, renamed to
+   * INDEX, the rename made durable. A crash anywhere leaves INDEX absent or
+   * whole (INDEX.tmp is removed by the next open). Returns false, writing
+   * nothing, when the log is not in a state a checkpoint can describe (not
+   * sealed, no file, a listed file not held after a salvage recovery).
+   */
+  async writeIndexCheckpoint(memtables: Memtables): Promise<boolean> {
+    const writer = this.#writer;
+    const manifest = this.#manifest;
+    if (!HOST_LITTLE_ENDIAN || writer === undefined || !writer.sealed || manifest === undefined) return false;
+    const state = this.#state;
+    if (state.last !== writer.seq || state.first === 0) return false;
+    // A file with records must end in the seal record open checks for (none when a full disk refused it).
+    if (writer.offset > FILE_HEADER_SIZE && writer.sealOffset === 0) return false;
+    const files: CoveredFile[] = [];
+    for (const file of this.#files.values()) {
+      const listed = file.queue === Queue.Rewrite ? file.seq === state.checkpoint?.seq : file.seq >= state.first && file.seq <= state.last;
+      if (!listed) return false;
+      const header = new Uint8Array(FILE_HEADER_SIZE);
+      const decoded = decodeFileHeader(header.subarray(0, await readFully(file.handle, header, 0, FILE_HEADER_SIZE, 0)));
+      if (typeof decoded === 'string') return false;
+      files.push({ seq: file.seq, queue: file.queue, salt: decoded.salt, size: await file.handle.size() });
+    }
+    if (files.length !== (state.checkpoint === undefined ? 0 : 1) + state.last - state.first + 1) return false;
+    const regions = [...memtables.values()].map((memtable) => memtable.exportIndex());
+    const bytes = encodeIndexCheckpoint(
+      { manifestGeneration: manifest.generation, first: state.first, last: state.last, rewriteSeq: state.checkpoint?.seq ?? 0, lastEnd: writer.offset, sealAt: writer.sealOffset, files },
+      regions,
+    );
+    const fs = this.#options.fs;
+    const alignment = fs.capabilities.writeAlignment;
+    const padded = new Uint8Array(Math.ceil(bytes.length / alignment) * alignment);
+    padded.set(bytes);
+    if (await fs.exists(INDEX_CHECKPOINT_TMP_NAME)) await fs.remove(INDEX_CHECKPOINT_TMP_NAME);
+    const handle = await fs.open(INDEX_CHECKPOINT_TMP_NAME, { create: true, capacityBytes: padded.length });
+    try {
+      await handle.write([padded], 0, { sync: true });
+    } finally {
+      await handle.close();
+    }
+    await fs.rename(INDEX_CHECKPOINT_TMP_NAME, INDEX_CHECKPOINT_NAME);
+    await fs.syncDir();
+    return true;
+  }
+
+  /**
+   * An index checkpoint describes the log only until the next write: the
+   * open that finds one invalidates it, durably, before any write (see
+   * src/recovery/index-checkpoint.ts), and removes a half-written one. It is
+   * zeroed in place rather than removed, so open frees no space: a full disk
+   * stays exactly as full as the engine found it (a backend writing through
+   * a memory map of a sparse file faults, SIGBUS, if a few freed blocks let
+   * it get that far). Where the in-place write itself needs space (an
+   * encrypting FileSystem), it is removed instead.
+   */
+  async #invalidateIndexCheckpoint(): Promise<void> {
+    const fs = this.#options.fs;
+    if (await fs.exists(INDEX_CHECKPOINT_TMP_NAME)) {
+      await fs.remove(INDEX_CHECKPOINT_TMP_NAME);
+      await fs.syncDir();
+    }
+    if (!(await fs.exists(INDEX_CHECKPOINT_NAME))) return;
+    const handle = await fs.open(INDEX_CHECKPOINT_NAME);
+    try {
+      const head = new Uint8Array(INDEX_INVALID_BYTES);
+      const read = await readFully(handle, head, 0, head.length, 0);
+      if (head.subarray(0, read).every((byte) => byte === 0)) return;
+      const block = new Uint8Array(Math.max(fs.capabilities.writeAlignment, INDEX_INVALID_BYTES));
+      await handle.write([block], 0, { sync: true });
+    } catch (error) {
+      if (!isRaftlogError(error, 'NO_SPACE')) throw error;
+      await handle.close().catch(() => undefined);
+      await fs.remove(INDEX_CHECKPOINT_NAME);
+      await fs.syncDir();
+      return;
+    } finally {
+      await handle.close().catch(() => undefined);
+    }
   }
 
   /** After a failed barrier: cut the active file back to what is durable (LogWriter.discardUnsynced). */

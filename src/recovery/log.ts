@@ -20,6 +20,7 @@ import { fileIdQueue, fileIdSeq, logFileName, parseLogFileName } from '../file-n
 import type { FileSystem } from '../filesystem.js';
 import { FILE_FLAG_MANIFEST, FILE_HEADER_SIZE, RECORD_FLAG_LZ4, decodeFileHeader } from '../format/layout.js';
 import { recoverCheckpoint, type RewriteQueueState } from './checkpoint.js';
+import { loadIndexCheckpoint } from './index-checkpoint.js';
 import { MANIFEST_NAME } from '../file-names.js';
 import { readManifest, spilledPerManifest, type ManifestRead, type ManifestState } from '../file-set/manifest.js';
 import { Queue } from '../format/layout.js';
@@ -42,6 +43,8 @@ export interface RecoverLogOptions {
   visit?: (record: ScannedRecord, fileId: number) => void;
   /** A spill FileSystem is part of `fs` (a TieredFs): a file the manifest places there and `fs` lacks is missing, not withheld. */
   spillGiven?: boolean;
+  /** Load the index checkpoint when it matches the log, instead of replaying (see index-checkpoint.ts). Never in a dry run. */
+  indexCheckpoint?: boolean;
 }
 
 export async function recoverLog(fs: FileSystem, mode: RecoveryMode, memtables: Memtables, options: RecoverLogOptions = {}): Promise<RecoveredState> {
@@ -68,6 +71,12 @@ export async function recoverLog(fs: FileSystem, mode: RecoveryMode, memtables: 
     }
   };
   const manifest = await readManifest(fs);
+  let checkpointUse = { used: false, detail: 'disabled' };
+  if (options.indexCheckpoint === true && options.dryRun !== true) {
+    const loaded = await loadIndexCheckpoint(fs, mode, manifest, memtables);
+    if (loaded.kind === 'loaded') return loaded.state;
+    checkpointUse = { used: false, detail: loaded.reason };
+  }
   const manifestProblems: RecoveryProblem[] = [];
   const report = { mode, problems: manifestProblems } as RecoveryReport;
   if (manifest.kind === 'damaged') {
@@ -93,6 +102,7 @@ export async function recoverLog(fs: FileSystem, mode: RecoveryMode, memtables: 
     const minSeq = listed !== undefined ? listed.first : rewrite.checkpoint?.watermark;
     const log = await recoverQueue(fs, mode, apply, { dryRun: options.dryRun, minSeq, maxSeq: listed?.last, cleanEnd: listed?.cleanEnd });
     log.report.problems.unshift(...manifestProblems, ...rewrite.problems);
+    if (options.indexCheckpoint !== undefined) log.report.indexCheckpoint = checkpointUse;
     return { manifest, rewrite, log, deadRunsSkipped };
   } catch (error) {
     await rewrite.checkpoint?.handle.close().catch(() => undefined);

@@ -36,6 +36,12 @@
  *
  * Every cut, skip and removal is listed in the RecoveryReport.
  *
+ * After a clean close an engine's open may load the index checkpoint instead
+ * (src/recovery/index-checkpoint.ts): it checks that the log is the one the
+ * checkpoint covers, not the records themselves, so the table applies to
+ * those records only when they are read, or checked (consistencyCheck, the
+ * CLI, which always replay).
+ *
  * `{ dryRun: true }` runs the same decisions without changing anything (no
  * truncate, no removal, every file opened read-only), so tools (`raftlog
  * check`, `raftlog repair`) learn what recovery would do from the one table
@@ -72,6 +78,19 @@ export interface RecoveryReport {
   records: number;
   bytesScanned: number;
   problems: RecoveryProblem[];
+  /** Set by an engine's open: whether it loaded an index checkpoint instead of replaying the log. */
+  indexCheckpoint?: IndexCheckpointUse;
+}
+
+export interface IndexCheckpointUse {
+  /** The memtables came from the checkpoint; no record was replayed. */
+  used: boolean;
+  /**
+   * 'loaded' when used; else why not: 'disabled' (indexCheckpoint: false),
+   * 'absent', 'damaged: …' (it does not verify), or 'stale: …' (it does not
+   * describe the log found, e.g. another MANIFEST generation or file size).
+   */
+  detail: string;
 }
 
 export interface RecoveredFile {
@@ -89,6 +108,8 @@ export interface RecoveredFile {
   provenEnd: number;
   /** The last record is a seal (an empty record of a clean close): nothing before it needs proving. */
   sealed: boolean;
+  /** Where that seal record starts (0 when `sealed` is false). */
+  sealAt: number;
 }
 
 export interface RecoveredLog {
@@ -327,6 +348,7 @@ async function recoverFile(
     let sealed = false;
     let cleanEndSeen = false;
     const problemsBefore = report.problems.length;
+    let sealAt = 0;
     for (;;) {
       const result = await scanner.read(offset);
       if ('header' in result) {
@@ -336,6 +358,7 @@ async function recoverFile(
         provenEnd = Math.max(provenEnd, result.header.syncedThrough);
         sealed = result.header.payloadLength === 0;
         if (sealed && offset === cleanEnd) cleanEndSeen = true;
+        sealAt = sealed ? result.offset : 0;
         continue;
       }
       if (result.kind !== 'damage') break;
@@ -384,7 +407,7 @@ async function recoverFile(
       });
     }
     report.bytesScanned += offset;
-    return { name, seq, salt: header.salt, handle, end: offset, provenEnd: Math.min(provenEnd, offset), sealed };
+    return { name, seq, salt: header.salt, handle, end: offset, provenEnd: Math.min(provenEnd, offset), sealed, sealAt };
   } finally {
     // The handle outlives the scan (the writer continues the last file): no read may still be in flight.
     await scanner.window.idle();

@@ -28,6 +28,8 @@ export const REQUIRED_MARKS = {
   'write.enospc': 'the disk filled up on the write path (NO_SPACE reached the caller)',
   'write.eio': 'an I/O error on the write path reached the caller (IO)',
   'restart.kill': 'a killed process was restarted without a power loss',
+  'recovery.index-checkpoint-loaded': 'an open after a clean close loaded the index checkpoint instead of replaying, and its state matched',
+  'recovery.index-checkpoint-crash': 'a kill or power loss hit an engine whose open had loaded an index checkpoint; the next open replayed the log',
 } as const;
 
 export type MarkName = keyof typeof REQUIRED_MARKS;

@@ -1,0 +1,215 @@
+/**
+ * The index checkpoint file (`INDEX`): the memtables as a clean close left
+ * them, and the exact log state they describe, so an open can load them
+ * instead of replaying every record. Every byte is in docs/format.md
+ * ("Index checkpoint"). One CRC32C over the whole file: it is read whole.
+ *
+ * The index columns are copied in and out in bulk as raw little-endian typed
+ * arrays; loading allocates per region and per key, never per entry.
+ */
+import { crc32c } from './checksum.js';
+import { readU64, writeU64 } from './layout.js';
+
+export const INDEX_CHECKPOINT_MAGIC = Uint8Array.from([0x52, 0x4c, 0x49, 0x4e, 0x44, 0x45, 0x58, 0x0a]); // "RLINDEX\n"
+export const INDEX_CHECKPOINT_VERSION = 1;
+export const INDEX_HEADER_SIZE = 72;
+/** What decoding says of a checkpoint an earlier open invalidated. */
+export const CONSUMED = 'consumed';
+export const INDEX_FILE_ENTRY_SIZE = 24;
+export const INDEX_REGION_HEADER_SIZE = 32;
+const KEY_HEADER_SIZE = 12;
+
+/**
+ * An open that found a checkpoint zeroes (at least) this many leading bytes
+ * of it: a checkpoint starting with them all zero was consumed.
+ */
+export const INDEX_INVALID_BYTES = 64;
+
+/** Typed arrays are host-endian; the file is little-endian. A big-endian host neither writes nor loads one. */
+export const HOST_LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
+
+/** One log file the checkpoint covers, as its header and size said at close. */
+export interface CoveredFile {
+  seq: number;
+  /** 0: append queue, 1: rewrite queue (a GC checkpoint). */
+  queue: number;
+  salt: number;
+  /** Bytes on disk. */
+  size: number;
+}
+
+/** What the checkpoint covers: the MANIFEST generation and state, and every file it lists. */
+export interface CoveredLog {
+  manifestGeneration: number;
+  first: number;
+  last: number;
+  /** The GC checkpoint (rewrite file) the manifest lists, 0 for none. */
+  rewriteSeq: number;
+  /** Where the last append file's records end (its seal record's end). */
+  lastEnd: number;
+  /** Where the last append file's seal record starts (0: the file holds no record). */
+  sealAt: number;
+  files: CoveredFile[];
+}
+
+/** One region's memtable, as columns of its live rows (see RegionMemtable). */
+export interface RegionIndex {
+  region: number;
+  first: number;
+  /** Per entry. */
+  offsets: Uint32Array;
+  lengths: Uint32Array;
+  /** Per file run. */
+  runFirsts: Float64Array;
+  runFiles: Uint32Array;
+  /** Per compressed record. */
+  packedFirsts: Float64Array;
+  packedOffsets: Uint32Array;
+  packedLengths: Uint32Array;
+  keys: { key: Uint8Array; value: Uint8Array; fileId: number }[];
+}
+
+export interface IndexCheckpoint {
+  covered: CoveredLog;
+  regions: RegionIndex[];
+}
+
+export function encodeIndexCheckpoint(covered: CoveredLog, regions: readonly RegionIndex[]): Uint8Array {
+  let size = INDEX_HEADER_SIZE + covered.files.length * INDEX_FILE_ENTRY_SIZE + 4;
+  for (const r of regions) {
+    size += INDEX_REGION_HEADER_SIZE + 8 * r.offsets.length + 12 * r.runFiles.length + 16 * r.packedOffsets.length;
+    for (const k of r.keys) size += KEY_HEADER_SIZE + k.key.length + k.value.length;
+  }
+  const bytes = new Uint8Array(size);
+  const view = new DataView(bytes.buffer);
+  bytes.set(INDEX_CHECKPOINT_MAGIC, 0);
+  view.setUint16(8, INDEX_CHECKPOINT_VERSION, true);
+  view.setUint16(10, 0, true);
+  view.setUint32(12, covered.files.length, true);
+  writeU64(view, 16, covered.manifestGeneration);
+  writeU64(view, 24, covered.first);
+  writeU64(view, 32, covered.last);
+  writeU64(view, 40, covered.rewriteSeq);
+  writeU64(view, 48, covered.lastEnd);
+  view.setUint32(56, regions.length, true);
+  view.setUint32(60, size, true);
+  writeU64(view, 64, covered.sealAt);
+  let at = INDEX_HEADER_SIZE;
+  for (const file of covered.files) {
+    writeU64(view, at, file.seq);
+    view.setUint32(at + 8, file.queue, true);
+    view.setUint32(at + 12, file.salt, true);
+    writeU64(view, at + 16, file.size);
+    at += INDEX_FILE_ENTRY_SIZE;
+  }
+  const put = (column: Uint32Array | Float64Array): void => {
+    bytes.set(new Uint8Array(column.buffer, column.byteOffset, column.byteLength), at);
+    at += column.byteLength;
+  };
+  for (const r of regions) {
+    writeU64(view, at, r.region);
+    writeU64(view, at + 8, r.first);
+    view.setUint32(at + 16, r.offsets.length, true);
+    view.setUint32(at + 20, r.runFiles.length, true);
+    view.setUint32(at + 24, r.packedOffsets.length, true);
+    view.setUint32(at + 28, r.keys.length, true);
+    at += INDEX_REGION_HEADER_SIZE;
+    put(r.offsets);
+    put(r.lengths);
+    put(r.runFirsts);
+    put(r.runFiles);
+    put(r.packedFirsts);
+    put(r.packedOffsets);
+    put(r.packedLengths);
+    for (const k of r.keys) {
+      view.setUint32(at, k.key.length, true);
+      view.setUint32(at + 4, k.value.length, true);
+      view.setUint32(at + 8, k.fileId, true);
+      bytes.set(k.key, at + KEY_HEADER_SIZE);
+      bytes.set(k.value, at + KEY_HEADER_SIZE + k.key.length);
+      at += KEY_HEADER_SIZE + k.key.length + k.value.length;
+    }
+  }
+  view.setUint32(at, crc32c(bytes.subarray(0, at)), true);
+  return bytes;
+}
+
+/**
+ * The checkpoint, or why the bytes are not one this build can use. `file` may
+ * run past the checkpoint's length (zero padding to the write alignment).
+ */
+export function decodeIndexCheckpoint(file: Uint8Array): IndexCheckpoint | string {
+  if (file.length < INDEX_HEADER_SIZE + 4) return 'shorter than its header';
+  if (file.subarray(0, INDEX_INVALID_BYTES).every((byte) => byte === 0)) return CONSUMED;
+  // Unverified until the checksum below covers it: a damaged length fails that.
+  const length = new DataView(file.buffer, file.byteOffset, file.byteLength).getUint32(60, true);
+  if (length < INDEX_HEADER_SIZE + 4 || length > file.length) return `length ${length} does not fit the file (${file.length} bytes)`;
+  const bytes = file.subarray(0, length);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const crcAt = bytes.length - 4;
+  if (view.getUint32(crcAt, true) !== crc32c(bytes.subarray(0, crcAt))) return 'checksum mismatch';
+  for (let i = 0; i < INDEX_CHECKPOINT_MAGIC.length; i++) if (bytes[i] !== INDEX_CHECKPOINT_MAGIC[i]) return 'bad magic';
+  const version = view.getUint16(8, true);
+  if (version !== INDEX_CHECKPOINT_VERSION) return `version ${version} (this build reads version ${INDEX_CHECKPOINT_VERSION})`;
+  const fileCount = view.getUint32(12, true);
+  const covered: CoveredLog = {
+    manifestGeneration: readU64(view, 16),
+    first: readU64(view, 24),
+    last: readU64(view, 32),
+    rewriteSeq: readU64(view, 40),
+    lastEnd: readU64(view, 48),
+    sealAt: readU64(view, 64),
+    files: [],
+  };
+  const regionCount = view.getUint32(56, true);
+  let at = INDEX_HEADER_SIZE;
+  // The checksum verified, so a length that overruns is a bug in the writer (or a foreign format): refuse it.
+  const need = (n: number): boolean => at + n <= crcAt;
+  if (!need(fileCount * INDEX_FILE_ENTRY_SIZE)) return 'file table overruns the file';
+  for (let i = 0; i < fileCount; i++) {
+    covered.files.push({ seq: readU64(view, at), queue: view.getUint32(at + 8, true), salt: view.getUint32(at + 12, true), size: readU64(view, at + 16) });
+    at += INDEX_FILE_ENTRY_SIZE;
+  }
+  const take = <T extends Uint32Array | Float64Array>(column: T): T => {
+    new Uint8Array(column.buffer).set(bytes.subarray(at, at + column.byteLength));
+    at += column.byteLength;
+    return column;
+  };
+  const regions: RegionIndex[] = [];
+  for (let i = 0; i < regionCount; i++) {
+    if (!need(INDEX_REGION_HEADER_SIZE)) return 'region overruns the file';
+    const region = readU64(view, at);
+    const first = readU64(view, at + 8);
+    const entries = view.getUint32(at + 16, true);
+    const runs = view.getUint32(at + 20, true);
+    const packed = view.getUint32(at + 24, true);
+    const keyCount = view.getUint32(at + 28, true);
+    at += INDEX_REGION_HEADER_SIZE;
+    if (!need(8 * entries + 12 * runs + 16 * packed)) return 'region overruns the file';
+    const index: RegionIndex = {
+      region,
+      first,
+      offsets: take(new Uint32Array(entries)),
+      lengths: take(new Uint32Array(entries)),
+      runFirsts: take(new Float64Array(runs)),
+      runFiles: take(new Uint32Array(runs)),
+      packedFirsts: take(new Float64Array(packed)),
+      packedOffsets: take(new Uint32Array(packed)),
+      packedLengths: take(new Uint32Array(packed)),
+      keys: [],
+    };
+    for (let k = 0; k < keyCount; k++) {
+      if (!need(KEY_HEADER_SIZE)) return 'key overruns the file';
+      const keyLength = view.getUint32(at, true);
+      const valueLength = view.getUint32(at + 4, true);
+      const fileId = view.getUint32(at + 8, true);
+      at += KEY_HEADER_SIZE;
+      if (!need(keyLength + valueLength)) return 'key overruns the file';
+      index.keys.push({ key: bytes.subarray(at, at + keyLength), value: bytes.slice(at + keyLength, at + keyLength + valueLength), fileId });
+      at += keyLength + valueLength;
+    }
+    regions.push(index);
+  }
+  if (at !== crcAt) return 'bytes left after the last region';
+  return { covered, regions };
+}
