@@ -282,39 +282,37 @@ export function w2Rows(outcomes: readonly CaseOutcome<W2Result>[]): Row[] {
   return rows;
 }
 
-export function w2Pivot(outcomes: readonly CaseOutcome<W2Result>[]): Row[] {
+/** One row per store, the cells of each writer count C filled by `fill` from that (store, C)'s runs. */
+function pivotByWriters(
+  outcomes: readonly CaseOutcome<W2Result>[],
+  fill: (row: Row, c: number, cell: readonly CaseOutcome<W2Result>[]) => void,
+): Row[] {
   const cs = [...new Set(outcomes.map((o) => Number(o.spec.params['writers'])))].sort((a, b) => a - b);
   const rows: Row[] = [];
   for (const [store, runs] of groupBy(outcomes, (o) => o.spec.store)) {
     const row: Row = { store };
-    for (const c of cs) {
-      const cell = runs.filter((o) => Number(o.spec.params['writers']) === c);
-      const ops = med(cell, (r) => r.opsPerSecond);
-      const p99 = med(cell, (r) => r.latency.p99);
-      row[`C=${c} ops/s`] = ops === undefined ? 'fail' : int(ops);
-      row[`C=${c} p99`] = micros(p99);
-    }
+    for (const c of cs) fill(row, c, runs.filter((o) => Number(o.spec.params['writers']) === c));
     rows.push(row);
   }
   return rows;
 }
 
+export function w2Pivot(outcomes: readonly CaseOutcome<W2Result>[]): Row[] {
+  return pivotByWriters(outcomes, (row, c, cell) => {
+    const ops = med(cell, (r) => r.opsPerSecond);
+    row[`C=${c} ops/s`] = ops === undefined ? 'fail' : int(ops);
+    row[`C=${c} p99`] = micros(med(cell, (r) => r.latency.p99));
+  });
+}
+
 /** store × C: process CPU time (user + system, every thread) per synced write, in µs; `undefined` rows for results saved before it was measured. */
 export function w2CpuPivot(outcomes: readonly CaseOutcome<W2Result>[]): Row[] {
-  const cs = [...new Set(outcomes.map((o) => Number(o.spec.params['writers'])))].sort((a, b) => a - b);
-  const rows: Row[] = [];
-  for (const [store, runs] of groupBy(outcomes, (o) => o.spec.store)) {
-    const row: Row = { store };
-    for (const c of cs) {
-      const cell = runs.filter((o) => Number(o.spec.params['writers']) === c);
-      const user = medOf(cell, (r) => (r.cpu === undefined ? undefined : r.cpu.userMicros / r.ops));
-      const system = medOf(cell, (r) => (r.cpu === undefined ? undefined : r.cpu.systemMicros / r.ops));
-      row[`C=${c} CPU µs/op`] = int(medOf(cell, (r) => r.cpuMicrosPerWrite));
-      row[`C=${c} of it sys`] = user === undefined || system === undefined || user + system === 0 ? '-' : `${Math.round((100 * system) / (user + system))}%`;
-    }
-    rows.push(row);
-  }
-  return rows;
+  return pivotByWriters(outcomes, (row, c, cell) => {
+    const user = medOf(cell, (r) => (r.cpu === undefined ? undefined : r.cpu.userMicros / r.ops));
+    const system = medOf(cell, (r) => (r.cpu === undefined ? undefined : r.cpu.systemMicros / r.ops));
+    row[`C=${c} CPU µs/op`] = int(medOf(cell, (r) => r.cpuMicrosPerWrite));
+    row[`C=${c} of it sys`] = user === undefined || system === undefined || user + system === 0 ? '-' : `${Math.round((100 * system) / (user + system))}%`;
+  });
 }
 
 export function w2Chart(outcomes: readonly CaseOutcome<W2Result>[], subtitle: string | string[]): ChartSpec {
