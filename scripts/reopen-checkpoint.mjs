@@ -10,7 +10,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, release, tmpdir, totalmem, type } from 'node:os';
 import { join } from 'node:path';
 
 const dist = new URL('../dist/', import.meta.url);
@@ -88,7 +88,9 @@ try {
         `(median of ${runs.length}; used: ${JSON.stringify(runs[0].used)}, records replayed ${runs[0].records}, regions found ${runs[0].regionsFound})`,
     );
   }
-  console.log(JSON.stringify({ mib, rounds, machine: 'loaded (shared 2 cores, other jobs running)', results }));
+  const machine = `${cpus()[0]?.model ?? 'cpu'}, ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, ${type()} ${release()}, Node ${process.version}, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`;
+console.log(`machine: ${machine}`);
+console.log(JSON.stringify({ mib, rounds, machine, results }));
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
