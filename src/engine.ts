@@ -27,11 +27,11 @@ import { LOCK_NAME } from './file-names.js';
 import type { DirectoryLock, FileSystem } from './filesystem.js';
 import { ItemKind, type BatchItems } from './format/batch-codec.js';
 import { RECORD_FLAG_LZ4 } from './format/layout.js';
-import { LogBatch, keyBytes, validateRegion, type Key, type SealedRecord } from './log-batch.js';
+import { LogBatch, keyBytes, type Key, type SealedRecord } from './log-batch.js';
 import { checkEngineOptions } from './engine-options.js';
 import { decodeStoredMessage, fileSpanOf, scanKeys, type FileSpan } from './engine-reads.js';
 import type { ReadCacheStats } from './read-cache.js';
-import { describeValue, optionalBound, optionsObject, requireInteger, syncOption } from './validate.js';
+import { describeValue, optionalBound, optionsObject, requireInteger, requireRegion, syncOption } from './validate.js';
 import { newEntryLocation, type EntryLocation, type RecordLocation, type RegionMemtable } from './memtable.js';
 import type { MessageType, StoredEntry } from './protos.js';
 import { RecoveryMode, type RecoveryReport } from './recovery/recovery.js';
@@ -292,18 +292,18 @@ export class Engine implements AsyncDisposable {
 
   firstIndex(region: number): number | undefined {
     this.#assertReadable();
-    return this.#memtables.get(validateRegion(region))?.firstIndex();
+    return this.#memtables.get(requireRegion(region))?.firstIndex();
   }
 
   lastIndex(region: number): number | undefined {
     this.#assertReadable();
-    return this.#memtables.get(validateRegion(region))?.lastIndex();
+    return this.#memtables.get(requireRegion(region))?.lastIndex();
   }
 
   /** The entry at `index`, or undefined when the region does not hold it. */
   async getEntry(region: number, index: number): Promise<StoredEntry | undefined> {
     this.#assertReadable();
-    const memtable = this.#memtables.get(validateRegion(region));
+    const memtable = this.#memtables.get(requireRegion(region));
     requireInteger(index, 'index');
     if (memtable === undefined || !memtable.locate(index, this.#location)) return undefined;
     const out: StoredEntry[] = [];
@@ -324,7 +324,7 @@ export class Engine implements AsyncDisposable {
    */
   async fetchEntriesTo(region: number, begin: number, end: number, maxBytes?: number): Promise<StoredEntry[]> {
     this.#assertReadable();
-    validateRegion(region);
+    requireRegion(region);
     requireInteger(begin, 'begin');
     requireInteger(end, 'end');
     maxBytes = optionalBound(maxBytes, 'maxBytes', Number.POSITIVE_INFINITY, 1);
@@ -435,8 +435,9 @@ export class Engine implements AsyncDisposable {
   /**
    * Reads and verifies every record of every log file and reports, per
    * region, the last index whose entries are intact (see
-   * src/consistency-check.ts). Writes and GC wait while it reads, as they do
-   * for a purge: the scan sees the log as it is between two write groups.
+   * src/consistency-check.ts). Writes wait while it reads, so the scan sees
+   * the log as it is between two write groups; a purge may run beside it,
+   * but the files it pinned stay on disk until it ends.
    */
   async consistencyCheck(): Promise<ConsistencyReport> {
     this.#assertReadable();
@@ -457,7 +458,7 @@ export class Engine implements AsyncDisposable {
   /** The value under `key`, or undefined. */
   get(region: number, key: Key): Uint8Array | undefined {
     this.#assertReadable();
-    const memtable = this.#memtables.get(validateRegion(region));
+    const memtable = this.#memtables.get(requireRegion(region));
     const keyText = keyString(keyBytes(key));
     const value = memtable?.kv.get(keyText)?.value;
     return value?.slice();
@@ -479,7 +480,7 @@ export class Engine implements AsyncDisposable {
    */
   scan(region: number, options?: ScanOptions): KeyValuePair[] {
     this.#assertReadable();
-    const memtable = this.#memtables.get(validateRegion(region));
+    const memtable = this.#memtables.get(requireRegion(region));
     const pairs = scanKeys(memtable?.kv, optionsObject(options, 'scan options'));
     return pairs.map((k) => ({ key: Uint8Array.from(Buffer.from(k, 'latin1')), value: memtable!.kv.get(k)!.value.slice() }));
   }
@@ -507,7 +508,7 @@ export class Engine implements AsyncDisposable {
    */
   fileSpan(region: number): FileSpan | undefined {
     this.#assertReadable();
-    return fileSpanOf(this.#memtables.get(validateRegion(region)));
+    return fileSpanOf(this.#memtables.get(requireRegion(region)));
   }
 
   /** Ids of the regions that hold entries or keys, ascending. */

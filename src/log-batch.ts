@@ -45,10 +45,6 @@ export function keyBytes(key: Key): Uint8Array {
   return typeof checked === 'string' ? textEncoder.encode(checked) : checked;
 }
 
-export function validateRegion(region: number): number {
-  return requireRegion(region);
-}
-
 /**
  * A batch sealed for writing: the record bytes with header space at the
  * front. The write it is handed to owns it: the batch it came from never
@@ -150,7 +146,7 @@ export class LogBatch {
    * (Raft's log truncation), a gap is rejected by the engine at write time.
    */
   addEntries(region: number, entries: readonly Entry[]): void {
-    validateRegion(region);
+    requireRegion(region);
     if (!Array.isArray(entries) || entries.length === 0) {
       throw new InvalidArgumentError(`entries must be a non-empty array, got ${describeValue(entries)}`);
     }
@@ -200,7 +196,7 @@ export class LogBatch {
 
   /** Sets `key` to `value` in the region's key space. */
   put(region: number, key: Key, value: Uint8Array): void {
-    validateRegion(region);
+    requireRegion(region);
     const bytes = keyBytes(key);
     this.#keyItem(ItemKind.Put, region, bytes, requireBytes(value, 'value'));
   }
@@ -218,7 +214,7 @@ export class LogBatch {
     codecOrMessage: MessageCodec<T, Init> | ProtobufMessage,
     message?: Init,
   ): void {
-    validateRegion(region);
+    requireRegion(region);
     keyBytes(key);
     let encoded: Uint8Array;
     try {
@@ -232,13 +228,13 @@ export class LogBatch {
   }
 
   delete(region: number, key: Key): void {
-    validateRegion(region);
+    requireRegion(region);
     this.#keyItem(ItemKind.Delete, region, keyBytes(key), undefined);
   }
 
   /** Drops the region's entries below `index` when applied. */
   compactTo(region: number, index: number): void {
-    validateRegion(region);
+    requireRegion(region);
     requireInteger(index, 'index');
     this.#own();
     this.#reserve(INDEX_ITEM_SIZE);
@@ -255,7 +251,7 @@ export class LogBatch {
 
   /** Drops all of the region's entries and keys when applied. */
   clean(region: number): void {
-    validateRegion(region);
+    requireRegion(region);
     this.#own();
     this.#reserve(CLEAN_ITEM_SIZE);
     this.#end = writeItemPrefix(this.#view, this.#end, ItemKind.Clean, region);
