@@ -141,11 +141,18 @@ void Deliver(Ring* r) {
     unsigned n = tail - head;
     if (n == 0) return;
 
+    // A worker's environment spins its loop once more while tearing down
+    // (Environment::CleanupHandles runs before any cleanup hook), and there
+    // V8 refuses to allocate: a failed call leaves the CQ untouched and
+    // delivers nothing, since no JS will ever run to receive it.
     napi_handle_scope scope;
-    napi_open_handle_scope(env, &scope);
-    napi_value ab, arr;
-    void* data;
-    napi_create_arraybuffer(env, static_cast<size_t>(n) * 3 * sizeof(int32_t), &data, &ab);
+    if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+    napi_value ab = nullptr, arr = nullptr;
+    void* data = nullptr;
+    if (napi_create_arraybuffer(env, static_cast<size_t>(n) * 3 * sizeof(int32_t), &data, &ab) != napi_ok || data == nullptr) {
+      napi_close_handle_scope(env, scope);
+      return;
+    }
     int32_t* out = static_cast<int32_t*>(data);
     for (unsigned i = 0; i < n; i++) {
       const io_uring_cqe& c = r->cqes[(head + i) & r->cqMask];
@@ -161,20 +168,28 @@ void Deliver(Ring* r) {
     }
     StoreRelease(r->cqHead, tail);
     r->completions += n;
-    napi_create_typedarray(env, napi_int32_array, static_cast<size_t>(n) * 3, ab, 0, &arr);
-
-    napi_value cb, recv, result;
-    napi_get_reference_value(env, r->callback, &cb);
+    napi_value cb = nullptr, recv = nullptr, result;
+    if (napi_create_typedarray(env, napi_int32_array, static_cast<size_t>(n) * 3, ab, 0, &arr) != napi_ok ||
+        napi_get_reference_value(env, r->callback, &cb) != napi_ok || cb == nullptr) {
+      napi_close_handle_scope(env, scope);
+      return;
+    }
     napi_get_reference_value(env, r->self, &recv);
     if (recv == nullptr) napi_get_undefined(env, &recv);
     // Drop the in-flight count before calling out, so a callback that submits
     // more work re-refs the handle instead of racing with the unref.
     SetInflight(r, r->inflight - n);
     napi_status st = napi_make_callback(env, r->asyncContext, recv, cb, 1, &arr, &result);
-    if (st == napi_pending_exception) {
-      napi_value exc;
-      napi_get_and_clear_last_exception(env, &exc);
-      napi_fatal_exception(env, exc);
+    if (st != napi_ok) {
+      // napi_pending_exception also means "this environment can no longer
+      // run JS" (it is terminating); only a real exception is rethrown.
+      bool pending = false;
+      napi_is_exception_pending(env, &pending);
+      napi_value exc = nullptr;
+      if (pending) napi_get_and_clear_last_exception(env, &exc);
+      napi_close_handle_scope(env, scope);
+      if (pending && exc != nullptr) napi_fatal_exception(env, exc);
+      return;
     }
     napi_close_handle_scope(env, scope);
   }
