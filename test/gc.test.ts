@@ -6,7 +6,8 @@ import type { CrashPolicyName } from '../backends/fault.js';
 import { Engine, type EngineOptions } from '../src/engine.js';
 import { LogBatch } from '../src/log-batch.js';
 import type { FileSystem } from '../src/filesystem.js';
-import { Prng, testSeed } from './support/seed.js';
+import { Random } from './support/random.js';
+import { testSeed } from './support/seed.js';
 
 const SMALL: Partial<EngineOptions> = {
   targetFileSize: 8192,
@@ -217,14 +218,14 @@ describe('garbage collection', () => {
   }
 
   it('keeps disk bytes near live bytes in a sustained append-compact-purge run', async () => {
-    const rng = new Prng(testSeed(3));
+    const rng = new Random(testSeed(3));
     const fs = new MemFs();
     const target = 16384;
     const engine = await open(fs, { targetFileSize: target, purgeThreshold: 4 * target, recycleFiles: 1 });
     const next = new Array<number>(10).fill(1);
     let worst = 0;
     for (let op = 1; op <= 1500; op++) {
-      const region = rng.int(10);
+      const region = rng.below(10);
       await append(engine, region + 1, next[region]!, 1, 200, op % 4 === 0);
       next[region]!++;
       if (op % 100 === 0) {
