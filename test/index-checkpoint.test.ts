@@ -234,7 +234,8 @@ describe('index checkpoint', () => {
   });
 
   it('a bit flip anywhere in the checkpoint: full replay, the same state, reported as damaged', async () => {
-    const seed = testSeed(33);
+    // 34: a history that runs a GC rewrite under test/support/random.ts (33 did under the old mulberry32 stream).
+    const seed = testSeed(34);
     const { image, expected } = await closedHistory(seed, 150);
     assert.ok([...image.keys()].some((name) => name.endsWith('.rewrite')), 'the history ran a GC rewrite');
     assert.ok([...image.keys()].filter((name) => name.endsWith('.raftlog')).length > 1, 'the history rotated');
