@@ -24,6 +24,7 @@ import { Engine } from '../src/engine.js';
 import { ErrorCode, RaftlogError } from '../src/errors.js';
 import type { FileSystem } from '../src/filesystem.js';
 import { LogBatch } from '../src/log-batch.js';
+import { Random } from './support/random.js';
 
 const MASTER_KEY = new Uint8Array(32).fill(9);
 const CLI = new URL('../src/cli/main.js', import.meta.url).pathname;
@@ -103,17 +104,9 @@ function unmount(point: string): void {
   rmSync(point, { recursive: true, force: true });
 }
 
-/** Incompressible (xorshift from the index), so a big batch really needs its size on disk. */
+/** Incompressible (random, seeded by the index), so a big batch really needs its size on disk. */
 function entryData(index: number, size: number): Uint8Array {
-  const data = new Uint8Array(size);
-  let x = (index * 2654435761) >>> 0 || 1;
-  for (let i = 0; i < size; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    data[i] = x & 0xff;
-  }
-  return data;
+  return new Random(index).bytes(size);
 }
 
 async function appendEntries(engine: Engine, first: number, count: number, size: number): Promise<void> {

@@ -261,25 +261,15 @@ async function caseE(headerProblem: string | undefined, size: number, window: Fi
 
 /** Whether the file, were it last, is one case E removes (its header never landed). */
 async function neverCompleted(fs: FileSystem, name: string, seq: number): Promise<boolean> {
-  const handle = await fs.open(name, { readOnly: true });
-  try {
-    const size = await handle.size();
-    const window = new FileWindow(handle, size, HEADER_WINDOW);
-    const header = decodeFileHeader((await window.view(0, Math.min(size, FILE_HEADER_SIZE))) ?? new Uint8Array(0));
+  return withHeader(fs, name, async (header, size, window) => {
     const problem = typeof header === 'string' ? header : header.seq !== seq || header.queue !== Queue.Append ? 'mismatch' : undefined;
     return problem !== undefined && (await caseE(problem, size, window));
-  } finally {
-    await handle.close();
-  }
+  });
 }
 
 /** Whether the file's header verifies and a record follows it. */
 async function holdsRecords(fs: FileSystem, name: string, seq: number): Promise<boolean> {
-  const handle = await fs.open(name, { readOnly: true });
-  try {
-    const size = await handle.size();
-    const window = new FileWindow(handle, size, HEADER_WINDOW);
-    const header = decodeFileHeader((await window.view(0, Math.min(size, FILE_HEADER_SIZE))) ?? new Uint8Array(0));
+  return withHeader(fs, name, async (header, size, _window, handle) => {
     if (typeof header === 'string' || header.seq !== seq || header.queue !== Queue.Append) return false;
     const scanner = new RecordScanner(handle, size, header.salt, HEADER_WINDOW);
     try {
@@ -287,6 +277,20 @@ async function holdsRecords(fs: FileSystem, name: string, seq: number): Promise<
     } finally {
       await scanner.window.idle();
     }
+  });
+}
+
+/** Runs `use` on the decoded header of `name` (a problem string when it does not verify), the file open read-only meanwhile. */
+async function withHeader<T>(
+  fs: FileSystem,
+  name: string,
+  use: (header: ReturnType<typeof decodeFileHeader>, size: number, window: FileWindow, handle: FileHandle) => Promise<T>,
+): Promise<T> {
+  const handle = await fs.open(name, { readOnly: true });
+  try {
+    const size = await handle.size();
+    const window = new FileWindow(handle, size, HEADER_WINDOW);
+    return await use(decodeFileHeader((await window.view(0, Math.min(size, FILE_HEADER_SIZE))) ?? new Uint8Array(0)), size, window, handle);
   } finally {
     await handle.close();
   }

@@ -29,7 +29,7 @@ import {
 import { RecoveryMode } from '../../src/recovery/recovery.js';
 import { MANIFEST_NAME, parseLogFileName } from '../../src/file-names.js';
 import { MANIFEST_SLOT_SIZE, decodeManifestSlot, encodeManifestSlot, type ManifestState } from '../../src/file-set/manifest.js';
-import type { Rng } from './rng.js';
+import type { Random } from '../support/random.js';
 
 export type Image = Map<string, Uint8Array>;
 
@@ -187,7 +187,7 @@ export interface Flip {
 }
 
 /** Picks a bit to flip, spreading picks over headers, records, padding and zero tails. */
-export function pickFlip(files: readonly WalkedFile[], rng: Rng): Flip | undefined {
+export function pickFlip(files: readonly WalkedFile[], rng: Random): Flip | undefined {
   if (files.length === 0) return undefined;
   // Mostly files recovery reads, the checkpoint in use often (it is rarer
   // and holds everything below the watermark), now and then a dead file.
