@@ -392,6 +392,8 @@ export class FileSet {
   verifyTargets(): VerifyTarget[] {
     const targets: VerifyTarget[] = [];
     for (const [id, file] of this.#files) {
+      // A GC checkpoint written but not committed yet is not part of the log (and a failed pass closes it at once).
+      if (file.queue === Queue.Rewrite && file.seq !== this.#checkpoint?.seq) continue;
       const active = file.queue === Queue.Append && file.seq === this.#writer?.seq;
       targets.push({ id, name: file.name, handle: file.handle, end: active ? this.#writer!.offset : undefined, wholeFile: file.queue === Queue.Rewrite });
     }
