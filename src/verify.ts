@@ -53,7 +53,7 @@ export interface VerifyProblem {
    */
   kind: 'record' | 'index';
   file: string;
-  /** Where the damage starts; for 'index', the first listed entry's offset (in the decompressed payload for an lz4 record). */
+  /** Where the damage starts; for 'index', the first listed entry's offset (for an entry of an lz4 record, the record's). */
   offset: number;
   /** 'record': bytes from `offset` to the next record that verifies, or to the end of the file's data. 0 for 'index'. */
   bytes: number;
@@ -280,7 +280,7 @@ async function checkIndex(
         open = {
           kind: 'index',
           file,
-          offset: location.entryOffset,
+          offset: location.compressed ? location.recordOffset : location.entryOffset,
           bytes: 0,
           region: memtable.region,
           entries: { first: index, last: index },

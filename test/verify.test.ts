@@ -100,6 +100,32 @@ describe('engine.verify()', () => {
     });
   });
 
+  it('checks entries of lz4 records against the record and its decompressed length', async () => {
+    await withDir(async (dir) => {
+      const engine = new Engine({ fs: new PosixFs(dir), preallocateBytes: 0, compressionThreshold: 1024, seed: 2 });
+      await engine.open();
+      const spans = [];
+      // 8 × 2 KiB of one repeated byte per record: lz4 shrinks it.
+      for (let i = 0; i < 4; i++) spans.push(await record(engine, [1], 1 + i * 8, 8, 2048));
+      assert.ok(spans[1]!.end - spans[1]!.start < 8 * 2048, 'the records are compressed');
+      const clean = await engine.verify();
+      assert.deepEqual(clean.problems, []);
+      assert.equal(clean.entriesChecked, 32);
+      await engine.close();
+      await flipByte(join(dir, FIRST_FILE), spans[1]!.start + 24 + 8);
+      const reopened = await reopenFromCheckpoint(dir);
+      const report = await reopened.verify();
+      assert.deepEqual(
+        report.problems.map((p) => [p.kind, p.offset, p.region, p.entries]),
+        [
+          ['record', spans[1]!.start, undefined, undefined],
+          ['index', spans[1]!.start, 1, { first: 9, last: 16 }],
+        ],
+      );
+      await reopened.close();
+    });
+  });
+
   it('finds a damaged record in a closed file that open, loading the index checkpoint, did not read', async () => {
     await withDir(async (dir) => {
       const damaged = await damagedLog(dir);
@@ -173,11 +199,11 @@ describe('engine.verify()', () => {
     await withDir(async (dir) => {
       const engine = new Engine({ fs: new PosixFs(dir), targetFileSize: 16384, preallocateBytes: 0, purgeThreshold: 4 * 16384, rewriteMaxEntries: 8, seed: 9 });
       await engine.open();
+      await record(engine, [2], 1, 3);
       for (let i = 0; i < 400; i++) {
         await record(engine, [1], 1 + i, 1, 400);
         if (i % 20 === 19) await engine.compactTo(1, i - 5);
       }
-      await record(engine, [2], 1, 3);
       const filesBefore = engine.stats().gc.appendFiles;
       const verifying = engine.verify();
       const writes = (async () => {
@@ -185,6 +211,7 @@ describe('engine.verify()', () => {
       })();
       const purge = engine.purgeExpiredFiles();
       const [report] = await Promise.all([verifying, writes, purge]);
+      assert.ok(engine.fileSpan(2)?.first.queue === 'rewrite', 'the purge rewrote region 2 into a GC checkpoint');
       assert.deepEqual(report.problems, []);
       assert.ok(report.files > 10);
       // Retired at once; removed (or recycled) only once no pass or read that began before needs them.
