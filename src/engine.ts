@@ -163,6 +163,9 @@ interface ProjectedRegion {
   last: number | undefined;
 }
 
+/** Longest stretch a verification pass keeps the event loop before it yields, ms. */
+const PASS_SLICE_MS = 2;
+
 /** Reads of one fetch in flight at once: enough to cover a Raft read of the last few appends, bounded for huge ranges. */
 const FETCH_PARALLEL_RUNS = 16;
 
@@ -523,8 +526,16 @@ export class Engine implements AsyncDisposable {
       targets = this.#files.verifyTargets();
       return 0;
     });
+    let yielded = performance.now();
     const pace = async (bytes: number): Promise<void> => {
       if (this.#state !== 'open') throw new ClosedError('the engine closed during a verification pass');
+      // CRC, lz4 and decoding run on this thread: give the event loop (write
+      // completions, new writes) a turn every few milliseconds of it, or a
+      // window of compressed records holds writes for tens of them.
+      if (performance.now() - yielded >= PASS_SLICE_MS) {
+        await new Promise((resolve) => setImmediate(resolve));
+        yielded = performance.now();
+      }
       await options.pace?.(bytes);
     };
     const pass = verifyPass(targets, { ...options, pace }).finally(() => this.#files.endRead(read!));
