@@ -4,8 +4,9 @@
  * entries it indexes are checked against the records, with the same pass as
  * `Engine.verify()` (src/verify.ts). An open that loads it reads none of the
  * records; this is what says the index it would trust points at records
- * that verify. Reads only (the last file is opened as open opens it, but
- * nothing is written).
+ * that verify. Reads only (the last file is opened as open opens it, for
+ * writing, but nothing is written; where that is refused, the INDEX is
+ * reported as not checked).
  */
 import type { Memtables } from './apply.js';
 import { fileId } from './file-names.js';
@@ -25,7 +26,14 @@ export interface IndexCheckpointCheck {
 
 export async function checkIndexCheckpoint(fs: FileSystem): Promise<IndexCheckpointCheck> {
   const memtables: Memtables = new Map();
-  const loaded = await loadIndexCheckpoint(fs, RecoveryMode.AbsoluteConsistency, await readManifest(fs), memtables);
+  let loaded: Awaited<ReturnType<typeof loadIndexCheckpoint>>;
+  try {
+    loaded = await loadIndexCheckpoint(fs, RecoveryMode.AbsoluteConsistency, await readManifest(fs), memtables);
+  } catch (error) {
+    // Open opens the last file for writing; a read-only directory (another
+    // user, a snapshot mount) still gets the rest of its check.
+    return { status: 'unused', detail: `could not be loaded here: ${error instanceof Error ? error.message : String(error)}`, report: undefined };
+  }
   if (loaded.kind === 'unused') return { status: loaded.reason === 'absent' ? 'absent' : 'unused', detail: loaded.reason, report: undefined };
   const { rewrite, log } = loaded.state;
   const targets: VerifyTarget[] = [];
