@@ -165,8 +165,26 @@ export const DECISION_TABLE: readonly DecisionRow[] = [
   },
 ];
 
-/** Every site, in table order. */
-export const DAMAGE_SITES: readonly DamageSite[] = [...new Set(DECISION_TABLE.map((row) => row.site))];
+/** Every site; the Record type makes the compiler check that none is left out. */
+const SITES: Record<DamageSite, true> = {
+  'zero-tail': true,
+  'last-file-record': true,
+  'recycled-stale-tail': true,
+  'older-file-record': true,
+  'older-file-past-end': true,
+  'older-file-short': true,
+  'unfinished-header': true,
+  'bad-header': true,
+  'sequence-gap': true,
+  'listed-file-missing': true,
+  'unlisted-empty': true,
+  'unlisted-records': true,
+  'clean-end-missing': true,
+  'manifest-damaged': true,
+  'manifest-lost': true,
+  'checkpoint-damaged': true,
+};
+export const DAMAGE_SITES = Object.keys(SITES) as readonly DamageSite[];
 
 export function matches(row: DecisionRow, site: DamageSite, proven: boolean): boolean {
   return row.site === site && (row.proven === 'either' || (row.proven === 'yes') === proven);
