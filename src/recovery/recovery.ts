@@ -41,7 +41,7 @@ import type { FileHandle, FileSystem } from '../filesystem.js';
 import { FILE_FLAG_RECYCLED, FILE_HEADER_SIZE, Queue, decodeFileHeader, type FileHeader } from '../format/layout.js';
 import { assert } from '../assert.js';
 import { decide, type DamageSite, type Decision, type RecoveryAction } from './decision-table.js';
-import { FileWindow, HEADER_WINDOW, RecordScanner, WindowBuffers, type ScannedRecord } from './scanner.js';
+import { FileWindow, HEADER_WINDOW, RecordScanner, WindowBuffers, type ScannedRecord, type StopReason } from './scanner.js';
 
 export const RecoveryMode = {
   /** Refuse to open when any damage lies in data proven durable. */
@@ -347,7 +347,7 @@ async function replayRecords(
   header: FileHeader,
 ): Promise<Pick<RecoveredFile, 'end' | 'provenEnd' | 'sealed' | 'sealAt'>> {
   const { mode, report, dryRun, decisions } = queue;
-  const { handle, name, isLast, expectedEnd, cleanEnd } = place;
+  const { handle, name, isLast, cleanEnd } = place;
   const size = scanner.window.size;
   const id = fileId(Queue.Append, place.seq);
   let offset = FILE_HEADER_SIZE;
@@ -370,28 +370,7 @@ async function replayRecords(
     }
     if (result.kind === 'eof') break;
     const recycled = (header.flags & FILE_FLAG_RECYCLED) !== 0;
-    let site: DamageSite;
-    let proven = false;
-    let next: ScannedRecord | undefined;
-    if (result.kind === 'zero-tail') {
-      site = 'zero-tail';
-    } else if (offset === expectedEnd) {
-      // An older file ends exactly where its successor says; what follows
-      // there is preallocated space or, in a recycled file, its earlier life.
-      site = 'older-file-past-end';
-    } else {
-      next = await scanner.findNextValid(offset);
-      // A clean close proved everything before its seal's end durable, like
-      // a later record's synced-through mark would: damage there is no torn
-      // write and no stale bytes of a recycled file's earlier life.
-      const provenByClose = cleanEnd !== undefined && offset < cleanEnd;
-      if (isLast && recycled && next === undefined && !provenByClose) {
-        site = 'recycled-stale-tail';
-      } else {
-        proven = !isLast || provenByClose || (await provenDurable(scanner, next, offset));
-        site = isLast ? 'last-file-record' : 'older-file-record';
-      }
-    }
+    const { site, proven, next } = await classify(place, scanner, result, offset, recycled);
     const detail = result.kind === 'damage' ? result.detail : 'zeros';
     const action = decide(site, proven, mode, name, decisions);
     if (action === 'end-of-log' || action === 'end-of-file') break;
@@ -429,6 +408,29 @@ async function replayRecords(
   }
   report.bytesScanned += offset;
   return { end: offset, provenEnd: Math.min(provenEnd, offset), sealed, sealAt };
+}
+
+/** Where the bytes at `offset`, which hold no record, lie in the decision table, and whether they were proven durable. */
+async function classify(
+  place: FilePlace,
+  scanner: RecordScanner,
+  stop: StopReason,
+  offset: number,
+  recycled: boolean,
+): Promise<{ site: DamageSite; proven: boolean; next: ScannedRecord | undefined }> {
+  const { isLast, cleanEnd } = place;
+  if (stop.kind === 'zero-tail') return { site: 'zero-tail', proven: false, next: undefined };
+  // An older file ends exactly where its successor says; what follows
+  // there is preallocated space or, in a recycled file, its earlier life.
+  if (offset === place.expectedEnd) return { site: 'older-file-past-end', proven: false, next: undefined };
+  const next = await scanner.findNextValid(offset);
+  // A clean close proved everything before its seal's end durable, like
+  // a later record's synced-through mark would: damage there is no torn
+  // write and no stale bytes of a recycled file's earlier life.
+  const provenByClose = cleanEnd !== undefined && offset < cleanEnd;
+  if (isLast && recycled && next === undefined && !provenByClose) return { site: 'recycled-stale-tail', proven: false, next };
+  const proven = !isLast || provenByClose || (await provenDurable(scanner, next, offset));
+  return { site: isLast ? 'last-file-record' : 'older-file-record', proven, next };
 }
 
 /** True when a record after `damageOffset` was written after the damaged bytes were durable. */
