@@ -26,7 +26,7 @@ import type { FileSystem } from '../src/filesystem.js';
 import { LogBatch } from '../src/log-batch.js';
 
 const MASTER_KEY = new Uint8Array(32).fill(9);
-const CLI = new URL('../src/cli/main.js', import.meta.url).pathname;
+const CLI = new URL('../cli/main.js', import.meta.url).pathname;
 const uringReason = UringFs.unavailableReason();
 const pmemReason = PmemFs.unavailableReason();
 

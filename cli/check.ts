@@ -11,7 +11,7 @@
  * on past each), and each mode's verdict says whether an engine would open
  * the directory in that mode and what it would drop.
  */
-import { RecoveryMode, type RecoveryProblem } from '../recovery/recovery.js';
+import { RecoveryMode, type RecoveryProblem } from '../src/recovery/recovery.js';
 import { inspectionFileSystem } from './backends.js';
 import { readRaftlogDirectory } from './directory.js';
 import { ExitCode } from './errors.js';
