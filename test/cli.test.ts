@@ -513,7 +513,7 @@ describe('issue 16: a CLI that never surprises', () => {
   });
 
   it('--version prints the version of package.json', () => {
-    const pkg = JSON.parse(readFileSync(resolve(dirname(MAIN), '../../../package.json'), 'utf8')) as { version: string };
+    const pkg = JSON.parse(readFileSync(resolve(dirname(MAIN), '../../package.json'), 'utf8')) as { version: string };
     for (const flag of ['--version', '-V']) {
       const run = raftlog([flag]);
       assert.equal(run.status, 0, run.stderr);
