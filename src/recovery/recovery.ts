@@ -157,20 +157,8 @@ export async function recoverQueue(fs: FileSystem, mode: RecoveryMode, apply: Ap
   const names = all.filter((n) => n.parsed!.seq >= minSeq && (listedLast === undefined || n.parsed!.seq <= listedLast));
   const report: RecoveryReport = { mode, files: names.length, records: 0, bytesScanned: 0, problems: [] };
   const decisions = options.decisions;
-  let keptPastListed = 0;
-  if (listedLast !== undefined) {
-    for (const extra of all.filter((n) => n.parsed!.seq > listedLast)) {
-      // A rotation writes no record before its manifest update is durable. A
-      // record here means the manifest lost that update (its newest slot is
-      // damaged and recovery read the older one): never remove data for it.
-      const holds = await holdsRecords(fs, extra.name, extra.parsed!.seq);
-      const detail = holds ? 'holds records but the MANIFEST does not list it (a damaged MANIFEST slot?)' : 'not in the MANIFEST: its creation never completed';
-      const problem = { file: extra.name, offset: 0, detail, bytesDropped: 0 };
-      const action = decideFile(holds ? 'unlisted-records' : 'unlisted-empty', mode, report, problem, decisions);
-      if (action === 'remove-file') await removeFile(fs, extra.name, dryRun);
-      else keptPastListed = extra.parsed!.seq;
-    }
-  }
+  const unlisted = listedLast === undefined ? [] : all.filter((n) => n.parsed!.seq > listedLast);
+  const keptPastListed = await settleUnlisted(fs, mode, report, unlisted, dryRun, decisions);
   const files: RecoveredFile[] = [];
   const maxSeq = names.length === 0 ? 0 : names[names.length - 1]!.parsed!.seq;
   if (minSeq > 0 && names[0]?.parsed!.seq !== minSeq) {
@@ -226,6 +214,32 @@ export async function recoverQueue(fs: FileSystem, mode: RecoveryMode, apply: Ap
   const nextSeq = Math.max(minSeq, lastRemoved ? maxSeq : maxSeq + 1, listedLast === undefined ? 1 : listedLast + 1, keptPastListed + 1);
   const superseded = all.filter((n) => n.parsed!.seq < minSeq).map((n) => n.name);
   return { files, writable, nextSeq, report, superseded };
+}
+
+/**
+ * Files past the MANIFEST's last one. A rotation writes no record before its
+ * manifest update is durable, so one without records died in creation and
+ * is removed; a record there means the manifest lost that update (its newest
+ * slot is damaged and recovery read the older one): never remove data for
+ * it. Returns the highest sequence number kept (0 for none).
+ */
+async function settleUnlisted(
+  fs: FileSystem,
+  mode: RecoveryMode,
+  report: RecoveryReport,
+  unlisted: readonly { name: string; parsed: { seq: number } | undefined }[],
+  dryRun: boolean,
+  decisions: Decision[] | undefined,
+): Promise<number> {
+  let kept = 0;
+  for (const extra of unlisted) {
+    const holds = await holdsRecords(fs, extra.name, extra.parsed!.seq);
+    const detail = holds ? 'holds records but the MANIFEST does not list it (a damaged MANIFEST slot?)' : 'not in the MANIFEST: its creation never completed';
+    const action = decideFile(holds ? 'unlisted-records' : 'unlisted-empty', mode, report, { file: extra.name, offset: 0, detail, bytesDropped: 0 }, decisions);
+    if (action === 'remove-file') await removeFile(fs, extra.name, dryRun);
+    else kept = extra.parsed!.seq;
+  }
+  return kept;
 }
 
 /**
