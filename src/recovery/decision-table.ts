@@ -199,11 +199,8 @@ export interface Decision {
   file: string;
 }
 
-/** Where recovery records each decision it takes (optional). */
-export type DecisionLog = Decision[] | undefined;
-
 /** The action for damage at `site` in `mode`; `proven` counts only for rows that depend on it. */
-export function decide(site: DamageSite, proven: boolean, mode: RecoveryMode, file: string, log?: DecisionLog): RecoveryAction {
+export function decide(site: DamageSite, proven: boolean, mode: RecoveryMode, file: string, log?: Decision[]): RecoveryAction {
   const rows = DECISION_TABLE.filter((row) => matches(row, site, proven));
   assert(rows.length === 1, `recovery decision table: ${rows.length} rows for ${site} (proven: ${proven})`);
   const action = rows[0]!.actions[mode];
