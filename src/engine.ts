@@ -1,8 +1,9 @@
 /**
  * The public engine: many Raft groups sharing one append-only log stream.
  *
- * Write path: validate the batch against the engine's state (including
- * batches queued ahead of it), seal it (encode once, checksum, maybe lz4),
+ * Write path: seal the batch (encode once, checksum, maybe lz4), validate
+ * the sealed record's items against the engine's state (including batches
+ * queued ahead of it), so what is checked is exactly what will be written,
  * then queue it for group commit. The group's leader writes every record of
  * the group with one vectored write carrying one barrier if any member asked
  * for sync, then applies the records to the memtables in order.

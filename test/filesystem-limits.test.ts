@@ -27,7 +27,7 @@ import { LogBatch } from '../src/log-batch.js';
 import { Random } from './support/random.js';
 
 const MASTER_KEY = new Uint8Array(32).fill(9);
-const CLI = new URL('../src/cli/main.js', import.meta.url).pathname;
+const CLI = new URL('../cli/main.js', import.meta.url).pathname;
 const uringReason = UringFs.unavailableReason();
 const pmemReason = PmemFs.unavailableReason();
 

@@ -63,7 +63,7 @@ describe('UringFs availability', () => {
 
   it('a missing addon makes new UringFs() throw UNSUPPORTED with the reason, and the rest of raftlog still loads', () => {
     const uring = new URL('../backends/uring.js', import.meta.url).href;
-    const index = new URL('../src/index.js', import.meta.url).href;
+    const index = new URL('../index.js', import.meta.url).href;
     const memfs = new URL('../backends/memfs.js', import.meta.url).href;
     const script = `
       const { UringFs } = await import(${JSON.stringify(uring)});

@@ -15,7 +15,7 @@ import { Engine, type EngineOptions } from '../src/engine.js';
 import type { CorruptionEvent } from '../src/engine-events.js';
 import { LogBatch } from '../src/log-batch.js';
 import type { Entry } from '../src/protos.js';
-import { runCheck } from '../src/cli/check.js';
+import { runCheck } from '../cli/check.js';
 
 const FIRST_FILE = '0000000000000001.raftlog';
 

@@ -2,7 +2,7 @@
  * At-rest damage oracle: walks a log image (file name → bytes) with the
  * format's own definitions (docs/format.md, src/format/layout.ts,
  * src/format/batch-codec.ts) and says what recovery must do when one bit of
- * it flips, row by row of the case table in src/recovery/recovery.ts and the
+ * it flips, row by row of the decision table in src/recovery/decision-table.ts and the
  * checkpoint rules of src/recovery/checkpoint.ts.
  *
  * The walk is independent of the recovery code: it decodes headers with the

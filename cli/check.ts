@@ -11,8 +11,8 @@
  * on past each), and each mode's verdict says whether an engine would open
  * the directory in that mode and what it would drop.
  */
-import { RecoveryMode, type RecoveryProblem } from '../recovery/recovery.js';
-import { checkIndexCheckpoint, type IndexCheckpointCheck } from '../verify-index-checkpoint.js';
+import { RecoveryMode, type RecoveryProblem } from '../src/recovery/recovery.js';
+import { checkIndexCheckpoint, type IndexCheckpointCheck } from '../src/verify-index-checkpoint.js';
 import { inspectionFileSystem } from './backends.js';
 import { readRaftlogDirectory } from './directory.js';
 import { ExitCode } from './errors.js';
