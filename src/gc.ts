@@ -36,6 +36,8 @@ import type { StoredEntry } from './protos.js';
 import { continuesRun } from './entry-reader.js';
 
 export interface GcOptions extends PurgeOptions {
+  /** The log's file size: the space rule's slack when there is no recycle pool. */
+  targetFileSize: number;
   /** Retired append files kept for reuse instead of removed (0 disables recycling). */
   recycleFiles: number;
 }
@@ -47,6 +49,8 @@ export interface PurgeResult {
   filesRecycled: number;
   bytesRewritten: number;
   watermark: number;
+  /** Whether the pass copied live data to keep the log within the space bound (src/purge.ts). */
+  spaceRewrite: boolean;
 }
 
 export interface GcStats {
@@ -138,10 +142,16 @@ export class GarbageCollector {
     this.purges++;
     const appendFiles = files.appendFiles();
     const activeSeq = appendFiles[appendFiles.length - 1]!.seq;
-    const plan = planPurge(memtables, appendFiles, activeSeq, files.checkpoint !== undefined, this.#strikes, options);
+    // The active file counts as written: its preallocated tail is not dead data a purge could free.
+    const planned = appendFiles.map((file) => (file.seq === activeSeq ? { seq: file.seq, bytes: files.activeOffset } : file));
+    const plan = planPurge(memtables, planned, activeSeq, this.#strikes, options, {
+      checkpointBytes: files.checkpoint?.bytes ?? 0,
+      // The bound allows one target file beyond SPACE_BOUND × live; a recycle pool takes it.
+      slackBytes: options.recycleFiles > 0 ? 0 : options.targetFileSize,
+    });
     for (const region of [...this.#strikes.keys()]) if (!plan.laggards.includes(region)) this.#strikes.delete(region);
     for (const region of plan.laggards) this.#strikes.set(region, (this.#strikes.get(region) ?? 0) + 1);
-    const result: PurgeResult = { regionsToCompact: plan.laggards, filesRemoved: 0, filesRecycled: 0, bytesRewritten: 0, watermark: plan.watermark };
+    const result: PurgeResult = { regionsToCompact: plan.laggards, filesRemoved: 0, filesRecycled: 0, bytesRewritten: 0, watermark: plan.watermark, spaceRewrite: plan.spaceRewrite };
     let written: WrittenCheckpoint | undefined;
     let copied: Copied | undefined;
     let record: SealedRecord | undefined;

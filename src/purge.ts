@@ -19,6 +19,16 @@
  * The planner only rewrites small leftovers (regions with few entries below
  * W, and key-value pairs), so that stays small; regions with many old entries
  * are reported to the caller to compact instead.
+ *
+ * One rule overrides that thrift: space. After a pass the log's files (append
+ * files as written, and the checkpoint) hold at most SPACE_BOUND × the live
+ * bytes plus a slack (one target file when no recycle pool takes that room),
+ * when any watermark achieves that: the pass raises the watermark to the
+ * lowest one that does, copying the live data of the oldest files (regions
+ * with many old entries included; they are still asked to compact). A pass
+ * copies at most the live bytes, and only once dead bytes exceed
+ * (SPACE_BOUND − 1) × live, so this rule alone adds at most
+ * 1 / (SPACE_BOUND − 1) bytes written per byte made dead.
  */
 import { fileIdQueue, fileIdSeq } from './file-names.js';
 import { Queue } from './format/layout.js';
@@ -40,9 +50,28 @@ export interface PurgeOptions {
  */
 export const MAX_REWRITE_RATIO = 0.1;
 
+/**
+ * The log's files hold at most this many bytes per live byte after a purge
+ * (plus `PurgeSpace.slackBytes`), whenever some watermark achieves it.
+ */
+export const SPACE_BOUND = 1.3;
+
 export interface AppendFileInfo {
   seq: number;
+  /** Bytes on disk; for the active file, bytes written (its preallocated tail is not the log's to free). */
   bytes: number;
+}
+
+/** What the space rule needs besides the memtables and the append files. */
+export interface PurgeSpace {
+  /** Size of the current checkpoint (rewrite-queue) file; 0 when there is none. */
+  checkpointBytes: number;
+  /**
+   * Bytes the log may hold beyond SPACE_BOUND × live: one target file when
+   * nothing else takes that room, 0 when a recycle pool does (it keeps one
+   * retired file on disk for reuse).
+   */
+  slackBytes: number;
 }
 
 export interface RewriteRange {
@@ -62,6 +91,8 @@ export interface PurgePlan {
   laggards: number[];
   /** Whether a new checkpoint must be written before files below the watermark go. */
   checkpoint: boolean;
+  /** Whether the space rule raised the watermark (the log was over SPACE_BOUND × live + slack). */
+  spaceRewrite: boolean;
 }
 
 /** True when a file id lies below the watermark, i.e. in the rewrite queue or an append file < watermark. */
@@ -91,34 +122,77 @@ function entriesBelow(memtable: RegionMemtable, watermark: number): { first: num
   return { first, count };
 }
 
+/** Live bytes per append file and in the rewrite queue, summed in one pass over the memtables. */
+interface LiveBytes {
+  bySeq: Map<number, number>;
+  rewriteQueue: number;
+  total: number;
+}
+
+function liveBytes(memtables: ReadonlyMap<number, RegionMemtable>): LiveBytes {
+  const bySeq = new Map<number, number>();
+  let rewriteQueue = 0;
+  let total = 0;
+  const add = (id: number, bytes: number): void => {
+    total += bytes;
+    if (fileIdQueue(id) === Queue.Rewrite) rewriteQueue += bytes;
+    else bySeq.set(fileIdSeq(id), (bySeq.get(fileIdSeq(id)) ?? 0) + bytes);
+  };
+  for (const memtable of memtables.values()) {
+    memtable.forEachFileRun((id, first, count) => add(id, memtable.entryBytes(first, count)));
+    for (const [key, kv] of memtable.kv) add(kv.fileId, key.length + kv.value.length);
+  }
+  return { bySeq, rewriteQueue, total };
+}
+
 /**
  * The highest watermark in (floor, target] whose rewrite copies at most
  * MAX_REWRITE_RATIO of the bytes it frees; `floor` (nothing to copy from
- * append files) when none does. Live bytes are summed per file in one pass.
+ * append files) when none does.
  */
-function paidWatermark(memtables: ReadonlyMap<number, RegionMemtable>, files: readonly AppendFileInfo[], floor: number, target: number): number {
-  const liveBySeq = new Map<number, number>();
-  let rewriteQueueLive = 0;
-  for (const memtable of memtables.values()) {
-    memtable.forEachFileRun((id, first, count) => {
-      const bytes = memtable.entryBytes(first, count);
-      if (fileIdQueue(id) === Queue.Rewrite) rewriteQueueLive += bytes;
-      else liveBySeq.set(fileIdSeq(id), (liveBySeq.get(fileIdSeq(id)) ?? 0) + bytes);
-    });
-    for (const [key, kv] of memtable.kv) {
-      const bytes = key.length + kv.value.length;
-      if (fileIdQueue(kv.fileId) === Queue.Rewrite) rewriteQueueLive += bytes;
-      else liveBySeq.set(fileIdSeq(kv.fileId), (liveBySeq.get(fileIdSeq(kv.fileId)) ?? 0) + bytes);
-    }
-  }
+function paidWatermark(live: LiveBytes, files: readonly AppendFileInfo[], floor: number, target: number): number {
   let best = floor;
   let freed = 0;
-  let copied = rewriteQueueLive;
+  let copied = live.rewriteQueue;
   for (const file of files) {
     if (file.seq >= target) break;
     freed += file.bytes;
-    copied += liveBySeq.get(file.seq) ?? 0;
+    copied += live.bySeq.get(file.seq) ?? 0;
     if (file.seq >= floor && copied <= MAX_REWRITE_RATIO * freed) best = file.seq + 1;
+  }
+  return best;
+}
+
+/**
+ * The space rule: the lowest watermark in [floor, activeSeq] after which the
+ * log's files (the append files kept, and the checkpoint the pass leaves)
+ * fit in SPACE_BOUND × live + slack; when none does, the one that leaves the
+ * fewest bytes, if it leaves fewer than `floor` does.
+ */
+function spaceWatermark(live: LiveBytes, files: readonly AppendFileInfo[], floor: number, activeSeq: number, space: PurgeSpace): number {
+  const firstSeq = files[0]?.seq ?? activeSeq;
+  const limit = SPACE_BOUND * live.total + space.slackBytes;
+  let kept = 0;
+  for (const file of files) kept += file.bytes;
+  // The checkpoint a watermark leaves: none retired keeps the current one;
+  // retiring copies what lives below it (nothing live and no checkpoint: none).
+  let copied = live.rewriteQueue;
+  let best = floor;
+  let bestBytes = Number.POSITIVE_INFINITY;
+  for (const file of files) {
+    const watermark = file.seq;
+    if (watermark > activeSeq) break;
+    const checkpoint = watermark === firstSeq ? space.checkpointBytes : copied > 0 || space.checkpointBytes > 0 ? copied : 0;
+    const bytes = kept + checkpoint;
+    if (watermark >= floor) {
+      if (bytes <= limit) return watermark;
+      if (bytes < bestBytes) {
+        best = watermark;
+        bestBytes = bytes;
+      }
+    }
+    kept -= file.bytes;
+    copied += live.bySeq.get(file.seq) ?? 0;
   }
   return best;
 }
@@ -132,11 +206,12 @@ export function planPurge(
   memtables: ReadonlyMap<number, RegionMemtable>,
   files: readonly AppendFileInfo[],
   activeSeq: number,
-  checkpointExists: boolean,
   strikes: ReadonlyMap<number, number>,
   options: PurgeOptions,
+  space: PurgeSpace,
 ): PurgePlan {
   const firstSeq = files[0]?.seq ?? activeSeq;
+  const live = liveBytes(memtables);
   let oldestReference = activeSeq;
   for (const memtable of memtables.values()) oldestReference = Math.min(oldestReference, oldestAppendSeq(memtable));
   let watermark = oldestReference;
@@ -159,9 +234,20 @@ export function planPurge(
       if (count > options.rewriteMaxEntries && (strikes.get(region) ?? 0) < options.forceRewriteAfter) laggards.push(region);
     }
     for (const region of laggards) target = Math.min(target, oldestAppendSeq(memtables.get(region)!));
-    watermark = Math.max(watermark, paidWatermark(memtables, files, watermark, target));
+    watermark = Math.max(watermark, paidWatermark(live, files, watermark, target));
   }
   watermark = Math.max(Math.min(watermark, activeSeq), firstSeq);
+  const spaced = spaceWatermark(live, files, watermark, activeSeq, space);
+  const spaceRewrite = spaced > watermark;
+  if (spaceRewrite) {
+    watermark = spaced;
+    // Copied for space all the same; the ones with many old entries are
+    // still asked to compact, so the copies die soon instead of being
+    // carried forward by every later checkpoint.
+    for (const [region, memtable] of memtables) {
+      if (!laggards.includes(region) && entriesBelow(memtable, watermark).count > options.rewriteMaxEntries) laggards.push(region);
+    }
+  }
   const entries: RewriteRange[] = [];
   const keys = new Map<number, string[]>();
   for (const [region, memtable] of memtables) {
@@ -171,7 +257,7 @@ export function planPurge(
     if (regionKeys.length > 0) keys.set(region, regionKeys);
   }
   const retires = watermark > firstSeq;
-  const live = entries.length > 0 || keys.size > 0;
+  const holdsLive = entries.length > 0 || keys.size > 0;
   return {
     watermark,
     entries,
@@ -179,6 +265,7 @@ export function planPurge(
     laggards: laggards.sort((a, b) => a - b),
     // With nothing live below the watermark and no earlier checkpoint, the
     // old files can simply go: replaying what remains rebuilds the same state.
-    checkpoint: retires && (live || checkpointExists),
+    checkpoint: retires && (holdsLive || space.checkpointBytes > 0),
+    spaceRewrite,
   };
 }
