@@ -146,7 +146,7 @@ export class GarbageCollector {
     const planned = appendFiles.map((file) => (file.seq === activeSeq ? { seq: file.seq, bytes: files.activeOffset } : file));
     const plan = planPurge(memtables, planned, activeSeq, this.#strikes, options, {
       checkpointBytes: files.checkpoint?.bytes ?? 0,
-      // The bound allows one target file beyond SPACE_BOUND × live; a recycle pool takes it.
+      // The bound allows one target file beyond maxSpaceAmplification × live; a recycle pool takes it.
       slackBytes: options.recycleFiles > 0 ? 0 : options.targetFileSize,
     });
     for (const region of [...this.#strikes.keys()]) if (!plan.laggards.includes(region)) this.#strikes.delete(region);

@@ -21,14 +21,14 @@
  * are reported to the caller to compact instead.
  *
  * One rule overrides that thrift: space. After a pass the log's files (append
- * files as written, and the checkpoint) hold at most SPACE_BOUND × the live
- * bytes plus a slack (one target file when no recycle pool takes that room),
- * when any watermark achieves that: the pass raises the watermark to the
- * lowest one that does, copying the live data of the oldest files (regions
- * with many old entries included; they are still asked to compact). A pass
- * copies at most the live bytes, and only once dead bytes exceed
- * (SPACE_BOUND − 1) × live, so this rule alone adds at most
- * 1 / (SPACE_BOUND − 1) bytes written per byte made dead.
+ * files as written, and the checkpoint) hold at most B × the live bytes
+ * (B = maxSpaceAmplification, SPACE_BOUND = 1.3 by default) plus a slack
+ * (one target file when no recycle pool takes that room), when any watermark
+ * achieves that: the pass raises the watermark to the lowest one that does,
+ * copying the live data of the oldest files (regions with many old entries
+ * included; they are still asked to compact). It acts only once dead bytes
+ * exceed (B − 1) × live + slack, and a pass copies at most the live bytes;
+ * what that costs in writes under churn is measured by `npm run bench:gc`.
  */
 import { fileIdQueue, fileIdSeq } from './file-names.js';
 import { Queue } from './format/layout.js';
@@ -41,6 +41,8 @@ export interface PurgeOptions {
   rewriteMaxEntries: number;
   /** After this many purges in which a region was asked to compact and did not, the engine rewrites it anyway. */
   forceRewriteAfter: number;
+  /** The space rule's bound on file bytes per live byte (SPACE_BOUND by default); 0 disables the rule. */
+  maxSpaceAmplification: number;
 }
 
 /**
@@ -51,8 +53,9 @@ export interface PurgeOptions {
 export const MAX_REWRITE_RATIO = 0.1;
 
 /**
- * The log's files hold at most this many bytes per live byte after a purge
- * (plus `PurgeSpace.slackBytes`), whenever some watermark achieves it.
+ * The default `maxSpaceAmplification`: the log's files hold at most this many
+ * bytes per live byte after a purge (plus `PurgeSpace.slackBytes`), whenever
+ * some watermark achieves it.
  */
 export const SPACE_BOUND = 1.3;
 
@@ -67,7 +70,7 @@ export interface PurgeSpace {
   /** Size of the current checkpoint (rewrite-queue) file; 0 when there is none. */
   checkpointBytes: number;
   /**
-   * Bytes the log may hold beyond SPACE_BOUND × live: one target file when
+   * Bytes the log may hold beyond maxSpaceAmplification × live: one target file when
    * nothing else takes that room, 0 when a recycle pool does (it keeps one
    * retired file on disk for reuse).
    */
@@ -91,7 +94,7 @@ export interface PurgePlan {
   laggards: number[];
   /** Whether a new checkpoint must be written before files below the watermark go. */
   checkpoint: boolean;
-  /** Whether the space rule raised the watermark (the log was over SPACE_BOUND × live + slack). */
+  /** Whether the space rule raised the watermark (the log was over maxSpaceAmplification × live + slack). */
   spaceRewrite: boolean;
 }
 
@@ -166,12 +169,13 @@ function paidWatermark(live: LiveBytes, files: readonly AppendFileInfo[], floor:
 /**
  * The space rule: the lowest watermark in [floor, activeSeq] after which the
  * log's files (the append files kept, and the checkpoint the pass leaves)
- * fit in SPACE_BOUND × live + slack; when none does, the one that leaves the
+ * fit in `bound` × live + slack; when none does, the one that leaves the
  * fewest bytes, if it leaves fewer than `floor` does.
  */
-function spaceWatermark(live: LiveBytes, files: readonly AppendFileInfo[], floor: number, activeSeq: number, space: PurgeSpace): number {
+function spaceWatermark(live: LiveBytes, files: readonly AppendFileInfo[], floor: number, activeSeq: number, bound: number, space: PurgeSpace): number {
+  if (bound === 0) return floor;
   const firstSeq = files[0]?.seq ?? activeSeq;
-  const limit = SPACE_BOUND * live.total + space.slackBytes;
+  const limit = bound * live.total + space.slackBytes;
   let kept = 0;
   for (const file of files) kept += file.bytes;
   // The checkpoint a watermark leaves: none retired keeps the current one;
@@ -237,7 +241,7 @@ export function planPurge(
     watermark = Math.max(watermark, paidWatermark(live, files, watermark, target));
   }
   watermark = Math.max(Math.min(watermark, activeSeq), firstSeq);
-  const spaced = spaceWatermark(live, files, watermark, activeSeq, space);
+  const spaced = spaceWatermark(live, files, watermark, activeSeq, options.maxSpaceAmplification, space);
   const spaceRewrite = spaced > watermark;
   if (spaceRewrite) {
     watermark = spaced;

@@ -56,7 +56,7 @@ type KeySpec = NonNullable<RegionSpec['keys']>[number];
 const run = (file: FileRef, first: number, count: number, bytes: number): RunSpec => ({ file, first, count, bytes });
 const key = (name: string, file: FileRef, bytes: number): KeySpec => ({ key: name, file, bytes });
 
-const OPTIONS: PurgeOptions = { purgeThreshold: 5000, rewriteMaxEntries: 10, forceRewriteAfter: 3 };
+const OPTIONS: PurgeOptions = { purgeThreshold: 5000, rewriteMaxEntries: 10, forceRewriteAfter: 3, maxSpaceAmplification: SPACE_BOUND };
 
 interface Case {
   name: string;
@@ -312,6 +312,21 @@ describe('purge planner', () => {
 
   it('the space bound is the one the issue states (1.3 × live)', () => {
     assert.equal(SPACE_BOUND, 1.3);
+  });
+
+  it('maxSpaceAmplification 0 turns the space rule off', () => {
+    const c = spaceCases[1]!;
+    const plan = planPurge(memtablesOf(c.regions), filesUpTo(c.files), c.files, new Map(), { ...OPTIONS, ...SPACE_ONLY, maxSpaceAmplification: 0 }, { checkpointBytes: 0, slackBytes: 0 });
+    assert.equal(plan.watermark, 1);
+    assert.equal(plan.spaceRewrite, false);
+  });
+
+  it('a looser maxSpaceAmplification copies less', () => {
+    // The case above with bound 1.45: limit 9570; watermark 2 leaves 9000 + 100.
+    const c = spaceCases[1]!;
+    const plan = planPurge(memtablesOf(c.regions), filesUpTo(c.files), c.files, new Map(), { ...OPTIONS, ...SPACE_ONLY, maxSpaceAmplification: 1.45 }, { checkpointBytes: 0, slackBytes: 0 });
+    assert.equal(plan.watermark, 2);
+    assert.deepEqual(plan.entries, [{ region: 1, first: 1, count: 1 }]);
   });
 
   it('planning changes nothing it reads', () => {
