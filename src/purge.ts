@@ -70,9 +70,10 @@ export interface PurgeSpace {
   /** Size of the current checkpoint (rewrite-queue) file; 0 when there is none. */
   checkpointBytes: number;
   /**
-   * Bytes the log may hold beyond maxSpaceAmplification × live: one target file when
-   * nothing else takes that room, 0 when a recycle pool does (it keeps one
-   * retired file on disk for reuse).
+   * Bytes the log's files may hold beyond maxSpaceAmplification × live: the
+   * bound's one target file and preallocation, less what other files take
+   * of that room (the recycle pool, the active file's unwritten tail). May
+   * be negative.
    */
   slackBytes: number;
 }
@@ -125,27 +126,45 @@ function entriesBelow(memtable: RegionMemtable, watermark: number): { first: num
   return { first, count };
 }
 
+/**
+ * What copying into a checkpoint adds to the live bytes (docs/format.md),
+ * rounded up: per entry its length and CRC prefix; per run of entries or key
+ * an item header; per checkpoint file the file and record headers and the
+ * checkpoint item.
+ */
+export const COPY_OVERHEAD = { entry: 8, item: 32, file: 128 } as const;
+
 /** Live bytes per append file and in the rewrite queue, summed in one pass over the memtables. */
 interface LiveBytes {
   bySeq: Map<number, number>;
   rewriteQueue: number;
   total: number;
+  /** What a checkpoint copying them takes: live bytes plus COPY_OVERHEAD. */
+  copyBySeq: Map<number, number>;
+  copyRewriteQueue: number;
 }
 
 function liveBytes(memtables: ReadonlyMap<number, RegionMemtable>): LiveBytes {
-  const bySeq = new Map<number, number>();
-  let rewriteQueue = 0;
-  let total = 0;
-  const add = (id: number, bytes: number): void => {
-    total += bytes;
-    if (fileIdQueue(id) === Queue.Rewrite) rewriteQueue += bytes;
-    else bySeq.set(fileIdSeq(id), (bySeq.get(fileIdSeq(id)) ?? 0) + bytes);
+  const live: LiveBytes = { bySeq: new Map(), rewriteQueue: 0, total: 0, copyBySeq: new Map(), copyRewriteQueue: COPY_OVERHEAD.file };
+  const add = (id: number, bytes: number, copy: number): void => {
+    live.total += bytes;
+    if (fileIdQueue(id) === Queue.Rewrite) {
+      live.rewriteQueue += bytes;
+      live.copyRewriteQueue += copy;
+    } else {
+      const seq = fileIdSeq(id);
+      live.bySeq.set(seq, (live.bySeq.get(seq) ?? 0) + bytes);
+      live.copyBySeq.set(seq, (live.copyBySeq.get(seq) ?? 0) + copy);
+    }
   };
   for (const memtable of memtables.values()) {
-    memtable.forEachFileRun((id, first, count) => add(id, memtable.entryBytes(first, count)));
-    for (const [key, kv] of memtable.kv) add(kv.fileId, key.length + kv.value.length);
+    memtable.forEachFileRun((id, first, count) => {
+      const bytes = memtable.entryBytes(first, count);
+      add(id, bytes, bytes + count * COPY_OVERHEAD.entry + COPY_OVERHEAD.item);
+    });
+    for (const [key, kv] of memtable.kv) add(kv.fileId, key.length + kv.value.length, key.length + kv.value.length + COPY_OVERHEAD.item);
   }
-  return { bySeq, rewriteQueue, total };
+  return live;
 }
 
 /**
@@ -180,13 +199,14 @@ function spaceWatermark(live: LiveBytes, files: readonly AppendFileInfo[], floor
   for (const file of files) kept += file.bytes;
   // The checkpoint a watermark leaves: none retired keeps the current one;
   // retiring copies what lives below it (nothing live and no checkpoint: none).
-  let copied = live.rewriteQueue;
+  let copied = live.copyRewriteQueue;
+  let copiesLive = live.rewriteQueue > 0;
   let best = floor;
   let bestBytes = Number.POSITIVE_INFINITY;
   for (const file of files) {
     const watermark = file.seq;
     if (watermark > activeSeq) break;
-    const checkpoint = watermark === firstSeq ? space.checkpointBytes : copied > 0 || space.checkpointBytes > 0 ? copied : 0;
+    const checkpoint = watermark === firstSeq ? space.checkpointBytes : copiesLive || space.checkpointBytes > 0 ? copied : 0;
     const bytes = kept + checkpoint;
     if (watermark >= floor) {
       if (bytes <= limit) return watermark;
@@ -196,7 +216,8 @@ function spaceWatermark(live: LiveBytes, files: readonly AppendFileInfo[], floor
       }
     }
     kept -= file.bytes;
-    copied += live.bySeq.get(file.seq) ?? 0;
+    copied += live.copyBySeq.get(file.seq) ?? 0;
+    copiesLive ||= live.bySeq.has(file.seq);
   }
   return best;
 }

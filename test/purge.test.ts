@@ -216,17 +216,17 @@ const spaceCases: Case[] = [
   },
   {
     name: 'over the bound: the oldest files\' live data is copied, up to the lowest watermark that fits',
-    // Live 100 + 100 + 8 × 800 = 6600, limit 8580. Watermark 2 leaves 9000 + 100, 3 leaves 8000 + 200: fits.
-    regions: { 1: { runs: [run('a1', 1, 1, 100), run('a2', 2, 1, 100), ...[3, 4, 5, 6, 7, 8, 9, 10].map((seq) => run(`a${seq}`, 3 + 8 * (seq - 3), 8, 100))] } },
+    // Live 100 + 100 + 8 × 800 = 6600, limit 8580. Watermark 2 leaves 9000 + 268, 3 leaves 8000 + 408: fits.
+    regions: { 1: { runs: [run('a1', 1, 1, 100), run('a2', 2, 1, 100), ...[3, 4, 5, 6, 7, 8, 9, 10].map((seq) => run(`a${seq}`, 3 + 2 * (seq - 3), 2, 400))] } },
     files: 10,
     options: SPACE_ONLY,
     space: { slackBytes: 0 },
     expect: { watermark: 3, entries: [{ region: 1, first: 1, count: 2 }], checkpoint: true, spaceRewrite: true },
   },
   {
-    name: 'the slack (no recycle pool) absorbs a target file of dead bytes',
+    name: 'a slack (room the recycle pool and the active file leave of one target file + preallocation) absorbs dead bytes',
     // As above, with a slack of 2000: the limit is 10580 ≥ 10000.
-    regions: { 1: { runs: [run('a1', 1, 1, 100), run('a2', 2, 1, 100), ...[3, 4, 5, 6, 7, 8, 9, 10].map((seq) => run(`a${seq}`, 3 + 8 * (seq - 3), 8, 100))] } },
+    regions: { 1: { runs: [run('a1', 1, 1, 100), run('a2', 2, 1, 100), ...[3, 4, 5, 6, 7, 8, 9, 10].map((seq) => run(`a${seq}`, 3 + 2 * (seq - 3), 2, 400))] } },
     files: 10,
     options: SPACE_ONLY,
     space: { slackBytes: 2000 },
@@ -234,17 +234,26 @@ const spaceCases: Case[] = [
   },
   {
     name: 'a smaller slack moves the watermark less far',
-    // Slack 1000: limit 9580; watermark 2 leaves 9000 + 100.
-    regions: { 1: { runs: [run('a1', 1, 1, 100), run('a2', 2, 1, 100), ...[3, 4, 5, 6, 7, 8, 9, 10].map((seq) => run(`a${seq}`, 3 + 8 * (seq - 3), 8, 100))] } },
+    // Slack 1000: limit 9580; watermark 2 leaves 9000 + 268.
+    regions: { 1: { runs: [run('a1', 1, 1, 100), run('a2', 2, 1, 100), ...[3, 4, 5, 6, 7, 8, 9, 10].map((seq) => run(`a${seq}`, 3 + 2 * (seq - 3), 2, 400))] } },
     files: 10,
     options: SPACE_ONLY,
     space: { slackBytes: 1000 },
     expect: { watermark: 2, entries: [{ region: 1, first: 1, count: 1 }], checkpoint: true, spaceRewrite: true },
   },
   {
+    name: 'a negative slack (the pool and a recycled active file take more than that room) moves the watermark further',
+    // Slack −300: limit 8280; watermark 3 leaves 8408, 4 leaves 7000 + 1256.
+    regions: { 1: { runs: [run('a1', 1, 1, 100), run('a2', 2, 1, 100), ...[3, 4, 5, 6, 7, 8, 9, 10].map((seq) => run(`a${seq}`, 3 + 2 * (seq - 3), 2, 400))] } },
+    files: 10,
+    options: SPACE_ONLY,
+    space: { slackBytes: -300 },
+    expect: { watermark: 4, entries: [{ region: 1, first: 1, count: 4 }], checkpoint: true, spaceRewrite: true },
+  },
+  {
     name: 'keys below the watermark the space rule picks are copied with the entries',
-    // hard_state: 10 + 90 = 100 bytes in file 1; live 100 + 100 + 6400 as above.
-    regions: { 1: { keys: [key('hard_state', 'a1', 90)], runs: [run('a2', 1, 1, 200), ...[3, 4, 5, 6, 7, 8, 9, 10].map((seq) => run(`a${seq}`, 2 + 8 * (seq - 3), 8, 100))] } },
+    // hard_state: 10 + 90 = 100 bytes in file 1, 200 in file 2; live 6700, limit 8710. Watermark 3 leaves 8000 + 500.
+    regions: { 1: { keys: [key('hard_state', 'a1', 90)], runs: [run('a2', 1, 1, 200), ...[3, 4, 5, 6, 7, 8, 9, 10].map((seq) => run(`a${seq}`, 2 + 2 * (seq - 3), 2, 400))] } },
     files: 10,
     options: SPACE_ONLY,
     space: { slackBytes: 0 },
@@ -252,28 +261,30 @@ const spaceCases: Case[] = [
   },
   {
     name: 'a mostly dead checkpoint counts: retiring one file replaces it with a small one',
-    // Live 100 (rewrite queue) + 4 × 800 = 3300, limit 4290. Keeping everything: 4000 + the 3000-byte checkpoint.
-    regions: { 1: { runs: [run('r1', 1, 1, 100), ...[1, 2, 3, 4].map((seq) => run(`a${seq}`, 2 + 8 * (seq - 1), 8, 100))] } },
+    // Live 100 (rewrite queue) + 4 × 800 = 3300, limit 4290. Keeping everything: 4000 + the 3000-byte checkpoint;
+    // watermark 2: 3000 + 128 + 140 + 848.
+    regions: { 1: { runs: [run('r1', 1, 1, 100), ...[1, 2, 3, 4].map((seq) => run(`a${seq}`, 2 + 2 * (seq - 1), 2, 400))] } },
     files: 4,
     options: SPACE_ONLY,
     space: { slackBytes: 0, checkpointBytes: 3000 },
-    expect: { watermark: 2, entries: [{ region: 1, first: 1, count: 9 }], checkpoint: true, spaceRewrite: true },
+    expect: { watermark: 2, entries: [{ region: 1, first: 1, count: 3 }], checkpoint: true, spaceRewrite: true },
   },
   {
     name: 'a region with many old entries is copied for space, and still asked to compact',
-    // Region 5: 50 × 10 bytes in file 1; region 1: 800 in each of files 2..4. Live 2900, limit 3770; watermark 2 leaves 3000 + 500.
+    // Region 5: 20 × 25 bytes in file 1 (copied: 500 + 160 + 32); region 1: 840 in each of files 2..4.
+    // Live 3020, limit 3926: keeping everything is 4000; watermark 2 leaves 3000 + 128 + 692.
     regions: {
-      1: { runs: [2, 3, 4].map((seq) => run(`a${seq}`, 1 + 8 * (seq - 2), 8, 100)) },
-      5: { runs: [run('a1', 1, 50, 10)] },
+      1: { runs: [2, 3, 4].map((seq) => run(`a${seq}`, 1 + 2 * (seq - 2), 2, 420)) },
+      5: { runs: [run('a1', 1, 20, 25)] },
     },
     files: 4,
     options: SPACE_ONLY,
     space: { slackBytes: 0 },
-    expect: { watermark: 2, entries: [{ region: 5, first: 1, count: 50 }], laggards: [5], checkpoint: true, spaceRewrite: true },
+    expect: { watermark: 2, entries: [{ region: 5, first: 1, count: 20 }], laggards: [5], checkpoint: true, spaceRewrite: true },
   },
   {
     name: 'when no watermark fits (dead bytes in the active file), the one leaving the fewest bytes is taken',
-    // Live 100 in file 1, limit 130: watermark 4 leaves the active file (1000) + 100, the least there is.
+    // Live 100 in file 1, limit 130: watermark 4 leaves the active file (1000) + 268, the least there is.
     regions: { 1: { runs: [run('a1', 1, 1, 100)] } },
     files: 4,
     options: SPACE_ONLY,
@@ -283,7 +294,7 @@ const spaceCases: Case[] = [
   {
     name: 'a space rewrite never goes below a watermark the threshold rule already reached',
     // Over the threshold, file 1's small leftover is copied and the watermark goes to the target, 7;
-    // 4 × 1000 + the copied 20 bytes is within 1.3 × (20 + 500 + 3000), so the space rule adds nothing.
+    // 4 × 1000 + the copied 20 bytes (+ 176) is within 1.3 × (20 + 500 + 3000), so the space rule adds nothing.
     regions: { 1: { runs: [run('a1', 1, 2, 10)] }, 2: { runs: [run('a7', 1, 5, 100), ...[8, 9, 10].map((seq) => run(`a${seq}`, 6 + 10 * (seq - 8), 10, 100))] } },
     files: 10,
     space: { slackBytes: 0 },
@@ -322,7 +333,7 @@ describe('purge planner', () => {
   });
 
   it('a looser maxSpaceAmplification copies less', () => {
-    // The case above with bound 1.45: limit 9570; watermark 2 leaves 9000 + 100.
+    // The case above with bound 1.45: limit 9570; watermark 2 leaves 9000 + 268.
     const c = spaceCases[1]!;
     const plan = planPurge(memtablesOf(c.regions), filesUpTo(c.files), c.files, new Map(), { ...OPTIONS, ...SPACE_ONLY, maxSpaceAmplification: 1.45 }, { checkpointBytes: 0, slackBytes: 0 });
     assert.equal(plan.watermark, 2);
