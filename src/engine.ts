@@ -66,8 +66,9 @@ export interface EngineOptions {
   forceRewriteAfter?: number;
   /**
    * After a purge the log's files hold at most this many bytes per live byte,
-   * plus one target file (which a recycle pool takes) and the preallocation:
-   * GC copies the oldest files' live data as far as needed. Default 1.3; 0 disables.
+   * plus one target file and the preallocation (recycled files and the active
+   * file's unwritten tail count against those): GC copies the oldest files'
+   * live data as far as needed. Default 1.3; 0 disables.
    */
   maxSpaceAmplification?: number;
   /**

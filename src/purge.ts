@@ -23,12 +23,13 @@
  * One rule overrides that thrift: space. After a pass the log's files (append
  * files as written, and the checkpoint) hold at most B × the live bytes
  * (B = maxSpaceAmplification, SPACE_BOUND = 1.3 by default) plus a slack
- * (one target file when no recycle pool takes that room), when any watermark
- * achieves that: the pass raises the watermark to the lowest one that does,
- * copying the live data of the oldest files (regions with many old entries
- * included; they are still asked to compact). It acts only once dead bytes
- * exceed (B − 1) × live + slack, and a pass copies at most the live bytes;
- * what that costs in writes under churn is measured by `npm run bench:gc`.
+ * (one target file and the preallocation, less what the recycle pool and the
+ * active file's unwritten tail take of them), when any watermark achieves
+ * that: the pass raises the watermark to the lowest one that does, copying
+ * the live data of the oldest files (regions with many old entries included;
+ * they are still asked to compact). It acts only once dead bytes exceed
+ * (B − 1) × live + slack, and a pass copies at most the live bytes; what that
+ * costs in writes under churn is measured by `npm run bench:gc`.
  */
 import { fileIdQueue, fileIdSeq } from './file-names.js';
 import { Queue } from './format/layout.js';
@@ -132,7 +133,7 @@ function entriesBelow(memtable: RegionMemtable, watermark: number): { first: num
  * an item header; per checkpoint file the file and record headers and the
  * checkpoint item.
  */
-export const COPY_OVERHEAD = { entry: 8, item: 32, file: 128 } as const;
+const COPY_OVERHEAD = { entry: 8, item: 32, file: 128 } as const;
 
 /** Live bytes per append file and in the rewrite queue, summed in one pass over the memtables. */
 interface LiveBytes {
