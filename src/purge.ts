@@ -25,9 +25,8 @@
  * (B = maxSpaceAmplification, SPACE_BOUND = 1.3 by default) plus a slack
  * (one target file and the preallocation, less what the recycle pool and the
  * active file's unwritten tail take of them), when any watermark achieves
- * that. Once over it, the pass raises the watermark to the lowest one that
- * brings them to the halfway bound, (1 + B) / 2 × live + slack, copying the
- * live data of the oldest files (regions with many old entries included;
+ * that: the pass raises the watermark to the lowest one that does, copying
+ * the live data of the oldest files (regions with many old entries included;
  * they are still asked to compact). It acts only once dead bytes exceed
  * (B − 1) × live + slack, and a pass copies at most the live bytes; what that
  * costs in writes under churn is measured by `npm run bench:gc`.
@@ -188,19 +187,15 @@ function paidWatermark(live: LiveBytes, files: readonly AppendFileInfo[], floor:
 }
 
 /**
- * The space rule. When the log's files at `floor` (the append files kept,
- * and the checkpoint the pass leaves) exceed `bound` × live + slack: the
- * lowest watermark in (floor, activeSeq] after which they fit in the
- * halfway bound ((1 + bound) / 2 × live + slack), so that compactions and
- * writes during and after the pass do not put the log straight back over,
- * nor make every pass copy a little; when none fits, the one that leaves the
- * fewest bytes, if fewer than `floor` does.
+ * The space rule: the lowest watermark in [floor, activeSeq] after which the
+ * log's files (the append files kept, and the checkpoint the pass leaves)
+ * fit in `bound` × live + slack; when none does, the one that leaves the
+ * fewest bytes, if it leaves fewer than `floor` does.
  */
 function spaceWatermark(live: LiveBytes, files: readonly AppendFileInfo[], floor: number, activeSeq: number, bound: number, space: PurgeSpace): number {
   if (bound === 0) return floor;
   const firstSeq = files[0]?.seq ?? activeSeq;
   const limit = bound * live.total + space.slackBytes;
-  const aim = ((1 + bound) / 2) * live.total + space.slackBytes;
   let kept = 0;
   for (const file of files) kept += file.bytes;
   // The checkpoint a watermark leaves: none retired keeps the current one;
@@ -214,9 +209,8 @@ function spaceWatermark(live: LiveBytes, files: readonly AppendFileInfo[], floor
     if (watermark > activeSeq) break;
     const checkpoint = watermark === firstSeq ? space.checkpointBytes : copiesLive || space.checkpointBytes > 0 ? copied : 0;
     const bytes = kept + checkpoint;
-    if (watermark === floor && bytes <= limit) return floor;
     if (watermark >= floor) {
-      if (bytes <= aim) return watermark;
+      if (bytes <= limit) return watermark;
       if (bytes < bestBytes) {
         best = watermark;
         bestBytes = bytes;

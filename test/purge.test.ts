@@ -63,8 +63,6 @@ interface Case {
   regions: Record<number, RegionSpec>;
   /** Append files 1..files (1000 bytes each); the last is active. */
   files: number;
-  /** Sizes other than 1000 bytes, by sequence number. */
-  fileBytes?: Record<number, number>;
   checkpointExists?: boolean;
   strikes?: Record<number, number>;
   options?: Partial<PurgeOptions>;
@@ -202,18 +200,10 @@ const cases: Case[] = [
 /** A threshold never reached: only the space rule moves the watermark past the oldest reference. */
 const SPACE_ONLY: Partial<PurgeOptions> = { purgeThreshold: 1e9 };
 
-// The space rule, with 1000-byte files: once the append files kept plus the
-// checkpoint the pass leaves exceed 1.3 × live + slack, the pass takes the
-// lowest watermark that brings them to the halfway bound, 1.15 × live +
-// slack. The checkpoint a watermark leaves holds the live bytes below it plus
-// COPY_OVERHEAD (128 per file, 8 per entry, 32 per run or key), or, when
-// nothing retires, is the current one.
-
-/** Region 1: files 1..4 mostly dead (one 100-byte entry each), files 5..10 live (two 460-byte entries each). Live 5920. */
-const churned = (): Record<number, RegionSpec> => ({
-  1: { runs: [...[1, 2, 3, 4].map((seq) => run(`a${seq}`, seq, 1, 100)), ...[5, 6, 7, 8, 9, 10].map((seq) => run(`a${seq}`, 5 + 2 * (seq - 5), 2, 460))] },
-});
-
+// The space rule, with 1000-byte files: after the pass, the append files
+// kept plus the checkpoint it leaves must fit in 1.3 × live + slack. The
+// checkpoint a watermark leaves holds the live bytes below it (or, when
+// nothing retires, is the current one).
 const spaceCases: Case[] = [
   {
     name: 'within the bound: nothing is copied, the oldest reference holds the watermark',
@@ -225,60 +215,55 @@ const spaceCases: Case[] = [
     expect: { watermark: 1, checkpoint: false, spaceRewrite: false },
   },
   {
-    name: 'over the bound: the oldest files\' live data is copied, up to the lowest watermark that reaches the halfway bound',
-    // Limit 7696 < 10000; aim 6808. Watermark 4 leaves 7000 + 548 (within the limit, not the aim); 5 leaves 6000 + 688.
-    regions: churned(),
+    name: 'over the bound: the oldest files\' live data is copied, up to the lowest watermark that fits',
+    // Live 100 + 100 + 8 × 800 = 6600, limit 8580. Watermark 2 leaves 9000 + 268, 3 leaves 8000 + 408: fits.
+    regions: { 1: { runs: [run('a1', 1, 1, 100), run('a2', 2, 1, 100), ...[3, 4, 5, 6, 7, 8, 9, 10].map((seq) => run(`a${seq}`, 3 + 2 * (seq - 3), 2, 400))] } },
     files: 10,
     options: SPACE_ONLY,
     space: { slackBytes: 0 },
-    expect: { watermark: 5, entries: [{ region: 1, first: 1, count: 4 }], checkpoint: true, spaceRewrite: true },
+    expect: { watermark: 3, entries: [{ region: 1, first: 1, count: 2 }], checkpoint: true, spaceRewrite: true },
   },
   {
     name: 'a slack (room the recycle pool and the active file leave of one target file + preallocation) absorbs dead bytes',
-    // Slack 2400: the limit is 10096 ≥ 10000.
-    regions: churned(),
+    // As above, with a slack of 2000: the limit is 10580 ≥ 10000.
+    regions: { 1: { runs: [run('a1', 1, 1, 100), run('a2', 2, 1, 100), ...[3, 4, 5, 6, 7, 8, 9, 10].map((seq) => run(`a${seq}`, 3 + 2 * (seq - 3), 2, 400))] } },
     files: 10,
     options: SPACE_ONLY,
-    space: { slackBytes: 2400 },
+    space: { slackBytes: 2000 },
     expect: { watermark: 1, checkpoint: false, spaceRewrite: false },
   },
   {
     name: 'a smaller slack moves the watermark less far',
-    // Slack 1000: limit 8696, aim 7808; watermark 4 leaves 7548.
-    regions: churned(),
+    // Slack 1000: limit 9580; watermark 2 leaves 9000 + 268.
+    regions: { 1: { runs: [run('a1', 1, 1, 100), run('a2', 2, 1, 100), ...[3, 4, 5, 6, 7, 8, 9, 10].map((seq) => run(`a${seq}`, 3 + 2 * (seq - 3), 2, 400))] } },
     files: 10,
     options: SPACE_ONLY,
     space: { slackBytes: 1000 },
-    expect: { watermark: 4, entries: [{ region: 1, first: 1, count: 3 }], checkpoint: true, spaceRewrite: true },
+    expect: { watermark: 2, entries: [{ region: 1, first: 1, count: 1 }], checkpoint: true, spaceRewrite: true },
   },
   {
     name: 'a negative slack (the pool and a recycled active file take more than that room) moves the watermark further',
-    // Slack −200: aim 6608; watermark 5 leaves 6688, and each further one 32 bytes less: 8 leaves 6592.
-    regions: churned(),
+    // Slack −300: limit 8280; watermark 3 leaves 8408, 4 leaves 7000 + 1256.
+    regions: { 1: { runs: [run('a1', 1, 1, 100), run('a2', 2, 1, 100), ...[3, 4, 5, 6, 7, 8, 9, 10].map((seq) => run(`a${seq}`, 3 + 2 * (seq - 3), 2, 400))] } },
     files: 10,
     options: SPACE_ONLY,
-    space: { slackBytes: -200 },
-    expect: { watermark: 8, entries: [{ region: 1, first: 1, count: 10 }], checkpoint: true, spaceRewrite: true },
+    space: { slackBytes: -300 },
+    expect: { watermark: 4, entries: [{ region: 1, first: 1, count: 4 }], checkpoint: true, spaceRewrite: true },
   },
   {
     name: 'keys below the watermark the space rule picks are copied with the entries',
-    // As churned(), with file 1's 100 bytes a key (10 + 90): watermark 5 leaves 6000 + 128 + 132 + 3 × 140.
-    regions: {
-      1: {
-        keys: [key('hard_state', 'a1', 90)],
-        runs: [...[2, 3, 4].map((seq) => run(`a${seq}`, seq - 1, 1, 100)), ...[5, 6, 7, 8, 9, 10].map((seq) => run(`a${seq}`, 4 + 2 * (seq - 5), 2, 460))],
-      },
-    },
+    // hard_state: 10 + 90 = 100 bytes in file 1, 200 in file 2; live 6700, limit 8710. Watermark 3 leaves 8000 + 500.
+    regions: { 1: { keys: [key('hard_state', 'a1', 90)], runs: [run('a2', 1, 1, 200), ...[3, 4, 5, 6, 7, 8, 9, 10].map((seq) => run(`a${seq}`, 2 + 2 * (seq - 3), 2, 400))] } },
     files: 10,
     options: SPACE_ONLY,
     space: { slackBytes: 0 },
-    expect: { watermark: 5, entries: [{ region: 1, first: 1, count: 3 }], keys: { 1: ['hard_state'] }, checkpoint: true, spaceRewrite: true },
+    expect: { watermark: 3, entries: [{ region: 1, first: 1, count: 1 }], keys: { 1: ['hard_state'] }, checkpoint: true, spaceRewrite: true },
   },
   {
     name: 'a mostly dead checkpoint counts: retiring one file replaces it with a small one',
-    // Live 100 (rewrite queue) + 4 × 900 = 3700: limit 4810, aim 4255. Keeping everything: 4000 + the 3000-byte
-    // checkpoint; watermark 2: 3000 + 128 + 140 + 948.
-    regions: { 1: { runs: [run('r1', 1, 1, 100), ...[1, 2, 3, 4].map((seq) => run(`a${seq}`, 2 + 2 * (seq - 1), 2, 450))] } },
+    // Live 100 (rewrite queue) + 4 × 800 = 3300, limit 4290. Keeping everything: 4000 + the 3000-byte checkpoint;
+    // watermark 2: 3000 + 128 + 140 + 848.
+    regions: { 1: { runs: [run('r1', 1, 1, 100), ...[1, 2, 3, 4].map((seq) => run(`a${seq}`, 2 + 2 * (seq - 1), 2, 400))] } },
     files: 4,
     options: SPACE_ONLY,
     space: { slackBytes: 0, checkpointBytes: 3000 },
@@ -286,14 +271,13 @@ const spaceCases: Case[] = [
   },
   {
     name: 'a region with many old entries is copied for space, and still asked to compact',
-    // File 1 (4000 bytes) holds region 5's 20 × 25 bytes (copied: 500 + 160 + 32); region 1: 960 in each of files 2..4.
-    // Live 3380: limit 4394 < 7000, aim 3887; watermark 2 leaves 3000 + 128 + 692.
+    // Region 5: 20 × 25 bytes in file 1 (copied: 500 + 160 + 32); region 1: 840 in each of files 2..4.
+    // Live 3020, limit 3926: keeping everything is 4000; watermark 2 leaves 3000 + 128 + 692.
     regions: {
-      1: { runs: [2, 3, 4].map((seq) => run(`a${seq}`, 1 + 2 * (seq - 2), 2, 480)) },
+      1: { runs: [2, 3, 4].map((seq) => run(`a${seq}`, 1 + 2 * (seq - 2), 2, 420)) },
       5: { runs: [run('a1', 1, 20, 25)] },
     },
     files: 4,
-    fileBytes: { 1: 4000 },
     options: SPACE_ONLY,
     space: { slackBytes: 0 },
     expect: { watermark: 2, entries: [{ region: 5, first: 1, count: 20 }], laggards: [5], checkpoint: true, spaceRewrite: true },
@@ -321,7 +305,7 @@ const spaceCases: Case[] = [
 describe('purge planner', () => {
   for (const c of [...cases, ...spaceCases]) {
     it(c.name, () => {
-      const files = filesUpTo(c.files).map((file) => ({ ...file, bytes: c.fileBytes?.[file.seq] ?? file.bytes }));
+      const files = filesUpTo(c.files);
       const strikes = new Map(Object.entries(c.strikes ?? {}).map(([region, count]) => [Number(region), count]));
       const options = { ...OPTIONS, ...c.options };
       const space: PurgeSpace = { checkpointBytes: c.checkpointExists === true ? 100 : 0, slackBytes: 1e9, ...c.space };
@@ -349,11 +333,11 @@ describe('purge planner', () => {
   });
 
   it('a looser maxSpaceAmplification copies less', () => {
-    // The churned case with bound 1.6: limit 9472 < 10000, aim 1.3 × 5920 = 7696; watermark 4 leaves 7548.
+    // The case above with bound 1.45: limit 9570; watermark 2 leaves 9000 + 268.
     const c = spaceCases[1]!;
-    const plan = planPurge(memtablesOf(c.regions), filesUpTo(c.files), c.files, new Map(), { ...OPTIONS, ...SPACE_ONLY, maxSpaceAmplification: 1.6 }, { checkpointBytes: 0, slackBytes: 0 });
-    assert.equal(plan.watermark, 4);
-    assert.deepEqual(plan.entries, [{ region: 1, first: 1, count: 3 }]);
+    const plan = planPurge(memtablesOf(c.regions), filesUpTo(c.files), c.files, new Map(), { ...OPTIONS, ...SPACE_ONLY, maxSpaceAmplification: 1.45 }, { checkpointBytes: 0, slackBytes: 0 });
+    assert.equal(plan.watermark, 2);
+    assert.deepEqual(plan.entries, [{ region: 1, first: 1, count: 1 }]);
   });
 
   it('planning changes nothing it reads', () => {
