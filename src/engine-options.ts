@@ -42,6 +42,10 @@ export function checkEngineOptions(options: unknown): void {
   }
   for (const name of NON_NEGATIVE) optionalInteger(given[name], name, 0);
   if (given.recoveryMode !== undefined) requireOneOf(given.recoveryMode, 'recoveryMode', Object.values(RecoveryMode));
+  const bound = given.maxSpaceAmplification;
+  if (bound !== undefined && (typeof bound !== 'number' || !Number.isFinite(bound) || (bound !== 0 && bound < 1))) {
+    throw new InvalidArgumentError(`maxSpaceAmplification must be a number ≥ 1, or 0 to disable, got ${describeValue(bound)}`);
+  }
   optionalBoolean(given.indexCheckpoint, 'indexCheckpoint');
   if (given.seed !== undefined) optionalInteger(given.seed, 'seed', 0, Number.MIN_SAFE_INTEGER);
   if (given.scrub !== undefined) {

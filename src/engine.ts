@@ -41,6 +41,7 @@ import { EngineEvents, type EngineEventName, type EngineListener } from './engin
 import { SCRUB_DEFAULTS, Scrubber, type ScrubOptions } from './scrub.js';
 import { verifyPass, type VerifyPassOptions, type VerifyReport } from './verify.js';
 import { GarbageCollector, type GcStats, type PurgeResult } from './gc.js';
+import { SPACE_BOUND } from './purge.js';
 import { FileSet } from './file-set/file-set.js';
 import { MetricsRecorder, type EngineMetrics } from './metrics.js';
 import { WriteQueue, type QueuedWrite } from './write-queue.js';
@@ -67,6 +68,13 @@ export interface EngineOptions {
   rewriteMaxEntries?: number;
   /** A region asked to compact this many purges in a row is rewritten by GC anyway. Default 3. */
   forceRewriteAfter?: number;
+  /**
+   * After a purge the log's files hold at most this many bytes per live byte,
+   * plus one target file and the preallocation (recycled files and the active
+   * file's unwritten tail count against those): GC copies the oldest files'
+   * live data as far as needed. Default 1.3; 0 disables.
+   */
+  maxSpaceAmplification?: number;
   /**
    * Purged files kept (renamed) for reuse by later files instead of removed.
    * They count as disk space while they wait. Default 1; 0 disables recycling.
@@ -177,6 +185,7 @@ const DEFAULTS = {
   preallocateBytes: 8 << 20,
   rewriteMaxEntries: 1024,
   forceRewriteAfter: 3,
+  maxSpaceAmplification: SPACE_BOUND,
   recycleFiles: 1,
   prefillFiles: 0,
   readCacheBytes: 64 << 20,
@@ -224,6 +233,7 @@ export class Engine implements AsyncDisposable {
       purgeThreshold: options.purgeThreshold ?? 8 * (options.targetFileSize ?? DEFAULTS.targetFileSize),
       rewriteMaxEntries: options.rewriteMaxEntries ?? DEFAULTS.rewriteMaxEntries,
       forceRewriteAfter: options.forceRewriteAfter ?? DEFAULTS.forceRewriteAfter,
+      maxSpaceAmplification: options.maxSpaceAmplification ?? DEFAULTS.maxSpaceAmplification,
       recycleFiles: options.recycleFiles ?? DEFAULTS.recycleFiles,
       prefillFiles: options.prefillFiles ?? DEFAULTS.prefillFiles,
       readCacheBytes: options.readCacheBytes ?? DEFAULTS.readCacheBytes,
