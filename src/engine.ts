@@ -38,6 +38,7 @@ import { RecoveryMode, type RecoveryReport } from './recovery/recovery.js';
 import { consistencyCheck, type ConsistencyReport } from './consistency-check.js';
 import { GarbageCollector, type GcStats, type PurgeResult } from './gc.js';
 import { FileSet } from './file-set/file-set.js';
+import { defaultRecoveryThreads } from './recovery/replay-pool.js';
 import { MetricsRecorder, type EngineMetrics } from './metrics.js';
 import { WriteQueue, type QueuedWrite } from './write-queue.js';
 
@@ -90,6 +91,14 @@ export interface EngineOptions {
    * replays every record (an existing checkpoint is invalidated either way).
    */
   indexCheckpoint?: boolean;
+  /**
+   * Worker threads that verify and decode the log while the main thread
+   * applies it in order, when open replays an append file of 16 MiB or more
+   * (no index checkpoint, or after a crash). 0 replays on the main thread
+   * alone; both give the same state. Default: one per core beside the main
+   * thread, at most 4 (at least 1).
+   */
+  recoveryThreads?: number;
 }
 
 export interface WriteOptions {
@@ -167,6 +176,7 @@ const DEFAULTS = {
   prefillFiles: 0,
   readCacheBytes: 64 << 20,
   indexCheckpoint: true,
+  recoveryThreads: defaultRecoveryThreads(),
 };
 
 export class Engine implements AsyncDisposable {
@@ -208,6 +218,7 @@ export class Engine implements AsyncDisposable {
       prefillFiles: options.prefillFiles ?? DEFAULTS.prefillFiles,
       readCacheBytes: options.readCacheBytes ?? DEFAULTS.readCacheBytes,
       indexCheckpoint: options.indexCheckpoint ?? DEFAULTS.indexCheckpoint,
+      recoveryThreads: options.recoveryThreads ?? DEFAULTS.recoveryThreads,
     };
     this.#nextSalt = saltSource(options.seed);
     this.#files = new FileSet({
@@ -216,6 +227,7 @@ export class Engine implements AsyncDisposable {
       targetFileSize: this.#options.targetFileSize,
       preallocateBytes: this.#options.preallocateBytes,
       recycleFiles: this.#options.recycleFiles,
+      recoveryThreads: this.#options.recoveryThreads,
       nextSalt: this.#nextSalt,
       onBarrier: (micros) => this.#metrics.syncLatency.observe(micros),
     });

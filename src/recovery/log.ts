@@ -26,6 +26,7 @@ import { readManifest, spilledPerManifest, type ManifestRead, type ManifestState
 import { Queue } from '../format/layout.js';
 import { RecoveryMode, fatalUnlessAny, recoverQueue, type RecoveredLog, type RecoveryProblem, type RecoveryReport } from './recovery.js';
 import type { ScannedRecord } from './scanner.js';
+import { ParallelReplay, type ParallelReplayOptions } from './prescan.js';
 
 export interface RecoveredState {
   /** What MANIFEST said (`absent` for a directory written before manifests, or a new one). */
@@ -45,6 +46,8 @@ export interface RecoverLogOptions {
   spillGiven?: boolean;
   /** Load the index checkpoint when it matches the log, instead of replaying (see index-checkpoint.ts). Never in a dry run. */
   indexCheckpoint?: boolean;
+  /** Verify and decode append files on worker threads while the main thread applies them (prescan.ts); absent or 0 threads: serial. */
+  parallel?: ParallelReplayOptions;
 }
 
 export async function recoverLog(fs: FileSystem, mode: RecoveryMode, memtables: Memtables, options: RecoverLogOptions = {}): Promise<RecoveredState> {
@@ -98,15 +101,18 @@ export async function recoverLog(fs: FileSystem, mode: RecoveryMode, memtables: 
   if (listed !== undefined) await checkListedFiles(fs, listed, mode, report, options.spillGiven === true);
   const rewrite = await recoverCheckpoint(fs, apply, mode, listed === undefined ? undefined : (listed.checkpoint?.seq ?? 0));
   gaps = rewrite.checkpoint !== undefined ? 'skip' : mode === RecoveryMode.TolerateAnyCorruption ? 'reset' : 'error';
+  const parallel = options.parallel !== undefined && options.parallel.threads > 0 ? new ParallelReplay(options.parallel) : undefined;
   try {
     const minSeq = listed !== undefined ? listed.first : rewrite.checkpoint?.watermark;
-    const log = await recoverQueue(fs, mode, apply, { dryRun: options.dryRun, minSeq, maxSeq: listed?.last, cleanEnd: listed?.cleanEnd });
+    const log = await recoverQueue(fs, mode, apply, { dryRun: options.dryRun, minSeq, maxSeq: listed?.last, cleanEnd: listed?.cleanEnd, openScanner: parallel?.openScanner });
     log.report.problems.unshift(...manifestProblems, ...rewrite.problems);
     if (options.indexCheckpoint !== undefined) log.report.indexCheckpoint = checkpointUse;
     return { manifest, rewrite, log, deadRunsSkipped };
   } catch (error) {
     await rewrite.checkpoint?.handle.close().catch(() => undefined);
     throw error;
+  } finally {
+    await parallel?.close();
   }
 }
 

@@ -51,6 +51,7 @@ import { CorruptionError } from '../errors.js';
 import { fileId, parseLogFileName } from '../file-names.js';
 import type { FileHandle, FileSystem } from '../filesystem.js';
 import { FILE_FLAG_RECYCLED, FILE_HEADER_SIZE, Queue, decodeFileHeader, type FileHeader } from '../format/layout.js';
+import type { OpenScanner } from './prescan.js';
 import { FileWindow, HEADER_WINDOW, RecordScanner, WindowBuffers, type ScannedRecord } from './scanner.js';
 
 export const RecoveryMode = {
@@ -152,6 +153,8 @@ export interface RecoverOptions {
    * cut that left no damage to see (case G).
    */
   cleanEnd?: number;
+  /** Makes each file's record scanner (prescan.ts: verified ahead on worker threads); default serial. */
+  openScanner?: OpenScanner;
 }
 
 export async function recoverQueue(fs: FileSystem, mode: RecoveryMode, apply: ApplyRecord, options: RecoverOptions = {}): Promise<RecoveredLog> {
@@ -218,7 +221,7 @@ export async function recoverQueue(fs: FileSystem, mode: RecoveryMode, apply: Ap
       try {
         const mayBeUnfinished = isLast && listedLast === undefined;
         const cleanEnd = options.cleanEnd !== undefined && options.cleanEnd > 0 && parsed!.seq === listedLast ? options.cleanEnd : undefined;
-        recovered = await recoverFile(fs, mode, report, handle, name, parsed!.seq, isLast, mayBeUnfinished, expectedEnd, cleanEnd, previous, apply, dryRun, buffers);
+        recovered = await recoverFile(fs, mode, report, handle, name, parsed!.seq, isLast, mayBeUnfinished, expectedEnd, cleanEnd, previous, apply, dryRun, buffers, options.openScanner);
       } catch (error) {
         // Not in `files` yet, so the cleanup below would leak its descriptor.
         await handle.close().catch(() => undefined);
@@ -320,6 +323,7 @@ async function recoverFile(
   apply: ApplyRecord,
   dryRun: boolean,
   buffers: WindowBuffers,
+  openScanner: OpenScanner = (...args) => new RecordScanner(...args),
 ): Promise<RecoveredFile | undefined> {
   const size = await handle.size();
   const window = new FileWindow(handle, size, HEADER_WINDOW);
@@ -340,7 +344,7 @@ async function recoverFile(
     return undefined;
   }
   checkPreviousLength(mode, report, previous, header);
-  const scanner = new RecordScanner(handle, size, header.salt, { readAhead: true, buffers });
+  const scanner = openScanner(handle, size, header.salt, { readAhead: true, buffers });
   try {
     const id = fileId(Queue.Append, seq);
     let offset = FILE_HEADER_SIZE;
@@ -385,7 +389,7 @@ async function recoverFile(
         }
       }
       if (isLast && !dryRun && (next !== undefined || !recycled)) {
-        await scanner.window.idle();
+        await scanner.idle();
         // Cut physically: bytes left past the new end could otherwise verify
         // on a later open, after new records were written over part of them.
         // A recycled file keeps its blocks when nothing after the cut verifies:
@@ -410,7 +414,7 @@ async function recoverFile(
     return { name, seq, salt: header.salt, handle, end: offset, provenEnd: Math.min(provenEnd, offset), sealed, sealAt };
   } finally {
     // The handle outlives the scan (the writer continues the last file): no read may still be in flight.
-    await scanner.window.idle();
+    await scanner.idle();
   }
 }
 
