@@ -24,7 +24,12 @@ export interface ParallelReplayOptions {
   chunkBytes?: number;
   /** Smaller files replay serially (default 16 MiB): their chunks would not pay for the round trips. */
   minFileBytes?: number;
+  /** False: the main thread always waits for a worker instead of verifying a chunk no worker has begun (tests of the worker path). */
+  mainVerifies?: boolean;
 }
+
+/** Chunks verified by workers and by the main thread, and records served from them, since the process started (tests read these). */
+export const prescanCounters = { workerChunks: 0, mainChunks: 0, records: 0 };
 
 const CHUNK_BYTES = 4 << 20;
 const MIN_PARALLEL_FILE_BYTES = 16 << 20;
@@ -36,6 +41,7 @@ class ChunkSlots {
     readonly pool: ReplayPool,
     readonly chunkBytes: number,
     readonly slotBytes: number,
+    readonly mainVerifies: boolean,
   ) {}
   take(): number {
     return this.#free.pop() ?? this.pool.share(new SharedArrayBuffer(this.slotBytes));
@@ -84,7 +90,10 @@ export class PrescannedScanner extends RecordScanner {
       for (const [j, chunk] of this.#chunks) if (j < k) this.#drop(j, chunk);
       const chunk = this.#chunks.get(k);
       const record = chunk === undefined ? undefined : (await this.#recordsOf(chunk))?.at(offset);
-      if (record !== undefined) return record;
+      if (record !== undefined) {
+        prescanCounters.records++;
+        return record;
+      }
     }
     return super.read(offset);
   }
@@ -130,7 +139,8 @@ export class PrescannedScanner extends RecordScanner {
   #recordsOf(chunk: Chunk): Promise<ChunkRecords | undefined> {
     chunk.records ??= chunk.offered.then(async (offered) => {
       if (offered === undefined) return undefined;
-      if (offered.pooled.claim()) {
+      if (this.#slots.mainVerifies && offered.pooled.claim()) {
+        prescanCounters.mainChunks++;
         try {
           return new ChunkRecords(scanChunk(offered.job, chunk.bytes), chunk.bytes);
         } catch {
@@ -138,6 +148,7 @@ export class PrescannedScanner extends RecordScanner {
         }
       }
       const result = await offered.pooled.result.catch(() => undefined);
+      if (result !== undefined) prescanCounters.workerChunks++;
       return result === undefined || result.failed !== undefined ? undefined : new ChunkRecords(result, chunk.bytes);
     });
     return chunk.records;
@@ -171,7 +182,7 @@ export class ParallelReplay {
     const minFileBytes = options.minFileBytes ?? MIN_PARALLEL_FILE_BYTES;
     const ahead = options.threads + 2;
     this.#pool = new ReplayPool(options.threads);
-    this.#slots = new ChunkSlots(this.#pool, chunkBytes, roundUp(chunkBytes + chunkBytes / 8, RECORD_ALIGNMENT));
+    this.#slots = new ChunkSlots(this.#pool, chunkBytes, roundUp(chunkBytes + chunkBytes / 8, RECORD_ALIGNMENT), options.mainVerifies ?? true);
     this.openScanner = (handle, size, salt, windowOptions) =>
       size >= minFileBytes
         ? new PrescannedScanner(handle, size, salt, windowOptions, this.#slots, ahead)
