@@ -38,7 +38,6 @@ import { RecoveryMode, type RecoveryReport } from './recovery/recovery.js';
 import { consistencyCheck, type ConsistencyReport } from './consistency-check.js';
 import { GarbageCollector, type GcStats, type PurgeResult } from './gc.js';
 import { FileSet } from './file-set/file-set.js';
-import { defaultRecoveryThreads } from './recovery/replay-pool.js';
 import { MetricsRecorder, type EngineMetrics } from './metrics.js';
 import { WriteQueue, type QueuedWrite } from './write-queue.js';
 
@@ -94,9 +93,11 @@ export interface EngineOptions {
   /**
    * Worker threads that verify and decode the log while the main thread
    * applies it in order, when open replays an append file of 16 MiB or more
-   * (no index checkpoint, or after a crash). 0 replays on the main thread
-   * alone; both give the same state. Default: one per core beside the main
-   * thread, at most 4 (at least 1).
+   * (no index checkpoint, or after a crash); both give the same state.
+   * Default 0: replay on the main thread alone. Workers halve the main
+   * thread's CPU time per replayed byte but add their start-up and hand-off
+   * work, so they pay only with idle cores: on a busy 2-core machine they
+   * measured slower (bench/replay.ts, `npm run bench:replay`).
    */
   recoveryThreads?: number;
 }
@@ -176,7 +177,7 @@ const DEFAULTS = {
   prefillFiles: 0,
   readCacheBytes: 64 << 20,
   indexCheckpoint: true,
-  recoveryThreads: defaultRecoveryThreads(),
+  recoveryThreads: 0,
 };
 
 export class Engine implements AsyncDisposable {

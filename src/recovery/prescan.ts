@@ -20,7 +20,7 @@ import { RecordScanner, type ScannedRecord, type StopReason, type WindowOptions 
 export interface ParallelReplayOptions {
   /** Worker threads. */
   threads: number;
-  /** Bytes of records per chunk (default 4 MiB); an eighth more is read past its end, so a record that starts in it and ends in the next is verified whole. */
+  /** Bytes of records per chunk (default 1 MiB); an eighth more is read past its end, so a record that starts in it and ends in the next is verified whole. */
   chunkBytes?: number;
   /** Smaller files replay serially (default 16 MiB): their chunks would not pay for the round trips. */
   minFileBytes?: number;
@@ -31,7 +31,12 @@ export interface ParallelReplayOptions {
 /** Chunks verified by workers and by the main thread, and records served from them, since the process started (tests read these). */
 export const prescanCounters = { workerChunks: 0, mainChunks: 0, records: 0 };
 
-const CHUNK_BYTES = 4 << 20;
+/**
+ * 1 MiB: a chunk is copied in by the read and then checksummed, so it should
+ * still be in the CPU cache when the worker gets to it (4 MiB chunks
+ * measured slower than serial replay, bench/replay.ts).
+ */
+const CHUNK_BYTES = 1 << 20;
 const MIN_PARALLEL_FILE_BYTES = 16 << 20;
 
 /** The pool's shared slots, kept across the files of one recovery: a slot is made when none is free. */
@@ -180,7 +185,8 @@ export class ParallelReplay {
     const chunkBytes = options.chunkBytes ?? CHUNK_BYTES;
     assert(chunkBytes > 0 && chunkBytes % RECORD_ALIGNMENT === 0, 'ParallelReplay: chunks start 8-byte aligned');
     const minFileBytes = options.minFileBytes ?? MIN_PARALLEL_FILE_BYTES;
-    const ahead = options.threads + 2;
+    // Enough chunks in flight to cover a worker's wake-up and the reads: a few MiB per worker.
+    const ahead = 4 + 4 * options.threads;
     this.#pool = new ReplayPool(options.threads);
     this.#slots = new ChunkSlots(this.#pool, chunkBytes, roundUp(chunkBytes + chunkBytes / 8, RECORD_ALIGNMENT), options.mainVerifies ?? true);
     this.openScanner = (handle, size, salt, windowOptions) =>

@@ -12,7 +12,6 @@
  * so replay never runs slower than on the main thread alone by more than the
  * cost of the reads ahead.
  */
-import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { assert } from '../assert.js';
 import type { ChunkJob, ChunkResult, PoolShare } from './replay-chunk.js';
@@ -28,14 +27,6 @@ export function liveReplayWorkers(): number {
 export const MAX_RECOVERY_THREADS = 64;
 /** Most chunk slots a pool shares (each has one claim cell). */
 const MAX_SLOTS = 1024;
-
-/**
- * One worker per core beside the main thread, which applies what they
- * decode, up to 4 (bench/replay.ts).
- */
-export function defaultRecoveryThreads(): number {
-  return Math.max(1, Math.min(4, availableParallelism() - 1));
-}
 
 export interface PoolJob {
   /** Claims the job for the calling (main) thread; false when a worker already has it. */
@@ -86,16 +77,16 @@ export class ReplayPool {
       this.#pending.delete(id);
       return true;
     };
-    if (this.#closed || this.#broken) {
-      // After a worker died the rest of the replay runs on the main thread.
-      Atomics.store(claims, job.slot, id);
-      return { claim, result: Promise.reject(new Error('replay pool closed or broken')) };
-    }
-    if (this.#workers.length === 0) this.#start();
     Atomics.store(claims, job.slot, id);
     const result = new Promise<ChunkResult>((resolve, reject) => this.#pending.set(id, { resolve, reject }));
-    // Unhandled only when the main thread claimed the job and never looks.
+    // A rejection nobody awaits (the main thread claimed the job) is no error.
     result.catch(() => undefined);
+    if (this.#closed || this.#broken) {
+      // After a worker died the rest of the replay runs on the main thread.
+      this.#fail(new Error('replay pool closed or broken'));
+      return { claim, result };
+    }
+    if (this.#workers.length === 0) this.#start();
     for (const worker of this.#workers) worker.postMessage(job);
     return { claim, result };
   }
