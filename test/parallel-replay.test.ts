@@ -288,6 +288,25 @@ describe('parallel replay', () => {
     }
   });
 
+  it('regression: a job offered to a closed pool, then claimed by the main thread, leaves no unhandled rejection', async () => {
+    const pool = new ReplayPool(1);
+    await pool.close();
+    const slot = pool.share(new SharedArrayBuffer(64));
+    const unhandled: unknown[] = [];
+    const listener = (reason: unknown): void => void unhandled.push(reason);
+    process.on('unhandledRejection', listener);
+    try {
+      const job = pool.run({ id: 0, slot, length: 0, base: FILE_HEADER_SIZE, chunkEnd: FILE_HEADER_SIZE, salt: 0, exactStart: true });
+      assert.equal(job.claim(), true, 'the main thread takes a job no worker can');
+      // Unhandled rejections are reported once the microtasks after the one that rejected have run.
+      await new Promise((resolve) => setImmediate(resolve));
+      await new Promise((resolve) => setImmediate(resolve));
+    } finally {
+      process.off('unhandledRejection', listener);
+    }
+    assert.deepEqual(unhandled, []);
+  });
+
   it('refuses a bad recoveryThreads', () => {
     for (const bad of [-1, 1.5, '2', 65, Number.NaN]) {
       assert.throws(() => new Engine({ fs: new MemFs(), recoveryThreads: bad as number }), (error: unknown) => isRaftlogError(error, 'INVALID_ARGUMENT') && /recoveryThreads/.test(error.message), String(bad));
