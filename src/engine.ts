@@ -94,10 +94,9 @@ export interface EngineOptions {
    * Worker threads that verify and decode the log while the main thread
    * applies it in order, when open replays an append file of 16 MiB or more
    * (no index checkpoint, or after a crash); both give the same state.
-   * Default 0: replay on the main thread alone. Workers halve the main
-   * thread's CPU time per replayed byte but add their start-up and hand-off
-   * work, so they pay only with idle cores: on a busy 2-core machine they
-   * measured slower (bench/replay.ts, `npm run bench:replay`).
+   * Default 0: replay on the main thread alone, because on a shared 2-core
+   * machine workers measured slower (their start-up and the hand-offs cost
+   * more than the checksums they take over; `npm run bench:replay`).
    */
   recoveryThreads?: number;
 }
