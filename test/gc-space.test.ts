@@ -15,7 +15,8 @@ import { PosixFs } from '../backends/posix.js';
 import { Engine, type EngineOptions } from '../src/engine.js';
 import { LogBatch } from '../src/log-batch.js';
 import { SPACE_BOUND } from '../src/purge.js';
-import { Prng, testSeed } from './support/seed.js';
+import { Random } from './support/random.js';
+import { testSeed } from './support/seed.js';
 
 const TARGET = 32 * 1024;
 const PREALLOCATE = 8 * 1024;
@@ -51,11 +52,11 @@ interface ChurnResult {
  */
 async function churn(seed: number, options: Partial<EngineOptions>): Promise<ChurnResult> {
   const dir = await mkdtemp(join(tmpdir(), 'raftlog-gc-space-'));
-  const rng = new Prng(seed);
+  const rng = new Random(seed);
   const regions = new Map<number, Region>();
   regions.set(1, { first: 1, next: 1, keep: 0 });
   regions.set(2, { first: 1, next: 1, keep: 0 });
-  for (let id = 3; id <= 24; id++) regions.set(id, { first: 1, next: 1, keep: 4 + rng.int(40) });
+  for (let id = 3; id <= 24; id++) regions.set(id, { first: 1, next: 1, keep: 4 + rng.below(40) });
   let engine = new Engine({ fs: new PosixFs(dir), ...OPTIONS, ...options });
   const result: ChurnResult = { purges: 0, spaceRewrites: 0, worstBoundUse: 0, writeAmplification: 1 };
   try {
@@ -73,8 +74,8 @@ async function churn(seed: number, options: Partial<EngineOptions>): Promise<Chu
     };
     await append(1, 40, 300);
     for (let step = 1; step <= 3000; step++) {
-      if (step % 7 === 0) await append(2, 1, 200 + rng.int(200));
-      else await append(3 + rng.int(22), 1 + rng.int(4), 100 + rng.int(900));
+      if (step % 7 === 0) await append(2, 1, 200 + rng.below(200));
+      else await append(3 + rng.below(22), 1 + rng.below(4), 100 + rng.below(900));
       if (step % 100 !== 0) continue;
       for (const [id, region] of regions) {
         if (region.keep === 0 || region.next - region.first <= region.keep) continue;

@@ -27,6 +27,7 @@ import { Queue } from '../format/layout.js';
 import { RecoveryMode, decideFile, recoverQueue, type RecoveredLog, type RecoveryProblem, type RecoveryReport } from './recovery.js';
 import type { Decision } from './decision-table.js';
 import type { ScannedRecord } from './scanner.js';
+import { ParallelReplay, type ParallelReplayOptions } from './prescan.js';
 
 export interface RecoveredState {
   /** What MANIFEST said (`absent` for a directory written before manifests, or a new one). */
@@ -48,6 +49,8 @@ export interface RecoverLogOptions {
   indexCheckpoint?: boolean;
   /** Receives every decision of the recovery decision table taken, in order. */
   decisions?: Decision[];
+  /** Verify and decode append files on worker threads while the main thread applies them (prescan.ts); absent or 0 threads: serial. */
+  parallel?: ParallelReplayOptions;
 }
 
 export async function recoverLog(fs: FileSystem, mode: RecoveryMode, memtables: Memtables, options: RecoverLogOptions = {}): Promise<RecoveredState> {
@@ -100,6 +103,7 @@ export async function recoverLog(fs: FileSystem, mode: RecoveryMode, memtables: 
   if (listed !== undefined) await checkListedFiles(fs, listed, mode, report, options.spillGiven === true, options.decisions);
   const rewrite = await recoverCheckpoint(fs, apply, mode, listed === undefined ? undefined : (listed.checkpoint?.seq ?? 0), options.decisions);
   gaps = rewrite.checkpoint !== undefined ? 'skip' : mode === RecoveryMode.TolerateAnyCorruption ? 'reset' : 'error';
+  const parallel = options.parallel !== undefined && options.parallel.threads > 0 ? new ParallelReplay(options.parallel) : undefined;
   try {
     const minSeq = listed !== undefined ? listed.first : rewrite.checkpoint?.watermark;
     const log = await recoverQueue(fs, mode, apply, {
@@ -108,6 +112,7 @@ export async function recoverLog(fs: FileSystem, mode: RecoveryMode, memtables: 
       maxSeq: listed?.last,
       cleanEnd: listed?.cleanEnd,
       decisions: options.decisions,
+      openScanner: parallel?.openScanner,
     });
     log.report.problems.unshift(...manifestProblems, ...rewrite.problems);
     if (options.indexCheckpoint !== undefined) log.report.indexCheckpoint = checkpointUse;
@@ -115,6 +120,8 @@ export async function recoverLog(fs: FileSystem, mode: RecoveryMode, memtables: 
   } catch (error) {
     await rewrite.checkpoint?.handle.close().catch(() => undefined);
     throw error;
+  } finally {
+    await parallel?.close();
   }
 }
 
