@@ -119,6 +119,33 @@ for (const target of ENGINE_TARGETS) {
       }
     });
 
+    it('a refused batch leaves no trace in what later queued writes are checked against', async () => {
+      const disk = await target.make();
+      try {
+        const engine = await openEngine(disk.fs);
+        await append(engine, 2, 1, 3);
+        const first = new LogBatch();
+        first.addEntries(1, entries(1, 5));
+        // Region 1's item passes (compacting past its end empties it), region 2's leaves a gap:
+        // the whole batch is refused, so region 1 still ends at 5 for the writes queued after it.
+        const refused = new LogBatch();
+        refused.compactTo(1, 100);
+        refused.addEntries(2, entries(10, 1));
+        const gap = new LogBatch();
+        gap.addEntries(1, entries(50, 1));
+        const next = new LogBatch();
+        next.addEntries(1, entries(6, 2));
+        const results = await Promise.allSettled([engine.write(first), engine.write(refused), engine.write(gap), engine.write(next)]);
+        assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'rejected', 'fulfilled']);
+        assert.equal(engine.firstIndex(1), 1);
+        assert.equal(engine.lastIndex(1), 7);
+        assert.equal(engine.lastIndex(2), 3);
+        await engine.close();
+      } finally {
+        await disk.cleanup();
+      }
+    });
+
     it('compacts (firstIndex becomes the index) and cleans, durably', async () => {
       const disk = await target.make();
       try {
