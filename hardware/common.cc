@@ -120,5 +120,6 @@ NAPI_MODULE_INIT() {
   raftlog::InitMemory(env, exports);
   raftlog::InitCipher(env, exports);
   raftlog::InitCrc32c(env, exports);
+  raftlog::InitWriteSync(env, exports);
   return exports;
 }

@@ -133,6 +133,13 @@ export interface NativeBinding {
     entryLengths: Uint32Array,
     count: number,
   ): number;
+  /**
+   * pwritev until every byte is down, then fdatasync when `datasync`, in one
+   * threadpool job (Linux). Rejects with a node:fs-shaped error (code,
+   * negative errno, syscall 'write' or 'fdatasync'). The buffers must not
+   * change until it settles.
+   */
+  writeSync(fd: number, buffers: readonly Uint8Array[], position: number, datasync: boolean): Promise<void>;
   /** The CPU has the CRC32C instructions crc32cBatch needs (SSE4.2, ARMv8 CRC). */
   readonly crc32cBatchAccelerated: boolean;
 }
@@ -240,6 +247,14 @@ export function loadNativeBatchChecksum(): NativeBinding['crc32cBatch'] | undefi
   const { crc32cBatch, crc32cBatchAccelerated } = loaded.binding;
   if (typeof crc32cBatch !== 'function' || crc32cBatchAccelerated !== true) return undefined;
   return crc32cBatch;
+}
+
+/** The addon's one-job write and fdatasync (Linux); undefined where the addon is missing. */
+export function loadNativeWriteSync(): NativeBinding['writeSync'] | undefined {
+  const loaded = loadRaw();
+  if (!loaded.ok) return undefined;
+  const { writeSync } = loaded.binding;
+  return typeof writeSync === 'function' ? writeSync : undefined;
 }
 
 /** The binding, or UnsupportedError naming `feature` and why the addon is unavailable. */
