@@ -153,11 +153,16 @@ interface ProjectedRegion {
   last: number | undefined;
 }
 
+/** Regions of one batch #validate finds by scanning its columns; past this many, by a Map. */
+const SCAN_REGIONS = 8;
+
 /** #validate's reused columns: region, and its first and last index as the batch leaves them (NaN: none). */
 class RegionScratch {
   regions: Float64Array = new Float64Array(8);
   first: Float64Array = new Float64Array(8);
   last: Float64Array = new Float64Array(8);
+  /** region → column, for batches past SCAN_REGIONS regions; empty between batches. */
+  readonly slots = new Map<number, number>();
 
   grow(): void {
     const size = this.regions.length * 2;
@@ -696,14 +701,27 @@ export class Engine implements AsyncDisposable {
     // Per-region state as this batch leaves it, in reused columns (NaN: no
     // entries), so validating a write allocates nothing; committed to
     // #projected only once every item passed, so a refused batch leaves no
-    // trace. A batch touches few regions: a linear scan finds each.
+    // trace. A typical batch touches a region or two, found by a linear
+    // scan; past SCAN_REGIONS the slots are looked up in a reused Map, so a
+    // batch across thousands of regions stays linear.
     const scratch = this.#validateScratch;
+    const slots = scratch.slots;
     let regions = 0;
     for (const item of batch.items) {
       let at = 0;
-      while (at < regions && scratch.regions[at] !== item.region) at++;
+      if (regions <= SCAN_REGIONS) {
+        while (at < regions && scratch.regions[at] !== item.region) at++;
+      } else {
+        at = slots.get(item.region) ?? regions;
+      }
       if (at === regions) {
         if (regions === scratch.regions.length) scratch.grow();
+        if (regions === SCAN_REGIONS) {
+          // Cleared here, not only after a batch: a refused batch throws before the end.
+          slots.clear();
+          for (let i = 0; i < regions; i++) slots.set(scratch.regions[i]!, i);
+        }
+        if (regions >= SCAN_REGIONS) slots.set(item.region, at);
         const projected = this.#projected.get(item.region);
         const memtable = projected === undefined ? this.#memtables.get(item.region) : undefined;
         scratch.regions[at] = item.region;
@@ -730,6 +748,7 @@ export class Engine implements AsyncDisposable {
         scratch.first[at] = scratch.last[at] = Number.NaN;
       }
     }
+    if (regions > SCAN_REGIONS) slots.clear();
     for (let at = 0; at < regions; at++) {
       const first = scratch.first[at]!;
       const last = scratch.last[at]!;

@@ -2,6 +2,9 @@
  * raftlog: a persistent embedded storage engine for Multi-Raft logs.
  * Everything public is exported from here.
  */
+import { loadNativeBatchChecksum } from '../hardware/native.js';
+import { installBatchChecksum } from './format/checksum.js';
+
 export * from './errors.js';
 export type {
   FileSystem,
@@ -60,6 +63,4 @@ export type { EngineMetrics, HistogramSnapshot } from './metrics.js';
 // and payload CRCs take one native call instead of one per entry (about 2.7
 // against 1 us per W2 write here). Without it the same bytes come from
 // @node-rs/crc32, call by call; loading never throws.
-import { installBatchChecksum } from './format/checksum.js';
-import { loadNativeBatchChecksum } from '../hardware/native.js';
 installBatchChecksum(loadNativeBatchChecksum());
