@@ -4,6 +4,9 @@
  * (src/, which imports no backend) with the FileSystem backends (backends/).
  * Everything public is exported from here.
  */
+import { loadNativeBatchChecksum } from './hardware/native.js';
+import { installBatchChecksum } from './src/format/checksum.js';
+
 export * from './src/index.js';
 
 export { PosixFs } from './backends/posix.js';
@@ -27,3 +30,9 @@ export { UringFs } from './backends/uring.js';
 export type { UringFsOptions, UringStats } from './backends/uring.js';
 export { PmemFs } from './backends/pmem.js';
 export type { PmemFsOptions, PmemStats, PmemFileHandle, PmemFlushOption, PmemFlushPath } from './backends/pmem.js';
+
+// The write path's checksums: with the addon built, a sealed batch's entry
+// and payload CRCs take one native call instead of one per entry (about 2.7
+// against 1 us per W2 write here). Without it the same bytes come from
+// @node-rs/crc32, call by call; loading never throws.
+installBatchChecksum(loadNativeBatchChecksum());

@@ -1,5 +1,7 @@
 /**
- * PosixFs: the FileSystem seam on plain `node:fs`, no native addon.
+ * PosixFs: the FileSystem seam on plain `node:fs`, no native addon needed.
+ * Where the addon is built, a write and its barrier go down as one
+ * threadpool job (see nativeWriteSync); everything else is node:fs.
  *
  * What node:fs cannot do, and what stands in for it here:
  * - no fallocate: `preallocate` writes zeros past the current end (see there);
@@ -13,6 +15,8 @@
 
 import * as fsp from 'node:fs/promises';
 
+import { loadNativeWriteSync } from '../hardware/native.js';
+
 import { ClosedError, IoError, fromSystemError } from '../src/errors.js';
 import type { FileHandle, FileSystem, FsCapabilities, WriteOptions } from '../src/filesystem.js';
 import { checkCount, checkRange, checkReadArgs, checkWriteArgs } from './arguments.js';
@@ -20,6 +24,14 @@ import { DirectoryFs } from './directory-fs.js';
 import { mapErrors, readOnlyError } from './error-edge.js';
 import { remainingBuffers } from './io-buffers.js';
 import { FILE_MODE } from './posix-directory.js';
+
+/**
+ * With the addon built, a write and its fdatasync run as one threadpool job
+ * (hardware/write-sync.cc) instead of two node:fs jobs with a return to the
+ * event loop between them. The same syscalls, in the same order, with errors
+ * shaped like node:fs's, so nothing else here changes.
+ */
+const nativeWriteSync = loadNativeWriteSync();
 
 /** One shared, never-written buffer of zeros for preallocation: large enough to amortise syscalls, small enough to keep. */
 const ZEROS = new Uint8Array(1 << 20);
@@ -90,8 +102,13 @@ class PosixFileHandle implements FileHandle {
     return this.#run('write', async () => {
       checkWriteArgs(buffers, position, this.name);
       this.#writable('write');
+      const sync = options.sync === true;
+      if (nativeWriteSync !== undefined) {
+        await this.#gate.shared(() => nativeWriteSync(this.#live('write').fd, buffers, position, sync));
+        return;
+      }
       await this.#gate.shared(() => this.#writeAll(buffers, position));
-      if (options.sync === true) await this.#live('write').datasync();
+      if (sync) await this.#live('write').datasync();
     });
   }
 
@@ -135,12 +152,15 @@ class PosixFileHandle implements FileHandle {
     return this.#run('size', async () => (await this.#live('size').stat()).size);
   }
 
-  /** Idempotent. Waits for operations in flight on the descriptor (node's FileHandle does). */
+  /** Idempotent. Waits for operations in flight on the descriptor (node's FileHandle does; the gate, for the addon's writes). */
   async close(): Promise<void> {
     const handle = this.#handle;
     if (handle === undefined) return;
     this.#handle = undefined;
     try {
+      // node's FileHandle waits for its own operations, not for the addon's
+      // writes on its descriptor: let those finish before the fd is released.
+      await this.#gate.exclusive(async () => undefined);
       await handle.close();
     } catch (error) {
       throw fromSystemError(error, 'close', this.name);

@@ -13,8 +13,14 @@ import { formatProbe, runProbe } from './probe.js';
 import { formatRepair, runRepair } from './repair.js';
 import { byteSize, fileList, nonNegativeInt, positiveInt, recoveryMode, regionList, seconds, secondsOrZero } from './parse.js';
 import { RecoveryMode } from '../src/recovery/recovery.js';
+import { installBatchChecksum } from '../src/format/checksum.js';
+import { loadNativeBatchChecksum } from '../hardware/native.js';
 import { formatStressReport, runStress, type StressOptions } from './stress.js';
 import { packageVersion } from './version.js';
+
+// The CLI builds engines from src/ directly, not through the package entry:
+// it installs the native batch checksum the same way (../index.ts says why).
+installBatchChecksum(loadNativeBatchChecksum());
 
 const EXIT_CODES_HELP = `
 Exit codes:

@@ -119,5 +119,7 @@ NAPI_MODULE_INIT() {
   raftlog::InitRing(env, exports);
   raftlog::InitMemory(env, exports);
   raftlog::InitCipher(env, exports);
+  raftlog::InitCrc32c(env, exports);
+  raftlog::InitWriteSync(env, exports);
   return exports;
 }

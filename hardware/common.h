@@ -37,5 +37,7 @@ void SetNamed(napi_env env, napi_value obj, const char* name, napi_value v);
 void InitRing(napi_env env, napi_value exports);
 void InitMemory(napi_env env, napi_value exports);
 void InitCipher(napi_env env, napi_value exports);
+void InitCrc32c(napi_env env, napi_value exports);
+void InitWriteSync(napi_env env, napi_value exports);
 
 }  // namespace raftlog

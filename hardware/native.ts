@@ -120,6 +120,28 @@ export interface NativeBinding {
   aesCtr(key: Uint8Array, counter: Uint8Array, skip: number, inputs: readonly Uint8Array[], output: Uint8Array): void;
   /** `aesCtr` on a libuv threadpool thread; inputs and output must not change until it settles. */
   aesCtrAsync(key: Uint8Array, counter: Uint8Array, skip: number, inputs: readonly Uint8Array[], output: Uint8Array): Promise<void>;
+  /**
+   * Every entry's CRC32C written before it, then the payload's returned, in
+   * one call (src/format/checksum.ts's BatchChecksum). Throws where
+   * `crc32cBatchAccelerated` is false.
+   */
+  crc32cBatch(
+    bytes: Uint8Array,
+    payloadStart: number,
+    payloadEnd: number,
+    entryOffsets: Uint32Array,
+    entryLengths: Uint32Array,
+    count: number,
+  ): number;
+  /**
+   * pwritev until every byte is down, then fdatasync when `datasync`, in one
+   * threadpool job (Linux). Rejects with a node:fs-shaped error (code,
+   * negative errno, syscall 'write' or 'fdatasync'). The buffers must not
+   * change until it settles.
+   */
+  writeSync(fd: number, buffers: readonly Uint8Array[], position: number, datasync: boolean): Promise<void>;
+  /** The CPU has the CRC32C instructions crc32cBatch needs (SSE4.2, ARMv8 CRC). */
+  readonly crc32cBatchAccelerated: boolean;
 }
 
 export type NativeLoadResult =
@@ -216,6 +238,23 @@ export function loadNativeCipher(): Pick<NativeBinding, 'aesCtr' | 'aesCtrAsync'
   const { aesCtr, aesCtrAsync } = loaded.binding;
   if (typeof aesCtr !== 'function' || typeof aesCtrAsync !== 'function') return undefined;
   return { aesCtr, aesCtrAsync };
+}
+
+/** The addon's one-call batch CRC32C, on any platform it was built for with CRC instructions; undefined elsewhere. */
+export function loadNativeBatchChecksum(): NativeBinding['crc32cBatch'] | undefined {
+  const loaded = loadRaw();
+  if (!loaded.ok) return undefined;
+  const { crc32cBatch, crc32cBatchAccelerated } = loaded.binding;
+  if (typeof crc32cBatch !== 'function' || crc32cBatchAccelerated !== true) return undefined;
+  return crc32cBatch;
+}
+
+/** The addon's one-job write and fdatasync (Linux); undefined where the addon is missing. */
+export function loadNativeWriteSync(): NativeBinding['writeSync'] | undefined {
+  const loaded = loadRaw();
+  if (!loaded.ok) return undefined;
+  const { writeSync } = loaded.binding;
+  return typeof writeSync === 'function' ? writeSync : undefined;
 }
 
 /** The binding, or UnsupportedError naming `feature` and why the addon is unavailable. */

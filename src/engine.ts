@@ -184,6 +184,30 @@ interface ProjectedRegion {
 /** Longest stretch a verification pass keeps the event loop before it yields, ms. */
 const PASS_SLICE_MS = 2;
 
+/** Regions of one batch #validate finds by scanning its columns; past this many, by a Map. */
+const SCAN_REGIONS = 8;
+
+/** #validate's reused columns: region, and its first and last index as the batch leaves them (NaN: none). */
+class RegionScratch {
+  regions: Float64Array = new Float64Array(8);
+  first: Float64Array = new Float64Array(8);
+  last: Float64Array = new Float64Array(8);
+  /** region → column, for batches past SCAN_REGIONS regions; empty between batches. */
+  readonly slots = new Map<number, number>();
+
+  grow(): void {
+    const size = this.regions.length * 2;
+    const widen = (from: Float64Array): Float64Array => {
+      const to = new Float64Array(size);
+      to.set(from);
+      return to;
+    };
+    this.regions = widen(this.regions);
+    this.first = widen(this.first);
+    this.last = widen(this.last);
+  }
+}
+
 /** Reads of one fetch in flight at once: enough to cover a Raft read of the last few appends, bounded for huge ranges. */
 const FETCH_PARALLEL_RUNS = 16;
 
@@ -218,6 +242,7 @@ export class Engine implements AsyncDisposable {
   );
   /** Entry ranges as they will be once queued batches apply; validates writes made before earlier ones land. */
   readonly #projected = new Map<number, ProjectedRegion>();
+  readonly #validateScratch = new RegionScratch();
   readonly #location = newEntryLocation();
   #state: State = 'new';
   #failure: RaftlogError | undefined;
@@ -806,37 +831,69 @@ export class Engine implements AsyncDisposable {
    * every batch queued ahead of it. Throws before anything is queued.
    */
   #validate(batch: BatchItems): void {
-    const local = new Map<number, ProjectedRegion>();
-    const stateOf = (region: number): ProjectedRegion => {
-      let state = local.get(region);
-      if (state === undefined) {
-        const projected = this.#projected.get(region);
-        const memtable = this.#memtables.get(region);
-        state = projected !== undefined ? { ...projected } : { first: memtable?.firstIndex(), last: memtable?.lastIndex() };
-        local.set(region, state);
-      }
-      return state;
-    };
+    // Per-region state as this batch leaves it, in reused columns (NaN: no
+    // entries), so validating a write allocates nothing; committed to
+    // #projected only once every item passed, so a refused batch leaves no
+    // trace. A typical batch touches a region or two, found by a linear
+    // scan; past SCAN_REGIONS the slots are looked up in a reused Map, so a
+    // batch across thousands of regions stays linear.
+    const scratch = this.#validateScratch;
+    const slots = scratch.slots;
+    let regions = 0;
     for (const item of batch.items) {
-      const state = stateOf(item.region);
+      let at = 0;
+      if (regions <= SCAN_REGIONS) {
+        while (at < regions && scratch.regions[at] !== item.region) at++;
+      } else {
+        at = slots.get(item.region) ?? regions;
+      }
+      if (at === regions) {
+        if (regions === scratch.regions.length) scratch.grow();
+        if (regions === SCAN_REGIONS) {
+          // Cleared here, not only after a batch: a refused batch throws before the end.
+          slots.clear();
+          for (let i = 0; i < regions; i++) slots.set(scratch.regions[i]!, i);
+        }
+        if (regions >= SCAN_REGIONS) slots.set(item.region, at);
+        const projected = this.#projected.get(item.region);
+        const memtable = projected === undefined ? this.#memtables.get(item.region) : undefined;
+        scratch.regions[at] = item.region;
+        scratch.first[at] = (projected !== undefined ? projected.first : memtable?.firstIndex()) ?? Number.NaN;
+        scratch.last[at] = (projected !== undefined ? projected.last : memtable?.lastIndex()) ?? Number.NaN;
+        regions++;
+      }
+      const first = scratch.first[at]!;
+      const last = scratch.last[at]!;
       if (item.kind === ItemKind.Entries) {
-        if (state.last !== undefined && item.index > state.last + 1) {
+        if (!Number.isNaN(last) && item.index > last + 1) {
           throw new InvalidArgumentError(
-            `region ${item.region}: entries starting at ${item.index} leave a gap after last index ${state.last}`,
+            `region ${item.region}: entries starting at ${item.index} leave a gap after last index ${last}`,
           );
         }
-        if (state.first === undefined || state.last === undefined || item.index < state.first) state.first = item.index;
-        state.last = item.index + item.count - 1;
+        if (Number.isNaN(first) || Number.isNaN(last) || item.index < first) scratch.first[at] = item.index;
+        scratch.last[at] = item.index + item.count - 1;
       } else if (item.kind === ItemKind.Compact) {
-        if (state.first !== undefined && state.last !== undefined && item.index > state.first) {
-          if (item.index > state.last) state.first = state.last = undefined;
-          else state.first = item.index;
+        if (!Number.isNaN(first) && !Number.isNaN(last) && item.index > first) {
+          if (item.index > last) scratch.first[at] = scratch.last[at] = Number.NaN;
+          else scratch.first[at] = item.index;
         }
       } else if (item.kind === ItemKind.Clean) {
-        state.first = state.last = undefined;
+        scratch.first[at] = scratch.last[at] = Number.NaN;
       }
     }
-    for (const [region, state] of local) this.#projected.set(region, state);
+    if (regions > SCAN_REGIONS) slots.clear();
+    for (let at = 0; at < regions; at++) {
+      const first = scratch.first[at]!;
+      const last = scratch.last[at]!;
+      const region = scratch.regions[at]!;
+      const state = this.#projected.get(region);
+      if (state !== undefined) {
+        state.first = Number.isNaN(first) ? undefined : first;
+        state.last = Number.isNaN(last) ? undefined : last;
+      } else {
+        this.#projected.set(region, { first: Number.isNaN(first) ? undefined : first, last: Number.isNaN(last) ? undefined : last });
+      }
+    }
   }
 
   async #commit(group: QueuedWrite[]): Promise<void> {

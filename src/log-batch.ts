@@ -6,7 +6,7 @@
  */
 import { compressSync } from 'lz4-napi';
 import { InvalidArgumentError, RaftlogError } from './errors.js';
-import { crc32c } from './format/checksum.js';
+import { checksumBatch, crc32c } from './format/checksum.js';
 import {
   CLEAN_ITEM_SIZE,
   ENTRIES_HEADER_SIZE,
@@ -344,6 +344,10 @@ export class LogBatch {
         `batch payload of ${payloadLength} bytes exceeds the ${MAX_BATCH_PAYLOAD_BYTES}-byte limit`,
       );
     }
+    // Every entry's CRC (the encoders leave the slots zero), then the payload's over them.
+    // An empty batch (a seal record) may have no buffer yet; its CRC is that of no bytes.
+    const plainCrc =
+      payloadLength === 0 ? 0 : checksumBatch(this.#buffer, RECORD_HEADER_SIZE, this.#end, this.#entryOffsets, this.#entryLengths, this.#entryCount);
     const payload = this.#buffer.subarray(RECORD_HEADER_SIZE, this.#end);
     const items: BatchItems = {
       items: this.#items,
@@ -375,7 +379,7 @@ export class LogBatch {
       sealed = {
         bytes: this.#buffer.subarray(0, total),
         payloadLength,
-        payloadCrc: crc32c(this.#buffer.subarray(RECORD_HEADER_SIZE, this.#end)),
+        payloadCrc: plainCrc,
         flags: 0,
         payload: this.#buffer.subarray(RECORD_HEADER_SIZE, this.#end),
         items,

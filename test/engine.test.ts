@@ -119,6 +119,60 @@ for (const target of ENGINE_TARGETS) {
       }
     });
 
+    it('a refused batch leaves no trace in what later queued writes are checked against', async () => {
+      const disk = await target.make();
+      try {
+        const engine = await openEngine(disk.fs);
+        await append(engine, 2, 1, 3);
+        const first = new LogBatch();
+        first.addEntries(1, entries(1, 5));
+        // Region 1's item passes (compacting past its end empties it), region 2's leaves a gap:
+        // the whole batch is refused, so region 1 still ends at 5 for the writes queued after it.
+        const refused = new LogBatch();
+        refused.compactTo(1, 100);
+        refused.addEntries(2, entries(10, 1));
+        const gap = new LogBatch();
+        gap.addEntries(1, entries(50, 1));
+        const next = new LogBatch();
+        next.addEntries(1, entries(6, 2));
+        const results = await Promise.allSettled([engine.write(first), engine.write(refused), engine.write(gap), engine.write(next)]);
+        assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'rejected', 'fulfilled']);
+        assert.equal(engine.firstIndex(1), 1);
+        assert.equal(engine.lastIndex(1), 7);
+        assert.equal(engine.lastIndex(2), 3);
+        await engine.close();
+      } finally {
+        await disk.cleanup();
+      }
+    });
+
+    it('validates batches across many regions, a refused one included, against the queue ahead', async () => {
+      const disk = await target.make();
+      try {
+        const engine = await openEngine(disk.fs);
+        const wide = (regions: number[], first: (region: number) => number): LogBatch => {
+          const batch = new LogBatch();
+          for (const region of regions) batch.addEntries(region, entries(first(region), 2));
+          return batch;
+        };
+        const all = Array.from({ length: 40 }, (_, i) => i + 1);
+        const first = wide(all, () => 1);
+        // 20 regions continue at 3; the last one leaves a gap: refused whole.
+        const refused = wide(all.slice(0, 20), (region) => (region === 20 ? 9 : 3));
+        // Regions in the opposite order, so stale slots from the refused batch would point at the wrong column.
+        const next = wide(all.slice(0, 30).reverse(), () => 3);
+        const gap = wide([35, 36, 37, 38, 39, 40, 1, 2, 3, 4], (region) => (region === 4 ? 7 : 3));
+        // Valid only against what `next` left queued (regions 5 and 6 end at 4, not 2).
+        const after = wide([5, 6], () => 5);
+        const results = await Promise.allSettled([first, refused, next, gap, after].map((batch) => engine.write(batch)));
+        assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled', 'rejected', 'fulfilled']);
+        for (const region of all) assert.equal(engine.lastIndex(region), region === 5 || region === 6 ? 6 : region <= 30 ? 4 : 2, `region ${region}`);
+        await engine.close();
+      } finally {
+        await disk.cleanup();
+      }
+    });
+
     it('compacts (firstIndex becomes the index) and cleans, durably', async () => {
       const disk = await target.make();
       try {

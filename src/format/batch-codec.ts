@@ -210,7 +210,8 @@ export function entrySize(entry: EntryFields): number {
  * sum of their `entrySize`. Each entry is normalized again into `scratch`
  * (no object per entry), and where its protobuf bytes landed is recorded, as
  * payload offsets, at `column..column+entries.length` of `offsets` and
- * `lengths`, which must have that room.
+ * `lengths`, which must have that room. The entries' CRC slots are left zero
+ * for `checksumBatch` to fill, from those columns, when the batch is sealed.
  */
 export function writeEntriesItem(
   target: Uint8Array,
@@ -238,7 +239,9 @@ export function writeEntriesItem(
     const start = pos + ENTRY_PREFIX_SIZE;
     const end = encodeEntry(target, start, scratch);
     view.setUint32(pos, end - start, true);
-    view.setUint32(pos + 4, crc32c(target.subarray(start, end)), true);
+    // Its CRC is filled in when the batch is sealed, with every other
+    // entry's, in one call (checksumBatch); until then the slot holds zero.
+    view.setUint32(pos + 4, 0, true);
     offsets[at + i] = start - payloadStart;
     lengths[at + i] = end - start;
     pos = end;
