@@ -119,9 +119,9 @@ export class ReplayPool {
         this.#pending.delete(result.id);
         pending.resolve(result);
       });
-      worker.on('error', (error) => {
+      worker.on('error', (error: unknown) => {
         this.#broken = true;
-        this.#fail(error);
+        this.#fail(error instanceof Error ? error : new Error(String(error)));
       });
       worker.on('exit', () => {
         running.delete(worker);
