@@ -36,11 +36,12 @@
  *
  * Every cut, skip and removal is listed in the RecoveryReport.
  *
- * After a clean close an engine's open may load the index checkpoint instead
- * (src/recovery/index-checkpoint.ts): it checks that the log is the one the
+ * An engine's open may load the index checkpoint instead
+ * (src/recovery/index-checkpoint.ts) and replay only the tail after the log
+ * position it covers (`resume`): it checks that the log is the one the
  * checkpoint covers, not the records themselves, so the table applies to
- * those records only when they are read, or checked (consistencyCheck, the
- * CLI, which always replay).
+ * covered records only when they are read, or checked (consistencyCheck, the
+ * CLI, which always replay); to the tail it applies as to any replay.
  *
  * `{ dryRun: true }` runs the same decisions without changing anything (no
  * truncate, no removal, every file opened read-only), so tools (`raftlog
@@ -83,7 +84,7 @@ export interface RecoveryReport {
 }
 
 export interface IndexCheckpointUse {
-  /** The memtables came from the checkpoint; no record was replayed. */
+  /** The memtables came from the checkpoint; only the records after it (the tail) were replayed. */
   used: boolean;
   /**
    * 'loaded' when used; else why not: 'disabled' (indexCheckpoint: false),
@@ -91,6 +92,11 @@ export interface IndexCheckpointUse {
    * describe the log found, e.g. another MANIFEST generation or file size).
    */
   detail: string;
+  /** When used: the last log position it covers (append file and offset); the tail starts there. */
+  coveredThrough?: { seq: number; offset: number };
+  /** When used: records and bytes of the tail replayed after it (also counted in the report's records and bytesScanned). */
+  tailRecords?: number;
+  tailBytes?: number;
 }
 
 export interface RecoveredFile {
@@ -152,6 +158,14 @@ export interface RecoverOptions {
    * cut that left no damage to see (case G).
    */
   cleanEnd?: number;
+  /**
+   * An index checkpoint covers the log up to here (src/recovery/index-checkpoint.ts):
+   * replay starts in file `seq` at `offset` (a record boundary made durable
+   * before the checkpoint was written); files before it are not replayed or
+   * returned. `sealAt`: where a seal record ending at `offset` starts, 0 if
+   * the last covered record is no seal.
+   */
+  resume?: { seq: number; offset: number; sealAt: number };
 }
 
 export async function recoverQueue(fs: FileSystem, mode: RecoveryMode, apply: ApplyRecord, options: RecoverOptions = {}): Promise<RecoveredLog> {
@@ -162,7 +176,9 @@ export async function recoverQueue(fs: FileSystem, mode: RecoveryMode, apply: Ap
     .filter((n) => n.parsed !== undefined && n.parsed.queue === Queue.Append)
     .sort((a, b) => a.parsed!.seq - b.parsed!.seq);
   const listedLast = options.maxSeq;
-  const names = all.filter((n) => n.parsed!.seq >= minSeq && (listedLast === undefined || n.parsed!.seq <= listedLast));
+  const resume = options.resume;
+  const from = Math.max(minSeq, resume?.seq ?? 0);
+  const names = all.filter((n) => n.parsed!.seq >= from && (listedLast === undefined || n.parsed!.seq <= listedLast));
   const report: RecoveryReport = { mode, files: names.length, records: 0, bytesScanned: 0, problems: [] };
   let keptPastListed = 0;
   if (listedLast !== undefined) {
@@ -190,11 +206,11 @@ export async function recoverQueue(fs: FileSystem, mode: RecoveryMode, apply: Ap
   }
   const files: RecoveredFile[] = [];
   const maxSeq = names.length === 0 ? 0 : names[names.length - 1]!.parsed!.seq;
-  if (minSeq > 0 && names[0]?.parsed!.seq !== minSeq) {
+  if (from > 0 && names[0]?.parsed!.seq !== from) {
     fatalUnlessAny(mode, report, {
       file: names[0]?.name ?? '(none)',
       offset: 0,
-      detail: `file(s) missing: the GC checkpoint's watermark is file ${minSeq}`,
+      detail: resume !== undefined ? `file(s) missing: the index checkpoint covers up to file ${from}` : `file(s) missing: the GC checkpoint's watermark is file ${minSeq}`,
       action: 'reported',
       bytesDropped: 0,
     });
@@ -218,7 +234,8 @@ export async function recoverQueue(fs: FileSystem, mode: RecoveryMode, apply: Ap
       try {
         const mayBeUnfinished = isLast && listedLast === undefined;
         const cleanEnd = options.cleanEnd !== undefined && options.cleanEnd > 0 && parsed!.seq === listedLast ? options.cleanEnd : undefined;
-        recovered = await recoverFile(fs, mode, report, handle, name, parsed!.seq, isLast, mayBeUnfinished, expectedEnd, cleanEnd, previous, apply, dryRun, buffers);
+        const start = resume !== undefined && parsed!.seq === resume.seq ? resume : undefined;
+        recovered = await recoverFile(fs, mode, report, handle, name, parsed!.seq, isLast, mayBeUnfinished, expectedEnd, cleanEnd, previous, apply, dryRun, buffers, start);
       } catch (error) {
         // Not in `files` yet, so the cleanup below would leak its descriptor.
         await handle.close().catch(() => undefined);
@@ -320,6 +337,7 @@ async function recoverFile(
   apply: ApplyRecord,
   dryRun: boolean,
   buffers: WindowBuffers,
+  start?: { offset: number; sealAt: number },
 ): Promise<RecoveredFile | undefined> {
   const size = await handle.size();
   const window = new FileWindow(handle, size, HEADER_WINDOW);
@@ -343,12 +361,14 @@ async function recoverFile(
   const scanner = new RecordScanner(handle, size, header.salt, { readAhead: true, buffers });
   try {
     const id = fileId(Queue.Append, seq);
-    let offset = FILE_HEADER_SIZE;
-    let provenEnd = FILE_HEADER_SIZE;
-    let sealed = false;
-    let cleanEndSeen = false;
+    // Resuming after an index checkpoint: what it covers was durable before it was written.
+    const startAt = start?.offset ?? FILE_HEADER_SIZE;
+    let offset = startAt;
+    let provenEnd = startAt;
+    let sealed = start !== undefined && start.sealAt !== 0;
+    let cleanEndSeen = sealed && startAt === cleanEnd;
     const problemsBefore = report.problems.length;
-    let sealAt = 0;
+    let sealAt = sealed ? start!.sealAt : 0;
     for (;;) {
       const result = await scanner.read(offset);
       if ('header' in result) {
@@ -406,7 +426,7 @@ async function recoverFile(
         bytesDropped: Math.max(0, cleanEnd - offset),
       });
     }
-    report.bytesScanned += offset;
+    report.bytesScanned += offset - startAt;
     return { name, seq, salt: header.salt, handle, end: offset, provenEnd: Math.min(provenEnd, offset), sealed, sealAt };
   } finally {
     // The handle outlives the scan (the writer continues the last file): no read may still be in flight.
