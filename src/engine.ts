@@ -94,9 +94,9 @@ export interface EngineOptions {
   indexCheckpoint?: boolean;
   /**
    * Bytes appended between periodic index checkpoints (at least 4 × the last
-   * checkpoint's size, so they add at most a quarter to the bytes written).
-   * Bounds what an open after a crash replays. Default 64 MiB; 0: only at a
-   * clean close.
+   * checkpoint's size, so they add at most a quarter to the bytes written),
+   * each taken at the first synced write group after it. Bounds what an open
+   * after a crash replays. Default 64 MiB; 0: only at a clean close.
    */
   indexCheckpointInterval?: number;
 }
@@ -237,7 +237,6 @@ export class Engine implements AsyncDisposable {
       files: this.#files,
       memtables: this.#memtables,
       intervalBytes: this.#options.indexCheckpoint ? this.#options.indexCheckpointInterval : 0,
-      barrier: () => this.#queue.submit(undefined, true).then(() => undefined),
     });
     this.#reader = new EntryReader((id) => this.#files.handle(id));
     this.#reader.cache.setBudget(this.#options.readCacheBytes);
@@ -748,7 +747,7 @@ export class Engine implements AsyncDisposable {
         const at = placed[next++]!;
         member.result = applyBatch(this.#memtables, record.items, record.payload, recordLocation(at.fileId, at.offset, record), 'error').compacted;
       }
-      this.#checkpointer.afterCommit();
+      this.#checkpointer.afterCommit(sync);
     } catch (error) {
       this.#failure = isRaftlogError(error) ? error : new EngineFailedError(`write path failed: ${String(error)}`, { cause: error });
       // A barrier that fails with ENOSPC drops the dirty pages just as EIO does.

@@ -188,9 +188,11 @@ describe('periodic index checkpoints', () => {
 
   it('property: for random histories with power losses, checkpoint + tail equals a full replay', async () => {
     const seed = testSeed(1822);
-    type Step = Op | { kind: 'crash'; policy: number };
+    type Step = Op | { kind: 'crash'; policy: number } | { kind: 'sync' };
     const stepArb: fc.Arbitrary<Step> = fc.oneof(
       { weight: 12, arbitrary: opArb.filter((o) => o.kind !== 'restart') },
+      // Periodic checkpoints are taken only at the end of a synced group.
+      { weight: 3, arbitrary: fc.constant({ kind: 'sync' as const }) },
       { weight: 1, arbitrary: fc.record({ kind: fc.constant('crash' as const), policy: fc.nat(POLICIES.length - 1) }) },
     );
     await fc.assert(
@@ -198,6 +200,10 @@ describe('periodic index checkpoints', () => {
         let fault = new FaultFs(new MemFs(), { seed });
         let engine = await open(fault, PERIODIC);
         for (const step of [...steps, { kind: 'crash' as const, policy: 0 }]) {
+          if (step.kind === 'sync') {
+            await engine.sync();
+            continue;
+          }
           if (step.kind !== 'crash') {
             await applyOp(engine, step as Exclude<Op, { kind: 'restart' }>);
             continue;
@@ -214,6 +220,25 @@ describe('periodic index checkpoints', () => {
       }),
       { seed, numRuns: 40 },
     );
+  });
+
+  it('regression (torture seed 370): a periodic checkpoint issues no barrier of its own, so no barrier fails with no caller to tell', async () => {
+    const seed = testSeed(1823);
+    const fault = new FaultFs(new MemFs(), { seed });
+    // One file: no rotation (which syncs, and would tell the writer).
+    const engine = await open(fault, { ...PERIODIC, targetFileSize: 1 << 20 });
+    await writeSome(engine, 10, 1);
+    fault.inject({ ops: ['sync'], path: '*.raftlog', when: { script: 'fail' }, error: 'EIO' });
+    // Unsynced writes, well past the interval: no checkpoint is due at an unsynced group.
+    for (let i = 0; i < 40; i++) {
+      const batch = new LogBatch();
+      batch.put(1 + (i % 3), `k${i}`, new Uint8Array(200).fill(i));
+      await engine.write(batch);
+    }
+    assert.equal(engine.stats().failed, false, 'nothing failed behind the caller\'s back');
+    for (let i = 0; i < 40; i++) assert.equal(engine.get(1 + (i % 3), `k${i}`)?.[0], i);
+    await assert.rejects(engine.sync(), { code: 'FSYNC_FAILED' });
+    await engine.close().catch(() => undefined);
   });
 
   it('indexCheckpointInterval must be a non-negative integer; 0 writes none while running', async () => {

@@ -9,10 +9,17 @@
  * a write group, when the memtables reflect exactly the records up to the
  * active file's offset: it takes the position and copies the index columns
  * (typed arrays, copied in bulk: no per-entry work; keys and values are
- * shared, they are never changed in place). Encoding, the barrier that makes
- * the position durable and the file writes run after it, beside new writes.
+ * shared, they are never changed in place). Encoding and the file writes run
+ * after it, beside new writes.
  *
- * When: every `intervalBytes` appended (default 64 MiB), but never more often
+ * The position must be durable before a checkpoint names it (else a power
+ * cut could leave the memtables holding records the log lost), so it is
+ * taken only at the end of a group that carried a barrier (a synced write or
+ * `sync()`): the checkpointer never issues a barrier of its own, whose
+ * failure would fail-stop the engine with no caller to tell. A workload
+ * that never syncs gets checkpoints only at a clean close.
+ *
+ * When: at the first synced group after `intervalBytes` appended (default 64 MiB), but never more often
  * than every 4 × the last checkpoint's size, so the checkpoints add at most a
  * quarter to the bytes written however large the index grows. Bytes rather
  * than rotations: the replay a crash costs is bounded by the bytes written
@@ -27,7 +34,7 @@ import type { FileSet, IndexCheckpointPosition } from './file-set.js';
 export interface IndexCheckpointerStats {
   /** Periodic checkpoints written. */
   written: number;
-  /** Periodic checkpoints abandoned (an I/O error, a full disk, a failed barrier). */
+  /** Periodic checkpoints abandoned (an I/O error, a full disk). */
   failed: number;
   /** Size of the last checkpoint written, in bytes. */
   lastBytes: number;
@@ -41,8 +48,6 @@ export interface IndexCheckpointerOptions {
   memtables: Memtables;
   /** Bytes appended between periodic checkpoints; 0 disables them. */
   intervalBytes: number;
-  /** A durability barrier for everything acknowledged so far (through the write queue). */
-  barrier: () => Promise<void>;
 }
 
 export class IndexCheckpointer {
@@ -63,10 +68,14 @@ export class IndexCheckpointer {
     return { ...this.#stats };
   }
 
-  /** At the end of a write group, with the write queue held: takes a checkpoint when one is due. Synchronous. */
-  afterCommit(): void {
+  /**
+   * At the end of a write group, with the write queue held (`synced`: the
+   * group carried a barrier, so everything up to the active offset is
+   * durable): takes a checkpoint when one is due. Synchronous.
+   */
+  afterCommit(synced: boolean): void {
     const { files, intervalBytes } = this.#options;
-    if (intervalBytes === 0 || this.#stopped || this.#running !== undefined) return;
+    if (!synced || intervalBytes === 0 || this.#stopped || this.#running !== undefined) return;
     const interval = Math.max(intervalBytes, 4 * this.#stats.lastBytes);
     const since = files.bytesWritten - this.#takenAt;
     if (since < interval && (files.purgeEpoch === this.#epoch || since === 0)) return;
@@ -91,20 +100,8 @@ export class IndexCheckpointer {
   }
 
   async #write(position: IndexCheckpointPosition, regions: RegionIndex[]): Promise<void> {
-    const { files, barrier } = this.#options;
-    // An optimization only: on any failure a crash before the next one
-    // replays more of the log. A failed barrier fail-stops the engine on the
-    // write path itself.
-    try {
-      // The position must be durable before a checkpoint names it: records
-      // the page cache lost in a power cut would otherwise be in the memtables
-      // and not in the log.
-      await barrier();
-    } catch {
-      files.releasePosition(position);
-      this.#stats.failed++;
-      return;
-    }
+    const { files } = this.#options;
+    // An optimization only: on any failure a crash before the next one replays more of the log.
     try {
       const bytes = await files.writeIndexCheckpointAt(position, regions);
       if (bytes === 0) throw new Error('a covered file header does not verify');
