@@ -56,6 +56,8 @@ interface LogFile {
   handle: FileHandle;
   /** Bytes on disk (for the active file, asked of the writer). */
   bytes: number;
+  /** From its header: an index checkpoint records it without reading the file. */
+  salt: number;
 }
 
 interface Retired {
@@ -72,16 +74,8 @@ export interface WrittenCheckpoint {
   fileBytes: number;
 }
 
-/**
- * The log position an index checkpoint taken now covers (see
- * `indexCheckpointPosition`). Holds a read pin (`token`) so the files it
- * names stay open until `writeIndexCheckpoint` (or `releasePosition`) ends.
- */
-export interface IndexCheckpointPosition {
-  token: number;
-  covered: Omit<CoveredLog, 'files'>;
-  files: { seq: number; queue: Queue; handle: FileHandle }[];
-}
+/** The log an index checkpoint taken now covers (see `indexCheckpointPosition`). */
+export type IndexCheckpointPosition = CoveredLog;
 
 export interface FileSetStats {
   appendFiles: number;
@@ -157,11 +151,12 @@ export class FileSet {
     const checkpoint = rewrite.checkpoint;
     if (checkpoint !== undefined) {
       this.#checkpoint = { seq: checkpoint.seq, watermark: checkpoint.watermark, bytes: checkpoint.bytes };
-      this.#files.set(fileId(Queue.Rewrite, checkpoint.seq), { queue: Queue.Rewrite, seq: checkpoint.seq, name: checkpoint.name, handle: checkpoint.handle, bytes: checkpoint.bytes });
+      const salt = await headerSalt(checkpoint.handle);
+      this.#files.set(fileId(Queue.Rewrite, checkpoint.seq), { queue: Queue.Rewrite, seq: checkpoint.seq, name: checkpoint.name, handle: checkpoint.handle, bytes: checkpoint.bytes, salt });
     }
     for (const name of [...rewrite.stale, ...log.superseded]) this.#doomed.add(name);
     for (const file of log.files) {
-      this.#files.set(fileId(Queue.Append, file.seq), { queue: Queue.Append, seq: file.seq, name: file.name, handle: file.handle, bytes: await file.handle.size() });
+      this.#files.set(fileId(Queue.Append, file.seq), { queue: Queue.Append, seq: file.seq, name: file.name, handle: file.handle, bytes: await file.handle.size(), salt: file.salt });
       if (this.#tiered?.tierOf(file.name) === 'spill') this.#spilled.add(file.seq);
     }
     for (const name of (await this.#fs.list()).sort()) {
@@ -319,26 +314,19 @@ export class FileSet {
       lastAt = writer.offset === FILE_HEADER_SIZE ? 0 : placed !== undefined && placed.fileId === writer.fileId ? placed.offset : -1;
     }
     if (lastAt < 0) return undefined;
-    const files: IndexCheckpointPosition['files'] = [];
+    // Salts and sizes as the file set knows them: taking a position does no I/O.
+    const files: CoveredFile[] = [];
     let first = Number.POSITIVE_INFINITY;
     const rewriteSeq = this.#checkpoint?.seq ?? 0;
     for (const file of this.#files.values()) {
       if (file.queue === Queue.Append) first = Math.min(first, file.seq);
       // A rewrite file a purge wrote but has not swapped in yet is not what the memtables use.
       if (file.queue === Queue.Rewrite && file.seq !== rewriteSeq) continue;
-      files.push({ seq: file.seq, queue: file.queue, handle: file.handle });
+      const bytes = file.queue === Queue.Append && file.seq === through ? writer.fileBytes : file.bytes;
+      files.push({ seq: file.seq, queue: file.queue, salt: file.salt, size: bytes });
     }
     if (files.length !== (rewriteSeq === 0 ? 0 : 1) + through - first + 1) return undefined;
-    return {
-      token: this.beginRead(),
-      covered: { manifestGeneration: manifest.generation, first, last: through, rewriteSeq, lastEnd: writer.offset, sealAt: lastAt },
-      files,
-    };
-  }
-
-  /** Ends a position's read pin without writing a checkpoint. */
-  releasePosition(position: IndexCheckpointPosition): void {
-    this.endRead(position.token);
+    return { manifestGeneration: manifest.generation, first, last: through, rewriteSeq, lastEnd: writer.offset, sealAt: lastAt, files };
   }
 
   /**
@@ -350,19 +338,7 @@ export class FileSet {
    * checkpoint's size in bytes.
    */
   async writeIndexCheckpointAt(position: IndexCheckpointPosition, regions: readonly RegionIndex[]): Promise<number> {
-    let bytes: Uint8Array;
-    try {
-      const files: CoveredFile[] = [];
-      for (const file of position.files) {
-        const header = new Uint8Array(FILE_HEADER_SIZE);
-        const decoded = decodeFileHeader(header.subarray(0, await readFully(file.handle, header, 0, FILE_HEADER_SIZE, 0)));
-        if (typeof decoded === 'string') return 0;
-        files.push({ seq: file.seq, queue: file.queue, salt: decoded.salt, size: await file.handle.size() });
-      }
-      bytes = encodeIndexCheckpoint({ ...position.covered, files }, regions);
-    } finally {
-      this.releasePosition(position);
-    }
+    const bytes = encodeIndexCheckpoint(position, regions);
     const fs = this.#options.fs;
     const alignment = fs.capabilities.writeAlignment;
     const padded = new Uint8Array(Math.ceil(bytes.length / alignment) * alignment);
@@ -499,7 +475,7 @@ export class FileSet {
       );
       const [placed] = await writer.append([record], true);
       const id = fileId(Queue.Rewrite, seq);
-      this.#files.set(id, { queue: Queue.Rewrite, seq, name, handle: writer.handle, bytes: writer.fileBytes });
+      this.#files.set(id, { queue: Queue.Rewrite, seq, name, handle: writer.handle, bytes: writer.fileBytes, salt: writer.salt });
       return { seq, id, offset: placed!.offset, fileBytes: writer.fileBytes };
     } catch (error) {
       await writer?.close().catch(() => undefined);
@@ -692,11 +668,11 @@ export class FileSet {
 
   #adoptWriter(writer: LogWriter): LogWriter {
     this.#writer = writer;
-    this.#files.set(writer.fileId, { queue: Queue.Append, seq: writer.seq, name: logFileName(Queue.Append, writer.seq), handle: writer.handle, bytes: 0 });
+    this.#files.set(writer.fileId, { queue: Queue.Append, seq: writer.seq, name: logFileName(Queue.Append, writer.seq), handle: writer.handle, bytes: 0, salt: writer.salt });
     writer.onRotate = (retired, active) => {
       const file = this.#files.get(fileId(Queue.Append, retired.seq));
       if (file !== undefined) file.bytes = retired.bytes;
-      this.#files.set(fileId(Queue.Append, active.seq), { queue: Queue.Append, seq: active.seq, name: logFileName(Queue.Append, active.seq), handle: active.handle, bytes: 0 });
+      this.#files.set(fileId(Queue.Append, active.seq), { queue: Queue.Append, seq: active.seq, name: logFileName(Queue.Append, active.seq), handle: active.handle, bytes: 0, salt: writer.salt });
     };
     return writer;
   }
@@ -777,6 +753,13 @@ export class FileSet {
     await this.#fs.syncDir();
     if (firstError !== undefined) throw firstError;
   }
+}
+
+async function headerSalt(handle: FileHandle): Promise<number> {
+  const bytes = new Uint8Array(FILE_HEADER_SIZE);
+  const header = decodeFileHeader(bytes.subarray(0, await readFully(handle, bytes, 0, FILE_HEADER_SIZE, 0)));
+  // Recovery verified it; 0 (no salt) only makes a checkpoint naming it stale.
+  return typeof header === 'string' ? 0 : header.salt;
 }
 
 async function ignoreNoSpace(operation: Promise<void>): Promise<void> {
