@@ -235,8 +235,8 @@ export class Scenario {
   absorbedByDesign(event: FaultEvent): boolean {
     // A periodic index checkpoint is an optimization the engine gives up on any
     // error (src/file-set/index-checkpointer.ts): its files, and the directory
-    // sync after its rename (which has no path to tell it from others: with
-    // periodic checkpoints on, the runs without them check that one).
+    // sync after its rename (which has no path to tell it from others: the
+    // seeds with indexCheckpointInterval 0 check that one).
     if (this.#periodicCheckpoints && (this.#indexCheckpointFile(event) || event.op === 'syncDir')) return true;
     if (event.kind !== 'ENOSPC') return false;
     if (event.op === 'write' && event.path.endsWith('.raftlog') && event.detail.startsWith(`write ${RECORD_HEADER_SIZE}@`)) return true;
@@ -271,9 +271,8 @@ export class Scenario {
     this.#persistentRules = options.persistentRules ?? [];
     this.#wrapFs = options.wrapFs ?? ((fs) => fs);
     this.#plainDisk = options.wrapFs === undefined;
-    // The engine's default (64 MiB) is more than any scenario writes.
-    const interval = config.indexCheckpointInterval;
-    this.#periodicCheckpoints = interval !== undefined && interval > 0 && interval < 1 << 20;
+    // Even with the default interval (64 MiB, more than any scenario writes) one is due right after a purge.
+    this.#periodicCheckpoints = config.indexCheckpointInterval !== 0;
     this.#masterKey = options.masterKey;
     this.#rng = Rng.derive(seed, 'scenario');
     this.#fault = this.#newFault(new MemFs(), 'fault', 0);
