@@ -40,12 +40,14 @@ async function write(dir, mib, tailMib, entryBytes) {
     const batch = new LogBatch();
     batch.addEntries(region, Array.from({ length: count }, (_, i) => ({ index: next[region] + i, term: 1, data })));
     const t = performance.now();
-    await engine.write(batch);
+    // A synced write every 4 MiB: a periodic checkpoint is taken at the end of a synced group.
+    await engine.write(batch, { sync: Math.floor((written + count) * entryBytes / (4 << 20)) > Math.floor(written * entryBytes / (4 << 20)) });
     slowest = Math.max(slowest, performance.now() - t);
     next[region] += count;
     written += count;
   }
   await engine.sync();
+  while (engine.stats().indexCheckpoints.written === 0 && mib > tailMib) await new Promise((resolve) => setTimeout(resolve, 10));
   const stats = engine.stats();
   console.log(JSON.stringify({ writeSeconds: (performance.now() - began) / 1000, entries: stats.entries, indexBytes: stats.memtableIndexBytes, checkpoints: stats.indexCheckpoints, slowestWriteMs: slowest }));
   // A kill: no close, no close checkpoint.
