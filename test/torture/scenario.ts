@@ -238,6 +238,8 @@ export class Scenario {
     // sync after its rename (which has no path to tell it from others: the
     // seeds with indexCheckpointInterval 0 check that one).
     if (this.#periodicCheckpoints && (this.#indexCheckpointFile(event) || event.op === 'syncDir')) return true;
+    // On an EncryptedFs, creating INDEX.tmp saves the key dictionary: that save is the checkpoint's too.
+    if (this.#periodicCheckpoints && this.encrypted && event.path.split('->').some((name) => name === DICTIONARY_NAME || name === DICTIONARY_TMP_NAME)) return true;
     if (event.kind !== 'ENOSPC') return false;
     if (event.op === 'write' && event.path.endsWith('.raftlog') && event.detail.startsWith(`write ${RECORD_HEADER_SIZE}@`)) return true;
     const inClose = this.#closeWindows.some(([from, to]) => event.opIndex >= from && event.opIndex < to);
