@@ -36,22 +36,7 @@ import { CrashPolicy, FaultEvent, FaultFsOptions, FaultRule, FaultRuleHandle, Fl
 import { MemFs } from './memfs.js';
 import { checkName } from './path-names.js';
 
-export type {
-  CrashPolicy,
-  CrashPolicyName,
-  CrashPolicySpec,
-  DataCrashMode,
-  DirCrashMode,
-  FaultErrorKind,
-  FaultEvent,
-  FaultEventKind,
-  FaultFsOptions,
-  FaultRule,
-  FaultRuleHandle,
-  FaultTrigger,
-  FlipBitsOptions,
-  OpKind,
-} from './fault/types.js';
+export type * from './fault/types.js';
 
 export class FaultFs implements FileSystem {
   readonly capabilities: FsCapabilities;

@@ -268,6 +268,13 @@ class MappedFile {
   #capacity = 0;
   /** Data bytes known fallocate()d; 0 after open (fallocate of an allocated range is cheap and harmless). */
   #allocated = 0;
+  /**
+   * Whether the whole header page is known allocated. A store faults in the
+   * whole page, and where blocks are smaller than a page (1 KiB-block ext4)
+   * a header written by an older version holds only its first block: on a
+   * full device that store would SIGBUS instead of failing.
+   */
+  #headerAllocated = false;
   #flush: PmemFlushPath | 'none' = 'none';
   #mapSync = false;
   /** The size word changed since the last barrier. */
@@ -430,6 +437,10 @@ class MappedFile {
 
   /** An aligned 8-byte store: never torn, in the cache or on the media. */
   #storeWord(index: number, value: number): void {
+    if (!this.#headerAllocated) {
+      this.#reserve(0, DATA_OFFSET);
+      this.#headerAllocated = true;
+    }
     Atomics.store(this.#words, index, BigInt(value));
   }
 
@@ -492,8 +503,13 @@ class MappedFile {
   }
 
   #fallocate(start: number, end: number): void {
+    this.#reserve(DATA_OFFSET + start, DATA_OFFSET + end);
+  }
+
+  /** Allocates file bytes [start, end) (file offsets, not data offsets). */
+  #reserve(start: number, end: number): void {
     try {
-      this.#native.fallocate(this.#fd, 0, DATA_OFFSET + start, end - start);
+      this.#native.fallocate(this.#fd, 0, start, end - start);
     } catch (error) {
       if (errnoOf(error) !== 'EOPNOTSUPP' && errnoOf(error) !== 'ENOTSUP' && errnoOf(error) !== 'ENOSYS') throw error;
       this.#allocateByWriting(start, end);
@@ -508,9 +524,9 @@ class MappedFile {
     const chunk = new Uint8Array(Math.min(CHUNK, end - start));
     for (let at = start; at < end; at += chunk.byteLength) {
       const n = Math.min(chunk.byteLength, end - at);
-      const got = fs.readSync(this.#fd, chunk, 0, n, DATA_OFFSET + at);
+      const got = fs.readSync(this.#fd, chunk, 0, n, at);
       chunk.fill(0, got, n);
-      fs.writeSync(this.#fd, chunk, 0, n, DATA_OFFSET + at);
+      fs.writeSync(this.#fd, chunk, 0, n, at);
     }
   }
 
@@ -838,9 +854,13 @@ function initialise(fd: number, length: number, capacity: number, name: string):
   // Sparse up to the capacity (space is fallocate()d as it is used), header
   // written, and both made durable before the handle exists.
   fs.ftruncateSync(fd, Math.max(length, DATA_OFFSET + capacity));
-  const header = new Uint8Array(HEADER_BYTES);
+  // The whole page, not just the words: a later store through the mapping
+  // dirties the page, and every block under it must already exist (see
+  // MappedFile's headerAllocated). On a full device this fails here, as
+  // NO_SPACE from the create, before any handle exists.
+  const header = new Uint8Array(DATA_OFFSET);
   new DataView(header.buffer).setBigUint64(0, MAGIC, true);
-  fs.writeSync(fd, header, 0, HEADER_BYTES, 0);
+  fs.writeSync(fd, header, 0, DATA_OFFSET, 0);
   fs.fsyncSync(fd);
 }
 

@@ -9,7 +9,7 @@ import { loadStore } from './stores/registry.js';
 import { runW1 } from './workloads/w1.js';
 import { runW2 } from './workloads/w2.js';
 import { runW3 } from './workloads/w3.js';
-import { runW4Load, runW4Reopen } from './workloads/w4.js';
+import { isKillLoad, runW4Load, runW4Reopen } from './workloads/w4.js';
 import { runRfc, runRfcOrder } from './workloads/rfc.js';
 import { runSyscalls } from './workloads/syscalls.js';
 import { runFloor } from './workloads/floor.js';
@@ -49,5 +49,7 @@ try {
   writeFileSync(resultPath, JSON.stringify({ ok: false, error: message }));
   process.exitCode = 1;
 }
+// A crash-recovery load: the store is still open, its writes synced; die the way a crash does.
+if (isKillLoad(spec)) process.kill(process.pid, 'SIGKILL');
 // Some native peers keep threads alive past close; the result is written, so leave.
 process.exit();

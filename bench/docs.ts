@@ -171,7 +171,7 @@ export function renderResults(): { markdown: string; headline: string | undefine
         d === undefined ? '' : `Each case: a fresh process and directory, ${d.warmup} s warm-up, ${d.measure} s measured.`,
         floorUs === undefined
           ? ''
-          : `The floor row is the device's own latency, measured in the same run by \`raftlog probe\`'s code (\`src/cli/probe.ts\`) in a process and directory of its own at the start of each round: the median fdatasync after a 4 KiB write into already-written, synced blocks (${Math.round(floorUs)} µs here; after a 4 KiB append, which grows the file: ${floorAppendMicros(floor)?.toFixed(0) ?? '-'} µs). It is one 4 KiB figure, repeated under every size; it times the fdatasync alone (not the write into the page cache before it) and is a median, where the stores' figures are means.`,
+          : `The floor row is the device's own latency, measured in the same run by \`raftlog probe\`'s code (\`cli/probe.ts\`) in a process and directory of its own at the start of each round: the median fdatasync after a 4 KiB write into already-written, synced blocks (${Math.round(floorUs)} µs here; after a 4 KiB append, which grows the file: ${floorAppendMicros(floor)?.toFixed(0) ?? '-'} µs). It is one 4 KiB figure, repeated under every size; it times the fdatasync alone (not the write into the page cache before it) and is a median, where the stores' figures are means.`,
         chart('w1', 'W1 chart'),
         '**µs per synced op** (mean; one writer, so this is 1/throughput):',
         markdownTable(w1Pivot(outcomes, 'microsPerOp', floor)),

@@ -65,7 +65,7 @@ function dropOrphans(dir) {
     if (source !== rel && !existsSync(join(ROOT, source))) rmSync(join(ROOT, 'dist', rel));
   }
 }
-for (const dir of ['src', 'backends', 'hardware']) dropOrphans(dir);
+for (const dir of ['src', 'cli', 'backends', 'hardware']) dropOrphans(dir);
 
 // ---- 2. Prebuilt addons ---------------------------------------------------
 

@@ -8,7 +8,7 @@ import { InvalidArgumentError } from './errors.js';
 import type { FileSystem } from './filesystem.js';
 import { FILE_SIZE_LIMIT } from './format/layout.js';
 import { RecoveryMode } from './recovery/recovery.js';
-import { describeValue, optionalBoolean, optionalInteger, requireMethods, requireOneOf } from './validate.js';
+import { describeValue, optionalBoolean, optionalInteger, optionsObject, requireMethods, requireOneOf } from './validate.js';
 
 /** The methods the engine calls on a FileSystem; a value without them is refused up front. */
 const FILE_SYSTEM_METHODS = ['init', 'list', 'exists', 'open', 'remove', 'rename', 'reuse', 'syncDir', 'lock'] as const;
@@ -45,4 +45,9 @@ export function checkEngineOptions(options: unknown): void {
   if (given.recoveryMode !== undefined) requireOneOf(given.recoveryMode, 'recoveryMode', Object.values(RecoveryMode));
   optionalBoolean(given.indexCheckpoint, 'indexCheckpoint');
   if (given.seed !== undefined) optionalInteger(given.seed, 'seed', 0, Number.MIN_SAFE_INTEGER);
+  if (given.scrub !== undefined) {
+    const scrub = optionsObject(given.scrub, 'scrub');
+    optionalInteger(scrub.intervalMs, 'scrub.intervalMs', 0);
+    optionalInteger(scrub.bytesPerSecond, 'scrub.bytesPerSecond', 0, 1);
+  }
 }

@@ -1,8 +1,9 @@
 /**
  * The public engine: many Raft groups sharing one append-only log stream.
  *
- * Write path: validate the batch against the engine's state (including
- * batches queued ahead of it), seal it (encode once, checksum, maybe lz4),
+ * Write path: seal the batch (encode once, checksum, maybe lz4), validate
+ * the sealed record's items against the engine's state (including batches
+ * queued ahead of it), so what is checked is exactly what will be written,
  * then queue it for group commit. The group's leader writes every record of
  * the group with one vectored write carrying one barrier if any member asked
  * for sync, then applies the records to the memtables in order.
@@ -35,7 +36,10 @@ import { describeValue, optionalBound, optionsObject, requireInteger, requireReg
 import { newEntryLocation, type EntryLocation, type RecordLocation, type RegionMemtable } from './memtable.js';
 import type { MessageType, StoredEntry } from './protos.js';
 import { RecoveryMode, type RecoveryReport } from './recovery/recovery.js';
-import { consistencyCheck, type ConsistencyReport } from './consistency-check.js';
+import { RegionTracker, type ConsistencyReport } from './consistency-check.js';
+import { EngineEvents, type EngineEventName, type EngineListener } from './engine-events.js';
+import { SCRUB_DEFAULTS, Scrubber, type ScrubOptions } from './scrub.js';
+import { verifyPass, type VerifyPassOptions, type VerifyReport } from './verify.js';
 import { GarbageCollector, type GcStats, type PurgeResult } from './gc.js';
 import { FileSet } from './file-set/file-set.js';
 import { IndexCheckpointer, type IndexCheckpointerStats } from './file-set/index-checkpointer.js';
@@ -99,6 +103,13 @@ export interface EngineOptions {
    * after a crash replays. Default 64 MiB; 0: only at a clean close.
    */
   indexCheckpointInterval?: number;
+  /**
+   * A background scrub: every `intervalMs`, a pass like `verify()` at most
+   * `bytesPerSecond`, stepping aside for queued writes. Damage shows in
+   * `metrics()` (scrubPasses, scrubBytes, corruptionsFound) and as a
+   * 'corruption' event. Off unless given; `{}` takes the defaults (an hour, 4 MiB/s).
+   */
+  scrub?: ScrubOptions;
 }
 
 export interface WriteOptions {
@@ -164,6 +175,9 @@ interface ProjectedRegion {
   last: number | undefined;
 }
 
+/** Longest stretch a verification pass keeps the event loop before it yields, ms. */
+const PASS_SLICE_MS = 2;
+
 /** Reads of one fetch in flight at once: enough to cover a Raft read of the last few appends, bounded for huge ranges. */
 const FETCH_PARALLEL_RUNS = 16;
 
@@ -182,7 +196,7 @@ const DEFAULTS = {
 };
 
 export class Engine implements AsyncDisposable {
-  readonly #options: Required<Omit<EngineOptions, 'fs' | 'seed' | 'spillFs'>>;
+  readonly #options: Required<Omit<EngineOptions, 'fs' | 'seed' | 'spillFs' | 'scrub'>>;
   /** The log's files: the only owner of handles, the writer, the manifest. */
   readonly #files: FileSet;
   readonly #gc: GarbageCollector;
@@ -206,6 +220,12 @@ export class Engine implements AsyncDisposable {
   #writes = 0;
   /** The close in progress or done; every close() call returns it. */
   #closing: Promise<void> | undefined;
+  readonly #events = new EngineEvents();
+  readonly #scrub: Scrubber | undefined;
+  /** Verification passes in flight: close waits them out (they stop at their next step). */
+  readonly #passes = new Set<Promise<unknown>>();
+  /** Problems already reported (counted, emitted), by file, offset and kind: a damaged record is news once. */
+  readonly #reported = new Set<string>();
 
   constructor(options: EngineOptions) {
     checkEngineOptions(options);
@@ -250,6 +270,22 @@ export class Engine implements AsyncDisposable {
       },
       exclusive: (swap) => this.#swapExclusive(swap),
     });
+    if (options.scrub !== undefined) {
+      this.#scrub = new Scrubber(
+        { intervalMs: options.scrub.intervalMs ?? SCRUB_DEFAULTS.intervalMs, bytesPerSecond: options.scrub.bytesPerSecond ?? SCRUB_DEFAULTS.bytesPerSecond },
+        {
+          pass: async (pace) => {
+            this.#announce('scrub', await this.#verifyPass({ pace, memtables: () => this.#memtables.values() }));
+          },
+          busy: () => this.#queue.hasPending,
+          onBytes: (bytes) => (this.#metrics.scrubBytes += bytes),
+          onPassEnd: (error) => {
+            // A pass that failed (an I/O error, the engine closing) is not a pass; the next one tries again.
+            if (error === undefined) this.#metrics.scrubPasses++;
+          },
+        },
+      );
+    }
   }
 
   /** Takes the directory lock and recovers the log. */
@@ -263,6 +299,7 @@ export class Engine implements AsyncDisposable {
       this.#recovery = log.report;
       await this.#files.prefill(this.#options.prefillFiles);
       this.#state = 'open';
+      this.#scrub?.start();
     } catch (error) {
       await this.#releaseAll();
       this.#state = 'closed';
@@ -452,26 +489,94 @@ export class Engine implements AsyncDisposable {
   }
 
   /**
+   * Reads back and verifies every record of every file the log uses, and
+   * checks that every entry the memtables index lies in a record that
+   * verified (src/verify.ts). Open does not do this when it loads the index
+   * checkpoint, and reads check only what they read. Writes go on while it
+   * reads: it verifies the log as it was when it started (between two write
+   * groups), and a purge meanwhile removes no file under it. Damage is in the
+   * report, and each problem not reported before is counted in `metrics()`
+   * (corruptionsFound) and emitted as a 'corruption' event.
+   */
+  async verify(): Promise<VerifyReport> {
+    const report = await this.#verifyPass({ memtables: () => this.#memtables.values() });
+    this.#announce('verify', report);
+    return report;
+  }
+
+  /**
    * Reads and verifies every record of every log file and reports, per
    * region, the last index whose entries are intact (see
-   * src/consistency-check.ts). Writes wait while it reads, so the scan sees
-   * the log as it is between two write groups; a purge may run beside it,
-   * but the files it pinned stay on disk until it ends.
+   * src/consistency-check.ts): the records of the same pass as `verify()`,
+   * followed region by region. Like it, it runs beside writes and purges.
    */
   async consistencyCheck(): Promise<ConsistencyReport> {
+    const tracker = new RegionTracker();
+    const report = await this.#verifyPass({ visit: (record) => tracker.visit(record.items) });
+    this.#announce('verify', report);
+    return {
+      regions: tracker.regions(),
+      problems: report.problems.map((p) => ({ file: p.file, offset: p.offset, detail: p.detail, action: 'skipped' as const, bytesDropped: p.bytes })),
+      records: report.records,
+      bytesScanned: report.bytesVerified,
+    };
+  }
+
+  /** Listens for the engine's events: 'corruption' (see `verify()` and the `scrub` option). */
+  on<K extends EngineEventName>(event: K, listener: EngineListener<K>): void {
+    this.#events.on(event, listener);
+  }
+
+  off<K extends EngineEventName>(event: K, listener: EngineListener<K>): void {
+    this.#events.off(event, listener);
+  }
+
+  /**
+   * One verification pass over the files the log uses between two write
+   * groups, pinned for its length; ends with CLOSED when the engine closes under it.
+   */
+  async #verifyPass(options: Omit<VerifyPassOptions, 'pace'> & { pace?: (bytes: number) => Promise<void> }): Promise<VerifyReport> {
     this.#assertReadable();
-    let report: ConsistencyReport | undefined;
-    // Pinned: a purge running beside the scan cannot remove a file under it.
-    const read = this.#files.beginRead();
+    let read: number | undefined;
+    let targets: ReturnType<FileSet['verifyTargets']> = [];
+    await this.#queue.runExclusive(async () => {
+      // Queued behind writes that a close then waited out: the files are about to go.
+      if (this.#state !== 'open') throw new ClosedError('the engine is closed');
+      read = this.#files.beginRead();
+      targets = this.#files.verifyTargets();
+      return 0;
+    });
+    let yielded = performance.now();
+    const pace = async (bytes: number): Promise<void> => {
+      if (this.#state !== 'open') throw new ClosedError('the engine closed during a verification pass');
+      // CRC, lz4 and decoding run on this thread: give the event loop (write
+      // completions, new writes) a turn every few milliseconds of it, or a
+      // window of compressed records holds writes for tens of them.
+      if (performance.now() - yielded >= PASS_SLICE_MS) {
+        await new Promise((resolve) => setImmediate(resolve));
+        yielded = performance.now();
+      }
+      await options.pace?.(bytes);
+    };
+    const pass = verifyPass(targets, { ...options, pace }).finally(() => this.#files.endRead(read!));
+    const tracked = pass.catch(() => undefined);
+    this.#passes.add(tracked);
     try {
-      await this.#queue.runExclusive(async () => {
-        report = await consistencyCheck(this.#files.fs);
-        return 0;
-      });
+      return await pass;
     } finally {
-      this.#files.endRead(read);
+      this.#passes.delete(tracked);
     }
-    return report!;
+  }
+
+  /** Counts and emits each problem of `report` not reported before. */
+  #announce(source: 'verify' | 'scrub', report: VerifyReport): void {
+    for (const problem of report.problems) {
+      const key = `${problem.kind} ${problem.file} ${problem.offset} ${problem.region ?? ''} ${problem.entries?.first ?? ''}`;
+      if (this.#reported.has(key)) continue;
+      this.#reported.add(key);
+      this.#metrics.corruptionsFound++;
+      this.#events.emit('corruption', { source, problem });
+    }
   }
 
   /** The value under `key`, or undefined. */
@@ -592,6 +697,9 @@ export class Engine implements AsyncDisposable {
         filesRecycled: m.filesRecycled,
         bytesRewritten: stats.gc.rewriteBytes,
         entriesCompacted: m.entriesCompacted,
+        scrubPasses: m.scrubPasses,
+        scrubBytes: m.scrubBytes,
+        corruptionsFound: m.corruptionsFound,
       },
       gauges: {
         regions: stats.regions,
@@ -631,6 +739,9 @@ export class Engine implements AsyncDisposable {
   async #close(): Promise<void> {
     this.#state = 'closing';
     try {
+      // Verification passes stop at their next step ('closing' ends them).
+      await this.#scrub?.stop();
+      await Promise.all(this.#passes);
       await this.#gc.idle();
       await this.#checkpointer.stop();
       await this.#queue.idle();

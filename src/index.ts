@@ -1,6 +1,6 @@
 /**
- * raftlog: a persistent embedded storage engine for Multi-Raft logs.
- * Everything public is exported from here.
+ * The engine's public surface. The package's entry point is ../index.ts,
+ * which adds the backends: nothing under src/ imports a backend.
  */
 export * from './errors.js';
 export type {
@@ -20,6 +20,9 @@ export type { Key } from './log-batch.js';
 export { RecoveryMode } from './recovery/recovery.js';
 export { consistencyCheck } from './consistency-check.js';
 export type { ConsistencyReport, RegionConsistency, IndexRange } from './consistency-check.js';
+export type { VerifyReport, VerifyProblem } from './verify.js';
+export type { CorruptionEvent, EngineEventMap, EngineEventName, EngineListener } from './engine-events.js';
+export type { ScrubOptions } from './scrub.js';
 export type { RecoveryReport, RecoveryProblem } from './recovery/recovery.js';
 export { eraftpb } from './protos.js';
 export type { StoredEntry, ProtobufMessage, MessageType } from './protos.js';
@@ -29,29 +32,5 @@ export type { MessageCodec, ConfStateInit, SnapshotMetadataInit } from './raft/m
 export { RaftStorage, RAFT_STORAGE_KEYS } from './raft/storage.js';
 export type { RaftStorageOptions, RaftStorageWriteOptions, RaftState, RaftUpdate } from './raft/storage.js';
 export { CompactedError, UnavailableError, SnapshotOutOfDateError } from './raft/errors.js';
-
-// Backends. The package root is the composition root: the engine itself
-// (everything else under src/) never imports a backend.
-export { PosixFs } from '../backends/posix.js';
-export { MemFs } from '../backends/memfs.js';
-export { FaultFs } from '../backends/fault.js';
-export type {
-  CrashPolicy,
-  CrashPolicyName,
-  CrashPolicySpec,
-  FaultEvent,
-  FaultFsOptions,
-  FaultRule,
-  FaultRuleHandle,
-  FaultTrigger,
-  FlipBitsOptions,
-  OpKind,
-} from '../backends/fault.js';
-export { EncryptedFs } from '../backends/encrypted.js';
-export type { EncryptedFsOptions, MasterKeyProvider, EncryptionStats } from '../backends/encrypted.js';
-export { UringFs } from '../backends/uring.js';
-export type { UringFsOptions, UringStats } from '../backends/uring.js';
-export { PmemFs } from '../backends/pmem.js';
-export type { PmemFsOptions, PmemStats, PmemFileHandle, PmemFlushOption, PmemFlushPath } from '../backends/pmem.js';
 
 export type { EngineMetrics, HistogramSnapshot } from './metrics.js';

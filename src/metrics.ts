@@ -68,6 +68,12 @@ export interface EngineMetrics {
     filesRecycled: number;
     bytesRewritten: number;
     entriesCompacted: number;
+    /** Background scrub passes completed (EngineOptions.scrub). */
+    scrubPasses: number;
+    /** Bytes of the log the background scrub read and verified. */
+    scrubBytes: number;
+    /** Distinct problems (damaged records, index entries pointing at them) found by the scrub, `verify()` or `consistencyCheck()`. */
+    corruptionsFound: number;
   };
   gauges: {
     regions: number;
@@ -105,4 +111,7 @@ export class MetricsRecorder {
   filesRemoved = 0;
   filesRecycled = 0;
   entriesCompacted = 0;
+  scrubPasses = 0;
+  scrubBytes = 0;
+  corruptionsFound = 0;
 }

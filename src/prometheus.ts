@@ -134,6 +134,9 @@ function defineMetrics(prefix: string, engines: Exporters['engines']) {
     ['filesRecycled', 'Log files kept by GC for reuse'],
     ['bytesRewritten', 'Bytes GC copied into checkpoints'],
     ['entriesCompacted', 'Entries dropped by compaction'],
+    ['scrubPasses', 'Background scrub passes completed'],
+    ['scrubBytes', 'Bytes the background scrub verified'],
+    ['corruptionsFound', 'Distinct problems found by verify(), consistencyCheck() or the scrub'],
   ];
   const gauges: [keyof EngineMetrics['gauges'], string][] = [
     ['regions', 'Regions holding entries or keys'],

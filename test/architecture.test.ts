@@ -1,8 +1,13 @@
 /**
+ * The dependency arrows, enforced here so a stray import fails CI:
+ *
+ *   index.ts (package entry) ──► src/ (engine), backends/
+ *   cli/ (the command line)  ──► src/, backends/, hardware/
+ *   backends/, hardware/     ──► src/errors.ts, src/filesystem.ts (the seam) only
+ *   src/                     ──► nothing outside src/ but its codec packages
+ *
  * The engine reaches storage only through the FileSystem seam: nothing under
- * src/ may import node:fs,
- * a backend, or the native addon. Enforced here so a stray import fails CI.
- * The CLI and src/index.ts are the composition roots and are exempt.
+ * src/ imports node:fs, a backend, the native addon or the CLI.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -30,19 +35,43 @@ function importsOf(text: string): string[] {
 
 describe('architecture', () => {
   it('the engine imports only its own modules and its three codec packages', async () => {
-    // The CLI and the package index compose backends with the engine, and the
-    // Prometheus adapter loads its optional dependency; nothing else may.
-    const composition = (f: string): boolean => /^(cli[/\\]|index\.ts$|prometheus\.ts$)/.test(relative(join(ROOT, 'src'), f));
-    const files = (await sourceFiles(join(ROOT, 'src'))).filter((f) => !composition(f));
+    // The Prometheus adapter loads its optional dependency; nothing else may.
+    const files = (await sourceFiles(join(ROOT, 'src'))).filter((f) => relative(join(ROOT, 'src'), f) !== 'prometheus.ts');
     assert.ok(files.length > 10, `found ${files.length} engine files`);
     const violations: string[] = [];
     for (const file of files) {
       for (const target of importsOf(await readFile(file, 'utf8'))) {
-        const ok = target.startsWith('.') ? !/\/(backends|hardware)\//.test(`/${relative(ROOT, join(file, '..', target))}`) : ALLOWED_PACKAGES.has(target);
+        const ok = target.startsWith('.') ? relative(ROOT, join(file, '..', target)).startsWith('src/') : ALLOWED_PACKAGES.has(target);
         if (!ok) violations.push(`${relative(ROOT, file)} imports ${target}`);
       }
     }
     assert.deepEqual(violations, []);
+  });
+
+  it('backends and the addon loader reach into the engine only for the FileSystem seam and its errors, never the CLI', async () => {
+    const seam = new Set(['src/filesystem.js', 'src/errors.js']);
+    const files = [...(await sourceFiles(join(ROOT, 'backends'))), ...(await sourceFiles(join(ROOT, 'hardware')))];
+    assert.ok(files.length > 10, `found ${files.length} backend files`);
+    const violations: string[] = [];
+    for (const file of files) {
+      for (const target of importsOf(await readFile(file, 'utf8'))) {
+        if (!target.startsWith('.')) continue;
+        const to = relative(ROOT, join(file, '..', target));
+        if ((to.startsWith('src/') && !seam.has(to)) || to.startsWith('cli/') || to === 'index.js') violations.push(`${relative(ROOT, file)} imports ${target}`);
+      }
+    }
+    assert.deepEqual(violations, []);
+  });
+
+  it('only the package entry point and the CLI join the engine and the backends', async () => {
+    const joiners: string[] = [];
+    for (const file of [join(ROOT, 'index.ts'), ...(await sourceFiles(join(ROOT, 'cli')))]) {
+      const targets = importsOf(await readFile(file, 'utf8')).map((t) => relative(ROOT, join(file, '..', t)));
+      if (targets.some((t) => t.startsWith('src/')) && targets.some((t) => t.startsWith('backends/'))) joiners.push(relative(ROOT, file));
+    }
+    assert.ok(joiners.includes('index.ts'), 'index.ts re-exports the engine and the backends');
+    const entry = importsOf(await readFile(join(ROOT, 'index.ts'), 'utf8'));
+    assert.ok(entry.every((t) => t.startsWith('./src/') || t.startsWith('./backends/')), `index.ts imports ${entry.join(', ')}`);
   });
 
   it('the rule catches what it should', () => {

@@ -1,6 +1,6 @@
 /**
  * The `raftlog` command, end to end: each test spawns the built CLI
- * (dist/src/cli/main.js) the way a user would and checks exit codes and
+ * (dist/cli/main.js) the way a user would and checks exit codes and
  * output, on directories written by `raftlog stress` and then damaged on
  * purpose.
  */
@@ -16,7 +16,7 @@ import { PosixFs } from '../backends/posix.js';
 import { Engine } from '../src/engine.js';
 import { LogBatch } from '../src/log-batch.js';
 
-const MAIN = resolve(dirname(fileURLToPath(import.meta.url)), '../src/cli/main.js');
+const MAIN = resolve(dirname(fileURLToPath(import.meta.url)), '../cli/main.js');
 
 interface Run {
   status: number | null;
@@ -513,7 +513,7 @@ describe('issue 16: a CLI that never surprises', () => {
   });
 
   it('--version prints the version of package.json', () => {
-    const pkg = JSON.parse(readFileSync(resolve(dirname(MAIN), '../../../package.json'), 'utf8')) as { version: string };
+    const pkg = JSON.parse(readFileSync(resolve(dirname(MAIN), '../../package.json'), 'utf8')) as { version: string };
     for (const flag of ['--version', '-V']) {
       const run = raftlog([flag]);
       assert.equal(run.status, 0, run.stderr);

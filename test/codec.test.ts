@@ -10,7 +10,8 @@ import { Engine } from '../src/engine.js';
 import { LogBatch } from '../src/log-batch.js';
 import { decodeFileHeader, FILE_HEADER_SIZE } from '../src/format/layout.js';
 import { RecordScanner } from '../src/recovery/scanner.js';
-import { Prng, testSeed } from './support/seed.js';
+import { Random } from './support/random.js';
+import { testSeed } from './support/seed.js';
 
 interface Original {
   offset: number;
@@ -23,10 +24,10 @@ async function writeSampleLog(seed: number): Promise<{ bytes: Uint8Array; record
   const fs = new MemFs();
   const engine = new Engine({ fs, seed, preallocateBytes: 0, compressionThreshold: 256 });
   await engine.open();
-  const rng = new Prng(seed);
+  const rng = new Random(seed);
   for (let i = 1; i <= 4; i++) {
     const batch = new LogBatch();
-    batch.addEntries(1, [{ index: i, term: 1, data: rng.bytes(20 + rng.int(40)) }]);
+    batch.addEntries(1, [{ index: i, term: 1, data: rng.bytes(20 + rng.below(40)) }]);
     if (i === 2) batch.addEntries(2, [{ index: 1, term: 3, data: new Uint8Array(600).fill(7) }]); // compressed
     if (i === 3) batch.put(1, 'k', rng.bytes(5));
     if (i === 4) batch.compactTo(1, 2);

@@ -20,7 +20,7 @@ import { UringFs } from '../backends/uring.js';
 import { Engine } from '../src/engine.js';
 import { ErrorCode } from '../src/errors.js';
 import type { FileSystem } from '../src/filesystem.js';
-import { lockHolder } from '../src/cli/directory.js';
+import { lockHolder } from '../cli/directory.js';
 import { expectCode } from './conformance/suite.js';
 
 const MASTER_KEY = new Uint8Array(32).fill(3);

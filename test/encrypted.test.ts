@@ -35,6 +35,7 @@ import type { DirectoryLock, FileHandle, FileSystem, OpenOptions, WriteOptions }
 import { LogBatch } from '../src/log-batch.js';
 import { RecoveryMode } from '../src/recovery/recovery.js';
 import { readFile as readFsFile, writeFile } from './conformance/suite.js';
+import { Random } from './support/random.js';
 
 const KEY_A = new Uint8Array(32).fill(0xa1);
 const KEY_B = new Uint8Array(32).fill(0xb2);
@@ -43,30 +44,15 @@ const MARKER = new TextEncoder().encode('RAFTLOG-SECRET-PLAINTEXT-MARKER!');
 // ---------------------------------------------------------------------------
 // Helpers
 
-/** Deterministic pseudo-random bytes (xorshift32), distinct per seed. */
+/** Deterministic pseudo-random bytes, distinct per seed. */
 function bytes(length: number, seed: number): Uint8Array {
-  const out = new Uint8Array(length);
-  let x = (seed * 2654435761 + 0x9e3779b9) >>> 0 || 1;
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    out[i] = x & 0xff;
-  }
-  return out;
+  return new Random(seed).bytes(length);
 }
 
-/** A seeded PRNG for workloads. */
+/** A seeded draw in [0, n) for workloads. */
 function prng(seed: number): (n: number) => number {
-  let x = seed >>> 0 || 1;
-  return (n) => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x % n;
-  };
+  const random = new Random(seed);
+  return (n) => random.below(n);
 }
 
 /** `count` copies of MARKER, each followed by its number, so every copy is distinctive. */

@@ -10,7 +10,7 @@ import { eraftpb, type Entry } from '../src/protos.js';
 import { RecoveryMode } from '../src/recovery/recovery.js';
 import type { FileSystem } from '../src/filesystem.js';
 import { ENGINE_TARGETS } from './support/engines.js';
-import { Prng } from './support/seed.js';
+import { Random } from './support/random.js';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -181,7 +181,7 @@ for (const target of ENGINE_TARGETS) {
       const disk = await target.make();
       try {
         let engine = await openEngine(disk.fs, { targetFileSize: 8 * 1024, compressionThreshold: 1024 });
-        const rng = new Prng(5);
+        const rng = new Random(5);
         const noise = rng.bytes(500);
         for (let i = 1; i <= 60; i++) {
           const batch = new LogBatch();

@@ -2,21 +2,22 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { decodeEntry, encodeEntry, encodedEntrySize, normalizeEntry } from '../src/format/entry-codec.js';
 import { eraftpb } from '../src/protos.js';
-import { Prng, testSeed } from './support/seed.js';
+import { Random } from './support/random.js';
+import { testSeed } from './support/seed.js';
 
 describe('eraftpb.Entry wire codec', () => {
   const seed = testSeed(7);
-  const rng = new Prng(seed);
+  const rng = new Random(seed);
   const samples = [
     { index: 0, term: 0, data: new Uint8Array(0) },
     { index: 1, term: 1, data: new Uint8Array([1, 2, 3]) },
     { index: 2 ** 53 - 1, term: 2 ** 40 + 3, data: new Uint8Array(300), entryType: 2, context: new Uint8Array([9]) },
     ...Array.from({ length: 200 }, () => ({
-      index: rng.int(2 ** 31) * 2 ** rng.int(22),
-      term: rng.int(1000),
-      data: rng.bytes(rng.int(400)),
-      entryType: rng.int(3),
-      context: rng.bytes(rng.int(3)),
+      index: rng.below(2 ** 31) * 2 ** rng.below(22),
+      term: rng.below(1000),
+      data: rng.bytes(rng.below(400)),
+      entryType: rng.below(3),
+      context: rng.bytes(rng.below(3)),
     })),
   ];
 

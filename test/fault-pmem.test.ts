@@ -29,7 +29,8 @@ import { Engine } from '../src/engine.js';
 import { LogBatch } from '../src/log-batch.js';
 import type { FileSystem } from '../src/filesystem.js';
 import { runConformance } from './conformance/suite.js';
-import { Prng, testSeed } from './support/seed.js';
+import { Random } from './support/random.js';
+import { testSeed } from './support/seed.js';
 
 const SEED = testSeed(0x9e3e);
 const SHM = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
@@ -289,7 +290,7 @@ interface TortureStats {
 }
 
 async function torture(seed: number, disk: Disk, rounds: number, stats: TortureStats): Promise<void> {
-  const rng = new Prng(seed);
+  const rng = new Random(seed);
   const history: Written[] = [];
   let floor = 0; // writes [0, floor) are durable
   let fault = new FaultFs(await disk.start(undefined), { seed });
@@ -306,16 +307,16 @@ async function torture(seed: number, disk: Disk, rounds: number, stats: TortureS
   };
   try {
     for (let round = 0; round < rounds; round++) {
-      const writes = 10 + rng.int(40);
+      const writes = 10 + rng.below(40);
       for (let n = 0; n < writes; ) {
         // Sometimes several writers at once: one group, one barrier if any asks.
-        const group = rng.next() < 0.2 ? 2 + rng.int(3) : 1;
+        const group = rng.next() < 0.2 ? 2 + rng.below(3) : 1;
         const pending: Array<Promise<unknown>> = [];
         let syncAt = -1;
         for (let g = 0; g < group; g++, n++) {
-          const region = 1 + rng.int(4);
+          const region = 1 + rng.below(4);
           const first = (lastOf(region, history.length) ?? 0) + 1;
-          const data = Array.from({ length: 1 + rng.int(4) }, () => rng.bytes(1 + rng.int(rng.next() < 0.1 ? 6000 : 600)));
+          const data = Array.from({ length: 1 + rng.below(4) }, () => rng.bytes(1 + rng.below(rng.next() < 0.1 ? 6000 : 600)));
           history.push({ region, first, data });
           const batch = new LogBatch();
           batch.addEntries(region, data.map((d, k) => ({ index: first + k, term: 1, data: d })));

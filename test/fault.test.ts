@@ -8,11 +8,11 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { CrashPolicy, FaultFs, FaultRule, OpKind } from '../backends/fault.js';
-import { derivePrng } from '../backends/fault/prng.js';
 import { MemFs } from '../backends/memfs.js';
 import { RaftlogError } from '../src/errors.js';
 import { runConformance } from './conformance/suite.js';
 import type { FileHandle, FileSystem } from '../src/filesystem.js';
+import { Random } from './support/random.js';
 
 const SEED = process.env.SEED === undefined ? 0x5eed : Number(process.env.SEED);
 
@@ -778,7 +778,7 @@ test('model stays equal to the inner FS under a random workload with every shapi
     const seed = SEED + s;
     const inner = new MemFs();
     const fault = new FaultFs(inner, { seed });
-    const rng = derivePrng(seed, 'test-workload');
+    const rng = Random.derive(seed, 'test-workload');
     fault.inject({ ops: ['write'], when: { probability: 0.3 }, error: 'short' });
     fault.inject({ ops: ['write'], when: { probability: 0.1 }, error: 'misdirect' });
     fault.inject({ ops: ['write', 'read'], when: { probability: 0.1 }, error: 'flip' });

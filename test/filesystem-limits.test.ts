@@ -11,7 +11,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
@@ -24,9 +24,10 @@ import { Engine } from '../src/engine.js';
 import { ErrorCode, RaftlogError } from '../src/errors.js';
 import type { FileSystem } from '../src/filesystem.js';
 import { LogBatch } from '../src/log-batch.js';
+import { Random } from './support/random.js';
 
 const MASTER_KEY = new Uint8Array(32).fill(9);
-const CLI = new URL('../src/cli/main.js', import.meta.url).pathname;
+const CLI = new URL('../cli/main.js', import.meta.url).pathname;
 const uringReason = UringFs.unavailableReason();
 const pmemReason = PmemFs.unavailableReason();
 
@@ -53,7 +54,8 @@ function mountOrSkip(t: TestContext, args: readonly string[], what: string): str
     t.skip(`${what} needs root to mount`);
     return undefined;
   }
-  const point = mkdtempSync(join(tmpdir(), 'raftlog-limits-'));
+  sweepStaleMounts();
+  const point = mkdtempSync(join(tmpdir(), `raftlog-limits-${process.pid}-`));
   try {
     execFileSync('mount', [...args, point], { stdio: 'pipe' });
   } catch (error) {
@@ -62,6 +64,34 @@ function mountOrSkip(t: TestContext, args: readonly string[], what: string): str
     return undefined;
   }
   return point;
+}
+
+/**
+ * A run killed mid-test never reaches its finally, and its mounts would stay
+ * forever. Mount points carry the pid that made them; those of dead processes
+ * are undone (those of live ones, a parallel run, are left alone).
+ */
+function sweepStaleMounts(): void {
+  const prefix = join(tmpdir(), 'raftlog-limits-');
+  for (const line of readFileSync('/proc/mounts', 'utf8').split('\n')) {
+    const point = line.split(' ')[1] ?? '';
+    const pid = Number(/^(\d+)-/.exec(point.slice(prefix.length))?.[1]);
+    if (!point.startsWith(prefix) || !Number.isInteger(pid) || pid <= 0 || alive(pid)) continue;
+    try {
+      unmount(point);
+    } catch {
+      // Another run may have swept it first.
+    }
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as { code?: string }).code === 'EPERM';
+  }
 }
 
 /** Lazily where a failed test left a file open: the mount must not outlive the test either way. */
@@ -74,17 +104,9 @@ function unmount(point: string): void {
   rmSync(point, { recursive: true, force: true });
 }
 
-/** Incompressible (xorshift from the index), so a big batch really needs its size on disk. */
+/** Incompressible (random, seeded by the index), so a big batch really needs its size on disk. */
 function entryData(index: number, size: number): Uint8Array {
-  const data = new Uint8Array(size);
-  let x = (index * 2654435761) >>> 0 || 1;
-  for (let i = 0; i < size; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    data[i] = x & 0xff;
-  }
-  return data;
+  return new Random(index).bytes(size);
 }
 
 async function appendEntries(engine: Engine, first: number, count: number, size: number): Promise<void> {
@@ -199,6 +221,101 @@ async function fullDisk(backend: Backend, point: string, preallocateBytes: numbe
     await assertEntries(engine, last, size, `${backend.name} after space came back`);
     await appendEntries(engine, last + 1, 5, size);
     await assertEntries(engine, last + 5, size, `${backend.name} writing again`);
+  } finally {
+    await engine.close();
+  }
+  rmSync(root, { recursive: true, force: true });
+}
+
+describe('a disk that fills up under the writer: a typed NO_SPACE, never a signal', () => {
+  it('each backend writes into a 1 KiB-block ext4 until it is full, in a child process, then every acknowledged entry reopens', async (t) => {
+    const image = join(mkdtempSync(join(tmpdir(), 'raftlog-limits-img-')), 'ext4.img');
+    try {
+      execFileSync('truncate', ['-s', '16M', image]);
+      // Blocks smaller than a page: a store through a mapping dirties a whole
+      // page, and PmemFs once allocated only the header's first block, so the
+      // size-word store that followed a full disk died with SIGBUS.
+      execFileSync('mkfs.ext4', ['-q', '-F', '-b', '1024', '-O', '^has_journal', image], { stdio: 'pipe' });
+    } catch (error) {
+      t.skip(`cannot make an ext4 image: ${String(error)}`);
+      return;
+    }
+    const point = mountOrSkip(t, ['-o', 'loop', image], 'a loop ext4 image');
+    if (point === undefined) return;
+    try {
+      for (const backend of BACKENDS) {
+        // A few MiB left, so the writer fills them (rotating into new files on the way) in a few dozen synced writes.
+        const filler = join(point, 'filler');
+        fillDisk(filler);
+        truncateSync(filler, statSync(filler).size - (2 << 20));
+        try {
+          await t.test(backend.name, { skip: backend.unavailable ?? false }, () => fillUnderWriter(backend, point));
+        } finally {
+          rmSync(filler, { force: true });
+        }
+      }
+    } finally {
+      unmount(point);
+      rmSync(join(image, '..'), { recursive: true, force: true });
+    }
+  });
+});
+
+/** The child writes batches of eight 4 KiB entries with sync until a write fails, and prints the last acknowledged index and the error. */
+async function fillUnderWriter(backend: Backend, point: string): Promise<void> {
+  const root = join(point, backend.name.replace(/\W+/g, '-'));
+  const modules = {
+    engine: new URL('../src/index.js', import.meta.url).href,
+    encrypted: new URL('../backends/encrypted.js', import.meta.url).href,
+    pmem: new URL('../backends/pmem.js', import.meta.url).href,
+    posix: new URL('../backends/posix.js', import.meta.url).href,
+    uring: new URL('../backends/uring.js', import.meta.url).href,
+  };
+  const script = `
+    const { Engine, LogBatch } = await import(${JSON.stringify(modules.engine)});
+    const { EncryptedFs } = await import(${JSON.stringify(modules.encrypted)});
+    const { PmemFs } = await import(${JSON.stringify(modules.pmem)});
+    const { PosixFs } = await import(${JSON.stringify(modules.posix)});
+    const { UringFs } = await import(${JSON.stringify(modules.uring)});
+    const root = ${JSON.stringify(root)};
+    const make = {
+      PosixFs: () => new PosixFs(root),
+      UringFs: () => new UringFs(root),
+      'UringFs direct': () => new UringFs(root, { direct: true }),
+      PmemFs: () => new PmemFs(root, { defaultCapacityBytes: 4 << 20 }),
+      'EncryptedFs over PosixFs': () => new EncryptedFs(new PosixFs(root), { masterKey: new Uint8Array(32).fill(9) }),
+    }[${JSON.stringify(backend.name)}];
+    const engine = new Engine({ fs: make(), targetFileSize: 1 << 20, seed: 15 });
+    await engine.open();
+    let last = 0;
+    let code = 'none';
+    for (;;) {
+      const batch = new LogBatch();
+      const entries = [];
+      for (let i = last + 1; i <= last + 8; i++) entries.push({ index: i, term: 2, data: new Uint8Array(4096).fill(i & 0xff) });
+      batch.addEntries(1, entries);
+      try {
+        await engine.write(batch, { sync: true });
+        last += 8;
+      } catch (error) {
+        code = error.code ?? String(error);
+        break;
+      }
+    }
+    await engine.close().catch(() => undefined);
+    console.log(JSON.stringify({ last, code }));`;
+  const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 120_000 });
+  assert.equal(child.signal, null, `${backend.name}: the writer was killed by ${child.signal}; stderr: ${child.stderr}`);
+  assert.equal(child.status, 0, child.stderr);
+  const { last, code } = JSON.parse(child.stdout.trim().split('\n').at(-1) ?? '{}') as { last: number; code: string };
+  assert.ok(code === ErrorCode.NO_SPACE || code === ErrorCode.FAILED, `${backend.name}: the write that found the disk full failed with ${code}`);
+  assert.ok(last > 0, `${backend.name}: ${last} entries were acknowledged before the disk filled`);
+  const engine = new Engine({ fs: backend.make(root), ...ENGINE_OPTIONS });
+  await engine.open();
+  try {
+    const got = await engine.fetchEntriesTo(1, 1, last + 1);
+    assert.equal(got.length, last, `${backend.name}: every acknowledged entry reopens`);
+    for (const entry of got) assert.equal(entry.data[0], entry.index & 0xff, `${backend.name}: entry ${entry.index} intact`);
   } finally {
     await engine.close();
   }

@@ -12,6 +12,7 @@ import type { FileSystem } from '../src/filesystem.js';
 import { LogBatch } from '../src/log-batch.js';
 import { RecoveryMode } from '../src/recovery/recovery.js';
 import { GatedFs } from './support/gated-fs.js';
+import { Random } from './support/random.js';
 
 const OPTIONS: Partial<EngineOptions> = {
   targetFileSize: 8192,
@@ -108,15 +109,10 @@ describe('GC beside the write path', () => {
       await engine.write(plain, { sync: true });
     }
     // Region 2: incompressible bulk, compacted away.
-    let x = 0x9e3779b9;
+    const random = new Random(0x9e3779b9);
     for (let i = 1; i <= 80; i++) {
       const batch = new LogBatch();
-      const data = new Uint8Array(900).map(() => {
-        x ^= x << 13;
-        x ^= x >>> 17;
-        x ^= x << 5;
-        return x & 0xff;
-      });
+      const data = random.bytes(900);
       batch.addEntries(2, [{ index: i, term: 1, data }]);
       await engine.write(batch, { sync: true });
     }

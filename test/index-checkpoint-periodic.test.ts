@@ -14,7 +14,8 @@ import type { Engine } from '../src/engine.js';
 import { LogBatch } from '../src/log-batch.js';
 import { INDEX_CHECKPOINT_NAME } from '../src/file-names.js';
 import { decodeIndexCheckpoint } from '../src/format/index-checkpoint.js';
-import { Prng, testSeed } from './support/seed.js';
+import { Random } from './support/random.js';
+import { testSeed } from './support/seed.js';
 import { applyOp, data, open, opArb, snapshot, use, type Image, type Op } from './support/checkpoint-history.js';
 
 /** A checkpoint every ~2 KiB written: several per 4 KiB file. */
@@ -111,7 +112,7 @@ describe('periodic index checkpoints', () => {
 
   it('overwrites, compactions, cleans, GC and rotation after a checkpoint: checkpoint + tail equals a full replay', async () => {
     const seed = testSeed(1820);
-    const rng = new Prng(seed);
+    const rng = new Random(seed);
     // No periodic checkpoint after the first: every later change is in the tail.
     const fault = new FaultFs(new MemFs(), { seed });
     const engine = await open(fault, { indexCheckpointInterval: 2048 });
@@ -128,7 +129,7 @@ describe('periodic index checkpoints', () => {
     await engine.clean(4, { sync: true });
     for (let i = 0; i < 8; i++) {
       const b = new LogBatch();
-      b.put(5, `k${rng.int(4)}`, new Uint8Array(400).fill(i));
+      b.put(5, `k${rng.below(4)}`, new Uint8Array(400).fill(i));
       await engine.write(b, { sync: true });
     }
     const expected = await snapshot(engine);
@@ -171,11 +172,11 @@ describe('periodic index checkpoints', () => {
     const checkpoint = image.get(INDEX_CHECKPOINT_NAME)!;
     assert.equal(typeof decodeIndexCheckpoint(checkpoint), 'object');
     const length = new DataView(checkpoint.buffer, checkpoint.byteOffset).getUint32(60, true);
-    const rng = new Prng(seed);
+    const rng = new Random(seed);
     for (let n = 0; n < 30; n++) {
-      const at = rng.int(length);
+      const at = rng.below(length);
       const bytes = checkpoint.slice();
-      bytes[at]! ^= 1 << rng.int(8);
+      bytes[at]! ^= 1 << rng.below(8);
       const flipped = new Map(image);
       flipped.set(INDEX_CHECKPOINT_NAME, bytes);
       const { engine: loaded, state } = await compareOpens(flipped, `seed ${seed}, flip at ${at}`);

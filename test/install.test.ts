@@ -121,7 +121,7 @@ describe('the packed tarball installs and runs', () => {
     const list = spawnSync('tar', ['tzf', tarball], { encoding: 'utf8' });
     assert.equal(list.status, 0, list.stderr);
     const files = list.stdout.split('\n').filter(Boolean);
-    for (const expected of ['package/LICENSE', 'package/CHANGELOG.md', 'package/README.md', 'package/dist/src/index.js', 'package/hardware/binding.gyp']) {
+    for (const expected of ['package/LICENSE', 'package/CHANGELOG.md', 'package/README.md', 'package/dist/index.js', 'package/dist/cli/main.js', 'package/hardware/binding.gyp']) {
       assert.ok(files.includes(expected), `${expected} is in the tarball`);
     }
     if (process.platform === 'linux' && loadNative().ok) {

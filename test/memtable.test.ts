@@ -10,7 +10,8 @@ import assert from 'node:assert/strict';
 import { BugError } from '../src/errors.js';
 import { RECORD_HEADER_SIZE } from '../src/format/layout.js';
 import { RegionMemtable, newEntryLocation, type EntryLocation, type RecordLocation } from '../src/memtable.js';
-import { Prng, testSeed } from './support/seed.js';
+import { Random } from './support/random.js';
+import { testSeed } from './support/seed.js';
 
 /** Where the model says an entry lives: what `locate` must report. */
 type Where = Omit<EntryLocation, 'entryOffset'> & { entryOffset: number };
@@ -353,24 +354,24 @@ describe('memtable', () => {
 
   it('random appends, overwrites, compactions, cleans and relocations agree with the model', () => {
     const seed = testSeed(19);
-    const rng = new Prng(seed);
+    const rng = new Random(seed);
     const memtable = new RegionMemtable(1);
     const model = new Model();
     let file = 1;
     for (let step = 0; step < 1500; step++) {
       const first = model.first();
       const last = model.last();
-      const roll = rng.int(100);
+      const roll = rng.below(100);
       let op: Op;
       if (last === undefined || roll < 55) {
-        const at = last === undefined ? 1 + rng.int(100) : Math.max(1, last + 1 - (rng.int(4) === 0 ? rng.int(20) : 0));
-        if (rng.int(10) === 0) file++;
-        op = A(at, 1 + rng.int(40), file, rng.int(4) === 0);
-      } else if (roll < 80) op = C(first! + rng.int(last - first! + 3));
+        const at = last === undefined ? 1 + rng.below(100) : Math.max(1, last + 1 - (rng.below(4) === 0 ? rng.below(20) : 0));
+        if (rng.below(10) === 0) file++;
+        op = A(at, 1 + rng.below(40), file, rng.below(4) === 0);
+      } else if (roll < 80) op = C(first! + rng.below(last - first! + 3));
       else if (roll < 83) op = CLEAN;
       else {
-        const from = first! + rng.int(last - first! + 1);
-        op = R(from, 1 + rng.int(last - from + 1), 0x8000_0000 + step);
+        const from = first! + rng.below(last - first! + 1);
+        op = R(from, 1 + rng.below(last - from + 1), 0x8000_0000 + step);
       }
       apply(memtable, model, op);
       check(memtable, model, `seed=${seed} step ${step} (${JSON.stringify(op)})`);

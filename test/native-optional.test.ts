@@ -32,7 +32,7 @@ describe('without the native addon', () => {
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   it('PosixFs, MemFs, FaultFs and EncryptedFs write, sync, reopen and read back; UringFs and PmemFs say UNSUPPORTED and how to get them', () => {
-    const index = new URL('../src/index.js', import.meta.url).href;
+    const index = new URL('../index.js', import.meta.url).href;
     const stdout = runModule(smokeProgram(index), {
       ...NO_ADDON,
       RAFTLOG_SMOKE_DIR: dir,

@@ -7,7 +7,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import protobuf from 'protobufjs';
-import { Engine, LogBatch, MemFs } from '../src/index.js';
+import { Engine, LogBatch, MemFs } from '../index.js';
 import { ConfState, Entry, EntryType, HardState, SnapshotMetadata, type ConfStateInit } from '../src/raft/messages.js';
 import { eraftpb } from '../src/protos.js';
 import { testSeed } from './support/seed.js';

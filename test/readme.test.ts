@@ -31,7 +31,7 @@ describe('README', () => {
       const source = [
         'declare const regionId: number;',
         'declare const data: Uint8Array;',
-        ...examples.map((code) => code.replaceAll("from 'raftlog'", `from ${JSON.stringify(join(ROOT, 'src/index.js'))}`)),
+        ...examples.map((code) => code.replaceAll("from 'raftlog'", `from ${JSON.stringify(join(ROOT, 'index.js'))}`)),
         'export {};',
       ].join('\n');
       writeFileSync(file, source);

@@ -1,5 +1,5 @@
 /**
- * Each row of the recovery case table (src/recovery/recovery.ts) in each
+ * Each row of the recovery decision table (src/recovery/decision-table.ts) in each
  * mode, on logs damaged on purpose.
  */
 import { describe, it } from 'node:test';

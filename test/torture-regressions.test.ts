@@ -2,6 +2,12 @@
  * The engine bugs the torture suite found, each reduced to a minimal
  * deterministic repro and named after the seed that found it. Each test
  * failed before its fix commit (see `git log --grep 'seed='`).
+ *
+ * The seed in a name is history: it is the `npm run torture` run that found
+ * the bug under the suite's generator of the time (a mulberry32 stream; since
+ * the move to test/support/random.ts the same seed draws another scenario).
+ * No repro here depends on it: each scripts its own writes and faults, and the
+ * FaultFs seeds they pass drive FaultFs's own generator, which did not change.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';

@@ -16,6 +16,8 @@ import { after, before, describe, it } from 'node:test';
 import { UringFs, errorFromCqe } from '../backends/uring.js';
 import { explainUringRefusal, loadNative } from '../hardware/native.js';
 import { ErrorCode, isRaftlogError } from '../src/errors.js';
+import { Random } from './support/random.js';
+import { testSeed } from './support/seed.js';
 
 const EXT4_MAGIC = 0xef53;
 const TMPFS_MAGIC = 0x01021994;
@@ -25,15 +27,7 @@ const reason = UringFs.unavailableReason();
 const allowMissing = process.env['RAFTLOG_ALLOW_NO_URING'] === '1';
 
 function pattern(length: number, seed: number): Uint8Array {
-  const out = new Uint8Array(length);
-  let x = (seed * 2654435761) >>> 0 || 1;
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
+  return new Random(seed).bytes(length);
 }
 
 function concat(parts: readonly Uint8Array[]): Uint8Array {
@@ -69,7 +63,7 @@ describe('UringFs availability', () => {
 
   it('a missing addon makes new UringFs() throw UNSUPPORTED with the reason, and the rest of raftlog still loads', () => {
     const uring = new URL('../backends/uring.js', import.meta.url).href;
-    const index = new URL('../src/index.js', import.meta.url).href;
+    const index = new URL('../index.js', import.meta.url).href;
     const memfs = new URL('../backends/memfs.js', import.meta.url).href;
     const script = `
       const { UringFs } = await import(${JSON.stringify(uring)});
@@ -505,11 +499,9 @@ describe('UringFs O_DIRECT on a block file system', { skip: reason !== undefined
       next.set(model);
       model = next;
     };
-    let x = 12345;
-    const rand = (n: number): number => {
-      x = (x * 1103515245 + 12345) >>> 0;
-      return x % n;
-    };
+    const seed = testSeed(12345);
+    const random = new Random(seed);
+    const rand = (n: number): number => random.below(n);
     for (let step = 0; step < 300; step++) {
       const choice = rand(10);
       if (choice < 7) {
@@ -536,15 +528,15 @@ describe('UringFs O_DIRECT on a block file system', { skip: reason !== undefined
       } else {
         await f.sync();
       }
-      assert.equal(await f.size(), model.byteLength, `size after step ${step}`);
+      assert.equal(await f.size(), model.byteLength, `seed=${seed}: size after step ${step}`);
       if (step % 25 === 0) {
         const back = new Uint8Array(model.byteLength);
         assert.equal(await f.read(back, 0, back.byteLength, 0), model.byteLength);
-        assert.equal(Buffer.compare(back, model), 0, `content after step ${step}`);
+        assert.equal(Buffer.compare(back, model), 0, `seed=${seed}: content after step ${step}`);
       }
     }
     await f.close();
-    assert.equal(Buffer.compare(await readFile(join(dir, 'random')), model), 0, 'on disk after close');
+    assert.equal(Buffer.compare(await readFile(join(dir, 'random')), model), 0, `seed=${seed}: on disk after close`);
     await ufs.close();
   });
 });

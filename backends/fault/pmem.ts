@@ -114,6 +114,22 @@ function walkStores(model: FileModel, lineSize: number, visit: (index: number, f
   });
 }
 
+/** The size word after the crash: its durable value, or the value after one of the size-changing operations. */
+function chooseSize(model: FileModel, prng: Prng, keepProbability: number): { finalSize: number; writtenSize: number } {
+  const sizes: number[] = [];
+  let size = model.durable.size;
+  for (const op of model.pending) {
+    const next = sizeAfter(op, size);
+    if (next !== size) sizes.push(next);
+    size = next;
+  }
+  let finalSize = model.durable.size;
+  if (sizes.length > 0 && prng.chance(keepProbability)) {
+    finalSize = prng.chance(0.5) ? sizes[sizes.length - 1]! : prng.pick(sizes);
+  }
+  return { finalSize, writtenSize: size };
+}
+
 export function crashPmem(model: FileModel, prng: Prng, options: PmemCrashOptions): PmemCrashOutcome {
   const { lineSize, keepProbability, tornProbability } = options;
   const wordsPerLine = lineSize / PMEM_WORD_BYTES;
@@ -144,18 +160,7 @@ export function crashPmem(model: FileModel, prng: Prng, options: PmemCrashOption
     choices.set(line, { version, words });
   }
 
-  // The size word: its durable value, or the value after one of the size-changing operations.
-  const sizes: number[] = [];
-  let size = model.durable.size;
-  for (const op of model.pending) {
-    const next = sizeAfter(op, size);
-    if (next !== size) sizes.push(next);
-    size = next;
-  }
-  let finalSize = model.durable.size;
-  if (sizes.length > 0 && prng.chance(keepProbability)) {
-    finalSize = prng.chance(0.5) ? sizes[sizes.length - 1]! : prng.pick(sizes);
-  }
+  const { finalSize, writtenSize } = chooseSize(model, prng, keepProbability);
 
   // Pass 2: replay, snapshotting each kept line right after the store that made its chosen version.
   const snapshots = new Map<number, Uint8Array>();
@@ -193,6 +198,6 @@ export function crashPmem(model: FileModel, prng: Prng, options: PmemCrashOption
   }
   const detail =
     `kept ${kept}/${lines.length} unflushed line(s) of ${lineSize} B (${torn} torn in ${PMEM_WORD_BYTES}-byte words), ` +
-    `size ${finalSize} (synced ${model.durable.size}, written ${size})`;
+    `size ${finalSize} (synced ${model.durable.size}, written ${writtenSize})`;
   return { content, detail };
 }

@@ -4,7 +4,7 @@
  * through the package root, as a user's code would.
  */
 import { createHash } from 'node:crypto';
-import { Engine, EncryptedFs, LogBatch, PosixFs, UringFs, type FileSystem } from '../../src/index.js';
+import { Engine, EncryptedFs, LogBatch, PosixFs, UringFs, type FileSystem } from '../../index.js';
 import type { LogStore, LogWrite, MaintenanceResult, StoreDescriptor, StoredData, StoreTuning } from './store.js';
 
 const HARD_STATE = 'hard_state';

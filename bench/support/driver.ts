@@ -6,10 +6,10 @@
  * length is taken from its start to when the last op finished, so an op that
  * runs past the deadline is counted with the time it took.
  */
-import { randomFillSync } from 'node:crypto';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { LatencyRecorder, type LatencySummary } from './stats.js';
+import { benchRandom } from './random.js';
 
 export interface LoopOptions {
   writers: number;
@@ -94,8 +94,7 @@ export class DataPool {
   #cursor = 0;
 
   constructor(largestValue: number) {
-    this.#pool = new Uint8Array(Math.max(4 << 20, largestValue * 2 + 4099));
-    randomFillSync(this.#pool);
+    this.#pool = benchRandom('data').bytes(Math.max(4 << 20, largestValue * 2 + 4099));
   }
 
   /** `length` random bytes (a view into the pool: stores copy what they keep). */
@@ -146,6 +145,7 @@ export function directoryBytes(dir: string): { files: number; bytes: number } {
 export class RegionPicker {
   readonly #busy: Uint8Array;
   readonly #regions: number;
+  readonly #random = benchRandom('regions');
 
   constructor(regions: number) {
     this.#regions = regions;
@@ -154,7 +154,7 @@ export class RegionPicker {
 
   acquire(): number {
     for (;;) {
-      const region = 1 + Math.floor(Math.random() * this.#regions);
+      const region = 1 + this.#random.below(this.#regions);
       if (this.#busy[region] === 0) {
         this.#busy[region] = 1;
         return region;

@@ -1,7 +1,7 @@
 /**
  * W1's floor: what the device itself takes to make a 4 KiB write durable,
  * measured in the same run, on the same file system, as the stores. It is
- * `raftlog probe`'s measurement (src/cli/probe.ts), imported rather than
+ * `raftlog probe`'s measurement (cli/probe.ts), imported rather than
  * copied, so the bench and the probe cannot drift apart: fdatasync after a
  * 4 KiB write into already-written, synced blocks (data only: no size or
  * extent change for the journal to commit), and beside it fdatasync after a
@@ -12,7 +12,7 @@
  * into the page cache, a few µs), and reports medians: a store's mean time
  * per synced op can approach the floor but not reach it.
  */
-import { runProbe, type SyncLatency } from '../../src/cli/probe.js';
+import { runProbe, type SyncLatency } from '../../cli/probe.js';
 import type { CaseSpec } from '../support/cases.js';
 
 export interface FloorResult {

@@ -30,7 +30,7 @@
  */
 import { createRequire } from 'node:module';
 import { statSync } from 'node:fs';
-import { Engine, LogBatch, PosixFs } from '../../src/index.js';
+import { Engine, LogBatch, PosixFs } from '../../index.js';
 import type { CaseSpec } from '../support/cases.js';
 import { DataPool } from '../support/driver.js';
 import { logKey } from '../stores/store.js';

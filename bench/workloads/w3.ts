@@ -9,6 +9,7 @@
  */
 import type { CaseSpec } from '../support/cases.js';
 import { directoryBytes, timedLoop } from '../support/driver.js';
+import { benchRandom } from '../support/random.js';
 import type { LatencySummary } from '../support/stats.js';
 import type { StoreDescriptor } from '../stores/store.js';
 import { ENTRY_BYTES, HARD_STATE_BYTES, MultiRaftWriter } from './w2.js';
@@ -83,9 +84,10 @@ export async function runW3(spec: CaseSpec, descriptor: StoreDescriptor): Promis
       rounds++;
       compactionMillis += performance.now() - started;
     };
+    const reads = benchRandom('w3-reads');
     const loop = await timedLoop({ writers: W3_WORKERS, warmupSeconds: spec.warmupSeconds, measureSeconds: spec.measureSeconds }, async () => {
-      if (Math.random() < W3_READ_FRACTION) {
-        const region = 1 + Math.floor(Math.random() * W3_REGIONS);
+      if (reads.chance(W3_READ_FRACTION)) {
+        const region = 1 + reads.below(W3_REGIONS);
         const end = writer.next[region]!;
         const begin = Math.max(writer.first[region]!, end - W3_READ_ENTRIES);
         if (end > begin) {

@@ -32,6 +32,7 @@ import { LogWriter, type LogWriterOptions, type PlacedRecord } from '../log-writ
 import { exportRegions } from './index-checkpointer.js';
 import type { RecoveryMode } from '../recovery/recovery.js';
 import { recoverLog, type RecoveredState } from '../recovery/log.js';
+import type { VerifyTarget } from '../verify.js';
 import { MANIFEST_SIZE, Manifest, emptyManifestState, spillRanges, type ManifestState } from './manifest.js';
 import { TieredFs } from './tiered-fs.js';
 
@@ -425,6 +426,24 @@ export class FileSet {
       if (fileId(retired.file.queue, retired.file.seq) === id) return retired.file.handle;
     }
     return undefined;
+  }
+
+  /**
+   * The files the log uses now, in log order (the GC rewrite file first,
+   * then the append files by sequence), for a verification pass
+   * (src/verify.ts): the active file up to the writer's offset. Take it
+   * inside a read (`beginRead`), so the handles outlive a purge meanwhile.
+   */
+  verifyTargets(): VerifyTarget[] {
+    const targets: VerifyTarget[] = [];
+    for (const [id, file] of this.#files) {
+      // A GC checkpoint written but not committed yet is not part of the log (and a failed pass closes it at once).
+      if (file.queue === Queue.Rewrite && file.seq !== this.#checkpoint?.seq) continue;
+      const active = file.queue === Queue.Append && file.seq === this.#writer?.seq;
+      targets.push({ id, name: file.name, handle: file.handle, end: active ? this.#writer!.offset : undefined, wholeFile: file.queue === Queue.Rewrite });
+    }
+    // Rewrite ids carry the top bit: sorting them first, then by id, is log order.
+    return targets.sort((a, b) => Number(b.wholeFile) - Number(a.wholeFile) || a.id - b.id);
   }
 
   // --- garbage collection (the collector decides, the file set executes) ------

@@ -106,6 +106,15 @@ export function decodePayload(payload: Uint8Array, verifyEntries = true): BatchI
   const need = (bytes: number, what: string): void => {
     if (pos + bytes > payload.length) throw new PayloadDecodeError(`truncated ${what}`, pos);
   };
+  /** Steps over a u32 length and the bytes it counts; returns that length (they start at `pos - length`). */
+  const lengthPrefixed = (what: string): number => {
+    need(4, `${what} length`);
+    const length = view.getUint32(pos, true);
+    pos += 4;
+    need(length, what);
+    pos += length;
+    return length;
+  };
   while (pos < payload.length) {
     need(ITEM_PREFIX_SIZE, 'item header');
     const kind = view.getUint8(pos) as ItemKind;
@@ -141,19 +150,11 @@ export function decodePayload(payload: Uint8Array, verifyEntries = true): BatchI
       }
       case ItemKind.Put:
       case ItemKind.Delete: {
-        need(4, 'key length');
-        item.keyLength = view.getUint32(pos, true);
-        item.keyOffset = pos + 4;
-        pos += 4;
-        need(item.keyLength, 'key');
-        pos += item.keyLength;
+        item.keyLength = lengthPrefixed('key');
+        item.keyOffset = pos - item.keyLength;
         if (kind === ItemKind.Put) {
-          need(4, 'value length');
-          item.valueLength = view.getUint32(pos, true);
-          item.valueOffset = pos + 4;
-          pos += 4;
-          need(item.valueLength, 'value');
-          pos += item.valueLength;
+          item.valueLength = lengthPrefixed('value');
+          item.valueOffset = pos - item.valueLength;
         }
         break;
       }

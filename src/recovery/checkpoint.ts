@@ -11,8 +11,10 @@ import { fileId, parseLogFileName } from '../file-names.js';
 import type { FileHandle, FileSystem } from '../filesystem.js';
 import { ItemKind } from '../format/batch-codec.js';
 import { FILE_HEADER_SIZE, Queue, decodeFileHeader } from '../format/layout.js';
+import { assert } from '../assert.js';
 import { CorruptionError } from '../errors.js';
-import { RecoveryMode, type ApplyRecord, type RecoveryProblem } from './recovery.js';
+import { decide, type Decision } from './decision-table.js';
+import type { ApplyRecord, RecoveryMode, RecoveryProblem } from './recovery.js';
 import { FileWindow, HEADER_WINDOW, RecordScanner, type ScannedRecord } from './scanner.js';
 
 export interface RecoveredCheckpoint {
@@ -41,7 +43,13 @@ export interface RewriteQueueState {
  * failed or crashed before its manifest update), and the listed one must be
  * whole. Without one, the newest complete checkpoint counts.
  */
-export async function recoverCheckpoint(fs: FileSystem, apply: ApplyRecord, mode: RecoveryMode, listed?: number): Promise<RewriteQueueState> {
+export async function recoverCheckpoint(
+  fs: FileSystem,
+  apply: ApplyRecord,
+  mode: RecoveryMode,
+  listed?: number,
+  decisions?: Decision[],
+): Promise<RewriteQueueState> {
   const all = (await fs.list()).map((name) => ({ name, parsed: parseLogFileName(name) }));
   const names = all.filter((n) => n.parsed?.queue === Queue.Rewrite).sort((a, b) => b.parsed!.seq - a.parsed!.seq);
   const appendSeqs = all.filter((n) => n.parsed?.queue === Queue.Append).map((n) => n.parsed!.seq);
@@ -74,10 +82,12 @@ export async function recoverCheckpoint(fs: FileSystem, apply: ApplyRecord, mode
       const detail = found.kind === 'damaged' ? found.detail : 'its record never completed';
       const bytes = found.kind === 'damaged' ? found.bytes : 0;
       const problem = { file: name, offset, detail: `GC checkpoint: ${detail}`, action: 'skipped-file' as const, bytesDropped: bytes };
-      if (mode !== RecoveryMode.TolerateAnyCorruption) {
+      const action = decide('checkpoint-damaged', false, mode, name, decisions);
+      if (action === 'corruption') {
         const why = listed !== undefined ? 'the MANIFEST lists it as the GC checkpoint' : 'the files it replaced are gone';
         throw new CorruptionError(`${name}: GC checkpoint ${detail} at offset ${offset}, and ${why}`, { file: name, offset });
       }
+      assert(action === 'skip-file', `recovery: ${action} is no action on a GC checkpoint`);
       state.problems.push(problem);
     }
     state.stale.push(name);

@@ -24,7 +24,8 @@ import { loadIndexCheckpoint } from './index-checkpoint.js';
 import { INDEX_CHECKPOINT_NAME, MANIFEST_NAME } from '../file-names.js';
 import { readManifest, spilledPerManifest, type ManifestRead, type ManifestState } from '../file-set/manifest.js';
 import { Queue } from '../format/layout.js';
-import { RecoveryMode, fatalUnlessAny, recoverQueue, type IndexCheckpointUse, type RecoveredLog, type RecoveryProblem, type RecoveryReport } from './recovery.js';
+import { RecoveryMode, decideFile, recoverQueue, type IndexCheckpointUse, type RecoveredLog, type RecoveryProblem, type RecoveryReport } from './recovery.js';
+import type { Decision } from './decision-table.js';
 import type { ScannedRecord } from './scanner.js';
 
 export interface RecoveredState {
@@ -45,6 +46,8 @@ export interface RecoverLogOptions {
   spillGiven?: boolean;
   /** Load the index checkpoint when it covers a prefix of the log and replay only the rest (see index-checkpoint.ts). Never in a dry run. */
   indexCheckpoint?: boolean;
+  /** Receives every decision of the recovery decision table taken, in order. */
+  decisions?: Decision[];
 }
 
 export async function recoverLog(fs: FileSystem, mode: RecoveryMode, memtables: Memtables, options: RecoverLogOptions = {}): Promise<RecoveredState> {
@@ -102,27 +105,32 @@ export async function recoverLog(fs: FileSystem, mode: RecoveryMode, memtables: 
   const manifestProblems: RecoveryProblem[] = [];
   const report = { mode, problems: manifestProblems } as RecoveryReport;
   if (manifest.kind === 'damaged') {
-    fatalUnlessAny(mode, report, { file: MANIFEST_NAME, offset: 0, detail: manifest.detail, action: 'skipped-file', bytesDropped: 0 });
+    decideFile('manifest-damaged', mode, report, { file: MANIFEST_NAME, offset: 0, detail: manifest.detail, bytesDropped: 0 }, options.decisions);
   }
   if (manifest.kind === 'absent') {
     const governed = await fileWrittenUnderManifest(fs);
     if (governed !== undefined) {
-      fatalUnlessAny(mode, report, {
+      decideFile('manifest-lost', mode, report, {
         file: MANIFEST_NAME,
         offset: 0,
         detail: `missing: ${governed} was written while a MANIFEST governed this directory (its header says so), so the MANIFEST was lost; files it listed may be missing too`,
-        action: 'reported',
         bytesDropped: 0,
-      });
+      }, options.decisions);
     }
   }
   const listed = manifest.kind === 'ok' ? manifest.state : undefined;
-  if (listed !== undefined) await checkListedFiles(fs, listed, mode, report, options.spillGiven === true);
-  const rewrite = await recoverCheckpoint(fs, apply, mode, listed === undefined ? undefined : (listed.checkpoint?.seq ?? 0));
+  if (listed !== undefined) await checkListedFiles(fs, listed, mode, report, options.spillGiven === true, options.decisions);
+  const rewrite = await recoverCheckpoint(fs, apply, mode, listed === undefined ? undefined : (listed.checkpoint?.seq ?? 0), options.decisions);
   gaps = rewrite.checkpoint !== undefined ? 'skip' : mode === RecoveryMode.TolerateAnyCorruption ? 'reset' : 'error';
   try {
     const minSeq = listed !== undefined ? listed.first : rewrite.checkpoint?.watermark;
-    const log = await recoverQueue(fs, mode, apply, { dryRun: options.dryRun, minSeq, maxSeq: listed?.last, cleanEnd: listed?.cleanEnd });
+    const log = await recoverQueue(fs, mode, apply, {
+      dryRun: options.dryRun,
+      minSeq,
+      maxSeq: listed?.last,
+      cleanEnd: listed?.cleanEnd,
+      decisions: options.decisions,
+    });
     log.report.problems.unshift(...manifestProblems, ...rewrite.problems);
     if (options.indexCheckpoint !== undefined) log.report.indexCheckpoint = checkpointUse;
     return { manifest, rewrite, log, deadRunsSkipped };
@@ -138,7 +146,14 @@ export async function recoverLog(fs: FileSystem, mode: RecoveryMode, memtables: 
  * manifest places it on the spill FileSystem and none was given, the message
  * says that spillFs is missing.
  */
-async function checkListedFiles(fs: FileSystem, listed: ManifestState, mode: RecoveryMode, report: RecoveryReport, spillGiven: boolean): Promise<void> {
+async function checkListedFiles(
+  fs: FileSystem,
+  listed: ManifestState,
+  mode: RecoveryMode,
+  report: RecoveryReport,
+  spillGiven: boolean,
+  decisions: Decision[] | undefined,
+): Promise<void> {
   const present = new Set(await fs.list());
   const missing = (name: string, spilled: boolean | undefined): void => {
     const where =
@@ -147,7 +162,7 @@ async function checkListedFiles(fs: FileSystem, listed: ManifestState, mode: Rec
         : spilled === undefined && !spillGiven
           ? 'the MANIFEST lists it, and it may be on spillFs, which is missing'
           : 'the MANIFEST lists it as part of the log';
-    fatalUnlessAny(mode, report, { file: name, offset: 0, detail: `missing: ${where}`, action: 'skipped-file', bytesDropped: 0 });
+    decideFile('listed-file-missing', mode, report, { file: name, offset: 0, detail: `missing: ${where}`, bytesDropped: 0 }, decisions);
   };
   if (listed.checkpoint !== undefined) {
     const name = logFileName(Queue.Rewrite, listed.checkpoint.seq);

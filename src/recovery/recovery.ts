@@ -9,22 +9,10 @@
  * nothing proves durable is a torn write from a crash, which every mode
  * repairs by cutting the file there.
  *
- * | case                                          | Absolute    | TolerateTail (default) | TolerateAny      |
- * |-----------------------------------------------|-------------|------------------------|------------------|
- * | zeros after the last record (preallocated)    | end of log  | end of log             | end of log       |
- * | A: damage in the last file, not proven durable| cut there   | cut there              | cut there        |
- * | B: damage in the last file, proven durable    | CORRUPTION  | cut there, reported    | skip the record  |
- * | C: damage in an older file                    | CORRUPTION  | CORRUPTION             | skip the record  |
- * | D: older file shorter than its successor says | CORRUPTION  | CORRUPTION             | reported         |
- * | E: last file's header unreadable, rest zero,  | file removed| file removed           | file removed     |
- * |    or the header of a recycled file's past life|             |                        |                  |
- * | recycled last file: stale bytes after the end | end of log  | end of log             | end of log       |
- * | older file: bytes after the length its        | end of file | end of file            | end of file      |
- * |    successor records (preallocated, recycled) |             |                        |                  |
- * | F: other unreadable header / missing file     | CORRUPTION  | CORRUPTION             | file skipped     |
- * | G: manifest's last file, after a clean close, | CORRUPTION  | CORRUPTION             | reported         |
- * |    without the seal ending at its clean end   |             |                        |                  |
- * |    (no damage seen: cut at a record boundary) |             |                        |                  |
+ * What each kind of damage means in each mode is one table, DECISION_TABLE
+ * in decision-table.ts (the README shows it, generated from there). This
+ * file classifies what it finds into a damage site and does what `decide`
+ * says; the letters (A–G) are the table's case labels.
  *
  * The MANIFEST's clean end also proves durable every byte of the last file
  * before it: damage there is case B, even in a recycled file.
@@ -46,13 +34,15 @@
  * `{ dryRun: true }` runs the same decisions without changing anything (no
  * truncate, no removal, every file opened read-only), so tools (`raftlog
  * check`, `raftlog repair`) learn what recovery would do from the one table
- * above instead of a copy of it.
+ * instead of a copy of it.
  */
 import { CorruptionError } from '../errors.js';
 import { fileId, parseLogFileName } from '../file-names.js';
 import type { FileHandle, FileSystem } from '../filesystem.js';
 import { FILE_FLAG_RECYCLED, FILE_HEADER_SIZE, Queue, decodeFileHeader, type FileHeader } from '../format/layout.js';
-import { FileWindow, HEADER_WINDOW, RecordScanner, WindowBuffers, type ScannedRecord } from './scanner.js';
+import { assert } from '../assert.js';
+import { decide, type DamageSite, type Decision, type RecoveryAction } from './decision-table.js';
+import { FileWindow, HEADER_WINDOW, RecordScanner, WindowBuffers, type ScannedRecord, type StopReason } from './scanner.js';
 
 export const RecoveryMode = {
   /** Refuse to open when any damage lies in data proven durable. */
@@ -166,6 +156,8 @@ export interface RecoverOptions {
    * the last covered record is no seal.
    */
   resume?: { seq: number; offset: number; sealAt: number };
+  /** Receives every decision taken, in order (tests follow the table with it). */
+  decisions?: Decision[];
 }
 
 export async function recoverQueue(fs: FileSystem, mode: RecoveryMode, apply: ApplyRecord, options: RecoverOptions = {}): Promise<RecoveredLog> {
@@ -180,43 +172,17 @@ export async function recoverQueue(fs: FileSystem, mode: RecoveryMode, apply: Ap
   const from = Math.max(minSeq, resume?.seq ?? 0);
   const names = all.filter((n) => n.parsed!.seq >= from && (listedLast === undefined || n.parsed!.seq <= listedLast));
   const report: RecoveryReport = { mode, files: names.length, records: 0, bytesScanned: 0, problems: [] };
-  let keptPastListed = 0;
-  if (listedLast !== undefined) {
-    for (const extra of all.filter((n) => n.parsed!.seq > listedLast)) {
-      // A rotation writes no record before its manifest update is durable. A
-      // record here means the manifest lost that update (its newest slot is
-      // damaged and recovery read the older one): never remove data for it.
-      if (await holdsRecords(fs, extra.name, extra.parsed!.seq)) {
-        fatalUnlessAny(mode, report, {
-          file: extra.name,
-          offset: 0,
-          detail: 'holds records but the MANIFEST does not list it (a damaged MANIFEST slot?)',
-          action: 'reported',
-          bytesDropped: 0,
-        });
-        keptPastListed = extra.parsed!.seq;
-        continue;
-      }
-      if (!dryRun) {
-        await fs.remove(extra.name);
-        await fs.syncDir();
-      }
-      report.problems.push({ file: extra.name, offset: 0, detail: 'not in the MANIFEST: its creation never completed', action: 'removed-file', bytesDropped: 0 });
-    }
-  }
+  const decisions = options.decisions;
+  const unlisted = listedLast === undefined ? [] : all.filter((n) => n.parsed!.seq > listedLast);
+  const keptPastListed = await settleUnlisted(fs, mode, report, unlisted, dryRun, decisions);
   const files: RecoveredFile[] = [];
   const maxSeq = names.length === 0 ? 0 : names[names.length - 1]!.parsed!.seq;
   if (from > 0 && names[0]?.parsed!.seq !== from) {
-    fatalUnlessAny(mode, report, {
-      file: names[0]?.name ?? '(none)',
-      offset: 0,
-      detail: resume !== undefined ? `file(s) missing: the index checkpoint covers up to file ${from}` : `file(s) missing: the GC checkpoint's watermark is file ${minSeq}`,
-      action: 'reported',
-      bytesDropped: 0,
-    });
+    const detail = resume !== undefined ? `file(s) missing: the index checkpoint covers up to file ${from}` : `file(s) missing: the GC checkpoint's watermark is file ${minSeq}`;
+    decideFile('sequence-gap', mode, report, { file: names[0]?.name ?? '(none)', offset: 0, detail, bytesDropped: 0 }, decisions);
   }
   let previous: RecoveredFile | undefined;
-  const buffers = new WindowBuffers();
+  const queue: QueueRecovery = { fs, mode, report, apply, dryRun, buffers: new WindowBuffers(), decisions };
   try {
     for (let i = 0; i < names.length; i++) {
       const { name, parsed } = names[i]!;
@@ -226,7 +192,8 @@ export async function recoverQueue(fs: FileSystem, mode: RecoveryMode, apply: Ap
         i === names.length - 1 ||
         (listedLast === undefined && i === names.length - 2 && (await neverCompleted(fs, names[i + 1]!.name, names[i + 1]!.parsed!.seq)));
       if (previous !== undefined && parsed!.seq !== previous.seq + 1) {
-        fatalUnlessAny(mode, report, { file: name, offset: 0, detail: `file(s) missing before sequence ${parsed!.seq}`, action: 'reported', bytesDropped: 0 });
+        const detail = `file(s) missing before sequence ${parsed!.seq}`;
+        decideFile('sequence-gap', mode, report, { file: name, offset: 0, detail, bytesDropped: 0 }, decisions);
       }
       const expectedEnd = isLast ? undefined : await recordedLength(fs, names[i + 1]!.name);
       const handle = await fs.open(name, { readOnly: dryRun || !isLast });
@@ -235,7 +202,7 @@ export async function recoverQueue(fs: FileSystem, mode: RecoveryMode, apply: Ap
         const mayBeUnfinished = isLast && listedLast === undefined;
         const cleanEnd = options.cleanEnd !== undefined && options.cleanEnd > 0 && parsed!.seq === listedLast ? options.cleanEnd : undefined;
         const start = resume !== undefined && parsed!.seq === resume.seq ? resume : undefined;
-        recovered = await recoverFile(fs, mode, report, handle, name, parsed!.seq, isLast, mayBeUnfinished, expectedEnd, cleanEnd, previous, apply, dryRun, buffers, start);
+        recovered = await recoverFile(queue, { handle, name, seq: parsed!.seq, isLast, mayBeUnfinished, expectedEnd, cleanEnd, previous, start });
       } catch (error) {
         // Not in `files` yet, so the cleanup below would leak its descriptor.
         await handle.close().catch(() => undefined);
@@ -267,6 +234,32 @@ export async function recoverQueue(fs: FileSystem, mode: RecoveryMode, apply: Ap
 }
 
 /**
+ * Files past the MANIFEST's last one. A rotation writes no record before its
+ * manifest update is durable, so one without records died in creation and
+ * is removed; a record there means the manifest lost that update (its newest
+ * slot is damaged and recovery read the older one): never remove data for
+ * it. Returns the highest sequence number kept (0 for none).
+ */
+async function settleUnlisted(
+  fs: FileSystem,
+  mode: RecoveryMode,
+  report: RecoveryReport,
+  unlisted: readonly { name: string; parsed: { seq: number } | undefined }[],
+  dryRun: boolean,
+  decisions: Decision[] | undefined,
+): Promise<number> {
+  let kept = 0;
+  for (const extra of unlisted) {
+    const holds = await holdsRecords(fs, extra.name, extra.parsed!.seq);
+    const detail = holds ? 'holds records but the MANIFEST does not list it (a damaged MANIFEST slot?)' : 'not in the MANIFEST: its creation never completed';
+    const action = decideFile(holds ? 'unlisted-records' : 'unlisted-empty', mode, report, { file: extra.name, offset: 0, detail, bytesDropped: 0 }, decisions);
+    if (action === 'remove-file') await removeFile(fs, extra.name, dryRun);
+    else kept = extra.parsed!.seq;
+  }
+  return kept;
+}
+
+/**
  * Case E: the header is made durable before any record, so a last file with
  * an unreadable header and nothing after it died being created; one still
  * carrying the valid header of its previous life (another sequence) is a
@@ -278,25 +271,15 @@ async function caseE(headerProblem: string | undefined, size: number, window: Fi
 
 /** Whether the file, were it last, is one case E removes (its header never landed). */
 async function neverCompleted(fs: FileSystem, name: string, seq: number): Promise<boolean> {
-  const handle = await fs.open(name, { readOnly: true });
-  try {
-    const size = await handle.size();
-    const window = new FileWindow(handle, size, HEADER_WINDOW);
-    const header = decodeFileHeader((await window.view(0, Math.min(size, FILE_HEADER_SIZE))) ?? new Uint8Array(0));
+  return withHeader(fs, name, async (header, size, window) => {
     const problem = typeof header === 'string' ? header : header.seq !== seq || header.queue !== Queue.Append ? 'mismatch' : undefined;
     return problem !== undefined && (await caseE(problem, size, window));
-  } finally {
-    await handle.close();
-  }
+  });
 }
 
 /** Whether the file's header verifies and a record follows it. */
 async function holdsRecords(fs: FileSystem, name: string, seq: number): Promise<boolean> {
-  const handle = await fs.open(name, { readOnly: true });
-  try {
-    const size = await handle.size();
-    const window = new FileWindow(handle, size, HEADER_WINDOW);
-    const header = decodeFileHeader((await window.view(0, Math.min(size, FILE_HEADER_SIZE))) ?? new Uint8Array(0));
+  return withHeader(fs, name, async (header, size, _window, handle) => {
     if (typeof header === 'string' || header.seq !== seq || header.queue !== Queue.Append) return false;
     const scanner = new RecordScanner(handle, size, header.salt, HEADER_WINDOW);
     try {
@@ -304,6 +287,20 @@ async function holdsRecords(fs: FileSystem, name: string, seq: number): Promise<
     } finally {
       await scanner.window.idle();
     }
+  });
+}
+
+/** Runs `use` on the decoded header of `name` (a problem string when it does not verify), the file open read-only meanwhile. */
+async function withHeader<T>(
+  fs: FileSystem,
+  name: string,
+  use: (header: ReturnType<typeof decodeFileHeader>, size: number, window: FileWindow, handle: FileHandle) => Promise<T>,
+): Promise<T> {
+  const handle = await fs.open(name, { readOnly: true });
+  try {
+    const size = await handle.size();
+    const window = new FileWindow(handle, size, HEADER_WINDOW);
+    return await use(decodeFileHeader((await window.view(0, Math.min(size, FILE_HEADER_SIZE))) ?? new Uint8Array(0)), size, window, handle);
   } finally {
     await handle.close();
   }
@@ -322,116 +319,158 @@ async function recordedLength(fs: FileSystem, name: string): Promise<number | un
   }
 }
 
-async function recoverFile(
-  fs: FileSystem,
-  mode: RecoveryMode,
-  report: RecoveryReport,
-  handle: FileHandle,
-  name: string,
-  seq: number,
-  isLast: boolean,
-  mayBeUnfinished: boolean,
-  expectedEnd: number | undefined,
-  cleanEnd: number | undefined,
-  previous: RecoveredFile | undefined,
-  apply: ApplyRecord,
-  dryRun: boolean,
-  buffers: WindowBuffers,
-  start?: { offset: number; sealAt: number },
-): Promise<RecoveredFile | undefined> {
+/** What the recovery of every file of one queue shares. */
+interface QueueRecovery {
+  fs: FileSystem;
+  mode: RecoveryMode;
+  report: RecoveryReport;
+  apply: ApplyRecord;
+  dryRun: boolean;
+  buffers: WindowBuffers;
+  decisions: Decision[] | undefined;
+}
+
+/** What recovery knows about one file before reading it. */
+interface FilePlace {
+  handle: FileHandle;
+  name: string;
+  seq: number;
+  isLast: boolean;
+  /** The last file and no MANIFEST commits it: an unreadable header may be a rotation that died (case E). */
+  mayBeUnfinished: boolean;
+  /** The length the successor's header records (older files). */
+  expectedEnd: number | undefined;
+  /** The MANIFEST's clean end, when this is its last file. */
+  cleanEnd: number | undefined;
+  previous: RecoveredFile | undefined;
+  /** Resuming after an index checkpoint (RecoverOptions.resume): replay starts here. */
+  start?: { offset: number; sealAt: number };
+}
+
+async function recoverFile(queue: QueueRecovery, place: FilePlace): Promise<RecoveredFile | undefined> {
+  const { fs, mode, report, dryRun, decisions } = queue;
+  const { handle, name, seq } = place;
   const size = await handle.size();
   const window = new FileWindow(handle, size, HEADER_WINDOW);
   const headerBytes = (await window.view(0, Math.min(size, FILE_HEADER_SIZE))) ?? new Uint8Array(0);
   const header = decodeFileHeader(headerBytes);
   const headerProblem = typeof header === 'string' ? header : header.seq !== seq || header.queue !== Queue.Append ? 'mismatch' : undefined;
   if (typeof header === 'string' || headerProblem !== undefined) {
-    if (mayBeUnfinished && (await caseE(headerProblem, size, window))) {
+    const unfinished = place.mayBeUnfinished && (await caseE(headerProblem, size, window));
+    const detail = unfinished ? `header ${String(headerProblem)}: file was never completed` : `file header ${String(headerProblem)}`;
+    const action = decideFile(unfinished ? 'unfinished-header' : 'bad-header', mode, report, { file: name, offset: 0, detail, bytesDropped: size }, decisions);
+    if (action === 'remove-file') {
       await handle.close();
-      if (!dryRun) {
-        await fs.remove(name);
-        await fs.syncDir();
-      }
-      report.problems.push({ file: name, offset: 0, detail: `header ${String(headerProblem)}: file was never completed`, action: 'removed-file', bytesDropped: size });
-      return undefined;
+      await removeFile(fs, name, dryRun);
     }
-    fatalUnlessAny(mode, report, { file: name, offset: 0, detail: `file header ${String(headerProblem)}`, action: 'skipped-file', bytesDropped: size });
     return undefined;
   }
-  checkPreviousLength(mode, report, previous, header);
-  const scanner = new RecordScanner(handle, size, header.salt, { readAhead: true, buffers });
+  checkPreviousLength(queue, place.previous, header);
+  const scanner = new RecordScanner(handle, size, header.salt, { readAhead: true, buffers: queue.buffers });
   try {
-    const id = fileId(Queue.Append, seq);
-    // Resuming after an index checkpoint: what it covers was durable before it was written.
-    const startAt = start?.offset ?? FILE_HEADER_SIZE;
-    let offset = startAt;
-    let provenEnd = startAt;
-    let sealed = start !== undefined && start.sealAt !== 0;
-    let cleanEndSeen = sealed && startAt === cleanEnd;
-    const problemsBefore = report.problems.length;
-    let sealAt = sealed ? start!.sealAt : 0;
-    for (;;) {
-      const result = await scanner.read(offset);
-      if ('header' in result) {
-        apply(result, id);
-        report.records++;
-        offset = result.end;
-        provenEnd = Math.max(provenEnd, result.header.syncedThrough);
-        sealed = result.header.payloadLength === 0;
-        if (sealed && offset === cleanEnd) cleanEndSeen = true;
-        sealAt = sealed ? result.offset : 0;
-        continue;
-      }
-      if (result.kind !== 'damage') break;
-      // An older file ends exactly where its successor says; what follows
-      // there is preallocated space or, in a recycled file, its earlier life.
-      if (offset === expectedEnd) break;
-      const next = await scanner.findNextValid(offset);
-      const recycled = (header.flags & FILE_FLAG_RECYCLED) !== 0;
-      // A clean close proved everything before its seal's end durable, like
-      // a later record's synced-through mark would: damage there is no torn
-      // write and no stale bytes of a recycled file's earlier life.
-      const provenByClose = cleanEnd !== undefined && offset < cleanEnd;
-      if (isLast && recycled && next === undefined && !provenByClose) break;
-      const proven = !isLast || provenByClose || (await provenDurable(scanner, next, offset));
-      const problem: RecoveryProblem = { file: name, offset, detail: result.detail, action: 'cut', bytesDropped: size - offset };
-      if (mode === RecoveryMode.TolerateAnyCorruption && next !== undefined) {
-        report.problems.push({ ...problem, action: 'skipped', bytesDropped: next.offset - offset });
-        offset = next.offset;
-        continue;
-      }
-      if (proven && (mode === RecoveryMode.AbsoluteConsistency || !isLast)) {
-        if (mode !== RecoveryMode.TolerateAnyCorruption) {
-          throw new CorruptionError(`${name}: ${result.detail} at offset ${offset}, in data proven durable`, { file: name, offset });
-        }
-      }
-      if (isLast && !dryRun && (next !== undefined || !recycled)) {
-        await scanner.window.idle();
-        // Cut physically: bytes left past the new end could otherwise verify
-        // on a later open, after new records were written over part of them.
-        // A recycled file keeps its blocks when nothing after the cut verifies:
-        // stale records never verify under the new salt.
-        await handle.truncate(offset);
-        await handle.sync();
-      }
-      report.problems.push(isLast ? problem : { ...problem, action: 'skipped' });
-      break;
-    }
-    // Case G. Damage already reported covers it (a cut there is case B).
-    if (cleanEnd !== undefined && !cleanEndSeen && report.problems.length === problemsBefore) {
-      fatalUnlessAny(mode, report, {
-        file: name,
-        offset,
-        detail: `valid data ends at ${offset}, but the MANIFEST records that a clean close sealed it at ${cleanEnd}: the file was cut short`,
-        action: 'reported',
-        bytesDropped: Math.max(0, cleanEnd - offset),
-      });
-    }
-    report.bytesScanned += offset - startAt;
-    return { name, seq, salt: header.salt, handle, end: offset, provenEnd: Math.min(provenEnd, offset), sealed, sealAt };
+    const end = await replayRecords(queue, place, scanner, header);
+    return { name, seq, salt: header.salt, handle, ...end };
   } finally {
     // The handle outlives the scan (the writer continues the last file): no read may still be in flight.
     await scanner.window.idle();
   }
+}
+
+/** Applies the file's records in order and decides where its data ends. */
+async function replayRecords(
+  queue: QueueRecovery,
+  place: FilePlace,
+  scanner: RecordScanner,
+  header: FileHeader,
+): Promise<Pick<RecoveredFile, 'end' | 'provenEnd' | 'sealed' | 'sealAt'>> {
+  const { mode, report, dryRun, decisions } = queue;
+  const { handle, name, isLast, cleanEnd } = place;
+  const size = scanner.window.size;
+  const id = fileId(Queue.Append, place.seq);
+  // Resuming after an index checkpoint: what it covers was durable before it was written.
+  const start = place.start;
+  const startAt = start?.offset ?? FILE_HEADER_SIZE;
+  let offset = startAt;
+  let provenEnd = startAt;
+  let sealed = start !== undefined && start.sealAt !== 0;
+  let cleanEndSeen = sealed && startAt === cleanEnd;
+  const problemsBefore = report.problems.length;
+  let sealAt = sealed ? start!.sealAt : 0;
+  for (;;) {
+    const result = await scanner.read(offset);
+    if ('header' in result) {
+      queue.apply(result, id);
+      report.records++;
+      offset = result.end;
+      provenEnd = Math.max(provenEnd, result.header.syncedThrough);
+      sealed = result.header.payloadLength === 0;
+      if (sealed && offset === cleanEnd) cleanEndSeen = true;
+      sealAt = sealed ? result.offset : 0;
+      continue;
+    }
+    if (result.kind === 'eof') break;
+    const recycled = (header.flags & FILE_FLAG_RECYCLED) !== 0;
+    const { site, proven, next } = await classify(place, scanner, result, offset, recycled);
+    const detail = result.kind === 'damage' ? result.detail : 'zeros';
+    const action = decide(site, proven, mode, name, decisions);
+    if (action === 'end-of-log' || action === 'end-of-file') break;
+    if (action === 'corruption') {
+      throw new CorruptionError(`${name}: ${detail} at offset ${offset}${proven ? ', in data proven durable' : ''}`, { file: name, offset });
+    }
+    assert(action === 'cut' || action === 'skip-record', `recovery: ${action} is no action on a record`);
+    const problem: RecoveryProblem = { file: name, offset, detail, action: 'cut', bytesDropped: size - offset };
+    if (action === 'skip-record' && next !== undefined) {
+      report.problems.push({ ...problem, action: 'skipped', bytesDropped: next.offset - offset });
+      offset = next.offset;
+      continue;
+    }
+    // A cut, or a skip with no record left to skip to: the rest of the file goes.
+    if (isLast && !dryRun && (next !== undefined || !recycled)) {
+      await scanner.window.idle();
+      // Cut physically: bytes left past the new end could otherwise verify
+      // on a later open, after new records were written over part of them.
+      // A recycled file keeps its blocks when nothing after the cut verifies:
+      // stale records never verify under the new salt.
+      await handle.truncate(offset);
+      await handle.sync();
+    }
+    report.problems.push(isLast ? problem : { ...problem, action: 'skipped' });
+    break;
+  }
+  // Case G. Damage already reported covers it (a cut there is case B).
+  if (cleanEnd !== undefined && !cleanEndSeen && report.problems.length === problemsBefore) {
+    decideFile('clean-end-missing', mode, report, {
+      file: name,
+      offset,
+      detail: `valid data ends at ${offset}, but the MANIFEST records that a clean close sealed it at ${cleanEnd}: the file was cut short`,
+      bytesDropped: Math.max(0, cleanEnd - offset),
+    }, decisions);
+  }
+  report.bytesScanned += offset - startAt;
+  return { end: offset, provenEnd: Math.min(provenEnd, offset), sealed, sealAt };
+}
+
+/** Where the bytes at `offset`, which hold no record, lie in the decision table, and whether they were proven durable. */
+async function classify(
+  place: FilePlace,
+  scanner: RecordScanner,
+  stop: StopReason,
+  offset: number,
+  recycled: boolean,
+): Promise<{ site: DamageSite; proven: boolean; next: ScannedRecord | undefined }> {
+  const { isLast, cleanEnd } = place;
+  if (stop.kind === 'zero-tail') return { site: 'zero-tail', proven: false, next: undefined };
+  // An older file ends exactly where its successor says; what follows
+  // there is preallocated space or, in a recycled file, its earlier life.
+  if (offset === place.expectedEnd) return { site: 'older-file-past-end', proven: false, next: undefined };
+  const next = await scanner.findNextValid(offset);
+  // A clean close proved everything before its seal's end durable, like
+  // a later record's synced-through mark would: damage there is no torn
+  // write and no stale bytes of a recycled file's earlier life.
+  const provenByClose = cleanEnd !== undefined && offset < cleanEnd;
+  if (isLast && recycled && next === undefined && !provenByClose) return { site: 'recycled-stale-tail', proven: false, next };
+  const proven = !isLast || provenByClose || (await provenDurable(scanner, next, offset));
+  return { site: isLast ? 'last-file-record' : 'older-file-record', proven, next };
 }
 
 /** True when a record after `damageOffset` was written after the damaged bytes were durable. */
@@ -445,21 +484,47 @@ async function provenDurable(scanner: RecordScanner, first: ScannedRecord | unde
   return false;
 }
 
-function checkPreviousLength(mode: RecoveryMode, report: RecoveryReport, previous: RecoveredFile | undefined, header: FileHeader): void {
+function checkPreviousLength(queue: QueueRecovery, previous: RecoveredFile | undefined, header: FileHeader): void {
   if (previous === undefined || header.previousFileLength === 0) return;
   if (previous.end === header.previousFileLength) return;
-  fatalUnlessAny(mode, report, {
+  decideFile('older-file-short', queue.mode, queue.report, {
     file: previous.name,
     offset: previous.end,
     detail: `valid data ends at ${previous.end} but the next file says ${header.previousFileLength} bytes were written`,
-    action: 'reported',
     bytesDropped: Math.max(0, header.previousFileLength - previous.end),
-  });
+  }, queue.decisions);
 }
 
-export function fatalUnlessAny(mode: RecoveryMode, report: RecoveryReport, problem: RecoveryProblem): void {
-  if (mode !== RecoveryMode.TolerateAnyCorruption) {
+async function removeFile(fs: FileSystem, name: string, dryRun: boolean): Promise<void> {
+  if (dryRun) return;
+  await fs.remove(name);
+  await fs.syncDir();
+}
+
+const PROBLEM_ACTION: Partial<Record<RecoveryAction, RecoveryProblem['action']>> = {
+  report: 'reported',
+  'remove-file': 'removed-file',
+  'skip-file': 'skipped-file',
+};
+
+/**
+ * A decision about a whole file (or the log's shape): CORRUPTION, or the
+ * problem reported with the action the table gives. The caller carries out
+ * a removal; a skipped file is one it does not replay.
+ */
+export function decideFile(
+  site: DamageSite,
+  mode: RecoveryMode,
+  report: Pick<RecoveryReport, 'problems'>,
+  problem: Omit<RecoveryProblem, 'action'>,
+  decisions?: Decision[],
+): RecoveryAction {
+  const action = decide(site, false, mode, problem.file, decisions);
+  if (action === 'corruption') {
     throw new CorruptionError(`${problem.file}: ${problem.detail}`, { file: problem.file, offset: problem.offset });
   }
-  report.problems.push(problem);
+  const reported = PROBLEM_ACTION[action];
+  assert(reported !== undefined, `recovery: ${action} is no action on a file (${site})`);
+  report.problems.push({ ...problem, action: reported });
+  return action;
 }

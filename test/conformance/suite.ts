@@ -20,6 +20,7 @@ import { describe, it } from 'node:test';
 
 import { ErrorCode, RaftlogError, isRaftlogError } from '../../src/errors.js';
 import type { FileHandle, FileSystem } from '../../src/filesystem.js';
+import { Random } from '../support/random.js';
 
 export interface ConformanceInstance<F extends FileSystem = FileSystem> {
   /** A fresh, empty file system, not yet `init()`ed. */
@@ -700,18 +701,9 @@ export async function expectCode(call: () => Promise<unknown>, code: ErrorCode, 
   return caught;
 }
 
-/** Deterministic pseudo-random bytes (xorshift32), distinct per seed. */
+/** Deterministic pseudo-random bytes, distinct per seed. */
 export function bytes(length: number, seed: number): Uint8Array {
-  const out = new Uint8Array(length);
-  let x = (seed * 2654435761 + 0x9e3779b9) >>> 0 || 1;
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    out[i] = x & 0xff;
-  }
-  return out;
+  return new Random(seed).bytes(length);
 }
 
 function concat(parts: readonly Uint8Array[]): Uint8Array {

@@ -10,7 +10,7 @@ import { MemFs } from '../../backends/memfs.js';
 import { Engine, type EngineOptions } from '../../src/engine.js';
 import { LogBatch } from '../../src/log-batch.js';
 import type { FileSystem } from '../../src/filesystem.js';
-import { Prng } from './seed.js';
+import { Random } from './random.js';
 
 export type Image = Map<string, Uint8Array>;
 
@@ -166,17 +166,17 @@ export async function assertBothOpens(image: Image, expected: string, context: s
 
 /** A history with every kind of operation, closed cleanly: its image, and the state the engine had at close. */
 export async function closedHistory(seed: number, steps = 300): Promise<{ image: Image; expected: string }> {
-  const rng = new Prng(seed);
+  const rng = new Random(seed);
   const ops: Op[] = [];
   for (let i = 0; i < steps; i++) {
-    const region = 1 + rng.int(5);
-    const roll = rng.int(20);
-    if (roll < 11) ops.push({ kind: 'append', region, back: rng.int(3), count: 1 + rng.int(5), term: 1 + rng.int(4), size: rng.int(400), key: rng.int(2) === 0 });
-    else if (roll < 13) ops.push({ kind: 'compact', region, ahead: rng.int(6) });
+    const region = 1 + rng.below(5);
+    const roll = rng.below(20);
+    if (roll < 11) ops.push({ kind: 'append', region, back: rng.below(3), count: 1 + rng.below(5), term: 1 + rng.below(4), size: rng.below(400), key: rng.below(2) === 0 });
+    else if (roll < 13) ops.push({ kind: 'compact', region, ahead: rng.below(6) });
     else if (roll < 14) ops.push({ kind: 'clean', region });
-    else if (roll < 16) ops.push({ kind: 'put', region, key: rng.int(3), size: rng.int(40) });
-    else if (roll < 17) ops.push({ kind: 'delete', region, key: rng.int(3) });
-    else if (roll < 19) ops.push({ kind: 'purge', compact: rng.int(2) === 0 });
+    else if (roll < 16) ops.push({ kind: 'put', region, key: rng.below(3), size: rng.below(40) });
+    else if (roll < 17) ops.push({ kind: 'delete', region, key: rng.below(3) });
+    else if (roll < 19) ops.push({ kind: 'purge', compact: rng.below(2) === 0 });
     else ops.push({ kind: 'restart' });
   }
   // End on a GC pass, so the image holds a rewrite file whatever the history did before.

@@ -19,7 +19,7 @@ import { mark } from './marks.js';
 import { RecoveryMode } from '../../src/recovery/recovery.js';
 import { applyItems, lastIndexOf, type ModelItem, type ModelState, type WrittenEntry } from './model.js';
 import { knownIssueOf, type KnownIssue } from './known-issues.js';
-import { Rng } from './rng.js';
+import { Random } from '../support/random.js';
 import { Scenario, Violation, describeError, type EngineConfig, type RecoverOptions, type ScenarioStats } from './scenario.js';
 
 export const OPS = [
@@ -76,7 +76,7 @@ export interface Swarm {
 
 /** The swarm of one seed: configuration and operation weights. */
 export function swarmFor(seed: number): Swarm {
-  const rng = Rng.derive(seed, 'swarm');
+  const rng = Random.derive(seed, 'swarm');
   const weights = {} as Record<OpName, number>;
   for (const op of OPS) weights[op] = rng.chance(0.2) ? 0 : rng.between(1, 10);
   // Appends feed everything else; crash-type operations are expensive, keep them rarer.
@@ -86,7 +86,7 @@ export function swarmFor(seed: number): Swarm {
   const policies = POLICIES.filter(() => rng.chance(0.6));
   return {
     // Its own stream, so every other draw of a seed stays what it was before periodic checkpoints.
-    engine: { ...engineConfig(rng), indexCheckpointInterval: Rng.derive(seed, 'index-checkpoint').pick([0, 1024, 4096, 64 << 20]) },
+    engine: { ...engineConfig(rng), indexCheckpointInterval: Random.derive(seed, 'index-checkpoint').pick([0, 1024, 4096, 64 << 20]) },
     regions: rng.between(1, 6),
     steps: rng.between(15, 45),
     weights,
@@ -103,7 +103,7 @@ export function swarmFor(seed: number): Swarm {
   };
 }
 
-function engineConfig(rng: Rng): EngineConfig {
+function engineConfig(rng: Random): EngineConfig {
   const targetFileSize = rng.pick([4096, 4096, 8192, 16384]);
   return {
     recoveryMode: rng.chance(0.7) ? RecoveryMode.TolerateTailCorruption : RecoveryMode.AbsoluteConsistency,
@@ -137,7 +137,7 @@ export interface SeedOptions {
 
 /** A master key derived from `seed`, so an encrypted run replays (only IVs and data keys are random). */
 export function seededMasterKey(seed: number): Uint8Array {
-  const rng = Rng.derive(seed, 'master-key');
+  const rng = Random.derive(seed, 'master-key');
   const key = new Uint8Array(32);
   for (let i = 0; i < key.length; i++) key[i] = rng.below(256);
   return key;
@@ -149,7 +149,7 @@ export async function runSeed(seed: number, options: SeedOptions = {}): Promise<
   const persistentRules: FaultRule[] = swarm.shortIo ? [{ ops: ['write', 'read'], when: { probability: 0.3 }, error: 'short' }] : [];
   const masterKey = options.encrypted === true ? seededMasterKey(seed) : undefined;
   const scenario = new Scenario(seed, swarm.engine, { persistentRules, wrapFs: options.wrapFs, masterKey });
-  const generator = new Generator(scenario, swarm, Rng.derive(seed, 'ops'));
+  const generator = new Generator(scenario, swarm, Random.derive(seed, 'ops'));
   try {
     try {
       await scenario.start();
@@ -179,12 +179,12 @@ const KEYS: readonly Uint8Array[] = [
 export class Generator {
   readonly #scenario: Scenario;
   readonly #swarm: Swarm;
-  readonly #rng: Rng;
+  readonly #rng: Random;
   /** Highest term used per region, so overwrites bring newer terms as Raft does. */
   readonly #terms = new Map<number, number>();
   #nonce = 0;
 
-  constructor(scenario: Scenario, swarm: Swarm, rng: Rng) {
+  constructor(scenario: Scenario, swarm: Swarm, rng: Random) {
     this.#scenario = scenario;
     this.#swarm = swarm;
     this.#rng = rng;

@@ -2,7 +2,7 @@
  * At-rest damage oracle: walks a log image (file name → bytes) with the
  * format's own definitions (docs/format.md, src/format/layout.ts,
  * src/format/batch-codec.ts) and says what recovery must do when one bit of
- * it flips, row by row of the case table in src/recovery/recovery.ts and the
+ * it flips, row by row of the decision table in src/recovery/decision-table.ts and the
  * checkpoint rules of src/recovery/checkpoint.ts.
  *
  * The walk is independent of the recovery code: it decodes headers with the
@@ -29,7 +29,7 @@ import {
 import { RecoveryMode } from '../../src/recovery/recovery.js';
 import { MANIFEST_NAME, parseLogFileName } from '../../src/file-names.js';
 import { MANIFEST_SLOT_SIZE, decodeManifestSlot, encodeManifestSlot, type ManifestState } from '../../src/file-set/manifest.js';
-import type { Rng } from './rng.js';
+import type { Random } from '../support/random.js';
 
 export type Image = Map<string, Uint8Array>;
 
@@ -187,7 +187,7 @@ export interface Flip {
 }
 
 /** Picks a bit to flip, spreading picks over headers, records, padding and zero tails. */
-export function pickFlip(files: readonly WalkedFile[], rng: Rng): Flip | undefined {
+export function pickFlip(files: readonly WalkedFile[], rng: Random): Flip | undefined {
   if (files.length === 0) return undefined;
   // Mostly files recovery reads, the checkpoint in use often (it is rarer
   // and holds everything below the watermark), now and then a dead file.

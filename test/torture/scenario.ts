@@ -40,7 +40,7 @@ import { applyFlip, expectFlip, pickFlip, truncateImage, walkImage, type Flip, t
 import { mark } from './marks.js';
 import { History, applyItems, entryModel, hex, regionDigest, stateDigest, toLogBatch, valueDigest, type ModelItem } from './model.js';
 import { ProcessFs } from './process-fs.js';
-import { Rng } from './rng.js';
+import { Random } from '../support/random.js';
 
 /** Engine options a scenario varies (the rest stay at their defaults). */
 export type EngineConfig = Required<
@@ -166,7 +166,7 @@ export class Scenario {
   readonly config: EngineConfig;
   readonly history = new History();
   readonly stats: ScenarioStats = emptyStats();
-  readonly #rng: Rng;
+  readonly #rng: Random;
   readonly #trace: string[] = [];
   /** Fault logs of FaultFs instances that died in power losses, newest last. */
   readonly #pastFaults: string[] = [];
@@ -276,14 +276,14 @@ export class Scenario {
     // Even with the default interval (64 MiB, more than any scenario writes) one is due right after a purge.
     this.#periodicCheckpoints = config.indexCheckpointInterval !== 0;
     this.#masterKey = options.masterKey;
-    this.#rng = Rng.derive(seed, 'scenario');
+    this.#rng = Random.derive(seed, 'scenario');
     this.#fault = this.#newFault(new MemFs(), 'fault', 0);
     this.#process = new ProcessFs(this.#fault);
   }
 
   #newFault(disk: MemFs, label: string, ordinal: number): FaultFs {
     this.#closeWindows.length = 0; // operation indexes restart with every FaultFs
-    const fault = new FaultFs(disk, { seed: Rng.derive(this.seed, label, ordinal).u32() });
+    const fault = new FaultFs(disk, { seed: Random.derive(this.seed, label, ordinal).u32() });
     for (const rule of this.#persistentRules) fault.inject(rule);
     return fault;
   }
@@ -385,7 +385,7 @@ export class Scenario {
     this.#process = new ProcessFs(this.#fault);
     if (this.#pendingKill !== undefined) this.#process.killAfter(this.#pendingKill);
     this.#pendingKill = undefined;
-    const engine = new Engine({ ...this.config, fs: this.#wrapFs(encryptedOver(this.#process, this.#masterKey)), seed: Rng.derive(this.seed, 'engine', this.#incarnation).u32() });
+    const engine = new Engine({ ...this.config, fs: this.#wrapFs(encryptedOver(this.#process, this.#masterKey)), seed: Random.derive(this.seed, 'engine', this.#incarnation).u32() });
     await engine.open();
     this.#loadedCheckpoint = engine.recoveryReport?.indexCheckpoint?.used === true;
     return engine;
@@ -776,7 +776,7 @@ export class Scenario {
    * what recovery does against the case table. A side experiment: the
    * scenario continues on the undamaged image.
    */
-  async flipExperiment(rng: Rng, mode: RecoveryMode): Promise<void> {
+  async flipExperiment(rng: Random, mode: RecoveryMode): Promise<void> {
     await this.settle();
     if (this.failed) return;
     this.stats.flips++;
@@ -820,7 +820,7 @@ export class Scenario {
    * it: never a smaller log served as if whole. A side experiment: the
    * scenario continues on the undamaged image.
    */
-  async lostFileExperiment(rng: Rng, mode: RecoveryMode): Promise<void> {
+  async lostFileExperiment(rng: Random, mode: RecoveryMode): Promise<void> {
     await this.settle();
     if (this.failed) return;
     this.note('close, power loss (dropUnsynced), lose a file, reopen');
@@ -1044,7 +1044,7 @@ export class Scenario {
  */
 async function openImage(image: Image, mode: RecoveryMode, config: EngineConfig, seed: number, masterKey?: Uint8Array): Promise<{ engine: Engine | undefined; error: unknown }> {
   const fs = encryptedOver(MemFs.fromSnapshot(image), masterKey);
-  const engine = new Engine({ ...config, recoveryMode: mode, fs, seed: Rng.derive(seed, 'flip-engine').u32(), indexCheckpoint: false });
+  const engine = new Engine({ ...config, recoveryMode: mode, fs, seed: Random.derive(seed, 'flip-engine').u32(), indexCheckpoint: false });
   try {
     await engine.open();
     return { engine, error: undefined };

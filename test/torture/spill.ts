@@ -19,7 +19,7 @@ import { Queue } from '../../src/format/layout.js';
 import { LogBatch } from '../../src/log-batch.js';
 import { RecoveryMode } from '../../src/recovery/recovery.js';
 import { mark } from './marks.js';
-import { Rng } from './rng.js';
+import { Random } from '../support/random.js';
 
 const REGIONS = 3;
 const HARD_STATE = new TextEncoder().encode('hard_state');
@@ -58,7 +58,7 @@ function hardState(region: number, index: number): Uint8Array {
 
 /** One seeded scenario; throws a SpillViolation (with the seed and a trace) on any breach. */
 export async function runSpillSeed(seed: number, stats: SpillStats): Promise<void> {
-  const rng = Rng.derive(seed, 'spill');
+  const rng = Random.derive(seed, 'spill');
   const trace: string[] = [];
   const fail = (detail: string): never => {
     throw new SpillViolation(`spill seed=${seed}: ${detail}\ntrace:\n${trace.slice(-40).map((t) => `  ${t}`).join('\n')}`);

@@ -16,7 +16,7 @@ import { ErrorCode, isRaftlogError } from '../../src/errors.js';
 import { RecoveryMode } from '../../src/recovery/recovery.js';
 import { POLICIES, seededMasterKey } from './generator.js';
 import type { ModelItem, WrittenEntry } from './model.js';
-import { Rng } from './rng.js';
+import { Random } from '../support/random.js';
 import { Scenario, Violation, describeError, type EngineConfig } from './scenario.js';
 
 type Step =
@@ -135,7 +135,7 @@ async function runSteps(scenario: Scenario, workload: Workload): Promise<void> {
 }
 
 function caseSeed(...parts: (string | number)[]): number {
-  return Rng.derive(0x5eed, ...parts).u32();
+  return Random.derive(0x5eed, ...parts).u32();
 }
 
 /** FileSystem operations and process calls of a fault-free run, open to close. */

@@ -18,10 +18,10 @@
 import { createHistogram, type RecordableHistogram } from 'node:perf_hooks';
 import { randomFillSync } from 'node:crypto';
 import cliProgress from 'cli-progress';
-import { Engine, type EngineStats } from '../engine.js';
-import type { FileSystem } from '../filesystem.js';
-import { LogBatch } from '../log-batch.js';
-import type { Entry } from '../protos.js';
+import { Engine, type EngineStats } from '../src/engine.js';
+import type { FileSystem } from '../src/filesystem.js';
+import { LogBatch } from '../src/log-batch.js';
+import type { Entry } from '../src/protos.js';
 import { buildFileSystem, type BackendName } from './backends.js';
 import { CliError, ExitCode } from './errors.js';
 import { claimStressDirectory } from './stress-directory.js';

@@ -8,7 +8,7 @@
  */
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import type { FileSystem } from '../filesystem.js';
+import type { FileSystem } from '../src/filesystem.js';
 import { prepareFreshDirectory, readDirectory, type RaftlogDirectory } from './directory.js';
 import { CliError, ExitCode, pathError } from './errors.js';
 import { formatBytes } from './output.js';

@@ -20,12 +20,12 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { PmemFs } from '../../backends/pmem.js';
-import { UringFs } from '../../backends/uring.js';
-import { loadNative } from '../../hardware/native.js';
-import { probe as probeDevice, type PmemFlushPath } from '../../hardware/probe.js';
+import { PmemFs } from '../backends/pmem.js';
+import { UringFs } from '../backends/uring.js';
+import { loadNative } from '../hardware/native.js';
+import { probe as probeDevice, type PmemFlushPath } from '../hardware/probe.js';
 import { uringUnavailableReason } from './backends.js';
-import type { FileSystem } from '../filesystem.js';
+import type { FileSystem } from '../src/filesystem.js';
 import { describeError, errnoOf, pathError } from './errors.js';
 import { table } from './output.js';
 

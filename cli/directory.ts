@@ -11,8 +11,8 @@
  */
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { describeHolder, LOCK_SCRATCH_PREFIX } from '../../backends/directory-lock.js';
-import { DICTIONARY_NAME, DICTIONARY_TMP_NAME } from '../../backends/encrypted.js';
+import { describeHolder, LOCK_SCRATCH_PREFIX } from '../backends/directory-lock.js';
+import { DICTIONARY_NAME, DICTIONARY_TMP_NAME } from '../backends/encrypted.js';
 import {
   INDEX_CHECKPOINT_NAME,
   INDEX_CHECKPOINT_TMP_NAME,
@@ -21,9 +21,9 @@ import {
   MANIFEST_TMP_NAME,
   parseLogFileName,
   parseRecycleFileName,
-} from '../file-names.js';
-import { Queue } from '../format/layout.js';
-import type { FileSystem } from '../filesystem.js';
+} from '../src/file-names.js';
+import { Queue } from '../src/format/layout.js';
+import type { FileSystem } from '../src/filesystem.js';
 import { CliError, ExitCode, describeError, errnoOf, pathError } from './errors.js';
 
 export interface RaftlogDirectory {

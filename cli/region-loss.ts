@@ -6,8 +6,8 @@
  * region's log has a hole, TolerateAnyCorruption keeps the run after it and
  * drops the intact entries before it, and a cut drops every later record.
  */
-import type { Memtables } from '../apply.js';
-import { RegionTracker, type IndexRange, type RegionConsistency } from '../consistency-check.js';
+import type { Memtables } from '../src/apply.js';
+import { RegionTracker, type IndexRange, type RegionConsistency } from '../src/consistency-check.js';
 import type { RecordVisitor } from './scan.js';
 
 export interface RegionLoss {

@@ -5,15 +5,15 @@
  * the engine's own apply path, so what the tools report is what an engine
  * opening the directory in that mode would find and build, by construction.
  */
-import type { Memtables } from '../apply.js';
-import { isRaftlogError } from '../errors.js';
-import { fileIdQueue, fileIdSeq, logFileName } from '../file-names.js';
-import type { FileSystem } from '../filesystem.js';
-import type { RewriteQueueState } from '../recovery/checkpoint.js';
-import { measureDroppedBytes } from '../recovery/dropped-bytes.js';
-import { recoverLog } from '../recovery/log.js';
-import { RecoveryMode, type RecoveredLog, type RecoveryReport } from '../recovery/recovery.js';
-import type { ScannedRecord } from '../recovery/scanner.js';
+import type { Memtables } from '../src/apply.js';
+import { isRaftlogError } from '../src/errors.js';
+import { fileIdQueue, fileIdSeq, logFileName } from '../src/file-names.js';
+import type { FileSystem } from '../src/filesystem.js';
+import type { RewriteQueueState } from '../src/recovery/checkpoint.js';
+import { measureDroppedBytes } from '../src/recovery/dropped-bytes.js';
+import { recoverLog } from '../src/recovery/log.js';
+import { RecoveryMode, type RecoveredLog, type RecoveryReport } from '../src/recovery/recovery.js';
+import type { ScannedRecord } from '../src/recovery/scanner.js';
 import type { FileSystemFactory } from './backends.js';
 
 export interface ScannedFile {

@@ -8,12 +8,12 @@
  * JSON is one document (records as an array, then the summary), written
  * incrementally, one record per line.
  */
-import { ItemKind, type BatchItem } from '../format/batch-codec.js';
-import { decodeEntry } from '../format/entry-codec.js';
-import { logFileName, parseLogFileName } from '../file-names.js';
-import { Queue, RECORD_FLAG_LZ4 } from '../format/layout.js';
-import { RecoveryMode } from '../recovery/recovery.js';
-import type { ScannedRecord } from '../recovery/scanner.js';
+import { ItemKind, type BatchItem } from '../src/format/batch-codec.js';
+import { decodeEntry } from '../src/format/entry-codec.js';
+import { logFileName, parseLogFileName } from '../src/file-names.js';
+import { Queue, RECORD_FLAG_LZ4 } from '../src/format/layout.js';
+import { RecoveryMode } from '../src/recovery/recovery.js';
+import type { ScannedRecord } from '../src/recovery/scanner.js';
 import { inspectionFileSystem } from './backends.js';
 import { readRaftlogDirectory } from './directory.js';
 import { CliError, ExitCode } from './errors.js';

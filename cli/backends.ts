@@ -1,20 +1,21 @@
 /**
- * Builds the FileSystem a command runs on. The CLI is the composition root:
- * it is the one part of src/ allowed to know the backends (the engine only
- * sees the FileSystem seam).
+ * Builds the FileSystem a command runs on. The CLI (cli/, beside the engine
+ * in src/) is an application over both: with the package entry point it is
+ * the only code that knows the backends (the engine only sees the FileSystem
+ * seam).
  *
  * `uring` and `pmem` are loaded with a dynamic import from a computed
- * specifier: either may be absent from an installation (pmem is not written
- * yet; uring needs the native addon), and that must cost a one-line error
- * when asked for, not a failed start of every command.
+ * specifier: both need the native addon, which an installation may lack (no
+ * prebuild for the platform, no compiler), and that must cost a one-line
+ * error when asked for, not a failed start of every command.
  */
 import { randomBytes } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
-import { EncryptedFs } from '../../backends/encrypted.js';
-import { MemFs } from '../../backends/memfs.js';
-import { PosixFs } from '../../backends/posix.js';
-import type { FileSystem } from '../filesystem.js';
+import { EncryptedFs } from '../backends/encrypted.js';
+import { MemFs } from '../backends/memfs.js';
+import { PosixFs } from '../backends/posix.js';
+import type { FileSystem } from '../src/filesystem.js';
 import { CliError, ExitCode, describeError, errnoOf } from './errors.js';
 
 export const BACKENDS = ['posix', 'uring', 'pmem', 'mem'] as const;
@@ -40,10 +41,10 @@ export interface BuiltFileSystem {
 /** What a backend module exports: a FileSystem class rooted at a directory. */
 type RootedFileSystemClass = new (root: string, options?: Record<string, unknown>) => FileSystem;
 
-/** Module paths relative to this file once compiled (dist/src/cli → dist/backends). */
+/** Module paths relative to this file once compiled (dist/cli → dist/backends). */
 const OPTIONAL_MODULES: Record<'uring' | 'pmem', { path: string; exportName: string }> = {
-  uring: { path: '../../backends/uring.js', exportName: 'UringFs' },
-  pmem: { path: '../../backends/pmem.js', exportName: 'PmemFs' },
+  uring: { path: '../backends/uring.js', exportName: 'UringFs' },
+  pmem: { path: '../backends/pmem.js', exportName: 'PmemFs' },
 };
 
 export async function buildFileSystem(backend: BackendName, dir: string, options: BackendOptions): Promise<BuiltFileSystem> {

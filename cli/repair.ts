@@ -27,11 +27,11 @@
  */
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { Engine } from '../engine.js';
-import { LOCK_NAME, MANIFEST_NAME, parseLogFileName } from '../file-names.js';
-import type { DirectoryLock } from '../filesystem.js';
-import { LogBatch } from '../log-batch.js';
-import { RecoveryMode, type RecoveryProblem } from '../recovery/recovery.js';
+import { Engine } from '../src/engine.js';
+import { LOCK_NAME, MANIFEST_NAME, parseLogFileName } from '../src/file-names.js';
+import type { DirectoryLock } from '../src/filesystem.js';
+import { LogBatch } from '../src/log-batch.js';
+import { RecoveryMode, type RecoveryProblem } from '../src/recovery/recovery.js';
 import { inspectionFileSystem, type FileSystemFactory } from './backends.js';
 import { readRaftlogDirectory } from './directory.js';
 import { CliError, ExitCode, pathError } from './errors.js';

@@ -4,7 +4,7 @@
  * looking at a damaged or locked directory needs the one sentence that says
  * what is wrong and where.
  */
-import { ErrorCode, isRaftlogError } from '../errors.js';
+import { ErrorCode, isRaftlogError } from '../src/errors.js';
 
 /** Exit codes, documented in `raftlog --help`. */
 export const ExitCode = {

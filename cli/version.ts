@@ -4,8 +4,8 @@
  */
 import { readFileSync } from 'node:fs';
 
-/** From dist/src/cli/ (compiled) up to the package root. */
-const PACKAGE_JSON = new URL('../../../package.json', import.meta.url);
+/** From dist/cli/ (compiled) up to the package root. */
+const PACKAGE_JSON = new URL('../../package.json', import.meta.url);
 
 export function packageVersion(): string {
   try {

@@ -12,7 +12,7 @@ import { runDump } from './dump.js';
 import { formatProbe, runProbe } from './probe.js';
 import { formatRepair, runRepair } from './repair.js';
 import { byteSize, fileList, nonNegativeInt, positiveInt, recoveryMode, regionList, seconds, secondsOrZero } from './parse.js';
-import { RecoveryMode } from '../recovery/recovery.js';
+import { RecoveryMode } from '../src/recovery/recovery.js';
 import { formatStressReport, runStress, type StressOptions } from './stress.js';
 import { packageVersion } from './version.js';
 

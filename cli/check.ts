@@ -11,7 +11,8 @@
  * on past each), and each mode's verdict says whether an engine would open
  * the directory in that mode and what it would drop.
  */
-import { RecoveryMode, type RecoveryProblem } from '../recovery/recovery.js';
+import { RecoveryMode, type RecoveryProblem } from '../src/recovery/recovery.js';
+import { checkIndexCheckpoint, type IndexCheckpointCheck } from '../src/verify-index-checkpoint.js';
 import { inspectionFileSystem } from './backends.js';
 import { readRaftlogDirectory } from './directory.js';
 import { ExitCode } from './errors.js';
@@ -57,6 +58,12 @@ export interface CheckResult {
    * recovery (what `repair --mode any` keeps) would lose entries of, with its last intact index.
    */
   lostEntries: RegionLoss[];
+  /**
+   * The index checkpoint (INDEX) open would load instead of reading the
+   * records: when it would, its entries checked against the records (an
+   * index problem is damage too).
+   */
+  indexCheckpoint: IndexCheckpointCheck;
   exitCode: number;
 }
 
@@ -86,6 +93,8 @@ export async function runCheck(dir: string, options: CheckOptions): Promise<Chec
     status = 'damaged';
   }
   const report = basis.result?.report;
+  const index = await checkIndexCheckpoint(make(info.path));
+  if (index.report?.problems.some((p) => p.kind === 'index')) status = 'damaged';
   const damaged = status === 'damaged' || (status === 'torn-tail' && options.strict);
   return {
     directory: info.path,
@@ -101,6 +110,7 @@ export async function runCheck(dir: string, options: CheckOptions): Promise<Chec
     checkpoint: basis.result?.checkpoint?.name,
     notReplayed: [...(basis.result?.superseded ?? []), ...(basis.result?.staleRewriteFiles ?? [])],
     lostEntries: regions,
+    indexCheckpoint: index,
     exitCode: damaged ? ExitCode.CORRUPTION : ExitCode.OK,
   };
 }
@@ -112,6 +122,13 @@ export function formatCheck(r: CheckResult): string {
       `${formatNumber(r.entries)} entries in ${formatNumber(r.regions)} regions, ${formatBytes(r.bytesScanned)} verified`,
   );
   if (r.checkpoint !== undefined) lines.push(`GC checkpoint ${r.checkpoint} verified and replayed first`);
+  const index = r.indexCheckpoint;
+  if (index.status === 'unused') lines.push(`index checkpoint INDEX: open would not load it (${index.detail})`);
+  if (index.report !== undefined) {
+    const bad = index.report.problems.filter((p) => p.kind === 'index');
+    lines.push(`index checkpoint INDEX: open would load it; ${formatNumber(index.report.entriesChecked)} indexed entries checked against the records, ${bad.length === 0 ? 'all in records that verify' : `${bad.length} runs not`}`);
+    for (const p of bad) lines.push(`DAMAGE: INDEX: region ${p.region} entries ${p.entries!.first}..${p.entries!.last} in ${p.file}: ${p.detail}`);
+  }
   if (r.notReplayed.length > 0) lines.push(`not read (superseded or stale, removed by the next purge): ${r.notReplayed.join(', ')}`);
   for (const p of r.problems) {
     const what = p.kind === 'torn-tail' ? 'torn tail (not proven durable; every mode cuts it on open)' : p.detail;

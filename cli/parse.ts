@@ -4,7 +4,7 @@
  * "error: option '--x <n>' argument 'y' is invalid. <reason>" and exit 2.
  */
 import { InvalidArgumentError } from 'commander';
-import { RecoveryMode } from '../recovery/recovery.js';
+import { RecoveryMode } from '../src/recovery/recovery.js';
 
 export function positiveInt(value: string): number {
   const n = Number(value);
