@@ -61,6 +61,8 @@ const samples: { t: number; diskBytes: number; statsBytes: number; liveBytes: nu
 const writeSpans: [number, number][] = [];
 /** Purges as [start, end, bytes rewritten]. */
 const purgeSpans: [number, number, number][] = [];
+/** Purges whose rewrite the space rule asked for (maxSpaceAmplification). */
+let spaceRewrites = 0;
 
 async function writer(w: number): Promise<void> {
   // Writer w owns regions w, w+8, …: a region is never appended by two writers at once.
@@ -87,6 +89,7 @@ while (Date.now() - started < seconds * 1000) {
   const purgeBegan = performance.now();
   await engine.purgeExpiredFiles();
   purgeSpans.push([purgeBegan, performance.now(), engine.stats().gc.lastPurge?.bytesRewritten ?? 0]);
+  if (engine.stats().gc.lastPurge?.spaceRewrite === true) spaceRewrites++;
   const { gc } = engine.stats();
   const diskBytes = await directoryBytes(dir);
   const bound = 1.3 * gc.liveBytes + target + PREALLOCATE;
@@ -127,6 +130,7 @@ const row = {
   'worst disk/live': worstRatio,
   'worst disk / (1.3 live + target + prealloc)': worstBoundUse,
   'purges that rewrote': purgeSpans.filter(([, , rewritten]) => rewritten > 0).length,
+  'purges that rewrote for space': spaceRewrites,
   'slowest synced write ms, during rewriting purges': slowest(duringRewrite),
   'slowest synced write ms, no purge running': slowest((span) => !duringAny(span)),
   'median synced write ms': sorted[Math.floor(sorted.length / 2)] ?? 0,

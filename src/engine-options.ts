@@ -8,6 +8,7 @@ import { InvalidArgumentError } from './errors.js';
 import type { FileSystem } from './filesystem.js';
 import { FILE_SIZE_LIMIT } from './format/layout.js';
 import { RecoveryMode } from './recovery/recovery.js';
+import { MAX_RECOVERY_THREADS } from './recovery/replay-pool.js';
 import { describeValue, optionalBoolean, optionalInteger, optionsObject, requireMethods, requireOneOf } from './validate.js';
 
 /** The methods the engine calls on a FileSystem; a value without them is refused up front. */
@@ -43,7 +44,15 @@ export function checkEngineOptions(options: unknown): void {
   }
   for (const name of NON_NEGATIVE) optionalInteger(given[name], name, 0);
   if (given.recoveryMode !== undefined) requireOneOf(given.recoveryMode, 'recoveryMode', Object.values(RecoveryMode));
+  const bound = given.maxSpaceAmplification;
+  if (bound !== undefined && (typeof bound !== 'number' || !Number.isFinite(bound) || (bound !== 0 && bound < 1))) {
+    throw new InvalidArgumentError(`maxSpaceAmplification must be a number ≥ 1, or 0 to disable, got ${describeValue(bound)}`);
+  }
   optionalBoolean(given.indexCheckpoint, 'indexCheckpoint');
+  optionalInteger(given.recoveryThreads, 'recoveryThreads', 0);
+  if (typeof given.recoveryThreads === 'number' && given.recoveryThreads > MAX_RECOVERY_THREADS) {
+    throw new InvalidArgumentError(`recoveryThreads must be an integer from 0 to ${MAX_RECOVERY_THREADS}, got ${given.recoveryThreads}`);
+  }
   if (given.seed !== undefined) optionalInteger(given.seed, 'seed', 0, Number.MIN_SAFE_INTEGER);
   if (given.scrub !== undefined) {
     const scrub = optionsObject(given.scrub, 'scrub');

@@ -41,6 +41,7 @@ import { EngineEvents, type EngineEventName, type EngineListener } from './engin
 import { SCRUB_DEFAULTS, Scrubber, type ScrubOptions } from './scrub.js';
 import { verifyPass, type VerifyPassOptions, type VerifyReport } from './verify.js';
 import { GarbageCollector, type GcStats, type PurgeResult } from './gc.js';
+import { SPACE_BOUND } from './purge.js';
 import { FileSet } from './file-set/file-set.js';
 import { IndexCheckpointer, type IndexCheckpointerStats } from './file-set/index-checkpointer.js';
 import { MetricsRecorder, type EngineMetrics } from './metrics.js';
@@ -68,6 +69,13 @@ export interface EngineOptions {
   rewriteMaxEntries?: number;
   /** A region asked to compact this many purges in a row is rewritten by GC anyway. Default 3. */
   forceRewriteAfter?: number;
+  /**
+   * After a purge the log's files hold at most this many bytes per live byte,
+   * plus one target file and the preallocation (recycled files and the active
+   * file's unwritten tail count against those): GC copies the oldest files'
+   * live data as far as needed. Default 1.3; 0 disables.
+   */
+  maxSpaceAmplification?: number;
   /**
    * Purged files kept (renamed) for reuse by later files instead of removed.
    * They count as disk space while they wait. Default 1; 0 disables recycling.
@@ -110,6 +118,15 @@ export interface EngineOptions {
    * 'corruption' event. Off unless given; `{}` takes the defaults (an hour, 4 MiB/s).
    */
   scrub?: ScrubOptions;
+  /**
+   * Worker threads that verify and decode the log while the main thread
+   * applies it in order, when open replays an append file of 16 MiB or more
+   * (no index checkpoint, or after a crash); both give the same state.
+   * Default 0: replay on the main thread alone, because on a shared 2-core
+   * machine workers measured slower (their start-up and the hand-offs cost
+   * more than the checksums they take over; `npm run bench:replay`).
+   */
+  recoveryThreads?: number;
 }
 
 export interface WriteOptions {
@@ -188,11 +205,13 @@ const DEFAULTS = {
   preallocateBytes: 8 << 20,
   rewriteMaxEntries: 1024,
   forceRewriteAfter: 3,
+  maxSpaceAmplification: SPACE_BOUND,
   recycleFiles: 1,
   prefillFiles: 0,
   readCacheBytes: 64 << 20,
   indexCheckpoint: true,
   indexCheckpointInterval: 64 << 20,
+  recoveryThreads: 0,
 };
 
 export class Engine implements AsyncDisposable {
@@ -237,11 +256,13 @@ export class Engine implements AsyncDisposable {
       purgeThreshold: options.purgeThreshold ?? 8 * (options.targetFileSize ?? DEFAULTS.targetFileSize),
       rewriteMaxEntries: options.rewriteMaxEntries ?? DEFAULTS.rewriteMaxEntries,
       forceRewriteAfter: options.forceRewriteAfter ?? DEFAULTS.forceRewriteAfter,
+      maxSpaceAmplification: options.maxSpaceAmplification ?? DEFAULTS.maxSpaceAmplification,
       recycleFiles: options.recycleFiles ?? DEFAULTS.recycleFiles,
       prefillFiles: options.prefillFiles ?? DEFAULTS.prefillFiles,
       readCacheBytes: options.readCacheBytes ?? DEFAULTS.readCacheBytes,
       indexCheckpoint: options.indexCheckpoint ?? DEFAULTS.indexCheckpoint,
       indexCheckpointInterval: options.indexCheckpointInterval ?? DEFAULTS.indexCheckpointInterval,
+      recoveryThreads: options.recoveryThreads ?? DEFAULTS.recoveryThreads,
     };
     this.#nextSalt = saltSource(options.seed);
     this.#files = new FileSet({
@@ -250,6 +271,7 @@ export class Engine implements AsyncDisposable {
       targetFileSize: this.#options.targetFileSize,
       preallocateBytes: this.#options.preallocateBytes,
       recycleFiles: this.#options.recycleFiles,
+      recoveryThreads: this.#options.recoveryThreads,
       nextSalt: this.#nextSalt,
       onBarrier: (micros) => this.#metrics.syncLatency.observe(micros),
     });

@@ -31,11 +31,14 @@ import { ItemKind } from './format/batch-codec.js';
 import type { FileSet, WrittenCheckpoint } from './file-set/file-set.js';
 import { LogBatch, type SealedRecord } from './log-batch.js';
 import { newEntryLocation, type EntryLocation, type KeyValue } from './memtable.js';
-import { planPurge, type PurgeOptions, type PurgePlan } from './purge.js';
+import { planPurge, type AppendFileInfo, type PurgeOptions, type PurgePlan } from './purge.js';
 import type { StoredEntry } from './protos.js';
 import { continuesRun } from './entry-reader.js';
 
 export interface GcOptions extends PurgeOptions {
+  /** The log's file size and the active file's preallocation: the space bound's slack. */
+  targetFileSize: number;
+  preallocateBytes: number;
   /** Retired append files kept for reuse instead of removed (0 disables recycling). */
   recycleFiles: number;
 }
@@ -47,6 +50,8 @@ export interface PurgeResult {
   filesRecycled: number;
   bytesRewritten: number;
   watermark: number;
+  /** Whether the pass copied live data to keep the log within the space bound (src/purge.ts). */
+  spaceRewrite: boolean;
 }
 
 export interface GcStats {
@@ -138,10 +143,15 @@ export class GarbageCollector {
     this.purges++;
     const appendFiles = files.appendFiles();
     const activeSeq = appendFiles[appendFiles.length - 1]!.seq;
-    const plan = planPurge(memtables, appendFiles, activeSeq, files.checkpoint !== undefined, this.#strikes, options);
+    // The active file counts as written: its preallocated tail is not dead data a purge could free.
+    const planned = appendFiles.map((file) => (file.seq === activeSeq ? { seq: file.seq, bytes: files.activeOffset } : file));
+    const plan = planPurge(memtables, planned, activeSeq, this.#strikes, options, {
+      checkpointBytes: files.checkpoint?.bytes ?? 0,
+      slackBytes: options.targetFileSize + options.preallocateBytes - this.#reservedBytes(planned),
+    });
     for (const region of [...this.#strikes.keys()]) if (!plan.laggards.includes(region)) this.#strikes.delete(region);
     for (const region of plan.laggards) this.#strikes.set(region, (this.#strikes.get(region) ?? 0) + 1);
-    const result: PurgeResult = { regionsToCompact: plan.laggards, filesRemoved: 0, filesRecycled: 0, bytesRewritten: 0, watermark: plan.watermark };
+    const result: PurgeResult = { regionsToCompact: plan.laggards, filesRemoved: 0, filesRecycled: 0, bytesRewritten: 0, watermark: plan.watermark, spaceRewrite: plan.spaceRewrite };
     let written: WrittenCheckpoint | undefined;
     let copied: Copied | undefined;
     let record: SealedRecord | undefined;
@@ -175,6 +185,22 @@ export class GarbageCollector {
     result.filesRemoved = reaped.removed;
     result.filesRecycled = reaped.recycled;
     return result;
+  }
+
+  /**
+   * Disk bytes beside the log's data, which the space bound's one target
+   * file and preallocation must cover: the active file's allocated,
+   * unwritten tail (preallocated, or a recycled file's old length), and the
+   * recycle pool as this pass may leave it (filled by retired files, each
+   * counted as large as the largest closed file).
+   */
+  #reservedBytes(planned: readonly AppendFileInfo[]): number {
+    const { files, options } = this.#deps;
+    const stats = files.stats();
+    let largest = 0;
+    for (let i = 0; i < planned.length - 1; i++) largest = Math.max(largest, planned[i]!.bytes);
+    const poolRoom = Math.max(0, options.recycleFiles - stats.recycledFiles);
+    return files.activeBytes - files.activeOffset + stats.recycledFileBytes + Math.min(poolRoom, planned.length - 1) * largest;
   }
 
   /** Where every entry and key the plan copies is now (synchronous: one consistent view). */

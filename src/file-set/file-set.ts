@@ -45,6 +45,8 @@ export interface FileSetOptions {
   preallocateBytes: number;
   /** Retired append files kept for reuse instead of removed (0 disables recycling). */
   recycleFiles: number;
+  /** Worker threads for replay at open (0: serial); see EngineOptions. */
+  recoveryThreads?: number;
   nextSalt: () => number;
   /** Told how long each barrier of the append queue took, in microseconds. */
   onBarrier?: (micros: number) => void;
@@ -139,7 +141,11 @@ export class FileSet {
    * gains one here when there is room (else at its first new file).
    */
   async open(mode: RecoveryMode, memtables: Memtables, indexCheckpoint = false): Promise<RecoveredState> {
-    const recovered = await recoverLog(this.#fs, mode, memtables, { spillGiven: this.#tiered !== undefined, indexCheckpoint });
+    const recovered = await recoverLog(this.#fs, mode, memtables, {
+      spillGiven: this.#tiered !== undefined,
+      indexCheckpoint,
+      parallel: { threads: this.#options.recoveryThreads ?? 0 },
+    });
     try {
       await this.#invalidateIndexCheckpoint(recovered.log.report.indexCheckpoint?.used === true);
     } catch (error) {

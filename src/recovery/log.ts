@@ -27,6 +27,7 @@ import { Queue } from '../format/layout.js';
 import { RecoveryMode, decideFile, recoverQueue, type IndexCheckpointUse, type RecoveredLog, type RecoveryProblem, type RecoveryReport } from './recovery.js';
 import type { Decision } from './decision-table.js';
 import type { ScannedRecord } from './scanner.js';
+import { ParallelReplay, type ParallelReplayOptions } from './prescan.js';
 
 export interface RecoveredState {
   /** What MANIFEST said (`absent` for a directory written before manifests, or a new one). */
@@ -48,6 +49,8 @@ export interface RecoverLogOptions {
   indexCheckpoint?: boolean;
   /** Receives every decision of the recovery decision table taken, in order. */
   decisions?: Decision[];
+  /** Verify and decode append files on worker threads while the main thread applies them (prescan.ts); absent or 0 threads: serial. */
+  parallel?: ParallelReplayOptions;
 }
 
 export async function recoverLog(fs: FileSystem, mode: RecoveryMode, memtables: Memtables, options: RecoverLogOptions = {}): Promise<RecoveredState> {
@@ -82,7 +85,8 @@ export async function recoverLog(fs: FileSystem, mode: RecoveryMode, memtables: 
       gaps = loaded.rewrite.checkpoint !== undefined ? 'skip' : mode === RecoveryMode.TolerateAnyCorruption ? 'reset' : 'error';
       const listed = manifest.state;
       try {
-        const log = await recoverQueue(fs, mode, apply, { minSeq: listed.first, maxSeq: listed.last, cleanEnd: listed.cleanEnd, resume: loaded.resume });
+        // Serial: the tail is what a crash left since the last checkpoint (parallel replay serves a full one).
+        const log = await recoverQueue(fs, mode, apply, { minSeq: listed.first, maxSeq: listed.last, cleanEnd: listed.cleanEnd, resume: loaded.resume, decisions: options.decisions });
         log.files.unshift(...loaded.files);
         log.report.indexCheckpoint = {
           used: true,
@@ -122,6 +126,7 @@ export async function recoverLog(fs: FileSystem, mode: RecoveryMode, memtables: 
   if (listed !== undefined) await checkListedFiles(fs, listed, mode, report, options.spillGiven === true, options.decisions);
   const rewrite = await recoverCheckpoint(fs, apply, mode, listed === undefined ? undefined : (listed.checkpoint?.seq ?? 0), options.decisions);
   gaps = rewrite.checkpoint !== undefined ? 'skip' : mode === RecoveryMode.TolerateAnyCorruption ? 'reset' : 'error';
+  const parallel = options.parallel !== undefined && options.parallel.threads > 0 ? new ParallelReplay(options.parallel) : undefined;
   try {
     const minSeq = listed !== undefined ? listed.first : rewrite.checkpoint?.watermark;
     const log = await recoverQueue(fs, mode, apply, {
@@ -130,6 +135,7 @@ export async function recoverLog(fs: FileSystem, mode: RecoveryMode, memtables: 
       maxSeq: listed?.last,
       cleanEnd: listed?.cleanEnd,
       decisions: options.decisions,
+      openScanner: parallel?.openScanner,
     });
     log.report.problems.unshift(...manifestProblems, ...rewrite.problems);
     if (options.indexCheckpoint !== undefined) log.report.indexCheckpoint = checkpointUse;
@@ -137,6 +143,8 @@ export async function recoverLog(fs: FileSystem, mode: RecoveryMode, memtables: 
   } catch (error) {
     await rewrite.checkpoint?.handle.close().catch(() => undefined);
     throw error;
+  } finally {
+    await parallel?.close();
   }
 }
 

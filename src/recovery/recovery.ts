@@ -42,6 +42,7 @@ import type { FileHandle, FileSystem } from '../filesystem.js';
 import { FILE_FLAG_RECYCLED, FILE_HEADER_SIZE, Queue, decodeFileHeader, type FileHeader } from '../format/layout.js';
 import { assert } from '../assert.js';
 import { decide, type DamageSite, type Decision, type RecoveryAction } from './decision-table.js';
+import type { OpenScanner } from './prescan.js';
 import { FileWindow, HEADER_WINDOW, RecordScanner, WindowBuffers, type ScannedRecord, type StopReason } from './scanner.js';
 
 export const RecoveryMode = {
@@ -158,6 +159,8 @@ export interface RecoverOptions {
   resume?: { seq: number; offset: number; sealAt: number };
   /** Receives every decision taken, in order (tests follow the table with it). */
   decisions?: Decision[];
+  /** Makes each file's record scanner (prescan.ts: verified ahead on worker threads); default serial. */
+  openScanner?: OpenScanner;
 }
 
 export async function recoverQueue(fs: FileSystem, mode: RecoveryMode, apply: ApplyRecord, options: RecoverOptions = {}): Promise<RecoveredLog> {
@@ -182,7 +185,7 @@ export async function recoverQueue(fs: FileSystem, mode: RecoveryMode, apply: Ap
     decideFile('sequence-gap', mode, report, { file: names[0]?.name ?? '(none)', offset: 0, detail, bytesDropped: 0 }, decisions);
   }
   let previous: RecoveredFile | undefined;
-  const queue: QueueRecovery = { fs, mode, report, apply, dryRun, buffers: new WindowBuffers(), decisions };
+  const queue: QueueRecovery = { fs, mode, report, apply, dryRun, buffers: new WindowBuffers(), decisions, openScanner: options.openScanner ?? ((...args) => new RecordScanner(...args)) };
   try {
     for (let i = 0; i < names.length; i++) {
       const { name, parsed } = names[i]!;
@@ -285,7 +288,7 @@ async function holdsRecords(fs: FileSystem, name: string, seq: number): Promise<
     try {
       return 'header' in (await scanner.read(FILE_HEADER_SIZE));
     } finally {
-      await scanner.window.idle();
+      await scanner.idle();
     }
   });
 }
@@ -328,6 +331,7 @@ interface QueueRecovery {
   dryRun: boolean;
   buffers: WindowBuffers;
   decisions: Decision[] | undefined;
+  openScanner: OpenScanner;
 }
 
 /** What recovery knows about one file before reading it. */
@@ -366,13 +370,13 @@ async function recoverFile(queue: QueueRecovery, place: FilePlace): Promise<Reco
     return undefined;
   }
   checkPreviousLength(queue, place.previous, header);
-  const scanner = new RecordScanner(handle, size, header.salt, { readAhead: true, buffers: queue.buffers });
+  const scanner = queue.openScanner(handle, size, header.salt, { readAhead: true, buffers: queue.buffers });
   try {
     const end = await replayRecords(queue, place, scanner, header);
     return { name, seq, salt: header.salt, handle, ...end };
   } finally {
     // The handle outlives the scan (the writer continues the last file): no read may still be in flight.
-    await scanner.window.idle();
+    await scanner.idle();
   }
 }
 
@@ -426,7 +430,7 @@ async function replayRecords(
     }
     // A cut, or a skip with no record left to skip to: the rest of the file goes.
     if (isLast && !dryRun && (next !== undefined || !recycled)) {
-      await scanner.window.idle();
+      await scanner.idle();
       // Cut physically: bytes left past the new end could otherwise verify
       // on a later open, after new records were written over part of them.
       // A recycled file keeps its blocks when nothing after the cut verifies:

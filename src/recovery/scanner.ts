@@ -5,23 +5,19 @@
  * The scanner only says what it found; recovery.ts decides what a damaged
  * record means for the chosen RecoveryMode.
  */
-import { uncompressSync } from 'lz4-napi';
-import { assert } from '../assert.js';
 import type { FileHandle } from '../filesystem.js';
 import { readFully } from '../read-fully.js';
-import { crc32c } from '../format/checksum.js';
-import { decodePayload, PayloadDecodeError, type BatchItems } from '../format/batch-codec.js';
+import type { BatchItems } from '../format/batch-codec.js';
 import {
   FILE_HEADER_SIZE,
   RECORD_ALIGNMENT,
-  RECORD_FLAG_LZ4,
   RECORD_HEADER_SIZE,
   isAllZero,
-  nextRecordOffset,
   readOffsetTag,
   readRecordHeader,
   type RecordHeader,
 } from '../format/layout.js';
+import { verifyPayload } from './record-verify.js';
 
 const WINDOW_BYTES = 8 << 20;
 
@@ -226,29 +222,7 @@ export class RecordScanner {
     }
     const payloadBytes = await this.window.view(offset + RECORD_HEADER_SIZE, header.payloadLength);
     if (payloadBytes === undefined) return { kind: 'damage', detail: 'record extends past end of file' };
-    if (crc32c(payloadBytes) !== header.payloadCrc) return { kind: 'damage', detail: 'payload checksum mismatch' };
-    let payload = payloadBytes;
-    if ((header.flags & RECORD_FLAG_LZ4) !== 0) {
-      try {
-        payload = uncompressSync(Buffer.from(payloadBytes.buffer, payloadBytes.byteOffset, payloadBytes.byteLength));
-      } catch (error) {
-        return { kind: 'damage', detail: `lz4 payload does not decompress: ${String(error)}` };
-      }
-    }
-    let items: BatchItems;
-    try {
-      // The payload CRC above covers every entry's bytes.
-      items = decodePayload(payload, false);
-    } catch (error) {
-      if (error instanceof PayloadDecodeError) return { kind: 'damage', detail: `payload: ${error.message}` };
-      throw error;
-    }
-    const end = nextRecordOffset(offset, header.payloadLength);
-    // Pair of writeRecordHeader's checks, on what was just read and verified.
-    assert(payloadBytes.length === header.payloadLength, 'scanner: the payload read is the length the header says');
-    assert(end > offset, 'scanner: the next record starts after this one');
-    assert(end % RECORD_ALIGNMENT === 0, 'scanner: the next record starts 8-byte aligned');
-    return { offset, header, payload, items, end };
+    return verifyPayload(offset, header, payloadBytes);
   }
 
   /**
@@ -267,5 +241,10 @@ export class RecordScanner {
       if ('header' in candidate) return candidate;
     }
     return undefined;
+  }
+
+  /** Resolves once no read is in flight: call before truncating or closing the handle. */
+  idle(): Promise<void> {
+    return this.window.idle();
   }
 }

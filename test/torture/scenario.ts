@@ -253,13 +253,15 @@ export class Scenario {
 
   /**
    * An operation of a close's index checkpoint, which runs after the seal
-   * (everything is durable): reading the log files' headers and sizes, then
-   * INDEX.tmp, its rename and the directory sync. On a full disk the close
+   * (everything is durable): reading the headers and sizes of the log files
+   * (append files and the GC checkpoint), then INDEX.tmp, its rename and the
+   * directory sync. On a full disk the close
    * skips the checkpoint and the next open replays (src/engine.ts).
    */
   #indexCheckpointOp(event: FaultEvent): boolean {
     if (this.#indexCheckpointFile(event)) return true;
-    if ((event.op === 'read' || event.op === 'size') && event.path.endsWith('.raftlog')) return true;
+    // Every log file it covers: append files and the GC checkpoint (.rewrite).
+    if ((event.op === 'read' || event.op === 'size') && (event.path.endsWith('.raftlog') || event.path.endsWith('.rewrite'))) return true;
     return event.op === 'syncDir';
   }
 
