@@ -85,9 +85,13 @@ export async function recoverLog(fs: FileSystem, mode: RecoveryMode, memtables: 
       gaps = loaded.rewrite.checkpoint !== undefined ? 'skip' : mode === RecoveryMode.TolerateAnyCorruption ? 'reset' : 'error';
       const listed = manifest.state;
       try {
+        // A listed file missing from the tail (one on a spillFs not given) is what it is in a full replay.
+        const listedProblems = { mode, problems: [] as RecoveryProblem[] } as RecoveryReport;
+        await checkListedFiles(fs, listed, mode, listedProblems, options.spillGiven === true, options.decisions);
         // Serial: the tail is what a crash left since the last checkpoint (parallel replay serves a full one).
         const log = await recoverQueue(fs, mode, apply, { minSeq: listed.first, maxSeq: listed.last, cleanEnd: listed.cleanEnd, resume: loaded.resume, decisions: options.decisions });
         log.files.unshift(...loaded.files);
+        log.report.problems.unshift(...listedProblems.problems);
         log.report.indexCheckpoint = {
           used: true,
           detail: 'loaded',
