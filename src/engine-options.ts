@@ -24,6 +24,7 @@ const NON_NEGATIVE = [
   'recycleFiles',
   'prefillFiles',
   'readCacheBytes',
+  'indexCheckpointInterval',
 ] as const;
 
 /** Throws INVALID_ARGUMENT unless `options` is a valid EngineOptions (defaults aside). */

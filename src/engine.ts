@@ -43,6 +43,7 @@ import { verifyPass, type VerifyPassOptions, type VerifyReport } from './verify.
 import { GarbageCollector, type GcStats, type PurgeResult } from './gc.js';
 import { SPACE_BOUND } from './purge.js';
 import { FileSet } from './file-set/file-set.js';
+import { IndexCheckpointer, type IndexCheckpointerStats } from './file-set/index-checkpointer.js';
 import { MetricsRecorder, type EngineMetrics } from './metrics.js';
 import { WriteQueue, type QueuedWrite } from './write-queue.js';
 
@@ -96,12 +97,20 @@ export interface EngineOptions {
    */
   readCacheBytes?: number;
   /**
-   * Write an index checkpoint (the memtables) at a clean close, and load it at
-   * open instead of replaying the log when it matches the log exactly
-   * (docs/recovery: what open then verifies). Default true; false always
-   * replays every record (an existing checkpoint is invalidated either way).
+   * Write an index checkpoint (the memtables) at a clean close and every
+   * `indexCheckpointInterval` bytes written, and at open load the newest one
+   * that covers a prefix of the log and replay only the records after it
+   * (README, recovery: what open then verifies). Default true; false always
+   * replays every record (an existing checkpoint is invalidated).
    */
   indexCheckpoint?: boolean;
+  /**
+   * Bytes appended between periodic index checkpoints (at least 4 × the last
+   * checkpoint's size, so they add at most a quarter to the bytes written),
+   * each taken at the first synced write group after it. Bounds what an open
+   * after a crash replays. Default 64 MiB; 0: only at a clean close.
+   */
+  indexCheckpointInterval?: number;
   /**
    * A background scrub: every `intervalMs`, a pass like `verify()` at most
    * `bytesPerSecond`, stepping aside for queued writes. Damage shows in
@@ -162,6 +171,8 @@ export interface EngineStats {
   recovery: RecoveryReport | undefined;
   /** The decompressed-record cache of reads (see `readCacheBytes`). */
   readCache: ReadCacheStats;
+  /** Periodic index checkpoints (see `indexCheckpointInterval`). */
+  indexCheckpoints: IndexCheckpointerStats;
   /** Space accounting and GC (see `purgeExpiredFiles`). */
   gc: GcStats & {
     /** (bytes written + bytes GC rewrote) / bytes written. */
@@ -223,6 +234,7 @@ const DEFAULTS = {
   prefillFiles: 0,
   readCacheBytes: 64 << 20,
   indexCheckpoint: true,
+  indexCheckpointInterval: 64 << 20,
   recoveryThreads: 0,
 };
 
@@ -231,6 +243,7 @@ export class Engine implements AsyncDisposable {
   /** The log's files: the only owner of handles, the writer, the manifest. */
   readonly #files: FileSet;
   readonly #gc: GarbageCollector;
+  readonly #checkpointer: IndexCheckpointer;
   #lastPurge: PurgeResult | undefined;
   readonly #nextSalt: () => number;
   readonly #memtables: Memtables = new Map();
@@ -273,6 +286,7 @@ export class Engine implements AsyncDisposable {
       prefillFiles: options.prefillFiles ?? DEFAULTS.prefillFiles,
       readCacheBytes: options.readCacheBytes ?? DEFAULTS.readCacheBytes,
       indexCheckpoint: options.indexCheckpoint ?? DEFAULTS.indexCheckpoint,
+      indexCheckpointInterval: options.indexCheckpointInterval ?? DEFAULTS.indexCheckpointInterval,
       recoveryThreads: options.recoveryThreads ?? DEFAULTS.recoveryThreads,
     };
     this.#nextSalt = saltSource(options.seed);
@@ -285,6 +299,11 @@ export class Engine implements AsyncDisposable {
       recoveryThreads: this.#options.recoveryThreads,
       nextSalt: this.#nextSalt,
       onBarrier: (micros) => this.#metrics.syncLatency.observe(micros),
+    });
+    this.#checkpointer = new IndexCheckpointer({
+      files: this.#files,
+      memtables: this.#memtables,
+      intervalBytes: this.#options.indexCheckpoint ? this.#options.indexCheckpointInterval : 0,
     });
     this.#reader = new EntryReader((id) => this.#files.handle(id));
     this.#reader.cache.setBudget(this.#options.readCacheBytes);
@@ -697,6 +716,7 @@ export class Engine implements AsyncDisposable {
       failed: this.#failure !== undefined,
       recovery: this.#recovery,
       readCache: this.#reader.cache.stats(),
+      indexCheckpoints: this.#checkpointer.stats(),
       gc: {
         ...this.#gc.stats(),
         writeAmplification: files.bytesWritten === 0 ? 1 : (files.bytesWritten + this.#gc.rewriteBytes) / files.bytesWritten,
@@ -770,6 +790,7 @@ export class Engine implements AsyncDisposable {
       await this.#scrub?.stop();
       await Promise.all(this.#passes);
       await this.#gc.idle();
+      await this.#checkpointer.stop();
       await this.#queue.idle();
       if (this.#failure === undefined) {
         await this.#files.seal().catch(async (error: unknown) => {
@@ -916,6 +937,7 @@ export class Engine implements AsyncDisposable {
         const at = placed[next++]!;
         member.result = applyBatch(this.#memtables, record.items, record.payload, recordLocation(at.fileId, at.offset, record), 'error').compacted;
       }
+      this.#checkpointer.afterCommit(sync);
     } catch (error) {
       this.#failure = isRaftlogError(error) ? error : new EngineFailedError(`write path failed: ${String(error)}`, { cause: error });
       // A barrier that fails with ENOSPC drops the dirty pages just as EIO does.

@@ -22,13 +22,14 @@ import {
   parseRecycleFileName,
   recycleFileName,
 } from '../file-names.js';
-import { HOST_LITTLE_ENDIAN, INDEX_INVALID_BYTES, encodeIndexCheckpoint, type CoveredFile } from '../format/index-checkpoint.js';
+import { HOST_LITTLE_ENDIAN, INDEX_INVALID_BYTES, encodeIndexCheckpoint, type CoveredFile, type CoveredLog, type RegionIndex } from '../format/index-checkpoint.js';
 import { readFully } from '../read-fully.js';
 import type { FileHandle, FileSystem } from '../filesystem.js';
 import { FILE_HEADER_SIZE, Queue, decodeFileHeader } from '../format/layout.js';
 import type { Memtables } from '../apply.js';
 import type { SealedRecord } from '../log-batch.js';
 import { LogWriter, type LogWriterOptions, type PlacedRecord } from '../log-writer.js';
+import { exportRegions } from './index-checkpointer.js';
 import type { RecoveryMode } from '../recovery/recovery.js';
 import { recoverLog, type RecoveredState } from '../recovery/log.js';
 import type { VerifyTarget } from '../verify.js';
@@ -58,6 +59,8 @@ interface LogFile {
   handle: FileHandle;
   /** Bytes on disk (for the active file, asked of the writer). */
   bytes: number;
+  /** From its header: an index checkpoint records it without reading the file. */
+  salt: number;
 }
 
 interface Retired {
@@ -73,6 +76,9 @@ export interface WrittenCheckpoint {
   offset: number;
   fileBytes: number;
 }
+
+/** The log an index checkpoint taken now covers (see `indexCheckpointPosition`). */
+export type IndexCheckpointPosition = CoveredLog;
 
 export interface FileSetStats {
   appendFiles: number;
@@ -113,6 +119,8 @@ export class FileSet {
   #recycleSeq = 0;
   /** Files to remove: superseded, stale, or whose removal failed. */
   #doomed = new Set<string>();
+  /** The last record `append` placed: where an index checkpoint's position verifies. */
+  #lastPlaced: PlacedRecord | undefined;
   spills = 0;
 
   constructor(options: FileSetOptions) {
@@ -139,7 +147,7 @@ export class FileSet {
       parallel: { threads: this.#options.recoveryThreads ?? 0 },
     });
     try {
-      await this.#invalidateIndexCheckpoint();
+      await this.#invalidateIndexCheckpoint(recovered.log.report.indexCheckpoint?.used === true);
     } catch (error) {
       for (const file of recovered.log.files) await file.handle.close().catch(() => undefined);
       await recovered.rewrite.checkpoint?.handle.close().catch(() => undefined);
@@ -150,11 +158,12 @@ export class FileSet {
     const checkpoint = rewrite.checkpoint;
     if (checkpoint !== undefined) {
       this.#checkpoint = { seq: checkpoint.seq, watermark: checkpoint.watermark, bytes: checkpoint.bytes };
-      this.#files.set(fileId(Queue.Rewrite, checkpoint.seq), { queue: Queue.Rewrite, seq: checkpoint.seq, name: checkpoint.name, handle: checkpoint.handle, bytes: checkpoint.bytes });
+      const salt = await headerSalt(checkpoint.handle);
+      this.#files.set(fileId(Queue.Rewrite, checkpoint.seq), { queue: Queue.Rewrite, seq: checkpoint.seq, name: checkpoint.name, handle: checkpoint.handle, bytes: checkpoint.bytes, salt });
     }
     for (const name of [...rewrite.stale, ...log.superseded]) this.#doomed.add(name);
     for (const file of log.files) {
-      this.#files.set(fileId(Queue.Append, file.seq), { queue: Queue.Append, seq: file.seq, name: file.name, handle: file.handle, bytes: await file.handle.size() });
+      this.#files.set(fileId(Queue.Append, file.seq), { queue: Queue.Append, seq: file.seq, name: file.name, handle: file.handle, bytes: await file.handle.size(), salt: file.salt });
       if (this.#tiered?.tierOf(file.name) === 'spill') this.#spilled.add(file.seq);
     }
     for (const name of (await this.#fs.list()).sort()) {
@@ -247,7 +256,9 @@ export class FileSet {
       if (this.#manifest === undefined) await this.#createManifest();
       writer = this.#adoptWriter(await LogWriter.create(this.#writerOptions(), this.#nextSeq, this.#previousLength));
     }
-    return writer.append(records, sync);
+    const placed = await writer.append(records, sync);
+    if (placed.length > 0) this.#lastPlaced = placed[placed.length - 1];
+    return placed;
   }
 
   /** A barrier for everything appended so far. */
@@ -274,36 +285,67 @@ export class FileSet {
   }
 
   /**
-   * Writes the index checkpoint (src/format/index-checkpoint.ts) of a log
-   * just sealed by a clean close: under INDEX.tmp, made durable, renamed to
-   * INDEX, the rename made durable. A crash anywhere leaves INDEX absent or
-   * whole (INDEX.tmp is removed by the next open). Returns false, writing
-   * nothing, when the log is not in a state a checkpoint can describe (not
-   * sealed, no file, a listed file not held after a salvage recovery).
+   * Writes the index checkpoint of a log just sealed by a clean close (see
+   * `writeIndexCheckpointAt`). Returns false, writing nothing, when the log
+   * is not in a state a checkpoint can describe (not sealed, no file, a
+   * listed file not held after a salvage recovery).
    */
   async writeIndexCheckpoint(memtables: Memtables): Promise<boolean> {
     const writer = this.#writer;
-    const manifest = this.#manifest;
-    if (!HOST_LITTLE_ENDIAN || writer === undefined || !writer.sealed || manifest === undefined) return false;
-    const state = this.#state;
-    if (state.last !== writer.seq || state.first === 0) return false;
+    if (writer === undefined || !writer.sealed) return false;
     // A file with records must end in the seal record open checks for (none when a full disk refused it).
     if (writer.offset > FILE_HEADER_SIZE && writer.sealOffset === 0) return false;
-    const files: CoveredFile[] = [];
-    for (const file of this.#files.values()) {
-      const listed = file.queue === Queue.Rewrite ? file.seq === state.checkpoint?.seq : file.seq >= state.first && file.seq <= state.last;
-      if (!listed) return false;
-      const header = new Uint8Array(FILE_HEADER_SIZE);
-      const decoded = decodeFileHeader(header.subarray(0, await readFully(file.handle, header, 0, FILE_HEADER_SIZE, 0)));
-      if (typeof decoded === 'string') return false;
-      files.push({ seq: file.seq, queue: file.queue, salt: decoded.salt, size: await file.handle.size() });
+    const position = this.indexCheckpointPosition(writer.sealOffset);
+    if (position === undefined) return false;
+    await this.writeIndexCheckpointAt(position, exportRegions(memtables, false));
+    return true;
+  }
+
+  /**
+   * Synchronous, between two write groups (the memtables then reflect
+   * exactly the records up to the active file's offset): the position an
+   * index checkpoint of the memtables covers, or undefined when no
+   * checkpoint can describe the log now. The first file and GC checkpoint
+   * are the ones the memtables use (a purge changes them at its swap, after
+   * its manifest commit), so a checkpoint taken between the two is stale
+   * at open, never wrong. `lastAt`: where the record ending at the offset
+   * starts (default: the last one `append` placed).
+   */
+  indexCheckpointPosition(lastAt?: number): IndexCheckpointPosition | undefined {
+    const writer = this.#writer;
+    const manifest = this.#manifest;
+    if (!HOST_LITTLE_ENDIAN || writer === undefined || manifest === undefined || this.#state.last !== writer.seq) return undefined;
+    const through = writer.seq;
+    if (lastAt === undefined) {
+      const placed = this.#lastPlaced;
+      lastAt = writer.offset === FILE_HEADER_SIZE ? 0 : placed !== undefined && placed.fileId === writer.fileId ? placed.offset : -1;
     }
-    if (files.length !== (state.checkpoint === undefined ? 0 : 1) + state.last - state.first + 1) return false;
-    const regions = [...memtables.values()].map((memtable) => memtable.exportIndex());
-    const bytes = encodeIndexCheckpoint(
-      { manifestGeneration: manifest.generation, first: state.first, last: state.last, rewriteSeq: state.checkpoint?.seq ?? 0, lastEnd: writer.offset, sealAt: writer.sealOffset, files },
-      regions,
-    );
+    if (lastAt < 0) return undefined;
+    // Salts and sizes as the file set knows them: taking a position does no I/O.
+    const files: CoveredFile[] = [];
+    let first = Number.POSITIVE_INFINITY;
+    const rewriteSeq = this.#checkpoint?.seq ?? 0;
+    for (const file of this.#files.values()) {
+      if (file.queue === Queue.Append) first = Math.min(first, file.seq);
+      // A rewrite file a purge wrote but has not swapped in yet is not what the memtables use.
+      if (file.queue === Queue.Rewrite && file.seq !== rewriteSeq) continue;
+      const bytes = file.queue === Queue.Append && file.seq === through ? writer.fileBytes : file.bytes;
+      files.push({ seq: file.seq, queue: file.queue, salt: file.salt, size: bytes });
+    }
+    if (files.length !== (rewriteSeq === 0 ? 0 : 1) + through - first + 1) return undefined;
+    return { manifestGeneration: manifest.generation, first, last: through, rewriteSeq, lastEnd: writer.offset, sealAt: lastAt, files };
+  }
+
+  /**
+   * Writes the index checkpoint (src/format/index-checkpoint.ts) of
+   * `regions` at `position` under INDEX.tmp, made durable, renamed to INDEX,
+   * the rename made durable. A crash anywhere leaves the previous INDEX or
+   * the new one, whole (INDEX.tmp is removed by the next open). The records
+   * up to the position must be durable before it is called. Returns the
+   * checkpoint's size in bytes.
+   */
+  async writeIndexCheckpointAt(position: IndexCheckpointPosition, regions: readonly RegionIndex[]): Promise<number> {
+    const bytes = encodeIndexCheckpoint(position, regions);
     const fs = this.#options.fs;
     const alignment = fs.capabilities.writeAlignment;
     const padded = new Uint8Array(Math.ceil(bytes.length / alignment) * alignment);
@@ -317,26 +359,29 @@ export class FileSet {
     }
     await fs.rename(INDEX_CHECKPOINT_TMP_NAME, INDEX_CHECKPOINT_NAME);
     await fs.syncDir();
-    return true;
+    return bytes.length;
   }
 
   /**
-   * An index checkpoint describes the log only until the next write: the
-   * open that finds one invalidates it, durably, before any write (see
-   * src/recovery/index-checkpoint.ts), and removes a half-written one. It is
+   * Open removes a half-written checkpoint, and invalidates, durably, before
+   * any write, one it did not use (`used` false): stale or damaged, or
+   * disabled; the recovery that followed may have changed the log under it
+   * (a cut), so it must never be loaded later. One it used stays: it covers
+   * a prefix of the log recovery left, and writes only extend the tail (see
+   * src/recovery/index-checkpoint.ts). It is
    * zeroed in place rather than removed, so open frees no space: a full disk
    * stays exactly as full as the engine found it (a backend writing through
    * a memory map of a sparse file faults, SIGBUS, if a few freed blocks let
    * it get that far). Where the in-place write itself needs space (an
    * encrypting FileSystem), it is removed instead.
    */
-  async #invalidateIndexCheckpoint(): Promise<void> {
+  async #invalidateIndexCheckpoint(used: boolean): Promise<void> {
     const fs = this.#options.fs;
     if (await fs.exists(INDEX_CHECKPOINT_TMP_NAME)) {
       await fs.remove(INDEX_CHECKPOINT_TMP_NAME);
       await fs.syncDir();
     }
-    if (!(await fs.exists(INDEX_CHECKPOINT_NAME))) return;
+    if (used || !(await fs.exists(INDEX_CHECKPOINT_NAME))) return;
     const handle = await fs.open(INDEX_CHECKPOINT_NAME);
     try {
       const head = new Uint8Array(INDEX_INVALID_BYTES);
@@ -420,6 +465,11 @@ export class FileSet {
     return files;
   }
 
+  /** Counts purges that retired files (each changes what an index checkpoint must cover). */
+  get purgeEpoch(): number {
+    return this.#epoch;
+  }
+
   get checkpoint(): { seq: number; watermark: number; bytes: number } | undefined {
     return this.#checkpoint;
   }
@@ -450,7 +500,7 @@ export class FileSet {
       );
       const [placed] = await writer.append([record], true);
       const id = fileId(Queue.Rewrite, seq);
-      this.#files.set(id, { queue: Queue.Rewrite, seq, name, handle: writer.handle, bytes: writer.fileBytes });
+      this.#files.set(id, { queue: Queue.Rewrite, seq, name, handle: writer.handle, bytes: writer.fileBytes, salt: writer.salt });
       return { seq, id, offset: placed!.offset, fileBytes: writer.fileBytes };
     } catch (error) {
       await writer?.close().catch(() => undefined);
@@ -643,11 +693,11 @@ export class FileSet {
 
   #adoptWriter(writer: LogWriter): LogWriter {
     this.#writer = writer;
-    this.#files.set(writer.fileId, { queue: Queue.Append, seq: writer.seq, name: logFileName(Queue.Append, writer.seq), handle: writer.handle, bytes: 0 });
+    this.#files.set(writer.fileId, { queue: Queue.Append, seq: writer.seq, name: logFileName(Queue.Append, writer.seq), handle: writer.handle, bytes: 0, salt: writer.salt });
     writer.onRotate = (retired, active) => {
       const file = this.#files.get(fileId(Queue.Append, retired.seq));
       if (file !== undefined) file.bytes = retired.bytes;
-      this.#files.set(fileId(Queue.Append, active.seq), { queue: Queue.Append, seq: active.seq, name: logFileName(Queue.Append, active.seq), handle: active.handle, bytes: 0 });
+      this.#files.set(fileId(Queue.Append, active.seq), { queue: Queue.Append, seq: active.seq, name: logFileName(Queue.Append, active.seq), handle: active.handle, bytes: 0, salt: writer.salt });
     };
     return writer;
   }
@@ -728,6 +778,13 @@ export class FileSet {
     await this.#fs.syncDir();
     if (firstError !== undefined) throw firstError;
   }
+}
+
+async function headerSalt(handle: FileHandle): Promise<number> {
+  const bytes = new Uint8Array(FILE_HEADER_SIZE);
+  const header = decodeFileHeader(bytes.subarray(0, await readFully(handle, bytes, 0, FILE_HEADER_SIZE, 0)));
+  // Recovery verified it; 0 (no salt) only makes a checkpoint naming it stale.
+  return typeof header === 'string' ? 0 : header.salt;
 }
 
 async function ignoreNoSpace(operation: Promise<void>): Promise<void> {

@@ -1,8 +1,9 @@
 /**
- * The index checkpoint file (`INDEX`): the memtables as a clean close left
- * them, and the exact log state they describe, so an open can load them
- * instead of replaying every record. Every byte is in docs/format.md
- * ("Index checkpoint"). One CRC32C over the whole file: it is read whole.
+ * The index checkpoint file (`INDEX`): the memtables at one log position (a
+ * clean close's seal end, or the end of a synced write group while running)
+ * and the log they describe, so an open can load them and replay only the
+ * records after that position. Every byte is in docs/format.md ("Index
+ * checkpoint"). One CRC32C over the whole file: it is read whole.
  *
  * The index columns are copied in and out in bulk as raw little-endian typed
  * arrays; loading allocates per region and per key, never per entry.
@@ -28,7 +29,7 @@ export const INDEX_INVALID_BYTES = 64;
 /** Typed arrays are host-endian; the file is little-endian. A big-endian host neither writes nor loads one. */
 export const HOST_LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
 
-/** One log file the checkpoint covers, as its header and size said at close. */
+/** One log file the checkpoint covers, as its header and size said when it was taken. */
 export interface CoveredFile {
   seq: number;
   /** 0: append queue, 1: rewrite queue (a GC checkpoint). */
@@ -38,16 +39,19 @@ export interface CoveredFile {
   size: number;
 }
 
-/** What the checkpoint covers: the MANIFEST generation and state, and every file it lists. */
+/** What the checkpoint covers: the log position, the files the memtables use, and every file up to the position. */
 export interface CoveredLog {
+  /** Informational: every rotation bumps it. */
   manifestGeneration: number;
+  /** The first append file the memtables use. */
   first: number;
+  /** The covered file: the append file holding the position. */
   last: number;
-  /** The GC checkpoint (rewrite file) the manifest lists, 0 for none. */
+  /** The GC checkpoint (rewrite file) the memtables use, 0 for none. */
   rewriteSeq: number;
-  /** Where the last append file's records end (its seal record's end). */
+  /** The position: where the covered records end in file `last` (a record boundary). */
   lastEnd: number;
-  /** Where the last append file's seal record starts (0: the file holds no record). */
+  /** Where the record ending at `lastEnd` starts (a seal after a clean close); 0: `lastEnd` is the end of the file header. */
   sealAt: number;
   files: CoveredFile[];
 }

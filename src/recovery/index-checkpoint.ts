@@ -1,75 +1,106 @@
 /**
- * Loading the index checkpoint (`INDEX`, written by a clean close; format in
- * src/format/index-checkpoint.ts) instead of replaying the log.
+ * Loading the index checkpoint (`INDEX`; format in
+ * src/format/index-checkpoint.ts) instead of replaying the whole log.
  *
- * The rule for staleness is the simplest one that is always correct: a
- * checkpoint describes the log exactly as one clean close left it, and the
- * open that finds it invalidates it (zeroes its header in place, durably,
- * before the engine accepts a write; see FileSet.open), used or not. So no checkpoint ever exists while the log
- * holds records it does not cover, and a crash after new writes replays the
- * whole log. Open still checks that the log is the one the checkpoint names,
- * so a checkpoint copied from elsewhere, left by a process that did not remove
- * it, or outlived by a tool that changed the files, is never used:
- *  - the MANIFEST's generation, first and last append file and GC checkpoint
- *    are the ones it recorded (any rotation or purge bumps the generation);
+ * A checkpoint holds the memtables as they were at one log position (file
+ * `covered.last`, offset `covered.lastEnd`, a record boundary): written at a
+ * clean close (the position is the seal's end) or periodically while the
+ * engine runs (src/file-set/index-checkpointer.ts; the position is the end
+ * of a write group, made durable by a barrier before the checkpoint was
+ * written). Open loads it and replays only the records after that position
+ * (the tail) through the normal recovery code (recoverQueue's `resume`), so
+ * recovery modes, torn-tail cuts and corruption reports apply to the tail
+ * exactly as in a full replay. Records the engine writes after the position
+ * only ever extend the tail: the checkpoint stays valid until a purge.
+ *
+ * Open checks that the log is the one the checkpoint covers, so a checkpoint
+ * copied from elsewhere, outlived by a purge or by a tool that changed the
+ * files, is never used:
+ *  - the MANIFEST's first append file and GC checkpoint are the ones it
+ *    recorded (a purge changes them: the memtables it holds may point into
+ *    files the purge removed, so a purge makes it stale), its covered file is
+ *    listed, and a clean end recorded in that file is not before its position;
  *  - no append file past the manifest's last one exists;
- *  - every file it covers exists, with the size it had at close, and a header
- *    that verifies with the sequence number, queue and salt it recorded (salts
- *    are random per file: a foreign log never matches);
- *  - the last file's seal record is where it was, verifies, and ends at the
- *    recorded end, and no record verifies there (nothing was appended after
- *    the close).
- * Anything else falls back to a full replay, with the reason in the report.
- * What it does not do: re-read the covered records. Reads verify each entry
- * they read; `consistencyCheck()` and `raftlog check` verify every record.
+ *  - every file it covers exists with a header that verifies with the
+ *    sequence number, queue and salt it recorded (salts are random per file:
+ *    a foreign or recycled file never matches) and, below the covered file,
+ *    the size it recorded (they no longer change);
+ *  - in the covered file, the last covered record is where it recorded,
+ *    verifies, and ends at the recorded position.
+ * Anything else falls back to a full replay, with the reason in the report;
+ * the open then invalidates the checkpoint (FileSet.open), since recovery may
+ * change the log under it. What it does not do: re-read the covered records.
+ * Reads verify each entry they read; `consistencyCheck()` and `raftlog
+ * check` verify every record.
  */
 import type { Memtables } from '../apply.js';
 import { INDEX_CHECKPOINT_NAME, logFileName, parseLogFileName } from '../file-names.js';
 import type { FileHandle, FileSystem } from '../filesystem.js';
 import { CONSUMED, HOST_LITTLE_ENDIAN, decodeIndexCheckpoint, type CoveredFile, type CoveredLog } from '../format/index-checkpoint.js';
-import { FILE_HEADER_SIZE, Queue, decodeFileHeader } from '../format/layout.js';
+import { FILE_HEADER_SIZE, Queue, decodeFileHeader, type FileHeader } from '../format/layout.js';
 import type { ManifestRead } from '../file-set/manifest.js';
 import { RegionMemtable } from '../memtable.js';
 import { readFully } from '../read-fully.js';
-import type { RecoveredState } from './log.js';
-import type { RecoveredFile, RecoveryMode } from './recovery.js';
+import type { RewriteQueueState } from './checkpoint.js';
+import type { RecoveredFile } from './recovery.js';
 import { RecordScanner } from './scanner.js';
 
-export type IndexCheckpointLoad = { kind: 'loaded'; state: RecoveredState } | { kind: 'unused'; reason: string };
+export type IndexCheckpointLoad =
+  | {
+      kind: 'loaded';
+      /** Append files wholly before the covered one, open read-only (not replayed). */
+      files: RecoveredFile[];
+      rewrite: RewriteQueueState;
+      /** Where replay resumes (see RecoverOptions.resume). */
+      resume: { seq: number; offset: number; sealAt: number };
+    }
+  | { kind: 'unused'; reason: string };
 
-/** Loads `INDEX` into `memtables` (empty on entry) when it matches the log exactly; never changes a file. */
-export async function loadIndexCheckpoint(fs: FileSystem, mode: RecoveryMode, manifest: ManifestRead, memtables: Memtables): Promise<IndexCheckpointLoad> {
+/** Loads `INDEX` into `memtables` (empty on entry) when it covers a prefix of this log; never changes a file. */
+export async function loadIndexCheckpoint(fs: FileSystem, manifest: ManifestRead, memtables: Memtables): Promise<IndexCheckpointLoad> {
   if (!(await fs.exists(INDEX_CHECKPOINT_NAME))) return { kind: 'unused', reason: 'absent' };
   if (!HOST_LITTLE_ENDIAN) return { kind: 'unused', reason: 'big-endian host' };
   if (manifest.kind !== 'ok') return { kind: 'unused', reason: `stale: MANIFEST ${manifest.kind}` };
   const decoded = decodeIndexCheckpoint(await readWhole(fs, INDEX_CHECKPOINT_NAME));
-  if (decoded === CONSUMED) return { kind: 'unused', reason: 'stale: an earlier open used or set it aside (the log may have changed since)' };
+  if (decoded === CONSUMED) return { kind: 'unused', reason: 'stale: an earlier open set it aside (the log may have changed since)' };
   if (typeof decoded === 'string') return { kind: 'unused', reason: `damaged: ${decoded}` };
   const { covered } = decoded;
   const state = manifest.state;
-  if (covered.manifestGeneration !== manifest.generation) {
-    return { kind: 'unused', reason: `stale: covers MANIFEST generation ${covered.manifestGeneration}, found ${manifest.generation}` };
+  if (covered.first !== state.first || covered.rewriteSeq !== (state.checkpoint?.seq ?? 0)) {
+    return { kind: 'unused', reason: 'stale: a purge changed the files since (the MANIFEST lists another first file or GC checkpoint)' };
   }
-  if (covered.first !== state.first || covered.last !== state.last || covered.rewriteSeq !== (state.checkpoint?.seq ?? 0) || state.last === 0) {
-    return { kind: 'unused', reason: 'stale: the MANIFEST lists other files' };
+  const through = covered.last;
+  if (state.first === 0 || through < state.first || through > state.last) return { kind: 'unused', reason: 'stale: the MANIFEST does not list the file it covers' };
+  if (state.cleanEnd !== 0 && through === state.last && state.cleanEnd < covered.lastEnd) {
+    return { kind: 'unused', reason: 'stale: the MANIFEST records a clean end before the position it covers' };
   }
   const expected: CoveredFile[] = [];
   const names = (await fs.list()).map((name) => ({ name, parsed: parseLogFileName(name) }));
   if (names.some((n) => n.parsed?.queue === Queue.Append && n.parsed.seq > state.last)) return { kind: 'unused', reason: 'stale: append files past the MANIFEST' };
-  if (covered.files.length !== (state.checkpoint === undefined ? 0 : 1) + state.last - state.first + 1) return { kind: 'unused', reason: 'stale: covers other files' };
-  const opened: { file: CoveredFile; name: string; handle: FileHandle }[] = [];
+  if (covered.files.length !== (state.checkpoint === undefined ? 0 : 1) + through - state.first + 1) return { kind: 'unused', reason: 'stale: covers other files' };
+  const opened: { file: CoveredFile; name: string; handle: FileHandle; header: FileHeader }[] = [];
+  let sealAt = 0;
   try {
     for (const file of covered.files) {
-      const isLast = file.queue === Queue.Append && file.seq === state.last;
-      const listed = file.queue === Queue.Rewrite ? file.seq === state.checkpoint?.seq : file.seq >= state.first && file.seq <= state.last;
+      const isCovered = file.queue === Queue.Append && file.seq === through;
+      const listed = file.queue === Queue.Rewrite ? file.seq === state.checkpoint?.seq : file.seq >= state.first && file.seq <= through;
       if (!listed || expected.some((e) => e.queue === file.queue && e.seq === file.seq)) return await unused(opened, 'stale: covers other files');
       expected.push(file);
       const name = logFileName(file.queue as Queue, file.seq);
       if (!names.some((n) => n.name === name)) return await unused(opened, `stale: ${name} is missing`);
-      const handle = await fs.open(name, { readOnly: !isLast });
-      opened.push({ file, name, handle });
-      const why = await mismatch(handle, file, isLast ? covered : undefined);
-      if (why !== undefined) return await unused(opened, `stale: ${name} ${why}`);
+      const handle = await fs.open(name, { readOnly: true });
+      const checked = await check(handle, file, isCovered ? covered : undefined);
+      if (typeof checked === 'string') {
+        await handle.close().catch(() => undefined);
+        return await unused(opened, `stale: ${name} ${checked}`);
+      }
+      // The covered file is replayed from the position on (recoverQueue opens it itself).
+      if (isCovered) {
+        sealAt = checked.sealAt;
+        await handle.close();
+      } else {
+        opened.push({ file, name, handle, header: checked.header });
+      }
     }
   } catch (error) {
     await closeAll(opened);
@@ -77,62 +108,57 @@ export async function loadIndexCheckpoint(fs: FileSystem, mode: RecoveryMode, ma
   }
   for (const region of decoded.regions) memtables.set(region.region, RegionMemtable.fromIndex(region));
   const rewrite = opened.find((o) => o.file.queue === Queue.Rewrite);
-  const files: RecoveredFile[] = opened
-    .filter((o) => o.file.queue === Queue.Append)
-    .sort((a, b) => a.file.seq - b.file.seq)
-    .map(({ file, name, handle }) => {
-      const end = file.seq === state.last ? covered.lastEnd : file.size;
-      return { name, seq: file.seq, salt: file.salt, handle, end, provenEnd: end, sealed: true, sealAt: file.seq === state.last ? covered.sealAt : 0 };
-    });
+  const appends = opened.filter((o) => o.file.queue === Queue.Append).sort((a, b) => a.file.seq - b.file.seq);
+  const files: RecoveredFile[] = appends.map(({ file, name, handle }, i) => {
+    // Where its records end: the length its successor's header records (the file may be preallocated past it).
+    const successor = i + 1 < appends.length ? appends[i + 1]!.header.previousFileLength : 0;
+    const end = successor > 0 ? successor : file.size;
+    return { name, seq: file.seq, salt: file.salt, handle, end, provenEnd: end, sealed: true, sealAt: 0 };
+  });
   const rewriteSeqs = names.filter((n) => n.parsed?.queue === Queue.Rewrite).map((n) => n.parsed!.seq);
   return {
     kind: 'loaded',
-    state: {
-      manifest,
-      rewrite: {
-        checkpoint:
-          rewrite === undefined
-            ? undefined
-            : { seq: rewrite.file.seq, name: rewrite.name, handle: rewrite.handle, watermark: state.checkpoint!.watermark, bytes: rewrite.file.size },
-        stale: names.filter((n) => n.parsed?.queue === Queue.Rewrite && n.parsed.seq !== rewrite?.file.seq).map((n) => n.name),
-        maxSeq: Math.max(0, ...rewriteSeqs),
-        problems: [],
-      },
-      log: {
-        files,
-        writable: files[files.length - 1],
-        nextSeq: state.last + 1,
-        report: { mode, files: files.length, records: 0, bytesScanned: 0, problems: [], indexCheckpoint: { used: true, detail: 'loaded' } },
-        superseded: names.filter((n) => n.parsed?.queue === Queue.Append && n.parsed.seq < state.first).map((n) => n.name),
-      },
-      deadRunsSkipped: 0,
+    files,
+    rewrite: {
+      checkpoint:
+        rewrite === undefined
+          ? undefined
+          : { seq: rewrite.file.seq, name: rewrite.name, handle: rewrite.handle, watermark: state.checkpoint!.watermark, bytes: rewrite.file.size },
+      stale: names.filter((n) => n.parsed?.queue === Queue.Rewrite && n.parsed.seq !== rewrite?.file.seq).map((n) => n.name),
+      maxSeq: Math.max(0, ...rewriteSeqs),
+      problems: [],
     },
+    resume: { seq: through, offset: covered.lastEnd, sealAt },
   };
 }
 
-/** Why the file is not the one the checkpoint recorded, or undefined when it is. */
-async function mismatch(handle: FileHandle, file: CoveredFile, last: CoveredLog | undefined): Promise<string | undefined> {
+/**
+ * Why the file is not the one the checkpoint recorded; else its header and,
+ * for the covered file (`covered` given), where a seal record ending at the
+ * position starts (0 when the last covered record is no seal).
+ */
+async function check(handle: FileHandle, file: CoveredFile, covered: CoveredLog | undefined): Promise<string | { header: FileHeader; sealAt: number }> {
   const size = await handle.size();
-  if (size !== file.size) return `is ${size} bytes, the checkpoint recorded ${file.size}`;
+  // A file before the covered one is finished; the covered one may have grown since.
+  if (covered === undefined && size !== file.size) return `is ${size} bytes, the checkpoint recorded ${file.size}`;
   const bytes = new Uint8Array(FILE_HEADER_SIZE);
   const header = decodeFileHeader(bytes.subarray(0, await readFully(handle, bytes, 0, FILE_HEADER_SIZE, 0)));
   if (typeof header === 'string') return `header ${header}`;
   if (header.seq !== file.seq || header.queue !== file.queue || header.salt !== file.salt) return 'header is not the one the checkpoint recorded';
-  if (last === undefined) return undefined;
-  const { lastEnd, sealAt } = last;
-  if (lastEnd < FILE_HEADER_SIZE || lastEnd > size) return `recorded end ${lastEnd} lies outside the file`;
+  if (covered === undefined) return { header, sealAt: 0 };
+  // `sealAt` in the file: where the last covered record starts (a seal after a clean close).
+  const { lastEnd, sealAt: lastAt } = covered;
+  if (lastEnd < FILE_HEADER_SIZE || lastEnd > size) return `is ${size} bytes, shorter than the position ${lastEnd} the checkpoint covers`;
+  if (lastAt === 0 ? lastEnd !== FILE_HEADER_SIZE : lastAt < FILE_HEADER_SIZE || lastAt >= lastEnd) return 'has a recorded position the checkpoint cannot have';
+  if (lastAt === 0) return { header, sealAt: 0 };
   const scanner = new RecordScanner(handle, size, header.salt);
   try {
-    if (sealAt === 0 ? lastEnd !== FILE_HEADER_SIZE : sealAt < FILE_HEADER_SIZE || sealAt >= lastEnd) return 'has a recorded end the checkpoint cannot have';
-    if (sealAt !== 0) {
-      const seal = await scanner.read(sealAt);
-      if (!('header' in seal) || seal.header.payloadLength !== 0 || seal.end !== lastEnd) return `holds no seal record ending at ${lastEnd} at ${sealAt}`;
-    }
-    if ('header' in (await scanner.read(lastEnd))) return `holds a record after the recorded end ${lastEnd}`;
+    const last = await scanner.read(lastAt);
+    if (!('header' in last) || last.end !== lastEnd) return `holds no record ending at ${lastEnd} at ${lastAt}`;
+    return { header, sealAt: last.header.payloadLength === 0 ? lastAt : 0 };
   } finally {
     await scanner.window.idle();
   }
-  return undefined;
 }
 
 async function readWhole(fs: FileSystem, name: string): Promise<Uint8Array> {

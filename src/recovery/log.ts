@@ -21,10 +21,10 @@ import type { FileSystem } from '../filesystem.js';
 import { FILE_FLAG_MANIFEST, FILE_HEADER_SIZE, RECORD_FLAG_LZ4, decodeFileHeader } from '../format/layout.js';
 import { recoverCheckpoint, type RewriteQueueState } from './checkpoint.js';
 import { loadIndexCheckpoint } from './index-checkpoint.js';
-import { MANIFEST_NAME } from '../file-names.js';
+import { INDEX_CHECKPOINT_NAME, MANIFEST_NAME } from '../file-names.js';
 import { readManifest, spilledPerManifest, type ManifestRead, type ManifestState } from '../file-set/manifest.js';
 import { Queue } from '../format/layout.js';
-import { RecoveryMode, decideFile, recoverQueue, type RecoveredLog, type RecoveryProblem, type RecoveryReport } from './recovery.js';
+import { RecoveryMode, decideFile, recoverQueue, type IndexCheckpointUse, type RecoveredLog, type RecoveryProblem, type RecoveryReport } from './recovery.js';
 import type { Decision } from './decision-table.js';
 import type { ScannedRecord } from './scanner.js';
 import { ParallelReplay, type ParallelReplayOptions } from './prescan.js';
@@ -45,7 +45,7 @@ export interface RecoverLogOptions {
   visit?: (record: ScannedRecord, fileId: number) => void;
   /** A spill FileSystem is part of `fs` (a TieredFs): a file the manifest places there and `fs` lacks is missing, not withheld. */
   spillGiven?: boolean;
-  /** Load the index checkpoint when it matches the log, instead of replaying (see index-checkpoint.ts). Never in a dry run. */
+  /** Load the index checkpoint when it covers a prefix of the log and replay only the rest (see index-checkpoint.ts). Never in a dry run. */
   indexCheckpoint?: boolean;
   /** Receives every decision of the recovery decision table taken, in order. */
   decisions?: Decision[];
@@ -77,11 +77,38 @@ export async function recoverLog(fs: FileSystem, mode: RecoveryMode, memtables: 
     }
   };
   const manifest = await readManifest(fs);
-  let checkpointUse = { used: false, detail: 'disabled' };
-  if (options.indexCheckpoint === true && options.dryRun !== true) {
-    const loaded = await loadIndexCheckpoint(fs, mode, manifest, memtables);
-    if (loaded.kind === 'loaded') return loaded.state;
+  let checkpointUse: IndexCheckpointUse = { used: false, detail: 'disabled' };
+  if (options.indexCheckpoint === true && options.dryRun !== true && manifest.kind === 'ok') {
+    const loaded = await loadIndexCheckpoint(fs, manifest, memtables);
+    if (loaded.kind === 'loaded') {
+      // The tail replays under the same gap policy a full replay would use at that point.
+      gaps = loaded.rewrite.checkpoint !== undefined ? 'skip' : mode === RecoveryMode.TolerateAnyCorruption ? 'reset' : 'error';
+      const listed = manifest.state;
+      try {
+        // A listed file missing from the tail (one on a spillFs not given) is what it is in a full replay.
+        const listedProblems = { mode, problems: [] as RecoveryProblem[] } as RecoveryReport;
+        await checkListedFiles(fs, listed, mode, listedProblems, options.spillGiven === true, options.decisions);
+        // Serial: the tail is what a crash left since the last checkpoint (parallel replay serves a full one).
+        const log = await recoverQueue(fs, mode, apply, { minSeq: listed.first, maxSeq: listed.last, cleanEnd: listed.cleanEnd, resume: loaded.resume, decisions: options.decisions });
+        log.files.unshift(...loaded.files);
+        log.report.problems.unshift(...listedProblems.problems);
+        log.report.indexCheckpoint = {
+          used: true,
+          detail: 'loaded',
+          coveredThrough: { seq: loaded.resume.seq, offset: loaded.resume.offset },
+          tailRecords: log.report.records,
+          tailBytes: log.report.bytesScanned,
+        };
+        return { manifest, rewrite: loaded.rewrite, log, deadRunsSkipped };
+      } catch (error) {
+        for (const file of loaded.files) await file.handle.close().catch(() => undefined);
+        await loaded.rewrite.checkpoint?.handle.close().catch(() => undefined);
+        throw error;
+      }
+    }
     checkpointUse = { used: false, detail: loaded.reason };
+  } else if (options.indexCheckpoint === true && options.dryRun !== true) {
+    checkpointUse = { used: false, detail: (await fs.exists(INDEX_CHECKPOINT_NAME)) ? `stale: MANIFEST ${manifest.kind}` : 'absent' };
   }
   const manifestProblems: RecoveryProblem[] = [];
   const report = { mode, problems: manifestProblems } as RecoveryReport;

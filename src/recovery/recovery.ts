@@ -24,11 +24,12 @@
  *
  * Every cut, skip and removal is listed in the RecoveryReport.
  *
- * After a clean close an engine's open may load the index checkpoint instead
- * (src/recovery/index-checkpoint.ts): it checks that the log is the one the
+ * An engine's open may load the index checkpoint instead
+ * (src/recovery/index-checkpoint.ts) and replay only the tail after the log
+ * position it covers (`resume`): it checks that the log is the one the
  * checkpoint covers, not the records themselves, so the table applies to
- * those records only when they are read, or checked (consistencyCheck, the
- * CLI, which always replay).
+ * covered records only when they are read, or checked (consistencyCheck, the
+ * CLI, which always replay); to the tail it applies as to any replay.
  *
  * `{ dryRun: true }` runs the same decisions without changing anything (no
  * truncate, no removal, every file opened read-only), so tools (`raftlog
@@ -74,7 +75,7 @@ export interface RecoveryReport {
 }
 
 export interface IndexCheckpointUse {
-  /** The memtables came from the checkpoint; no record was replayed. */
+  /** The memtables came from the checkpoint; only the records after it (the tail) were replayed. */
   used: boolean;
   /**
    * 'loaded' when used; else why not: 'disabled' (indexCheckpoint: false),
@@ -82,6 +83,11 @@ export interface IndexCheckpointUse {
    * describe the log found, e.g. another MANIFEST generation or file size).
    */
   detail: string;
+  /** When used: the last log position it covers (append file and offset); the tail starts there. */
+  coveredThrough?: { seq: number; offset: number };
+  /** When used: records and bytes of the tail replayed after it (also counted in the report's records and bytesScanned). */
+  tailRecords?: number;
+  tailBytes?: number;
 }
 
 export interface RecoveredFile {
@@ -143,6 +149,14 @@ export interface RecoverOptions {
    * cut that left no damage to see (case G).
    */
   cleanEnd?: number;
+  /**
+   * An index checkpoint covers the log up to here (src/recovery/index-checkpoint.ts):
+   * replay starts in file `seq` at `offset` (a record boundary made durable
+   * before the checkpoint was written); files before it are not replayed or
+   * returned. `sealAt`: where a seal record ending at `offset` starts, 0 if
+   * the last covered record is no seal.
+   */
+  resume?: { seq: number; offset: number; sealAt: number };
   /** Receives every decision taken, in order (tests follow the table with it). */
   decisions?: Decision[];
   /** Makes each file's record scanner (prescan.ts: verified ahead on worker threads); default serial. */
@@ -157,15 +171,17 @@ export async function recoverQueue(fs: FileSystem, mode: RecoveryMode, apply: Ap
     .filter((n) => n.parsed !== undefined && n.parsed.queue === Queue.Append)
     .sort((a, b) => a.parsed!.seq - b.parsed!.seq);
   const listedLast = options.maxSeq;
-  const names = all.filter((n) => n.parsed!.seq >= minSeq && (listedLast === undefined || n.parsed!.seq <= listedLast));
+  const resume = options.resume;
+  const from = Math.max(minSeq, resume?.seq ?? 0);
+  const names = all.filter((n) => n.parsed!.seq >= from && (listedLast === undefined || n.parsed!.seq <= listedLast));
   const report: RecoveryReport = { mode, files: names.length, records: 0, bytesScanned: 0, problems: [] };
   const decisions = options.decisions;
   const unlisted = listedLast === undefined ? [] : all.filter((n) => n.parsed!.seq > listedLast);
   const keptPastListed = await settleUnlisted(fs, mode, report, unlisted, dryRun, decisions);
   const files: RecoveredFile[] = [];
   const maxSeq = names.length === 0 ? 0 : names[names.length - 1]!.parsed!.seq;
-  if (minSeq > 0 && names[0]?.parsed!.seq !== minSeq) {
-    const detail = `file(s) missing: the GC checkpoint's watermark is file ${minSeq}`;
+  if (from > 0 && names[0]?.parsed!.seq !== from) {
+    const detail = resume !== undefined ? `file(s) missing: the index checkpoint covers up to file ${from}` : `file(s) missing: the GC checkpoint's watermark is file ${minSeq}`;
     decideFile('sequence-gap', mode, report, { file: names[0]?.name ?? '(none)', offset: 0, detail, bytesDropped: 0 }, decisions);
   }
   let previous: RecoveredFile | undefined;
@@ -188,7 +204,8 @@ export async function recoverQueue(fs: FileSystem, mode: RecoveryMode, apply: Ap
       try {
         const mayBeUnfinished = isLast && listedLast === undefined;
         const cleanEnd = options.cleanEnd !== undefined && options.cleanEnd > 0 && parsed!.seq === listedLast ? options.cleanEnd : undefined;
-        recovered = await recoverFile(queue, { handle, name, seq: parsed!.seq, isLast, mayBeUnfinished, expectedEnd, cleanEnd, previous });
+        const start = resume !== undefined && parsed!.seq === resume.seq ? resume : undefined;
+        recovered = await recoverFile(queue, { handle, name, seq: parsed!.seq, isLast, mayBeUnfinished, expectedEnd, cleanEnd, previous, start });
       } catch (error) {
         // Not in `files` yet, so the cleanup below would leak its descriptor.
         await handle.close().catch(() => undefined);
@@ -330,6 +347,8 @@ interface FilePlace {
   /** The MANIFEST's clean end, when this is its last file. */
   cleanEnd: number | undefined;
   previous: RecoveredFile | undefined;
+  /** Resuming after an index checkpoint (RecoverOptions.resume): replay starts here. */
+  start?: { offset: number; sealAt: number };
 }
 
 async function recoverFile(queue: QueueRecovery, place: FilePlace): Promise<RecoveredFile | undefined> {
@@ -372,12 +391,15 @@ async function replayRecords(
   const { handle, name, isLast, cleanEnd } = place;
   const size = scanner.window.size;
   const id = fileId(Queue.Append, place.seq);
-  let offset = FILE_HEADER_SIZE;
-  let provenEnd = FILE_HEADER_SIZE;
-  let sealed = false;
-  let cleanEndSeen = false;
+  // Resuming after an index checkpoint: what it covers was durable before it was written.
+  const start = place.start;
+  const startAt = start?.offset ?? FILE_HEADER_SIZE;
+  let offset = startAt;
+  let provenEnd = startAt;
+  let sealed = start !== undefined && start.sealAt !== 0;
+  let cleanEndSeen = sealed && startAt === cleanEnd;
   const problemsBefore = report.problems.length;
-  let sealAt = 0;
+  let sealAt = sealed ? start!.sealAt : 0;
   for (;;) {
     const result = await scanner.read(offset);
     if ('header' in result) {
@@ -428,7 +450,7 @@ async function replayRecords(
       bytesDropped: Math.max(0, cleanEnd - offset),
     }, decisions);
   }
-  report.bytesScanned += offset;
+  report.bytesScanned += offset - startAt;
   return { end: offset, provenEnd: Math.min(provenEnd, offset), sealed, sealAt };
 }
 

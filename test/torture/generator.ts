@@ -85,7 +85,8 @@ export function swarmFor(seed: number): Swarm {
   if (weights.power + weights.kill + weights.burst === 0) weights.power = 2;
   const policies = POLICIES.filter(() => rng.chance(0.6));
   return {
-    engine: engineConfig(rng),
+    // Its own stream, so every other draw of a seed stays what it was before periodic checkpoints.
+    engine: { ...engineConfig(rng), indexCheckpointInterval: Random.derive(seed, 'index-checkpoint').pick([0, 1024, 4096, 64 << 20]) },
     regions: rng.between(1, 6),
     steps: rng.between(15, 45),
     weights,

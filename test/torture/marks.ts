@@ -29,7 +29,8 @@ export const REQUIRED_MARKS = {
   'write.eio': 'an I/O error on the write path reached the caller (IO)',
   'restart.kill': 'a killed process was restarted without a power loss',
   'recovery.index-checkpoint-loaded': 'an open after a clean close loaded the index checkpoint instead of replaying, and its state matched',
-  'recovery.index-checkpoint-crash': 'a kill or power loss hit an engine whose open had loaded an index checkpoint; the next open replayed the log',
+  'recovery.index-checkpoint-crash': 'a kill or power loss hit an engine whose open had loaded an index checkpoint; the next open recovered exactly what a full replay of the same disk recovers',
+  'recovery.index-checkpoint-tail': 'after a kill or power loss, open loaded a periodic index checkpoint and replayed a tail after it, and its state equals a full replay of the same disk',
 } as const;
 
 export type MarkName = keyof typeof REQUIRED_MARKS;

@@ -82,7 +82,8 @@ export const WORKLOADS: readonly Workload[] = [
   },
   {
     name: 'rotate',
-    config: { ...BASE, targetFileSize: 4096, preallocateBytes: 1024 },
+    // Periodic index checkpoints too: the sweep crashes inside their writes.
+    config: { ...BASE, targetFileSize: 4096, preallocateBytes: 1024, indexCheckpointInterval: 1024 },
     steps: [
       write(true, entries(1, 1, 2, 1, 1500)),
       write(false, entries(1, 3, 2, 1, 1500)),
@@ -94,7 +95,7 @@ export const WORKLOADS: readonly Workload[] = [
   },
   {
     name: 'compact',
-    config: { ...BASE, targetFileSize: 4096, preallocateBytes: 0, purgeThreshold: 4096, rewriteMaxEntries: 8, recycleFiles: 1 },
+    config: { ...BASE, targetFileSize: 4096, preallocateBytes: 0, purgeThreshold: 4096, rewriteMaxEntries: 8, recycleFiles: 1, indexCheckpointInterval: 1024 },
     steps: [
       write(true, entries(1, 1, 2, 1, 1200)),
       write(true, entries(1, 3, 2, 1, 1200)),

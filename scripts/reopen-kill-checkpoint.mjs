@@ -1,0 +1,118 @@
+#!/usr/bin/env node
+/**
+ * Reopen after a kill, periodic index checkpoint + tail vs a full replay: a
+ * child process writes MiB of entries over 1,000 regions into a PosixFs
+ * directory with `indexCheckpointInterval` set so that its last periodic
+ * checkpoint covers all but the last `tail` MiB, then kills itself (no
+ * close). Fresh processes then open the directory (page cache warm) with the
+ * checkpoint (it loads and replays the tail), then without (full replay),
+ * and read every region's last entry. The writer prints the periodic
+ * checkpoints' stats (size, the write-queue stall of taking each). Needs
+ * `npx tsc -p tsconfig.json` first.
+ *
+ *   node scripts/reopen-kill-checkpoint.mjs [MiB=256] [tailMiB=64] [entryBytes=4096] [rounds=3]
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { cpus, loadavg, release, tmpdir, totalmem, type } from 'node:os';
+import { join } from 'node:path';
+
+const dist = new URL('../dist/', import.meta.url);
+const { Engine } = await import(new URL('src/engine.js', dist).href);
+const { LogBatch } = await import(new URL('src/log-batch.js', dist).href);
+const { PosixFs } = await import(new URL('backends/posix.js', dist).href);
+
+const REGIONS = 1000;
+
+async function write(dir, mib, tailMib, entryBytes) {
+  // Uncompressed records, so the MiB written are the MiB replayed.
+  const engine = new Engine({ fs: new PosixFs(dir), indexCheckpointInterval: (mib - tailMib) << 20, compressionThreshold: 1 << 30 });
+  await engine.open();
+  const entries = Math.floor((mib << 20) / entryBytes);
+  const batchEntries = Math.max(1, Math.floor(65536 / entryBytes));
+  const next = new Array(REGIONS + 1).fill(1);
+  const data = new Uint8Array(entryBytes).map((_, i) => (i * 131) & 0xff);
+  const began = performance.now();
+  let slowest = 0;
+  for (let written = 0, turn = 0; written < entries; turn++) {
+    const region = 1 + (turn % REGIONS);
+    const count = Math.min(batchEntries, entries - written);
+    const batch = new LogBatch();
+    batch.addEntries(region, Array.from({ length: count }, (_, i) => ({ index: next[region] + i, term: 1, data })));
+    const t = performance.now();
+    // A synced write every 4 MiB: a periodic checkpoint is taken at the end of a synced group.
+    await engine.write(batch, { sync: Math.floor((written + count) * entryBytes / (4 << 20)) > Math.floor(written * entryBytes / (4 << 20)) });
+    slowest = Math.max(slowest, performance.now() - t);
+    next[region] += count;
+    written += count;
+  }
+  await engine.sync();
+  while (engine.stats().indexCheckpoints.written === 0 && mib > tailMib) await new Promise((resolve) => setTimeout(resolve, 10));
+  const stats = engine.stats();
+  console.log(JSON.stringify({ writeSeconds: (performance.now() - began) / 1000, entries: stats.entries, indexBytes: stats.memtableIndexBytes, checkpoints: stats.indexCheckpoints, slowestWriteMs: slowest }));
+  // A kill: no close, no close checkpoint.
+  process.kill(process.pid, 'SIGKILL');
+}
+
+async function reopen(dir, indexCheckpoint) {
+  const began = performance.now();
+  const engine = new Engine({ fs: new PosixFs(dir), indexCheckpoint });
+  await engine.open();
+  const opened = performance.now();
+  let found = 0;
+  for (let region = 1; region <= REGIONS; region++) {
+    const last = engine.lastIndex(region);
+    if (last !== undefined && (await engine.getEntry(region, last)) !== undefined) found++;
+  }
+  const report = engine.recoveryReport;
+  // No close: the next reopen finds the directory as the kill left it (a close would write a new checkpoint).
+  return { indexCheckpoint, openMs: opened - began, readLastMs: performance.now() - opened, rssMiB: process.memoryUsage().rss / 2 ** 20, regionsFound: found, checkpoint: report?.indexCheckpoint, records: report?.records, bytesScanned: report?.bytesScanned };
+}
+
+if (process.argv[2] === '--write') {
+  await write(process.argv[3], Number(process.argv[4]), Number(process.argv[5]), Number(process.argv[6]));
+} else if (process.argv[2] === '--reopen') {
+  console.log(JSON.stringify(await reopen(process.argv[3], process.argv[4] === 'on')));
+  process.exit(0);
+} else {
+  const mib = Number(process.argv[2] ?? 256);
+  const tailMib = Number(process.argv[3] ?? 64);
+  const entryBytes = Number(process.argv[4] ?? 4096);
+  const rounds = Number(process.argv[5] ?? 3);
+  const dir = mkdtempSync(join(tmpdir(), 'raftlog-kill-'));
+  const self = new URL(import.meta.url).pathname;
+  try {
+    const writer = spawnSync(process.execPath, [self, '--write', dir, String(mib), String(tailMib), String(entryBytes)], { encoding: 'utf8' });
+    if (writer.signal !== 'SIGKILL') throw new Error(`writer: ${writer.status} ${writer.stderr}`);
+    const written = JSON.parse(writer.stdout);
+    const child = (mode) => {
+      const run = spawnSync(process.execPath, [self, '--reopen', dir, mode], { encoding: 'utf8' });
+      if (run.status !== 0) throw new Error(run.stderr);
+      return JSON.parse(run.stdout);
+    };
+    // Warm the page cache once. "on" first: an "off" open invalidates the checkpoint it does not use.
+    child('on');
+    const on = Array.from({ length: rounds }, () => child('on'));
+    const off = Array.from({ length: rounds }, () => child('off'));
+    const median = (runs, key) => runs.map((r) => r[key]).sort((a, b) => a - b)[Math.floor(runs.length / 2)];
+    console.log(
+      JSON.stringify(
+        {
+          machine: { type: type(), release: release(), cpus: cpus().length, cpuModel: cpus()[0]?.model, totalMemGiB: totalmem() / 2 ** 30, loadavg: loadavg() },
+          mib,
+          tailMib,
+          entryBytes,
+          written,
+          medianOpenMs: { checkpointAndTail: median(on, 'openMs'), fullReplay: median(off, 'openMs') },
+          medianRssMiB: { checkpointAndTail: median(on, 'rssMiB'), fullReplay: median(off, 'rssMiB') },
+          on,
+          off,
+        },
+        null,
+        2,
+      ),
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
