@@ -116,17 +116,23 @@ function parseFile(name: string, queue: Queue, seq: number, bytes: Uint8Array): 
 /** The log and rewrite files of an image, append files in sequence order, each with its role. */
 export function walkImage(image: Image): WalkedFile[] {
   const parsed: ParsedFile[] = [];
+  const manifest = manifestOf(image);
   for (const name of [...image.keys()].sort()) {
     const id = parseLogFileName(name);
     if (id === undefined) continue;
     const file = parseFile(name, id.queue, id.seq, image.get(name)!);
-    if (typeof file === 'string') throw new Error(`walkImage: ${name}: ${file}; the image is not settled`);
+    if (typeof file === 'string') {
+      // A rewrite file the MANIFEST does not name is garbage whatever it
+      // holds (a GC pass that failed before its commit left it, torn or
+      // zeros); recovery never reads it and the next purge removes it.
+      if (manifest !== undefined && id.queue === Queue.Rewrite && manifest.checkpoint?.seq !== id.seq) continue;
+      throw new Error(`walkImage: ${name}: ${file}; the image is not settled`);
+    }
     parsed.push(file);
   }
   // With a MANIFEST, the checkpoint and the first file it lists are the ones
   // recovery uses; without one, the newest rewrite file holding a complete
   // checkpoint, and its watermark.
-  const manifest = manifestOf(image);
   const checkpoint = parsed
     .filter((f) => f.queue === Queue.Rewrite && f.watermark !== undefined && (manifest === undefined || f.seq === manifest.checkpoint?.seq))
     .sort((a, b) => b.seq - a.seq)[0];
