@@ -18,13 +18,7 @@ export function checkCount(value: unknown, what: string, operation: string, file
 }
 
 /** Validates the arguments of `FileHandle.read` against the target buffer. */
-export function checkReadArgs(
-  target: unknown,
-  targetOffset: unknown,
-  length: unknown,
-  position: unknown,
-  file: string,
-): void {
+export function checkReadArgs(target: unknown, targetOffset: unknown, length: unknown, position: unknown, file: string): void {
   if (!(target instanceof Uint8Array)) {
     throw new InvalidArgumentError('read: target must be a Uint8Array', { file });
   }
@@ -32,10 +26,9 @@ export function checkReadArgs(
   const count = checkCount(length, 'length', 'read', file);
   checkCount(position, 'position', 'read', file);
   if (offset + count > target.byteLength) {
-    throw new InvalidArgumentError(
-      `read: targetOffset + length (${offset + count}) exceeds the target's ${target.byteLength} bytes`,
-      { file },
-    );
+    throw new InvalidArgumentError(`read: targetOffset + length (${offset + count}) exceeds the target's ${target.byteLength} bytes`, {
+      file,
+    });
   }
 }
 

@@ -37,13 +37,7 @@ export abstract class DirectoryFs<H extends FileHandle = FileHandle> {
   }
 
   /** Opens `file` (the validated path of `name`) with open(2) `flags` and returns a handle on it. */
-  protected abstract openFile(
-    name: string,
-    file: string,
-    flags: number,
-    readOnly: boolean,
-    options: OpenOptions,
-  ): Promise<H>;
+  protected abstract openFile(name: string, file: string, flags: number, readOnly: boolean, options: OpenOptions): Promise<H>;
 
   init(): Promise<void> {
     return this.run('init', undefined, () => makeRoot(this.root));

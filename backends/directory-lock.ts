@@ -97,7 +97,9 @@ let cachedSelf: string | undefined;
 function bootTag(): string | undefined {
   if (cachedBoot === undefined) {
     try {
-      const id = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').replace(/[^0-9a-f]/gi, '').toLowerCase();
+      const id = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8')
+        .replace(/[^0-9a-f]/gi, '')
+        .toLowerCase();
       cachedBoot = id.length >= 8 ? id.slice(0, 8) : null;
     } catch {
       cachedBoot = null; // not Linux
@@ -138,17 +140,19 @@ export function parseTarget(target: string): LockOwner | undefined {
   if (fields.length !== 6 || fields[0] !== LOCK_TARGET_PREFIX || !/^[1-9]\d*$/.test(fields[1]!)) return undefined;
   const [, pid, start, boot, host, thread] = fields as [string, string, string, string, string, string];
   if (!/^(\d+|-)$/.test(start) || !/^([0-9a-f]{8}|-)$/.test(boot) || !/^[0-9a-f]{8}$/.test(host) || !/^\d+$/.test(thread)) return undefined;
-  return { pid: Number(pid), start: start === '-' ? undefined : start, boot: boot === '-' ? undefined : boot, host, thread: Number(thread) };
+  return {
+    pid: Number(pid),
+    start: start === '-' ? undefined : start,
+    boot: boot === '-' ? undefined : boot,
+    host,
+    thread: Number(thread),
+  };
 }
 
 // ---- judging a holder -----------------------------------------------------
 
 /** What is at the lock's name, read without changing anything. */
-type Found =
-  | { kind: 'symlink'; target: string }
-  | { kind: 'file'; text: string }
-  | { kind: 'other' }
-  | { kind: 'none' };
+type Found = { kind: 'symlink'; target: string } | { kind: 'file'; text: string } | { kind: 'other' } | { kind: 'none' };
 
 async function inspect(lockPath: string): Promise<Found> {
   try {
@@ -191,7 +195,9 @@ function liveOwner(owner: LockOwner): string | undefined {
     if (now !== undefined && now !== owner.start) return undefined; // the pid was reused
   }
   if (owner.pid === process.pid) {
-    return owner.thread === threadId ? `held by this process (pid ${owner.pid})` : `held by worker thread ${owner.thread} of this process (pid ${owner.pid})`;
+    return owner.thread === threadId
+      ? `held by this process (pid ${owner.pid})`
+      : `held by worker thread ${owner.thread} of this process (pid ${owner.pid})`;
   }
   return `held by running process pid ${owner.pid}`;
 }

@@ -373,9 +373,7 @@ export class EncryptedFs implements FileSystem {
 
   async #load(): Promise<void> {
     await this.#inner.init();
-    const master = this.#keys.hasMaster
-      ? undefined
-      : checkMasterKey(await this.#provider!.getMasterKey(), 'the key provider’s master key');
+    const master = this.#keys.hasMaster ? undefined : checkMasterKey(await this.#provider!.getMasterKey(), 'the key provider’s master key');
     await this.#keys.load(master, () => this.#refuseMissingDictionary());
     try {
       await this.#collectGarbage();
@@ -390,9 +388,12 @@ export class EncryptedFs implements FileSystem {
     for (const name of await this.#inner.list()) {
       if (RESERVED.has(name)) continue;
       if (typeof (await this.#headerOf(name)) === 'object') {
-        throw new CorruptionError(`${DICTIONARY_NAME} is missing but ${name} is encrypted: restore the key dictionary, it cannot be rebuilt`, {
-          file: DICTIONARY_NAME,
-        });
+        throw new CorruptionError(
+          `${DICTIONARY_NAME} is missing but ${name} is encrypted: restore the key dictionary, it cannot be rebuilt`,
+          {
+            file: DICTIONARY_NAME,
+          },
+        );
       }
     }
   }
@@ -492,10 +493,13 @@ export class EncryptedFs implements FileSystem {
   async #loadState(inner: FileHandle, name: string): Promise<FileState> {
     const header = await readHeader(inner);
     if (header === 'invalid') {
-      throw new CorruptionError(`${name}: no valid encryption header (both slots damaged, or not written by EncryptedFs); the file cannot be decrypted`, {
-        file: name,
-        offset: 0,
-      });
+      throw new CorruptionError(
+        `${name}: no valid encryption header (both slots damaged, or not written by EncryptedFs); the file cannot be decrypted`,
+        {
+          file: name,
+          offset: 0,
+        },
+      );
     }
     if (header === 'blank') {
       // A crash while the file was being created: it holds nothing and reads
@@ -508,9 +512,12 @@ export class EncryptedFs implements FileSystem {
     if (cached !== undefined) return cached;
     const record = this.#keys.dictionary().files.get(header.fileId);
     if (record === undefined) {
-      throw new CorruptionError(`${name}: encrypted as generation ${header.fileId}, which the key dictionary does not know (dictionary from another directory or restored from an older backup?)`, {
-        file: name,
-      });
+      throw new CorruptionError(
+        `${name}: encrypted as generation ${header.fileId}, which the key dictionary does not know (dictionary from another directory or restored from an older backup?)`,
+        {
+          file: name,
+        },
+      );
     }
     // Past the HWM may lie what a crash left (an unsynced write): known zeros start at the inner size.
     const innerSize = await dataSize(inner);
@@ -563,4 +570,3 @@ export class EncryptedFs implements FileSystem {
     await this.init();
   }
 }
-

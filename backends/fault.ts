@@ -142,7 +142,9 @@ export class FaultFs implements FileSystem {
     const events: FaultEvent[] = [];
     for (let i = 0; i < count; i++) {
       const candidates =
-        options.file !== undefined ? [options.file] : [...core.dir.current.keys()].sort().filter((n) => (core.modelOf(n)?.volatile.size ?? 0) > 0);
+        options.file !== undefined
+          ? [options.file]
+          : [...core.dir.current.keys()].sort().filter((n) => (core.modelOf(n)?.volatile.size ?? 0) > 0);
       const name = candidates.length > 0 ? prng.pick(candidates) : undefined;
       const model = name === undefined ? undefined : core.modelOf(name);
       if (name === undefined || model === undefined || model.volatile.size === 0) {
@@ -158,7 +160,14 @@ export class FaultFs implements FileSystem {
         await handle.close();
       }
       events.push(
-        core.record({ opIndex: core.opIndex, op: 'flipBits', kind: 'flipAtRest', path: name, rule: undefined, detail: `bit ${bit} at offset ${offset}` }),
+        core.record({
+          opIndex: core.opIndex,
+          op: 'flipBits',
+          kind: 'flipAtRest',
+          path: name,
+          rule: undefined,
+          detail: `bit ${bit} at offset ${offset}`,
+        }),
       );
     }
     return events;
@@ -175,7 +184,14 @@ export class FaultFs implements FileSystem {
     const ordinal = core.crashes++;
     const result = computeCrash({ seed: core.seed, ordinal, pageSize: core.pageSize, files: core.files, dir: core.dir, policy });
     const name = typeof policy === 'string' ? policy : `{ data: ${policy.data}, dir: ${policy.dir} }`;
-    core.record({ opIndex: core.opIndex, op: 'crash', kind: 'crash', path: '', rule: undefined, detail: `image #${ordinal}, policy ${name}: ${result.files.size} file(s)` });
+    core.record({
+      opIndex: core.opIndex,
+      op: 'crash',
+      kind: 'crash',
+      path: '',
+      rule: undefined,
+      detail: `image #${ordinal}, policy ${name}: ${result.files.size} file(s)`,
+    });
     for (const note of result.notes) {
       core.record({ opIndex: core.opIndex, op: 'crash', kind: 'crash', path: note.path, rule: undefined, detail: note.detail });
     }

@@ -39,7 +39,9 @@ function newVolume(): Volume {
     try {
       volumeClass = (createRequire(import.meta.url)('memfs') as typeof import('memfs')).Volume;
     } catch (cause) {
-      throw new UnsupportedError('MemFs needs the memfs package, an optional peer dependency of raftlog: npm install --save-dev memfs', { cause });
+      throw new UnsupportedError('MemFs needs the memfs package, an optional peer dependency of raftlog: npm install --save-dev memfs', {
+        cause,
+      });
     }
   }
   return new volumeClass();
@@ -191,7 +193,6 @@ export class MemFs implements FileSystem {
     }
   }
 }
-
 
 class MemFileHandle implements FileHandle {
   readonly name: string;

@@ -94,14 +94,7 @@
 
 import * as fs from 'node:fs';
 
-import {
-  ClosedError,
-  CorruptionError,
-  InvalidArgumentError,
-  IoError,
-  UnsupportedError,
-  fromSystemError,
-} from '../src/errors.js';
+import { ClosedError, CorruptionError, InvalidArgumentError, IoError, UnsupportedError, fromSystemError } from '../src/errors.js';
 import type { FileHandle, FileSystem, FsCapabilities, OpenOptions, WriteOptions } from '../src/filesystem.js';
 import { loadNative, requireNative, type CpuFlushInfo, type NativeBinding } from '../hardware/native.js';
 import { choosePmemFlush, mapSyncAccepted, type PmemFlushPath } from '../hardware/probe.js';
@@ -180,7 +173,6 @@ const MAX_DIRTY_RANGES = 512;
 function roundUp(value: number, to: number): number {
   return Math.ceil(value / to) * to;
 }
-
 
 /** Mutable counters behind PmemStats, shared by a PmemFs and its files. */
 interface Counters {
@@ -770,13 +762,7 @@ export class PmemFs extends DirectoryFs<PmemFileHandle> implements FileSystem {
     });
   }
 
-  protected async openFile(
-    name: string,
-    file: string,
-    flags: number,
-    readOnly: boolean,
-    options: OpenOptions,
-  ): Promise<PmemFileHandle> {
+  protected async openFile(name: string, file: string, flags: number, readOnly: boolean, options: OpenOptions): Promise<PmemFileHandle> {
     const capacity =
       options.capacityBytes === undefined ? this.#defaultCapacity : roundUp(Math.max(options.capacityBytes, MIN_CAPACITY), PAGE);
     return this.#openHandle(name, file, flags, readOnly, capacity);
@@ -863,7 +849,6 @@ function initialise(fd: number, length: number, capacity: number, name: string):
   fs.writeSync(fd, header, 0, DATA_OFFSET, 0);
   fs.fsyncSync(fd);
 }
-
 
 function assertZeros(fd: number, length: number, name: string): void {
   const bytes = new Uint8Array(length);

@@ -36,7 +36,6 @@ const nativeWriteSync = loadNativeWriteSync();
 /** One shared, never-written buffer of zeros for preallocation: large enough to amortise syscalls, small enough to keep. */
 const ZEROS = new Uint8Array(1 << 20);
 
-
 export class PosixFs extends DirectoryFs implements FileSystem {
   readonly capabilities: FsCapabilities = {
     backend: 'posix',

@@ -66,7 +66,9 @@ interface Common {
 function savedRuns(name: string): string[] {
   if (!existsSync(RESULTS_DIR)) return [];
   const pattern = new RegExp(`^${name}-\\d{4}-\\d{2}-\\d{2}T[\\d-]+Z\\.json$`);
-  return readdirSync(RESULTS_DIR).filter((f) => pattern.test(f)).sort();
+  return readdirSync(RESULTS_DIR)
+    .filter((f) => pattern.test(f))
+    .sort();
 }
 
 function load<T>(file: string): Saved<T> {
@@ -104,7 +106,13 @@ function newestEncryptionPairs<R>(name: string): Saved<Common & { outcomes: Case
   for (const file of savedRuns(name)) {
     const saved = load<Common & { outcomes: CaseOutcome<R>[] }>(file);
     const ran = storesRun(saved).map((s) => s.id);
-    if (saved.results.quick === true || (saved.results.runs ?? 1) < 2 || !ran.includes('raftlog-posix') || !ran.includes('raftlog-encrypted')) continue;
+    if (
+      saved.results.quick === true ||
+      (saved.results.runs ?? 1) < 2 ||
+      !ran.includes('raftlog-posix') ||
+      !ran.includes('raftlog-encrypted')
+    )
+      continue;
     const onlyThePair = ran.length === 2;
     if (best === undefined || onlyThePair || !best.onlyThePair) best = { saved, onlyThePair };
   }
@@ -117,7 +125,7 @@ function encryptionCostSection(): string | undefined {
   const w2 = newestEncryptionPairs<W2Result>('w2');
   if (w1 === undefined && w2 === undefined) return undefined;
   const body = [
-    'raftlog-encrypted against raftlog-posix: the same engine on PosixFs with and without `EncryptedFs`. Cost = 1 − encrypted / plain throughput. The ratio within a round cancels the disk\'s drift over a run, which the ratio of the two stores\' medians, given beside it, does not.',
+    "raftlog-encrypted against raftlog-posix: the same engine on PosixFs with and without `EncryptedFs`. Cost = 1 − encrypted / plain throughput. The ratio within a round cancels the disk's drift over a run, which the ratio of the two stores' medians, given beside it, does not.",
   ];
   for (const [label, run, rows] of [
     ['W2', w2, w2 === undefined ? [] : encryptionCostRows(w2.results.outcomes, 'writers', 'C', String, (r) => r.opsPerSecond)],
@@ -125,8 +133,15 @@ function encryptionCostSection(): string | undefined {
   ] as const) {
     if (run === undefined) continue;
     const d = run.results.durations?.[label.toLowerCase()];
-    const order = storesRun(run).length === 2 ? 'the two run back to back in each round, which goes first alternating' : `the two ran in the same rounds as ${storesRun(run).length - 2} other stores`;
-    body.push(`**${label}**${d === undefined ? '' : `, ${d.warmup} s warm-up and ${d.measure} s measured per case`}; ${order}:`, provenance(run), markdownTable(rows));
+    const order =
+      storesRun(run).length === 2
+        ? 'the two run back to back in each round, which goes first alternating'
+        : `the two ran in the same rounds as ${storesRun(run).length - 2} other stores`;
+    body.push(
+      `**${label}**${d === undefined ? '' : `, ${d.warmup} s warm-up and ${d.measure} s measured per case`}; ${order}:`,
+      provenance(run),
+      markdownTable(rows),
+    );
   }
   return section('EncryptedFs cost', body);
 }
@@ -143,8 +158,14 @@ function chart(name: string, alt: string): string {
 
 function provenance(saved: Saved<Common>, repeats?: string): string {
   const r = saved.results;
-  const load = r.load === undefined ? '' : `; load average ${r.load.min.toFixed(1)}–${r.load.max.toFixed(1)} on ${saved.machine.cores} cores`;
-  const runs = repeats !== undefined ? `; ${repeats}` : r.runs !== undefined && r.runs > 1 ? `; median of ${r.runs} runs per case` : '; one run per case';
+  const load =
+    r.load === undefined ? '' : `; load average ${r.load.min.toFixed(1)}–${r.load.max.toFixed(1)} on ${saved.machine.cores} cores`;
+  const runs =
+    repeats !== undefined
+      ? `; ${repeats}`
+      : r.runs !== undefined && r.runs > 1
+        ? `; median of ${r.runs} runs per case`
+        : '; one run per case';
   return `_${saved.date.slice(0, 16).replace('T', ' ')} UTC, ${machineLine(saved.machine)}${load}${runs}. Data: ${link(saved.file)}._`;
 }
 
@@ -175,11 +196,15 @@ export function renderResults(): { markdown: string; headline: string | undefine
         chart('w1', 'W1 chart'),
         '**µs per synced op** (mean; one writer, so this is 1/throughput):',
         markdownTable(w1Pivot(outcomes, 'microsPerOp', floor)),
-        toFloor.length === 0 ? '' : '**× floor**: each store\'s µs per synced op over the floor\'s (the target for 1–16 KiB is ≤ 1.3×):',
+        toFloor.length === 0 ? '' : "**× floor**: each store's µs per synced op over the floor's (the target for 1–16 KiB is ≤ 1.3×):",
         toFloor.length === 0 ? '' : markdownTable(toFloor),
-        toSqlite.length === 0 ? '' : '**× better-sqlite3**: each store\'s µs per synced op over better-sqlite3\'s at the same size (the target for 1–16 KiB is ≤ 1.0×):',
+        toSqlite.length === 0
+          ? ''
+          : "**× better-sqlite3**: each store's µs per synced op over better-sqlite3's at the same size (the target for 1–16 KiB is ≤ 1.0×):",
         toSqlite.length === 0 ? '' : markdownTable(toSqlite),
-        hasCpu ? '**CPU µs per synced op**: user + system CPU time of the whole benchmark process (every thread: the JS thread, libuv\'s pool, a store\'s own threads) over the measured window, per synced write. The kernel\'s own threads (the journal, writeback) are not in it. The harness\'s share is the same for every store, so the difference from the raw files is the store\'s own work:' : '',
+        hasCpu
+          ? "**CPU µs per synced op**: user + system CPU time of the whole benchmark process (every thread: the JS thread, libuv's pool, a store's own threads) over the measured window, per synced write. The kernel's own threads (the journal, writeback) are not in it. The harness's share is the same for every store, so the difference from the raw files is the store's own work:"
+          : '',
         hasCpu ? markdownTable(cpu) : '',
         '**MB/s** of values made durable:',
         markdownTable(w1Pivot(outcomes, 'mbPerSecond')),
@@ -194,7 +219,13 @@ export function renderResults(): { markdown: string; headline: string | undefine
   if (w2 !== undefined) {
     const d = w2.results.durations?.['w2'];
     const pivot = markdownTable(w2Pivot(w2.results.outcomes));
-    headline = [`Synced multi-Raft appends per second (W2: 1,000 regions, C writers, 4 × 1 KiB entries + hard state per op; [all results](docs/benchmarks.md)):`, '', pivot, '', provenance(w2)].join('\n');
+    headline = [
+      `Synced multi-Raft appends per second (W2: 1,000 regions, C writers, 4 × 1 KiB entries + hard state per op; [all results](docs/benchmarks.md)):`,
+      '',
+      pivot,
+      '',
+      provenance(w2),
+    ].join('\n');
     parts.push(
       section('W2 multi-Raft append', [
         provenance(w2),
@@ -217,17 +248,29 @@ export function renderResults(): { markdown: string; headline: string | undefine
     parts.push(
       section('W3 append–compact–read', [
         provenance(w3),
-        d === undefined ? '' : `Each case: a fresh process and directory, ${d.warmup} s warm-up, ${d.measure} s measured. Disk is the apparent size of every file of the store after close (preallocation included); live is the entries still held (1 KiB each) plus the hard states.`,
+        d === undefined
+          ? ''
+          : `Each case: a fresh process and directory, ${d.warmup} s warm-up, ${d.measure} s measured. Disk is the apparent size of every file of the store after close (preallocation included); live is the entries still held (1 KiB each) plus the hard states.`,
         chart('w3', 'W3 chart'),
         markdownTable(w3Rows(w3.results.outcomes)),
       ]),
     );
   }
-  const w4 = newest<Common & { outcomes: W4Outcomes; totalBytes: number; reopens: number; coldCache: string; evictions: Record<string, { residentBefore?: number; residentAfter?: number }[]> }>('w4');
+  const w4 = newest<
+    Common & {
+      outcomes: W4Outcomes;
+      totalBytes: number;
+      reopens: number;
+      coldCache: string;
+      evictions: Record<string, { residentBefore?: number; residentAfter?: number }[]>;
+    }
+  >('w4');
   if (w4 !== undefined) {
     const evictionRows: Row[] = Object.entries(w4.results.evictions ?? {}).map(([store, list]) => ({
       store,
-      'resident before eviction (MiB)': list.map((e) => (e.residentBefore === undefined ? '?' : (e.residentBefore / 2 ** 20).toFixed(0))).join(', '),
+      'resident before eviction (MiB)': list
+        .map((e) => (e.residentBefore === undefined ? '?' : (e.residentBefore / 2 ** 20).toFixed(0)))
+        .join(', '),
       'after (MiB)': list.map((e) => (e.residentAfter === undefined ? '?' : (e.residentAfter / 2 ** 20).toFixed(0))).join(', '),
     }));
     parts.push(
@@ -236,11 +279,22 @@ export function renderResults(): { markdown: string; headline: string | undefine
         `${(w4.results.totalBytes / 2 ** 20).toFixed(0)} MiB of 4 KiB entries over 1,000 regions, loaded unsynced with one barrier at the end, closed; then each reopen in a fresh process: open the store and read every region's last entry (checked against what was written). Median of ${w4.results.reopens} reopens each. Cold: ${w4.results.coldCache}.`,
         chart('w4', 'W4 chart'),
         markdownTable(w4Rows(w4.results.outcomes)),
-        evictionRows.length > 0 ? `Page cache held by the store's files before and after each eviction (fincore):\n\n${markdownTable(evictionRows)}` : '',
+        evictionRows.length > 0
+          ? `Page cache held by the store's files before and after each eviction (fincore):\n\n${markdownTable(evictionRows)}`
+          : '',
       ]),
     );
   }
-  const rfc = newest<Common & { outcomes: CaseOutcome<RfcResult>[]; order: CaseOutcome<RfcOrderResult>[]; rounds: number; samples: number; sampleMillis: number; sameDevice?: boolean }>('rfc');
+  const rfc = newest<
+    Common & {
+      outcomes: CaseOutcome<RfcResult>[];
+      order: CaseOutcome<RfcOrderResult>[];
+      rounds: number;
+      samples: number;
+      sampleMillis: number;
+      sameDevice?: boolean;
+    }
+  >('rfc');
   if (rfc !== undefined) {
     const r = rfc.results;
     const hasLevelPair = r.outcomes.some((o) => o.result?.mode === 'dedicated-level');
@@ -253,7 +307,9 @@ export function renderResults(): { markdown: string; headline: string | undefine
           ? 'Which effect each comparison isolates: **separation** (LevelDB + LevelDB against one LevelDB) holds the engine fixed and changes only whether the log and the state machine share a WAL: this is what the RFC measured. **engine** (raftlog + LevelDB against LevelDB + LevelDB) holds the separation fixed and changes only the engine holding the log. **both** (raftlog + LevelDB against one LevelDB, the benchstat tables below) changes the two at once, so it cannot say which one a difference comes from.'
           : '',
         hasLevelPair ? markdownTable(rfcEffectRows(r.outcomes)) : '',
-        hasLevelPair ? "The RFC's own comparison as benchstat prints it (**old** = one LevelDB, **new** = LevelDB + LevelDB; separation alone):" : '',
+        hasLevelPair
+          ? "The RFC's own comparison as benchstat prints it (**old** = one LevelDB, **new** = LevelDB + LevelDB; separation alone):"
+          : '',
         hasLevelPair ? '```text\n' + rfcTable(r.outcomes, 'shared', 'dedicated-level') + '\n```' : '',
         '**old** = one LevelDB, **new** = raftlog + LevelDB (separation and engine together):',
         '```text\n' + rfcTable(r.outcomes) + '\n```',
@@ -278,7 +334,14 @@ export function renderResults(): { markdown: string; headline: string | undefine
   if (stores !== undefined) {
     parts.unshift(
       section('Stores in this run', [
-        markdownTable(stores.map((s) => ({ store: s.id, kind: s.kind, 'a synced op is': s.durableMode, ...(s.unavailable === undefined ? {} : { unavailable: s.unavailable }) }))),
+        markdownTable(
+          stores.map((s) => ({
+            store: s.id,
+            kind: s.kind,
+            'a synced op is': s.durableMode,
+            ...(s.unavailable === undefined ? {} : { unavailable: s.unavailable }),
+          })),
+        ),
       ]),
     );
   }
@@ -291,12 +354,16 @@ const TEMPLATE = `# Benchmarks\n\n${START}\n${END}\n`;
 export function writeDocs(): string {
   const { markdown, headline } = renderResults();
   const current = existsSync(DOC) ? readFileSync(DOC, 'utf8') : TEMPLATE;
-  writeFileSync(DOC, replaceBetween(current.includes(START) ? current : `${current.trimEnd()}\n\n## Results\n\n${START}\n${END}\n`, START, END, markdown));
+  writeFileSync(
+    DOC,
+    replaceBetween(current.includes(START) ? current : `${current.trimEnd()}\n\n## Results\n\n${START}\n${END}\n`, START, END, markdown),
+  );
   if (headline !== undefined && existsSync(README)) {
     const readme = readFileSync(README, 'utf8');
     // Links in the headline are written relative to docs/; the README sits one level up.
     const fromRoot = headline.replaceAll('](../', '](');
-    if (readme.includes(HEADLINE_START) && readme.includes(HEADLINE_END)) writeFileSync(README, replaceBetween(readme, HEADLINE_START, HEADLINE_END, fromRoot));
+    if (readme.includes(HEADLINE_START) && readme.includes(HEADLINE_END))
+      writeFileSync(README, replaceBetween(readme, HEADLINE_START, HEADLINE_END, fromRoot));
   }
   return DOC;
 }

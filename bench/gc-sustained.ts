@@ -70,7 +70,10 @@ async function writer(w: number): Promise<void> {
     const region = w + WRITERS * (k % Math.ceil((REGIONS - w) / WRITERS));
     const batch = new LogBatch();
     const first = next[region]!;
-    batch.addEntries(region + 1, [0, 1, 2, 3].map((i) => ({ index: first + i, term: 1, data })));
+    batch.addEntries(
+      region + 1,
+      [0, 1, 2, 3].map((i) => ({ index: first + i, term: 1, data })),
+    );
     batch.put(region + 1, 'hard_state', hardState);
     next[region] = first + 4;
     const began = performance.now();

@@ -46,7 +46,14 @@ function buildIndex(runLength: number): Row {
   for (let next = 1; next <= perRegion; next += runLength) {
     for (const table of tables) {
       const count = Math.min(runLength, perRegion - next + 1);
-      table.append(next, count, { fileId: 1 + (next >> 16), recordOffset: next * 64, payloadLength: 4400, compressed: false }, offsets, lengths, 0);
+      table.append(
+        next,
+        count,
+        { fileId: 1 + (next >> 16), recordOffset: next * 64, payloadLength: 4400, compressed: false },
+        offsets,
+        lengths,
+        0,
+      );
       indexed += count;
     }
   }
@@ -71,7 +78,10 @@ async function engineRun(total: number): Promise<Row> {
   for (let i = 0; written < total; i++) {
     const region = (i * 7919) % regions;
     const batch = new LogBatch();
-    batch.addEntries(region + 1, Array.from({ length: 4 }, (_, k) => ({ index: next[region]! + k, term: 1, data })));
+    batch.addEntries(
+      region + 1,
+      Array.from({ length: 4 }, (_, k) => ({ index: next[region]! + k, term: 1, data })),
+    );
     next[region]! += 4;
     written += 4;
     await engine.write(batch);

@@ -62,7 +62,10 @@ function percentile(sorted: readonly number[], p: number): number {
 }
 
 /** Runs `op` in a closed loop on `writers` writers for SECONDS after a short warm-up; returns latencies in µs. */
-async function closedLoop(writers: number, op: (writer: number, k: number) => Promise<void>): Promise<{ latencies: number[]; seconds: number }> {
+async function closedLoop(
+  writers: number,
+  op: (writer: number, k: number) => Promise<void>,
+): Promise<{ latencies: number[]; seconds: number }> {
   const latencies: number[] = [];
   let measuring = false;
   let stop = false;
@@ -94,7 +97,14 @@ async function w1(backend: Backend, size: number): Promise<Row> {
       await engine.write(batch, { sync: true });
     });
     const mean = (seconds * 1e6) / latencies.length;
-    return { workload: `W1 ${size >= 1024 ? `${size / 1024}K` : size}`, backend: backend.name, 'µs/op': mean, p50: percentile(latencies, 50), p99: percentile(latencies, 99), 'ops/s': 1e6 / mean };
+    return {
+      workload: `W1 ${size >= 1024 ? `${size / 1024}K` : size}`,
+      backend: backend.name,
+      'µs/op': mean,
+      p50: percentile(latencies, 50),
+      p99: percentile(latencies, 99),
+      'ops/s': 1e6 / mean,
+    };
   });
 }
 
@@ -110,12 +120,22 @@ async function w2(backend: Backend, writers: number): Promise<Row> {
       const first = next[region]!;
       next[region] = first + 4;
       const batch = new LogBatch();
-      batch.addEntries(region + 1, [0, 1, 2, 3].map((i) => ({ index: first + i, term: 1, data })));
+      batch.addEntries(
+        region + 1,
+        [0, 1, 2, 3].map((i) => ({ index: first + i, term: 1, data })),
+      );
       batch.put(region + 1, 'hard_state', hardState);
       await engine.write(batch, { sync: true });
     });
     const ops = latencies.length / seconds;
-    return { workload: `W2 C=${writers}`, backend: backend.name, 'µs/op': 1e6 / ops, p50: percentile(latencies, 50), p99: percentile(latencies, 99), 'ops/s': ops };
+    return {
+      workload: `W2 C=${writers}`,
+      backend: backend.name,
+      'µs/op': 1e6 / ops,
+      p50: percentile(latencies, 50),
+      p99: percentile(latencies, 99),
+      'ops/s': ops,
+    };
   });
 }
 

@@ -66,8 +66,14 @@ for (let round = 0; round < rounds; round++) {
   for (const config of CONFIGS) samples.get(config.name)!.push(await run(config.options));
 }
 const rows: Row[] = CONFIGS.map((config) => {
-  const perRound = samples.get(config.name)!.map((l) => l.reduce((a, b) => a + b, 0) / l.length).sort((a, b) => a - b);
-  const all = samples.get(config.name)!.flat().sort((a, b) => a - b);
+  const perRound = samples
+    .get(config.name)!
+    .map((l) => l.reduce((a, b) => a + b, 0) / l.length)
+    .sort((a, b) => a - b);
+  const all = samples
+    .get(config.name)!
+    .flat()
+    .sort((a, b) => a - b);
   return {
     config: config.name,
     'µs/op (median of rounds)': perRound[Math.floor(perRound.length / 2)]!,

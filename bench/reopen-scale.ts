@@ -93,9 +93,15 @@ async function main(): Promise<void> {
     }
   }
   const coldUnavailable = evictionUnavailable();
-  console.log(`reopen at scale${quick ? ' (quick)' : ''}: ${shapes.map((s) => s.label).join(', ')}; ${reopens} reopen(s) of each kind, each in a fresh process`);
+  console.log(
+    `reopen at scale${quick ? ' (quick)' : ''}: ${shapes.map((s) => s.label).join(', ')}; ${reopens} reopen(s) of each kind, each in a fresh process`,
+  );
   console.log(`machine: ${machineLine(machine)}`);
-  console.log(`load average at start: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  console.log(
+    `load average at start: ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+  );
   if (coldUnavailable !== undefined) console.log(`cold reopens skipped: ${coldUnavailable}`);
 
   const loads: { shape: string; store: StoreId; kill: boolean; outcome: CaseOutcome<W4LoadResult> }[] = [];
@@ -109,18 +115,46 @@ async function main(): Promise<void> {
         const shapeParams = { totalBytes: shape.totalBytes, regions: shape.regions, entryBytes: shape.entryBytes };
         const name = `${shape.label} ${store}`;
         const dir = join(runDir, safeName(name));
-        const loadSpec: CaseSpec = { name: `${name} load`, workload: 'w4-load', store, dir, warmupSeconds: 0, measureSeconds: 0, params: { ...shapeParams, kill: kill ? 1 : 0 } };
-        const loaded = await runOne<W4LoadResult>(loadSpec, (r) => `${(r.dataBytes / MiB).toFixed(0)} MiB in ${r.seconds.toFixed(1)} s${kill ? ', then SIGKILL' : ''}`);
+        const loadSpec: CaseSpec = {
+          name: `${name} load`,
+          workload: 'w4-load',
+          store,
+          dir,
+          warmupSeconds: 0,
+          measureSeconds: 0,
+          params: { ...shapeParams, kill: kill ? 1 : 0 },
+        };
+        const loaded = await runOne<W4LoadResult>(
+          loadSpec,
+          (r) => `${(r.dataBytes / MiB).toFixed(0)} MiB in ${r.seconds.toFixed(1)} s${kill ? ', then SIGKILL' : ''}`,
+        );
         loads.push({ shape: shape.label, store, kill, outcome: loaded });
         if (loaded.ok && loaded.result !== undefined) {
           const params = { ...shapeParams, lastIndex: JSON.stringify(loaded.result.lastIndex) };
-          const reopen = (label: string): CaseSpec => ({ name: `${name} ${label}`, workload: 'w4-reopen', store, dir, keepDir: true, warmupSeconds: 0, measureSeconds: 0, params });
-          if (kill) measured.push({ shape: shape.label, store, kind: 'after kill, warm', outcome: await runOne(reopen('after kill'), summary) });
-          for (let i = 1; i <= reopens; i++) measured.push({ shape: shape.label, store, kind: 'clean, warm', outcome: await runOne(reopen(`warm ${i}`), summary) });
+          const reopen = (label: string): CaseSpec => ({
+            name: `${name} ${label}`,
+            workload: 'w4-reopen',
+            store,
+            dir,
+            keepDir: true,
+            warmupSeconds: 0,
+            measureSeconds: 0,
+            params,
+          });
+          if (kill)
+            measured.push({ shape: shape.label, store, kind: 'after kill, warm', outcome: await runOne(reopen('after kill'), summary) });
+          for (let i = 1; i <= reopens; i++)
+            measured.push({ shape: shape.label, store, kind: 'clean, warm', outcome: await runOne(reopen(`warm ${i}`), summary) });
           if (coldUnavailable === undefined) {
             for (let i = 1; i <= reopens; i++) {
               const eviction = evictDirectory(dir);
-              measured.push({ shape: shape.label, store, kind: 'clean, cold', outcome: await runOne(reopen(`cold ${i}`), summary), eviction });
+              measured.push({
+                shape: shape.label,
+                store,
+                kind: 'clean, cold',
+                outcome: await runOne(reopen(`cold ${i}`), summary),
+                eviction,
+              });
             }
           }
         }
@@ -134,7 +168,11 @@ async function main(): Promise<void> {
   const rows = tableRows(shapes, loads, measured);
   printTable('Reopen at scale: open + read the last entry of every region, in a fresh process (median; RSS after)', rows);
   const minutes = (performance.now() - started) / 60_000;
-  console.log(`\ndone in ${minutes.toFixed(1)} min; load average now ${loadavg().map((l) => l.toFixed(2)).join(' ')} (${machine.cores} cores)`);
+  console.log(
+    `\ndone in ${minutes.toFixed(1)} min; load average now ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')} (${machine.cores} cores)`,
+  );
   const path = saveResults(
     quick ? 'reopen-scale-quick' : 'reopen-scale',
     {
@@ -145,7 +183,14 @@ async function main(): Promise<void> {
       loadAverageEnd: loadavg(),
       rows,
       // Without the per-region last indexes (100,000 numbers for the largest shape): the reopens checked them.
-      loads: loads.map((l) => ({ ...l, outcome: { ...l.outcome, spec: withoutLastIndex(l.outcome.spec), result: l.outcome.result === undefined ? undefined : { ...l.outcome.result, lastIndex: [] } } })),
+      loads: loads.map((l) => ({
+        ...l,
+        outcome: {
+          ...l.outcome,
+          spec: withoutLastIndex(l.outcome.spec),
+          result: l.outcome.result === undefined ? undefined : { ...l.outcome.result, lastIndex: [] },
+        },
+      })),
       measured: measured.map((m) => ({ ...m, outcome: { ...m.outcome, spec: withoutLastIndex(m.outcome.spec) } })),
     },
     machine,
@@ -171,7 +216,11 @@ async function runOne<R>(spec: CaseSpec, describe: (r: R) => string): Promise<Ca
   return outcome;
 }
 
-function tableRows(shapes: readonly Shape[], loads: readonly { shape: string; store: StoreId; outcome: CaseOutcome<W4LoadResult> }[], measured: readonly Measured[]): Row[] {
+function tableRows(
+  shapes: readonly Shape[],
+  loads: readonly { shape: string; store: StoreId; outcome: CaseOutcome<W4LoadResult> }[],
+  measured: readonly Measured[],
+): Row[] {
   const rows: Row[] = [];
   const ms = (value: number | undefined): string => (value === undefined ? '-' : `${value.toFixed(0)} ms`);
   for (const shape of shapes) {
@@ -179,7 +228,9 @@ function tableRows(shapes: readonly Shape[], loads: readonly { shape: string; st
       const load = loads.find((l) => l.shape === shape.label && l.store === store);
       if (load === undefined) continue;
       const of = (kind: ReopenKind): W4ReopenResult[] =>
-        measured.filter((m) => m.shape === shape.label && m.store === store && m.kind === kind && m.outcome.ok).map((m) => m.outcome.result!);
+        measured
+          .filter((m) => m.shape === shape.label && m.store === store && m.kind === kind && m.outcome.ok)
+          .map((m) => m.outcome.result!);
       const total = (kind: ReopenKind): number | undefined => {
         const results = of(kind);
         return results.length === 0 ? undefined : median(results.map((r) => r.totalMillis));
@@ -197,7 +248,10 @@ function tableRows(shapes: readonly Shape[], loads: readonly { shape: string; st
         'clean warm (open)': `${ms(total('clean, warm'))} (${ms(open('clean, warm'))})`,
         'clean cold (open)': `${ms(total('clean, cold'))} (${ms(open('clean, cold'))})`,
         'RSS clean warm': warm.length === 0 ? '-' : `${(median(warm.map((r) => r.rssAfterBytes)) / MiB).toFixed(0)} MiB`,
-        'RSS after kill': store === RAFTLOG && of('after kill, warm').length > 0 ? `${(of('after kill, warm')[0]!.rssAfterBytes / MiB).toFixed(0)} MiB` : '-',
+        'RSS after kill':
+          store === RAFTLOG && of('after kill, warm').length > 0
+            ? `${(of('after kill, warm')[0]!.rssAfterBytes / MiB).toFixed(0)} MiB`
+            : '-',
       });
     }
   }

@@ -83,7 +83,17 @@ async function openOnce(dir: string, threads: number): Promise<Sample> {
   }
   const records = engine.recoveryReport?.records ?? 0;
   await engine.close();
-  return { threads, openMs, mainCpuMs, processCpuMs, rssMiB, records, workerChunks: prescanCounters.workerChunks, mainChunks: prescanCounters.mainChunks, load1 };
+  return {
+    threads,
+    openMs,
+    mainCpuMs,
+    processCpuMs,
+    rssMiB,
+    records,
+    workerChunks: prescanCounters.workerChunks,
+    mainChunks: prescanCounters.mainChunks,
+    load1,
+  };
 }
 
 if (values.child !== undefined) {
@@ -107,7 +117,10 @@ try {
     const region = 1 + (turn % REGIONS);
     const count = Math.min(BATCH, total - written);
     const batch = new LogBatch();
-    batch.addEntries(region, Array.from({ length: count }, (_, i) => ({ index: next[region]! + i, term: 1, data: pool.next(ENTRY_BYTES) })));
+    batch.addEntries(
+      region,
+      Array.from({ length: count }, (_, i) => ({ index: next[region]! + i, term: 1, data: pool.next(ENTRY_BYTES) })),
+    );
     await engine.write(batch);
     next[region]! += count;
     written += count;
@@ -142,7 +155,11 @@ try {
   const machine = machineInfo(values.dir);
   const title = `Replay at open of ${mib} MiB (${samples[0]?.records ?? 0} records of ${BATCH} × 4 KiB entries, ${REGIONS} regions), indexCheckpoint: false, warm cache, fresh process per open, ${rounds} interleaved rounds`;
   printTable(title, rows);
-  console.log(`\nmachine: ${machineLine(machine)}; load average now ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  console.log(
+    `\nmachine: ${machineLine(machine)}; load average now ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+  );
   console.log(`saved: ${saveResults('replay', { mib, rounds, rows, samples, loadAverageAtEnd: loadavg() }, machine)}`);
 } finally {
   await rm(dir, { recursive: true, force: true });

@@ -19,7 +19,12 @@ import type { SyscallCaseResult } from './workloads/syscalls.js';
 import { STORE_IDS } from './stores/registry.js';
 
 /** One color per store in every chart (ten stores, ten colors), and one dash style per kind. */
-const STORE_COLOR = { field: 'store', type: 'nominal', scale: { domain: [...STORE_IDS], scheme: 'tableau10' }, legend: { labelLimit: 200 } } as const;
+const STORE_COLOR = {
+  field: 'store',
+  type: 'nominal',
+  scale: { domain: [...STORE_IDS], scheme: 'tableau10' },
+  legend: { labelLimit: 200 },
+} as const;
 
 function kindOf(store: string): string {
   return store.startsWith('raftlog') ? 'raftlog' : store.startsWith('raw-') ? 'floor (raw file)' : 'peer';
@@ -53,7 +58,10 @@ function med<R>(outcomes: readonly CaseOutcome<R>[], metric: (r: R) => number): 
 
 /** Like med, for a metric older saved results may lack: undefined when no run has it. */
 function medOf<R>(outcomes: readonly CaseOutcome<R>[], metric: (r: R) => number | undefined): number | undefined {
-  const values = outcomes.filter((o) => o.ok && o.result !== undefined).map((o) => metric(o.result!)).filter((v): v is number => v !== undefined && Number.isFinite(v));
+  const values = outcomes
+    .filter((o) => o.ok && o.result !== undefined)
+    .map((o) => metric(o.result!))
+    .filter((v): v is number => v !== undefined && Number.isFinite(v));
   return values.length === 0 ? undefined : median(values);
 }
 
@@ -70,7 +78,10 @@ export function failures(outcomes: readonly CaseOutcome<unknown>[]): string[] {
   return outcomes.filter((o) => !o.ok).map((o) => `${o.spec.name}: ${o.error ?? 'unknown error'}`);
 }
 
-const fixed = (digits: number) => (value: number | undefined): string => (value === undefined ? '-' : value.toFixed(digits));
+const fixed =
+  (digits: number) =>
+  (value: number | undefined): string =>
+    value === undefined ? '-' : value.toFixed(digits);
 const int = (value: number | undefined): string => (value === undefined ? '-' : Math.round(value).toLocaleString('en-US'));
 const micros = (value: number | undefined): string => (value === undefined ? '-' : formatMicros(value));
 
@@ -104,12 +115,38 @@ export function w1Rows(outcomes: readonly CaseOutcome<W1Result>[], floor?: reado
   const bySize = groupBy(outcomes, (o) => String(o.spec.params['valueBytes']));
   for (const [size, sizeOutcomes] of bySize) {
     const V = sizeLabel(Number(size));
-    const reference = med(sizeOutcomes.filter((o) => o.spec.store === W1_REFERENCE_STORE), (r) => r.microsPerOp);
-    if (floorUs !== undefined) rows.push({ V, store: 'floor', 'µs/op': fixed(0)(floorUs), 'x floor': '', 'x sqlite': ratio(floorUs, reference), 'MB/s': '', p50: micros(floorUs), p99: '', 'CPU µs/op': '', runs: floor!.filter((o) => o.ok).length });
+    const reference = med(
+      sizeOutcomes.filter((o) => o.spec.store === W1_REFERENCE_STORE),
+      (r) => r.microsPerOp,
+    );
+    if (floorUs !== undefined)
+      rows.push({
+        V,
+        store: 'floor',
+        'µs/op': fixed(0)(floorUs),
+        'x floor': '',
+        'x sqlite': ratio(floorUs, reference),
+        'MB/s': '',
+        p50: micros(floorUs),
+        p99: '',
+        'CPU µs/op': '',
+        runs: floor!.filter((o) => o.ok).length,
+      });
     for (const [store, runs] of groupBy(sizeOutcomes, (o) => o.spec.store)) {
       const ok = runs.filter((o) => o.ok).length;
       if (ok === 0) {
-        rows.push({ V, store, 'µs/op': failure(runs), 'x floor': '', 'x sqlite': '', 'MB/s': '', p50: '', p99: '', 'CPU µs/op': '', runs: 0 });
+        rows.push({
+          V,
+          store,
+          'µs/op': failure(runs),
+          'x floor': '',
+          'x sqlite': '',
+          'MB/s': '',
+          p50: '',
+          p99: '',
+          'CPU µs/op': '',
+          runs: 0,
+        });
         continue;
       }
       const us = med(runs, (r) => r.microsPerOp);
@@ -176,23 +213,44 @@ export function w1Pivot(outcomes: readonly CaseOutcome<W1Result>[], metric: W1Me
  * figure for every size) or by better-sqlite3's at the same size: the two
  * ratios W1's targets are stated in. No rows when the divisor is missing.
  */
-export function w1RatioPivot(outcomes: readonly CaseOutcome<W1Result>[], against: 'floor' | 'sqlite', floor?: readonly CaseOutcome<FloorResult>[]): Row[] {
+export function w1RatioPivot(
+  outcomes: readonly CaseOutcome<W1Result>[],
+  against: 'floor' | 'sqlite',
+  floor?: readonly CaseOutcome<FloorResult>[],
+): Row[] {
   const sizes = [...new Set(outcomes.map((o) => Number(o.spec.params['valueBytes'])))].sort((a, b) => a - b);
   const divisor = (size: number): number | undefined =>
-    against === 'floor' ? floorMicros(floor) : med(outcomes.filter((o) => o.spec.store === W1_REFERENCE_STORE && Number(o.spec.params['valueBytes']) === size), (r) => r.microsPerOp);
+    against === 'floor'
+      ? floorMicros(floor)
+      : med(
+          outcomes.filter((o) => o.spec.store === W1_REFERENCE_STORE && Number(o.spec.params['valueBytes']) === size),
+          (r) => r.microsPerOp,
+        );
   if (sizes.every((size) => divisor(size) === undefined)) return [];
   const rows: Row[] = [];
   for (const [store, runs] of groupBy(outcomes, (o) => o.spec.store)) {
     if (against === 'sqlite' && store === W1_REFERENCE_STORE) continue;
     const row: Row = { store };
-    for (const size of sizes) row[sizeLabel(size)] = ratio(med(runs.filter((o) => Number(o.spec.params['valueBytes']) === size), (r) => r.microsPerOp), divisor(size)) || '-';
+    for (const size of sizes)
+      row[sizeLabel(size)] =
+        ratio(
+          med(
+            runs.filter((o) => Number(o.spec.params['valueBytes']) === size),
+            (r) => r.microsPerOp,
+          ),
+          divisor(size),
+        ) || '-';
     rows.push(row);
   }
   return rows;
 }
 
 /** W1's chart; with the run's floor cases, the floor is a dashed horizontal line across the µs panel. */
-export function w1Chart(outcomes: readonly CaseOutcome<W1Result>[], subtitle: string | string[], floor?: readonly CaseOutcome<FloorResult>[]): ChartSpec {
+export function w1Chart(
+  outcomes: readonly CaseOutcome<W1Result>[],
+  subtitle: string | string[],
+  floor?: readonly CaseOutcome<FloorResult>[],
+): ChartSpec {
   const values = [...groupBy(outcomes, (o) => `${o.spec.store}|${o.spec.params['valueBytes']}`).values()].flatMap((runs) => {
     const us = med(runs, (r) => r.microsPerOp);
     const mb = med(runs, (r) => r.mbPerSecond);
@@ -227,7 +285,12 @@ export function w1Chart(outcomes: readonly CaseOutcome<W1Result>[], subtitle: st
         layer: [
           {
             mark: { type: 'line', point: true },
-            encoding: { x, y: { field: 'us', type: 'quantitative', scale: { type: 'log' }, title: 'µs per synced op (mean; lower is better)' }, color: STORE_COLOR, strokeDash: dash },
+            encoding: {
+              x,
+              y: { field: 'us', type: 'quantitative', scale: { type: 'log' }, title: 'µs per synced op (mean; lower is better)' },
+              color: STORE_COLOR,
+              strokeDash: dash,
+            },
           },
           ...floorLayers(floorMicros(floor)),
         ],
@@ -236,7 +299,12 @@ export function w1Chart(outcomes: readonly CaseOutcome<W1Result>[], subtitle: st
         width: 360,
         height: 280,
         mark: { type: 'line', point: true },
-        encoding: { x, y: { field: 'mb', type: 'quantitative', scale: { type: 'log' }, title: 'MB/s of values made durable' }, color: STORE_COLOR, strokeDash: dash },
+        encoding: {
+          x,
+          y: { field: 'mb', type: 'quantitative', scale: { type: 'log' }, title: 'MB/s of values made durable' },
+          color: STORE_COLOR,
+          strokeDash: dash,
+        },
       },
     ],
   };
@@ -248,7 +316,11 @@ function floorLayers(floorUs: number | undefined) {
   const data = { values: [{ us: floorUs, label: `floor: 4 KiB overwrite + fdatasync, ${Math.round(floorUs)} µs` }] };
   return [
     { data, mark: { type: 'rule', color: '#444', strokeDash: [2, 2] as number[] }, encoding: { y: { field: 'us', type: 'quantitative' } } },
-    { data, mark: { type: 'text', align: 'left', baseline: 'top', dx: 4, dy: 3, x: 0, fontSize: 10, color: '#444' }, encoding: { y: { field: 'us', type: 'quantitative' }, text: { field: 'label' } } },
+    {
+      data,
+      mark: { type: 'text', align: 'left', baseline: 'top', dx: 4, dy: 3, x: 0, fontSize: 10, color: '#444' },
+      encoding: { y: { field: 'us', type: 'quantitative' }, text: { field: 'label' } },
+    },
   ] as const;
 }
 
@@ -262,10 +334,22 @@ export function w2Rows(outcomes: readonly CaseOutcome<W2Result>[]): Row[] {
     for (const [store, runs] of groupBy(byC, (o) => o.spec.store)) {
       const ok = runs.filter((o) => o.ok).length;
       if (ok === 0) {
-        rows.push({ C: Number(writers), store, 'ops/s': failure(runs), 'MB/s': '', p50: '', p99: '', 'ops/sync': '', ...(cpuMeasured ? { 'CPU µs/op': '' } : {}), runs: 0 });
+        rows.push({
+          C: Number(writers),
+          store,
+          'ops/s': failure(runs),
+          'MB/s': '',
+          p50: '',
+          p99: '',
+          'ops/sync': '',
+          ...(cpuMeasured ? { 'CPU µs/op': '' } : {}),
+          runs: 0,
+        });
         continue;
       }
-      const perSync = med(runs, (r) => (r.counters['syncs'] === undefined || r.counters['syncs'] === 0 ? Number.NaN : (r.counters['writes'] ?? r.ops) / r.counters['syncs']));
+      const perSync = med(runs, (r) =>
+        r.counters['syncs'] === undefined || r.counters['syncs'] === 0 ? Number.NaN : (r.counters['writes'] ?? r.ops) / r.counters['syncs'],
+      );
       rows.push({
         C: Number(writers),
         store,
@@ -291,7 +375,12 @@ function pivotByWriters(
   const rows: Row[] = [];
   for (const [store, runs] of groupBy(outcomes, (o) => o.spec.store)) {
     const row: Row = { store };
-    for (const c of cs) fill(row, c, runs.filter((o) => Number(o.spec.params['writers']) === c));
+    for (const c of cs)
+      fill(
+        row,
+        c,
+        runs.filter((o) => Number(o.spec.params['writers']) === c),
+      );
     rows.push(row);
   }
   return rows;
@@ -311,14 +400,17 @@ export function w2CpuPivot(outcomes: readonly CaseOutcome<W2Result>[]): Row[] {
     const user = medOf(cell, (r) => (r.cpu === undefined ? undefined : r.cpu.userMicros / r.ops));
     const system = medOf(cell, (r) => (r.cpu === undefined ? undefined : r.cpu.systemMicros / r.ops));
     row[`C=${c} CPU µs/op`] = int(medOf(cell, (r) => r.cpuMicrosPerWrite));
-    row[`C=${c} of it sys`] = user === undefined || system === undefined || user + system === 0 ? '-' : `${Math.round((100 * system) / (user + system))}%`;
+    row[`C=${c} of it sys`] =
+      user === undefined || system === undefined || user + system === 0 ? '-' : `${Math.round((100 * system) / (user + system))}%`;
   });
 }
 
 export function w2Chart(outcomes: readonly CaseOutcome<W2Result>[], subtitle: string | string[]): ChartSpec {
   const values = [...groupBy(outcomes, (o) => `${o.spec.store}|${o.spec.params['writers']}`).values()].flatMap((runs) => {
     const ops = med(runs, (r) => r.opsPerSecond);
-    return ops === undefined ? [] : [{ store: runs[0]!.spec.store, writers: `C=${runs[0]!.spec.params['writers']}`, c: Number(runs[0]!.spec.params['writers']), ops }];
+    return ops === undefined
+      ? []
+      : [{ store: runs[0]!.spec.store, writers: `C=${runs[0]!.spec.params['writers']}`, c: Number(runs[0]!.spec.params['writers']), ops }];
   });
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
@@ -394,7 +486,18 @@ export function w3Rows(outcomes: readonly CaseOutcome<W3Result>[]): Row[] {
   for (const [store, runs] of groupBy(outcomes, (o) => o.spec.store)) {
     const ok = runs.filter((o) => o.ok);
     if (ok.length === 0) {
-      rows.push({ store, 'write ops/s': failure(runs), 'write p99': '', 'read ops/s': '', 'read p99': '', disk: '', live: '', 'disk/live': '', reclamation: '', runs: 0 });
+      rows.push({
+        store,
+        'write ops/s': failure(runs),
+        'write p99': '',
+        'read ops/s': '',
+        'read p99': '',
+        disk: '',
+        live: '',
+        'disk/live': '',
+        reclamation: '',
+        runs: 0,
+      });
       continue;
     }
     rows.push({
@@ -426,8 +529,22 @@ export function w3Chart(outcomes: readonly CaseOutcome<W3Result>[], subtitle: st
     title: { text: 'W3 append-compact-read: 100 regions, 8 workers, keep last 256, 10% reads', subtitle },
     data: { values },
     hconcat: [
-      { width: 300, height: 260, mark: 'bar', encoding: { x, y: { field: 'writes', type: 'quantitative', title: 'synced write ops/s' }, color: { value: '#4c78a8' } } },
-      { width: 300, height: 260, mark: 'bar', encoding: { x, y: { field: 'ratio', type: 'quantitative', title: 'disk bytes / live bytes (lower is better)' }, color: { value: '#e45756' } } },
+      {
+        width: 300,
+        height: 260,
+        mark: 'bar',
+        encoding: { x, y: { field: 'writes', type: 'quantitative', title: 'synced write ops/s' }, color: { value: '#4c78a8' } },
+      },
+      {
+        width: 300,
+        height: 260,
+        mark: 'bar',
+        encoding: {
+          x,
+          y: { field: 'ratio', type: 'quantitative', title: 'disk bytes / live bytes (lower is better)' },
+          color: { value: '#e45756' },
+        },
+      },
     ],
   };
 }
@@ -447,10 +564,21 @@ export function w4Rows(o: W4Outcomes): Row[] {
     const warm = o.warm.filter((c) => c.spec.store === store);
     const cold = o.cold.filter((c) => c.spec.store === store);
     if (!load.ok || load.result === undefined) {
-      rows.push({ store, data: failure([load]), 'on disk': '', 'load s': '', 'warm open': '', 'warm total': '', 'cold open': '', 'cold total': '', 'RSS after reopen': '' });
+      rows.push({
+        store,
+        data: failure([load]),
+        'on disk': '',
+        'load s': '',
+        'warm open': '',
+        'warm total': '',
+        'cold open': '',
+        'cold total': '',
+        'RSS after reopen': '',
+      });
       continue;
     }
-    const ms = (value: number | undefined): string => (value === undefined ? '-' : value >= 1000 ? `${(value / 1000).toFixed(2)} s` : `${value.toFixed(0)} ms`);
+    const ms = (value: number | undefined): string =>
+      value === undefined ? '-' : value >= 1000 ? `${(value / 1000).toFixed(2)} s` : `${value.toFixed(0)} ms`;
     rows.push({
       store,
       data: formatBytes(load.result.dataBytes),
@@ -479,7 +607,7 @@ export function w4Chart(o: W4Outcomes, subtitle: string | string[]): ChartSpec {
   const x = { field: 'store', type: 'nominal', sort: null, axis: { labelAngle: -30, title: null } } as const;
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
-    title: { text: 'W4 recovery: reopen, then read every region\'s last entry (4 KiB entries, 1,000 regions)', subtitle },
+    title: { text: "W4 recovery: reopen, then read every region's last entry (4 KiB entries, 1,000 regions)", subtitle },
     data: { values },
     hconcat: [
       {
@@ -519,7 +647,10 @@ function delta(old: readonly number[], now: readonly number[]): { delta: string;
   const { p } = mannWhitneyU(old, now);
   const change = ((b.center - a.center) / a.center) * 100;
   const significant = Number.isFinite(p) && p <= 0.05;
-  return { delta: significant ? `${change >= 0 ? '+' : ''}${change.toFixed(2)}%` : '~', evidence: `(p=${Number.isFinite(p) ? p.toFixed(3) : '-'} n=${a.kept}+${b.kept})` };
+  return {
+    delta: significant ? `${change >= 0 ? '+' : ''}${change.toFixed(2)}%` : '~',
+    evidence: `(p=${Number.isFinite(p) ? p.toFixed(3) : '-'} n=${a.kept}+${b.kept})`,
+  };
 }
 
 /** benchstat's three columns: old ± spread, new ± spread, delta (or ~) with p and n. */
@@ -551,7 +682,11 @@ function rfcSamples(outcomes: readonly CaseOutcome<RfcResult>[], mode: RfcMode, 
 }
 
 /** old = `oldMode`, new = `newMode`, per value size: time per op and benchstat's speed (bytes per op over time per op). */
-export function rfcComparisons(outcomes: readonly CaseOutcome<RfcResult>[], oldMode: RfcMode = 'shared', newMode: RfcMode = 'dedicated'): { time: Comparison[]; speed: Comparison[] } {
+export function rfcComparisons(
+  outcomes: readonly CaseOutcome<RfcResult>[],
+  oldMode: RfcMode = 'shared',
+  newMode: RfcMode = 'dedicated',
+): { time: Comparison[]; speed: Comparison[] } {
   const time: Comparison[] = [];
   const speed: Comparison[] = [];
   for (const size of rfcSizes(outcomes)) {
@@ -618,10 +753,16 @@ export function rfcEffectRows(outcomes: readonly CaseOutcome<RfcResult>[]): Row[
 export function rfcOrderTable(outcomes: readonly CaseOutcome<RfcOrderResult>[]): string {
   const comparisons: Comparison[] = [];
   for (const mode of RFC_MODES) {
-    const sizes = [...new Set(outcomes.filter((o) => o.spec.params['mode'] === mode).map((o) => Number(o.spec.params['valueBytes'])))].sort((a, b) => a - b);
+    const sizes = [...new Set(outcomes.filter((o) => o.spec.params['mode'] === mode).map((o) => Number(o.spec.params['valueBytes'])))].sort(
+      (a, b) => a - b,
+    );
     for (const size of sizes) {
       const runs = outcomes.filter((o) => o.ok && o.result?.mode === mode && o.result.valueBytes === size);
-      comparisons.push({ name: `Order/${mode}/vs=${size}`, old: runs.flatMap((o) => o.result!.interleaved), new: runs.flatMap((o) => o.result!.sequential) });
+      comparisons.push({
+        name: `Order/${mode}/vs=${size}`,
+        old: runs.flatMap((o) => o.result!.interleaved),
+        new: runs.flatMap((o) => o.result!.sequential),
+      });
     }
   }
   return benchstatLines(['interleaved', 'sequential', 'delta'], comparisons, formatMicros);
@@ -634,7 +775,16 @@ export function rfcChart(outcomes: readonly CaseOutcome<RfcResult>[], subtitle: 
       const samples = rfcSamples(outcomes, mode, size);
       if (samples.length === 0) return [];
       const s = sampleSummary(samples);
-      return [{ size: sizeLabel(size), bytes: size, config: RFC_CONFIG_LABELS[mode], us: s.center, lo: Math.min(...samples), hi: Math.max(...samples) }];
+      return [
+        {
+          size: sizeLabel(size),
+          bytes: size,
+          config: RFC_CONFIG_LABELS[mode],
+          us: s.center,
+          lo: Math.min(...samples),
+          hi: Math.max(...samples),
+        },
+      ];
     }),
   );
   const sizes = [...new Set(values.map((v) => v.bytes))].sort((a, b) => a - b).map(sizeLabel);
@@ -649,7 +799,13 @@ export function rfcChart(outcomes: readonly CaseOutcome<RfcResult>[], subtitle: 
     layer: [
       {
         mark: { type: 'rule', strokeWidth: 2 },
-        encoding: { x, xOffset: { field: 'config', type: 'nominal', sort: configs }, y: { field: 'lo', type: 'quantitative' }, y2: { field: 'hi' }, color: { field: 'config', type: 'nominal', sort: configs } },
+        encoding: {
+          x,
+          xOffset: { field: 'config', type: 'nominal', sort: configs },
+          y: { field: 'lo', type: 'quantitative' },
+          y2: { field: 'hi' },
+          color: { field: 'config', type: 'nominal', sort: configs },
+        },
       },
       {
         mark: { type: 'point', filled: true, size: 90 },
@@ -676,7 +832,16 @@ export function syscallRows(results: readonly SyscallOutcome[]): Row[] {
     const base: Row = { store: outcome.spec.store, C: Number(outcome.spec.params['writers']) };
     const ops = outcome.result?.ops ?? 0;
     if (!outcome.ok || counts === undefined || ops === 0) {
-      return { ...base, 'synced ops': ops, 'fdatasync/op': outcome.ok ? 'no markers in trace' : failure([outcome]), 'fsync/op': '', 'msync/op': '', 'sync_file_range/op': '', 'io_uring_enter/op': '', 'engine barriers/op': '' };
+      return {
+        ...base,
+        'synced ops': ops,
+        'fdatasync/op': outcome.ok ? 'no markers in trace' : failure([outcome]),
+        'fsync/op': '',
+        'msync/op': '',
+        'sync_file_range/op': '',
+        'io_uring_enter/op': '',
+        'engine barriers/op': '',
+      };
     }
     const per = (n: number): string => (n / ops).toFixed(2);
     const syncs = outcome.result?.counters['syncs'];

@@ -120,7 +120,8 @@ async function main(): Promise<void> {
   });
   const quick = values.quick === true || process.env['BENCH_QUICK'] === '1';
   const only = (values.only ?? option('BENCH_ONLY') ?? WORKLOADS.join(',')).split(',').map((w) => w.trim());
-  for (const w of only) if (!(WORKLOADS as readonly string[]).includes(w)) throw new Error(`unknown workload ${w}; pick from ${WORKLOADS.join(', ')}`);
+  for (const w of only)
+    if (!(WORKLOADS as readonly string[]).includes(w)) throw new Error(`unknown workload ${w}; pick from ${WORKLOADS.join(', ')}`);
   const storeList = (values.stores ?? option('BENCH_STORES') ?? STORE_IDS.join(',')).split(',').map((s) => s.trim());
   for (const s of storeList) if (!isStoreId(s)) throw new Error(`unknown store ${s}; pick from ${STORE_IDS.join(', ')}`);
   const durations = structuredClone(quick ? QUICK : FULL);
@@ -160,14 +161,22 @@ async function main(): Promise<void> {
     // its charts apart, as docs.ts keeps its tables apart: the published
     // charts stay those of the full run the README's tables come from, and
     // the partial ones go to tmp/ (not committed: nothing references them).
-    chartsDir: quick ? join(RESULTS_DIR, 'tmp', 'quick', 'charts') : storeList.length < STORE_IDS.length ? join(RESULTS_DIR, 'tmp', 'partial', 'charts') : join(RESULTS_DIR, 'charts'),
+    chartsDir: quick
+      ? join(RESULTS_DIR, 'tmp', 'quick', 'charts')
+      : storeList.length < STORE_IDS.length
+        ? join(RESULTS_DIR, 'tmp', 'partial', 'charts')
+        : join(RESULTS_DIR, 'charts'),
     machine,
     allowInstall: process.env['BENCH_NO_INSTALL'] !== '1',
   };
 
   console.log(`raftlog benchmarks${quick ? ' (quick: short cases, W4 at 64 MiB; not for quoting)' : ''}`);
   console.log(`machine: ${machineLine(machine)}`);
-  console.log(`load average at start: ${loadavg().map((l) => l.toFixed(2)).join(' ')} (${machine.cores} cores)`);
+  console.log(
+    `load average at start: ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')} (${machine.cores} cores)`,
+  );
   console.log(`data under ${base}; RFC state machine under ${smBase}`);
   for (const info of storeInfo) if (info.unavailable !== undefined) console.log(`store ${info.id} unavailable: ${info.unavailable}`);
   console.log(`stores: ${stores.join(', ')}; workloads: ${only.join(', ')}; runs per case: ${runs}`);
@@ -198,7 +207,11 @@ async function main(): Promise<void> {
     console.log(`(${workload} took ${((performance.now() - t) / 1000).toFixed(0)} s)`);
   }
   rmSync(join(base, `cases-${process.pid}`), { recursive: true, force: true });
-  console.log(`\nall done in ${((performance.now() - started) / 1000 / 60).toFixed(1)} min; load average now ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  console.log(
+    `\nall done in ${((performance.now() - started) / 1000 / 60).toFixed(1)} min; load average now ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+  );
   if (!quick && values['no-docs'] !== true) console.log(`docs: ${writeDocs()}`);
 }
 
@@ -239,17 +252,38 @@ function subtitle(ctx: Context, outcomes: readonly CaseOutcome<unknown>[]): stri
   ];
 }
 
-async function publish(ctx: Context, name: string, title: string, rows: Row[], data: Record<string, unknown>, chart: ChartSpec | undefined, outcomes: readonly CaseOutcome<unknown>[]): Promise<void> {
+async function publish(
+  ctx: Context,
+  name: string,
+  title: string,
+  rows: Row[],
+  data: Record<string, unknown>,
+  chart: ChartSpec | undefined,
+  outcomes: readonly CaseOutcome<unknown>[],
+): Promise<void> {
   printTable(title, rows);
   for (const line of failures(outcomes)) console.log(`  failed case: ${line}`);
   const load = outcomes.length > 0 ? loadRange(outcomes) : undefined;
-  if (load !== undefined) console.log(`load average during ${name}: ${load.min.toFixed(2)}-${load.max.toFixed(2)} on ${ctx.machine.cores} cores`);
-  const path = saveResults(name, { quick: ctx.quick, runs: ctx.runs, durations: ctx.durations, stores: ctx.storeInfo, load, ...data }, ctx.machine, ctx.resultsDir);
+  if (load !== undefined)
+    console.log(`load average during ${name}: ${load.min.toFixed(2)}-${load.max.toFixed(2)} on ${ctx.machine.cores} cores`);
+  const path = saveResults(
+    name,
+    { quick: ctx.quick, runs: ctx.runs, durations: ctx.durations, stores: ctx.storeInfo, load, ...data },
+    ctx.machine,
+    ctx.resultsDir,
+  );
   console.log(`saved: ${path}`);
   if (chart !== undefined) console.log(`chart: ${await writeChart(join(ctx.chartsDir, `${name}.svg`), chart)}`);
 }
 
-function spec(ctx: Context, workload: WorkloadId, store: StoreId, name: string, durations: Durations, params: Record<string, number | string>): CaseSpec {
+function spec(
+  ctx: Context,
+  workload: WorkloadId,
+  store: StoreId,
+  name: string,
+  durations: Durations,
+  params: Record<string, number | string>,
+): CaseSpec {
   return { name, workload, store, dir: caseDir(ctx, name), warmupSeconds: durations.warmup, measureSeconds: durations.measure, params };
 }
 
@@ -273,7 +307,9 @@ function printEncryptionCost(ctx: Context, rows: Row[]): void {
 // ---------------------------------------------------------------- workloads
 
 async function runW1(ctx: Context): Promise<void> {
-  console.log(`\nW1 batch commit (${ctx.durations.w1.warmup} s warm-up, ${ctx.durations.w1.measure} s measured per case; the floor first in each round)`);
+  console.log(
+    `\nW1 batch commit (${ctx.durations.w1.warmup} s warm-up, ${ctx.durations.w1.measure} s measured per case; the floor first in each round)`,
+  );
   const outcomes: CaseOutcome<W1Result>[] = [];
   const floor: CaseOutcome<FloorResult>[] = [];
   const samples = ctx.quick ? FLOOR_SAMPLES.quick : FLOOR_SAMPLES.full;
@@ -281,20 +317,42 @@ async function runW1(ctx: Context): Promise<void> {
     // The floor is the device's, so it is measured in every round, in its own
     // process and directory like a store, and the stores are judged by the median.
     const name = `w1 floor${ctx.runs > 1 ? ` run ${round}` : ''}`;
-    floor.push(await run<FloorResult>(spec(ctx, 'floor', 'raw-prealloc', name, { warmup: 0, measure: 0 }, { samples }), (r) => `fdatasync after 4 KiB overwrite ${r.overwrite.medianMicros} µs, after append ${r.append.medianMicros} µs (medians of ${r.overwrite.samples})`));
+    floor.push(
+      await run<FloorResult>(
+        spec(ctx, 'floor', 'raw-prealloc', name, { warmup: 0, measure: 0 }, { samples }),
+        (r) =>
+          `fdatasync after 4 KiB overwrite ${r.overwrite.medianMicros} µs, after append ${r.append.medianMicros} µs (medians of ${r.overwrite.samples})`,
+      ),
+    );
     for (const size of W1_VALUE_SIZES) {
       for (const store of storesInRound(ctx, round)) {
         const name = `w1 ${store} ${size}B${ctx.runs > 1 ? ` run ${round}` : ''}`;
-        outcomes.push(await run<W1Result>(spec(ctx, 'w1', store, name, ctx.durations.w1, { valueBytes: size }), (r) => `${r.microsPerOp.toFixed(0)} µs/op, ${r.mbPerSecond.toFixed(1)} MB/s, CPU ${r.cpuMicrosPerWrite.toFixed(0)} µs/op`));
+        outcomes.push(
+          await run<W1Result>(
+            spec(ctx, 'w1', store, name, ctx.durations.w1, { valueBytes: size }),
+            (r) => `${r.microsPerOp.toFixed(0)} µs/op, ${r.mbPerSecond.toFixed(1)} MB/s, CPU ${r.cpuMicrosPerWrite.toFixed(0)} µs/op`,
+          ),
+        );
       }
     }
   }
   const cost = encryptionCostRows(outcomes, 'valueBytes', 'V', sizeLabel, (r) => 1 / r.microsPerOp);
-  const title = 'W1 batch commit: one writer, one synced batch of one V-byte entry (x floor, x sqlite: mean µs/op over the floor\'s, over better-sqlite3\'s at the same V; CPU: process user + system per synced write)';
-  await publish(ctx, 'w1', title, w1Rows(outcomes, floor), { outcomes, floor, encryptionCost: cost }, w1Chart(outcomes, subtitle(ctx, [...outcomes, ...floor]), floor), [...outcomes, ...floor]);
+  const title =
+    "W1 batch commit: one writer, one synced batch of one V-byte entry (x floor, x sqlite: mean µs/op over the floor's, over better-sqlite3's at the same V; CPU: process user + system per synced write)";
+  await publish(
+    ctx,
+    'w1',
+    title,
+    w1Rows(outcomes, floor),
+    { outcomes, floor, encryptionCost: cost },
+    w1Chart(outcomes, subtitle(ctx, [...outcomes, ...floor]), floor),
+    [...outcomes, ...floor],
+  );
   const floorUs = floorMicros(floor);
   if (floorUs !== undefined) {
-    console.log(`floor: the probe's fdatasync after a 4 KiB write into written blocks, ${floorUs.toFixed(0)} µs (median; after a 4 KiB append: ${floorAppendMicros(floor)?.toFixed(0) ?? '-'} µs)`);
+    console.log(
+      `floor: the probe's fdatasync after a 4 KiB write into written blocks, ${floorUs.toFixed(0)} µs (median; after a 4 KiB append: ${floorAppendMicros(floor)?.toFixed(0) ?? '-'} µs)`,
+    );
   }
   printEncryptionCost(ctx, cost);
 }
@@ -306,13 +364,30 @@ async function runW2(ctx: Context): Promise<void> {
     for (const writers of W2_WRITERS) {
       for (const store of storesInRound(ctx, round)) {
         const name = `w2 ${store} C=${writers}${ctx.runs > 1 ? ` run ${round}` : ''}`;
-        outcomes.push(await run<W2Result>(spec(ctx, 'w2', store, name, ctx.durations.w2, { writers }), (r) => `${Math.round(r.opsPerSecond)} ops/s, p99 ${(r.latency.p99 / 1000).toFixed(1)} ms, CPU ${r.cpuMicrosPerWrite.toFixed(0)} µs/op`));
+        outcomes.push(
+          await run<W2Result>(
+            spec(ctx, 'w2', store, name, ctx.durations.w2, { writers }),
+            (r) =>
+              `${Math.round(r.opsPerSecond)} ops/s, p99 ${(r.latency.p99 / 1000).toFixed(1)} ms, CPU ${r.cpuMicrosPerWrite.toFixed(0)} µs/op`,
+          ),
+        );
       }
     }
   }
   const cost = encryptionCostRows(outcomes, 'writers', 'C', String, (r) => r.opsPerSecond);
-  await publish(ctx, 'w2', 'W2 multi-Raft append: 1,000 regions, C writers, synced 4 x 1 KiB + 32 B hard state per op (CPU: process user + system per synced write)', w2Rows(outcomes), { outcomes, encryptionCost: cost }, w2Chart(outcomes, subtitle(ctx, outcomes)), outcomes);
-  printTable('W2 CPU time per synced write (user + system, every thread of the process; the share that is system time)', w2CpuPivot(outcomes));
+  await publish(
+    ctx,
+    'w2',
+    'W2 multi-Raft append: 1,000 regions, C writers, synced 4 x 1 KiB + 32 B hard state per op (CPU: process user + system per synced write)',
+    w2Rows(outcomes),
+    { outcomes, encryptionCost: cost },
+    w2Chart(outcomes, subtitle(ctx, outcomes)),
+    outcomes,
+  );
+  printTable(
+    'W2 CPU time per synced write (user + system, every thread of the process; the share that is system time)',
+    w2CpuPivot(outcomes),
+  );
   printEncryptionCost(ctx, cost);
 }
 
@@ -322,19 +397,36 @@ async function runW3(ctx: Context): Promise<void> {
   for (let round = 1; round <= ctx.runs; round++) {
     for (const store of storesInRound(ctx, round)) {
       const name = `w3 ${store}${ctx.runs > 1 ? ` run ${round}` : ''}`;
-      outcomes.push(await run<W3Result>(spec(ctx, 'w3', store, name, ctx.durations.w3, {}), (r) => `${Math.round(r.writes.opsPerSecond)} writes/s, ${Math.round(r.reads.opsPerSecond)} reads/s, disk/live ${r.diskPerLive.toFixed(1)}`));
+      outcomes.push(
+        await run<W3Result>(
+          spec(ctx, 'w3', store, name, ctx.durations.w3, {}),
+          (r) =>
+            `${Math.round(r.writes.opsPerSecond)} writes/s, ${Math.round(r.reads.opsPerSecond)} reads/s, disk/live ${r.diskPerLive.toFixed(1)}`,
+        ),
+      );
     }
   }
   const purge = outcomes.find((o) => o.spec.store.startsWith('raftlog') && o.ok)?.result?.reclamation;
-  if (purge !== undefined && purge !== 'purgeExpiredFiles') console.log('note: this engine build has no purgeExpiredFiles(); raftlog disk/live is without purge');
-  await publish(ctx, 'w3', 'W3 append-compact-read: 100 regions, 8 workers, compact to last 256 every 1,000 writes, 10% reads of the last 16 (raftlog: 8 MiB files)', w3Rows(outcomes), { outcomes }, w3Chart(outcomes, subtitle(ctx, outcomes)), outcomes);
+  if (purge !== undefined && purge !== 'purgeExpiredFiles')
+    console.log('note: this engine build has no purgeExpiredFiles(); raftlog disk/live is without purge');
+  await publish(
+    ctx,
+    'w3',
+    'W3 append-compact-read: 100 regions, 8 workers, compact to last 256 every 1,000 writes, 10% reads of the last 16 (raftlog: 8 MiB files)',
+    w3Rows(outcomes),
+    { outcomes },
+    w3Chart(outcomes, subtitle(ctx, outcomes)),
+    outcomes,
+  );
 }
 
 async function runW4(ctx: Context): Promise<void> {
   const totalBytes = ctx.quick ? 64 << 20 : W4_TOTAL_BYTES;
   const reopens = ctx.quick ? 1 : Math.max(ctx.runs, 3);
   const coldUnavailable = evictionUnavailable();
-  console.log(`\nW4 recovery (${totalBytes >> 20} MiB of 4 KiB entries over 1,000 regions; ${reopens} warm and ${reopens} cold reopens per store, each in a fresh process)`);
+  console.log(
+    `\nW4 recovery (${totalBytes >> 20} MiB of 4 KiB entries over 1,000 regions; ${reopens} warm and ${reopens} cold reopens per store, each in a fresh process)`,
+  );
   if (coldUnavailable !== undefined) console.log(`cold-cache reopens skipped: ${coldUnavailable}`);
   const load: CaseOutcome<W4LoadResult>[] = [];
   const warm: CaseOutcome<W4ReopenResult>[] = [];
@@ -343,12 +435,20 @@ async function runW4(ctx: Context): Promise<void> {
   const none = { warmup: 0, measure: 0 };
   for (const store of ctx.stores) {
     const loadSpec = spec(ctx, 'w4-load', store, `w4 ${store} load`, none, { totalBytes });
-    const loaded = await run<W4LoadResult>(loadSpec, (r) => `${(r.dataBytes / 2 ** 20).toFixed(0)} MiB in ${r.seconds.toFixed(1)} s, ${(r.diskBytes / 2 ** 20).toFixed(0)} MiB on disk`);
+    const loaded = await run<W4LoadResult>(
+      loadSpec,
+      (r) => `${(r.dataBytes / 2 ** 20).toFixed(0)} MiB in ${r.seconds.toFixed(1)} s, ${(r.diskBytes / 2 ** 20).toFixed(0)} MiB on disk`,
+    );
     load.push(loaded);
     if (loaded.ok && loaded.result !== undefined) {
       const params = { lastIndex: JSON.stringify(loaded.result.lastIndex) };
-      const reopen = (name: string): CaseSpec => ({ ...spec(ctx, 'w4-reopen', store, name, none, params), dir: loadSpec.dir, keepDir: true });
-      const summary = (r: W4ReopenResult): string => `open ${r.openMillis.toFixed(0)} ms, total ${r.totalMillis.toFixed(0)} ms, RSS ${(r.rssAfterBytes / 2 ** 20).toFixed(0)} MiB`;
+      const reopen = (name: string): CaseSpec => ({
+        ...spec(ctx, 'w4-reopen', store, name, none, params),
+        dir: loadSpec.dir,
+        keepDir: true,
+      });
+      const summary = (r: W4ReopenResult): string =>
+        `open ${r.openMillis.toFixed(0)} ms, total ${r.totalMillis.toFixed(0)} ms, RSS ${(r.rssAfterBytes / 2 ** 20).toFixed(0)} MiB`;
       for (let i = 1; i <= reopens; i++) warm.push(await run<W4ReopenResult>(reopen(`w4 ${store} warm ${i}`), summary));
       if (coldUnavailable === undefined) {
         for (let i = 1; i <= reopens; i++) {
@@ -362,7 +462,15 @@ async function runW4(ctx: Context): Promise<void> {
   }
   const all = [...load, ...warm, ...cold];
   const outcomes = { load, warm, cold };
-  await publish(ctx, 'w4', `W4 recovery: ${totalBytes >> 20} MiB of 4 KiB entries over 1,000 regions; reopen and read every region's last entry (median of ${reopens})`, w4Rows(outcomes), { totalBytes, reopens, coldCache: coldUnavailable ?? 'posix_fadvise(DONTNEED) on every file after fsync', evictions, outcomes }, w4Chart(outcomes, subtitle(ctx, all)), all);
+  await publish(
+    ctx,
+    'w4',
+    `W4 recovery: ${totalBytes >> 20} MiB of 4 KiB entries over 1,000 regions; reopen and read every region's last entry (median of ${reopens})`,
+    w4Rows(outcomes),
+    { totalBytes, reopens, coldCache: coldUnavailable ?? 'posix_fadvise(DONTNEED) on every file after fsync', evictions, outcomes },
+    w4Chart(outcomes, subtitle(ctx, all)),
+    all,
+  );
 }
 
 async function runRfc(ctx: Context): Promise<void> {
@@ -371,7 +479,9 @@ async function runRfc(ctx: Context): Promise<void> {
   const orderSamples = ctx.quick ? 3 : 5;
   const sampleMillis = ctx.quick ? 60 : 200;
   const warmup = ctx.quick ? 0.15 : 0.3;
-  console.log(`\nRFC shared vs dedicated (${rounds} processes x ${samples} samples of ~${sampleMillis} ms per configuration and size, alternating)`);
+  console.log(
+    `\nRFC shared vs dedicated (${rounds} processes x ${samples} samples of ~${sampleMillis} ms per configuration and size, alternating)`,
+  );
   const outcomes: CaseOutcome<RfcResult>[] = [];
   const order: CaseOutcome<RfcOrderResult>[] = [];
   const rfcSpec = (workload: 'rfc' | 'rfc-order', mode: (typeof RFC_MODES)[number], size: number, name: string, n: number): CaseSpec => ({
@@ -383,7 +493,8 @@ async function runRfc(ctx: Context): Promise<void> {
     for (let round = 1; round <= rounds; round++) {
       // Alternate the order of the configurations, so slow drift of the disk does not favour one.
       const modes = round % 2 === 1 ? RFC_MODES : [...RFC_MODES].reverse();
-      for (const mode of modes) outcomes.push(await run<RfcResult>(rfcSpec('rfc', mode, size, `rfc ${mode} ${size}B ${round}`, samples), summary));
+      for (const mode of modes)
+        outcomes.push(await run<RfcResult>(rfcSpec('rfc', mode, size, `rfc ${mode} ${size}B ${round}`, samples), summary));
     }
   }
   for (const size of RFC_VALUE_SIZES) {
@@ -401,10 +512,15 @@ async function runRfc(ctx: Context): Promise<void> {
   const effects = rfcEffectRows(outcomes);
   const orderTable = rfcOrderTable(order);
   const sameDevice = outcomes.find((o) => o.result?.sameDevice !== undefined)?.result?.sameDevice;
-  console.log('\nRFC table (old = shared: log synced + state machine unsynced in one LevelDB; new = dedicated: log in raftlog, state machine in LevelDB elsewhere)');
-  if (sameDevice === true) console.log('note: the state machine directory is on the same device as the log (this machine has one disk; --sm-dir moves it)');
+  console.log(
+    '\nRFC table (old = shared: log synced + state machine unsynced in one LevelDB; new = dedicated: log in raftlog, state machine in LevelDB elsewhere)',
+  );
+  if (sameDevice === true)
+    console.log('note: the state machine directory is on the same device as the log (this machine has one disk; --sm-dir moves it)');
   console.log(table);
-  console.log(`\nThe RFC's own comparison, the same engine twice (old = ${RFC_CONFIG_LABELS.shared}; new = ${RFC_CONFIG_LABELS['dedicated-level']}): the separation alone`);
+  console.log(
+    `\nThe RFC's own comparison, the same engine twice (old = ${RFC_CONFIG_LABELS.shared}; new = ${RFC_CONFIG_LABELS['dedicated-level']}): the separation alone`,
+  );
   console.log(separationTable);
   printTable('The three configurations side by side (time per op) and the effect each pair isolates', effects);
   console.log('\nInterleaved (S U S U ...) vs sequential (S S ... U U ...), per configuration');
@@ -413,7 +529,26 @@ async function runRfc(ctx: Context): Promise<void> {
   for (const line of failures(all)) console.log(`  failed case: ${line}`);
   const load = loadRange(all);
   console.log(`load average during rfc: ${load.min.toFixed(2)}-${load.max.toFixed(2)} on ${ctx.machine.cores} cores`);
-  const path = saveResults('rfc', { quick: ctx.quick, stores: ctx.storeInfo, load, rounds, samples, sampleMillis, sameDevice, table, separationTable, effects, orderTable, outcomes, order }, ctx.machine, ctx.resultsDir);
+  const path = saveResults(
+    'rfc',
+    {
+      quick: ctx.quick,
+      stores: ctx.storeInfo,
+      load,
+      rounds,
+      samples,
+      sampleMillis,
+      sameDevice,
+      table,
+      separationTable,
+      effects,
+      orderTable,
+      outcomes,
+      order,
+    },
+    ctx.machine,
+    ctx.resultsDir,
+  );
   console.log(`saved: ${path}`);
   console.log(`chart: ${await writeChart(join(ctx.chartsDir, 'rfc.svg'), rfcChart(outcomes, subtitle(ctx, all)))}`);
 }

@@ -18,7 +18,8 @@ if (!existsSync(installed) || statSync(installed).mtimeMs < statSync(lock).mtime
   process.stderr.write('bench: installing the benchmark peers (bench/package.json), once; RocksDB and SQLite may compile for minutes\n');
   const result = spawnSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: BENCH, stdio: 'inherit', shell: process.platform === 'win32' });
   // A peer that fails to build costs its own rows ("unavailable: why"), not the run.
-  if (result.status !== 0) process.stderr.write('bench: `npm ci` in bench/ failed; stores whose peer is missing will be reported unavailable\n');
+  if (result.status !== 0)
+    process.stderr.write('bench: `npm ci` in bench/ failed; stores whose peer is missing will be reported unavailable\n');
 }
 
 const link = join(ROOT, 'dist', 'bench', 'node_modules');

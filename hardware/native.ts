@@ -171,7 +171,9 @@ function locate(): { readonly path: string } | { readonly reason: string } {
   const override = process.env['RAFTLOG_NATIVE_PATH'];
   if (override !== undefined && override !== '') {
     const path = resolve(override);
-    return existsSync(path) ? { path } : { reason: `the raftlog native addon was not built (looked for ${path}, from RAFTLOG_NATIVE_PATH)` };
+    return existsSync(path)
+      ? { path }
+      : { reason: `the raftlog native addon was not built (looked for ${path}, from RAFTLOG_NATIVE_PATH)` };
   }
   const root = packageRoot();
   if (root === undefined) return { reason: 'the raftlog native addon is missing (no package root found)' };
@@ -182,7 +184,9 @@ function locate(): { readonly path: string } | { readonly reason: string } {
     return { path: nodeGypBuild.path(join(root, 'hardware')) };
   } catch (cause) {
     const detail = cause instanceof Error ? cause.message.split('\n')[0] : String(cause);
-    return { reason: `the raftlog native addon was not built, and no prebuilt one matches ${process.platform}-${process.arch} (${detail})` };
+    return {
+      reason: `the raftlog native addon was not built, and no prebuilt one matches ${process.platform}-${process.arch} (${detail})`,
+    };
   }
 }
 
@@ -221,7 +225,10 @@ export function loadNative(): NativeLoadResult {
 
 function loadFull(): NativeLoadResult {
   if (process.platform !== 'linux') {
-    return { ok: false, reason: `io_uring, MAP_SYNC and statx are Linux-only (this platform is ${process.platform}); PosixFs works everywhere` };
+    return {
+      ok: false,
+      reason: `io_uring, MAP_SYNC and statx are Linux-only (this platform is ${process.platform}); PosixFs works everywhere`,
+    };
   }
   const loaded = loadRaw();
   if (!loaded.ok) return { ...loaded, reason: `${loaded.reason}; ${HOW_TO_BUILD}` };

@@ -230,7 +230,13 @@ export function formatProbe(report: ProbeReport): string {
     `MAP_SYNC accepted  ${yesNo(report.mapSync)}`,
     `cache-line flush   ${report.cpuFlush === undefined ? 'unknown' : `${report.cpuFlush.instruction} (clwb ${yesNo(report.cpuFlush.clwb)}, clflushopt ${yesNo(report.cpuFlush.clflushopt)}, clflush ${yesNo(report.cpuFlush.clflush)}; line ${report.cpuFlush.lineSize} B)`}`,
     `PmemFs barrier     ${report.pmemFlush === undefined ? 'unknown' : report.pmemFlush === 'cacheline' ? `cacheline (${report.cpuFlush?.instruction ?? '?'} + sfence on a MAP_SYNC mapping)` : 'msync (MS_SYNC of the dirty pages; no MAP_SYNC here)'}`,
-    `io_uring           ${report.uring.available ? `yes (${Object.entries(report.uring.ops ?? {}).map(([k, v]) => `${k} ${v ? 'yes' : 'no'}`).join(', ')})` : `no: ${report.uring.reason ?? ''}`}`,
+    `io_uring           ${
+      report.uring.available
+        ? `yes (${Object.entries(report.uring.ops ?? {})
+            .map(([k, v]) => `${k} ${v ? 'yes' : 'no'}`)
+            .join(', ')})`
+        : `no: ${report.uring.reason ?? ''}`
+    }`,
   ];
   for (const note of report.notes) lines.push(`note               ${note}`);
   return lines.join('\n');

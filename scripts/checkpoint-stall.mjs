@@ -21,7 +21,12 @@ const entryBytes = Number(process.argv[3] ?? 64);
 const intervalMiB = Number(process.argv[4] ?? 8);
 const REGIONS = 1000;
 const BATCH = 64;
-const engine = new Engine({ fs: new MemFs(), compressionThreshold: 1 << 30, targetFileSize: 64 << 20, indexCheckpointInterval: intervalMiB << 20 });
+const engine = new Engine({
+  fs: new MemFs(),
+  compressionThreshold: 1 << 30,
+  targetFileSize: 64 << 20,
+  indexCheckpointInterval: intervalMiB << 20,
+});
 await engine.open();
 const data = new Uint8Array(entryBytes).fill(7);
 const next = new Array(REGIONS + 1).fill(1);
@@ -31,7 +36,10 @@ const rows = [];
 for (let written = 0, turn = 0; written < entries; turn++) {
   const region = 1 + (turn % REGIONS);
   const batch = new LogBatch();
-  batch.addEntries(region, Array.from({ length: BATCH }, (_, i) => ({ index: next[region] + i, term: 1, data })));
+  batch.addEntries(
+    region,
+    Array.from({ length: BATCH }, (_, i) => ({ index: next[region] + i, term: 1, data })),
+  );
   next[region] += BATCH;
   written += BATCH;
   const began = performance.now();
@@ -41,8 +49,15 @@ for (let written = 0, turn = 0; written < entries; turn++) {
   // One checkpoint in flight at a time: the stall recorded is that of the one just written.
   if (stats.indexCheckpoints.written > seen) {
     seen = stats.indexCheckpoints.written;
-    rows.push({ entries: stats.entries, indexMiB: +(stats.memtableIndexBytes / 2 ** 20).toFixed(2), stallMicros: Math.round(stats.indexCheckpoints.lastStallMicros), checkpointBytes: stats.indexCheckpoints.lastBytes });
+    rows.push({
+      entries: stats.entries,
+      indexMiB: +(stats.memtableIndexBytes / 2 ** 20).toFixed(2),
+      stallMicros: Math.round(stats.indexCheckpoints.lastStallMicros),
+      checkpointBytes: stats.indexCheckpoints.lastBytes,
+    });
   }
 }
 await engine.close();
-console.log(JSON.stringify({ loadavg: loadavg(), entries, entryBytes, intervalMiB, slowestWriteMs: +slowest.toFixed(2), checkpoints: rows }, null, 1));
+console.log(
+  JSON.stringify({ loadavg: loadavg(), entries, entryBytes, intervalMiB, slowestWriteMs: +slowest.toFixed(2), checkpoints: rows }, null, 1),
+);

@@ -22,7 +22,18 @@
 //    repository needs it, the tarball does not), and `build:native` kept for
 //    building from source. scripts/postpack.mjs restores package.json.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { arch as hostArch, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -48,7 +59,8 @@ function warn(message) {
 // ---- 1. TypeScript --------------------------------------------------------
 
 restoreManifest(ROOT); // a previous pack that died between prepack and postpack
-if (process.env.RAFTLOG_PACK_SKIP_TSC !== '1' && !run('tsc', ['-p', 'tsconfig.json'], { shell: process.platform === 'win32' })) process.exit(1);
+if (process.env.RAFTLOG_PACK_SKIP_TSC !== '1' && !run('tsc', ['-p', 'tsconfig.json'], { shell: process.platform === 'win32' }))
+  process.exit(1);
 
 /** Compiled files under dist/<dir> whose .ts source no longer exists. */
 function dropOrphans(dir) {
@@ -105,7 +117,8 @@ function fromCheckoutBuild(arch) {
 function withPrebuildify(arch) {
   const cross = arch === hostArch() ? '' : CROSS_PREFIX[arch];
   if (cross === undefined) return `no cross compiler known for ${arch}`;
-  if (!hasCommand(`${cross}g++`)) return `${cross}g++ is not installed (Debian: apt-get install g++-${cross.slice(0, -1).replace(/_/g, '-')})`;
+  if (!hasCommand(`${cross}g++`))
+    return `${cross}g++ is not installed (Debian: apt-get install g++-${cross.slice(0, -1).replace(/_/g, '-')})`;
   const stage = mkdtempSync(join(tmpdir(), `raftlog-prebuild-${arch}-`));
   try {
     for (const file of ADDON_SOURCES) copyFileSync(join(HARDWARE, file), join(stage, file));
@@ -127,7 +140,10 @@ function withPrebuildify(arch) {
 }
 
 if (process.platform === 'linux') {
-  const archs = (process.env.RAFTLOG_PREBUILD_ARCHS ?? 'x64,arm64').split(',').map((a) => a.trim()).filter(Boolean);
+  const archs = (process.env.RAFTLOG_PREBUILD_ARCHS ?? 'x64,arm64')
+    .split(',')
+    .map((a) => a.trim())
+    .filter(Boolean);
   for (const stale of existsSync(PREBUILDS) ? readdirSync(PREBUILDS) : []) {
     if (!archs.some((a) => stale === `linux-${a}`)) rmSync(join(PREBUILDS, stale), { recursive: true });
   }

@@ -37,7 +37,16 @@ async function reopen(dir, indexCheckpoint) {
   const rss = process.memoryUsage().rss;
   const report = engine.recoveryReport;
   await engine.close();
-  return { indexCheckpoint, openMs: opened - began, readLastMs: read - opened, rssMiB: rss / 2 ** 20, rssBeforeMiB: rssBefore / 2 ** 20, regionsFound: found, used: report?.indexCheckpoint, records: report?.records };
+  return {
+    indexCheckpoint,
+    openMs: opened - began,
+    readLastMs: read - opened,
+    rssMiB: rss / 2 ** 20,
+    rssBeforeMiB: rssBefore / 2 ** 20,
+    regionsFound: found,
+    used: report?.indexCheckpoint,
+    records: report?.records,
+  };
 }
 
 if (process.argv[2] === '--child') {
@@ -59,7 +68,10 @@ try {
     const region = 1 + (turn % REGIONS);
     const count = Math.min(BATCH, entries - written);
     const batch = new LogBatch();
-    batch.addEntries(region, Array.from({ length: count }, (_, i) => ({ index: next[region] + i, term: 1, data })));
+    batch.addEntries(
+      region,
+      Array.from({ length: count }, (_, i) => ({ index: next[region] + i, term: 1, data })),
+    );
     await engine.write(batch);
     next[region] += count;
     written += count;
@@ -88,9 +100,11 @@ try {
         `(median of ${runs.length}; used: ${JSON.stringify(runs[0].used)}, records replayed ${runs[0].records}, regions found ${runs[0].regionsFound})`,
     );
   }
-  const machine = `${cpus()[0]?.model ?? 'cpu'}, ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, ${type()} ${release()}, Node ${process.version}, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`;
-console.log(`machine: ${machine}`);
-console.log(JSON.stringify({ mib, rounds, machine, results }));
+  const machine = `${cpus()[0]?.model ?? 'cpu'}, ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, ${type()} ${release()}, Node ${process.version}, load average ${loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ')}`;
+  console.log(`machine: ${machine}`);
+  console.log(JSON.stringify({ mib, rounds, machine, results }));
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

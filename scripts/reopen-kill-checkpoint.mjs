@@ -38,10 +38,15 @@ async function write(dir, mib, tailMib, entryBytes) {
     const region = 1 + (turn % REGIONS);
     const count = Math.min(batchEntries, entries - written);
     const batch = new LogBatch();
-    batch.addEntries(region, Array.from({ length: count }, (_, i) => ({ index: next[region] + i, term: 1, data })));
+    batch.addEntries(
+      region,
+      Array.from({ length: count }, (_, i) => ({ index: next[region] + i, term: 1, data })),
+    );
     const t = performance.now();
     // A synced write every 4 MiB: a periodic checkpoint is taken at the end of a synced group.
-    await engine.write(batch, { sync: Math.floor((written + count) * entryBytes / (4 << 20)) > Math.floor(written * entryBytes / (4 << 20)) });
+    await engine.write(batch, {
+      sync: Math.floor(((written + count) * entryBytes) / (4 << 20)) > Math.floor((written * entryBytes) / (4 << 20)),
+    });
     slowest = Math.max(slowest, performance.now() - t);
     next[region] += count;
     written += count;
@@ -49,7 +54,15 @@ async function write(dir, mib, tailMib, entryBytes) {
   await engine.sync();
   while (engine.stats().indexCheckpoints.written === 0 && mib > tailMib) await new Promise((resolve) => setTimeout(resolve, 10));
   const stats = engine.stats();
-  console.log(JSON.stringify({ writeSeconds: (performance.now() - began) / 1000, entries: stats.entries, indexBytes: stats.memtableIndexBytes, checkpoints: stats.indexCheckpoints, slowestWriteMs: slowest }));
+  console.log(
+    JSON.stringify({
+      writeSeconds: (performance.now() - began) / 1000,
+      entries: stats.entries,
+      indexBytes: stats.memtableIndexBytes,
+      checkpoints: stats.indexCheckpoints,
+      slowestWriteMs: slowest,
+    }),
+  );
   // A kill: no close, no close checkpoint.
   process.kill(process.pid, 'SIGKILL');
 }
@@ -66,7 +79,16 @@ async function reopen(dir, indexCheckpoint) {
   }
   const report = engine.recoveryReport;
   // No close: the next reopen finds the directory as the kill left it (a close would write a new checkpoint).
-  return { indexCheckpoint, openMs: opened - began, readLastMs: performance.now() - opened, rssMiB: process.memoryUsage().rss / 2 ** 20, regionsFound: found, checkpoint: report?.indexCheckpoint, records: report?.records, bytesScanned: report?.bytesScanned };
+  return {
+    indexCheckpoint,
+    openMs: opened - began,
+    readLastMs: performance.now() - opened,
+    rssMiB: process.memoryUsage().rss / 2 ** 20,
+    regionsFound: found,
+    checkpoint: report?.indexCheckpoint,
+    records: report?.records,
+    bytesScanned: report?.bytesScanned,
+  };
 }
 
 if (process.argv[2] === '--write') {
@@ -82,7 +104,9 @@ if (process.argv[2] === '--write') {
   const dir = mkdtempSync(join(tmpdir(), 'raftlog-kill-'));
   const self = new URL(import.meta.url).pathname;
   try {
-    const writer = spawnSync(process.execPath, [self, '--write', dir, String(mib), String(tailMib), String(entryBytes)], { encoding: 'utf8' });
+    const writer = spawnSync(process.execPath, [self, '--write', dir, String(mib), String(tailMib), String(entryBytes)], {
+      encoding: 'utf8',
+    });
     if (writer.signal !== 'SIGKILL') throw new Error(`writer: ${writer.status} ${writer.stderr}`);
     const written = JSON.parse(writer.stdout);
     const child = (mode) => {
@@ -98,7 +122,14 @@ if (process.argv[2] === '--write') {
     console.log(
       JSON.stringify(
         {
-          machine: { type: type(), release: release(), cpus: cpus().length, cpuModel: cpus()[0]?.model, totalMemGiB: totalmem() / 2 ** 30, loadavg: loadavg() },
+          machine: {
+            type: type(),
+            release: release(),
+            cpus: cpus().length,
+            cpuModel: cpus()[0]?.model,
+            totalMemGiB: totalmem() / 2 ** 30,
+            loadavg: loadavg(),
+          },
           mib,
           tailMib,
           entryBytes,

@@ -94,7 +94,13 @@ export class RegionTracker {
   regions(): RegionConsistency[] {
     return [...this.#regions]
       .sort(([a], [b]) => a - b)
-      .map(([region, s]) => ({ region, firstIndex: s.first, lastIndex: s.last, lastIntactIndex: s.intact, damaged: s.damaged.map((r) => ({ ...r })) }));
+      .map(([region, s]) => ({
+        region,
+        firstIndex: s.first,
+        lastIndex: s.last,
+        lastIntactIndex: s.intact,
+        damaged: s.damaged.map((r) => ({ ...r })),
+      }));
   }
 
   #entries(region: number, first: number, last: number): void {

@@ -16,14 +16,7 @@
  */
 import { applyBatch, keyString, type Memtables } from './apply.js';
 import { EntryReader, continuesRun } from './entry-reader.js';
-import {
-  ClosedError,
-  EngineFailedError,
-  InvalidArgumentError,
-  NotFoundError,
-  RaftlogError,
-  isRaftlogError,
-} from './errors.js';
+import { ClosedError, EngineFailedError, InvalidArgumentError, NotFoundError, RaftlogError, isRaftlogError } from './errors.js';
 import { LOCK_NAME } from './file-names.js';
 import type { DirectoryLock, FileSystem } from './filesystem.js';
 import { ItemKind, type BatchItems } from './format/batch-codec.js';
@@ -319,7 +312,10 @@ export class Engine implements AsyncDisposable {
     });
     if (options.scrub !== undefined) {
       this.#scrub = new Scrubber(
-        { intervalMs: options.scrub.intervalMs ?? SCRUB_DEFAULTS.intervalMs, bytesPerSecond: options.scrub.bytesPerSecond ?? SCRUB_DEFAULTS.bytesPerSecond },
+        {
+          intervalMs: options.scrub.intervalMs ?? SCRUB_DEFAULTS.intervalMs,
+          bytesPerSecond: options.scrub.bytesPerSecond ?? SCRUB_DEFAULTS.bytesPerSecond,
+        },
         {
           pass: async (pace) => {
             this.#announce('scrub', await this.#verifyPass({ pace, memtables: () => this.#memtables.values() }));
@@ -563,7 +559,13 @@ export class Engine implements AsyncDisposable {
     this.#announce('verify', report);
     return {
       regions: tracker.regions(),
-      problems: report.problems.map((p) => ({ file: p.file, offset: p.offset, detail: p.detail, action: 'skipped' as const, bytesDropped: p.bytes })),
+      problems: report.problems.map((p) => ({
+        file: p.file,
+        offset: p.offset,
+        detail: p.detail,
+        action: 'skipped' as const,
+        bytesDropped: p.bytes,
+      })),
       records: report.records,
       bytesScanned: report.bytesVerified,
     };
@@ -887,9 +889,7 @@ export class Engine implements AsyncDisposable {
       const last = scratch.last[at]!;
       if (item.kind === ItemKind.Entries) {
         if (!Number.isNaN(last) && item.index > last + 1) {
-          throw new InvalidArgumentError(
-            `region ${item.region}: entries starting at ${item.index} leave a gap after last index ${last}`,
-          );
+          throw new InvalidArgumentError(`region ${item.region}: entries starting at ${item.index} leave a gap after last index ${last}`);
         }
         if (Number.isNaN(first) || Number.isNaN(last) || item.index < first) scratch.first[at] = item.index;
         scratch.last[at] = item.index + item.count - 1;
@@ -935,7 +935,13 @@ export class Engine implements AsyncDisposable {
         const record = member.record;
         if (record === undefined) continue;
         const at = placed[next++]!;
-        member.result = applyBatch(this.#memtables, record.items, record.payload, recordLocation(at.fileId, at.offset, record), 'error').compacted;
+        member.result = applyBatch(
+          this.#memtables,
+          record.items,
+          record.payload,
+          recordLocation(at.fileId, at.offset, record),
+          'error',
+        ).compacted;
       }
       this.#checkpointer.afterCommit(sync);
     } catch (error) {
@@ -996,7 +1002,6 @@ function saltSource(seed: number | undefined): () => number {
     let t = state;
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) || 1;
+    return (t ^ (t >>> 14)) >>> 0 || 1;
   };
 }
-

@@ -57,7 +57,8 @@ export class EntryReader {
     const head = locations[0]!;
     if (head.compressed) {
       const payload = await this.#payload(head);
-      for (const location of locations) out.push(this.#decodeAt(payload, location.entryOffset, location, RECORD_HEADER_SIZE + head.recordOffset));
+      for (const location of locations)
+        out.push(this.#decodeAt(payload, location.entryOffset, location, RECORD_HEADER_SIZE + head.recordOffset));
       return;
     }
     const tail = locations[locations.length - 1]!;
@@ -79,7 +80,8 @@ export class EntryReader {
     try {
       return decodeEntry(entryBytes);
     } catch (error) {
-      if (error instanceof EntryDecodeError) throw new CorruptionError(`${where.file}: entry at offset ${where.offset}: ${error.message}`, where);
+      if (error instanceof EntryDecodeError)
+        throw new CorruptionError(`${where.file}: entry at offset ${where.offset}: ${error.message}`, where);
       throw error;
     }
   }
@@ -92,7 +94,8 @@ export class EntryReader {
     const stored = record.subarray(RECORD_HEADER_SIZE);
     const where = { file: fileNameOf(location.fileId), offset: location.recordOffset };
     const expectedCrc = new DataView(record.buffer, record.byteOffset, RECORD_HEADER_SIZE).getUint32(16, true);
-    if (crc32c(stored) !== expectedCrc) throw new CorruptionError(`${where.file}: record at offset ${where.offset} fails its checksum`, where);
+    if (crc32c(stored) !== expectedCrc)
+      throw new CorruptionError(`${where.file}: record at offset ${where.offset} fails its checksum`, where);
     let payload: Uint8Array;
     try {
       payload = uncompressSync(Buffer.from(stored.buffer, stored.byteOffset, stored.byteLength));

@@ -151,7 +151,14 @@ export class GarbageCollector {
     });
     for (const region of [...this.#strikes.keys()]) if (!plan.laggards.includes(region)) this.#strikes.delete(region);
     for (const region of plan.laggards) this.#strikes.set(region, (this.#strikes.get(region) ?? 0) + 1);
-    const result: PurgeResult = { regionsToCompact: plan.laggards, filesRemoved: 0, filesRecycled: 0, bytesRewritten: 0, watermark: plan.watermark, spaceRewrite: plan.spaceRewrite };
+    const result: PurgeResult = {
+      regionsToCompact: plan.laggards,
+      filesRemoved: 0,
+      filesRecycled: 0,
+      bytesRewritten: 0,
+      watermark: plan.watermark,
+      spaceRewrite: plan.spaceRewrite,
+    };
     let written: WrittenCheckpoint | undefined;
     let copied: Copied | undefined;
     let record: SealedRecord | undefined;
@@ -275,8 +282,7 @@ function relocateUnchanged(memtables: Memtables, record: SealedRecord, copied: C
       let runStart = -1;
       for (let i = 0; i <= item.count; i++) {
         const index = item.index + i;
-        const unchanged =
-          i < item.count && memtable.locate(index, now) && sameLocation(now, before.locations[index - before.first]!);
+        const unchanged = i < item.count && memtable.locate(index, now) && sameLocation(now, before.locations[index - before.first]!);
         if (unchanged && runStart < 0) runStart = index;
         if (!unchanged && runStart >= 0) {
           const offset = item.entryStart + (runStart - item.index);

@@ -88,9 +88,7 @@ function trackLastInBatch(lastInBatch: Map<number, number>, item: BatchItem): vo
   const last = lastInBatch.get(item.region);
   if (item.kind === ItemKind.Entries) {
     if (last !== undefined && item.index > last + 1) {
-      throw new InvalidArgumentError(
-        `region ${item.region}: merged entries at ${item.index} leave a gap after ${last} in this batch`,
-      );
+      throw new InvalidArgumentError(`region ${item.region}: merged entries at ${item.index} leave a gap after ${last} in this batch`);
     }
     lastInBatch.set(item.region, item.index + item.count - 1);
   } else if (item.kind === ItemKind.Compact) {
@@ -166,9 +164,7 @@ export class LogBatch {
     }
     const previousLast = this.#lastInBatch.get(region);
     if (previousLast !== undefined && firstIndex > previousLast + 1) {
-      throw new InvalidArgumentError(
-        `region ${region}: entries at ${firstIndex} leave a gap after ${previousLast} in this batch`,
-      );
+      throw new InvalidArgumentError(`region ${region}: entries at ${firstIndex} leave a gap after ${previousLast} in this batch`);
     }
     this.#own();
     this.#reserve(ITEM_PREFIX_SIZE + ENTRIES_HEADER_SIZE + bytes);
@@ -178,17 +174,7 @@ export class LogBatch {
     item.count = entries.length;
     item.entryStart = this.#entryCount;
     const columns = { offsets: this.#entryOffsets, lengths: this.#entryLengths, at: this.#entryCount };
-    this.#end = writeEntriesItem(
-      this.#buffer,
-      this.#view,
-      this.#end,
-      RECORD_HEADER_SIZE,
-      region,
-      entries,
-      bytes,
-      entry,
-      columns,
-    );
+    this.#end = writeEntriesItem(this.#buffer, this.#view, this.#end, RECORD_HEADER_SIZE, region, entries, bytes, entry, columns);
     this.#entryCount += entries.length;
     this.#items.push(item);
     this.#lastInBatch.set(region, firstIndex + entries.length - 1);
@@ -208,12 +194,7 @@ export class LogBatch {
    */
   putMessage<T, Init>(region: number, key: Key, codec: MessageCodec<T, Init>, message: NoInfer<Init>): void;
   putMessage(region: number, key: Key, message: ProtobufMessage): void;
-  putMessage<T, Init>(
-    region: number,
-    key: Key,
-    codecOrMessage: MessageCodec<T, Init> | ProtobufMessage,
-    message?: Init,
-  ): void {
+  putMessage<T, Init>(region: number, key: Key, codecOrMessage: MessageCodec<T, Init> | ProtobufMessage, message?: Init): void {
     requireRegion(region);
     keyBytes(key);
     let encoded: Uint8Array;
@@ -340,14 +321,14 @@ export class LogBatch {
     this.#own();
     const payloadLength = this.#end - RECORD_HEADER_SIZE;
     if (payloadLength > MAX_BATCH_PAYLOAD_BYTES) {
-      throw new InvalidArgumentError(
-        `batch payload of ${payloadLength} bytes exceeds the ${MAX_BATCH_PAYLOAD_BYTES}-byte limit`,
-      );
+      throw new InvalidArgumentError(`batch payload of ${payloadLength} bytes exceeds the ${MAX_BATCH_PAYLOAD_BYTES}-byte limit`);
     }
     // Every entry's CRC (the encoders leave the slots zero), then the payload's over them.
     // An empty batch (a seal record) may have no buffer yet; its CRC is that of no bytes.
     const plainCrc =
-      payloadLength === 0 ? 0 : checksumBatch(this.#buffer, RECORD_HEADER_SIZE, this.#end, this.#entryOffsets, this.#entryLengths, this.#entryCount);
+      payloadLength === 0
+        ? 0
+        : checksumBatch(this.#buffer, RECORD_HEADER_SIZE, this.#end, this.#entryOffsets, this.#entryLengths, this.#entryCount);
     const payload = this.#buffer.subarray(RECORD_HEADER_SIZE, this.#end);
     const items: BatchItems = {
       items: this.#items,

@@ -115,7 +115,10 @@ export class LogWriter {
    * nothing, but makes what is there durable. `provenEnd`: where the data
    * the records prove durable ends (their synced-through marks).
    */
-  static async resume(options: LogWriterOptions, state: ActiveFileState & { provenEnd: number; sealed: boolean; sealAt: number }): Promise<LogWriter> {
+  static async resume(
+    options: LogWriterOptions,
+    state: ActiveFileState & { provenEnd: number; sealed: boolean; sealAt: number },
+  ): Promise<LogWriter> {
     // What recovery read may live only in the page cache (a process killed
     // before its barrier, or an engine reopened without a reboot). The writer
     // counts everything up to `offset` as durable (sync() skips, rotation
@@ -383,7 +386,9 @@ async function createLogFile(
   const salt = options.nextSalt();
   const recycled = options.takeRecycled?.();
   const handle =
-    recycled !== undefined ? await fs.reuse(recycled, name) : await fs.open(name, { create: true, exclusive: true, capacityBytes: targetFileSize });
+    recycled !== undefined
+      ? await fs.reuse(recycled, name)
+      : await fs.open(name, { create: true, exclusive: true, capacityBytes: targetFileSize });
   let allocated: number;
   try {
     const header = encodeFileHeader({

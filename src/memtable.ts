@@ -147,10 +147,7 @@ export class RegionMemtable {
   /** Runs of entries in one file: first index (f64[0]) and file id (u32[0]). */
   readonly #fileRuns = new Columns([new Uint32Array(MIN_CAPACITY)], [new Float64Array(MIN_CAPACITY)]);
   /** Compressed records: first index (f64[0]), record offset (u32[0]), payload length (u32[1]). */
-  readonly #packed = new Columns(
-    [new Uint32Array(MIN_CAPACITY), new Uint32Array(MIN_CAPACITY)],
-    [new Float64Array(MIN_CAPACITY)],
-  );
+  readonly #packed = new Columns([new Uint32Array(MIN_CAPACITY), new Uint32Array(MIN_CAPACITY)], [new Float64Array(MIN_CAPACITY)]);
   readonly kv = new Map<string, KeyValue>();
 
   constructor(region: number) {
@@ -176,14 +173,7 @@ export class RegionMemtable {
    * validated before they are written (Engine#validate) and replay decides
    * what a gap means before calling (src/apply.ts).
    */
-  append(
-    firstIndex: number,
-    count: number,
-    record: RecordLocation,
-    offsets: Uint32Array,
-    lengths: Uint32Array,
-    start: number,
-  ): void {
+  append(firstIndex: number, count: number, record: RecordLocation, offsets: Uint32Array, lengths: Uint32Array, start: number): void {
     assert(count > 0, 'memtable append: an entry run holds at least one entry');
     assert(start + count <= lengths.length, 'memtable append: the run lies past the batch entry columns');
     const last = this.lastIndex();
@@ -289,14 +279,7 @@ export class RegionMemtable {
    * holds, at a copy of them in another file (GC rewrote them), leaving every
    * other entry where it is. The copy is an uncompressed record.
    */
-  relocate(
-    firstIndex: number,
-    count: number,
-    record: RecordLocation,
-    offsets: Uint32Array,
-    lengths: Uint32Array,
-    start: number,
-  ): void {
+  relocate(firstIndex: number, count: number, record: RecordLocation, offsets: Uint32Array, lengths: Uint32Array, start: number): void {
     assert(!record.compressed, 'memtable relocate: the copy must be an uncompressed record');
     assert(count > 0, 'memtable relocate: an entry run holds at least one entry');
     const last = this.lastIndex();
@@ -378,7 +361,8 @@ export class RegionMemtable {
     memtable.#entries.adopt([index.offsets, index.lengths], [], index.offsets.length);
     memtable.#fileRuns.adopt([index.runFiles], [index.runFirsts], index.runFiles.length);
     memtable.#packed.adopt([index.packedOffsets, index.packedLengths], [index.packedFirsts], index.packedOffsets.length);
-    for (const { key, value, fileId } of index.keys) memtable.kv.set(Buffer.from(key.buffer, key.byteOffset, key.length).toString('latin1'), { value, fileId });
+    for (const { key, value, fileId } of index.keys)
+      memtable.kv.set(Buffer.from(key.buffer, key.byteOffset, key.length).toString('latin1'), { value, fileId });
     return memtable;
   }
 

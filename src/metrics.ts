@@ -6,7 +6,9 @@
  */
 
 /** Upper bounds of the latency buckets, in microseconds (the last bucket is +Inf). */
-export const LATENCY_BUCKETS_MICROS: readonly number[] = [25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000];
+export const LATENCY_BUCKETS_MICROS: readonly number[] = [
+  25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000,
+];
 /** Upper bounds of the group-size buckets (writes per group commit). */
 export const GROUP_SIZE_BUCKETS: readonly number[] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512];
 

@@ -47,7 +47,13 @@ interface Exporters {
 const exporters = new WeakMap<PrometheusRegistry, Map<string, Exporters>>();
 
 /** One prom-client custom metric: read from a fresh snapshot of every engine at every scrape. */
-function customMetric(name: string, help: string, type: Kind, read: (m: EngineMetrics, labels: Record<string, string>) => MetricValue[], engines: Exporters['engines']) {
+function customMetric(
+  name: string,
+  help: string,
+  type: Kind,
+  read: (m: EngineMetrics, labels: Record<string, string>) => MetricValue[],
+  engines: Exporters['engines'],
+) {
   const collect = (): MetricValue[] => [...engines].flatMap(([engine, snapshot]) => read(snapshot(), { engine }));
   return {
     name,
@@ -81,7 +87,10 @@ function histogramValues(name: string, histogram: HistogramSnapshot, divisor: nu
   return values;
 }
 
-export async function registerPrometheus(engine: Engine, options: PrometheusOptions = {}): Promise<{ registry: PrometheusRegistry; unregister(): void }> {
+export async function registerPrometheus(
+  engine: Engine,
+  options: PrometheusOptions = {},
+): Promise<{ registry: PrometheusRegistry; unregister(): void }> {
   let client: { Registry: new () => PrometheusRegistry };
   try {
     client = (await import('prom-client')) as unknown as { Registry: new () => PrometheusRegistry };
@@ -91,7 +100,8 @@ export async function registerPrometheus(engine: Engine, options: PrometheusOpti
   const registry = options.registry ?? new client.Registry();
   const prefix = options.prefix ?? 'raftlog_';
   const label = options.engine ?? 'default';
-  if (typeof label !== 'string' || label.length === 0) throw new InvalidArgumentError('registerPrometheus: engine must be a non-empty string');
+  if (typeof label !== 'string' || label.length === 0)
+    throw new InvalidArgumentError('registerPrometheus: engine must be a non-empty string');
   let byPrefix = exporters.get(registry);
   if (byPrefix === undefined) {
     byPrefix = new Map();
@@ -158,10 +168,20 @@ function defineMetrics(prefix: string, engines: Exporters['engines']) {
   ];
   const snake = (s: string): string => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
   return [
-    ...counters.map(([key, help]) => customMetric(`${prefix}${snake(key)}_total`, help, 'counter', (m, labels) => [{ value: m.counters[key], labels }], engines)),
-    ...gauges.map(([key, help]) => customMetric(`${prefix}${snake(key)}`, help, 'gauge', (m, labels) => [{ value: m.gauges[key], labels }], engines)),
+    ...counters.map(([key, help]) =>
+      customMetric(`${prefix}${snake(key)}_total`, help, 'counter', (m, labels) => [{ value: m.counters[key], labels }], engines),
+    ),
+    ...gauges.map(([key, help]) =>
+      customMetric(`${prefix}${snake(key)}`, help, 'gauge', (m, labels) => [{ value: m.gauges[key], labels }], engines),
+    ),
     ...histograms.map(([key, name, help, divisor]) =>
-      customMetric(`${prefix}${name}`, help, 'histogram', (m, labels) => histogramValues(`${prefix}${name}`, m.histograms[key], divisor, labels), engines),
+      customMetric(
+        `${prefix}${name}`,
+        help,
+        'histogram',
+        (m, labels) => histogramValues(`${prefix}${name}`, m.histograms[key], divisor, labels),
+        engines,
+      ),
     ),
   ];
 }

@@ -192,7 +192,14 @@ function paidWatermark(live: LiveBytes, files: readonly AppendFileInfo[], floor:
  * fit in `bound` × live + slack; when none does, the one that leaves the
  * fewest bytes, if it leaves fewer than `floor` does.
  */
-function spaceWatermark(live: LiveBytes, files: readonly AppendFileInfo[], floor: number, activeSeq: number, bound: number, space: PurgeSpace): number {
+function spaceWatermark(
+  live: LiveBytes,
+  files: readonly AppendFileInfo[],
+  floor: number,
+  activeSeq: number,
+  bound: number,
+  space: PurgeSpace,
+): number {
   if (bound === 0) return floor;
   const firstSeq = files[0]?.seq ?? activeSeq;
   const limit = bound * live.total + space.slackBytes;

@@ -30,13 +30,25 @@ export async function checkIndexCheckpoint(fs: FileSystem): Promise<IndexCheckpo
   } catch (error) {
     // A file that cannot be opened here (permissions, a snapshot mount)
     // still leaves the rest of the check to run.
-    return { status: 'unused', detail: `could not be loaded here: ${error instanceof Error ? error.message : String(error)}`, report: undefined };
+    return {
+      status: 'unused',
+      detail: `could not be loaded here: ${error instanceof Error ? error.message : String(error)}`,
+      report: undefined,
+    };
   }
-  if (loaded.kind === 'unused') return { status: loaded.reason === 'absent' ? 'absent' : 'unused', detail: loaded.reason, report: undefined };
+  if (loaded.kind === 'unused')
+    return { status: loaded.reason === 'absent' ? 'absent' : 'unused', detail: loaded.reason, report: undefined };
   const { rewrite, files, resume } = loaded;
   const targets: VerifyTarget[] = [];
   const checkpoint = rewrite.checkpoint;
-  if (checkpoint !== undefined) targets.push({ id: fileId(Queue.Rewrite, checkpoint.seq), name: checkpoint.name, handle: checkpoint.handle, end: undefined, wholeFile: true });
+  if (checkpoint !== undefined)
+    targets.push({
+      id: fileId(Queue.Rewrite, checkpoint.seq),
+      name: checkpoint.name,
+      handle: checkpoint.handle,
+      end: undefined,
+      wholeFile: true,
+    });
   // An older file's end comes from its successor's header (verify.ts); the covered file's is the position the checkpoint recorded.
   for (const file of files) targets.push({ id: fileId(Queue.Append, file.seq), name: file.name, handle: file.handle, end: undefined });
   try {

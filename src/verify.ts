@@ -105,12 +105,21 @@ export async function verifyPass(targets: readonly VerifyTarget[], options: Veri
     const target = targets[i]!;
     const header = headers[i]!;
     if (typeof header === 'string') {
-      report.problems.push({ kind: 'record', file: target.name, offset: 0, bytes: FILE_HEADER_SIZE, detail: `file header does not verify (${header})` });
+      report.problems.push({
+        kind: 'record',
+        file: target.name,
+        offset: 0,
+        bytes: FILE_HEADER_SIZE,
+        detail: `file header does not verify (${header})`,
+      });
       continue;
     }
     const next = headers[i + 1];
     // The successor's header records this file's final length (0: unknown).
-    const successorEnd = typeof next === 'object' && next.seq === header.seq + 1 && next.queue === header.queue && next.previousFileLength > 0 ? next.previousFileLength : undefined;
+    const successorEnd =
+      typeof next === 'object' && next.seq === header.seq + 1 && next.queue === header.queue && next.previousFileLength > 0
+        ? next.previousFileLength
+        : undefined;
     const records = new VerifiedRecords();
     verified.set(target.id, records);
     await scanFile(target, target.end ?? successorEnd, header.salt, records, report, buffers, options);
@@ -137,7 +146,13 @@ async function scanFile(
 ): Promise<void> {
   const size = await target.handle.size();
   if (knownEnd !== undefined && knownEnd > size) {
-    report.problems.push({ kind: 'record', file: target.name, offset: size, bytes: knownEnd - size, detail: `the file is ${size} bytes, shorter than its data (${knownEnd} bytes)` });
+    report.problems.push({
+      kind: 'record',
+      file: target.name,
+      offset: size,
+      bytes: knownEnd - size,
+      detail: `the file is ${size} bytes, shorter than its data (${knownEnd} bytes)`,
+    });
   }
   const end = Math.min(knownEnd ?? size, size);
   records.end = end;

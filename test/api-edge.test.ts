@@ -228,7 +228,11 @@ describe('engine options', () => {
       [{ spillFs: {} }, /spillFs/],
     ];
     for (const [options, name] of bad) {
-      assert.throws(() => new Engine({ fs, ...options } as EngineOptions), refused(name), JSON.stringify(options, (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v)));
+      assert.throws(
+        () => new Engine({ fs, ...options } as EngineOptions),
+        refused(name),
+        JSON.stringify(options, (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v)),
+      );
     }
     for (const options of [undefined, null, 5, 'fs', [], {}, { fs: {} }, { fs: { open: () => undefined } }]) {
       assert.throws(() => new Engine(options as unknown as EngineOptions), { code: 'INVALID_ARGUMENT' });

@@ -32,34 +32,111 @@ const value: fc.Arbitrary<unknown> = fc.oneof(
   {
     weight: 3,
     arbitrary: fc.constantFrom<unknown>(
-      Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, -1, 0.5, 2 ** 53, -0, 1n, null, undefined, '1', 'true', true, false,
-      {}, { sync: true }, { sync: 1 }, { sync: 'true' }, { limit: -1 }, { limit: Number.NaN }, { reverse: true, limit: 2 }, { start: 'a', end: 'c' },
-      BATCH, HARD_STATE_TYPE, HARD_STATE_MESSAGE, Symbol('s'), () => 1,
+      Number.NaN,
+      Number.POSITIVE_INFINITY,
+      Number.NEGATIVE_INFINITY,
+      -1,
+      0.5,
+      2 ** 53,
+      -0,
+      1n,
+      null,
+      undefined,
+      '1',
+      'true',
+      true,
+      false,
+      {},
+      { sync: true },
+      { sync: 1 },
+      { sync: 'true' },
+      { limit: -1 },
+      { limit: Number.NaN },
+      { reverse: true, limit: 2 },
+      { start: 'a', end: 'c' },
+      BATCH,
+      HARD_STATE_TYPE,
+      HARD_STATE_MESSAGE,
+      Symbol('s'),
+      () => 1,
     ),
   },
   { weight: 2, arbitrary: fc.oneof(fc.constantFrom('a', 'b', 'hard_state'), fc.uint8Array({ maxLength: 6 })) },
   {
     weight: 2,
     arbitrary: fc.array(
-      fc.record({ index: fc.oneof(fc.integer({ min: 1, max: 12 }), fc.anything({ withBigInt: true })), term: fc.oneof(fc.nat(3), fc.anything()), data: fc.oneof(fc.uint8Array({ maxLength: 4 }), fc.anything()) }),
+      fc.record({
+        index: fc.oneof(fc.integer({ min: 1, max: 12 }), fc.anything({ withBigInt: true })),
+        term: fc.oneof(fc.nat(3), fc.anything()),
+        data: fc.oneof(fc.uint8Array({ maxLength: 4 }), fc.anything()),
+      }),
       { maxLength: 3 },
     ),
   },
 );
 
 const ENGINE_METHODS = [
-  'write', 'sync', 'compactTo', 'clean', 'firstIndex', 'lastIndex', 'getEntry', 'fetchEntriesTo', 'get', 'getMessage', 'scan',
-  'raftGroups', 'stats', 'metrics', 'isEmpty', 'getUsedSize', 'fileSpan', 'purgeExpiredFiles', 'open',
+  'write',
+  'sync',
+  'compactTo',
+  'clean',
+  'firstIndex',
+  'lastIndex',
+  'getEntry',
+  'fetchEntriesTo',
+  'get',
+  'getMessage',
+  'scan',
+  'raftGroups',
+  'stats',
+  'metrics',
+  'isEmpty',
+  'getUsedSize',
+  'fileSpan',
+  'purgeExpiredFiles',
+  'open',
 ] as const;
 // markCheckpoint and seal are internal (the engine's GC and writer call them), so they are left out.
-const BATCH_METHODS = ['addEntries', 'put', 'putMessage', 'delete', 'compactTo', 'clean', 'merge', 'clear', 'isEmpty', 'approximateSize'] as const;
+const BATCH_METHODS = [
+  'addEntries',
+  'put',
+  'putMessage',
+  'delete',
+  'compactTo',
+  'clean',
+  'merge',
+  'clear',
+  'isEmpty',
+  'approximateSize',
+] as const;
 
 type Call = { target: 'engine' | 'batch' | 'constructor'; method: string; args: unknown[] };
 
 const call: fc.Arbitrary<Call> = fc.oneof(
-  { weight: 6, arbitrary: fc.record({ target: fc.constant('engine' as const), method: fc.constantFrom(...ENGINE_METHODS), args: fc.array(value, { maxLength: 4 }) }) },
-  { weight: 4, arbitrary: fc.record({ target: fc.constant('batch' as const), method: fc.constantFrom(...BATCH_METHODS), args: fc.array(value, { maxLength: 3 }) }) },
-  { weight: 1, arbitrary: fc.record({ target: fc.constant('constructor' as const), method: fc.constant('Engine'), args: fc.array(value, { maxLength: 1 }) }) },
+  {
+    weight: 6,
+    arbitrary: fc.record({
+      target: fc.constant('engine' as const),
+      method: fc.constantFrom(...ENGINE_METHODS),
+      args: fc.array(value, { maxLength: 4 }),
+    }),
+  },
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      target: fc.constant('batch' as const),
+      method: fc.constantFrom(...BATCH_METHODS),
+      args: fc.array(value, { maxLength: 3 }),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      target: fc.constant('constructor' as const),
+      method: fc.constant('Engine'),
+      args: fc.array(value, { maxLength: 1 }),
+    }),
+  },
 );
 
 function resolveArg(arg: unknown, batch: LogBatch): unknown {
@@ -128,7 +205,10 @@ describe('arbitrary values at every public method', () => {
         const engine = new Engine(options);
         await engine.open();
         const setup = new LogBatch();
-        setup.addEntries(1, [1, 2, 3, 4, 5].map((index) => ({ index, term: 1, data: enc.encode(`entry ${index} `.repeat(8)) })));
+        setup.addEntries(
+          1,
+          [1, 2, 3, 4, 5].map((index) => ({ index, term: 1, data: enc.encode(`entry ${index} `.repeat(8)) })),
+        );
         setup.put(1, 'a', enc.encode('A'));
         await engine.write(setup, { sync: true });
         const batch = new LogBatch();

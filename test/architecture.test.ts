@@ -58,7 +58,8 @@ describe('architecture', () => {
       for (const target of importsOf(await readFile(file, 'utf8'))) {
         if (!target.startsWith('.')) continue;
         const to = relative(ROOT, join(file, '..', target));
-        if ((to.startsWith('src/') && !seam.has(to)) || to.startsWith('cli/') || to === 'index.js') violations.push(`${relative(ROOT, file)} imports ${target}`);
+        if ((to.startsWith('src/') && !seam.has(to)) || to.startsWith('cli/') || to === 'index.js')
+          violations.push(`${relative(ROOT, file)} imports ${target}`);
       }
     }
     assert.deepEqual(violations, []);
@@ -78,7 +79,10 @@ describe('architecture', () => {
   });
 
   it('the rule catches what it should', () => {
-    assert.deepEqual(importsOf("import { open } from 'node:fs/promises';\nexport { x } from '../backends/posix.js';"), ['node:fs/promises', '../backends/posix.js']);
+    assert.deepEqual(importsOf("import { open } from 'node:fs/promises';\nexport { x } from '../backends/posix.js';"), [
+      'node:fs/promises',
+      '../backends/posix.js',
+    ]);
     assert.deepEqual(importsOf("const m = await import('node:fs');"), ['node:fs']);
   });
 });

@@ -5,7 +5,16 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { encryptionCostRows, floorAppendMicros, floorMicros, rfcComparisons, rfcEffectRows, w1Pivot, w1RatioPivot, w1Rows } from '../bench/reports.js';
+import {
+  encryptionCostRows,
+  floorAppendMicros,
+  floorMicros,
+  rfcComparisons,
+  rfcEffectRows,
+  w1Pivot,
+  w1RatioPivot,
+  w1Rows,
+} from '../bench/reports.js';
 import type { CaseOutcome } from '../bench/support/cases.js';
 import type { StoreId } from '../bench/stores/registry.js';
 import type { FloorResult } from '../bench/workloads/floor.js';
@@ -18,7 +27,15 @@ interface Throughput {
 
 function outcome(store: StoreId, writers: number, round: number, opsPerSecond: number, ok = true): CaseOutcome<Throughput> {
   return {
-    spec: { name: `w2 ${store} C=${writers} run ${round}`, workload: 'w2', store, dir: '/nonexistent', warmupSeconds: 0, measureSeconds: 0, params: { writers } },
+    spec: {
+      name: `w2 ${store} C=${writers} run ${round}`,
+      workload: 'w2',
+      store,
+      dir: '/nonexistent',
+      warmupSeconds: 0,
+      measureSeconds: 0,
+      params: { writers },
+    },
     ok,
     ...(ok ? { result: { opsPerSecond } } : { error: 'failed' }),
     wallSeconds: 0,
@@ -67,14 +84,37 @@ describe('bench: EncryptedFs cost', () => {
   });
 });
 
-function caseOf<R>(name: string, workload: 'w1' | 'floor' | 'rfc', store: StoreId, params: Record<string, number | string>, result: R): CaseOutcome<R> {
-  return { spec: { name, workload, store, dir: '/nonexistent', warmupSeconds: 0, measureSeconds: 0, params }, ok: true, result, wallSeconds: 0, loadBefore: 0, loadAfter: 0 };
+function caseOf<R>(
+  name: string,
+  workload: 'w1' | 'floor' | 'rfc',
+  store: StoreId,
+  params: Record<string, number | string>,
+  result: R,
+): CaseOutcome<R> {
+  return {
+    spec: { name, workload, store, dir: '/nonexistent', warmupSeconds: 0, measureSeconds: 0, params },
+    ok: true,
+    result,
+    wallSeconds: 0,
+    loadBefore: 0,
+    loadAfter: 0,
+  };
 }
 
 const latency = { mean: 0, p50: 0, p90: 0, p99: 0, p999: 0, max: 0, count: 0 };
 
 function w1(store: StoreId, valueBytes: number, microsPerOp: number, cpuMicrosPerWrite?: number): CaseOutcome<W1Result> {
-  const result: W1Result = { valueBytes, ops: 1000, seconds: 1, microsPerOp, mbPerSecond: 1, latency, counters: {}, cpu: { userMicros: 0, systemMicros: 0 }, cpuMicrosPerWrite: cpuMicrosPerWrite ?? 0 };
+  const result: W1Result = {
+    valueBytes,
+    ops: 1000,
+    seconds: 1,
+    microsPerOp,
+    mbPerSecond: 1,
+    latency,
+    counters: {},
+    cpu: { userMicros: 0, systemMicros: 0 },
+    cpuMicrosPerWrite: cpuMicrosPerWrite ?? 0,
+  };
   if (cpuMicrosPerWrite === undefined) {
     // A result saved before CPU time was measured.
     delete (result as Partial<W1Result>).cpu;
@@ -85,11 +125,22 @@ function w1(store: StoreId, valueBytes: number, microsPerOp: number, cpuMicrosPe
 
 function floorCase(round: number, overwrite: number, append: number): CaseOutcome<FloorResult> {
   const sync = (medianMicros: number): FloorResult['overwrite'] => ({ samples: 100, medianMicros, p90Micros: medianMicros });
-  return caseOf(`w1 floor run ${round}`, 'floor', 'raw-prealloc', { samples: 100 }, { overwrite: sync(overwrite), append: sync(append), fileSystem: 'ext4', device: '0:0' });
+  return caseOf(
+    `w1 floor run ${round}`,
+    'floor',
+    'raw-prealloc',
+    { samples: 100 },
+    { overwrite: sync(overwrite), append: sync(append), fileSystem: 'ext4', device: '0:0' },
+  );
 }
 
 describe('bench: W1 floor, ratios and CPU time', () => {
-  const outcomes = [w1('raftlog-posix', 1024, 300, 50), w1('sqlite', 1024, 200, 40), w1('raftlog-posix', 4096, 400, 60), w1('sqlite', 4096, 100, 30)];
+  const outcomes = [
+    w1('raftlog-posix', 1024, 300, 50),
+    w1('sqlite', 1024, 200, 40),
+    w1('raftlog-posix', 4096, 400, 60),
+    w1('sqlite', 4096, 100, 30),
+  ];
   const floor = [floorCase(1, 100, 300), floorCase(2, 120, 320), floorCase(3, 500, 900)];
 
   it('takes the floor as the median over rounds of the probe medians, overwrite and append apart', () => {
@@ -117,7 +168,11 @@ describe('bench: W1 floor, ratios and CPU time', () => {
     assert.deepEqual(w1RatioPivot(outcomes, 'sqlite'), [{ store: 'raftlog-posix', '1K': '1.50x', '4K': '4.00x' }]);
     assert.deepEqual(w1RatioPivot(outcomes, 'floor', floor)[0], { store: 'raftlog-posix', '1K': '2.50x', '4K': '3.33x' });
     assert.deepEqual(w1RatioPivot(outcomes, 'floor', []), []);
-    assert.deepEqual(w1Pivot(outcomes, 'microsPerOp', floor)[0], { store: 'floor (4 KiB overwrite + fdatasync)', '1K': '120', '4K': '120' });
+    assert.deepEqual(w1Pivot(outcomes, 'microsPerOp', floor)[0], {
+      store: 'floor (4 KiB overwrite + fdatasync)',
+      '1K': '120',
+      '4K': '120',
+    });
   });
 
   it('shows "-" for CPU time in results saved before it was measured, not a failure', () => {
@@ -129,9 +184,19 @@ describe('bench: W1 floor, ratios and CPU time', () => {
 
 describe('bench: the RFC comparisons', () => {
   const rfc = (mode: string, samples: number[]): CaseOutcome<RfcResult> =>
-    caseOf(`rfc ${mode} 1024B`, 'rfc', 'raftlog-posix', { mode, valueBytes: 1024 }, { mode, valueBytes: 1024, samples, opsPerSample: 10, sameDevice: true });
+    caseOf(
+      `rfc ${mode} 1024B`,
+      'rfc',
+      'raftlog-posix',
+      { mode, valueBytes: 1024 },
+      { mode, valueBytes: 1024, samples, opsPerSample: 10, sameDevice: true },
+    );
   // Separation halves the time per op; the log's engine changes nothing.
-  const outcomes = [rfc('shared', [200, 201, 202, 203, 204, 205]), rfc('dedicated-level', [100, 101, 102, 103, 104, 105]), rfc('dedicated', [101, 102, 103, 100, 104, 105])];
+  const outcomes = [
+    rfc('shared', [200, 201, 202, 203, 204, 205]),
+    rfc('dedicated-level', [100, 101, 102, 103, 104, 105]),
+    rfc('dedicated', [101, 102, 103, 100, 104, 105]),
+  ];
 
   it('lays each effect on the pair of configurations that isolates it', () => {
     const [row, ...rest] = rfcEffectRows(outcomes);

@@ -19,7 +19,14 @@ const native = loadNativeBatchChecksum();
 const noNative = native === undefined ? 'the addon (with CRC32C instructions) is not available here' : false;
 
 /** A payload-like buffer with `count` entries at random places, each with 4 bytes of room before it. */
-function randomLayout(prng: Random): { bytes: Uint8Array; start: number; end: number; offsets: Uint32Array; lengths: Uint32Array; count: number } {
+function randomLayout(prng: Random): {
+  bytes: Uint8Array;
+  start: number;
+  end: number;
+  offsets: Uint32Array;
+  lengths: Uint32Array;
+  count: number;
+} {
   const start = prng.below(40);
   const count = prng.below(9);
   const offsets = new Uint32Array(Math.max(count, 1) + prng.below(3));
@@ -65,7 +72,7 @@ describe('checksumBatch', () => {
     }
   });
 
-  it('the addon gives the portable path\'s bytes and CRC in one call', { skip: noNative }, () => {
+  it("the addon gives the portable path's bytes and CRC in one call", { skip: noNative }, () => {
     const seed = testSeed(22);
     const prng = new Random(seed);
     for (let round = 0; round < 500; round++) {
@@ -95,7 +102,10 @@ describe('checksumBatch', () => {
       const inner = new Random(seed);
       const batch = new LogBatch();
       for (let region = 1; region <= 3; region++) {
-        batch.addEntries(region, Array.from({ length: 1 + inner.below(5) }, (_, i) => ({ index: 1 + i, term: 2, data: inner.bytes(inner.below(2000)) })));
+        batch.addEntries(
+          region,
+          Array.from({ length: 1 + inner.below(5) }, (_, i) => ({ index: 1 + i, term: 2, data: inner.bytes(inner.below(2000)) })),
+        );
         batch.put(region, 'hard_state', inner.bytes(32));
       }
       return batch;
@@ -111,7 +121,17 @@ describe('checksumBatch', () => {
       assert.equal(decodePayload(fast.payload, true).entryCount, fast.items.entryCount);
       // An empty batch (the seal record a clean close writes) has no buffer until sealed.
       assert.equal(new LogBatch().seal(Number.POSITIVE_INFINITY).payloadCrc, crc32c(new Uint8Array(0)));
-      assert.equal(checksumBatch(fast.bytes, RECORD_HEADER_SIZE, RECORD_HEADER_SIZE + fast.payloadLength, fast.items.entryOffsets, fast.items.entryLengths, fast.items.entryCount), fast.payloadCrc);
+      assert.equal(
+        checksumBatch(
+          fast.bytes,
+          RECORD_HEADER_SIZE,
+          RECORD_HEADER_SIZE + fast.payloadLength,
+          fast.items.entryOffsets,
+          fast.items.entryLengths,
+          fast.items.entryCount,
+        ),
+        fast.payloadCrc,
+      );
     } finally {
       installBatchChecksum(undefined);
     }

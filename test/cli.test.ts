@@ -46,8 +46,15 @@ function assertOneLineError(run: Run, pattern: RegExp): void {
 
 function hashFiles(dir: string): Map<string, string> {
   const hashes = new Map<string, string>();
-  for (const name of readdirSync(dir).filter((n) => n.endsWith('.raftlog')).sort()) {
-    hashes.set(name, createHash('sha256').update(readFileSync(join(dir, name))).digest('hex'));
+  for (const name of readdirSync(dir)
+    .filter((n) => n.endsWith('.raftlog'))
+    .sort()) {
+    hashes.set(
+      name,
+      createHash('sha256')
+        .update(readFileSync(join(dir, name)))
+        .digest('hex'),
+    );
   }
   return hashes;
 }
@@ -59,7 +66,12 @@ function flipByte(file: string, offset: number): void {
 }
 
 interface DumpJson {
-  records: { file: string; offset: number; payloadBytes: number; items: { kind: string; region: number; first?: number; last?: number; entries?: { index: number }[] }[] }[];
+  records: {
+    file: string;
+    offset: number;
+    payloadBytes: number;
+    items: { kind: string; region: number; first?: number; last?: number; entries?: { index: number }[] }[];
+  }[];
   files: { name: string; validBytes: number; sizeBytes: number }[];
   regions: { region: number; firstIndex: number | null; lastIndex: number | null; entries: number; keys: number }[];
   problems: { file: string; offset: number }[];
@@ -78,7 +90,12 @@ const SEAL_RECORDS = 1;
 let root: string;
 /** Written once by `raftlog stress`, never modified: tests copy it before damaging. */
 let pristine: string;
-let stressJson: Record<string, unknown> & { ops: number; entries: number; latencyMicros: Record<string, number>; gc: { files: number; compactedEntries: number } };
+let stressJson: Record<string, unknown> & {
+  ops: number;
+  entries: number;
+  latencyMicros: Record<string, number>;
+  gc: { files: number; compactedEntries: number };
+};
 
 function copyOf(name: string): string {
   const dir = join(root, name);
@@ -92,7 +109,22 @@ before(() => {
   // Small files so the log spans several: damage in an older file is a distinct case.
   // --keep is past what 1.5 s can write, so no compaction item appears however fast the
   // machine is: every record is one region's entries, which the tests below rely on.
-  const run = raftlog(['stress', '--dir', pristine, '--duration', '1.5', '--regions', '20', '--writers', '4', '--target-file-size', '256k', '--keep', '100000000', '--json']);
+  const run = raftlog([
+    'stress',
+    '--dir',
+    pristine,
+    '--duration',
+    '1.5',
+    '--regions',
+    '20',
+    '--writers',
+    '4',
+    '--target-file-size',
+    '256k',
+    '--keep',
+    '100000000',
+    '--json',
+  ]);
   assert.equal(run.status, 0, run.stderr);
   stressJson = JSON.parse(run.stdout) as typeof stressJson;
   // stderr is not a TTY here: progress comes as a line a second instead of a bar.
@@ -120,15 +152,43 @@ describe('raftlog stress', () => {
 
   it('prints a table, compacts to --keep, and reuses its own directory', () => {
     const dir = join(root, 'table');
-    const first = raftlog(['stress', '--dir', dir, '--duration', '1', '--regions', '4', '--writers', '2', '--keep', '16', '--no-progress', '--no-sync']);
+    const first = raftlog([
+      'stress',
+      '--dir',
+      dir,
+      '--duration',
+      '1',
+      '--regions',
+      '4',
+      '--writers',
+      '2',
+      '--keep',
+      '16',
+      '--no-progress',
+      '--no-sync',
+    ]);
     assert.equal(first.status, 0, first.stderr);
-    for (const label of ['ops/s', 'entries/s', 'MB/s written', 'latency p50', 'latency p99.9', 'latency max', 'groups', 'syncs', 'avg group size', 'bytes written', 'gc: log files', 'memtable bytes/entry']) {
+    for (const label of [
+      'ops/s',
+      'entries/s',
+      'MB/s written',
+      'latency p50',
+      'latency p99.9',
+      'latency max',
+      'groups',
+      'syncs',
+      'avg group size',
+      'bytes written',
+      'gc: log files',
+      'memtable bytes/entry',
+    ]) {
       assert.match(first.stdout, new RegExp(`^${label.replace(/[./]/g, '\\$&')}\\s`, 'm'), label);
     }
     assert.match(first.stdout, /no sync/);
     assert.equal(first.stderr, '', 'no progress with --no-progress');
     const summary = dumpJson(dir, ['--summary']);
-    for (const region of summary.regions) assert.ok(region.entries <= 16 + 16, `region ${region.region} keeps about 16 entries: ${region.entries}`);
+    for (const region of summary.regions)
+      assert.ok(region.entries <= 16 + 16, `region ${region.region} keeps about 16 entries: ${region.entries}`);
     assert.equal(summary.regions.length, 4);
     // A raftlog directory is emptied and reused.
     const second = raftlog(['stress', '--dir', dir, '--duration', '0.3', '--regions', '4', '--writers', '2', '--no-progress', '--json']);
@@ -137,7 +197,24 @@ describe('raftlog stress', () => {
 
   it('purges on a timer: files are removed or recycled, and the directory still checks clean', () => {
     const dir = join(root, 'gc');
-    const run = raftlog(['stress', '--dir', dir, '--duration', '1.5', '--regions', '8', '--writers', '2', '--keep', '16', '--target-file-size', '64k', '--purge-interval', '0.25', '--json']);
+    const run = raftlog([
+      'stress',
+      '--dir',
+      dir,
+      '--duration',
+      '1.5',
+      '--regions',
+      '8',
+      '--writers',
+      '2',
+      '--keep',
+      '16',
+      '--target-file-size',
+      '64k',
+      '--purge-interval',
+      '0.25',
+      '--json',
+    ]);
     assert.equal(run.status, 0, run.stderr);
     const gc = (JSON.parse(run.stdout) as { gc: { purgeCalls: number; filesRemoved: number; filesRecycled: number; files: number } }).gc;
     assert.ok(gc.purgeCalls >= 2, `purges ran: ${gc.purgeCalls}`);
@@ -205,7 +282,22 @@ describe('raftlog stress', () => {
   it('writes through PmemFs, and dump/check read its format', async (t) => {
     const dir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'raftlog-cli-pmem-'));
     try {
-      const run = raftlog(['stress', '--backend', 'pmem', '--dir', dir, '--duration', '0.5', '--regions', '8', '--writers', '2', '--target-file-size', '1m', '--json']);
+      const run = raftlog([
+        'stress',
+        '--backend',
+        'pmem',
+        '--dir',
+        dir,
+        '--duration',
+        '0.5',
+        '--regions',
+        '8',
+        '--writers',
+        '2',
+        '--target-file-size',
+        '1m',
+        '--json',
+      ]);
       if (run.status === 1 && /backend pmem is not available/.test(run.stderr)) {
         t.skip(run.stderr.trim());
         return;
@@ -246,10 +338,16 @@ describe('raftlog dump', () => {
     for (const record of byRegion.records) {
       for (const item of record.items) {
         assert.equal(item.region, 3);
-        assert.deepEqual(item.entries!.map((e) => e.index), [item.first!, item.first! + 1, item.first! + 2, item.first! + 3]);
+        assert.deepEqual(
+          item.entries!.map((e) => e.index),
+          [item.first!, item.first! + 1, item.first! + 2, item.first! + 3],
+        );
       }
     }
-    assert.deepEqual(byRegion.regions.map((r) => r.region), [3]);
+    assert.deepEqual(
+      byRegion.regions.map((r) => r.region),
+      [3],
+    );
     const byFile = dumpJson(pristine, ['--file', '2']);
     assert.ok(byFile.records.length > 0);
     assert.ok(byFile.records.every((r) => r.file === '0000000000000002.raftlog'));
@@ -285,9 +383,15 @@ describe('raftlog check', () => {
     assert.match(run.stdout, new RegExp(`DAMAGE: ${record.file} offset ${record.offset}: payload checksum mismatch`));
     assert.match(run.stdout, /TolerateTailCorruption\s+refuses/);
     assert.match(run.stdout, /TolerateAnyCorruption\s+opens, dropping/);
-    const json = JSON.parse(raftlog(['check', dir, '--json']).stdout) as { status: string; problems: { file: string; offset: number; kind: string }[] };
+    const json = JSON.parse(raftlog(['check', dir, '--json']).stdout) as {
+      status: string;
+      problems: { file: string; offset: number; kind: string }[];
+    };
     assert.equal(json.status, 'damaged');
-    assert.deepEqual(json.problems.map((p) => [p.file, p.offset, p.kind]), [[record.file, record.offset, 'damage']]);
+    assert.deepEqual(
+      json.problems.map((p) => [p.file, p.offset, p.kind]),
+      [[record.file, record.offset, 'damage']],
+    );
     assert.deepEqual(hashFiles(dir), before, 'check changes nothing');
   });
 
@@ -323,7 +427,11 @@ describe('raftlog repair', () => {
     assert.match(any.stdout, new RegExp(`${record.file} offset ${record.offset}: payload checksum mismatch -> skipped`));
     assert.match(any.stdout, /rerun with --yes/);
     assert.deepEqual(hashFiles(dir), before);
-    assert.deepEqual(readdirSync(dir).filter((n) => n.startsWith('repair-backup-')), [], 'no backup for a refusal');
+    assert.deepEqual(
+      readdirSync(dir).filter((n) => n.startsWith('repair-backup-')),
+      [],
+      'no backup for a refusal',
+    );
   });
 
   it('with --yes drops the damaged record, backs up the originals, and leaves a directory that checks clean', () => {
@@ -334,7 +442,13 @@ describe('raftlog repair', () => {
     const damaged = hashFiles(dir);
     const run = raftlog(['repair', dir, '--mode', 'any', '--yes', '--json']);
     assert.equal(run.status, 0, run.stdout + run.stderr);
-    const result = JSON.parse(run.stdout) as { status: string; strategy: string; durableDataLost: boolean; backup: string; verified: boolean };
+    const result = JSON.parse(run.stdout) as {
+      status: string;
+      strategy: string;
+      durableDataLost: boolean;
+      backup: string;
+      verified: boolean;
+    };
     assert.equal(result.status, 'repaired');
     assert.equal(result.strategy, 'rebuild');
     assert.equal(result.durableDataLost, true);
@@ -352,7 +466,11 @@ describe('raftlog repair', () => {
     assert.equal(after7.lastIndex, before7.lastIndex);
     if (lost.first === before7.firstIndex) assert.equal(after7.firstIndex, lost.last! + 1);
     for (const region of repaired.regions.filter((r) => r.region !== 7)) {
-      assert.deepEqual(region, original.regions.find((r) => r.region === region.region), `region ${region.region} unchanged`);
+      assert.deepEqual(
+        region,
+        original.regions.find((r) => r.region === region.region),
+        `region ${region.region} unchanged`,
+      );
     }
   });
 
@@ -371,7 +489,12 @@ describe('raftlog repair', () => {
     assert.equal(result.strategy, 'in-place');
     assert.equal(result.durableDataLost, false);
     assert.deepEqual(result.changedFiles, [last.name]);
-    assert.equal(createHash('sha256').update(readFileSync(join(result.backup, last.name))).digest('hex'), originalLast);
+    assert.equal(
+      createHash('sha256')
+        .update(readFileSync(join(result.backup, last.name)))
+        .digest('hex'),
+      originalLast,
+    );
     const check = JSON.parse(raftlog(['check', dir, '--json']).stdout) as { status: string; records: number };
     assert.equal(check.status, 'clean');
     assert.equal(check.records, stressJson.ops + SEAL_RECORDS, 'no record lost');
@@ -435,7 +558,13 @@ describe('bad input', () => {
     chmodSync(dir, isRoot ? 0o700 : 0o000);
     try {
       const options: SpawnSyncOptions = isRoot ? { uid: 65534, gid: 65534, cwd: tmpdir() } : {};
-      for (const args of [['check', dir], ['dump', dir], ['repair', dir], ['probe', dir], ['stress', '--dir', join(dir, 'sub'), '--duration', '0.5']]) {
+      for (const args of [
+        ['check', dir],
+        ['dump', dir],
+        ['repair', dir],
+        ['probe', dir],
+        ['stress', '--dir', join(dir, 'sub'), '--duration', '0.5'],
+      ]) {
         const run = raftlog(args, options);
         assert.equal(run.status, 1, `${args[0]}: ${run.stdout} ${run.stderr}`);
         assertOneLineError(run, /permission denied/);
@@ -479,7 +608,10 @@ async function applicationLog(dir: string): Promise<void> {
   const engine = new Engine({ fs: new PosixFs(dir) });
   await engine.open();
   const batch = new LogBatch();
-  batch.addEntries(1, [1, 2, 3].map((index) => ({ index, term: 1, data: new TextEncoder().encode(`entry ${index}`) })));
+  batch.addEntries(
+    1,
+    [1, 2, 3].map((index) => ({ index, term: 1, data: new TextEncoder().encode(`entry ${index}`) })),
+  );
   batch.put(1, 'hard_state', Uint8Array.of(8, 1));
   batch.put(1, Uint8Array.of(0xff, 0x00, 0x01), Uint8Array.of(1));
   await engine.write(batch, { sync: true });
@@ -493,7 +625,10 @@ describe('issue 16: a CLI that never surprises', () => {
     const before = hashFiles(dir);
     const run = raftlog(['stress', '--dir', dir, '--duration', '0.3', '--regions', '2', '--writers', '1', '--no-progress']);
     assert.equal(run.status, 2, run.stdout + run.stderr);
-    assertOneLineError(run, /refusing to use .*: it holds a raftlog log that raftlog stress did not create \(1 log file, .*\).*pass --yes to delete it, or give another --dir/);
+    assertOneLineError(
+      run,
+      /refusing to use .*: it holds a raftlog log that raftlog stress did not create \(1 log file, .*\).*pass --yes to delete it, or give another --dir/,
+    );
     assert.deepEqual(hashFiles(dir), before, 'the log is untouched');
     const yes = raftlog(['stress', '--dir', dir, '--duration', '0.3', '--regions', '2', '--writers', '1', '--no-progress', '--yes']);
     assert.equal(yes.status, 0, yes.stderr);
@@ -529,7 +664,13 @@ describe('issue 16: a CLI that never surprises', () => {
       regions: { keyList: { key: string | null; keyHex: string }[] }[];
     };
     const puts = dump.records.flatMap((r) => r.items).filter((i) => i.kind === 'put');
-    assert.deepEqual(puts.map((p) => [p.key, p.keyHex]), [['hard_state', Buffer.from('hard_state').toString('hex')], [null, 'ff0001']]);
+    assert.deepEqual(
+      puts.map((p) => [p.key, p.keyHex]),
+      [
+        ['hard_state', Buffer.from('hard_state').toString('hex')],
+        [null, 'ff0001'],
+      ],
+    );
     assert.deepEqual(dump.regions[0]!.keyList.map((k) => k.key).sort(), [null, 'hard_state'].sort());
     // Text output still quotes, so a key with spaces stays readable.
     assert.match(raftlog(['dump', dir]).stdout, /put r1 "hard_state" = 2 B; put r1 0xff0001 = 1 B/);
@@ -544,10 +685,19 @@ describe('issue 16: a CLI that never surprises', () => {
     const bytes = readFileSync(file);
     bytes.write('torn write!', last.validBytes + 16);
     writeFileSync(file, bytes);
-    const json = JSON.parse(raftlog(['check', dir, '--json']).stdout) as { problems: { offset: number; bytesDropped: number }[]; modes: { bytesDropped: number }[] };
+    const json = JSON.parse(raftlog(['check', dir, '--json']).stdout) as {
+      problems: { offset: number; bytesDropped: number }[];
+      modes: { bytesDropped: number }[];
+    };
     // 16 bytes before the garbage, 11 of garbage, padded to the 8-byte record alignment.
-    assert.deepEqual(json.problems.map((p) => [p.offset, p.bytesDropped]), [[last.validBytes, 32]]);
-    assert.ok(json.modes.every((m) => m.bytesDropped === 32), JSON.stringify(json.modes));
+    assert.deepEqual(
+      json.problems.map((p) => [p.offset, p.bytesDropped]),
+      [[last.validBytes, 32]],
+    );
+    assert.ok(
+      json.modes.every((m) => m.bytesDropped === 32),
+      JSON.stringify(json.modes),
+    );
     assert.match(raftlog(['check', dir]).stdout, /torn tail .*\(32 B\)/);
   });
 
@@ -583,7 +733,11 @@ describe('issue 16: a CLI that never surprises', () => {
     assert.equal(repaired.status, 0, repaired.stderr);
     const result = JSON.parse(repaired.stdout) as { lostEntries: unknown[]; bytesDropped: number; backup: string };
     assert.deepEqual(result.lostEntries, [expected]);
-    assert.equal(result.bytesDropped, 24 + record.payloadBytes + ((8 - ((24 + record.payloadBytes) % 8)) % 8), 'exactly the damaged record');
+    assert.equal(
+      result.bytesDropped,
+      24 + record.payloadBytes + ((8 - ((24 + record.payloadBytes) % 8)) % 8),
+      'exactly the damaged record',
+    );
     assert.ok(readFileSync(join(result.backup, 'README.txt'), 'utf8').includes(line));
     const after = dumpJson(dir, ['--summary']).regions.find((r) => r.region === 5)!;
     assert.deepEqual([after.firstIndex, after.lastIndex], [last! + 1, lastIndex], 'what repair said it keeps');
@@ -592,7 +746,13 @@ describe('issue 16: a CLI that never surprises', () => {
 
 describe('help', () => {
   it('every command has --help, exit 0', () => {
-    for (const [command, option] of [['stress', '--entry-size'], ['dump', '--region'], ['check', '--strict'], ['repair', '--yes'], ['probe', '--samples']] as const) {
+    for (const [command, option] of [
+      ['stress', '--entry-size'],
+      ['dump', '--region'],
+      ['check', '--strict'],
+      ['repair', '--yes'],
+      ['probe', '--samples'],
+    ] as const) {
       const run = raftlog([command, '--help']);
       assert.equal(run.status, 0);
       assert.match(run.stdout, new RegExp(option));

@@ -16,7 +16,11 @@ import { ENGINE_TARGETS, memTarget, posixTarget } from './support/engines.js';
 const FIRST_FILE = '0000000000000001.raftlog';
 
 function entries(first: number, count: number): Entry[] {
-  return Array.from({ length: count }, (_, i) => ({ index: first + i, term: 1, data: new TextEncoder().encode(`entry ${first + i} `.repeat(8)) }));
+  return Array.from({ length: count }, (_, i) => ({
+    index: first + i,
+    term: 1,
+    data: new TextEncoder().encode(`entry ${first + i} `.repeat(8)),
+  }));
 }
 
 /** One synced record per call; returns where it starts and ends in the active file. */
@@ -51,10 +55,23 @@ function byRegion(regions: RegionConsistency[]): Record<number, Omit<RegionConsi
  * it; r3 has none there.
  */
 async function writeScenario(engine: Engine): Promise<{ start: number; end: number }> {
-  await record(engine, [[1, 1, 5], [2, 1, 5]]);
-  await record(engine, [[1, 6, 5], [3, 1, 5]]);
-  const damaged = await record(engine, [[1, 11, 5], [2, 6, 5]]);
-  await record(engine, [[1, 16, 5], [2, 11, 5], [3, 6, 5]]);
+  await record(engine, [
+    [1, 1, 5],
+    [2, 1, 5],
+  ]);
+  await record(engine, [
+    [1, 6, 5],
+    [3, 1, 5],
+  ]);
+  const damaged = await record(engine, [
+    [1, 11, 5],
+    [2, 6, 5],
+  ]);
+  await record(engine, [
+    [1, 16, 5],
+    [2, 11, 5],
+    [3, 6, 5],
+  ]);
   await record(engine, [[1, 21, 5]]);
   return damaged;
 }
@@ -162,7 +179,10 @@ describe('consistencyCheck: dropped bytes', () => {
       assert.ok((await handle.size()) >= 1 << 20, 'the file is preallocated');
       await handle.close();
       const report = await consistencyCheck(reopen());
-      assert.deepEqual(report.problems.map((p) => [p.offset, p.action, p.bytesDropped]), [[end + seal, 'cut', 16]]);
+      assert.deepEqual(
+        report.problems.map((p) => [p.offset, p.action, p.bytesDropped]),
+        [[end + seal, 'cut', 16]],
+      );
     } finally {
       await cleanup();
     }
@@ -173,7 +193,14 @@ describe('consistencyCheck after GC', () => {
   it('reads the GC checkpoint first and agrees with the engine on every region, with writes queued around it', async () => {
     const { fs, reopen, cleanup } = await memTarget.make();
     try {
-      const engine = new Engine({ fs, targetFileSize: 8192, preallocateBytes: 4096, purgeThreshold: 4 * 8192, rewriteMaxEntries: 8, seed: 5 });
+      const engine = new Engine({
+        fs,
+        targetFileSize: 8192,
+        preallocateBytes: 4096,
+        purgeThreshold: 4 * 8192,
+        rewriteMaxEntries: 8,
+        seed: 5,
+      });
       await engine.open();
       await record(engine, [[2, 1, 3]]);
       for (let i = 0; i < 600; i++) {
@@ -181,7 +208,10 @@ describe('consistencyCheck after GC', () => {
         if (i % 10 === 9) await engine.compactTo(1, i - 2);
       }
       await engine.purgeExpiredFiles();
-      assert.ok((await fs.list()).some((name) => name.endsWith('.rewrite')), 'GC wrote a checkpoint');
+      assert.ok(
+        (await fs.list()).some((name) => name.endsWith('.rewrite')),
+        'GC wrote a checkpoint',
+      );
       // Writes before and after the check: it runs between write groups, seeing the first and not the second.
       const before = record(engine, [[2, 4, 2]]);
       const report = engine.consistencyCheck();
@@ -194,7 +224,10 @@ describe('consistencyCheck after GC', () => {
       assert.deepEqual(byRegion((await report).regions), expected);
       assert.deepEqual((await report).problems, []);
       await engine.close();
-      assert.deepEqual(byRegion((await consistencyCheck(reopen())).regions), { ...expected, 2: { ...expected[2], lastIndex: 7, lastIntactIndex: 7 } });
+      assert.deepEqual(byRegion((await consistencyCheck(reopen())).regions), {
+        ...expected,
+        2: { ...expected[2], lastIndex: 7, lastIntactIndex: 7 },
+      });
     } finally {
       await cleanup();
     }

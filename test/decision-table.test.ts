@@ -215,7 +215,15 @@ const SCENARIOS: Record<string, () => Promise<Files>> = {
   },
   'checkpoint-damaged/either': async () => {
     const fs = new MemFs();
-    const engine = new Engine({ fs, seed: 9, targetFileSize: 4096, preallocateBytes: 0, purgeThreshold: 4096, recycleFiles: 0, indexCheckpoint: false });
+    const engine = new Engine({
+      fs,
+      seed: 9,
+      targetFileSize: 4096,
+      preallocateBytes: 0,
+      purgeThreshold: 4096,
+      recycleFiles: 0,
+      indexCheckpoint: false,
+    });
     await engine.open();
     const batch = new LogBatch();
     batch.addEntries(2, [{ index: 1, term: 1, data: new Uint8Array(100) }]);
@@ -300,7 +308,11 @@ describe('recovery decision table', () => {
         const reported = problems.filter((p) => p.file === decision.file).map((p) => p.action);
         const want = REPORTED[expected];
         if (want.includes('none')) assert.deepEqual(reported, [], `${mode}: nothing reported for ${decision.file}`);
-        else assert.ok(reported.some((a) => want.includes(a)), `${mode}: ${decision.file} reported ${JSON.stringify(reported)}, want one of ${want.join(', ')}`);
+        else
+          assert.ok(
+            reported.some((a) => want.includes(a)),
+            `${mode}: ${decision.file} reported ${JSON.stringify(reported)}, want one of ${want.join(', ')}`,
+          );
       }
     });
   }

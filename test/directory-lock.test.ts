@@ -82,7 +82,12 @@ try {
 }
 `;
 
-async function holdInChild(backend: 'posix' | 'uring', root: string, mode: 'lock' | 'engine', env: Record<string, string> = {}): Promise<ChildProcess> {
+async function holdInChild(
+  backend: 'posix' | 'uring',
+  root: string,
+  mode: 'lock' | 'engine',
+  env: Record<string, string> = {},
+): Promise<ChildProcess> {
   const child = spawn(
     process.execPath,
     ['--input-type=module', '-e', CHILD, MODULES.posix, MODULES.uring, MODULES.engine, backend, root, mode],
@@ -251,7 +256,9 @@ describe('the directory lock held by a worker thread of this process', () => {
 });
 
 describe('leftovers of the earlier lock schemes', () => {
-  it('an empty LOCK flocked by a running older engine is LOCKED through every backend; once it is gone, the file is taken over', { skip: pmemReason }, async () => {
+  it('an empty LOCK flocked by a running older engine is LOCKED through every backend; once it is gone, the file is taken over', {
+    skip: pmemReason,
+  }, async () => {
     const root = freshRoot();
     await mkdir(root, { recursive: true });
     await writeFile(join(root, 'LOCK'), '');
@@ -264,9 +271,13 @@ describe('leftovers of the earlier lock schemes', () => {
       native.binding.flock(openSync(process.argv[2], 'r+'), true, true);
       console.log('READY');
       setInterval(() => {}, 1 << 30);`;
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script, new URL('../hardware/native.js', import.meta.url).href, join(root, 'LOCK')], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const child = spawn(
+      process.execPath,
+      ['--input-type=module', '-e', script, new URL('../hardware/native.js', import.meta.url).href, join(root, 'LOCK')],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     try {
       await new Promise<void>((resolve, reject) => {
         let out = '';

@@ -15,14 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 
-import {
-  DICTIONARY_NAME,
-  DICTIONARY_TMP_NAME,
-  EncryptedFs,
-  HEADER_BYTES,
-  spliceExtents,
-  type IssuedKeyIv,
-} from '../backends/encrypted.js';
+import { DICTIONARY_NAME, DICTIONARY_TMP_NAME, EncryptedFs, HEADER_BYTES, spliceExtents, type IssuedKeyIv } from '../backends/encrypted.js';
 import { CtrStream, counterAt, ctrIntoNative, ctrIntoNodeCrypto, ctrIntoOffThread } from '../backends/encryption/cipher.js';
 import { MARK_BYTES, endMark, findEnd } from '../backends/encryption/end-mark.js';
 import { SLOT_BYTES, SLOT_OFFSETS, decodeSlot } from '../backends/encryption/header.js';
@@ -80,8 +73,6 @@ async function expectCode(promise: Promise<unknown>, code: ErrorCode, label = ''
   assert.equal(error.code, code, `${label}: ${error.message}`);
   return error;
 }
-
-
 
 async function rawDictionary(mem: MemFs): Promise<Buffer> {
   return Buffer.from(await readFsFile(mem, DICTIONARY_NAME));
@@ -199,7 +190,8 @@ function keystreamReuse(uses: readonly KeystreamUse[]): string[] {
       const sb = b.keystream.subarray(from - b.position, to - b.position);
       const pa = a.plaintext.subarray(from - a.position, to - a.position);
       const pb = b.plaintext.subarray(from - b.position, to - b.position);
-      if (Buffer.compare(sa, sb) === 0 && Buffer.compare(pa, pb) !== 0) hits.push(`${a.label} and ${b.label} share keystream over [${from}, ${to})`);
+      if (Buffer.compare(sa, sb) === 0 && Buffer.compare(pa, pb) !== 0)
+        hits.push(`${a.label} and ${b.label} share keystream over [${from}, ${to})`);
     }
   }
   return hits;
@@ -256,7 +248,7 @@ describe('EncryptedFs: cipher arithmetic', () => {
     assert.notDeepEqual(new CtrStream(key, bytes(16, 9), 0).update(plain.subarray(0, 64)), whole.subarray(0, 64));
   });
 
-  it('the native data cipher (the OpenSSL Node links) gives node:crypto\'s keystream at any offset, split and in place, on and off the JS thread', async () => {
+  it("the native data cipher (the OpenSSL Node links) gives node:crypto's keystream at any offset, split and in place, on and off the JS thread", async () => {
     // The addon is part of every build here; a machine without it runs the node:crypto path alone.
     assert.ok(ctrIntoNative !== undefined, 'the native addon exposes aesCtr');
     const native = ctrIntoNative;
@@ -397,7 +389,8 @@ describe('EncryptedFs: round trips', () => {
       const oracle = new MemFs();
       await randomWorkload(fs, oracle, seed);
       const again = new EncryptedFs(MemFs.fromSnapshot(inner.snapshot()), { masterKey: KEY_A });
-      for (const name of ['a', 'b']) assert.deepEqual(await readFsFile(again, name), await readFsFile(oracle, name), `seed ${seed}, ${name} after reopen`);
+      for (const name of ['a', 'b'])
+        assert.deepEqual(await readFsFile(again, name), await readFsFile(oracle, name), `seed ${seed}, ${name} after reopen`);
       assert.deepEqual((await again.list()).sort(), ['a', 'b']);
     }
   });
@@ -422,14 +415,21 @@ describe('EncryptedFs: round trips', () => {
     await h.preallocate(0, 10_000);
     const mine = bytes(100, 1);
     await h.write([mine], 0, { sync: true });
-    assert.deepEqual(mine, bytes(100, 1), 'the caller\'s buffer is never encrypted in place');
+    assert.deepEqual(mine, bytes(100, 1), "the caller's buffer is never encrypted in place");
     await h.write([bytes(33, 2)], 100, { sync: true });
     assert.equal(await h.size(), 10_000);
     const raw = inner.snapshot().get('log')!;
     assert.equal(raw.byteLength, HEADER_BYTES + 10_000);
     const { fileId } = await fs.inspectFile('log');
-    assert.deepEqual(Buffer.from(raw.subarray(HEADER_BYTES + 133, HEADER_BYTES + 133 + MARK_BYTES)), endMark(Buffer.from(fileId!, 'hex'), 133), 'an end mark follows the data');
-    assert.ok(raw.subarray(HEADER_BYTES + 133 + MARK_BYTES).every((b) => b === 0), 'the unwritten preallocated tail is plain zeros');
+    assert.deepEqual(
+      Buffer.from(raw.subarray(HEADER_BYTES + 133, HEADER_BYTES + 133 + MARK_BYTES)),
+      endMark(Buffer.from(fileId!, 'hex'), 133),
+      'an end mark follows the data',
+    );
+    assert.ok(
+      raw.subarray(HEADER_BYTES + 133 + MARK_BYTES).every((b) => b === 0),
+      'the unwritten preallocated tail is plain zeros',
+    );
     const out = new Uint8Array(10_000);
     await h.read(out, 0, 10_000, 0);
     assert.deepEqual(out.subarray(0, 133), cat([bytes(100, 1), bytes(33, 2)]));
@@ -441,12 +441,16 @@ describe('EncryptedFs: round trips', () => {
     const again = new EncryptedFs(MemFs.fromSnapshot(inner.snapshot()), { masterKey: KEY_A });
     const back = await readFsFile(again, 'log');
     assert.deepEqual(back.subarray(0, 133), out.subarray(0, 133));
-    assert.ok(back.subarray(133).every((b) => b === 0), 'after reopen the tail still reads as zeros');
+    assert.ok(
+      back.subarray(133).every((b) => b === 0),
+      'after reopen the tail still reads as zeros',
+    );
   });
 });
 
 describe('EncryptedFs: header leases and end marks', () => {
-  const headerWrites = (fs: RecordingFs, name: string): number => fs.writes.filter((w) => w.name === name && w.position < HEADER_BYTES).length;
+  const headerWrites = (fs: RecordingFs, name: string): number =>
+    fs.writes.filter((w) => w.name === name && w.position < HEADER_BYTES).length;
 
   it('synced appends into preallocated space rewrite the header once per lease, not once per barrier; a reopen finds the exact HWM', async () => {
     const mem = new MemFs();
@@ -473,7 +477,10 @@ describe('EncryptedFs: header leases and end marks', () => {
     const back = await readFsFile(again, 'leased');
     assert.equal(back.byteLength, 4 << 20);
     assert.deepEqual(back.subarray(end - 1003, end), bytes(1003, appends - 1));
-    assert.ok(back.subarray(end).every((b) => b === 0), 'past the HWM: zeros, not the decrypted mark');
+    assert.ok(
+      back.subarray(end).every((b) => b === 0),
+      'past the HWM: zeros, not the decrypted mark',
+    );
     await leased.close();
     await exact.close();
   });
@@ -814,7 +821,12 @@ describe('EncryptedFs: (key, IV) uniqueness over the file lifecycle', () => {
         const at = w.position - HEADER_BYTES;
         const keystream = Buffer.from(w.data);
         for (let i = 0; i < keystream.byteLength; i++) keystream[i]! ^= plain[at + i]!;
-        uses.push({ label: `step ${step} (${h.name}@${position})`, position: at, keystream, plaintext: plain.slice(at, at + keystream.byteLength) });
+        uses.push({
+          label: `step ${step} (${h.name}@${position})`,
+          position: at,
+          keystream,
+          plaintext: plain.slice(at, at + keystream.byteLength),
+        });
       }
       step++;
     }
@@ -920,7 +932,10 @@ describe('EncryptedFs: key rotation', () => {
     assert.equal((await fs.inspectFile('new')).extents[0]!.keyId, 2);
     const stats = await fs.stats();
     assert.equal(stats.currentKeyId, 3);
-    assert.deepEqual(stats.dataKeys.map((k) => k.id), [1, 2, 3]);
+    assert.deepEqual(
+      stats.dataKeys.map((k) => k.id),
+      [1, 2, 3],
+    );
     const again = new EncryptedFs(MemFs.fromSnapshot(inner.snapshot()), { masterKey: KEY_A });
     assert.deepEqual(await readFsFile(again, 'old'), bytes(3000, 1));
     assert.deepEqual(await readFsFile(again, 'new'), bytes(3000, 2));
@@ -990,7 +1005,10 @@ describe('EncryptedFs: directory operations and the dictionary', () => {
     assert.equal(await h.size(), 5000);
     const out = new Uint8Array(5000);
     await h.read(out, 0, 5000, 0);
-    assert.ok(out.every((b) => b === 0), 'recycled bytes read as zeros');
+    assert.ok(
+      out.every((b) => b === 0),
+      'recycled bytes read as zeros',
+    );
     const rawAfter = inner.snapshot().get('new')!;
     assert.deepEqual(rawAfter.subarray(HEADER_BYTES), rawBefore.subarray(HEADER_BYTES), 'no data rewritten by reuse');
     const newInfo = await fs.inspectFile('new');
@@ -1000,14 +1018,17 @@ describe('EncryptedFs: directory operations and the dictionary', () => {
     await h.close();
     assert.equal((await fs.stats()).files.length, 2, 'old entry kept until the rename is durable');
     await fs.syncDir();
-    assert.deepEqual((await fs.stats()).files.map((f) => f.fileId), [newInfo.fileId]);
+    assert.deepEqual(
+      (await fs.stats()).files.map((f) => f.fileId),
+      [newInfo.fileId],
+    );
     const again = new EncryptedFs(MemFs.fromSnapshot(inner.snapshot()), { masterKey: KEY_A });
     const back = await readFsFile(again, 'new');
     assert.deepEqual(back.subarray(0, 10), bytes(10, 2));
     assert.ok(back.subarray(10).every((b) => b === 0));
   });
 
-  it('rename needs no dictionary change and a replaced file\'s entry is dropped after syncDir', async () => {
+  it("rename needs no dictionary change and a replaced file's entry is dropped after syncDir", async () => {
     const inner = new MemFs();
     const fs = new EncryptedFs(inner, { masterKey: KEY_A });
     await writeFile(fs, 'a', bytes(100, 1));
@@ -1090,11 +1111,18 @@ describe('EncryptedFs: crash at every operation', () => {
     const parts: Uint8Array[] = [];
     for (let i = 0; i < 5; i++) {
       const part = bytes(101 + 40 * i, 10 + i);
-      await d.write([part], parts.reduce((n, p) => n + p.byteLength, 0), { sync: true });
+      await d.write(
+        [part],
+        parts.reduce((n, p) => n + p.byteLength, 0),
+        { sync: true },
+      );
       parts.push(part);
       acked.set('d', cat(parts));
     }
-    await d.write([bytes(333, 20)], parts.reduce((n, p) => n + p.byteLength, 0));
+    await d.write(
+      [bytes(333, 20)],
+      parts.reduce((n, p) => n + p.byteLength, 0),
+    );
     await d.close();
   }
 
@@ -1197,7 +1225,7 @@ describe('EncryptedFs: a full disk and a failed barrier (found by the torture su
     await again.close();
   });
 
-  it('init keeps a generation that a recycled file\'s older header slot still names (torture seed 9910)', async () => {
+  it("init keeps a generation that a recycled file's older header slot still names (torture seed 9910)", async () => {
     // reuse puts the new generation's header in the other slot. Until that
     // header is durable, a power loss brings back the old one, so init must
     // not drop the old generation just because the page cache shows the new.
@@ -1210,7 +1238,10 @@ describe('EncryptedFs: a full disk and a failed barrier (found by the torture su
     const image = disk.snapshot();
     const restarted = new EncryptedFs(MemFs.fromSnapshot(image), { masterKey: KEY_A });
     await restarted.init();
-    assert.ok((await restarted.stats()).files.some((f) => f.fileId === oldId), 'the old generation is kept');
+    assert.ok(
+      (await restarted.stats()).files.some((f) => f.fileId === oldId),
+      'the old generation is kept',
+    );
     // The new header's slot is lost to the power loss: the file names the old generation again.
     const raw = Uint8Array.from(image.get('new')!);
     for (const offset of SLOT_OFFSETS) {
@@ -1220,7 +1251,11 @@ describe('EncryptedFs: a full disk and a failed barrier (found by the torture su
     const afterLoss = MemFs.fromSnapshot(image);
     await putRaw(afterLoss, 'new', raw);
     const reopened = new EncryptedFs(afterLoss, { masterKey: KEY_A });
-    assert.deepEqual((await readFsFile(reopened, 'new')).subarray(0, 100), bytes(100, 1), 'readable under the old generation, not CORRUPTION');
+    assert.deepEqual(
+      (await readFsFile(reopened, 'new')).subarray(0, 100),
+      bytes(100, 1),
+      'readable under the old generation, not CORRUPTION',
+    );
   });
 
   it('removing files on a full disk succeeds; the dictionary drop waits for space', async () => {

@@ -54,7 +54,7 @@ for (const target of ENGINE_TARGETS) {
         assert.deepEqual(engine.raftGroups(), [1, 2]);
         await engine.close();
         engine = await openEngine(disk.reopen());
-        assert.deepEqual(await texts(engine, 1, 1, 11), (await texts(engine, 1, 1, 11)));
+        assert.deepEqual(await texts(engine, 1, 1, 11), await texts(engine, 1, 1, 11));
         assert.equal((await engine.fetchEntriesTo(1, 1, 11)).length, 10);
         assert.equal(engine.lastIndex(2), 102);
         await engine.close();
@@ -111,7 +111,10 @@ for (const target of ENGINE_TARGETS) {
         const gap = new LogBatch();
         gap.addEntries(1, entries(20, 1));
         const results = await Promise.allSettled([engine.write(first), engine.write(second), engine.write(gap)]);
-        assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'fulfilled', 'rejected']);
+        assert.deepEqual(
+          results.map((r) => r.status),
+          ['fulfilled', 'fulfilled', 'rejected'],
+        );
         assert.equal(engine.lastIndex(1), 10);
         await engine.close();
       } finally {
@@ -136,7 +139,10 @@ for (const target of ENGINE_TARGETS) {
         const next = new LogBatch();
         next.addEntries(1, entries(6, 2));
         const results = await Promise.allSettled([engine.write(first), engine.write(refused), engine.write(gap), engine.write(next)]);
-        assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'rejected', 'fulfilled']);
+        assert.deepEqual(
+          results.map((r) => r.status),
+          ['fulfilled', 'rejected', 'rejected', 'fulfilled'],
+        );
         assert.equal(engine.firstIndex(1), 1);
         assert.equal(engine.lastIndex(1), 7);
         assert.equal(engine.lastIndex(2), 3);
@@ -165,8 +171,12 @@ for (const target of ENGINE_TARGETS) {
         // Valid only against what `next` left queued (regions 5 and 6 end at 4, not 2).
         const after = wide([5, 6], () => 5);
         const results = await Promise.allSettled([first, refused, next, gap, after].map((batch) => engine.write(batch)));
-        assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled', 'rejected', 'fulfilled']);
-        for (const region of all) assert.equal(engine.lastIndex(region), region === 5 || region === 6 ? 6 : region <= 30 ? 4 : 2, `region ${region}`);
+        assert.deepEqual(
+          results.map((r) => r.status),
+          ['fulfilled', 'rejected', 'fulfilled', 'rejected', 'fulfilled'],
+        );
+        for (const region of all)
+          assert.equal(engine.lastIndex(region), region === 5 || region === 6 ? 6 : region <= 30 ? 4 : 2, `region ${region}`);
         await engine.close();
       } finally {
         await disk.cleanup();
@@ -221,8 +231,14 @@ for (const target of ENGINE_TARGETS) {
         assert.deepEqual(hardState.toJSON(), { term: '3', vote: '2', commit: '9' });
         assert.equal(engine.get(7, new Uint8Array([3])), undefined);
         const scanned = engine.scan(7, { start: new Uint8Array([1]), end: new Uint8Array([3]) });
-        assert.deepEqual(scanned.map((p) => [...p.key]), [[1], [2]]);
-        assert.deepEqual(scanned.map((p) => dec.decode(p.value)), ['a', 'b']);
+        assert.deepEqual(
+          scanned.map((p) => [...p.key]),
+          [[1], [2]],
+        );
+        assert.deepEqual(
+          scanned.map((p) => dec.decode(p.value)),
+          ['a', 'b'],
+        );
         assert.equal(engine.scan(7, { limit: 1 }).length, 1);
         assert.throws(() => new LogBatch().put(1, 'k', 'v' as unknown as Uint8Array), { code: 'INVALID_ARGUMENT' });
         await engine.close();
@@ -310,7 +326,8 @@ for (const target of ENGINE_TARGETS) {
         const snapshot = async (): Promise<string> => {
           const e = await openEngine(disk.reopen(), { targetFileSize: 8192 });
           const state = [];
-          for (const r of e.raftGroups()) state.push([r, e.firstIndex(r), e.lastIndex(r), await texts(e, r, e.firstIndex(r)!, e.lastIndex(r)! + 1)]);
+          for (const r of e.raftGroups())
+            state.push([r, e.firstIndex(r), e.lastIndex(r), await texts(e, r, e.firstIndex(r)!, e.lastIndex(r)! + 1)]);
           await e.close();
           return JSON.stringify(state);
         };
@@ -360,7 +377,13 @@ describe('Engine failure handling', () => {
     await append(engine, 1, 4, 2, 2, 'again-');
     await engine.close();
     const afterPowerLoss = await openEngine(await fault.crash('dropUnsynced'), { recoveryMode: RecoveryMode.AbsoluteConsistency });
-    assert.deepEqual(await texts(afterPowerLoss, 1, 1, 6), ['1@1:entry-1', '2@1:entry-2', '3@1:entry-3', '4@2:again-entry-4', '5@2:again-entry-5']);
+    assert.deepEqual(await texts(afterPowerLoss, 1, 1, 6), [
+      '1@1:entry-1',
+      '2@1:entry-2',
+      '3@1:entry-3',
+      '4@2:again-entry-4',
+      '5@2:again-entry-5',
+    ]);
     await afterPowerLoss.close();
   });
 
@@ -380,7 +403,11 @@ describe('Engine failure handling', () => {
     const engine = await openEngine(fault, { preallocateBytes: 0 });
     await assert.rejects(append(engine, 1, 1, 1), { code: 'NO_SPACE' });
     await assert.rejects(append(engine, 1, 1, 1), { code: 'FAILED' });
-    assert.deepEqual((await fault.list()).filter((n) => n.endsWith('.raftlog')), [], 'no half-made file is left');
+    assert.deepEqual(
+      (await fault.list()).filter((n) => n.endsWith('.raftlog')),
+      [],
+      'no half-made file is left',
+    );
     await engine.close();
     full.remove();
     const reopened = await openEngine(fault, { preallocateBytes: 0 });

@@ -29,9 +29,7 @@ describe('eraftpb.Entry wire codec', () => {
       const fields = normalizeEntry(sample);
       const ours = new Uint8Array(encodedEntrySize(fields));
       assert.equal(encodeEntry(ours, 0, fields), ours.length);
-      const nonDefault = Object.fromEntries(
-        Object.entries(fields).filter(([, v]) => (v instanceof Uint8Array ? v.length > 0 : v !== 0)),
-      );
+      const nonDefault = Object.fromEntries(Object.entries(fields).filter(([, v]) => (v instanceof Uint8Array ? v.length > 0 : v !== 0)));
       const theirs = eraftpb.Entry.encode(eraftpb.Entry.fromObject(nonDefault)).finish();
       assert.deepEqual(Buffer.from(ours), Buffer.from(theirs), `seed ${seed}: index ${sample.index}`);
     }

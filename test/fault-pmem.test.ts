@@ -170,10 +170,7 @@ describe('pmem crash model', () => {
     await fb.write([chunk(700, 2)], 300);
     const expected = withSize(chunk(500, 1), 1000);
     expected.set(chunk(700, 2), 300);
-    assert.deepEqual(
-      await readAll(await b.crash({ data: 'pmem', dir: 'keepAll', keepProbability: 1, tornProbability: 0 }), 'f'),
-      expected,
-    );
+    assert.deepEqual(await readAll(await b.crash({ data: 'pmem', dir: 'keepAll', keepProbability: 1, tornProbability: 0 }), 'f'), expected);
   });
 
   it('replays from the seed, and a fresh 8 MiB preallocation costs no line decisions', async () => {
@@ -183,8 +180,15 @@ describe('pmem crash model', () => {
       await file.write([chunk(4000, 2)], 100);
       await file.preallocate(0, 8 << 20);
       images.push(Buffer.from(await readAll(await fault.crash('pmem'), 'f')).toString('base64'));
-      const detail = fault.log.filter((e) => e.kind === 'crash' && e.path === 'f').map((e) => e.detail).join(' ');
-      assert.match(detail, /data pmem: kept \d+\/64 unflushed line/, "only the lines of bytes 100..4100 count: the preallocated zeros do not");
+      const detail = fault.log
+        .filter((e) => e.kind === 'crash' && e.path === 'f')
+        .map((e) => e.detail)
+        .join(' ');
+      assert.match(
+        detail,
+        /data pmem: kept \d+\/64 unflushed line/,
+        'only the lines of bytes 100..4100 count: the preallocated zeros do not',
+      );
     }
     assert.equal(images[0], images[1]);
   });
@@ -319,7 +323,10 @@ async function torture(seed: number, disk: Disk, rounds: number, stats: TortureS
           const data = Array.from({ length: 1 + rng.below(4) }, () => rng.bytes(1 + rng.below(rng.next() < 0.1 ? 6000 : 600)));
           history.push({ region, first, data });
           const batch = new LogBatch();
-          batch.addEntries(region, data.map((d, k) => ({ index: first + k, term: 1, data: d })));
+          batch.addEntries(
+            region,
+            data.map((d, k) => ({ index: first + k, term: 1, data: d })),
+          );
           const sync = rng.next() < 0.3;
           if (sync) syncAt = history.length;
           pending.push(engine.write(batch, { sync }));
@@ -341,7 +348,10 @@ async function torture(seed: number, disk: Disk, rounds: number, stats: TortureS
       for (let p = history.length; p >= floor && prefix < 0; p--) {
         if ([1, 2, 3, 4].every((r) => engine.lastIndex(r) === lastOf(r, p))) prefix = p;
       }
-      assert.ok(prefix >= 0, `recovered lastIndexes ${[1, 2, 3, 4].map((r) => engine.lastIndex(r)).join(',')} match no prefix >= ${floor} of ${history.length} writes`);
+      assert.ok(
+        prefix >= 0,
+        `recovered lastIndexes ${[1, 2, 3, 4].map((r) => engine.lastIndex(r)).join(',')} match no prefix >= ${floor} of ${history.length} writes`,
+      );
       for (const w of history.slice(0, prefix)) {
         const got = await engine.fetchEntriesTo(w.region, w.first, w.first + w.data.length);
         assert.equal(got.length, w.data.length, `region ${w.region} entries ${w.first}..`);

@@ -225,7 +225,10 @@ for (const policy of POLICIES) {
           // A prefix of the writes, then (in the torn page past the old end of file) zeros.
           let match = 0;
           while (match < wal.length && wal[match] === w.written[match]) match++;
-          assert.ok(wal.subarray(match).every((b) => b === 0), `non-zero byte after the cut at ${match}`);
+          assert.ok(
+            wal.subarray(match).every((b) => b === 0),
+            `non-zero byte after the cut at ${match}`,
+          );
         }
         if (named === 'keepPages') {
           // Every byte is what was written or a zero-filled hole of a lost page.
@@ -324,7 +327,9 @@ test('same seed gives the same crash image and fault log; another seed differs',
   });
   const others = await Promise.all([1, 2, 3].map((d) => run(SEED + d)));
   const differs = others.some(
-    (o) => JSON.stringify(o.log) !== JSON.stringify(a.log) || [...o.image].some(([n, bytes]) => !Buffer.from(bytes).equals(Buffer.from(a.image.get(n) ?? []))),
+    (o) =>
+      JSON.stringify(o.log) !== JSON.stringify(a.log) ||
+      [...o.image].some(([n, bytes]) => !Buffer.from(bytes).equals(Buffer.from(a.image.get(n) ?? []))),
   );
   assert.ok(differs, `[seed=${SEED}] seeds ${SEED + 1}..${SEED + 3} replayed seed ${SEED} exactly`);
 });
@@ -412,7 +417,10 @@ test('dir mode subset applies a kept rename only to the file it renamed', async 
     const seed = SEED + s;
     const fault = new FaultFs(new MemFs(), { seed });
     await withReport(seed, [fault], async () => {
-      for (const [name, tag] of [['a', 1], ['b', 2]] as const) {
+      for (const [name, tag] of [
+        ['a', 1],
+        ['b', 2],
+      ] as const) {
         const h = await fault.open(name, { create: true });
         await h.write([chunk(20, tag)], 0, { sync: true });
       }
@@ -484,14 +492,56 @@ type Setup = (fault: FaultFs) => Promise<() => Promise<unknown>>;
 
 const PER_KIND: ReadonlyArray<[OpKind, Setup]> = [
   ['open', async (f) => () => f.open('x', { create: true })],
-  ['read', async (f) => { const h = await f.open('x', { create: true }); return () => h.read(new Uint8Array(4), 0, 4, 0); }],
-  ['write', async (f) => { const h = await f.open('x', { create: true }); return () => h.write([chunk(4, 1)], 0); }],
-  ['sync', async (f) => { const h = await f.open('x', { create: true }); return () => h.sync(); }],
+  [
+    'read',
+    async (f) => {
+      const h = await f.open('x', { create: true });
+      return () => h.read(new Uint8Array(4), 0, 4, 0);
+    },
+  ],
+  [
+    'write',
+    async (f) => {
+      const h = await f.open('x', { create: true });
+      return () => h.write([chunk(4, 1)], 0);
+    },
+  ],
+  [
+    'sync',
+    async (f) => {
+      const h = await f.open('x', { create: true });
+      return () => h.sync();
+    },
+  ],
   ['syncDir', async (f) => () => f.syncDir()],
-  ['rename', async (f) => { await (await f.open('x', { create: true })).close(); return () => f.rename('x', 'y'); }],
-  ['remove', async (f) => { await (await f.open('x', { create: true })).close(); return () => f.remove('x'); }],
-  ['truncate', async (f) => { const h = await f.open('x', { create: true }); return () => h.truncate(10); }],
-  ['preallocate', async (f) => { const h = await f.open('x', { create: true }); return () => h.preallocate(0, 10); }],
+  [
+    'rename',
+    async (f) => {
+      await (await f.open('x', { create: true })).close();
+      return () => f.rename('x', 'y');
+    },
+  ],
+  [
+    'remove',
+    async (f) => {
+      await (await f.open('x', { create: true })).close();
+      return () => f.remove('x');
+    },
+  ],
+  [
+    'truncate',
+    async (f) => {
+      const h = await f.open('x', { create: true });
+      return () => h.truncate(10);
+    },
+  ],
+  [
+    'preallocate',
+    async (f) => {
+      const h = await f.open('x', { create: true });
+      return () => h.preallocate(0, 10);
+    },
+  ],
 ];
 
 for (const [kind, setup] of PER_KIND) {
@@ -546,7 +596,12 @@ test('probability rules fire at about the rate, and per-path streams ignore inte
     const rule = fault.inject({ ops: ['read'], when: { probability: 0.5 }, error: 'EIO' });
     const result: boolean[] = [];
     for (let i = 0; i < 200; i++) {
-      result.push(await a.read(new Uint8Array(4), 0, 4, 0).then(() => true, () => false));
+      result.push(
+        await a.read(new Uint8Array(4), 0, 4, 0).then(
+          () => true,
+          () => false,
+        ),
+      );
       if (interleave && i % 3 === 0) await b.read(new Uint8Array(4), 0, 4, 0).catch(() => undefined);
     }
     return { a: result, fired: rule.fired, fault };
@@ -581,7 +636,12 @@ test('script schedules: pass once, fail once, then pass', async () => {
       const got: boolean[] = [];
       for (let i = 0; i < expected.length; i++) {
         await h.write([chunk(3, i)], 0); // not a sync: does not advance the script
-        got.push(await h.sync().then(() => true, () => false));
+        got.push(
+          await h.sync().then(
+            () => true,
+            () => false,
+          ),
+        );
       }
       assert.deepEqual(got, expected, script);
       assert.equal(rule.fired, expected.filter((ok) => !ok).length);
@@ -589,7 +649,11 @@ test('script schedules: pass once, fail once, then pass', async () => {
   }
   const fault = new FaultFs(new MemFs(), { seed: SEED });
   for (const bad of ['', 'pass,maybe', 'fail*,pass', '3*pass*']) {
-    assert.throws(() => fault.inject({ ops: ['sync'], when: { script: bad }, error: 'EIO' }), (e: unknown) => e instanceof RaftlogError && e.code === 'INVALID_ARGUMENT', bad);
+    assert.throws(
+      () => fault.inject({ ops: ['sync'], when: { script: bad }, error: 'EIO' }),
+      (e: unknown) => e instanceof RaftlogError && e.code === 'INVALID_ARGUMENT',
+      bad,
+    );
   }
 });
 
@@ -717,7 +781,13 @@ test('after crash() the FaultFs is dead and the new FileSystem is independent', 
     const inflight = h.write([chunk(10, 2)], 10, { sync: true }); // in flight at the power cut
     const restarted = await fault.crash('dropUnsynced');
     await rejectsInjected(inflight, 'IO');
-    for (const op of [() => fault.list(), () => h.sync(), () => h.read(new Uint8Array(1), 0, 1, 0), () => fault.open('g', { create: true }), () => h.close()]) {
+    for (const op of [
+      () => fault.list(),
+      () => h.sync(),
+      () => h.read(new Uint8Array(1), 0, 1, 0),
+      () => fault.open('g', { create: true }),
+      () => h.close(),
+    ]) {
       await rejectsInjected(op(), 'IO');
     }
     assert.equal(fault.crashed, true);
@@ -757,9 +827,15 @@ test('freezeAt sweep: every synced acknowledgement survives a crash at every op 
       fault.freezeAt(k);
       await withReport(seed, [fault], async () => {
         const acked = { synced: 0 };
-        const outcome = await workload(fault, acked).then(() => 'done', (e: unknown) => e);
+        const outcome = await workload(fault, acked).then(
+          () => 'done',
+          (e: unknown) => e,
+        );
         if (k < totalOps - 1) {
-          assert.ok(outcome instanceof RaftlogError && outcome.code === 'IO' && /injected power loss/.test(outcome.message), `k=${k}: ${String(outcome)}`);
+          assert.ok(
+            outcome instanceof RaftlogError && outcome.code === 'IO' && /injected power loss/.test(outcome.message),
+            `k=${k}: ${String(outcome)}`,
+          );
         }
         assert.equal(fault.frozen, true);
         const image = await fault.crashImage(policy);

@@ -143,7 +143,10 @@ describe('file set', () => {
     await set.close();
     set = await openSet(primary, { spillFs: spill, preallocateBytes: 1024 });
     assert.deepEqual(await readManifest(primary), before);
-    assert.deepEqual(set.appendFiles().map((f) => f.seq), files);
+    assert.deepEqual(
+      set.appendFiles().map((f) => f.seq),
+      files,
+    );
     assert.deepEqual(set.checkpoint?.seq, written.seq);
     assert.equal(before.kind === 'ok' && before.state.checkpoint?.watermark, 2);
     assert.ok(before.kind === 'ok' && before.state.spilled.length === 1);
@@ -154,7 +157,15 @@ describe('file set', () => {
 describe('reads racing a purge (issue 15, case 8)', () => {
   it('a fetch that planned on a file a purge then retires still reads it', async () => {
     const gated = new GatedFs(new MemFs());
-    const engine = new Engine({ fs: gated, targetFileSize: 8192, preallocateBytes: 0, purgeThreshold: 4 * 8192, rewriteMaxEntries: 1000, recycleFiles: 0, seed: 8 });
+    const engine = new Engine({
+      fs: gated,
+      targetFileSize: 8192,
+      preallocateBytes: 0,
+      purgeThreshold: 4 * 8192,
+      rewriteMaxEntries: 1000,
+      recycleFiles: 0,
+      seed: 8,
+    });
     await engine.open();
     // Region 1: 40 one-entry records (40 runs: three rounds of parallel reads) in the oldest files.
     for (let i = 1; i <= 40; i++) {

@@ -43,7 +43,11 @@ const BACKENDS: readonly Backend[] = [
   { name: 'UringFs', unavailable: uringReason, make: (root) => new UringFs(root) },
   { name: 'UringFs direct', unavailable: uringReason, make: (root) => new UringFs(root, { direct: true }) },
   { name: 'PmemFs', unavailable: pmemReason, make: (root) => new PmemFs(root, { defaultCapacityBytes: 4 << 20 }) },
-  { name: 'EncryptedFs over PosixFs', unavailable: undefined, make: (root) => new EncryptedFs(new PosixFs(root), { masterKey: MASTER_KEY }) },
+  {
+    name: 'EncryptedFs over PosixFs',
+    unavailable: undefined,
+    make: (root) => new EncryptedFs(new PosixFs(root), { masterKey: MASTER_KEY }),
+  },
 ];
 
 const ENGINE_OPTIONS = { targetFileSize: 1 << 20, seed: 15 };
@@ -308,7 +312,10 @@ async function fillUnderWriter(backend: Backend, point: string): Promise<void> {
   assert.equal(child.signal, null, `${backend.name}: the writer was killed by ${child.signal}; stderr: ${child.stderr}`);
   assert.equal(child.status, 0, child.stderr);
   const { last, code } = JSON.parse(child.stdout.trim().split('\n').at(-1) ?? '{}') as { last: number; code: string };
-  assert.ok(code === ErrorCode.NO_SPACE || code === ErrorCode.FAILED, `${backend.name}: the write that found the disk full failed with ${code}`);
+  assert.ok(
+    code === ErrorCode.NO_SPACE || code === ErrorCode.FAILED,
+    `${backend.name}: the write that found the disk full failed with ${code}`,
+  );
   assert.ok(last > 0, `${backend.name}: ${last} entries were acknowledged before the disk filled`);
   const engine = new Engine({ fs: backend.make(root), ...ENGINE_OPTIONS });
   await engine.open();
@@ -380,7 +387,10 @@ async function withoutFallocate(backend: Backend, point: string): Promise<void> 
   const back = new Uint8Array(15_000).fill(7);
   assert.equal(await file.read(back, 0, 15_000, 0), 15_000);
   assert.deepEqual([...back.subarray(0, 3)], [1, 2, 3], `${backend.name}: data kept`);
-  assert.ok(back.subarray(3).every((b) => b === 0), `${backend.name}: the preallocated range reads as zeros`);
+  assert.ok(
+    back.subarray(3).every((b) => b === 0),
+    `${backend.name}: the preallocated range reads as zeros`,
+  );
   await file.write([new Uint8Array(100).fill(5)], 14_950, { sync: true });
   assert.equal(await file.size(), 15_050);
   await file.close();

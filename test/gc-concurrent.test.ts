@@ -62,39 +62,35 @@ async function state(engine: Engine): Promise<string> {
 }
 
 describe('GC beside the write path', () => {
-  it(
-    'case 6: synced writes complete while a purge is copying, and what they change survives the swap',
-    { timeout: 30_000 },
-    async () => {
-      const gated = new GatedFs(new MemFs());
-      const engine = await open(gated);
-      await oldLeftovers(engine, true);
-      // Hold the checkpoint's first write: the purge has planned and read its copy, and waits there.
-      const gate = gated.gate('write', /\.rewrite$/);
-      const purge = engine.purgeExpiredFiles();
-      await gate.reached;
-      // Each of these is acknowledged while the purge waits (before this change they queued behind it).
-      await append(engine, 3, 1, 3, 100);
-      await append(engine, 1, 4, 2, 16, 2); // overwrites copied entries 4..6 with a new term
-      const batch = new LogBatch();
-      batch.put(1, HARD_STATE, Uint8Array.of(2)); // overwrites the copied key
-      await engine.write(batch, { sync: true });
-      await engine.compactTo(1, 2, { sync: true }); // drops copied entry 1
-      const expected = await state(engine);
-      gate.release();
-      await purge;
-      assert.ok(engine.stats().gc.lastPurge!.bytesRewritten > 0, 'the purge rewrote leftovers');
-      assert.equal(engine.metrics().histograms.purgeStallMicros.count, 1, 'one swap held the queue');
-      assert.equal(await state(engine), expected, 'the swap kept every change made during the copy');
-      assert.deepEqual([...engine.get(1, HARD_STATE)!], [2]);
-      assert.equal(engine.firstIndex(1), 2);
-      assert.equal((await engine.getEntry(1, 5))!.term, 2);
-      await engine.close();
-      const reopened = await open(gated, { recoveryMode: RecoveryMode.AbsoluteConsistency });
-      assert.equal(await state(reopened), expected, 'and so does recovery');
-      await reopened.close();
-    },
-  );
+  it('case 6: synced writes complete while a purge is copying, and what they change survives the swap', { timeout: 30_000 }, async () => {
+    const gated = new GatedFs(new MemFs());
+    const engine = await open(gated);
+    await oldLeftovers(engine, true);
+    // Hold the checkpoint's first write: the purge has planned and read its copy, and waits there.
+    const gate = gated.gate('write', /\.rewrite$/);
+    const purge = engine.purgeExpiredFiles();
+    await gate.reached;
+    // Each of these is acknowledged while the purge waits (before this change they queued behind it).
+    await append(engine, 3, 1, 3, 100);
+    await append(engine, 1, 4, 2, 16, 2); // overwrites copied entries 4..6 with a new term
+    const batch = new LogBatch();
+    batch.put(1, HARD_STATE, Uint8Array.of(2)); // overwrites the copied key
+    await engine.write(batch, { sync: true });
+    await engine.compactTo(1, 2, { sync: true }); // drops copied entry 1
+    const expected = await state(engine);
+    gate.release();
+    await purge;
+    assert.ok(engine.stats().gc.lastPurge!.bytesRewritten > 0, 'the purge rewrote leftovers');
+    assert.equal(engine.metrics().histograms.purgeStallMicros.count, 1, 'one swap held the queue');
+    assert.equal(await state(engine), expected, 'the swap kept every change made during the copy');
+    assert.deepEqual([...engine.get(1, HARD_STATE)!], [2]);
+    assert.equal(engine.firstIndex(1), 2);
+    assert.equal((await engine.getEntry(1, 5))!.term, 2);
+    await engine.close();
+    const reopened = await open(gated, { recoveryMode: RecoveryMode.AbsoluteConsistency });
+    assert.equal(await state(reopened), expected, 'and so does recovery');
+    await reopened.close();
+  });
 
   it('a purge that copies compressed and plain entries points every one at the copy before the old files go', async () => {
     const fs = new MemFs();
@@ -130,7 +126,12 @@ describe('GC beside the write path', () => {
     const engine = await open(fault);
     await oldLeftovers(engine, false);
     // The checkpoint's header fits, its record does not: a partial .rewrite file.
-    const full = fault.inject({ ops: ['write', 'preallocate'], path: /\.rewrite$/, when: { afterBytes: 64, partial: true }, error: 'ENOSPC' });
+    const full = fault.inject({
+      ops: ['write', 'preallocate'],
+      path: /\.rewrite$/,
+      when: { afterBytes: 64, partial: true },
+      error: 'ENOSPC',
+    });
     // And it stays: removing it fails, here and in the next pass.
     const stuck = fault.inject({ ops: ['remove'], path: /\.rewrite$/, when: { script: '2*fail' }, error: 'EIO' });
     await assert.rejects(engine.purgeExpiredFiles(), (error: Error & { code?: string }) => error.code === 'NO_SPACE');

@@ -27,7 +27,11 @@ async function append(engine: Engine, region: number, from: number, count: numbe
   const batch = new LogBatch();
   batch.addEntries(
     region,
-    Array.from({ length: count }, (_, i) => ({ index: from + i, term: 1, data: new Uint8Array(size).fill((region * 31 + from + i) & 0xff) })),
+    Array.from({ length: count }, (_, i) => ({
+      index: from + i,
+      term: 1,
+      data: new Uint8Array(size).fill((region * 31 + from + i) & 0xff),
+    })),
   );
   await engine.write(batch, { sync });
 }
@@ -39,7 +43,13 @@ async function snapshot(engine: Engine): Promise<string> {
     const first = engine.firstIndex(region);
     const last = engine.lastIndex(region);
     const entries = first === undefined ? [] : await engine.fetchEntriesTo(region, first, last! + 1);
-    out.push([region, first, last, entries.map((e) => [e.index, e.term, Buffer.from(e.data).toString('base64')]), engine.scan(region).map((p) => [Buffer.from(p.key).toString('hex'), Buffer.from(p.value).toString('hex')])]);
+    out.push([
+      region,
+      first,
+      last,
+      entries.map((e) => [e.index, e.term, Buffer.from(e.data).toString('base64')]),
+      engine.scan(region).map((p) => [Buffer.from(p.key).toString('hex'), Buffer.from(p.value).toString('hex')]),
+    ]);
   }
   return JSON.stringify(out);
 }
@@ -111,7 +121,7 @@ describe('garbage collection', () => {
     const stats = engine.stats();
     assert.ok(stats.gc.rewriteBytes > 0);
     assert.ok(stats.gc.writeAmplification > 1 && stats.gc.writeAmplification < 1.1, `WA ${stats.gc.writeAmplification}`);
-    assert.equal(await snapshot(engine), (await snapshot(engine)));
+    assert.equal(await snapshot(engine), await snapshot(engine));
     const expected = await snapshot(engine);
     await engine.close();
     engine = await open(fs);
@@ -173,50 +183,50 @@ describe('garbage collection', () => {
   });
 
   for (const leftovers of [true, false]) {
-  it(`a crash at any operation of a purge recovers the same state, ${leftovers ? 'with a checkpoint' : 'plain removal'} (every crash policy)`, async () => {
-    const seed = testSeed(77);
-    const policies: CrashPolicyName[] = ['dropUnsynced', 'keepPrefix', 'keepPages', 'tornGarbage', 'loseDirEntries', 'mixed'];
-    // Build the pre-purge state once, on a FaultFs whose image we can copy.
-    const build = async (): Promise<{ fault: FaultFs; engine: Engine }> => {
-      const fault = new FaultFs(new MemFs(), { seed });
-      const engine = await open(fault, { recycleFiles: 1 });
-      if (leftovers) {
-        await append(engine, 2, 1, 3);
-        const meta = new LogBatch();
-        meta.put(2, 'hard_state', new Uint8Array([9]));
-        await engine.write(meta, { sync: true });
+    it(`a crash at any operation of a purge recovers the same state, ${leftovers ? 'with a checkpoint' : 'plain removal'} (every crash policy)`, async () => {
+      const seed = testSeed(77);
+      const policies: CrashPolicyName[] = ['dropUnsynced', 'keepPrefix', 'keepPages', 'tornGarbage', 'loseDirEntries', 'mixed'];
+      // Build the pre-purge state once, on a FaultFs whose image we can copy.
+      const build = async (): Promise<{ fault: FaultFs; engine: Engine }> => {
+        const fault = new FaultFs(new MemFs(), { seed });
+        const engine = await open(fault, { recycleFiles: 1 });
+        if (leftovers) {
+          await append(engine, 2, 1, 3);
+          const meta = new LogBatch();
+          meta.put(2, 'hard_state', new Uint8Array([9]));
+          await engine.write(meta, { sync: true });
+        }
+        for (let i = 0; i < 80; i++) {
+          await append(engine, 1, 1 + i, 1);
+          if (i % 10 === 9) await engine.compactTo(1, i - 2, { sync: true });
+        }
+        return { fault, engine };
+      };
+      const reference = await build();
+      const expected = await snapshot(reference.engine);
+      const start = reference.fault.opIndex;
+      await reference.engine.purgeExpiredFiles();
+      const purgeOps = reference.fault.opIndex - start;
+      assert.ok(purgeOps > 10, `the purge took ${purgeOps} operations`);
+      assert.equal(await snapshot(reference.engine), expected);
+      await reference.engine.close();
+      let crashes = 0;
+      for (let k = 0; k <= purgeOps; k++) {
+        const policy = policies[k % policies.length]!;
+        const { fault, engine } = await build();
+        fault.freezeAt(fault.opIndex + k);
+        await engine.purgeExpiredFiles().catch(() => undefined);
+        await engine.close().catch(() => undefined);
+        const recovered = await open(await fault.crash(policy));
+        const context = `seed ${seed}, crash at purge op ${k}, policy ${policy}\n${fault.describe()}`;
+        assert.equal(await snapshot(recovered), expected, context);
+        await recovered.purgeExpiredFiles();
+        assert.equal(await snapshot(recovered), expected, `${context} (purge after recovery)`);
+        await recovered.close();
+        crashes++;
       }
-      for (let i = 0; i < 80; i++) {
-        await append(engine, 1, 1 + i, 1);
-        if (i % 10 === 9) await engine.compactTo(1, i - 2, { sync: true });
-      }
-      return { fault, engine };
-    };
-    const reference = await build();
-    const expected = await snapshot(reference.engine);
-    const start = reference.fault.opIndex;
-    await reference.engine.purgeExpiredFiles();
-    const purgeOps = reference.fault.opIndex - start;
-    assert.ok(purgeOps > 10, `the purge took ${purgeOps} operations`);
-    assert.equal(await snapshot(reference.engine), expected);
-    await reference.engine.close();
-    let crashes = 0;
-    for (let k = 0; k <= purgeOps; k++) {
-      const policy = policies[k % policies.length]!;
-      const { fault, engine } = await build();
-      fault.freezeAt(fault.opIndex + k);
-      await engine.purgeExpiredFiles().catch(() => undefined);
-      await engine.close().catch(() => undefined);
-      const recovered = await open(await fault.crash(policy));
-      const context = `seed ${seed}, crash at purge op ${k}, policy ${policy}\n${fault.describe()}`;
-      assert.equal(await snapshot(recovered), expected, context);
-      await recovered.purgeExpiredFiles();
-      assert.equal(await snapshot(recovered), expected, `${context} (purge after recovery)`);
-      await recovered.close();
-      crashes++;
-    }
-    assert.equal(crashes, purgeOps + 1);
-  });
+      assert.equal(crashes, purgeOps + 1);
+    });
   }
 
   it('keeps disk bytes near live bytes in a sustained append-compact-purge run', async () => {
@@ -237,12 +247,20 @@ describe('garbage collection', () => {
         for (let r = 0; r < 10; r++) if (next[r]! > 20) await engine.compactTo(r + 1, next[r]! - 16);
         await engine.purgeExpiredFiles();
         const { gc } = engine.stats();
-        const onDisk = [...(await Promise.all((await fs.list()).filter((n) => /\.(raftlog|rewrite)$/.test(n)).map(async (n) => {
-          const h = await fs.open(n, { readOnly: true });
-          const size = await h.size();
-          await h.close();
-          return size;
-        })))].reduce((a, b) => a + b, 0);
+        const onDisk = [
+          ...(await Promise.all(
+            (
+              await fs.list()
+            )
+              .filter((n) => /\.(raftlog|rewrite)$/.test(n))
+              .map(async (n) => {
+                const h = await fs.open(n, { readOnly: true });
+                const size = await h.size();
+                await h.close();
+                return size;
+              }),
+          )),
+        ].reduce((a, b) => a + b, 0);
         assert.equal(onDisk, gc.appendFileBytes + gc.rewriteFileBytes, `seed=${seed} op ${op}: stats match the directory`);
         worst = Math.max(worst, onDisk / (1.3 * gc.liveBytes + 2 * target));
       }

@@ -30,7 +30,11 @@ async function compareOpens(image: Image, context: string): Promise<{ engine: En
   const fs = MemFs.fromSnapshot(image);
   const engine = await open(fs, PERIODIC);
   const state = await snapshot(engine);
-  assert.equal(state, expected, `${context}: checkpoint + tail (${JSON.stringify(engine.recoveryReport?.indexCheckpoint)}) differs from a full replay`);
+  assert.equal(
+    state,
+    expected,
+    `${context}: checkpoint + tail (${JSON.stringify(engine.recoveryReport?.indexCheckpoint)}) differs from a full replay`,
+  );
   return { engine, state, fs };
 }
 
@@ -123,7 +127,10 @@ describe('periodic index checkpoints', () => {
     // Overwrite the last entries of region 1 with a new term, compact region 3, clean region 4, rotate: all after the checkpoint.
     const last = engine.lastIndex(1)!;
     const batch = new LogBatch();
-    batch.addEntries(1, [last - 2, last - 1].map((index) => ({ index, term: 5, data: data(1, index, 5, 120) })));
+    batch.addEntries(
+      1,
+      [last - 2, last - 1].map((index) => ({ index, term: 5, data: data(1, index, 5, 120) })),
+    );
     await engine.write(batch, { sync: true });
     await engine.compactTo(3, engine.lastIndex(3)! - 1, { sync: true });
     await engine.clean(4, { sync: true });
@@ -155,7 +162,10 @@ describe('periodic index checkpoints', () => {
     batch2.put(6, 'after-purge', new Uint8Array(10));
     await engine.write(batch2, { sync: true });
     await checkpointsWritten(engine, before);
-    const { engine: fresh, state: freshState } = await compareOpens(await fault.crashImage('dropUnsynced'), `seed ${seed}, checkpoint after purge`);
+    const { engine: fresh, state: freshState } = await compareOpens(
+      await fault.crashImage('dropUnsynced'),
+      `seed ${seed}, checkpoint after purge`,
+    );
     assert.equal(freshState, await snapshot(engine));
     assert.deepEqual(use(fresh.recoveryReport), { used: true, detail: 'loaded' }, 'a checkpoint was due right after the purge');
     await fresh.close();
@@ -236,7 +246,7 @@ describe('periodic index checkpoints', () => {
       batch.put(1 + (i % 3), `k${i}`, new Uint8Array(200).fill(i));
       await engine.write(batch);
     }
-    assert.equal(engine.stats().failed, false, 'nothing failed behind the caller\'s back');
+    assert.equal(engine.stats().failed, false, "nothing failed behind the caller's back");
     for (let i = 0; i < 40; i++) assert.equal(engine.get(1 + (i % 3), `k${i}`)?.[0], i);
     await assert.rejects(engine.sync(), { code: 'FSYNC_FAILED' });
     await engine.close().catch(() => undefined);
@@ -266,7 +276,10 @@ describe('periodic index checkpoints', () => {
   });
 
   it('indexCheckpointInterval must be a non-negative integer; 0 writes none while running', async () => {
-    await assert.rejects(open(new MemFs(), { indexCheckpointInterval: -1 }), { code: 'INVALID_ARGUMENT', message: /indexCheckpointInterval/ });
+    await assert.rejects(open(new MemFs(), { indexCheckpointInterval: -1 }), {
+      code: 'INVALID_ARGUMENT',
+      message: /indexCheckpointInterval/,
+    });
     const fs = new MemFs();
     const engine = await open(fs, { indexCheckpointInterval: 0 });
     await writeSome(engine, 40, 1);

@@ -63,7 +63,11 @@ describe('index checkpoint', () => {
     const after = await snapshot(engine);
     assert.notEqual(after, expected);
     for (const policy of ['dropUnsynced', 'keepPrefix', 'mixed'] as CrashPolicyName[]) {
-      const report = await assertBothOpens(await fault.crashImage(policy), after, `seed ${seed}, ${policy}: the writes after the checkpoint are there`);
+      const report = await assertBothOpens(
+        await fault.crashImage(policy),
+        after,
+        `seed ${seed}, ${policy}: the writes after the checkpoint are there`,
+      );
       assert.deepEqual(use(report), { used: true, detail: 'loaded' }, `seed ${seed}, ${policy}`);
       assert.equal(report?.indexCheckpoint?.tailRecords, 40, 'exactly the writes after the checkpoint were replayed');
       assert.equal(report?.records, 40);
@@ -75,7 +79,10 @@ describe('index checkpoint', () => {
     // 34: a history that runs a GC rewrite under test/support/random.ts (33 did under the old mulberry32 stream).
     const seed = testSeed(34);
     const { image, expected } = await closedHistory(seed, 150);
-    assert.ok([...image.keys()].some((name) => name.endsWith('.rewrite')), 'the history ran a GC rewrite');
+    assert.ok(
+      [...image.keys()].some((name) => name.endsWith('.rewrite')),
+      'the history ran a GC rewrite',
+    );
     assert.ok([...image.keys()].filter((name) => name.endsWith('.raftlog')).length > 1, 'the history rotated');
     const checkpoint = image.get(INDEX_CHECKPOINT_NAME)!;
     const length = new DataView(checkpoint.buffer, checkpoint.byteOffset).getUint32(60, true);
@@ -181,7 +188,11 @@ describe('index checkpoint', () => {
       fault.freezeAt(fault.opIndex + k);
       await engine.close().catch(() => undefined);
       const crashed = await fault.crashImage(policy);
-      const report = await assertBothOpens(crashed, expected, `seed ${seed}, crash at close op ${k}, policy ${policy}\n${fault.describe()}`);
+      const report = await assertBothOpens(
+        crashed,
+        expected,
+        `seed ${seed}, crash at close op ${k}, policy ${policy}\n${fault.describe()}`,
+      );
       if (report?.indexCheckpoint?.used === true) loaded++;
     }
     // The last few cut points come after the rename reached the directory.
@@ -212,7 +223,10 @@ describe('index checkpoint', () => {
   });
 
   it('indexCheckpoint must be a boolean', () => {
-    assert.throws(() => new Engine({ fs: new MemFs(), indexCheckpoint: 1 as unknown as boolean }), { code: 'INVALID_ARGUMENT', message: /indexCheckpoint/ });
+    assert.throws(() => new Engine({ fs: new MemFs(), indexCheckpoint: 1 as unknown as boolean }), {
+      code: 'INVALID_ARGUMENT',
+      message: /indexCheckpoint/,
+    });
   });
 
   it('indexCheckpoint: false writes none at close', async () => {

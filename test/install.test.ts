@@ -121,21 +121,33 @@ describe('the packed tarball installs and runs', () => {
     const list = spawnSync('tar', ['tzf', tarball], { encoding: 'utf8' });
     assert.equal(list.status, 0, list.stderr);
     const files = list.stdout.split('\n').filter(Boolean);
-    for (const expected of ['package/LICENSE', 'package/CHANGELOG.md', 'package/README.md', 'package/dist/index.js', 'package/dist/cli/main.js', 'package/hardware/binding.gyp']) {
+    for (const expected of [
+      'package/LICENSE',
+      'package/CHANGELOG.md',
+      'package/README.md',
+      'package/dist/index.js',
+      'package/dist/cli/main.js',
+      'package/hardware/binding.gyp',
+    ]) {
       assert.ok(files.includes(expected), `${expected} is in the tarball`);
     }
     if (process.platform === 'linux' && loadNative().ok) {
       // This checkout built the addon, so prepack had one to ship.
-      assert.ok(files.some((f) => f.startsWith(`package/hardware/prebuilds/linux-${arch()}/`) && f.endsWith('.node')), 'a prebuild for this machine');
+      assert.ok(
+        files.some((f) => f.startsWith(`package/hardware/prebuilds/linux-${arch()}/`) && f.endsWith('.node')),
+        'a prebuild for this machine',
+      );
     }
     // A root binding.gyp would get an implicit `install: node-gyp rebuild`.
     assert.ok(!files.includes('package/binding.gyp'));
-    assert.ok(!files.some((f) => f.startsWith('package/dist/test/') || f.startsWith('package/dist/bench/') || f.startsWith('package/bench/')));
+    assert.ok(
+      !files.some((f) => f.startsWith('package/dist/test/') || f.startsWith('package/dist/bench/') || f.startsWith('package/bench/')),
+    );
     const manifest = spawnSync('tar', ['xzf', tarball, '-O', 'package/package.json'], { encoding: 'utf8' });
     const scripts = (JSON.parse(manifest.stdout) as { scripts?: Record<string, string> }).scripts ?? {};
     assert.deepEqual(Object.keys(scripts), ['build:native'], 'no lifecycle script, only the documented build command');
     assert.ok(!existsSync(join(REPO, '.package.json.prepack')), 'postpack restored package.json');
-    assert.ok('prepare' in ((JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { scripts: object }).scripts));
+    assert.ok('prepare' in (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { scripts: object }).scripts);
   });
 
   for (const mode of MODES) {
@@ -162,7 +174,9 @@ describe('the packed tarball installs and runs', () => {
       const install = npm(['ci', '--offline', ...mode.args], project, mode.env);
       const seconds = (performance.now() - began) / 1000;
       if (install.status !== 0 && /ENOTCACHED/.test(install.stderr)) {
-        t.skip(`a dependency of the tarball is not in the npm cache (run \`npm ci\` online once): ${/request to (\S+)/.exec(install.stderr)?.[1] ?? 'ENOTCACHED'}`);
+        t.skip(
+          `a dependency of the tarball is not in the npm cache (run \`npm ci\` online once): ${/request to (\S+)/.exec(install.stderr)?.[1] ?? 'ENOTCACHED'}`,
+        );
         return;
       }
       assert.equal(install.status, 0, output(install));

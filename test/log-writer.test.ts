@@ -78,7 +78,12 @@ describe('log writer: rotation', () => {
     { name: 'three records fit exactly', target: FILE_HEADER_SIZE + 3 * RECORD, groups: [1, 1, 1, 1, 1, 1, 1], perFile: [3, 3, 1] },
     { name: 'one byte short of three', target: FILE_HEADER_SIZE + 3 * RECORD - 1, groups: [1, 1, 1, 1, 1], perFile: [2, 2, 1] },
     { name: 'a record larger than the target still goes into an empty file', target: 64, groups: [1, 1, 1], perFile: [1, 1, 1] },
-    { name: 'a group that does not fit starts the next file whole', target: FILE_HEADER_SIZE + 3 * RECORD, groups: [2, 2, 1], perFile: [2, 3] },
+    {
+      name: 'a group that does not fit starts the next file whole',
+      target: FILE_HEADER_SIZE + 3 * RECORD,
+      groups: [2, 2, 1],
+      perFile: [2, 3],
+    },
     { name: 'a group larger than the target is not split', target: FILE_HEADER_SIZE + 2 * RECORD, groups: [1, 4, 1], perFile: [1, 4, 1] },
   ];
   for (const c of cases) {
@@ -92,7 +97,10 @@ describe('log writer: rotation', () => {
       };
       const placedSeqs: number[] = [];
       for (const size of c.groups) {
-        const placed = await writer.append(Array.from({ length: size }, () => record()), true);
+        const placed = await writer.append(
+          Array.from({ length: size }, () => record()),
+          true,
+        );
         assert.equal(new Set(placed.map((p) => p.fileId)).size, 1, 'one group, one file');
         placedSeqs.push(...placed.map((p) => fileIdSeq(p.fileId)));
       }
@@ -100,7 +108,10 @@ describe('log writer: rotation', () => {
       const files = c.perFile.map((_, i) => logName(i + 1));
       assert.deepEqual((await fs.list()).sort(), files);
       assert.equal(writer.rotations, c.perFile.length - 1);
-      assert.deepEqual(retired, files.slice(0, -1).map((_, i) => i + 1));
+      assert.deepEqual(
+        retired,
+        files.slice(0, -1).map((_, i) => i + 1),
+      );
       assert.deepEqual(
         files.map((_, i) => placedSeqs.filter((s) => s === i + 1).length),
         c.perFile,
@@ -127,11 +138,20 @@ describe('log writer: rotation', () => {
     const third = await writer.append([record()], false);
     await writer.close();
     const offsets = [FILE_HEADER_SIZE, FILE_HEADER_SIZE + RECORD, FILE_HEADER_SIZE + 2 * RECORD, FILE_HEADER_SIZE + 3 * RECORD];
-    assert.deepEqual([...first, ...second, ...third].map((p) => p.offset), offsets);
+    assert.deepEqual(
+      [...first, ...second, ...third].map((p) => p.offset),
+      offsets,
+    );
     const records = await recordsOf(fs, logName(1));
-    assert.deepEqual(records.map((r) => r.offset), offsets);
+    assert.deepEqual(
+      records.map((r) => r.offset),
+      offsets,
+    );
     // Nothing was synced before the first two groups; the third follows a synced group.
-    assert.deepEqual(records.map((r) => r.header.syncedThrough), [FILE_HEADER_SIZE, FILE_HEADER_SIZE, FILE_HEADER_SIZE, offsets[3]]);
+    assert.deepEqual(
+      records.map((r) => r.header.syncedThrough),
+      [FILE_HEADER_SIZE, FILE_HEADER_SIZE, FILE_HEADER_SIZE, offsets[3]],
+    );
     assert.equal(writer.syncCount, 1);
     assert.equal(writer.bytesWritten, 4 * RECORD);
   });

@@ -179,7 +179,10 @@ describe('manifest', () => {
       const result = await runCheck(dir, { strict: false });
       assert.equal(result.exitCode, ExitCode.CORRUPTION);
       assert.equal(result.status, 'damaged');
-      assert.ok(result.problems.some((p) => p.file === newest), JSON.stringify(result.problems));
+      assert.ok(
+        result.problems.some((p) => p.file === newest),
+        JSON.stringify(result.problems),
+      );
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -201,7 +204,10 @@ describe('manifest', () => {
       const error = await refusal(primary, { recoveryMode });
       assert.ok(isRaftlogError(error, 'CORRUPTION'), String(error));
       assert.match(error.message, /spillFs is missing/);
-      assert.ok(spilled.some((name) => error.message.includes(name)), error.message);
+      assert.ok(
+        spilled.some((name) => error.message.includes(name)),
+        error.message,
+      );
     }
     const any = await open(primary, { recoveryMode: RecoveryMode.TolerateAnyCorruption });
     assert.ok(any.recoveryReport!.problems.some((p) => /spillFs is missing/.test(p.detail)));
@@ -245,7 +251,10 @@ describe('manifest', () => {
       assert.match(error.message, /^MANIFEST: missing/);
     }
     const any = await open(fs, { recoveryMode: RecoveryMode.TolerateAnyCorruption });
-    assert.ok(any.recoveryReport!.problems.some((p) => p.file === MANIFEST_NAME && /missing/.test(p.detail)), JSON.stringify(any.recoveryReport!.problems));
+    assert.ok(
+      any.recoveryReport!.problems.some((p) => p.file === MANIFEST_NAME && /missing/.test(p.detail)),
+      JSON.stringify(any.recoveryReport!.problems),
+    );
     assert.equal(any.lastIndex(1), 22);
     await any.close();
     assert.equal((await readManifest(fs)).kind, 'ok', 'TolerateAnyCorruption rebuilt the MANIFEST');
@@ -265,7 +274,10 @@ describe('manifest', () => {
       await unlink(join(dir, MANIFEST_NAME));
       const result = await runCheck(dir, { strict: false });
       assert.equal(result.exitCode, ExitCode.CORRUPTION);
-      assert.ok(result.problems.some((p) => p.file === MANIFEST_NAME), JSON.stringify(result.problems));
+      assert.ok(
+        result.problems.some((p) => p.file === MANIFEST_NAME),
+        JSON.stringify(result.problems),
+      );
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -291,7 +303,10 @@ describe('manifest', () => {
         }
         const result = await runCheck(dir, { strict: false });
         assert.equal(result.exitCode, ExitCode.CORRUPTION);
-        assert.ok(result.problems.some((p) => p.file === newest), JSON.stringify(result.problems));
+        assert.ok(
+          result.problems.some((p) => p.file === newest),
+          JSON.stringify(result.problems),
+        );
         const any = await open(fs, { recoveryMode: RecoveryMode.TolerateAnyCorruption });
         assert.ok(any.recoveryReport!.problems.some((p) => p.file === newest && /clean close/.test(p.detail)));
         assert.equal(any.lastIndex(1), lost === 1 ? 40 : 39);
@@ -335,7 +350,10 @@ describe('manifest', () => {
     const state = { ...emptyManifestState(), first: 1, last: 1 };
     const manifest = await Manifest.create(fs, state);
     const full = fs.inject({ ops: ['write'], path: MANIFEST_NAME, when: { probability: 1 }, error: 'ENOSPC' });
-    await assert.rejects(manifest.update(() => ({ ...state, last: 2 })), (error: unknown) => isRaftlogError(error, 'NO_SPACE'));
+    await assert.rejects(
+      manifest.update(() => ({ ...state, last: 2 })),
+      (error: unknown) => isRaftlogError(error, 'NO_SPACE'),
+    );
     full.remove();
     await manifest.update(() => ({ ...state, last: 2 }));
     await manifest.close();

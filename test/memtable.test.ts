@@ -158,11 +158,7 @@ function check(memtable: RegionMemtable, model: Model, context: string): void {
   assert.equal(memtable.oldestFileId(), oldest, `${context}: oldestFileId`);
 }
 
-type Op =
-  | ({ op: 'append' } & Run)
-  | ({ op: 'relocate' } & Run)
-  | { op: 'compact'; index: number }
-  | { op: 'clean' };
+type Op = ({ op: 'append' } & Run) | ({ op: 'relocate' } & Run) | { op: 'compact'; index: number } | { op: 'clean' };
 
 const A = (first: number, count: number, fileId = 1, compressed = false): Op => {
   return { op: 'append', first, count, fileId, compressed };
@@ -297,8 +293,7 @@ describe('memtable', () => {
     {
       name: 'a relocation into a compressed record',
       ops: [A(1, 3)],
-      bad: { op: 'relocate',
-      first: 1, count: 1, fileId: 9, compressed: true },
+      bad: { op: 'relocate', first: 1, count: 1, fileId: 9, compressed: true },
       message: /uncompressed/,
     },
   ];

@@ -74,8 +74,26 @@ describe('metrics', () => {
     const engine = new Engine({ fs: new MemFs() });
     await engine.open();
     const { registry, unregister } = await registerPrometheus(engine);
-    const les = [...(await registry.metrics()).matchAll(/^raftlog_write_latency_seconds_bucket\{engine="default",le="([^"]+)"\}/gm)].map((m) => m[1]);
-    assert.deepEqual(les, ['0.000025', '0.00005', '0.0001', '0.00025', '0.0005', '0.001', '0.0025', '0.005', '0.01', '0.025', '0.05', '0.1', '0.25', '1', '+Inf']);
+    const les = [...(await registry.metrics()).matchAll(/^raftlog_write_latency_seconds_bucket\{engine="default",le="([^"]+)"\}/gm)].map(
+      (m) => m[1],
+    );
+    assert.deepEqual(les, [
+      '0.000025',
+      '0.00005',
+      '0.0001',
+      '0.00025',
+      '0.0005',
+      '0.001',
+      '0.0025',
+      '0.005',
+      '0.01',
+      '0.025',
+      '0.05',
+      '0.1',
+      '0.25',
+      '1',
+      '+Inf',
+    ]);
     unregister();
     await engine.close();
   });

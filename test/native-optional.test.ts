@@ -42,7 +42,10 @@ describe('without the native addon', () => {
     for (const backend of ['posix', 'memfs', 'fault', 'encrypted']) {
       assert.deepEqual(out[backend], { read: `entry on ${backend}` }, `${backend}: ${JSON.stringify(out[backend])}`);
     }
-    for (const [backend, name] of [['uring', 'UringFs'], ['pmem', 'PmemFs']] as const) {
+    for (const [backend, name] of [
+      ['uring', 'UringFs'],
+      ['pmem', 'PmemFs'],
+    ] as const) {
       const outcome = out[backend];
       assert.ok(outcome !== undefined && 'code' in outcome, `${backend} must fail: ${JSON.stringify(outcome)}`);
       assert.equal(outcome.code, 'UNSUPPORTED');

@@ -55,7 +55,7 @@ describe('native addon', { skip }, () => {
     assert.throws(() => native.alignedAlloc(0, 4096), TypeError);
     assert.throws(() => native.alignedAlloc(10, 3000), TypeError);
     const view = new Uint8Array(native.alignedAlloc(8192, 4096)).subarray(100);
-    assert.equal(native.addressOf(view) % 4096, 100, 'addressOf honours a view\'s byteOffset');
+    assert.equal(native.addressOf(view) % 4096, 100, "addressOf honours a view's byteOffset");
   });
 
   it('fallocate reserves space, with or without growing the size, and reports errno names', () => {
@@ -192,9 +192,7 @@ describe('native addon', { skip }, () => {
     const info = native.cpuFlush();
     assert.ok(info.lineSize >= 32 && (info.lineSize & (info.lineSize - 1)) === 0);
     if (process.arch !== 'x64') return;
-    const flags = new Set(
-      (readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m)?.[1] ?? '').trim().split(/\s+/),
-    );
+    const flags = new Set((readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m)?.[1] ?? '').trim().split(/\s+/));
     assert.equal(info.clwb, flags.has('clwb'));
     assert.equal(info.clflushopt, flags.has('clflushopt'));
     assert.equal(info.clflush, flags.has('clflush'));
@@ -223,7 +221,11 @@ describe('native addon', { skip }, () => {
       new Uint8Array(mapping.buffer).fill(7, 0, 300);
       assert.equal(native.flushRange(mapping.buffer, 0, 300), Math.ceil(300 / line));
       native.munmap(mapping.buffer);
-      assert.ok(readFileSync(join(dir, 'flush')).subarray(0, 300).every((b) => b === 7));
+      assert.ok(
+        readFileSync(join(dir, 'flush'))
+          .subarray(0, 300)
+          .every((b) => b === 7),
+      );
     } finally {
       fs.closeSync(fd);
     }
@@ -261,7 +263,8 @@ describe('device probe', { skip }, () => {
       assert.equal(report.mount?.fsType, 'ext4');
       assert.ok(report.logicalBlockSize !== undefined && report.logicalBlockSize >= 512, formatProbe(report));
       assert.ok(report.physicalBlockSize !== undefined && report.physicalBlockSize >= report.logicalBlockSize);
-      if (report.dioAlign !== undefined) assert.equal(report.dioAlign.offsetAlign, report.logicalBlockSize, 'O_DIRECT offsets align to the logical block');
+      if (report.dioAlign !== undefined)
+        assert.equal(report.dioAlign.offsetAlign, report.logicalBlockSize, 'O_DIRECT offsets align to the logical block');
       assert.equal(report.daxMount, false);
       assert.equal(report.mapSync, false, 'ext4 without dax refuses MAP_SYNC');
       assert.equal(report.uring.available, true, report.uring.reason);

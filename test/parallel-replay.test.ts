@@ -35,7 +35,15 @@ const KEY = new Uint8Array(32).fill(0x5c);
 
 /** A random history: appends (some overwriting), keys, compactions, cleans, over several small files; closed cleanly or not. */
 async function randomLog(fs: FileSystem, rng: Random): Promise<void> {
-  const options: EngineOptions = { fs, seed: 7, targetFileSize: 24 << 10, preallocateBytes: 4096, compressionThreshold: 256, indexCheckpoint: false, recoveryThreads: 0 };
+  const options: EngineOptions = {
+    fs,
+    seed: 7,
+    targetFileSize: 24 << 10,
+    preallocateBytes: 4096,
+    compressionThreshold: 256,
+    indexCheckpoint: false,
+    recoveryThreads: 0,
+  };
   const engine = new Engine(options);
   await engine.open();
   const next = new Map<number, number>();
@@ -135,7 +143,12 @@ async function recoverOnce(fs: FileSystem, mode: RecoveryMode, parallel: Paralle
 }
 
 function randomParallel(rng: Random): ParallelReplayOptions {
-  return { threads: 1 + rng.below(3), chunkBytes: [256, 1024, 4096, 16384][rng.below(4)]!, minFileBytes: 0, mainVerifies: rng.below(2) === 0 };
+  return {
+    threads: 1 + rng.below(3),
+    chunkBytes: [256, 1024, 4096, 16384][rng.below(4)]!,
+    minFileBytes: 0,
+    mainVerifies: rng.below(2) === 0,
+  };
 }
 
 async function memFiles(fs: MemFs): Promise<Files> {
@@ -165,7 +178,10 @@ describe('parallel replay', () => {
         assert.deepEqual(await memFiles(parallelFs), await memFiles(serialFs), `files left on disk: ${context}`);
       }
     }
-    assert.ok(prescanCounters.workerChunks > workerChunks && prescanCounters.records > records, `seed ${seed}: the parallel path served records`);
+    assert.ok(
+      prescanCounters.workerChunks > workerChunks && prescanCounters.records > records,
+      `seed ${seed}: the parallel path served records`,
+    );
   });
 
   it('gives the serial replay state on real files (PosixFs), torn and flipped', async () => {
@@ -209,13 +225,21 @@ describe('parallel replay', () => {
     const files = await memFiles(inner);
     const before = prescanCounters.workerChunks;
     const served = prescanCounters.records;
-    const serial = await recoverOnce(new EncryptedFs(MemFs.fromSnapshot(files), { masterKey: KEY }), RecoveryMode.TolerateTailCorruption, undefined);
-    const parallel = await recoverOnce(new EncryptedFs(MemFs.fromSnapshot(files), { masterKey: KEY }), RecoveryMode.TolerateTailCorruption, {
-      threads: 2,
-      chunkBytes: 2048,
-      minFileBytes: 0,
-      mainVerifies: false,
-    });
+    const serial = await recoverOnce(
+      new EncryptedFs(MemFs.fromSnapshot(files), { masterKey: KEY }),
+      RecoveryMode.TolerateTailCorruption,
+      undefined,
+    );
+    const parallel = await recoverOnce(
+      new EncryptedFs(MemFs.fromSnapshot(files), { masterKey: KEY }),
+      RecoveryMode.TolerateTailCorruption,
+      {
+        threads: 2,
+        chunkBytes: 2048,
+        minFileBytes: 0,
+        mainVerifies: false,
+      },
+    );
     assert.equal(parallel, serial, `seed ${seed}`);
     assert.ok(prescanCounters.workerChunks > before, 'workers verified chunks');
     assert.ok(prescanCounters.records > served, 'records were served from the chunks');
@@ -231,7 +255,10 @@ describe('parallel replay', () => {
     assert.ok(typeof header === 'object');
     const pool = new ReplayPool(2);
     try {
-      for (const [base, exactStart] of [[FILE_HEADER_SIZE, true], [FILE_HEADER_SIZE + 1000, false]] as const) {
+      for (const [base, exactStart] of [
+        [FILE_HEADER_SIZE, true],
+        [FILE_HEADER_SIZE + 1000, false],
+      ] as const) {
         const slot = new SharedArrayBuffer(bytes.length);
         new Uint8Array(slot).set(bytes.subarray(base));
         const index = pool.share(slot);
@@ -268,7 +295,8 @@ describe('parallel replay', () => {
       const states: string[] = [];
       for (const recoveryThreads of [0, 2]) {
         const copy = await mkdtemp(join(root, 'copy-'));
-        for (const name of await readdir(root)) if (name.endsWith('.raftlog') || name === 'MANIFEST') await writeFile(join(copy, name), await readFile(join(root, name)));
+        for (const name of await readdir(root))
+          if (name.endsWith('.raftlog') || name === 'MANIFEST') await writeFile(join(copy, name), await readFile(join(root, name)));
         const reopened = new Engine({ fs: new PosixFs(copy), indexCheckpoint: false, recoveryThreads });
         await reopened.open();
         const regions = [];
@@ -276,7 +304,13 @@ describe('parallel replay', () => {
           const first = reopened.firstIndex(region)!;
           const last = reopened.lastIndex(region)!;
           const entries = await reopened.fetchEntriesTo(region, first, last + 1);
-          regions.push({ region, first, last, entries: entries.map((e) => Buffer.from(e.data).toString('base64')), keys: reopened.scan(region).length });
+          regions.push({
+            region,
+            first,
+            last,
+            entries: entries.map((e) => Buffer.from(e.data).toString('base64')),
+            keys: reopened.scan(region).length,
+          });
         }
         states.push(JSON.stringify({ regions, report: reopened.recoveryReport }));
         assert.equal(liveReplayWorkers(), 0);
@@ -310,7 +344,11 @@ describe('parallel replay', () => {
 
   it('refuses a bad recoveryThreads', () => {
     for (const bad of [-1, 1.5, '2', 65, Number.NaN]) {
-      assert.throws(() => new Engine({ fs: new MemFs(), recoveryThreads: bad as number }), (error: unknown) => isRaftlogError(error, 'INVALID_ARGUMENT') && /recoveryThreads/.test(error.message), String(bad));
+      assert.throws(
+        () => new Engine({ fs: new MemFs(), recoveryThreads: bad as number }),
+        (error: unknown) => isRaftlogError(error, 'INVALID_ARGUMENT') && /recoveryThreads/.test(error.message),
+        String(bad),
+      );
     }
     for (const good of [0, 1, 64]) new Engine({ fs: new MemFs(), recoveryThreads: good });
   });

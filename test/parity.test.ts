@@ -242,12 +242,16 @@ describe('reverse scan', () => {
       for (const key of ['a', 'b', 'c', 'd', 'e']) batch.put(1, key, enc.encode(key.toUpperCase()));
       batch.put(1, Uint8Array.of(0xff), enc.encode('high'));
       await engine.write(batch);
-      const keys = (options: Parameters<Engine['scan']>[1]): string[] => engine.scan(1, options).map((p) => Buffer.from(p.key).toString('latin1'));
+      const keys = (options: Parameters<Engine['scan']>[1]): string[] =>
+        engine.scan(1, options).map((p) => Buffer.from(p.key).toString('latin1'));
       assert.deepEqual(keys({ reverse: true }), ['\xff', 'e', 'd', 'c', 'b', 'a']);
       assert.deepEqual(keys({ reverse: true, limit: 2 }), ['\xff', 'e']);
       assert.deepEqual(keys({ reverse: true, start: 'b', end: 'e' }), ['d', 'c', 'b']);
       assert.deepEqual(keys({ reverse: false, start: 'b', end: 'e', limit: 2 }), ['b', 'c']);
-      assert.deepEqual(engine.scan(1, { reverse: true, limit: 1 }).map((p) => dec.decode(p.value)), ['high']);
+      assert.deepEqual(
+        engine.scan(1, { reverse: true, limit: 1 }).map((p) => dec.decode(p.value)),
+        ['high'],
+      );
     } finally {
       await engine.close();
     }

@@ -106,7 +106,11 @@ describe('PmemFs', () => {
       assert.equal(report.mapSync, false);
       assert.equal(report.pmemFlush, 'msync');
       assert.ok(report.cpuFlush !== undefined && ['clwb', 'clflushopt', 'clflush', 'none'].includes(report.cpuFlush.instruction));
-      assert.deepEqual(fs.readdirSync(dir).filter((n) => n.startsWith('.raftlog-probe')), [], 'scratch files are removed');
+      assert.deepEqual(
+        fs.readdirSync(dir).filter((n) => n.startsWith('.raftlog-probe')),
+        [],
+        'scratch files are removed',
+      );
     });
 
     it('rejects a bad flush option', () => {
@@ -212,7 +216,10 @@ describe('PmemFs', () => {
       expected.fill(0xff, 0, 10);
       const grown = await readAll(again);
       assert.equal(grown.length, 2001);
-      assert.ok(grown.subarray(10, 2000).every((b) => b === 0), 'a gap after a shrink reads zeros');
+      assert.ok(
+        grown.subarray(10, 2000).every((b) => b === 0),
+        'a gap after a shrink reads zeros',
+      );
       await again.close();
     });
 
@@ -372,17 +379,27 @@ describe('PmemFs', () => {
           }
           try { await f.preallocate(0, 8 << 20); } catch (e) { console.log(JSON.stringify({ prealloc: e.code })); }`;
         const inner = `mount -t tmpfs -o size=1m tmpfs "$1" && exec "$0" --input-type=module -e "$2" "$1"`;
-        const child = spawnSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', inner, process.execPath, mountPoint, script], {
-          encoding: 'utf8',
-          timeout: 60_000,
-        });
-        if (child.error !== undefined || (child.status !== 0 && /mount|unshare|Operation not permitted/i.test(child.stderr) && child.signal === null)) {
+        const child = spawnSync(
+          'unshare',
+          ['--mount', '--propagation', 'private', 'sh', '-c', inner, process.execPath, mountPoint, script],
+          {
+            encoding: 'utf8',
+            timeout: 60_000,
+          },
+        );
+        if (
+          child.error !== undefined ||
+          (child.status !== 0 && /mount|unshare|Operation not permitted/i.test(child.stderr) && child.signal === null)
+        ) {
           t.skip(`cannot mount a private tmpfs here: ${child.error?.message ?? child.stderr.trim()}`);
           return;
         }
         assert.equal(child.signal, null, `the writer died of ${child.signal}: ${child.stderr}`);
         assert.equal(child.status, 0, child.stderr);
-        const [full, prealloc] = child.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+        const [full, prealloc] = child.stdout
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l) as Record<string, unknown>);
         assert.equal(full!['code'], 'NO_SPACE');
         assert.ok((full!['written'] as number) > 0 && (full!['written'] as number) < 1 << 20);
         assert.equal(full!['size'], full!['written'], 'the failed write changed nothing');

@@ -38,7 +38,7 @@ describe('native write + fdatasync', { skip: noNative }, () => {
     assert.deepEqual(readFileSync(file), expected, `seed ${seed}`);
   });
 
-  it("fails like node:fs does: code, negative errno, syscall", async () => {
+  it('fails like node:fs does: code, negative errno, syscall', async () => {
     const file = join(dir, 'read-only');
     writeFileSync(file, 'x');
     const fd = openSync(file, 'r');

@@ -193,7 +193,10 @@ describe('PosixFs lock edge cases', () => {
       await symlink(formatTarget({ ...owner, pid: child.pid!, start: String(Number(childStart) + 1) }), join(fs.root, 'LOCK'));
       await (await fs.lock('LOCK')).release();
       if (owner.boot !== undefined) {
-        await symlink(formatTarget({ ...owner, pid: child.pid!, start: childStart, boot: owner.boot === '00000000' ? '11111111' : '00000000' }), join(fs.root, 'LOCK'));
+        await symlink(
+          formatTarget({ ...owner, pid: child.pid!, start: childStart, boot: owner.boot === '00000000' ? '11111111' : '00000000' }),
+          join(fs.root, 'LOCK'),
+        );
         const lock = await fs.lock('LOCK');
         await lock.release();
       }
@@ -269,7 +272,6 @@ describe('PosixFs and leftovers of the earlier lock schemes', () => {
     assert.match(error.message, /some-other-host\.example/);
     assert.match(await readFile(join(fs.root, 'LOCK'), 'utf8'), /feedface/);
   });
-
 });
 
 describe('PosixFs lock before init', () => {

@@ -29,10 +29,28 @@ type Op =
 
 const region = fc.integer({ min: 1, max: 4 });
 const op: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 6, arbitrary: fc.record({ kind: fc.constant('append' as const), region, back: fc.nat(4), count: fc.integer({ min: 1, max: 6 }), term: fc.integer({ min: 1, max: 5 }), sync: fc.boolean() }) },
+  {
+    weight: 6,
+    arbitrary: fc.record({
+      kind: fc.constant('append' as const),
+      region,
+      back: fc.nat(4),
+      count: fc.integer({ min: 1, max: 6 }),
+      term: fc.integer({ min: 1, max: 5 }),
+      sync: fc.boolean(),
+    }),
+  },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('compact' as const), region, ahead: fc.nat(8) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('clean' as const), region }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('put' as const), region, key: fc.constantFrom('a', 'b', 'hard_state'), value: fc.string({ maxLength: 8 }) }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant('put' as const),
+      region,
+      key: fc.constantFrom('a', 'b', 'hard_state'),
+      value: fc.string({ maxLength: 8 }),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('delete' as const), region, key: fc.constantFrom('a', 'b') }) },
   { weight: 1, arbitrary: fc.constant({ kind: 'restart' as const }) },
 );
@@ -61,7 +79,10 @@ async function applyOp(engine: Engine, model: Model, o: Exclude<Op, { kind: 'res
       const last = lastOf(r);
       const start = last === undefined ? 10 : Math.max(r.first, last + 1 - o.back);
       const data = Array.from({ length: o.count }, (_, i) => `${o.region}/${start + i}/${o.term}`);
-      batch.addEntries(o.region, data.map((d, i) => ({ index: start + i, term: o.term, data: enc.encode(d) })));
+      batch.addEntries(
+        o.region,
+        data.map((d, i) => ({ index: start + i, term: o.term, data: enc.encode(d) })),
+      );
       await engine.write(batch, { sync: o.sync });
       if (last === undefined) r.first = start;
       r.entries.length = start - r.first;

@@ -215,9 +215,17 @@ const spaceCases: Case[] = [
     expect: { watermark: 1, checkpoint: false, spaceRewrite: false },
   },
   {
-    name: 'over the bound: the oldest files\' live data is copied, up to the lowest watermark that fits',
+    name: "over the bound: the oldest files' live data is copied, up to the lowest watermark that fits",
     // Live 100 + 100 + 8 × 800 = 6600, limit 8580. Watermark 2 leaves 9000 + 268, 3 leaves 8000 + 408: fits.
-    regions: { 1: { runs: [run('a1', 1, 1, 100), run('a2', 2, 1, 100), ...[3, 4, 5, 6, 7, 8, 9, 10].map((seq) => run(`a${seq}`, 3 + 2 * (seq - 3), 2, 400))] } },
+    regions: {
+      1: {
+        runs: [
+          run('a1', 1, 1, 100),
+          run('a2', 2, 1, 100),
+          ...[3, 4, 5, 6, 7, 8, 9, 10].map((seq) => run(`a${seq}`, 3 + 2 * (seq - 3), 2, 400)),
+        ],
+      },
+    },
     files: 10,
     options: SPACE_ONLY,
     space: { slackBytes: 0 },
@@ -226,7 +234,15 @@ const spaceCases: Case[] = [
   {
     name: 'a slack (room the recycle pool and the active file leave of one target file + preallocation) absorbs dead bytes',
     // As above, with a slack of 2000: the limit is 10580 ≥ 10000.
-    regions: { 1: { runs: [run('a1', 1, 1, 100), run('a2', 2, 1, 100), ...[3, 4, 5, 6, 7, 8, 9, 10].map((seq) => run(`a${seq}`, 3 + 2 * (seq - 3), 2, 400))] } },
+    regions: {
+      1: {
+        runs: [
+          run('a1', 1, 1, 100),
+          run('a2', 2, 1, 100),
+          ...[3, 4, 5, 6, 7, 8, 9, 10].map((seq) => run(`a${seq}`, 3 + 2 * (seq - 3), 2, 400)),
+        ],
+      },
+    },
     files: 10,
     options: SPACE_ONLY,
     space: { slackBytes: 2000 },
@@ -235,7 +251,15 @@ const spaceCases: Case[] = [
   {
     name: 'a smaller slack moves the watermark less far',
     // Slack 1000: limit 9580; watermark 2 leaves 9000 + 268.
-    regions: { 1: { runs: [run('a1', 1, 1, 100), run('a2', 2, 1, 100), ...[3, 4, 5, 6, 7, 8, 9, 10].map((seq) => run(`a${seq}`, 3 + 2 * (seq - 3), 2, 400))] } },
+    regions: {
+      1: {
+        runs: [
+          run('a1', 1, 1, 100),
+          run('a2', 2, 1, 100),
+          ...[3, 4, 5, 6, 7, 8, 9, 10].map((seq) => run(`a${seq}`, 3 + 2 * (seq - 3), 2, 400)),
+        ],
+      },
+    },
     files: 10,
     options: SPACE_ONLY,
     space: { slackBytes: 1000 },
@@ -244,7 +268,15 @@ const spaceCases: Case[] = [
   {
     name: 'a negative slack (the pool and a recycled active file take more than that room) moves the watermark further',
     // Slack −300: limit 8280; watermark 3 leaves 8408, 4 leaves 7000 + 1256.
-    regions: { 1: { runs: [run('a1', 1, 1, 100), run('a2', 2, 1, 100), ...[3, 4, 5, 6, 7, 8, 9, 10].map((seq) => run(`a${seq}`, 3 + 2 * (seq - 3), 2, 400))] } },
+    regions: {
+      1: {
+        runs: [
+          run('a1', 1, 1, 100),
+          run('a2', 2, 1, 100),
+          ...[3, 4, 5, 6, 7, 8, 9, 10].map((seq) => run(`a${seq}`, 3 + 2 * (seq - 3), 2, 400)),
+        ],
+      },
+    },
     files: 10,
     options: SPACE_ONLY,
     space: { slackBytes: -300 },
@@ -253,11 +285,22 @@ const spaceCases: Case[] = [
   {
     name: 'keys below the watermark the space rule picks are copied with the entries',
     // hard_state: 10 + 90 = 100 bytes in file 1, 200 in file 2; live 6700, limit 8710. Watermark 3 leaves 8000 + 500.
-    regions: { 1: { keys: [key('hard_state', 'a1', 90)], runs: [run('a2', 1, 1, 200), ...[3, 4, 5, 6, 7, 8, 9, 10].map((seq) => run(`a${seq}`, 2 + 2 * (seq - 3), 2, 400))] } },
+    regions: {
+      1: {
+        keys: [key('hard_state', 'a1', 90)],
+        runs: [run('a2', 1, 1, 200), ...[3, 4, 5, 6, 7, 8, 9, 10].map((seq) => run(`a${seq}`, 2 + 2 * (seq - 3), 2, 400))],
+      },
+    },
     files: 10,
     options: SPACE_ONLY,
     space: { slackBytes: 0 },
-    expect: { watermark: 3, entries: [{ region: 1, first: 1, count: 1 }], keys: { 1: ['hard_state'] }, checkpoint: true, spaceRewrite: true },
+    expect: {
+      watermark: 3,
+      entries: [{ region: 1, first: 1, count: 1 }],
+      keys: { 1: ['hard_state'] },
+      checkpoint: true,
+      spaceRewrite: true,
+    },
   },
   {
     name: 'a mostly dead checkpoint counts: retiring one file replaces it with a small one',
@@ -295,7 +338,10 @@ const spaceCases: Case[] = [
     name: 'a space rewrite never goes below a watermark the threshold rule already reached',
     // Over the threshold, file 1's small leftover is copied and the watermark goes to the target, 7;
     // 4 × 1000 + the copied 20 bytes (+ 176) is within 1.3 × (20 + 500 + 3000), so the space rule adds nothing.
-    regions: { 1: { runs: [run('a1', 1, 2, 10)] }, 2: { runs: [run('a7', 1, 5, 100), ...[8, 9, 10].map((seq) => run(`a${seq}`, 6 + 10 * (seq - 8), 10, 100))] } },
+    regions: {
+      1: { runs: [run('a1', 1, 2, 10)] },
+      2: { runs: [run('a7', 1, 5, 100), ...[8, 9, 10].map((seq) => run(`a${seq}`, 6 + 10 * (seq - 8), 10, 100))] },
+    },
     files: 10,
     space: { slackBytes: 0 },
     expect: { watermark: 7, entries: [{ region: 1, first: 1, count: 2 }], checkpoint: true, spaceRewrite: false },
@@ -327,7 +373,14 @@ describe('purge planner', () => {
 
   it('maxSpaceAmplification 0 turns the space rule off', () => {
     const c = spaceCases[1]!;
-    const plan = planPurge(memtablesOf(c.regions), filesUpTo(c.files), c.files, new Map(), { ...OPTIONS, ...SPACE_ONLY, maxSpaceAmplification: 0 }, { checkpointBytes: 0, slackBytes: 0 });
+    const plan = planPurge(
+      memtablesOf(c.regions),
+      filesUpTo(c.files),
+      c.files,
+      new Map(),
+      { ...OPTIONS, ...SPACE_ONLY, maxSpaceAmplification: 0 },
+      { checkpointBytes: 0, slackBytes: 0 },
+    );
     assert.equal(plan.watermark, 1);
     assert.equal(plan.spaceRewrite, false);
   });
@@ -335,7 +388,14 @@ describe('purge planner', () => {
   it('a looser maxSpaceAmplification copies less', () => {
     // The case above with bound 1.45: limit 9570; watermark 2 leaves 9000 + 268.
     const c = spaceCases[1]!;
-    const plan = planPurge(memtablesOf(c.regions), filesUpTo(c.files), c.files, new Map(), { ...OPTIONS, ...SPACE_ONLY, maxSpaceAmplification: 1.45 }, { checkpointBytes: 0, slackBytes: 0 });
+    const plan = planPurge(
+      memtablesOf(c.regions),
+      filesUpTo(c.files),
+      c.files,
+      new Map(),
+      { ...OPTIONS, ...SPACE_ONLY, maxSpaceAmplification: 1.45 },
+      { checkpointBytes: 0, slackBytes: 0 },
+    );
     assert.equal(plan.watermark, 2);
     assert.deepEqual(plan.entries, [{ region: 1, first: 1, count: 1 }]);
   });

@@ -16,20 +16,29 @@ const u64 = fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 300 }), fc.maxSaf
 const u64List = fc.array(u64, { maxLength: 5 });
 const plain = { noNullPrototype: true } as const;
 const hardStateArb = fc.record({ term: u64, vote: u64, commit: u64 }, plain);
-const confStateArb = fc.record({
-  voters: u64List,
-  learners: u64List,
-  votersOutgoing: u64List,
-  learnersNext: u64List,
-  autoLeave: fc.boolean(),
-}, plain);
+const confStateArb = fc.record(
+  {
+    voters: u64List,
+    learners: u64List,
+    votersOutgoing: u64List,
+    learnersNext: u64List,
+    autoLeave: fc.boolean(),
+  },
+  plain,
+);
 const snapshotArb = fc.record({ confState: confStateArb, index: u64, term: u64 }, plain);
 
 /** protobufjs writes every field set on the object, defaults included; canonical output sets only the others. */
 function nonDefault(value: object): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [key, field] of Object.entries(value)) {
-    if (Array.isArray(field) ? field.length > 0 : typeof field === 'object' ? Object.keys(nonDefault(field)).length > 0 : field !== 0 && field !== false) {
+    if (
+      Array.isArray(field)
+        ? field.length > 0
+        : typeof field === 'object'
+          ? Object.keys(nonDefault(field)).length > 0
+          : field !== 0 && field !== false
+    ) {
       out[key] = typeof field === 'object' && !Array.isArray(field) ? nonDefault(field) : field;
     }
   }
@@ -39,13 +48,15 @@ function nonDefault(value: object): Record<string, unknown> {
 const asNumbers = { longs: Number, defaults: true, arrays: true } as const;
 
 /** The same messages with their repeated fields packed, as raft-rs (proto3, prost) writes them. */
-const packed = protobuf.parse(
-  `syntax = "proto3"; package p;
+const packed = protobuf
+  .parse(
+    `syntax = "proto3"; package p;
    message ConfState {
      repeated uint64 voters = 1 [packed = true]; repeated uint64 learners = 2 [packed = true];
      repeated uint64 voters_outgoing = 3 [packed = true]; repeated uint64 learners_next = 4 [packed = true];
      bool auto_leave = 5; }`,
-).root.lookupType('p.ConfState');
+  )
+  .root.lookupType('p.ConfState');
 
 const cases = [
   { name: 'HardState', ours: HardState, theirs: eraftpb.HardState, arb: hardStateArb },
@@ -93,9 +104,19 @@ describe('typed Raft state codecs', () => {
   it('encode refuses what is not a safe non-negative integer, naming the field', () => {
     const bad: unknown[] = [2 ** 53, -1, 1.5, Number.NaN, 5n, '5', null, { low: 5, high: 0 }];
     for (const value of bad) {
-      assert.throws(() => HardState.encode({ commit: value as number }), { code: 'INVALID_ARGUMENT', message: /HardState\.commit/ }, String(value));
-      assert.throws(() => SnapshotMetadata.encode({ index: value as number }), { code: 'INVALID_ARGUMENT', message: /SnapshotMetadata\.index/ });
-      assert.throws(() => ConfState.encode({ voters: [1, value as number] }), { code: 'INVALID_ARGUMENT', message: /ConfState\.voters\[1\]/ });
+      assert.throws(
+        () => HardState.encode({ commit: value as number }),
+        { code: 'INVALID_ARGUMENT', message: /HardState\.commit/ },
+        String(value),
+      );
+      assert.throws(() => SnapshotMetadata.encode({ index: value as number }), {
+        code: 'INVALID_ARGUMENT',
+        message: /SnapshotMetadata\.index/,
+      });
+      assert.throws(() => ConfState.encode({ voters: [1, value as number] }), {
+        code: 'INVALID_ARGUMENT',
+        message: /ConfState\.voters\[1\]/,
+      });
       // The entry path also takes protobufjs Longs and bigints (what eraftpb.Entry.decode gives), so only these:
       if (typeof value !== 'bigint' && typeof value !== 'object') {
         assert.throws(() => Entry.encode({ index: value as number, term: 1, data: new Uint8Array(0) }), { code: 'INVALID_ARGUMENT' });
@@ -137,7 +158,10 @@ describe('typed Raft state codecs', () => {
     // @ts-expect-error misspelled field; refused at run time too, for callers without the types
     assert.throws(() => HardState.encode({ trem: 1 }), { code: 'INVALID_ARGUMENT', message: /no field "trem"/ });
     // @ts-expect-error misspelled nested field
-    assert.throws(() => SnapshotMetadata.create({ confState: { voter: [1] } }), { code: 'INVALID_ARGUMENT', message: /confState has no field "voter"/ });
+    assert.throws(() => SnapshotMetadata.create({ confState: { voter: [1] } }), {
+      code: 'INVALID_ARGUMENT',
+      message: /confState has no field "voter"/,
+    });
     const init: ConfStateInit = { voters: [1] };
     // @ts-expect-error commit is a number, not a Long
     const long: { toNumber(): number } = HardState.create({ commit: 1 }).commit;
@@ -163,7 +187,10 @@ describe('typed messages through the engine', () => {
       assert.equal(typeof hs.term, 'number');
       assert.deepEqual(engine.getMessage(1, 'legacy', HardState), { term: 3, vote: 0, commit: 4 });
       assert.equal(engine.get(1, 'typo'), undefined);
-      assert.throws(() => new LogBatch().putMessage(1, 'k', HardState, { term: -1 }), { code: 'INVALID_ARGUMENT', message: /HardState\.term/ });
+      assert.throws(() => new LogBatch().putMessage(1, 'k', HardState, { term: -1 }), {
+        code: 'INVALID_ARGUMENT',
+        message: /HardState\.term/,
+      });
       assert.throws(() => new LogBatch().putMessage(1, 'k', {} as never), { code: 'INVALID_ARGUMENT' });
     } finally {
       await engine.close();

@@ -108,14 +108,27 @@ const near = fc.integer({ min: -2, max: 6 });
 const term = fc.integer({ min: 1, max: 4 });
 const conf = fc.record({ voters: fc.array(fc.integer({ min: 1, max: 5 }), { maxLength: 3 }) }, { noNullPrototype: true });
 const op = fc.oneof(
-  { weight: 6, arbitrary: fc.record({ kind: fc.constant('append' as const), back: fc.integer({ min: -1, max: 4 }), terms: fc.array(term, { maxLength: 5 }), size: fc.nat(40) }) },
+  {
+    weight: 6,
+    arbitrary: fc.record({
+      kind: fc.constant('append' as const),
+      back: fc.integer({ min: -1, max: 4 }),
+      terms: fc.array(term, { maxLength: 5 }),
+      size: fc.nat(40),
+    }),
+  },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('compact' as const), at: near }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('applySnapshot' as const), ahead: near, term, conf }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('createSnapshot' as const), at: near, conf }) },
   { weight: 3, arbitrary: fc.record({ kind: fc.constant('term' as const), at: near }) },
   {
     weight: 3,
-    arbitrary: fc.record({ kind: fc.constant('entries' as const), at: near, span: fc.integer({ min: -1, max: 6 }), maxSize: fc.option(fc.oneof(fc.constant(0), fc.nat(120)), { nil: undefined }) }),
+    arbitrary: fc.record({
+      kind: fc.constant('entries' as const),
+      at: near,
+      span: fc.integer({ min: -1, max: 6 }),
+      maxSize: fc.option(fc.oneof(fc.constant(0), fc.nat(120)), { nil: undefined }),
+    }),
   },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('restart' as const) }) },
 );

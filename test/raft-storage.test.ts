@@ -227,12 +227,42 @@ const TABLES: Record<string, Case[]> = {
   ],
 
   TestStorageCompact: [
-    { i: 2, error: 'COMPACTED', log: [[3, 3], [4, 4], [5, 5]] },
-    { i: 3, error: 'COMPACTED', log: [[3, 3], [4, 4], [5, 5]] },
-    { i: 4, log: [[4, 4], [5, 5]] },
+    {
+      i: 2,
+      error: 'COMPACTED',
+      log: [
+        [3, 3],
+        [4, 4],
+        [5, 5],
+      ],
+    },
+    {
+      i: 3,
+      error: 'COMPACTED',
+      log: [
+        [3, 3],
+        [4, 4],
+        [5, 5],
+      ],
+    },
+    {
+      i: 4,
+      log: [
+        [4, 4],
+        [5, 5],
+      ],
+    },
     { i: 5, log: [[5, 5]] },
     // etcd panics: past the last entry
-    { i: 6, error: 'UNAVAILABLE', log: [[3, 3], [4, 4], [5, 5]] },
+    {
+      i: 6,
+      error: 'UNAVAILABLE',
+      log: [
+        [3, 3],
+        [4, 4],
+        [5, 5],
+      ],
+    },
   ].map((t) => ({
     name: `compact(${t.i})`,
     arrange: (s) => arrangeLog(s, ents345),
@@ -353,7 +383,11 @@ describe('RaftStorage', () => {
       const before = h.engine.stats().writes;
       await h.reopen();
       const s = h.storage(1);
-      assert.deepEqual(await logOf(s), [[10, 3], [11, 3], [12, 4]]);
+      assert.deepEqual(await logOf(s), [
+        [10, 3],
+        [11, 3],
+        [12, 4],
+      ]);
       assert.deepEqual(s.initialState(), {
         hardState: { term: 4, vote: 2, commit: 11 },
         confState: { voters: [1, 2], learners: [3], votersOutgoing: [], learnersNext: [], autoLeave: false },
@@ -370,9 +404,19 @@ describe('RaftStorage', () => {
       const writes = h.engine.stats().writes;
       await assert.rejects(s.save({ hardState: { term: 2 }, entries: index(5).terms(2) }), { code: 'INVALID_ARGUMENT' });
       await assert.rejects(s.save({ hardState: { term: 2 ** 53 }, entries: index(3).terms(2) }), { code: 'INVALID_ARGUMENT' });
-      await assert.rejects(s.append([{ index: 3, term: 1, data: EMPTY }, { index: 5, term: 1, data: EMPTY }]), { code: 'INVALID_ARGUMENT' });
+      await assert.rejects(
+        s.append([
+          { index: 3, term: 1, data: EMPTY },
+          { index: 5, term: 1, data: EMPTY },
+        ]),
+        { code: 'INVALID_ARGUMENT' },
+      );
       assert.equal(h.engine.stats().writes, writes);
-      assert.deepEqual(await logOf(s), [[0, 0], [1, 1], [2, 1]]);
+      assert.deepEqual(await logOf(s), [
+        [0, 0],
+        [1, 1],
+        [2, 1],
+      ]);
       assert.deepEqual(s.initialState().hardState, { term: 0, vote: 0, commit: 0 });
     });
   });
@@ -417,7 +461,11 @@ describe('RaftStorage', () => {
       await assert.rejects(s.save(null as unknown as object), { code: 'INVALID_ARGUMENT' });
       await assert.rejects(s.save({}, { sync: 'yes' as unknown as boolean }), { code: 'INVALID_ARGUMENT' });
       assert.equal(h.engine.stats().writes, writes);
-      assert.deepEqual(await logOf(s), [[0, 0], [1, 1], [2, 1]]);
+      assert.deepEqual(await logOf(s), [
+        [0, 0],
+        [1, 1],
+        [2, 1],
+      ]);
     });
   });
 
@@ -493,7 +541,11 @@ describe('RaftStorage', () => {
     await withHarness(memTarget, async (h) => {
       const s = h.storage(1);
       await Promise.all([s.append(index(1).terms(1, 1, 1)), s.compact(2), s.append(index(4).terms(2)), s.setHardState({ commit: 4 })]);
-      assert.deepEqual(await logOf(s), [[2, 1], [3, 1], [4, 2]]);
+      assert.deepEqual(await logOf(s), [
+        [2, 1],
+        [3, 1],
+        [4, 2],
+      ]);
       assert.equal(s.initialState().hardState.commit, 4);
     });
   });
@@ -555,7 +607,10 @@ describe('RaftStorage across power loss', () => {
         try {
           const state = await stateOf(new RaftStorage(restarted, 1));
           const allowed = states.slice(acked, acked + 2);
-          assert.ok(allowed.includes(state), `seed ${seed}, crash after op ${k} (${policy}), ${acked} steps acknowledged: ${state}\nallowed ${allowed.join('\n')}\n${fault.describe()}`);
+          assert.ok(
+            allowed.includes(state),
+            `seed ${seed}, crash after op ${k} (${policy}), ${acked} steps acknowledged: ${state}\nallowed ${allowed.join('\n')}\n${fault.describe()}`,
+          );
         } finally {
           await restarted.close();
         }

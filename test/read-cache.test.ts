@@ -45,7 +45,10 @@ async function readSmallEntries(engine: Engine, records = RECORDS): Promise<void
     const entry = await engine.getEntry(1, 2 * r + 2);
     assert.deepEqual([...entry!.data], [r, 1, 2, 3, 4]);
     const cache = engine.stats().readCache;
-    assert.ok(cache.bytes <= cache.budgetBytes, `after record ${r}: ${cache.bytes} cached bytes exceed the ${cache.budgetBytes}-byte budget`);
+    assert.ok(
+      cache.bytes <= cache.budgetBytes,
+      `after record ${r}: ${cache.bytes} cached bytes exceed the ${cache.budgetBytes}-byte budget`,
+    );
     assert.equal(engine.metrics().gauges.readCacheBytes, cache.bytes);
   }
 }
@@ -103,7 +106,10 @@ describe('ReadCache', () => {
     assert.equal(cache.get('b'), undefined, 'b was the least recently used and went');
     assert.ok(cache.get('a') !== undefined);
     assert.ok(cache.get('c') !== undefined);
-    assert.deepEqual({ ...cache.stats(), hits: 0, misses: 0 }, { budgetBytes: 100, bytes: 80, records: 2, hits: 0, misses: 0, evictions: 1 });
+    assert.deepEqual(
+      { ...cache.stats(), hits: 0, misses: 0 },
+      { budgetBytes: 100, bytes: 80, records: 2, hits: 0, misses: 0, evictions: 1 },
+    );
     cache.set('huge', new Uint8Array(101));
     assert.equal(cache.get('huge'), undefined, 'a payload larger than the budget is not cached');
     assert.equal(cache.stats().bytes, 80);

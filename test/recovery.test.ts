@@ -240,7 +240,7 @@ describe('recovery case table', () => {
     await any.engine.close();
   });
 
-  it('D: an older file cut short is detected through its successor\'s header', async () => {
+  it("D: an older file cut short is detected through its successor's header", async () => {
     const files = await writeLog(12, 4096);
     const names = logNames(files);
     const older = names[0]!;

@@ -51,7 +51,10 @@ describe('spill directory', () => {
     const primaryFiles = (await logNames(primary)).sort();
     const spillFiles = (await logNames(spill)).sort();
     const newest = [...primaryFiles, ...spillFiles].sort().at(-1)!;
-    assert.ok(primaryFiles.includes(newest), `the newest file is back on the primary: ${primaryFiles.join(', ')} | ${spillFiles.join(', ')}`);
+    assert.ok(
+      primaryFiles.includes(newest),
+      `the newest file is back on the primary: ${primaryFiles.join(', ')} | ${spillFiles.join(', ')}`,
+    );
     assert.equal(engine.stats().gc.spilling, false);
     assert.equal((await engine.fetchEntriesTo(1, 78, 141)).length, 63);
     await engine.close();

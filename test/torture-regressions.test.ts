@@ -129,7 +129,11 @@ describe('torture regressions', () => {
     await (await open(fault, { ...options, prefillFiles: 0 })).close();
     fault.inject({ ops: 'any', when: { afterBytes: 0 }, error: 'ENOSPC' });
     const engine = await open(fault, options); // was: NO_SPACE
-    assert.deepEqual((await fault.list()).filter((n) => n.endsWith('.recycle')), [], 'no partial prefill file is left');
+    assert.deepEqual(
+      (await fault.list()).filter((n) => n.endsWith('.recycle')),
+      [],
+      'no partial prefill file is left',
+    );
     await engine.close();
   });
 
@@ -192,7 +196,12 @@ describe('torture regressions', () => {
       b.clean(1);
       b.addEntries(2, [entry(3, 3000)]); // replay needs entry 2@t1 before it
     });
-    await write((b) => b.addEntries(3, Array.from({ length: 8 }, (_, i) => entry(1 + i, 300))));
+    await write((b) =>
+      b.addEntries(
+        3,
+        Array.from({ length: 8 }, (_, i) => entry(1 + i, 300)),
+      ),
+    );
     await write((b) => b.addEntries(2, [{ ...entry(2, 7000), term: 2 }])); // 2@t1 is now dead
     await write((b) => b.addEntries(1, [entry(10, 7000)]));
     await engine.purgeExpiredFiles();
@@ -204,7 +213,13 @@ describe('torture regressions', () => {
   });
 
   it('seed=202: a bit flip in the checkpoint in use is CORRUPTION, not silence', async () => {
-    const options: Options = { targetFileSize: 4096, preallocateBytes: 0, purgeThreshold: 4096, recycleFiles: 0, recoveryMode: RecoveryMode.AbsoluteConsistency };
+    const options: Options = {
+      targetFileSize: 4096,
+      preallocateBytes: 0,
+      purgeThreshold: 4096,
+      recycleFiles: 0,
+      recoveryMode: RecoveryMode.AbsoluteConsistency,
+    };
     const fs = new MemFs();
     const engine = await open(fs, options);
     const batch = new LogBatch();

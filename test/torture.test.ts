@@ -87,21 +87,33 @@ describe('torture', () => {
       },
       { encrypted: true },
     );
-    t.diagnostic(`${scenarioCount(total)} crash/fault scenarios on EncryptedFs: ${total.reopenChecks} reopens, ${total.zeroSpaceOpens} opens on a full disk, ${total.flips} flips`);
+    t.diagnostic(
+      `${scenarioCount(total)} crash/fault scenarios on EncryptedFs: ${total.reopenChecks} reopens, ${total.zeroSpaceOpens} opens on a full disk, ${total.flips} flips`,
+    );
     assert.ok(scenarioCount(total) >= 500, `only ${scenarioCount(total)} crash/fault scenarios`);
-    assert.equal(failed.length, 0, failed.map((f) => `${f.message}\n(replay: npm run torture -- --seed ${f.seed} --encrypted)`).join('\n\n'));
+    assert.equal(
+      failed.length,
+      0,
+      failed.map((f) => `${f.message}\n(replay: npm run torture -- --seed ${f.seed} --encrypted)`).join('\n\n'),
+    );
   });
 
   // Rotation creates and removes files: each creation saves the key dictionary.
   for (const workload of WORKLOADS.filter((w) => w.name === 'rotate').map(encrypted)) {
-    sweepTest(`crash sweep, ${workload.name}: a power cut after every operation, key dictionary saves included`, () => crashSweep(workload, POLICIES_PER_POINT));
+    sweepTest(`crash sweep, ${workload.name}: a power cut after every operation, key dictionary saves included`, () =>
+      crashSweep(workload, POLICIES_PER_POINT),
+    );
     sweepTest(`kill sweep, ${workload.name}: the process dies at every call, then the power goes`, () => killSweep(workload));
   }
 
   for (const workload of WORKLOADS) {
-    sweepTest(`crash sweep, ${workload.name}: a power cut after every operation, ${POLICIES_PER_POINT} policies each`, () => crashSweep(workload, POLICIES_PER_POINT));
+    sweepTest(`crash sweep, ${workload.name}: a power cut after every operation, ${POLICIES_PER_POINT} policies each`, () =>
+      crashSweep(workload, POLICIES_PER_POINT),
+    );
     sweepTest(`kill sweep, ${workload.name}: the process dies at every call, then the power goes`, () => killSweep(workload));
-    sweepTest(`error sweep, ${workload.name}: every operation fails once (EIO, ENOSPC) and the error reaches a caller`, () => errorSweep(workload));
+    sweepTest(`error sweep, ${workload.name}: every operation fails once (EIO, ENOSPC) and the error reaches a caller`, () =>
+      errorSweep(workload),
+    );
   }
 
   it(`spill seeds ${SPILL_SEEDS.from}..${SPILL_SEEDS.from + SPILL_SEEDS.count - 1}: a full primary spills, both disks lose power, withheld spillFs is refused`, async (t) => {

@@ -202,12 +202,12 @@ describe('UringFs on io_uring', { skip: reason !== undefined && allowMissing ? r
   });
 
   for (const direct of [false, true]) {
-  it(`a short write is continued, not reported as success (RLIMIT_FSIZE cuts it; the rest gets EFBIG)${direct ? ', O_DIRECT' : ''}`, async () => {
-    await withDir(async (dir) => {
-      const uring = new URL('../backends/uring.js', import.meta.url).href;
-      // File size limit 8 KiB (ulimit -f counts 1 KiB blocks in bash); SIGXFSZ
-      // ignored so the kernel returns a short count, then EFBIG.
-      const script = `
+    it(`a short write is continued, not reported as success (RLIMIT_FSIZE cuts it; the rest gets EFBIG)${direct ? ', O_DIRECT' : ''}`, async () => {
+      await withDir(async (dir) => {
+        const uring = new URL('../backends/uring.js', import.meta.url).href;
+        // File size limit 8 KiB (ulimit -f counts 1 KiB blocks in bash); SIGXFSZ
+        // ignored so the kernel returns a short count, then EFBIG.
+        const script = `
         const { UringFs } = await import(${JSON.stringify(uring)});
         const ufs = new UringFs(${JSON.stringify(dir)}, { direct: ${direct} });
         await ufs.init();
@@ -219,21 +219,27 @@ describe('UringFs on io_uring', { skip: reason !== undefined && allowMissing ? r
         out.stats = ufs.stats();
         await f.close(); await ufs.close();
         console.log(JSON.stringify(out));`;
-      const child = spawnSync(
-        '/bin/bash',
-        ['-c', `trap '' XFSZ; ulimit -f 8; exec "$0" --input-type=module -e "$1"`, process.execPath, script],
-        { encoding: 'utf8', timeout: 30_000 },
-      );
-      assert.equal(child.status, 0, child.stderr);
-      const out = JSON.parse(child.stdout.trim()) as { ok?: boolean; code?: string; errno?: string; size: number; stats: { sqes: number } };
-      assert.equal(out.ok, undefined, 'a write that could not finish must not resolve');
-      assert.equal(out.code, 'IO');
-      assert.equal(out.errno, 'EFBIG');
-      assert.equal(out.size, 8192, 'the first, short completion wrote up to the limit');
-      // Direct mode puts an ftruncate to the logical size before each fdatasync.
-      assert.equal(out.stats.sqes, direct ? 6 : 4, 'the chain, then the continuation chain after the short write cut it');
+        const child = spawnSync(
+          '/bin/bash',
+          ['-c', `trap '' XFSZ; ulimit -f 8; exec "$0" --input-type=module -e "$1"`, process.execPath, script],
+          { encoding: 'utf8', timeout: 30_000 },
+        );
+        assert.equal(child.status, 0, child.stderr);
+        const out = JSON.parse(child.stdout.trim()) as {
+          ok?: boolean;
+          code?: string;
+          errno?: string;
+          size: number;
+          stats: { sqes: number };
+        };
+        assert.equal(out.ok, undefined, 'a write that could not finish must not resolve');
+        assert.equal(out.code, 'IO');
+        assert.equal(out.errno, 'EFBIG');
+        assert.equal(out.size, 8192, 'the first, short completion wrote up to the limit');
+        // Direct mode puts an ftruncate to the logical size before each fdatasync.
+        assert.equal(out.stats.sqes, direct ? 6 : 4, 'the chain, then the continuation chain after the short write cut it');
+      });
     });
-  });
   }
 
   it('keeps at most the CQ size in flight, queues the rest, and completes everything (queueDepth 4)', async () => {
@@ -467,7 +473,10 @@ describe('UringFs O_DIRECT on a block file system', { skip: reason !== undefined
     assert.equal(await f.read(back, 0, back.byteLength, 0), at, 'reads stop at the logical size');
     assert.deepEqual(back.subarray(0, at), concat(parts));
     const raw = await readFile(join(dir, 'nobarrier'));
-    assert.ok(raw.subarray(at).every((b) => b === 0), 'the padding is zeros');
+    assert.ok(
+      raw.subarray(at).every((b) => b === 0),
+      'the padding is zeros',
+    );
     await f.close();
     assert.equal((await stat(join(dir, 'nobarrier'))).size, at);
     await ufs.close();

@@ -24,7 +24,13 @@ function entries(first: number, count: number, size = 100): Entry[] {
 }
 
 /** One record per call: `count` entries of each region; returns where the record starts and ends in the active file. */
-async function record(engine: Engine, regions: number[], first: number, count: number, size = 100): Promise<{ start: number; end: number }> {
+async function record(
+  engine: Engine,
+  regions: number[],
+  first: number,
+  count: number,
+  size = 100,
+): Promise<{ start: number; end: number }> {
   const start = engine.stats().activeFileOffset;
   const batch = new LogBatch();
   for (const region of regions) batch.addEntries(region, entries(first, count, size));
@@ -148,7 +154,14 @@ describe('engine.verify()', () => {
         ],
       );
       assert.equal(report.records, 5, 'four records verified, and the seal of the clean close');
-      assert.deepEqual(events.map((e) => [e.source, e.problem.kind]), [['verify', 'record'], ['verify', 'index'], ['verify', 'index']]);
+      assert.deepEqual(
+        events.map((e) => [e.source, e.problem.kind]),
+        [
+          ['verify', 'record'],
+          ['verify', 'index'],
+          ['verify', 'index'],
+        ],
+      );
       assert.equal(engine.metrics().counters.corruptionsFound, 3);
       // The same damage found again is not news.
       await engine.verify();
@@ -167,7 +180,9 @@ describe('engine.verify()', () => {
       const engine = await reopenFromCheckpoint(dir, { scrub: { intervalMs: 0, bytesPerSecond: 1 << 30 } });
       // The scrub's timer does not keep a process alive (unref): this test does, while it waits.
       const keepAlive = setInterval(() => undefined, 1000);
-      const event = await new Promise<CorruptionEvent>((resolve) => engine.on('corruption', resolve)).finally(() => clearInterval(keepAlive));
+      const event = await new Promise<CorruptionEvent>((resolve) => engine.on('corruption', resolve)).finally(() =>
+        clearInterval(keepAlive),
+      );
       assert.equal(event.source, 'scrub');
       assert.deepEqual([event.problem.kind, event.problem.file, event.problem.offset], ['record', FIRST_FILE, damaged.start]);
       // The pass that found it finishes; later passes find nothing new.
@@ -197,7 +212,14 @@ describe('engine.verify()', () => {
 
   it('runs beside writes and a purge: clean, with files retired under it', async () => {
     await withDir(async (dir) => {
-      const engine = new Engine({ fs: new PosixFs(dir), targetFileSize: 16384, preallocateBytes: 0, purgeThreshold: 4 * 16384, rewriteMaxEntries: 8, seed: 9 });
+      const engine = new Engine({
+        fs: new PosixFs(dir),
+        targetFileSize: 16384,
+        preallocateBytes: 0,
+        purgeThreshold: 4 * 16384,
+        rewriteMaxEntries: 8,
+        seed: 9,
+      });
       await engine.open();
       await record(engine, [2], 1, 3);
       for (let i = 0; i < 400; i++) {

@@ -100,7 +100,8 @@ export const ctrIntoOffThread: ((...args: Parameters<CtrInto>) => Promise<void>)
 function nativeCtrAsync(binding: ReturnType<typeof loadNativeCipher>): ((...args: Parameters<CtrInto>) => Promise<void>) | undefined {
   if (binding === undefined) return undefined;
   // async: bad arguments reject like a failed pass, rather than throwing at the call.
-  return async (key, iv, position, inputs, output) => binding.aesCtrAsync(key, counterAt(iv, position), position % BLOCK_BYTES, inputs, output);
+  return async (key, iv, position, inputs, output) =>
+    binding.aesCtrAsync(key, counterAt(iv, position), position % BLOCK_BYTES, inputs, output);
 }
 
 /** XORs `bytes` in place with the keystream of (key, iv) at `position`. For decrypting into a read target the caller owns. */

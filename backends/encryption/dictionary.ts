@@ -151,13 +151,17 @@ export function decodeDictionary(bytes: Uint8Array, masters: readonly Uint8Array
   }
   const version = buf.readUInt32BE(8);
   if (version !== FORMAT_VERSION) {
-    throw new UnsupportedError(`${file}: key dictionary format version ${version} is not supported (this build reads ${FORMAT_VERSION})`, { file });
+    throw new UnsupportedError(`${file}: key dictionary format version ${version} is not supported (this build reads ${FORMAT_VERSION})`, {
+      file,
+    });
   }
   const salt = Buffer.from(buf.subarray(12, 12 + SALT_BYTES));
   const storedKcv = buf.subarray(12 + SALT_BYTES, PREFIX_BYTES);
   const masterIndex = masters.findIndex((m) => sameBytes(subKeys(m, salt).kcv, storedKcv));
   if (masterIndex < 0) {
-    throw new BadKeyError(`${file}: the master key does not match the key dictionary (wrong key, or a rotation to a key not supplied)`, { file });
+    throw new BadKeyError(`${file}: the master key does not match the key dictionary (wrong key, or a rotation to a key not supplied)`, {
+      file,
+    });
   }
   const { sealKey, wrapKey } = subKeys(masters[masterIndex]!, salt);
   const json = unseal(sealKey, body.subarray(PREFIX_BYTES), body.subarray(0, PREFIX_BYTES));
@@ -171,12 +175,7 @@ export function decodeDictionary(bytes: Uint8Array, masters: readonly Uint8Array
   return { dictionary: validatePayload(payload, salt, wrapKey, corrupt), masterIndex };
 }
 
-function validatePayload(
-  payload: unknown,
-  salt: Buffer,
-  wrapKey: Buffer,
-  corrupt: (why: string) => CorruptionError,
-): Dictionary {
+function validatePayload(payload: unknown, salt: Buffer, wrapKey: Buffer, corrupt: (why: string) => CorruptionError): Dictionary {
   const isId = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v > 0;
   const isHex = (v: unknown, bytes: number): v is string => typeof v === 'string' && new RegExp(`^[0-9a-f]{${bytes * 2}}$`).test(v);
   if (typeof payload !== 'object' || payload === null) throw corrupt('payload is not an object');
@@ -185,7 +184,13 @@ function validatePayload(
   const keys = new Map<number, DataKey>();
   for (const k of p.keys as unknown[]) {
     const entry = k as Partial<Record<keyof KeyJson, unknown>>;
-    if (typeof k !== 'object' || k === null || !isId(entry.id) || typeof entry.createdAt !== 'number' || typeof entry.wrapped !== 'string') {
+    if (
+      typeof k !== 'object' ||
+      k === null ||
+      !isId(entry.id) ||
+      typeof entry.createdAt !== 'number' ||
+      typeof entry.wrapped !== 'string'
+    ) {
       throw corrupt('bad data key entry');
     }
     const key = unseal(wrapKey, Buffer.from(entry.wrapped, 'base64'), keyAad(entry.id));
@@ -197,7 +202,13 @@ function validatePayload(
   const files = new Map<string, FileRecord>();
   for (const f of p.files as unknown[]) {
     const rec = f as Record<string, unknown>;
-    if (typeof f !== 'object' || f === null || !isHex(rec.id, FILE_ID_BYTES) || typeof rec.name !== 'string' || !Array.isArray(rec.extents)) {
+    if (
+      typeof f !== 'object' ||
+      f === null ||
+      !isHex(rec.id, FILE_ID_BYTES) ||
+      typeof rec.name !== 'string' ||
+      !Array.isArray(rec.extents)
+    ) {
       throw corrupt('bad file entry');
     }
     const extents: Extent[] = [];
@@ -205,7 +216,12 @@ function validatePayload(
       if (!Array.isArray(e) || e.length !== 3) throw corrupt(`bad extent in file ${rec.id}`);
       const [start, keyId, iv] = e as unknown[];
       const previous = extents.at(-1);
-      if (typeof start !== 'number' || !Number.isSafeInteger(start) || start < 0 || (previous === undefined ? start !== 0 : start <= previous.start)) {
+      if (
+        typeof start !== 'number' ||
+        !Number.isSafeInteger(start) ||
+        start < 0 ||
+        (previous === undefined ? start !== 0 : start <= previous.start)
+      ) {
         throw corrupt(`extents of file ${rec.id} out of order`);
       }
       if (!isId(keyId) || !keys.has(keyId)) throw corrupt(`file ${rec.id} names unknown data key ${String(keyId)}`);

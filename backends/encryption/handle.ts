@@ -176,7 +176,13 @@ export class EncryptedFileHandle implements FileHandle {
   }
 
   /** Ciphertext of `buffers` for `[start, end)` under `extent`, whose frontier moves to `end`; large writes are encrypted off the JS thread. */
-  #encrypt(buffers: readonly Uint8Array[], start: number, position: number, end: number, extent: Extent): Uint8Array[] | Promise<Uint8Array[]> {
+  #encrypt(
+    buffers: readonly Uint8Array[],
+    start: number,
+    position: number,
+    end: number,
+    extent: Extent,
+  ): Uint8Array[] | Promise<Uint8Array[]> {
     // A write past the HWM leaves a gap that must read as zeros; it is
     // encrypted as zeros here (a rare path: the engine appends contiguously).
     const plain = start < position ? [new Uint8Array(position - start), ...buffers] : buffers;

@@ -40,13 +40,7 @@ export async function readHeader(inner: FileHandle): Promise<FileHeader | 'blank
  * slot is rewritten, so a torn header write can never destroy the only
  * durable copy.
  */
-export async function writeHeader(
-  state: FileState,
-  writer: HeaderWriter,
-  slotBytes: number,
-  hwm: number,
-  bound = hwm,
-): Promise<void> {
+export async function writeHeader(state: FileState, writer: HeaderWriter, slotBytes: number, hwm: number, bound = hwm): Promise<void> {
   if (state.fileId === undefined) return;
   const seq = state.headerDurable || state.headerSeq === 0n ? state.headerSeq + 1n : state.headerSeq;
   state.headerDurable = false;

@@ -85,10 +85,7 @@ export class FaultCore {
   }
 
   #powerLost(index: number, kind: OpKind, path: string): RaftlogError {
-    const why =
-      this.#life === 'dead'
-        ? 'the FaultFs has crashed'
-        : `the FaultFs is frozen after op ${String(this.#freezeAt)}`;
+    const why = this.#life === 'dead' ? 'the FaultFs has crashed' : `the FaultFs is frozen after op ${String(this.#freezeAt)}`;
     return new IoError(`injected power loss: ${why}; op ${index} (${kind}${path === '' ? '' : ` ${path}`}) rejected`, {
       errno: 'EIO',
       file: path === '' ? undefined : path,
@@ -235,9 +232,7 @@ export class FaultCore {
     const path = facts.paths.join('->');
     const message = `injected ${kind} on ${facts.kind}${path === '' ? '' : ` ${path}`} (op ${facts.index}, rule ${hit.rule.id})${detail === '' ? '' : `: ${detail}`}`;
     const file = facts.paths[0] === '' ? undefined : facts.paths[0];
-    return kind === 'ENOSPC'
-      ? new NoSpaceError(message, { errno: 'ENOSPC', file })
-      : new IoError(message, { errno: 'EIO', file });
+    return kind === 'ENOSPC' ? new NoSpaceError(message, { errno: 'ENOSPC', file }) : new IoError(message, { errno: 'EIO', file });
   }
 
   /** Throws if an error rule fires for a phase with nothing else to undo. */

@@ -82,8 +82,7 @@ export interface CrashInput {
 export function computeCrash(input: CrashInput): CrashResult {
   const policy = resolvePolicy(input.policy);
   const notes: CrashNote[] = [];
-  const dirMode =
-    policy.dir === 'mixed' ? derivePrng(input.seed, 'crash', input.ordinal, 'dir-mode').pick(DIR_MODES) : policy.dir;
+  const dirMode = policy.dir === 'mixed' ? derivePrng(input.seed, 'crash', input.ordinal, 'dir-mode').pick(DIR_MODES) : policy.dir;
   const entries = crashDir(input.dir, dirMode, derivePrng(input.seed, 'crash', input.ordinal, 'dir'), policy.keepProbability, notes);
 
   const contents = new Map<number, Uint8Array>();
@@ -95,9 +94,7 @@ export function computeCrash(input: CrashInput): CrashResult {
     let content = contents.get(id);
     if (content === undefined) {
       const mode =
-        policy.data === 'mixed'
-          ? derivePrng(input.seed, 'crash', input.ordinal, 'mode', model.key).pick(DATA_MODES)
-          : policy.data;
+        policy.data === 'mixed' ? derivePrng(input.seed, 'crash', input.ordinal, 'mode', model.key).pick(DATA_MODES) : policy.data;
       const prng = derivePrng(input.seed, 'crash', input.ordinal, 'file', model.key);
       const outcome = crashFile(model, mode, prng, input.pageSize, policy);
       content = outcome.content;

@@ -142,15 +142,7 @@ export interface FaultRuleHandle {
  *   aligned 8-byte word old or new on its own; the size (one word) comes back
  *   in its durable or one of its newer values. Not part of `mixed`.
  */
-export type DataCrashMode =
-  | 'drop'
-  | 'keepAll'
-  | 'prefix'
-  | 'pages'
-  | 'torn-zeros'
-  | 'torn-old'
-  | 'torn-garbage'
-  | 'pmem';
+export type DataCrashMode = 'drop' | 'keepAll' | 'prefix' | 'pages' | 'torn-zeros' | 'torn-old' | 'torn-garbage' | 'pmem';
 
 /**
  * What a crash does to directory operations (create, rename, remove) not yet

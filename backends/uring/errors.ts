@@ -40,9 +40,13 @@ export function refusesFallocate(res: number): boolean {
 
 /** The error for an op the kernel never ran because an earlier one in its chain failed. */
 export function cancelled(failure: RaftlogError, kind: string, file: string): RaftlogError {
-  return new RaftlogError(failure.code, `${kind === 'fsync' ? 'sync' : kind} ${file}: not done, an earlier operation failed (${failure.message})`, {
-    cause: failure,
-    file,
-    errno: failure.errno,
-  });
+  return new RaftlogError(
+    failure.code,
+    `${kind === 'fsync' ? 'sync' : kind} ${file}: not done, an earlier operation failed (${failure.message})`,
+    {
+      cause: failure,
+      file,
+      errno: failure.errno,
+    },
+  );
 }

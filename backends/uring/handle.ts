@@ -190,4 +190,3 @@ export class UringFileHandle implements FileHandle {
     return mapErrors(operation, this.name, body);
   }
 }
-

@@ -96,7 +96,14 @@ export interface Core {
   alignedBuffer(size: number, block: number): Uint8Array;
 }
 
-export function op(kind: ChainOp['kind'], fd: number, buffers: Uint8Array[], position: number, length: number, req: Request | undefined): ChainOp {
+export function op(
+  kind: ChainOp['kind'],
+  fd: number,
+  buffers: Uint8Array[],
+  position: number,
+  length: number,
+  req: Request | undefined,
+): ChainOp {
   return { kind, fd, buffers, position, length, aligned: false, writable: true, reqs: req === undefined ? [] : [req], res: 0, attempts: 0 };
 }
 

@@ -123,9 +123,13 @@ export class Scheduler implements Core, RingListener {
     // Rejections wait, in direct mode, until size and cache are reloaded, so
     // a caller who sees the error also sees the file as it really is.
     if (rejections.length > 0 && this.direct) {
-      this.#runAside(file, () => reloadState(file).catch(() => undefined), () => {
-        for (const [req, error] of rejections) req.fail(error);
-      });
+      this.#runAside(
+        file,
+        () => reloadState(file).catch(() => undefined),
+        () => {
+          for (const [req, error] of rejections) req.fail(error);
+        },
+      );
       return;
     }
     for (const [req, error] of rejections) req.fail(error);

@@ -11,7 +11,18 @@
  * so concurrent writers in one process are serialized, one sync each.
  */
 import { createRequire } from 'node:module';
-import { HARD_STATE_INDEX, asBuffer, hardStateKey, keyIndex, logKey, type LogStore, type LogWrite, type MaintenanceResult, type StoreDescriptor, type StoredData } from './store.js';
+import {
+  HARD_STATE_INDEX,
+  asBuffer,
+  hardStateKey,
+  keyIndex,
+  logKey,
+  type LogStore,
+  type LogWrite,
+  type MaintenanceResult,
+  type StoreDescriptor,
+  type StoredData,
+} from './store.js';
 
 /** The slice of the abstract-level API the adapter uses, typed once for both bindings. */
 interface BatchOp {

@@ -6,7 +6,18 @@
  * so far has been synced; a synced op here awaits both.
  */
 import { open, type RootDatabase } from 'lmdb';
-import { HARD_STATE_INDEX, asBuffer, hardStateKey, keyIndex, logKey, type LogStore, type LogWrite, type MaintenanceResult, type StoreDescriptor, type StoredData } from './store.js';
+import {
+  HARD_STATE_INDEX,
+  asBuffer,
+  hardStateKey,
+  keyIndex,
+  logKey,
+  type LogStore,
+  type LogWrite,
+  type MaintenanceResult,
+  type StoreDescriptor,
+  type StoredData,
+} from './store.js';
 
 class LmdbStore implements LogStore {
   readonly #dir: string;
@@ -56,7 +67,12 @@ class LmdbStore implements LogStore {
 
   async last(region: number): Promise<StoredData | undefined> {
     // Reverse from just below the hard-state key: the first hit is the last entry.
-    for (const { key, value } of this.#live.getRange({ start: logKey(region, HARD_STATE_INDEX - 1n), end: logKey(region, 0), reverse: true, limit: 1 })) {
+    for (const { key, value } of this.#live.getRange({
+      start: logKey(region, HARD_STATE_INDEX - 1n),
+      end: logKey(region, 0),
+      reverse: true,
+      limit: 1,
+    })) {
       return { index: keyIndex(key), data: value };
     }
     return undefined;

@@ -158,7 +158,10 @@ class RawFileStore implements LogStore {
           const start = this.#offset;
           const bytes = group.reduce((sum, p) => sum + p.bytes, 0);
           if (this.#preallocate) await this.#ensureAllocated(start + bytes);
-          await this.#writeAll(group.flatMap((p) => p.buffers), start);
+          await this.#writeAll(
+            group.flatMap((p) => p.buffers),
+            start,
+          );
           if (group.some((p) => p.sync)) {
             await this.#live.datasync();
             this.#syncs++;

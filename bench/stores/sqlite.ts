@@ -8,7 +8,18 @@
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
-import { HARD_STATE_INDEX, asBuffer, hardStateKey, keyIndex, logKey, type LogStore, type LogWrite, type MaintenanceResult, type StoreDescriptor, type StoredData } from './store.js';
+import {
+  HARD_STATE_INDEX,
+  asBuffer,
+  hardStateKey,
+  keyIndex,
+  logKey,
+  type LogStore,
+  type LogWrite,
+  type MaintenanceResult,
+  type StoreDescriptor,
+  type StoredData,
+} from './store.js';
 
 function load(): typeof BetterSqlite3 {
   const require = createRequire(import.meta.url);

@@ -83,7 +83,14 @@ export async function runCase<R>(spec: CaseSpec, options: SpawnOptions): Promise
   rmSync(resultPath, { force: true });
   if (parsed === undefined) {
     const why = timedOut ? `timed out after ${options.timeoutSeconds} s` : `exited with ${code} and no result`;
-    return { spec, ok: false, error: `${why}${stderr.trim() === '' ? '' : `: ${lastLines(stderr, 3)}`}`, wallSeconds, loadBefore, loadAfter };
+    return {
+      spec,
+      ok: false,
+      error: `${why}${stderr.trim() === '' ? '' : `: ${lastLines(stderr, 3)}`}`,
+      wallSeconds,
+      loadBefore,
+      loadAfter,
+    };
   }
   return { spec, ok: parsed.ok, result: parsed.result, error: parsed.error, wallSeconds, loadBefore, loadAfter };
 }

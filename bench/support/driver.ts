@@ -81,7 +81,11 @@ export async function timedLoop(options: LoopOptions, op: (writer: number) => Pr
   for (const [kind, recorder] of recorders) {
     kinds[kind] = { ops: recorder.count, opsPerSecond: recorder.count / seconds, latency: recorder.summary() };
   }
-  return { seconds, kinds, cpu: cpuAtStart === undefined ? { userMicros: 0, systemMicros: 0 } : { userMicros: cpu.user, systemMicros: cpu.system } };
+  return {
+    seconds,
+    kinds,
+    cpu: cpuAtStart === undefined ? { userMicros: 0, systemMicros: 0 } : { userMicros: cpu.user, systemMicros: cpu.system },
+  };
 }
 
 /**

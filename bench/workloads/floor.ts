@@ -26,5 +26,10 @@ export interface FloorResult {
 
 export async function runFloor(spec: CaseSpec): Promise<FloorResult> {
   const probe = await runProbe(spec.dir, { samples: Number(spec.params['samples']) });
-  return { overwrite: probe.fdatasyncAfterOverwrite, append: probe.fdatasyncAfterAppend, fileSystem: probe.fileSystem, device: probe.device };
+  return {
+    overwrite: probe.fdatasyncAfterOverwrite,
+    append: probe.fdatasyncAfterAppend,
+    fileSystem: probe.fileSystem,
+    device: probe.device,
+  };
 }

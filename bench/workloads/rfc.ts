@@ -95,14 +95,20 @@ class SharedReplica implements Replica {
 
   async appendLog(index: number, value: Uint8Array): Promise<void> {
     const applied = this.#applied;
-    await this.#db.batch([{ type: 'put', key: logKey(REGION, index), value: Buffer.from(value.buffer, value.byteOffset, value.byteLength) }], { sync: true });
+    await this.#db.batch(
+      [{ type: 'put', key: logKey(REGION, index), value: Buffer.from(value.buffer, value.byteOffset, value.byteLength) }],
+      { sync: true },
+    );
     // One engine, one WAL: this sync also made every earlier write durable,
     // the state machine's writes included.
     this.#durablyApplied = applied;
   }
 
   async apply(index: number, value: Uint8Array): Promise<void> {
-    await this.#db.batch([{ type: 'put', key: stateMachineKey(index), value: Buffer.from(value.buffer, value.byteOffset, value.byteLength) }], { sync: false });
+    await this.#db.batch(
+      [{ type: 'put', key: stateMachineKey(index), value: Buffer.from(value.buffer, value.byteOffset, value.byteLength) }],
+      { sync: false },
+    );
     this.#applied = index;
   }
 
@@ -166,7 +172,10 @@ class LevelLog implements DedicatedLog {
   }
 
   async append(index: number, value: Uint8Array): Promise<void> {
-    await this.#db.batch([{ type: 'put', key: logKey(REGION, index), value: Buffer.from(value.buffer, value.byteOffset, value.byteLength) }], { sync: true });
+    await this.#db.batch(
+      [{ type: 'put', key: logKey(REGION, index), value: Buffer.from(value.buffer, value.byteOffset, value.byteLength) }],
+      { sync: true },
+    );
   }
 
   async compactTo(index: number): Promise<void> {
@@ -196,7 +205,10 @@ class DedicatedReplica implements Replica {
   }
 
   async apply(index: number, value: Uint8Array): Promise<void> {
-    await this.#stateMachine.batch([{ type: 'put', key: stateMachineKey(index), value: Buffer.from(value.buffer, value.byteOffset, value.byteLength) }], { sync: false });
+    await this.#stateMachine.batch(
+      [{ type: 'put', key: stateMachineKey(index), value: Buffer.from(value.buffer, value.byteOffset, value.byteLength) }],
+      { sync: false },
+    );
   }
 
   async truncate(appliedIndex: number): Promise<void> {
@@ -235,7 +247,8 @@ async function openReplica(spec: CaseSpec): Promise<Replica> {
     await db.open();
     return new SharedReplica(db);
   }
-  if (mode !== 'dedicated' && mode !== 'dedicated-level') throw new Error(`unknown RFC configuration ${mode}; pick from ${RFC_MODES.join(', ')}`);
+  if (mode !== 'dedicated' && mode !== 'dedicated-level')
+    throw new Error(`unknown RFC configuration ${mode}; pick from ${RFC_MODES.join(', ')}`);
   if (spec.dir2 === undefined) throw new Error(`the ${mode} configuration needs a second directory (dir2) for the state machine`);
   let log: DedicatedLog;
   if (mode === 'dedicated') {

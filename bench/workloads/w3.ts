@@ -85,24 +85,28 @@ export async function runW3(spec: CaseSpec, descriptor: StoreDescriptor): Promis
       compactionMillis += performance.now() - started;
     };
     const reads = benchRandom('w3-reads');
-    const loop = await timedLoop({ writers: W3_WORKERS, warmupSeconds: spec.warmupSeconds, measureSeconds: spec.measureSeconds }, async () => {
-      if (reads.chance(W3_READ_FRACTION)) {
-        const region = 1 + reads.below(W3_REGIONS);
-        const end = writer.next[region]!;
-        const begin = Math.max(writer.first[region]!, end - W3_READ_ENTRIES);
-        if (end > begin) {
-          const entries = await store.read(region, begin, end);
-          if (entries.length !== end - begin) throw new Error(`${descriptor.id}: read ${entries.length} of ${end - begin} entries of region ${region}`);
+    const loop = await timedLoop(
+      { writers: W3_WORKERS, warmupSeconds: spec.warmupSeconds, measureSeconds: spec.measureSeconds },
+      async () => {
+        if (reads.chance(W3_READ_FRACTION)) {
+          const region = 1 + reads.below(W3_REGIONS);
+          const end = writer.next[region]!;
+          const begin = Math.max(writer.first[region]!, end - W3_READ_ENTRIES);
+          if (end > begin) {
+            const entries = await store.read(region, begin, end);
+            if (entries.length !== end - begin)
+              throw new Error(`${descriptor.id}: read ${entries.length} of ${end - begin} entries of region ${region}`);
+          }
+          return 'read';
         }
-        return 'read';
-      }
-      await writer.append();
-      if (++writes % W3_COMPACT_EVERY === 0) {
-        // One round at a time, off the writer's path: compaction is background work in a Raft server.
-        compacting = compacting.then(compactAll);
-      }
-      return 'write';
-    });
+        await writer.append();
+        if (++writes % W3_COMPACT_EVERY === 0) {
+          // One round at a time, off the writer's path: compaction is background work in a Raft server.
+          compacting = compacting.then(compactAll);
+        }
+        return 'write';
+      },
+    );
     await compacting;
     let liveEntries = 0;
     for (let region = 1; region <= W3_REGIONS; region++) liveEntries += writer.next[region]! - writer.first[region]!;
@@ -112,7 +116,11 @@ export async function runW3(spec: CaseSpec, descriptor: StoreDescriptor): Promis
     // Measured after close: every store has written back what it buffers, and nothing is still allocated for writing.
     const disk = directoryBytes(spec.dir);
     const reclamation =
-      descriptor.kind !== 'raftlog' ? 'store-internal' : counters['purgeAvailable'] === 1 ? 'purgeExpiredFiles' : 'none (engine has no purge)';
+      descriptor.kind !== 'raftlog'
+        ? 'store-internal'
+        : counters['purgeAvailable'] === 1
+          ? 'purgeExpiredFiles'
+          : 'none (engine has no purge)';
     const write = loop.kinds['write']!;
     const read = loop.kinds['read']!;
     return {

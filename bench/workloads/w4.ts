@@ -108,7 +108,9 @@ export async function runW4Reopen(spec: CaseSpec, descriptor: StoreDescriptor): 
       const want = expected[region] ?? 0;
       if (want === 0) continue;
       if (last === undefined || last.index !== want || last.data.byteLength !== entryBytes) {
-        throw new Error(`${descriptor.id}: region ${region} reopened with last entry ${last?.index ?? 'none'} (${last?.data.byteLength ?? 0} bytes), expected ${want}`);
+        throw new Error(
+          `${descriptor.id}: region ${region} reopened with last entry ${last?.index ?? 'none'} (${last?.data.byteLength ?? 0} bytes), expected ${want}`,
+        );
       }
       found++;
     }

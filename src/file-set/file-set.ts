@@ -22,7 +22,14 @@ import {
   parseRecycleFileName,
   recycleFileName,
 } from '../file-names.js';
-import { HOST_LITTLE_ENDIAN, INDEX_INVALID_BYTES, encodeIndexCheckpoint, type CoveredFile, type CoveredLog, type RegionIndex } from '../format/index-checkpoint.js';
+import {
+  HOST_LITTLE_ENDIAN,
+  INDEX_INVALID_BYTES,
+  encodeIndexCheckpoint,
+  type CoveredFile,
+  type CoveredLog,
+  type RegionIndex,
+} from '../format/index-checkpoint.js';
 import { readFully } from '../read-fully.js';
 import type { FileHandle, FileSystem } from '../filesystem.js';
 import { FILE_HEADER_SIZE, Queue, decodeFileHeader } from '../format/layout.js';
@@ -159,11 +166,25 @@ export class FileSet {
     if (checkpoint !== undefined) {
       this.#checkpoint = { seq: checkpoint.seq, watermark: checkpoint.watermark, bytes: checkpoint.bytes };
       const salt = await headerSalt(checkpoint.handle);
-      this.#files.set(fileId(Queue.Rewrite, checkpoint.seq), { queue: Queue.Rewrite, seq: checkpoint.seq, name: checkpoint.name, handle: checkpoint.handle, bytes: checkpoint.bytes, salt });
+      this.#files.set(fileId(Queue.Rewrite, checkpoint.seq), {
+        queue: Queue.Rewrite,
+        seq: checkpoint.seq,
+        name: checkpoint.name,
+        handle: checkpoint.handle,
+        bytes: checkpoint.bytes,
+        salt,
+      });
     }
     for (const name of [...rewrite.stale, ...log.superseded]) this.#doomed.add(name);
     for (const file of log.files) {
-      this.#files.set(fileId(Queue.Append, file.seq), { queue: Queue.Append, seq: file.seq, name: file.name, handle: file.handle, bytes: await file.handle.size(), salt: file.salt });
+      this.#files.set(fileId(Queue.Append, file.seq), {
+        queue: Queue.Append,
+        seq: file.seq,
+        name: file.name,
+        handle: file.handle,
+        bytes: await file.handle.size(),
+        salt: file.salt,
+      });
       if (this.#tiered?.tierOf(file.name) === 'spill') this.#spilled.add(file.seq);
     }
     for (const name of (await this.#fs.list()).sort()) {
@@ -186,7 +207,10 @@ export class FileSet {
     } else {
       this.#state.first = log.files[0]?.seq ?? 0;
       this.#state.last = last?.seq ?? 0;
-      this.#state.checkpoint = checkpoint === undefined ? undefined : { seq: checkpoint.seq, watermark: checkpoint.watermark, spilled: this.#tiered?.tierOf(checkpoint.name) === 'spill' };
+      this.#state.checkpoint =
+        checkpoint === undefined
+          ? undefined
+          : { seq: checkpoint.seq, watermark: checkpoint.watermark, spilled: this.#tiered?.tierOf(checkpoint.name) === 'spill' };
       // A directory written before manifests gains one now, when there is
       // room; a full disk opens without one. An empty directory gets one
       // before its first file. Either way the first new file creates it.
@@ -446,7 +470,13 @@ export class FileSet {
       // A GC checkpoint written but not committed yet is not part of the log (and a failed pass closes it at once).
       if (file.queue === Queue.Rewrite && file.seq !== this.#checkpoint?.seq) continue;
       const active = file.queue === Queue.Append && file.seq === this.#writer?.seq;
-      targets.push({ id, name: file.name, handle: file.handle, end: active ? this.#writer!.offset : undefined, wholeFile: file.queue === Queue.Rewrite });
+      targets.push({
+        id,
+        name: file.name,
+        handle: file.handle,
+        end: active ? this.#writer!.offset : undefined,
+        wholeFile: file.queue === Queue.Rewrite,
+      });
     }
     // Rewrite ids carry the top bit: sorting them first, then by id, is log order.
     return targets.sort((a, b) => Number(b.wholeFile) - Number(a.wholeFile) || a.id - b.id);
@@ -519,7 +549,11 @@ export class FileSet {
    */
   async commitPurge(watermark: number, written: WrittenCheckpoint | undefined): Promise<void> {
     if (written !== undefined) {
-      this.#state.checkpoint = { seq: written.seq, watermark, spilled: this.#tiered?.tierOf(logFileName(Queue.Rewrite, written.seq)) === 'spill' };
+      this.#state.checkpoint = {
+        seq: written.seq,
+        watermark,
+        spilled: this.#tiered?.tierOf(logFileName(Queue.Rewrite, written.seq)) === 'spill',
+      };
     }
     if (this.#state.first !== 0) this.#state.first = Math.max(this.#state.first, watermark);
     await this.#persist();
@@ -693,11 +727,25 @@ export class FileSet {
 
   #adoptWriter(writer: LogWriter): LogWriter {
     this.#writer = writer;
-    this.#files.set(writer.fileId, { queue: Queue.Append, seq: writer.seq, name: logFileName(Queue.Append, writer.seq), handle: writer.handle, bytes: 0, salt: writer.salt });
+    this.#files.set(writer.fileId, {
+      queue: Queue.Append,
+      seq: writer.seq,
+      name: logFileName(Queue.Append, writer.seq),
+      handle: writer.handle,
+      bytes: 0,
+      salt: writer.salt,
+    });
     writer.onRotate = (retired, active) => {
       const file = this.#files.get(fileId(Queue.Append, retired.seq));
       if (file !== undefined) file.bytes = retired.bytes;
-      this.#files.set(fileId(Queue.Append, active.seq), { queue: Queue.Append, seq: active.seq, name: logFileName(Queue.Append, active.seq), handle: active.handle, bytes: 0, salt: writer.salt });
+      this.#files.set(fileId(Queue.Append, active.seq), {
+        queue: Queue.Append,
+        seq: active.seq,
+        name: logFileName(Queue.Append, active.seq),
+        handle: active.handle,
+        bytes: 0,
+        salt: writer.salt,
+      });
     };
     return writer;
   }

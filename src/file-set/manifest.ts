@@ -152,10 +152,14 @@ export async function readManifest(fs: FileSystem): Promise<ManifestRead> {
   try {
     const bytes = new Uint8Array(MANIFEST_SIZE);
     const read = await readFully(handle, bytes, 0, MANIFEST_SIZE, 0);
-    const slots = [decodeManifestSlot(bytes.subarray(0, Math.min(read, MANIFEST_SLOT_SIZE))), decodeManifestSlot(bytes.subarray(MANIFEST_SLOT_SIZE, read))];
+    const slots = [
+      decodeManifestSlot(bytes.subarray(0, Math.min(read, MANIFEST_SLOT_SIZE))),
+      decodeManifestSlot(bytes.subarray(MANIFEST_SLOT_SIZE, read)),
+    ];
     let best: { state: ManifestState; generation: number } | undefined;
     for (const slot of slots) if (typeof slot === 'object' && (best === undefined || slot.generation > best.generation)) best = slot;
-    if (best === undefined) return { kind: 'damaged', detail: `neither slot verifies (slot 0: ${String(slots[0])}, slot 1: ${String(slots[1])})` };
+    if (best === undefined)
+      return { kind: 'damaged', detail: `neither slot verifies (slot 0: ${String(slots[0])}, slot 1: ${String(slots[1])})` };
     return { kind: 'ok', ...best };
   } finally {
     await handle.close();
@@ -229,7 +233,10 @@ export class Manifest {
         // writes the same slot again and never the other, good one.
         if (isRaftlogError(error, 'NO_SPACE')) throw error;
         // As for any failed barrier: the engine must stop (see log-writer.ts).
-        this.#failure = new FsyncFailedError(`${MANIFEST_NAME}: update failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error, file: MANIFEST_NAME });
+        this.#failure = new FsyncFailedError(`${MANIFEST_NAME}: update failed: ${error instanceof Error ? error.message : String(error)}`, {
+          cause: error,
+          file: MANIFEST_NAME,
+        });
         throw this.#failure;
       }
       this.#generation = generation;

@@ -171,7 +171,12 @@ export function decodeIndexCheckpoint(file: Uint8Array): IndexCheckpoint | strin
   const need = (n: number): boolean => at + n <= crcAt;
   if (!need(fileCount * INDEX_FILE_ENTRY_SIZE)) return 'file table overruns the file';
   for (let i = 0; i < fileCount; i++) {
-    covered.files.push({ seq: readU64(view, at), queue: view.getUint32(at + 8, true), salt: view.getUint32(at + 12, true), size: readU64(view, at + 16) });
+    covered.files.push({
+      seq: readU64(view, at),
+      queue: view.getUint32(at + 8, true),
+      salt: view.getUint32(at + 12, true),
+      size: readU64(view, at + 16),
+    });
     at += INDEX_FILE_ENTRY_SIZE;
   }
   const take = <T extends Uint32Array | Float64Array>(column: T): T => {
@@ -209,7 +214,11 @@ export function decodeIndexCheckpoint(file: Uint8Array): IndexCheckpoint | strin
       const fileId = view.getUint32(at + 8, true);
       at += KEY_HEADER_SIZE;
       if (!need(keyLength + valueLength)) return 'key overruns the file';
-      index.keys.push({ key: bytes.subarray(at, at + keyLength), value: bytes.slice(at + keyLength, at + keyLength + valueLength), fileId });
+      index.keys.push({
+        key: bytes.subarray(at, at + keyLength),
+        value: bytes.slice(at + keyLength, at + keyLength + valueLength),
+        fileId,
+      });
       at += keyLength + valueLength;
     }
     regions.push(index);

@@ -127,7 +127,8 @@ function checkObject(value: unknown, typeName: string, fields?: readonly string[
   // A misspelled field would otherwise be stored as the default (`trem: 1` as term 0).
   if (fields !== undefined) {
     for (const key of Object.keys(value)) {
-      if (!fields.includes(key)) throw new InvalidArgumentError(`${typeName} has no field ${JSON.stringify(key)} (fields: ${fields.join(', ')})`);
+      if (!fields.includes(key))
+        throw new InvalidArgumentError(`${typeName} has no field ${JSON.stringify(key)} (fields: ${fields.join(', ')})`);
     }
   }
   return value as Record<string, unknown>;

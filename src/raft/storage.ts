@@ -40,14 +40,7 @@ import { requireInteger } from '../validate.js';
 import { LogBatch } from '../log-batch.js';
 import type { StoredEntry } from '../protos.js';
 import { CompactedError, SnapshotOutOfDateError, UnavailableError } from './errors.js';
-import {
-  ConfState,
-  Entry,
-  HardState,
-  SnapshotMetadata,
-  type ConfStateInit,
-  type SnapshotMetadataInit,
-} from './messages.js';
+import { ConfState, Entry, HardState, SnapshotMetadata, type ConfStateInit, type SnapshotMetadataInit } from './messages.js';
 
 /** The keys RaftStorage keeps in its region; reserved for it. */
 export const RAFT_STORAGE_KEYS = {
@@ -127,7 +120,9 @@ export class RaftStorage {
     const dummy = this.#dummy();
     if (first !== undefined && first !== dummy.index + 1) {
       if (engine.get(this.region, RAFT_STORAGE_KEYS.truncated) === undefined) {
-        throw new InvalidArgumentError(`region ${this.region} holds entries from ${first} but no RaftStorage state: it was not written through RaftStorage`);
+        throw new InvalidArgumentError(
+          `region ${this.region} holds entries from ${first} but no RaftStorage state: it was not written through RaftStorage`,
+        );
       }
       throw new CorruptionError(`region ${this.region} holds entries from ${first}, but RaftStorage compacted it through ${dummy.index}`);
     }
@@ -173,7 +168,8 @@ export class RaftStorage {
     // The engine locates the entry in this same tick, so no write applied
     // since the checks above can have moved it.
     const entry = await this.engine.getEntry(this.region, index);
-    if (entry === undefined) throw new Error(`RaftStorage invariant: region ${this.region} has no entry ${index} within (${dummy.index}, ${last}]`);
+    if (entry === undefined)
+      throw new Error(`RaftStorage invariant: region ${this.region} has no entry ${index} within (${dummy.index}, ${last}]`);
     if (index === last && this.#writesInFlight === 0 && generation === this.#generation) this.#termHint = { index, term: entry.term };
     return entry.term;
   }
@@ -236,7 +232,8 @@ export class RaftStorage {
     return this.#exclusive(async () => {
       index = requireInteger(index, 'index');
       const previous = this.snapshot();
-      if (index <= previous.index) throw new SnapshotOutOfDateError(`createSnapshot(${index}): the snapshot is already at ${previous.index}`);
+      if (index <= previous.index)
+        throw new SnapshotOutOfDateError(`createSnapshot(${index}): the snapshot is already at ${previous.index}`);
       const last = this.lastIndex();
       if (index > last) throw new UnavailableError(`createSnapshot(${index}): the last entry is ${last}`);
       const metadata = SnapshotMetadata.create({ index, term: await this.term(index), confState: confState ?? previous.confState });

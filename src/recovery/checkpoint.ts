@@ -109,17 +109,35 @@ async function readCheckpoint(handle: FileHandle, seq: number): Promise<Checkpoi
   const rest = size <= FILE_HEADER_SIZE || (await window.zeroFrom(FILE_HEADER_SIZE));
   if (typeof header !== 'object' || header.queue !== Queue.Rewrite || header.seq !== seq) {
     if (rest) return { kind: 'unfinished' };
-    return { kind: 'damaged', watermark: undefined, offset: 0, detail: `header ${typeof header === 'string' ? header : 'mismatch'}`, bytes: size };
+    return {
+      kind: 'damaged',
+      watermark: undefined,
+      offset: 0,
+      detail: `header ${typeof header === 'string' ? header : 'mismatch'}`,
+      bytes: size,
+    };
   }
   if (rest) return { kind: 'unfinished' };
   const watermark = header.previousFileLength;
   const record = await new RecordScanner(handle, size, header.salt).read(FILE_HEADER_SIZE);
   if (!('header' in record)) {
-    return { kind: 'damaged', watermark, offset: FILE_HEADER_SIZE, detail: record.kind === 'damage' ? record.detail : record.kind, bytes: size };
+    return {
+      kind: 'damaged',
+      watermark,
+      offset: FILE_HEADER_SIZE,
+      detail: record.kind === 'damage' ? record.detail : record.kind,
+      bytes: size,
+    };
   }
   const marker = record.items.items.find((item) => item.kind === ItemKind.Checkpoint);
   if (marker === undefined || marker.index !== watermark) {
-    return { kind: 'damaged', watermark, offset: FILE_HEADER_SIZE, detail: 'record is not the checkpoint its header announces', bytes: size };
+    return {
+      kind: 'damaged',
+      watermark,
+      offset: FILE_HEADER_SIZE,
+      detail: 'record is not the checkpoint its header announces',
+      bytes: size,
+    };
   }
   return { kind: 'ok', record, watermark, bytes: size };
 }

@@ -74,7 +74,13 @@ const fatalUnlessAny = (otherwise: RecoveryAction): Record<RecoveryMode, Recover
 });
 
 export const DECISION_TABLE: readonly DecisionRow[] = [
-  { site: 'zero-tail', proven: 'either', label: '', where: 'zeros after the last record of a file (preallocated)', actions: all('end-of-log') },
+  {
+    site: 'zero-tail',
+    proven: 'either',
+    label: '',
+    where: 'zeros after the last record of a file (preallocated)',
+    actions: all('end-of-log'),
+  },
   {
     site: 'last-file-record',
     proven: 'no',
@@ -93,7 +99,8 @@ export const DECISION_TABLE: readonly DecisionRow[] = [
     site: 'recycled-stale-tail',
     proven: 'either',
     label: '',
-    where: 'recycled last file: stale bytes of its earlier life after the last record, nothing verifying after them, no clean end past them',
+    where:
+      'recycled last file: stale bytes of its earlier life after the last record, nothing verifying after them, no clean end past them',
     actions: all('end-of-log'),
   },
   {
@@ -110,7 +117,13 @@ export const DECISION_TABLE: readonly DecisionRow[] = [
     where: 'older file: bytes after the length its successor records (preallocated, recycled)',
     actions: all('end-of-file'),
   },
-  { site: 'older-file-short', proven: 'either', label: 'D', where: 'older file shorter than its successor says', actions: fatalUnlessAny('report') },
+  {
+    site: 'older-file-short',
+    proven: 'either',
+    label: 'D',
+    where: 'older file shorter than its successor says',
+    actions: fatalUnlessAny('report'),
+  },
   {
     site: 'unfinished-header',
     proven: 'either',
@@ -119,7 +132,13 @@ export const DECISION_TABLE: readonly DecisionRow[] = [
     actions: all('remove-file'),
   },
   { site: 'bad-header', proven: 'either', label: 'F', where: 'other unreadable file header', actions: fatalUnlessAny('skip-file') },
-  { site: 'sequence-gap', proven: 'either', label: 'F', where: 'file(s) missing from the sequence (or below the GC watermark)', actions: fatalUnlessAny('report') },
+  {
+    site: 'sequence-gap',
+    proven: 'either',
+    label: 'F',
+    where: 'file(s) missing from the sequence (or below the GC watermark)',
+    actions: fatalUnlessAny('report'),
+  },
   {
     site: 'listed-file-missing',
     proven: 'either',

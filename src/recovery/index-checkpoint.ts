@@ -70,21 +70,25 @@ export async function loadIndexCheckpoint(fs: FileSystem, manifest: ManifestRead
     return { kind: 'unused', reason: 'stale: a purge changed the files since (the MANIFEST lists another first file or GC checkpoint)' };
   }
   const through = covered.last;
-  if (state.first === 0 || through < state.first || through > state.last) return { kind: 'unused', reason: 'stale: the MANIFEST does not list the file it covers' };
+  if (state.first === 0 || through < state.first || through > state.last)
+    return { kind: 'unused', reason: 'stale: the MANIFEST does not list the file it covers' };
   if (state.cleanEnd !== 0 && through === state.last && state.cleanEnd < covered.lastEnd) {
     return { kind: 'unused', reason: 'stale: the MANIFEST records a clean end before the position it covers' };
   }
   const expected: CoveredFile[] = [];
   const names = (await fs.list()).map((name) => ({ name, parsed: parseLogFileName(name) }));
-  if (names.some((n) => n.parsed?.queue === Queue.Append && n.parsed.seq > state.last)) return { kind: 'unused', reason: 'stale: append files past the MANIFEST' };
-  if (covered.files.length !== (state.checkpoint === undefined ? 0 : 1) + through - state.first + 1) return { kind: 'unused', reason: 'stale: covers other files' };
+  if (names.some((n) => n.parsed?.queue === Queue.Append && n.parsed.seq > state.last))
+    return { kind: 'unused', reason: 'stale: append files past the MANIFEST' };
+  if (covered.files.length !== (state.checkpoint === undefined ? 0 : 1) + through - state.first + 1)
+    return { kind: 'unused', reason: 'stale: covers other files' };
   const opened: { file: CoveredFile; name: string; handle: FileHandle; header: FileHeader }[] = [];
   let sealAt = 0;
   try {
     for (const file of covered.files) {
       const isCovered = file.queue === Queue.Append && file.seq === through;
       const listed = file.queue === Queue.Rewrite ? file.seq === state.checkpoint?.seq : file.seq >= state.first && file.seq <= through;
-      if (!listed || expected.some((e) => e.queue === file.queue && e.seq === file.seq)) return await unused(opened, 'stale: covers other files');
+      if (!listed || expected.some((e) => e.queue === file.queue && e.seq === file.seq))
+        return await unused(opened, 'stale: covers other files');
       expected.push(file);
       const name = logFileName(file.queue as Queue, file.seq);
       if (!names.some((n) => n.name === name)) return await unused(opened, `stale: ${name} is missing`);
@@ -123,7 +127,13 @@ export async function loadIndexCheckpoint(fs: FileSystem, manifest: ManifestRead
       checkpoint:
         rewrite === undefined
           ? undefined
-          : { seq: rewrite.file.seq, name: rewrite.name, handle: rewrite.handle, watermark: state.checkpoint!.watermark, bytes: rewrite.file.size },
+          : {
+              seq: rewrite.file.seq,
+              name: rewrite.name,
+              handle: rewrite.handle,
+              watermark: state.checkpoint!.watermark,
+              bytes: rewrite.file.size,
+            },
       stale: names.filter((n) => n.parsed?.queue === Queue.Rewrite && n.parsed.seq !== rewrite?.file.seq).map((n) => n.name),
       maxSeq: Math.max(0, ...rewriteSeqs),
       problems: [],
@@ -137,19 +147,25 @@ export async function loadIndexCheckpoint(fs: FileSystem, manifest: ManifestRead
  * for the covered file (`covered` given), where a seal record ending at the
  * position starts (0 when the last covered record is no seal).
  */
-async function check(handle: FileHandle, file: CoveredFile, covered: CoveredLog | undefined): Promise<string | { header: FileHeader; sealAt: number }> {
+async function check(
+  handle: FileHandle,
+  file: CoveredFile,
+  covered: CoveredLog | undefined,
+): Promise<string | { header: FileHeader; sealAt: number }> {
   const size = await handle.size();
   // A file before the covered one is finished; the covered one may have grown since.
   if (covered === undefined && size !== file.size) return `is ${size} bytes, the checkpoint recorded ${file.size}`;
   const bytes = new Uint8Array(FILE_HEADER_SIZE);
   const header = decodeFileHeader(bytes.subarray(0, await readFully(handle, bytes, 0, FILE_HEADER_SIZE, 0)));
   if (typeof header === 'string') return `header ${header}`;
-  if (header.seq !== file.seq || header.queue !== file.queue || header.salt !== file.salt) return 'header is not the one the checkpoint recorded';
+  if (header.seq !== file.seq || header.queue !== file.queue || header.salt !== file.salt)
+    return 'header is not the one the checkpoint recorded';
   if (covered === undefined) return { header, sealAt: 0 };
   // `sealAt` in the file: where the last covered record starts (a seal after a clean close).
   const { lastEnd, sealAt: lastAt } = covered;
   if (lastEnd < FILE_HEADER_SIZE || lastEnd > size) return `is ${size} bytes, shorter than the position ${lastEnd} the checkpoint covers`;
-  if (lastAt === 0 ? lastEnd !== FILE_HEADER_SIZE : lastAt < FILE_HEADER_SIZE || lastAt >= lastEnd) return 'has a recorded position the checkpoint cannot have';
+  if (lastAt === 0 ? lastEnd !== FILE_HEADER_SIZE : lastAt < FILE_HEADER_SIZE || lastAt >= lastEnd)
+    return 'has a recorded position the checkpoint cannot have';
   if (lastAt === 0) return { header, sealAt: 0 };
   const scanner = new RecordScanner(handle, size, header.salt);
   try {

@@ -24,7 +24,15 @@ import { loadIndexCheckpoint } from './index-checkpoint.js';
 import { INDEX_CHECKPOINT_NAME, MANIFEST_NAME } from '../file-names.js';
 import { readManifest, spilledPerManifest, type ManifestRead, type ManifestState } from '../file-set/manifest.js';
 import { Queue } from '../format/layout.js';
-import { RecoveryMode, decideFile, recoverQueue, type IndexCheckpointUse, type RecoveredLog, type RecoveryProblem, type RecoveryReport } from './recovery.js';
+import {
+  RecoveryMode,
+  decideFile,
+  recoverQueue,
+  type IndexCheckpointUse,
+  type RecoveredLog,
+  type RecoveryProblem,
+  type RecoveryReport,
+} from './recovery.js';
 import type { Decision } from './decision-table.js';
 import type { ScannedRecord } from './scanner.js';
 import { ParallelReplay, type ParallelReplayOptions } from './prescan.js';
@@ -53,7 +61,12 @@ export interface RecoverLogOptions {
   parallel?: ParallelReplayOptions;
 }
 
-export async function recoverLog(fs: FileSystem, mode: RecoveryMode, memtables: Memtables, options: RecoverLogOptions = {}): Promise<RecoveredState> {
+export async function recoverLog(
+  fs: FileSystem,
+  mode: RecoveryMode,
+  memtables: Memtables,
+  options: RecoverLogOptions = {},
+): Promise<RecoveredState> {
   let gaps: GapPolicy = 'error';
   let deadRunsSkipped = 0;
   const apply = (record: ScannedRecord, id: number): void => {
@@ -89,7 +102,13 @@ export async function recoverLog(fs: FileSystem, mode: RecoveryMode, memtables: 
         const listedProblems = { mode, problems: [] as RecoveryProblem[] } as RecoveryReport;
         await checkListedFiles(fs, listed, mode, listedProblems, options.spillGiven === true, options.decisions);
         // Serial: the tail is what a crash left since the last checkpoint (parallel replay serves a full one).
-        const log = await recoverQueue(fs, mode, apply, { minSeq: listed.first, maxSeq: listed.last, cleanEnd: listed.cleanEnd, resume: loaded.resume, decisions: options.decisions });
+        const log = await recoverQueue(fs, mode, apply, {
+          minSeq: listed.first,
+          maxSeq: listed.last,
+          cleanEnd: listed.cleanEnd,
+          resume: loaded.resume,
+          decisions: options.decisions,
+        });
         log.files.unshift(...loaded.files);
         log.report.problems.unshift(...listedProblems.problems);
         log.report.indexCheckpoint = {
@@ -113,22 +132,40 @@ export async function recoverLog(fs: FileSystem, mode: RecoveryMode, memtables: 
   const manifestProblems: RecoveryProblem[] = [];
   const report = { mode, problems: manifestProblems } as RecoveryReport;
   if (manifest.kind === 'damaged') {
-    decideFile('manifest-damaged', mode, report, { file: MANIFEST_NAME, offset: 0, detail: manifest.detail, bytesDropped: 0 }, options.decisions);
+    decideFile(
+      'manifest-damaged',
+      mode,
+      report,
+      { file: MANIFEST_NAME, offset: 0, detail: manifest.detail, bytesDropped: 0 },
+      options.decisions,
+    );
   }
   if (manifest.kind === 'absent') {
     const governed = await fileWrittenUnderManifest(fs);
     if (governed !== undefined) {
-      decideFile('manifest-lost', mode, report, {
-        file: MANIFEST_NAME,
-        offset: 0,
-        detail: `missing: ${governed} was written while a MANIFEST governed this directory (its header says so), so the MANIFEST was lost; files it listed may be missing too`,
-        bytesDropped: 0,
-      }, options.decisions);
+      decideFile(
+        'manifest-lost',
+        mode,
+        report,
+        {
+          file: MANIFEST_NAME,
+          offset: 0,
+          detail: `missing: ${governed} was written while a MANIFEST governed this directory (its header says so), so the MANIFEST was lost; files it listed may be missing too`,
+          bytesDropped: 0,
+        },
+        options.decisions,
+      );
     }
   }
   const listed = manifest.kind === 'ok' ? manifest.state : undefined;
   if (listed !== undefined) await checkListedFiles(fs, listed, mode, report, options.spillGiven === true, options.decisions);
-  const rewrite = await recoverCheckpoint(fs, apply, mode, listed === undefined ? undefined : (listed.checkpoint?.seq ?? 0), options.decisions);
+  const rewrite = await recoverCheckpoint(
+    fs,
+    apply,
+    mode,
+    listed === undefined ? undefined : (listed.checkpoint?.seq ?? 0),
+    options.decisions,
+  );
   gaps = rewrite.checkpoint !== undefined ? 'skip' : mode === RecoveryMode.TolerateAnyCorruption ? 'reset' : 'error';
   const parallel = options.parallel !== undefined && options.parallel.threads > 0 ? new ParallelReplay(options.parallel) : undefined;
   try {
@@ -203,7 +240,13 @@ async function fileWrittenUnderManifest(fs: FileSystem): Promise<string | undefi
       const bytes = new Uint8Array(FILE_HEADER_SIZE);
       const read = await handle.read(bytes, 0, FILE_HEADER_SIZE, 0);
       const header = decodeFileHeader(bytes.subarray(0, read));
-      if (typeof header === 'object' && header.seq === parsed.seq && header.queue === parsed.queue && (header.flags & FILE_FLAG_MANIFEST) !== 0) return name;
+      if (
+        typeof header === 'object' &&
+        header.seq === parsed.seq &&
+        header.queue === parsed.queue &&
+        (header.flags & FILE_FLAG_MANIFEST) !== 0
+      )
+        return name;
     } finally {
       await handle.close();
     }

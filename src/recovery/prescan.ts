@@ -188,7 +188,12 @@ export class ParallelReplay {
     // Enough chunks in flight to cover a worker's wake-up and the reads: a few MiB per worker.
     const ahead = 4 + 4 * options.threads;
     this.#pool = new ReplayPool(options.threads);
-    this.#slots = new ChunkSlots(this.#pool, chunkBytes, roundUp(chunkBytes + chunkBytes / 8, RECORD_ALIGNMENT), options.mainVerifies ?? true);
+    this.#slots = new ChunkSlots(
+      this.#pool,
+      chunkBytes,
+      roundUp(chunkBytes + chunkBytes / 8, RECORD_ALIGNMENT),
+      options.mainVerifies ?? true,
+    );
     this.openScanner = (handle, size, salt, windowOptions) =>
       size >= minFileBytes
         ? new PrescannedScanner(handle, size, salt, windowOptions, this.#slots, ahead)

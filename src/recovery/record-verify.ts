@@ -12,7 +12,11 @@ import { RECORD_ALIGNMENT, RECORD_FLAG_LZ4, nextRecordOffset, type RecordHeader 
 import type { ScannedRecord, StopReason } from './scanner.js';
 
 /** `payloadBytes` are the header's `payloadLength` bytes after the header at `offset`. */
-export function verifyPayload(offset: number, header: RecordHeader, payloadBytes: Uint8Array): ScannedRecord | Extract<StopReason, { kind: 'damage' }> {
+export function verifyPayload(
+  offset: number,
+  header: RecordHeader,
+  payloadBytes: Uint8Array,
+): ScannedRecord | Extract<StopReason, { kind: 'damage' }> {
   if (crc32c(payloadBytes) !== header.payloadCrc) return { kind: 'damage', detail: 'payload checksum mismatch' };
   let payload = payloadBytes;
   if ((header.flags & RECORD_FLAG_LZ4) !== 0) {

@@ -163,7 +163,12 @@ export interface RecoverOptions {
   openScanner?: OpenScanner;
 }
 
-export async function recoverQueue(fs: FileSystem, mode: RecoveryMode, apply: ApplyRecord, options: RecoverOptions = {}): Promise<RecoveredLog> {
+export async function recoverQueue(
+  fs: FileSystem,
+  mode: RecoveryMode,
+  apply: ApplyRecord,
+  options: RecoverOptions = {},
+): Promise<RecoveredLog> {
   const dryRun = options.dryRun === true;
   const minSeq = options.minSeq ?? 0;
   const all = (await fs.list())
@@ -181,11 +186,23 @@ export async function recoverQueue(fs: FileSystem, mode: RecoveryMode, apply: Ap
   const files: RecoveredFile[] = [];
   const maxSeq = names.length === 0 ? 0 : names[names.length - 1]!.parsed!.seq;
   if (from > 0 && names[0]?.parsed!.seq !== from) {
-    const detail = resume !== undefined ? `file(s) missing: the index checkpoint covers up to file ${from}` : `file(s) missing: the GC checkpoint's watermark is file ${minSeq}`;
+    const detail =
+      resume !== undefined
+        ? `file(s) missing: the index checkpoint covers up to file ${from}`
+        : `file(s) missing: the GC checkpoint's watermark is file ${minSeq}`;
     decideFile('sequence-gap', mode, report, { file: names[0]?.name ?? '(none)', offset: 0, detail, bytesDropped: 0 }, decisions);
   }
   let previous: RecoveredFile | undefined;
-  const queue: QueueRecovery = { fs, mode, report, apply, dryRun, buffers: new WindowBuffers(), decisions, openScanner: options.openScanner ?? ((...args) => new RecordScanner(...args)) };
+  const queue: QueueRecovery = {
+    fs,
+    mode,
+    report,
+    apply,
+    dryRun,
+    buffers: new WindowBuffers(),
+    decisions,
+    openScanner: options.openScanner ?? ((...args) => new RecordScanner(...args)),
+  };
   try {
     for (let i = 0; i < names.length; i++) {
       const { name, parsed } = names[i]!;
@@ -203,9 +220,20 @@ export async function recoverQueue(fs: FileSystem, mode: RecoveryMode, apply: Ap
       let recovered: RecoveredFile | undefined;
       try {
         const mayBeUnfinished = isLast && listedLast === undefined;
-        const cleanEnd = options.cleanEnd !== undefined && options.cleanEnd > 0 && parsed!.seq === listedLast ? options.cleanEnd : undefined;
+        const cleanEnd =
+          options.cleanEnd !== undefined && options.cleanEnd > 0 && parsed!.seq === listedLast ? options.cleanEnd : undefined;
         const start = resume !== undefined && parsed!.seq === resume.seq ? resume : undefined;
-        recovered = await recoverFile(queue, { handle, name, seq: parsed!.seq, isLast, mayBeUnfinished, expectedEnd, cleanEnd, previous, start });
+        recovered = await recoverFile(queue, {
+          handle,
+          name,
+          seq: parsed!.seq,
+          isLast,
+          mayBeUnfinished,
+          expectedEnd,
+          cleanEnd,
+          previous,
+          start,
+        });
       } catch (error) {
         // Not in `files` yet, so the cleanup below would leak its descriptor.
         await handle.close().catch(() => undefined);
@@ -228,7 +256,9 @@ export async function recoverQueue(fs: FileSystem, mode: RecoveryMode, apply: Ap
   // missing (TolerateAnyCorruption), new records go to a new file.
   const writable = last !== undefined && last.seq === (listedLast ?? maxSeq) ? last : undefined;
   // A removed half-created last file leaves its name free for the next file.
-  const lastRemoved = lastName !== undefined && (last === undefined || last.seq !== maxSeq) &&
+  const lastRemoved =
+    lastName !== undefined &&
+    (last === undefined || last.seq !== maxSeq) &&
     report.problems.some((p) => p.file === lastName.name && p.action === 'removed-file');
   // A listed file recovery skipped (TolerateAnyCorruption) keeps its name.
   const nextSeq = Math.max(minSeq, lastRemoved ? maxSeq : maxSeq + 1, listedLast === undefined ? 1 : listedLast + 1, keptPastListed + 1);
@@ -254,8 +284,16 @@ async function settleUnlisted(
   let kept = 0;
   for (const extra of unlisted) {
     const holds = await holdsRecords(fs, extra.name, extra.parsed!.seq);
-    const detail = holds ? 'holds records but the MANIFEST does not list it (a damaged MANIFEST slot?)' : 'not in the MANIFEST: its creation never completed';
-    const action = decideFile(holds ? 'unlisted-records' : 'unlisted-empty', mode, report, { file: extra.name, offset: 0, detail, bytesDropped: 0 }, decisions);
+    const detail = holds
+      ? 'holds records but the MANIFEST does not list it (a damaged MANIFEST slot?)'
+      : 'not in the MANIFEST: its creation never completed';
+    const action = decideFile(
+      holds ? 'unlisted-records' : 'unlisted-empty',
+      mode,
+      report,
+      { file: extra.name, offset: 0, detail, bytesDropped: 0 },
+      decisions,
+    );
     if (action === 'remove-file') await removeFile(fs, extra.name, dryRun);
     else kept = extra.parsed!.seq;
   }
@@ -362,7 +400,13 @@ async function recoverFile(queue: QueueRecovery, place: FilePlace): Promise<Reco
   if (typeof header === 'string' || headerProblem !== undefined) {
     const unfinished = place.mayBeUnfinished && (await caseE(headerProblem, size, window));
     const detail = unfinished ? `header ${String(headerProblem)}: file was never completed` : `file header ${String(headerProblem)}`;
-    const action = decideFile(unfinished ? 'unfinished-header' : 'bad-header', mode, report, { file: name, offset: 0, detail, bytesDropped: size }, decisions);
+    const action = decideFile(
+      unfinished ? 'unfinished-header' : 'bad-header',
+      mode,
+      report,
+      { file: name, offset: 0, detail, bytesDropped: size },
+      decisions,
+    );
     if (action === 'remove-file') {
       await handle.close();
       await removeFile(fs, name, dryRun);
@@ -419,7 +463,10 @@ async function replayRecords(
     const action = decide(site, proven, mode, name, decisions);
     if (action === 'end-of-log' || action === 'end-of-file') break;
     if (action === 'corruption') {
-      throw new CorruptionError(`${name}: ${detail} at offset ${offset}${proven ? ', in data proven durable' : ''}`, { file: name, offset });
+      throw new CorruptionError(`${name}: ${detail} at offset ${offset}${proven ? ', in data proven durable' : ''}`, {
+        file: name,
+        offset,
+      });
     }
     assert(action === 'cut' || action === 'skip-record', `recovery: ${action} is no action on a record`);
     const problem: RecoveryProblem = { file: name, offset, detail, action: 'cut', bytesDropped: size - offset };
@@ -443,12 +490,18 @@ async function replayRecords(
   }
   // Case G. Damage already reported covers it (a cut there is case B).
   if (cleanEnd !== undefined && !cleanEndSeen && report.problems.length === problemsBefore) {
-    decideFile('clean-end-missing', mode, report, {
-      file: name,
-      offset,
-      detail: `valid data ends at ${offset}, but the MANIFEST records that a clean close sealed it at ${cleanEnd}: the file was cut short`,
-      bytesDropped: Math.max(0, cleanEnd - offset),
-    }, decisions);
+    decideFile(
+      'clean-end-missing',
+      mode,
+      report,
+      {
+        file: name,
+        offset,
+        detail: `valid data ends at ${offset}, but the MANIFEST records that a clean close sealed it at ${cleanEnd}: the file was cut short`,
+        bytesDropped: Math.max(0, cleanEnd - offset),
+      },
+      decisions,
+    );
   }
   report.bytesScanned += offset - startAt;
   return { end: offset, provenEnd: Math.min(provenEnd, offset), sealed, sealAt };
@@ -491,12 +544,18 @@ async function provenDurable(scanner: RecordScanner, first: ScannedRecord | unde
 function checkPreviousLength(queue: QueueRecovery, previous: RecoveredFile | undefined, header: FileHeader): void {
   if (previous === undefined || header.previousFileLength === 0) return;
   if (previous.end === header.previousFileLength) return;
-  decideFile('older-file-short', queue.mode, queue.report, {
-    file: previous.name,
-    offset: previous.end,
-    detail: `valid data ends at ${previous.end} but the next file says ${header.previousFileLength} bytes were written`,
-    bytesDropped: Math.max(0, header.previousFileLength - previous.end),
-  }, queue.decisions);
+  decideFile(
+    'older-file-short',
+    queue.mode,
+    queue.report,
+    {
+      file: previous.name,
+      offset: previous.end,
+      detail: `valid data ends at ${previous.end} but the next file says ${header.previousFileLength} bytes were written`,
+      bytesDropped: Math.max(0, header.previousFileLength - previous.end),
+    },
+    queue.decisions,
+  );
 }
 
 async function removeFile(fs: FileSystem, name: string, dryRun: boolean): Promise<void> {

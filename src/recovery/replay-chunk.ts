@@ -130,7 +130,11 @@ export function scanChunk(job: ChunkJob, slot: SharedArrayBuffer): ChunkResult {
   if (job.exactStart) {
     record = recordAt(job.base);
   } else {
-    for (let at = roundUp(job.base, RECORD_ALIGNMENT); record === undefined && at < job.chunkEnd && at + RECORD_HEADER_SIZE <= limit; at += RECORD_ALIGNMENT) {
+    for (
+      let at = roundUp(job.base, RECORD_ALIGNMENT);
+      record === undefined && at < job.chunkEnd && at + RECORD_HEADER_SIZE <= limit;
+      at += RECORD_ALIGNMENT
+    ) {
       if (readOffsetTag(bytes.subarray(at - job.base)) === at) record = recordAt(at);
     }
   }

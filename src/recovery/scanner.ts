@@ -33,10 +33,7 @@ export interface ScannedRecord {
 }
 
 /** Why reading stopped at `offset`. */
-export type StopReason =
-  | { kind: 'eof' }
-  | { kind: 'zero-tail' }
-  | { kind: 'damage'; detail: string };
+export type StopReason = { kind: 'eof' } | { kind: 'zero-tail' } | { kind: 'damage'; detail: string };
 
 /**
  * With read-ahead the next window is read while the caller works through
@@ -160,11 +157,7 @@ export class FileWindow {
     const got = await ahead.done;
     const tail = this.#end - offset;
     const usable =
-      got === ahead.length &&
-      ahead.start === this.#end &&
-      tail >= 0 &&
-      tail <= STITCH_BYTES &&
-      offset + length <= ahead.start + got;
+      got === ahead.length && ahead.start === this.#end && tail >= 0 && tail <= STITCH_BYTES && offset + length <= ahead.start + got;
     if (!usable) {
       this.#spare = ahead.buffer;
       return false;
@@ -195,7 +188,6 @@ export class FileWindow {
     this.#ahead = { start, length, buffer, done };
   }
 }
-
 
 export class RecordScanner {
   readonly window: FileWindow;

@@ -172,7 +172,7 @@ function registerOpen<F extends FileSystem>(test: Register<F>): void {
     await file.close();
   });
 
-  test('two handles on one file see each other\'s writes', async (fs) => {
+  test("two handles on one file see each other's writes", async (fs) => {
     const writer = await fs.open('a', { create: true });
     const reader = await fs.open('a', { readOnly: true });
     await writer.write([bytes(32, 4)], 0);
@@ -243,7 +243,10 @@ function registerReadWrite<F extends FileSystem>(test: Register<F>): void {
     const target = new Uint8Array(32).fill(0xaa);
     assert.equal(await file.read(target, 0, 32, 0), 10);
     assert.deepEqual(target.subarray(0, 10), bytes(10, 1));
-    assert.ok(target.subarray(10).every((b) => b === 0xaa), 'bytes past what was read are untouched');
+    assert.ok(
+      target.subarray(10).every((b) => b === 0xaa),
+      'bytes past what was read are untouched',
+    );
     assert.equal(await file.read(target, 0, 32, 5), 5);
     assert.equal(await file.read(target, 0, 32, 10), 0);
     assert.equal(await file.read(target, 0, 32, 1_000_000), 0);

@@ -38,7 +38,8 @@ export async function snapshot(engine: Engine): Promise<string> {
   for (const region of engine.raftGroups()) {
     const first = engine.firstIndex(region);
     const last = engine.lastIndex(region);
-    const entries = first === undefined ? [] : (await engine.fetchEntriesTo(region, first, last! + 1)).map((e) => `${e.index}:${e.term}:${hex(e.data)}`);
+    const entries =
+      first === undefined ? [] : (await engine.fetchEntriesTo(region, first, last! + 1)).map((e) => `${e.index}:${e.term}:${hex(e.data)}`);
     const keys = engine.scan(region).map((kv) => `${hex(kv.key)}=${hex(kv.value)}`);
     regions.push({ region, first, last, entries, keys, span: engine.fileSpan(region) });
   }
@@ -89,7 +90,10 @@ export async function applyOp(engine: Engine, o: Exclude<Op, { kind: 'restart' }
       const first = engine.firstIndex(o.region);
       const start = last === undefined ? 5 : Math.max(first!, last + 1 - o.back);
       const batch = new LogBatch();
-      batch.addEntries(o.region, Array.from({ length: o.count }, (_, i) => ({ index: start + i, term: o.term, data: data(o.region, start + i, o.term, o.size) })));
+      batch.addEntries(
+        o.region,
+        Array.from({ length: o.count }, (_, i) => ({ index: start + i, term: o.term, data: data(o.region, start + i, o.term, o.size) })),
+      );
       if (o.key) batch.put(o.region, 'applied', enc.encode(String(start + o.count - 1)));
       await engine.write(batch);
       break;
@@ -155,7 +159,11 @@ export async function holdsLog(fs: FileSystem): Promise<boolean> {
 export async function assertBothOpens(image: Image, expected: string, context: string): Promise<Engine['recoveryReport']> {
   const fromCheckpoint = await open(MemFs.fromSnapshot(image));
   const report = fromCheckpoint.recoveryReport;
-  assert.equal(await snapshot(fromCheckpoint), expected, `${context}: open with the checkpoint (${JSON.stringify(report?.indexCheckpoint)})`);
+  assert.equal(
+    await snapshot(fromCheckpoint),
+    expected,
+    `${context}: open with the checkpoint (${JSON.stringify(report?.indexCheckpoint)})`,
+  );
   await fromCheckpoint.close();
   const replayed = await open(MemFs.fromSnapshot(image), { indexCheckpoint: false });
   assert.deepEqual(replayed.recoveryReport?.indexCheckpoint, { used: false, detail: 'disabled' });
@@ -171,7 +179,16 @@ export async function closedHistory(seed: number, steps = 300): Promise<{ image:
   for (let i = 0; i < steps; i++) {
     const region = 1 + rng.below(5);
     const roll = rng.below(20);
-    if (roll < 11) ops.push({ kind: 'append', region, back: rng.below(3), count: 1 + rng.below(5), term: 1 + rng.below(4), size: rng.below(400), key: rng.below(2) === 0 });
+    if (roll < 11)
+      ops.push({
+        kind: 'append',
+        region,
+        back: rng.below(3),
+        count: 1 + rng.below(5),
+        term: 1 + rng.below(4),
+        size: rng.below(400),
+        key: rng.below(2) === 0,
+      });
     else if (roll < 13) ops.push({ kind: 'compact', region, ahead: rng.below(6) });
     else if (roll < 14) ops.push({ kind: 'clean', region });
     else if (roll < 16) ops.push({ kind: 'put', region, key: rng.below(3), size: rng.below(40) });
@@ -187,4 +204,3 @@ export async function closedHistory(seed: number, steps = 300): Promise<{ image:
   await engine.close();
   return { image: fs.snapshot(), expected };
 }
-

@@ -286,7 +286,12 @@ export class Generator {
   async #failedCheckpoint(): Promise<void> {
     const scenario = this.#scenario;
     const rng = this.#rng;
-    const full = scenario.inject({ ops: ['write', 'preallocate'], path: '*.rewrite', when: { afterBytes: rng.between(0, 400), partial: true }, error: 'ENOSPC' });
+    const full = scenario.inject({
+      ops: ['write', 'preallocate'],
+      path: '*.rewrite',
+      when: { afterBytes: rng.between(0, 400), partial: true },
+      error: 'ENOSPC',
+    });
     await scenario.purge();
     full.remove();
     if (full.fired > 0) mark('gc.failed-checkpoint');
@@ -346,7 +351,9 @@ export class Generator {
     scenario.note(`burst over: ${fired} fault(s) fired${scenario.failed ? ', engine failed' : ''}`);
     // Every fault these rules inject hits an operation a write or a purge is waiting on.
     const ids = new Set(rules.map((rule) => rule.id));
-    const surfacing = scenario.fault.log.filter((e) => e.rule !== undefined && ids.has(e.rule) && e.kind !== 'barrierLost' && !scenario.absorbedByDesign(e));
+    const surfacing = scenario.fault.log.filter(
+      (e) => e.rule !== undefined && ids.has(e.rule) && e.kind !== 'barrierLost' && !scenario.absorbedByDesign(e),
+    );
     if (surfacing.length > 0 && scenario.stats.failures + scenario.stats.purgeFailures === failuresBefore) {
       scenario.violation('errors-surface', `${fired} injected fault(s) fired, yet every write and purge succeeded`);
     }

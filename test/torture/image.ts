@@ -142,8 +142,18 @@ export function walkImage(image: Image): WalkedFile[] {
   const order = (f: ParsedFile): number => (f.queue === Queue.Append ? f.seq : -1e9 + f.seq);
   return parsed
     .sort((a, b) => order(a) - order(b))
-    .map((f) => ({ name: f.name, seq: f.seq, role: role(f), recycled: f.recycled, size: f.size, records: f.records, dataEnd: f.dataEnd, restZero: f.restZero, listed: manifest !== undefined,
-      cleanEnd: manifest !== undefined && f.queue === Queue.Append && f.seq === manifest.last ? manifest.cleanEnd : 0 }));
+    .map((f) => ({
+      name: f.name,
+      seq: f.seq,
+      role: role(f),
+      recycled: f.recycled,
+      size: f.size,
+      records: f.records,
+      dataEnd: f.dataEnd,
+      restZero: f.restZero,
+      listed: manifest !== undefined,
+      cleanEnd: manifest !== undefined && f.queue === Queue.Append && f.seq === manifest.last ? manifest.cleanEnd : 0,
+    }));
 }
 
 /** The state of the image's MANIFEST (the valid slot with the higher generation), if it has one. */
@@ -163,7 +173,13 @@ export type FlipExpectation =
    * damaged header hides where its recycled predecessor ends, so recovery
    * trips over that predecessor's stale tail first).
    */
-  | { readonly kind: 'corruption'; readonly file: string; readonly offset: number; readonly why: string; readonly or?: { readonly file: string; readonly offset: number } }
+  | {
+      readonly kind: 'corruption';
+      readonly file: string;
+      readonly offset: number;
+      readonly why: string;
+      readonly or?: { readonly file: string; readonly offset: number };
+    }
   /** Open cuts the last file at `offset` (reported as a 'cut' problem) and holds what precedes it. */
   | { readonly kind: 'cut'; readonly file: string; readonly offset: number; readonly proven: boolean; readonly why: string }
   /** The bit is in no byte recovery reads as data: nothing changes and nothing is reported. */
@@ -232,7 +248,8 @@ export function pickFlip(files: readonly WalkedFile[], rng: Random): Flip | unde
 /** Row of the case table for `flip` under `mode` (AbsoluteConsistency or TolerateTailCorruption). */
 export function expectFlip(files: readonly WalkedFile[], flip: Flip, mode: RecoveryMode): FlipExpectation {
   const file = files.find((f) => f.name === flip.file)!;
-  if (file.role === 'superseded' || file.role === 'stale-rewrite') return { kind: 'same', why: `${file.role} file: recovery never reads it` };
+  if (file.role === 'superseded' || file.role === 'stale-rewrite')
+    return { kind: 'same', why: `${file.role} file: recovery never reads it` };
   if (file.role === 'checkpoint') {
     if (flip.where === 'padding' || flip.where === 'tail') return { kind: 'same', why: 'checkpoint file, outside its record' };
     return { kind: 'corruption-or-same', file: file.name, why: 'the checkpoint in use' };
@@ -241,7 +258,8 @@ export function expectFlip(files: readonly WalkedFile[], flip: Flip, mode: Recov
   const isLast = appends[appends.length - 1] === file;
   if (flip.where === 'file-header') {
     // A file the MANIFEST lists was committed with a durable header: damage, never case E.
-    if (isLast && file.restZero && !file.listed) return { kind: 'removed', file: file.name, why: 'case E: header of a last file holding nothing' };
+    if (isLast && file.restZero && !file.listed)
+      return { kind: 'removed', file: file.name, why: 'case E: header of a last file holding nothing' };
     const previous = appends[appends.indexOf(file) - 1];
     return {
       kind: 'corruption',
@@ -264,10 +282,20 @@ export function expectFlip(files: readonly WalkedFile[], flip: Flip, mode: Recov
   const provenByClose = record.offset < file.cleanEnd;
   const proven = provenByClose || file.records.some((r) => r.offset > record.offset && r.syncedThrough > record.offset);
   if (file.recycled && record === file.records[file.records.length - 1] && !provenByClose) {
-    return { kind: 'silent-cut', file: file.name, offset: record.offset, why: 'recycled last file: damaged last record reads as stale bytes' };
+    return {
+      kind: 'silent-cut',
+      file: file.name,
+      offset: record.offset,
+      why: 'recycled last file: damaged last record reads as stale bytes',
+    };
   }
   if (proven && mode === RecoveryMode.AbsoluteConsistency) {
-    return { kind: 'corruption', file: file.name, offset: record.offset, why: 'case B (Absolute): last-file record a later record proves durable' };
+    return {
+      kind: 'corruption',
+      file: file.name,
+      offset: record.offset,
+      why: 'case B (Absolute): last-file record a later record proves durable',
+    };
   }
   return {
     kind: 'cut',

@@ -54,7 +54,9 @@ async function main(): Promise<number> {
   }
   const verbose = values.verbose === true || runs === 1;
   const encryptedRun = values.encrypted === true;
-  console.log(`torture: seeds ${from}..${from + runs - 1} on ${jobs} thread(s)${encryptedRun ? ', on EncryptedFs' : ''}, node ${process.version}`);
+  console.log(
+    `torture: seeds ${from}..${from + runs - 1} on ${jobs} thread(s)${encryptedRun ? ', on EncryptedFs' : ''}, node ${process.version}`,
+  );
 
   const started = Date.now();
   const total = emptyStats();
@@ -62,23 +64,29 @@ async function main(): Promise<number> {
   const known = new Map<string, number[]>();
   let done = 0;
   let lastReport = started;
-  await runSeeds(from, runs, jobs, (summary) => {
-    done++;
-    for (const [key, value] of Object.entries(summary.stats) as [keyof ScenarioStats, number][]) total[key] += value;
-    if (summary.status === 'fail') {
-      failed.push(summary);
-      console.log(verbose ? summary.message : summary.message!.split('\n').slice(0, 3).join('\n'));
-      if (!verbose) console.log(`  (replay: npm run torture -- --seed ${summary.seed}${encryptedRun ? ' --encrypted' : ''})`);
-    } else if (summary.status === 'known') {
-      known.set(summary.knownId!, [...(known.get(summary.knownId!) ?? []), summary.seed]);
-      if (verbose) console.log(summary.message);
-    }
-    const now = Date.now();
-    if (now - lastReport > 10_000) {
-      lastReport = now;
-      console.log(`  ${done}/${runs} seeds, ${failed.length} failing, ${rate(scenarioCount(total), now - started)} scenarios/min`);
-    }
-  }, { encrypted: encryptedRun });
+  await runSeeds(
+    from,
+    runs,
+    jobs,
+    (summary) => {
+      done++;
+      for (const [key, value] of Object.entries(summary.stats) as [keyof ScenarioStats, number][]) total[key] += value;
+      if (summary.status === 'fail') {
+        failed.push(summary);
+        console.log(verbose ? summary.message : summary.message!.split('\n').slice(0, 3).join('\n'));
+        if (!verbose) console.log(`  (replay: npm run torture -- --seed ${summary.seed}${encryptedRun ? ' --encrypted' : ''})`);
+      } else if (summary.status === 'known') {
+        known.set(summary.knownId!, [...(known.get(summary.knownId!) ?? []), summary.seed]);
+        if (verbose) console.log(summary.message);
+      }
+      const now = Date.now();
+      if (now - lastReport > 10_000) {
+        lastReport = now;
+        console.log(`  ${done}/${runs} seeds, ${failed.length} failing, ${rate(scenarioCount(total), now - started)} scenarios/min`);
+      }
+    },
+    { encrypted: encryptedRun },
+  );
   const seedMs = Date.now() - started;
 
   let sweepCases = 0;
@@ -94,7 +102,8 @@ async function main(): Promise<number> {
         sweepCases += result.cases;
         sweepFailures += result.violations.length;
         console.log(`sweep ${name} ${workload.name}: ${result.cases} cases, ${result.violations.length} violation(s)`);
-        for (const v of result.violations) console.log(verbose ? v.violation.message : v.violation.message.split('\n').slice(0, 4).join('\n'));
+        for (const v of result.violations)
+          console.log(verbose ? v.violation.message : v.violation.message.split('\n').slice(0, 4).join('\n'));
       }
     }
   }
@@ -131,7 +140,10 @@ async function main(): Promise<number> {
   );
   for (const issue of KNOWN_ISSUES) {
     const seeds = known.get(issue.id);
-    if (seeds !== undefined) console.log(`known issue ${issue.id} (${seeds.length} seed(s): ${seeds.slice(0, 10).join(', ')}${seeds.length > 10 ? ', …' : ''}): ${issue.summary}`);
+    if (seeds !== undefined)
+      console.log(
+        `known issue ${issue.id} (${seeds.length} seed(s): ${seeds.slice(0, 10).join(', ')}${seeds.length > 10 ? ', …' : ''}): ${issue.summary}`,
+      );
   }
   let status = failed.length > 0 || sweepFailures > 0 || spillFailures > 0 ? 1 : 0;
   if (values.strict === true && known.size > 0) status = 1;

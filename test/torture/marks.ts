@@ -15,11 +15,15 @@ export const REQUIRED_MARKS = {
   'recovery.tail-cut-proven': 'TolerateTailCorruption cut proven-durable damage in the last file and reported it (case B)',
   'recovery.unproven-damage-cut': 'at-rest damage nothing proves durable was cut (case A, bit flip)',
   'recovery.checkpoint-flip': 'a bit flip in the checkpoint in use was refused with CORRUPTION, or left the state unchanged',
-  'recovery.lost-file': 'a deleted or truncated file (newest log, checkpoint, older log) was refused with CORRUPTION naming it, and reported under TolerateAny',
-  'recovery.lost-manifest': 'a deleted MANIFEST (log files written under one) was refused with CORRUPTION naming MANIFEST, and reported under TolerateAny',
-  'spill.withheld': 'a log with files on spillFs, reopened without it after a power loss, was refused saying spillFs is missing, and reported under TolerateAny',
+  'recovery.lost-file':
+    'a deleted or truncated file (newest log, checkpoint, older log) was refused with CORRUPTION naming it, and reported under TolerateAny',
+  'recovery.lost-manifest':
+    'a deleted MANIFEST (log files written under one) was refused with CORRUPTION naming MANIFEST, and reported under TolerateAny',
+  'spill.withheld':
+    'a log with files on spillFs, reopened without it after a power loss, was refused saying spillFs is missing, and reported under TolerateAny',
   'spill.crash-reopen': 'a power loss on both disks of a log that spilled reopened to exactly a prefix of its writes',
-  'recovery.clean-end-cut': 'the newest file cut at a record boundary after a clean close (seal gone) was refused with CORRUPTION naming it, and reported under TolerateAny',
+  'recovery.clean-end-cut':
+    'the newest file cut at a record boundary after a clean close (seal gone) was refused with CORRUPTION naming it, and reported under TolerateAny',
   'gc.failed-checkpoint': 'a purge failed writing its checkpoint; later purges, a power loss and a reopen followed',
   'recovery.crash-during-recovery': 'a power cut during open interrupted recovery, and the next open recovered',
   'recovery.zero-space-open': 'open succeeded with 0 bytes of free space on a log with files',
@@ -29,8 +33,10 @@ export const REQUIRED_MARKS = {
   'write.eio': 'an I/O error on the write path reached the caller (IO)',
   'restart.kill': 'a killed process was restarted without a power loss',
   'recovery.index-checkpoint-loaded': 'an open after a clean close loaded the index checkpoint instead of replaying, and its state matched',
-  'recovery.index-checkpoint-crash': 'a kill or power loss hit an engine whose open had loaded an index checkpoint; the next open recovered exactly what a full replay of the same disk recovers',
-  'recovery.index-checkpoint-tail': 'after a kill or power loss, open loaded a periodic index checkpoint and replayed a tail after it, and its state equals a full replay of the same disk',
+  'recovery.index-checkpoint-crash':
+    'a kill or power loss hit an engine whose open had loaded an index checkpoint; the next open recovered exactly what a full replay of the same disk recovers',
+  'recovery.index-checkpoint-tail':
+    'after a kill or power loss, open loaded a periodic index checkpoint and replayed a tail after it, and its state equals a full replay of the same disk',
 } as const;
 
 export type MarkName = keyof typeof REQUIRED_MARKS;

@@ -125,7 +125,10 @@ export function toLogBatch(items: readonly ModelItem[]): LogBatch {
   for (const item of items) {
     switch (item.kind) {
       case 'entries':
-        batch.addEntries(item.region, item.entries.map((e) => ({ index: e.index, term: e.term, data: e.data })));
+        batch.addEntries(
+          item.region,
+          item.entries.map((e) => ({ index: e.index, term: e.term, data: e.data })),
+        );
         break;
       case 'put':
         batch.put(item.region, item.key, item.value);

@@ -54,7 +54,10 @@ export async function runSeeds(
     while (seeds.length < CHUNK && next < end) seeds.push(next++);
     return seeds;
   };
-  const workers = Array.from({ length: Math.min(jobs, count) }, () => new Worker(new URL(import.meta.url), { workerData: { torturePool: true } }));
+  const workers = Array.from(
+    { length: Math.min(jobs, count) },
+    () => new Worker(new URL(import.meta.url), { workerData: { torturePool: true } }),
+  );
   await Promise.all(
     workers.map(
       (worker) =>
@@ -84,7 +87,8 @@ async function serve(): Promise<void> {
       return;
     }
     void (async () => {
-      for (const seed of message.seeds) port.postMessage({ kind: 'result', summary: await summarize(seed, message.options) } satisfies FromWorker);
+      for (const seed of message.seeds)
+        port.postMessage({ kind: 'result', summary: await summarize(seed, message.options) } satisfies FromWorker);
       ask();
     })();
   });

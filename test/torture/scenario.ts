@@ -36,7 +36,17 @@ import { FILE_HEADER_SIZE, RECORD_HEADER_SIZE } from '../../src/format/layout.js
 import type { FileSystem } from '../../src/filesystem.js';
 import { RecoveryMode, type RecoveryProblem, type RecoveryReport } from '../../src/recovery/recovery.js';
 import { readFile } from '../conformance/suite.js';
-import { applyFlip, expectFlip, pickFlip, truncateImage, walkImage, type Flip, type FlipExpectation, type Image, type WalkedFile } from './image.js';
+import {
+  applyFlip,
+  expectFlip,
+  pickFlip,
+  truncateImage,
+  walkImage,
+  type Flip,
+  type FlipExpectation,
+  type Image,
+  type WalkedFile,
+} from './image.js';
 import { mark } from './marks.js';
 import { History, applyItems, entryModel, hex, regionDigest, stateDigest, toLogBatch, valueDigest, type ModelItem } from './model.js';
 import { ProcessFs } from './process-fs.js';
@@ -239,7 +249,12 @@ export class Scenario {
     // seeds with indexCheckpointInterval 0 check that one).
     if (this.#periodicCheckpoints && (this.#indexCheckpointFile(event) || event.op === 'syncDir')) return true;
     // On an EncryptedFs, creating INDEX.tmp saves the key dictionary: that save is the checkpoint's too.
-    if (this.#periodicCheckpoints && this.encrypted && event.path.split('->').some((name) => name === DICTIONARY_NAME || name === DICTIONARY_TMP_NAME)) return true;
+    if (
+      this.#periodicCheckpoints &&
+      this.encrypted &&
+      event.path.split('->').some((name) => name === DICTIONARY_NAME || name === DICTIONARY_TMP_NAME)
+    )
+      return true;
     if (event.kind !== 'ENOSPC') return false;
     if (event.op === 'write' && event.path.endsWith('.raftlog') && event.detail.startsWith(`write ${RECORD_HEADER_SIZE}@`)) return true;
     const inClose = this.#closeWindows.some(([from, to]) => event.opIndex >= from && event.opIndex < to);
@@ -319,7 +334,9 @@ export class Scenario {
 
   /** Throws a Violation carrying everything needed to replay and understand it. */
   violation(invariant: string, detail: string): never {
-    const config = Object.entries(this.config).map(([k, v]) => `${k}=${String(v)}`).join(' ');
+    const config = Object.entries(this.config)
+      .map(([k, v]) => `${k}=${String(v)}`)
+      .join(' ');
     const message = [
       `seed=${this.seed} policy=${this.#lastPolicy} invariant=${invariant}`,
       detail,
@@ -387,7 +404,11 @@ export class Scenario {
     this.#process = new ProcessFs(this.#fault);
     if (this.#pendingKill !== undefined) this.#process.killAfter(this.#pendingKill);
     this.#pendingKill = undefined;
-    const engine = new Engine({ ...this.config, fs: this.#wrapFs(encryptedOver(this.#process, this.#masterKey)), seed: Random.derive(this.seed, 'engine', this.#incarnation).u32() });
+    const engine = new Engine({
+      ...this.config,
+      fs: this.#wrapFs(encryptedOver(this.#process, this.#masterKey)),
+      seed: Random.derive(this.seed, 'engine', this.#incarnation).u32(),
+    });
     await engine.open();
     this.#loadedCheckpoint = engine.recoveryReport?.indexCheckpoint?.used === true;
     return engine;
@@ -479,8 +500,10 @@ export class Scenario {
         this.#observe(error);
         const code = isRaftlogError(error) ? error.code : undefined;
         this.note(`#${serial} purge failed: ${describeError(error)}`);
-        if (code === undefined || !WRITE_FAILURE_CODES.has(code)) this.violation('error-code', `purge #${serial} failed with ${describeError(error)}`);
-        if (!this.#faultsArmed) this.violation('unexpected-failure', `purge #${serial} failed with no fault armed: ${describeError(error)}`);
+        if (code === undefined || !WRITE_FAILURE_CODES.has(code))
+          this.violation('error-code', `purge #${serial} failed with ${describeError(error)}`);
+        if (!this.#faultsArmed)
+          this.violation('unexpected-failure', `purge #${serial} failed with no fault armed: ${describeError(error)}`);
         // A failed barrier (or an earlier failure) stops the engine; other purge errors leave it writable.
         if (code === ErrorCode.FSYNC_FAILED || code === ErrorCode.FAILED || engine.stats().failed) this.#recordFailure(serial, code);
       },
@@ -544,7 +567,9 @@ export class Scenario {
   inject(rule: FaultRule): FaultRuleHandle {
     this.#faultsArmed = true;
     const handle = this.#fault.inject(rule);
-    this.note(`inject rule ${handle.id}: ${rule.error} on ${rule.ops === 'any' ? 'any' : rule.ops.join('|')} when ${JSON.stringify(rule.when)}`);
+    this.note(
+      `inject rule ${handle.id}: ${rule.error} on ${rule.ops === 'any' ? 'any' : rule.ops.join('|')} when ${JSON.stringify(rule.when)}`,
+    );
     return handle;
   }
 
@@ -562,7 +587,10 @@ export class Scenario {
     const digest = await this.#readState('live');
     const expected = stateDigest(this.history.state(this.#applied));
     if (digest !== expected) {
-      this.violation('read-your-writes', `live reads differ from the state after the last acknowledged write h${this.#applied}\n${diff(expected, digest)}`);
+      this.violation(
+        'read-your-writes',
+        `live reads differ from the state after the last acknowledged write h${this.#applied}\n${diff(expected, digest)}`,
+      );
     }
   }
 
@@ -682,7 +710,9 @@ export class Scenario {
           `${describeReport(engine.recoveryReport)}\n-- vs floor state h${this.history.floor}:\n${diff(floor, digest)}\n-- vs latest state h${this.history.attempted}:\n${diff(latest, digest)}`,
       );
     }
-    this.note(`reopened (${kind}) at h${index} of h${this.history.floor}..h${this.history.attempted}${describeReport(engine.recoveryReport)}`);
+    this.note(
+      `reopened (${kind}) at h${index} of h${this.history.floor}..h${this.history.attempted}${describeReport(engine.recoveryReport)}`,
+    );
     this.stats.reopenChecks++;
     this.history.truncate(index);
     // After a power loss what recovery read is the disk; otherwise it may be page cache only.
@@ -713,14 +743,26 @@ export class Scenario {
   async #compareWithFullReplay(image: Image, digest: string, kind: string, engine: Engine): Promise<void> {
     const checkpoint = engine.recoveryReport?.indexCheckpoint;
     if (checkpoint?.used !== true) return;
-    const full = await openImage(image, this.config.recoveryMode ?? RecoveryMode.TolerateTailCorruption, this.config, this.seed, this.#masterKey);
+    const full = await openImage(
+      image,
+      this.config.recoveryMode ?? RecoveryMode.TolerateTailCorruption,
+      this.config,
+      this.seed,
+      this.#masterKey,
+    );
     if (full.engine === undefined) {
-      this.violation('checkpoint-tail', `after ${kind}, open loaded the index checkpoint, but a full replay of the same disk fails: ${describeError(full.error)}`);
+      this.violation(
+        'checkpoint-tail',
+        `after ${kind}, open loaded the index checkpoint, but a full replay of the same disk fails: ${describeError(full.error)}`,
+      );
     }
     const replayed = await this.#readState('full replay', full.engine);
     await full.engine.close();
     if (replayed !== digest) {
-      this.violation('checkpoint-tail', `after ${kind}, checkpoint + tail (${JSON.stringify(checkpoint)}) differs from a full replay\n${diff(replayed, digest)}`);
+      this.violation(
+        'checkpoint-tail',
+        `after ${kind}, checkpoint + tail (${JSON.stringify(checkpoint)}) differs from a full replay\n${diff(replayed, digest)}`,
+      );
     }
     if ((checkpoint.tailRecords ?? 0) > 0) mark('recovery.index-checkpoint-tail');
   }
@@ -741,9 +783,11 @@ export class Scenario {
     const second = await this.#readState('reopened', again);
     // After a kill or power loss the first open replayed the log; this one, after a clean close, loads the checkpoint: the two must agree.
     if (again.recoveryReport?.indexCheckpoint?.used === true && second === digest) mark('recovery.index-checkpoint-loaded');
-    if (second !== digest) this.violation('reopen-idempotent', `second open after ${kind} gives a different state\n${diff(digest, second)}`);
+    if (second !== digest)
+      this.violation('reopen-idempotent', `second open after ${kind} gives a different state\n${diff(digest, second)}`);
     const problems = again.recoveryReport?.problems ?? [];
-    if (problems.length > 0) this.violation('reopen-idempotent', `second open after ${kind} repaired again:${describeReport(again.recoveryReport)}`);
+    if (problems.length > 0)
+      this.violation('reopen-idempotent', `second open after ${kind} repaired again:${describeReport(again.recoveryReport)}`);
     this.#engine = again;
   }
 
@@ -846,7 +890,9 @@ export class Scenario {
     const older = appends.slice(0, -1).filter((f) => f.dataEnd > FILE_HEADER_SIZE);
     const newest = appends[appends.length - 1]!;
     // A clean close ends the newest file with a seal (an empty record), unless it holds no record.
-    const sealed = newest.records.length > 0 && newest.records[newest.records.length - 1]!.payloadEnd - newest.records[newest.records.length - 1]!.offset === RECORD_HEADER_SIZE;
+    const sealed =
+      newest.records.length > 0 &&
+      newest.records[newest.records.length - 1]!.payloadEnd - newest.records[newest.records.length - 1]!.offset === RECORD_HEADER_SIZE;
     const how = rng.weighted({
       'delete-newest': 3,
       'delete-checkpoint': checkpoint === undefined ? 0 : 2,
@@ -882,12 +928,16 @@ export class Scenario {
     const strict = await openImage(damaged, mode, this.config, this.seed, key);
     await strict.engine?.close();
     if (!isRaftlogError(strict.error, ErrorCode.CORRUPTION) || strict.error.file !== target) {
-      this.violation('lost-file', `${how} ${target}, ${mode}: expected CORRUPTION naming it; got ${strict.error === undefined ? 'an open engine' : describeError(strict.error)}`);
+      this.violation(
+        'lost-file',
+        `${how} ${target}, ${mode}: expected CORRUPTION naming it; got ${strict.error === undefined ? 'an open engine' : describeError(strict.error)}`,
+      );
     }
     const any = await openImage(damaged, RecoveryMode.TolerateAnyCorruption, this.config, this.seed, key);
     const problems = any.engine?.recoveryReport?.problems ?? [];
     await any.engine?.close();
-    if (any.engine === undefined) this.violation('lost-file', `${how} ${target}, TolerateAnyCorruption: does not open: ${describeError(any.error)}`);
+    if (any.engine === undefined)
+      this.violation('lost-file', `${how} ${target}, TolerateAnyCorruption: does not open: ${describeError(any.error)}`);
     if (!problems.some((p) => p.file === target)) {
       this.violation('lost-file', `${how} ${target}, TolerateAnyCorruption: opened without reporting it${describeProblems(problems)}`);
     }
@@ -897,26 +947,44 @@ export class Scenario {
   }
 
   /** `raw` is the disk; `image` the log the engine reads from it (the same map unless encrypted). */
-  async #checkFlip(raw: Image, image: Image, files: readonly WalkedFile[], flip: Flip, mode: RecoveryMode, beforeIndex: number, before: string): Promise<void> {
+  async #checkFlip(
+    raw: Image,
+    image: Image,
+    files: readonly WalkedFile[],
+    flip: Flip,
+    mode: RecoveryMode,
+    beforeIndex: number,
+    before: string,
+  ): Promise<void> {
     const key = this.#masterKey;
     // AES-CTR maps a flipped ciphertext bit to the same plaintext bit, one
     // encryption header further into the file; a flip past the file's
     // high-water mark changes nothing the engine can read.
-    const flippedRaw = key === undefined ? applyFlip(raw, flip) : applyFlip(raw, { ...flip, offset: flip.offset + ENCRYPTION_HEADER_BYTES });
+    const flippedRaw =
+      key === undefined ? applyFlip(raw, flip) : applyFlip(raw, { ...flip, offset: flip.offset + ENCRYPTION_HEADER_BYTES });
     const unread = key !== undefined && sameBytes((await decryptImage(flippedRaw, key)).get(flip.file)!, image.get(flip.file)!);
-    const expectation: FlipExpectation = unread ? { kind: 'same', why: 'past the encryption high-water mark: reads as zeros' } : expectFlip(files, flip, mode);
-    this.note(`flip bit ${flip.bit} of ${flip.file}@${flip.offset} (${flip.where}) under ${mode}: expect ${expectation.kind} (${expectation.why})`);
+    const expectation: FlipExpectation = unread
+      ? { kind: 'same', why: 'past the encryption high-water mark: reads as zeros' }
+      : expectFlip(files, flip, mode);
+    this.note(
+      `flip bit ${flip.bit} of ${flip.file}@${flip.offset} (${flip.where}) under ${mode}: expect ${expectation.kind} (${expectation.why})`,
+    );
     const opened = await openImage(flippedRaw, mode, this.config, this.seed, key);
     const problems = opened.engine?.recoveryReport?.problems ?? [];
     const state = opened.engine === undefined ? undefined : await this.#readState('flipped', opened.engine);
     await opened.engine?.close();
     const outcome = opened.error !== undefined ? describeError(opened.error) : `opened${describeProblems(problems)}`;
-    const fail: (detail: string) => never = (detail) => this.violation('at-rest-damage', `flip bit ${flip.bit} of ${flip.file}@${flip.offset} (${flip.where}), ${mode}: expected ${expectation.kind} (${expectation.why}); ${detail}; got ${outcome}`);
+    const fail: (detail: string) => never = (detail) =>
+      this.violation(
+        'at-rest-damage',
+        `flip bit ${flip.bit} of ${flip.file}@${flip.offset} (${flip.where}), ${mode}: expected ${expectation.kind} (${expectation.why}); ${detail}; got ${outcome}`,
+      );
     switch (expectation.kind) {
       case 'corruption': {
         const error = opened.error;
         if (!isRaftlogError(error, ErrorCode.CORRUPTION)) fail('no CORRUPTION');
-        const named = (at: { readonly file: string; readonly offset: number } | undefined): boolean => at !== undefined && error.file === at.file && error.offset === at.offset;
+        const named = (at: { readonly file: string; readonly offset: number } | undefined): boolean =>
+          at !== undefined && error.file === at.file && error.offset === at.offset;
         if (!named(expectation) && !named(expectation.or)) fail(`CORRUPTION must name ${expectation.file}@${expectation.offset}`);
         if (!named(expectation)) this.stats.corruptionNamedPredecessor++;
         mark(expectation.offset === 0 ? 'recovery.corrupt-header' : 'recovery.corruption-middle');
@@ -927,11 +995,13 @@ export class Scenario {
         if (state === undefined) fail('open failed');
         if (state !== before) fail(`state changed\n${diff(before, state)}`);
         if (expectation.kind === 'same' && problems.length > 0) fail('problems reported for an unchecked byte');
-        if (expectation.kind === 'removed' && !problems.some((p) => p.action === 'removed-file' && p.file === expectation.file)) fail('no removed-file problem');
+        if (expectation.kind === 'removed' && !problems.some((p) => p.action === 'removed-file' && p.file === expectation.file))
+          fail('no removed-file problem');
         return;
       case 'corruption-or-same':
         if (opened.error !== undefined) {
-          if (!isRaftlogError(opened.error, ErrorCode.CORRUPTION) || opened.error.file === undefined) fail('refused, but not with CORRUPTION naming a file');
+          if (!isRaftlogError(opened.error, ErrorCode.CORRUPTION) || opened.error.file === undefined)
+            fail('refused, but not with CORRUPTION naming a file');
           this.stats.checkpointFlipRefused++;
         } else if (state !== before) {
           fail(`state changed\n${diff(before, state ?? '')}`);
@@ -943,11 +1013,20 @@ export class Scenario {
       case 'cut':
       case 'silent-cut': {
         if (state === undefined) fail('open failed');
-        if (expectation.kind === 'cut' && !problems.some((p) => p.action === 'cut' && p.file === expectation.file && p.offset === expectation.offset)) {
+        if (
+          expectation.kind === 'cut' &&
+          !problems.some((p) => p.action === 'cut' && p.file === expectation.file && p.offset === expectation.offset)
+        ) {
           fail(`no 'cut' problem at ${expectation.file}@${expectation.offset}`);
         }
-        const reference = await openImage(truncateImage(image, expectation.file, expectation.offset), RecoveryMode.TolerateTailCorruption, this.config, this.seed);
-        if (reference.engine === undefined) fail(`the reference (file cut at ${expectation.offset}) does not open: ${describeError(reference.error)}`);
+        const reference = await openImage(
+          truncateImage(image, expectation.file, expectation.offset),
+          RecoveryMode.TolerateTailCorruption,
+          this.config,
+          this.seed,
+        );
+        if (reference.engine === undefined)
+          fail(`the reference (file cut at ${expectation.offset}) does not open: ${describeError(reference.error)}`);
         const cut = await this.#readState('reference cut', reference.engine);
         await reference.engine.close();
         if (state !== cut) fail(`state differs from the log cut at ${expectation.offset}\n${diff(cut, state)}`);
@@ -970,7 +1049,9 @@ export class Scenario {
           // TolerateTail chose to cut proven data); counted and reported.
           if (!proven) this.stats.syncedLostToUnprovenFlip++;
           if (expectation.kind === 'silent-cut') this.stats.syncedLostSilently++;
-          this.note(`flip cut acknowledged-synced writes h${index + 1}..h${this.#ackedDurable} (${proven ? 'proven, TolerateTail' : expectation.kind === 'silent-cut' ? 'unproven, unreported' : 'unproven'})`);
+          this.note(
+            `flip cut acknowledged-synced writes h${index + 1}..h${this.#ackedDurable} (${proven ? 'proven, TolerateTail' : expectation.kind === 'silent-cut' ? 'unproven, unreported' : 'unproven'})`,
+          );
         }
         if (expectation.kind === 'cut') mark(proven ? 'recovery.tail-cut-proven' : 'recovery.unproven-damage-cut');
         return;
@@ -985,7 +1066,8 @@ export class Scenario {
     await this.checkLive();
     await this.restart({ reopenTwice: false });
     await this.powerLoss('dropUnsynced');
-    if (this.history.floor !== this.history.attempted) this.violation('durability', 'after a clean close and a power loss, not every write is there');
+    if (this.history.floor !== this.history.attempted)
+      this.violation('durability', 'after a clean close and a power loss, not every write is there');
     await this.engine.close();
     this.#engine = undefined;
   }
@@ -1009,7 +1091,8 @@ export class Scenario {
         }
         const entries = first === undefined ? [] : await engine.fetchEntriesTo(region, first, last! + 1);
         entries.forEach((entry, i) => {
-          if (entry.index !== first! + i) this.violation('index-contiguity', `${what}: region ${region} entry ${i} has index ${entry.index}, expected ${first! + i}`);
+          if (entry.index !== first! + i)
+            this.violation('index-contiguity', `${what}: region ${region} entry ${i} has index ${entry.index}, expected ${first! + i}`);
         });
         if (first !== undefined && entries.length !== last! - first + 1) {
           this.violation('index-contiguity', `${what}: region ${region} returned ${entries.length} entries for ${first}..${last}`);
@@ -1018,9 +1101,11 @@ export class Scenario {
         for (const pair of engine.scan(region)) {
           kv.set(hex(pair.key), valueDigest(pair.value));
           const single = engine.get(region, pair.key);
-          if (single === undefined || valueDigest(single) !== valueDigest(pair.value)) this.violation('read-consistency', `${what}: get and scan disagree on region ${region} key ${hex(pair.key)}`);
+          if (single === undefined || valueDigest(single) !== valueDigest(pair.value))
+            this.violation('read-consistency', `${what}: get and scan disagree on region ${region} key ${hex(pair.key)}`);
         }
-        if (entries.length === 0 && kv.size === 0) this.violation('read-consistency', `${what}: region ${region} is listed but holds nothing`);
+        if (entries.length === 0 && kv.size === 0)
+          this.violation('read-consistency', `${what}: region ${region} is listed but holds nothing`);
         if (entries.length > 0) {
           const probe = entries[this.#rng.below(entries.length)]!;
           const single = await engine.getEntry(region, probe.index);
@@ -1028,7 +1113,14 @@ export class Scenario {
             this.violation('read-consistency', `${what}: getEntry and fetchEntriesTo disagree on region ${region} index ${probe.index}`);
           }
         }
-        lines.push(regionDigest(region, first ?? 0, entries.map((e) => entryModel(e.term, e.data)), kv));
+        lines.push(
+          regionDigest(
+            region,
+            first ?? 0,
+            entries.map((e) => entryModel(e.term, e.data)),
+            kv,
+          ),
+        );
       }
     } catch (error) {
       if (error instanceof Violation) throw error;
@@ -1044,7 +1136,13 @@ export class Scenario {
  * index checkpoint the clean close left, open would not re-read the damaged
  * record (by design; reads and consistencyCheck find it, test/index-checkpoint.test.ts).
  */
-async function openImage(image: Image, mode: RecoveryMode, config: EngineConfig, seed: number, masterKey?: Uint8Array): Promise<{ engine: Engine | undefined; error: unknown }> {
+async function openImage(
+  image: Image,
+  mode: RecoveryMode,
+  config: EngineConfig,
+  seed: number,
+  masterKey?: Uint8Array,
+): Promise<{ engine: Engine | undefined; error: unknown }> {
   const fs = encryptedOver(MemFs.fromSnapshot(image), masterKey);
   const engine = new Engine({ ...config, recoveryMode: mode, fs, seed: Random.derive(seed, 'flip-engine').u32(), indexCheckpoint: false });
   try {
@@ -1126,4 +1224,3 @@ function diff(expected: string, actual: string): string {
 function clip(line: string): string {
   return line.length > 400 ? `${line.slice(0, 400)}…` : line;
 }
-

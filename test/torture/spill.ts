@@ -23,7 +23,16 @@ import { Random } from '../support/random.js';
 
 const REGIONS = 3;
 const HARD_STATE = new TextEncoder().encode('hard_state');
-const POLICIES: CrashPolicy[] = ['dropUnsynced', 'keepPrefix', 'keepPages', 'tornZeros', 'tornOld', 'tornGarbage', 'loseDirEntries', 'mixed'];
+const POLICIES: CrashPolicy[] = [
+  'dropUnsynced',
+  'keepPrefix',
+  'keepPages',
+  'tornZeros',
+  'tornOld',
+  'tornGarbage',
+  'loseDirEntries',
+  'mixed',
+];
 /** Codes a write may fail with once the power is cut or the disk is full. */
 const FAILURE_CODES: ReadonlySet<string> = new Set([ErrorCode.IO, ErrorCode.NO_SPACE, ErrorCode.FSYNC_FAILED, ErrorCode.FAILED]);
 
@@ -61,7 +70,12 @@ export async function runSpillSeed(seed: number, stats: SpillStats): Promise<voi
   const rng = Random.derive(seed, 'spill');
   const trace: string[] = [];
   const fail = (detail: string): never => {
-    throw new SpillViolation(`spill seed=${seed}: ${detail}\ntrace:\n${trace.slice(-40).map((t) => `  ${t}`).join('\n')}`);
+    throw new SpillViolation(
+      `spill seed=${seed}: ${detail}\ntrace:\n${trace
+        .slice(-40)
+        .map((t) => `  ${t}`)
+        .join('\n')}`,
+    );
   };
   const options: Partial<EngineOptions> = {
     targetFileSize: rng.pick([4096, 8192]),
@@ -157,7 +171,8 @@ export async function runSpillSeed(seed: number, stats: SpillStats): Promise<voi
   if (manifest.kind === 'ok' && manifest.state.first !== 0) {
     let placed: string | undefined;
     for (let seq = manifest.state.first; seq <= manifest.state.last && placed === undefined; seq++) {
-      if (spilledPerManifest(manifest.state, seq) === true && spillImage.has(logFileName(Queue.Append, seq))) placed = logFileName(Queue.Append, seq);
+      if (spilledPerManifest(manifest.state, seq) === true && spillImage.has(logFileName(Queue.Append, seq)))
+        placed = logFileName(Queue.Append, seq);
     }
     if (placed !== undefined) {
       for (const recoveryMode of [RecoveryMode.AbsoluteConsistency, RecoveryMode.TolerateTailCorruption]) {
@@ -168,7 +183,8 @@ export async function runSpillSeed(seed: number, stats: SpillStats): Promise<voi
           fail(`${recoveryMode}: opened without spillFs although the MANIFEST places ${placed} there`);
         } catch (error) {
           if (error instanceof SpillViolation) throw error;
-          if (!isRaftlogError(error, 'CORRUPTION') || !/spillFs is missing/.test(error.message)) fail(`${recoveryMode} without spillFs: ${String(error)}`);
+          if (!isRaftlogError(error, 'CORRUPTION') || !/spillFs is missing/.test(error.message))
+            fail(`${recoveryMode} without spillFs: ${String(error)}`);
         }
       }
       const any = new Engine({ ...options, fs: MemFs.fromSnapshot(primaryImage), recoveryMode: RecoveryMode.TolerateAnyCorruption });
@@ -195,7 +211,8 @@ export async function runSpillSeed(seed: number, stats: SpillStats): Promise<voi
     } catch (error) {
       fail(`reopen ${round} after a power loss failed: ${String(error)}`);
     }
-    if (round === 2 && reopened.recoveryReport!.problems.length > 0) fail(`the second reopen repaired something: ${JSON.stringify(reopened.recoveryReport!.problems)}`);
+    if (round === 2 && reopened.recoveryReport!.problems.length > 0)
+      fail(`the second reopen repaired something: ${JSON.stringify(reopened.recoveryReport!.problems)}`);
     const state = await readState(reopened);
     await reopened.close();
     if (round === 1) {
@@ -220,7 +237,9 @@ async function readState(engine: Engine): Promise<string> {
     const first = engine.firstIndex(region);
     const last = engine.lastIndex(region);
     const entries = first === undefined || last === undefined ? [] : await engine.fetchEntriesTo(region, first, last + 1);
-    const data = entries.map((e) => (Buffer.compare(Buffer.from(e.data), Buffer.from(entryData(region, e.index))) === 0 ? '' : `!${e.index}`)).join('');
+    const data = entries
+      .map((e) => (Buffer.compare(Buffer.from(e.data), Buffer.from(entryData(region, e.index))) === 0 ? '' : `!${e.index}`))
+      .join('');
     const hard = engine.get(region, HARD_STATE);
     lines.push(`r${region} ${first ?? '-'}..${last ?? '-'} n${entries.length}${data} hs${hard === undefined ? '-' : [...hard].join(',')}`);
   }

@@ -95,7 +95,15 @@ export const WORKLOADS: readonly Workload[] = [
   },
   {
     name: 'compact',
-    config: { ...BASE, targetFileSize: 4096, preallocateBytes: 0, purgeThreshold: 4096, rewriteMaxEntries: 8, recycleFiles: 1, indexCheckpointInterval: 1024 },
+    config: {
+      ...BASE,
+      targetFileSize: 4096,
+      preallocateBytes: 0,
+      purgeThreshold: 4096,
+      rewriteMaxEntries: 8,
+      recycleFiles: 1,
+      indexCheckpointInterval: 1024,
+    },
     steps: [
       write(true, entries(1, 1, 2, 1, 1200)),
       write(true, entries(1, 3, 2, 1, 1200)),
@@ -188,7 +196,13 @@ export async function crashSweep(workload: Workload, policiesPerPoint: number): 
     for (let p = 0; p < policiesPerPoint; p++) {
       const policy: CrashPolicy = POLICIES[(k + p * 3) % POLICIES.length]!;
       const name = typeof policy === 'string' ? policy : `${policy.data}/${policy.dir}`;
-      const c: SweepCase = { sweep: 'crash', workload: workload.name, k, detail: `policy=${name}`, seed: caseSeed('crash', workload.name, k, p) };
+      const c: SweepCase = {
+        sweep: 'crash',
+        workload: workload.name,
+        k,
+        detail: `policy=${name}`,
+        seed: caseSeed('crash', workload.name, k, p),
+      };
       cases++;
       const violation = await runCase(
         c,
@@ -212,7 +226,13 @@ export async function killSweep(workload: Workload): Promise<SweepResult> {
   const violations: SweepResult['violations'] = [];
   let cases = 0;
   for (let k = 0; k <= calls; k++) {
-    const c: SweepCase = { sweep: 'kill', workload: workload.name, k, detail: 'then dropUnsynced', seed: caseSeed('kill', workload.name, k) };
+    const c: SweepCase = {
+      sweep: 'kill',
+      workload: workload.name,
+      k,
+      detail: 'then dropUnsynced',
+      seed: caseSeed('kill', workload.name, k),
+    };
     cases++;
     const violation = await runCase(
       c,
@@ -246,7 +266,13 @@ export async function errorSweep(workload: Workload): Promise<SweepResult> {
   let cases = 0;
   for (let k = 0; k < ops; k++) {
     for (const error of ['EIO', 'ENOSPC'] as const) {
-      const c: SweepCase = { sweep: 'error', workload: workload.name, k, detail: `error=${error}`, seed: caseSeed('error', workload.name, k, error) };
+      const c: SweepCase = {
+        sweep: 'error',
+        workload: workload.name,
+        k,
+        detail: `error=${error}`,
+        seed: caseSeed('error', workload.name, k, error),
+      };
       cases++;
       const violation = await runCase(
         c,
@@ -281,10 +307,15 @@ function checkSurfaced(scenario: Scenario, ruleId: number, fired: number, k: num
   const tag = `(op ${k}, rule ${ruleId})`;
   const codes: ReadonlySet<string> =
     error === 'EIO' ? new Set([ErrorCode.IO, ErrorCode.FSYNC_FAILED]) : new Set([ErrorCode.NO_SPACE, ErrorCode.FSYNC_FAILED]);
-  const reached = scenario.observedErrors.some((observed) => isRaftlogError(observed) && codes.has(observed.code) && chainMentions(observed, tag));
+  const reached = scenario.observedErrors.some(
+    (observed) => isRaftlogError(observed) && codes.has(observed.code) && chainMentions(observed, tag),
+  );
   if (!reached) {
     const seen = scenario.observedErrors.map((e) => `  ${describeError(e)}`).join('\n') || '  (none)';
-    scenario.violation('errors-surface', `injected ${error} on op ${k} (${event?.op ?? '?'} ${event?.path ?? ''}) reached no caller with its code; errors seen:\n${seen}`);
+    scenario.violation(
+      'errors-surface',
+      `injected ${error} on op ${k} (${event?.op ?? '?'} ${event?.path ?? ''}) reached no caller with its code; errors seen:\n${seen}`,
+    );
   }
 }
 
@@ -295,4 +326,3 @@ function chainMentions(error: unknown, tag: string): boolean {
   }
   return false;
 }
-
