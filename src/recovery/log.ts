@@ -20,7 +20,7 @@ import { fileIdQueue, fileIdSeq, logFileName, parseLogFileName } from '../file-n
 import type { FileSystem } from '../filesystem.js';
 import { FILE_FLAG_MANIFEST, FILE_HEADER_SIZE, RECORD_FLAG_LZ4, decodeFileHeader } from '../format/layout.js';
 import { recoverCheckpoint, type RewriteQueueState } from './checkpoint.js';
-import { loadIndexCheckpoint } from './index-checkpoint.js';
+import { loadIndexCheckpoint, type IndexCheckpointLoad } from './index-checkpoint.js';
 import { INDEX_CHECKPOINT_NAME, MANIFEST_NAME } from '../file-names.js';
 import { readManifest, spilledPerManifest, type ManifestRead, type ManifestState } from '../file-set/manifest.js';
 import { Queue } from '../format/layout.js';
@@ -28,6 +28,7 @@ import {
   RecoveryMode,
   decideFile,
   recoverQueue,
+  type ApplyRecord,
   type IndexCheckpointUse,
   type RecoveredLog,
   type RecoveryProblem,
@@ -95,68 +96,16 @@ export async function recoverLog(
     const loaded = await loadIndexCheckpoint(fs, manifest, memtables);
     if (loaded.kind === 'loaded') {
       // The tail replays under the same gap policy a full replay would use at that point.
-      gaps = loaded.rewrite.checkpoint !== undefined ? 'skip' : mode === RecoveryMode.TolerateAnyCorruption ? 'reset' : 'error';
-      const listed = manifest.state;
-      try {
-        // A listed file missing from the tail (one on a spillFs not given) is what it is in a full replay.
-        const listedProblems = { mode, problems: [] as RecoveryProblem[] } as RecoveryReport;
-        await checkListedFiles(fs, listed, mode, listedProblems, options.spillGiven === true, options.decisions);
-        // Serial: the tail is what a crash left since the last checkpoint (parallel replay serves a full one).
-        const log = await recoverQueue(fs, mode, apply, {
-          minSeq: listed.first,
-          maxSeq: listed.last,
-          cleanEnd: listed.cleanEnd,
-          resume: loaded.resume,
-          decisions: options.decisions,
-        });
-        log.files.unshift(...loaded.files);
-        log.report.problems.unshift(...listedProblems.problems);
-        log.report.indexCheckpoint = {
-          used: true,
-          detail: 'loaded',
-          coveredThrough: { seq: loaded.resume.seq, offset: loaded.resume.offset },
-          tailRecords: log.report.records,
-          tailBytes: log.report.bytesScanned,
-        };
-        return { manifest, rewrite: loaded.rewrite, log, deadRunsSkipped };
-      } catch (error) {
-        for (const file of loaded.files) await file.handle.close().catch(() => undefined);
-        await loaded.rewrite.checkpoint?.handle.close().catch(() => undefined);
-        throw error;
-      }
+      gaps = gapPolicy(loaded.rewrite.checkpoint !== undefined, mode);
+      const log = await replayTail(fs, mode, apply, manifest.state, loaded, options);
+      return { manifest, rewrite: loaded.rewrite, log, deadRunsSkipped };
     }
     checkpointUse = { used: false, detail: loaded.reason };
   } else if (options.indexCheckpoint === true && options.dryRun !== true) {
     checkpointUse = { used: false, detail: (await fs.exists(INDEX_CHECKPOINT_NAME)) ? `stale: MANIFEST ${manifest.kind}` : 'absent' };
   }
-  const manifestProblems: RecoveryProblem[] = [];
+  const manifestProblems = await reportManifest(fs, mode, manifest, options.decisions);
   const report = { mode, problems: manifestProblems } as RecoveryReport;
-  if (manifest.kind === 'damaged') {
-    decideFile(
-      'manifest-damaged',
-      mode,
-      report,
-      { file: MANIFEST_NAME, offset: 0, detail: manifest.detail, bytesDropped: 0 },
-      options.decisions,
-    );
-  }
-  if (manifest.kind === 'absent') {
-    const governed = await fileWrittenUnderManifest(fs);
-    if (governed !== undefined) {
-      decideFile(
-        'manifest-lost',
-        mode,
-        report,
-        {
-          file: MANIFEST_NAME,
-          offset: 0,
-          detail: `missing: ${governed} was written while a MANIFEST governed this directory (its header says so), so the MANIFEST was lost; files it listed may be missing too`,
-          bytesDropped: 0,
-        },
-        options.decisions,
-      );
-    }
-  }
   const listed = manifest.kind === 'ok' ? manifest.state : undefined;
   if (listed !== undefined) await checkListedFiles(fs, listed, mode, report, options.spillGiven === true, options.decisions);
   const rewrite = await recoverCheckpoint(
@@ -166,7 +115,7 @@ export async function recoverLog(
     listed === undefined ? undefined : (listed.checkpoint?.seq ?? 0),
     options.decisions,
   );
-  gaps = rewrite.checkpoint !== undefined ? 'skip' : mode === RecoveryMode.TolerateAnyCorruption ? 'reset' : 'error';
+  gaps = gapPolicy(rewrite.checkpoint !== undefined, mode);
   const parallel = options.parallel !== undefined && options.parallel.threads > 0 ? new ParallelReplay(options.parallel) : undefined;
   try {
     const minSeq = listed !== undefined ? listed.first : rewrite.checkpoint?.watermark;
@@ -187,6 +136,80 @@ export async function recoverLog(
   } finally {
     await parallel?.close();
   }
+}
+
+/** Entries that skip an index: after a GC checkpoint, dead runs it dropped; otherwise damage, unless the mode takes any. */
+function gapPolicy(afterGcCheckpoint: boolean, mode: RecoveryMode): GapPolicy {
+  return afterGcCheckpoint ? 'skip' : mode === RecoveryMode.TolerateAnyCorruption ? 'reset' : 'error';
+}
+
+/** Replays what follows a loaded index checkpoint's position, as a full replay would replay it there. */
+async function replayTail(
+  fs: FileSystem,
+  mode: RecoveryMode,
+  apply: ApplyRecord,
+  listed: ManifestState,
+  loaded: Extract<IndexCheckpointLoad, { kind: 'loaded' }>,
+  options: RecoverLogOptions,
+): Promise<RecoveredLog> {
+  try {
+    // A listed file missing from the tail (one on a spillFs not given) is what it is in a full replay.
+    const listedProblems = { mode, problems: [] as RecoveryProblem[] } as RecoveryReport;
+    await checkListedFiles(fs, listed, mode, listedProblems, options.spillGiven === true, options.decisions);
+    // Serial: the tail is what a crash left since the last checkpoint (parallel replay serves a full one).
+    const log = await recoverQueue(fs, mode, apply, {
+      minSeq: listed.first,
+      maxSeq: listed.last,
+      cleanEnd: listed.cleanEnd,
+      resume: loaded.resume,
+      decisions: options.decisions,
+    });
+    log.files.unshift(...loaded.files);
+    log.report.problems.unshift(...listedProblems.problems);
+    log.report.indexCheckpoint = {
+      used: true,
+      detail: 'loaded',
+      coveredThrough: { seq: loaded.resume.seq, offset: loaded.resume.offset },
+      tailRecords: log.report.records,
+      tailBytes: log.report.bytesScanned,
+    };
+    return log;
+  } catch (error) {
+    for (const file of loaded.files) await file.handle.close().catch(() => undefined);
+    await loaded.rewrite.checkpoint?.handle.close().catch(() => undefined);
+    throw error;
+  }
+}
+
+/** A damaged MANIFEST, or one lost while files written under it remain: problems the table decides on. */
+async function reportManifest(
+  fs: FileSystem,
+  mode: RecoveryMode,
+  manifest: ManifestRead,
+  decisions: Decision[] | undefined,
+): Promise<RecoveryProblem[]> {
+  const report = { mode, problems: [] as RecoveryProblem[] } as RecoveryReport;
+  if (manifest.kind === 'damaged') {
+    decideFile('manifest-damaged', mode, report, { file: MANIFEST_NAME, offset: 0, detail: manifest.detail, bytesDropped: 0 }, decisions);
+  }
+  if (manifest.kind === 'absent') {
+    const governed = await fileWrittenUnderManifest(fs);
+    if (governed !== undefined) {
+      decideFile(
+        'manifest-lost',
+        mode,
+        report,
+        {
+          file: MANIFEST_NAME,
+          offset: 0,
+          detail: `missing: ${governed} was written while a MANIFEST governed this directory (its header says so), so the MANIFEST was lost; files it listed may be missing too`,
+          bytesDropped: 0,
+        },
+        decisions,
+      );
+    }
+  }
+  return report.problems;
 }
 
 /**

@@ -205,44 +205,8 @@ export async function recoverQueue(
   };
   try {
     for (let i = 0; i < names.length; i++) {
-      const { name, parsed } = names[i]!;
-      // A successor that recovery will remove (case E) leaves this file last:
-      // its end is then where its records end, not what that header says.
-      const isLast =
-        i === names.length - 1 ||
-        (listedLast === undefined && i === names.length - 2 && (await neverCompleted(fs, names[i + 1]!.name, names[i + 1]!.parsed!.seq)));
-      if (previous !== undefined && parsed!.seq !== previous.seq + 1) {
-        const detail = `file(s) missing before sequence ${parsed!.seq}`;
-        decideFile('sequence-gap', mode, report, { file: name, offset: 0, detail, bytesDropped: 0 }, decisions);
-      }
-      const expectedEnd = isLast ? undefined : await recordedLength(fs, names[i + 1]!.name);
-      const handle = await fs.open(name, { readOnly: dryRun || !isLast });
-      let recovered: RecoveredFile | undefined;
-      try {
-        const mayBeUnfinished = isLast && listedLast === undefined;
-        const cleanEnd =
-          options.cleanEnd !== undefined && options.cleanEnd > 0 && parsed!.seq === listedLast ? options.cleanEnd : undefined;
-        const start = resume !== undefined && parsed!.seq === resume.seq ? resume : undefined;
-        recovered = await recoverFile(queue, {
-          handle,
-          name,
-          seq: parsed!.seq,
-          isLast,
-          mayBeUnfinished,
-          expectedEnd,
-          cleanEnd,
-          previous,
-          start,
-        });
-      } catch (error) {
-        // Not in `files` yet, so the cleanup below would leak its descriptor.
-        await handle.close().catch(() => undefined);
-        throw error;
-      }
-      if (recovered === undefined) {
-        await handle.close();
-        continue;
-      }
+      const recovered = await recoverAt(queue, names, i, previous, options);
+      if (recovered === undefined) continue;
       files.push(recovered);
       previous = recovered;
     }
@@ -264,6 +228,54 @@ export async function recoverQueue(
   const nextSeq = Math.max(minSeq, lastRemoved ? maxSeq : maxSeq + 1, listedLast === undefined ? 1 : listedLast + 1, keptPastListed + 1);
   const superseded = all.filter((n) => n.parsed!.seq < minSeq).map((n) => n.name);
   return { files, writable, nextSeq, report, superseded };
+}
+
+/** Opens and recovers `names[i]`; undefined when recovery removed it (its handle is closed then). */
+async function recoverAt(
+  queue: QueueRecovery,
+  names: readonly { name: string; parsed: { seq: number } | undefined }[],
+  i: number,
+  previous: RecoveredFile | undefined,
+  options: RecoverOptions,
+): Promise<RecoveredFile | undefined> {
+  const { fs, mode, report, dryRun, decisions } = queue;
+  const listedLast = options.maxSeq;
+  const resume = options.resume;
+  const { name, parsed } = names[i]!;
+  // A successor that recovery will remove (case E) leaves this file last:
+  // its end is then where its records end, not what that header says.
+  const isLast =
+    i === names.length - 1 ||
+    (listedLast === undefined && i === names.length - 2 && (await neverCompleted(fs, names[i + 1]!.name, names[i + 1]!.parsed!.seq)));
+  if (previous !== undefined && parsed!.seq !== previous.seq + 1) {
+    const detail = `file(s) missing before sequence ${parsed!.seq}`;
+    decideFile('sequence-gap', mode, report, { file: name, offset: 0, detail, bytesDropped: 0 }, decisions);
+  }
+  const expectedEnd = isLast ? undefined : await recordedLength(fs, names[i + 1]!.name);
+  const handle = await fs.open(name, { readOnly: dryRun || !isLast });
+  let recovered: RecoveredFile | undefined;
+  try {
+    const mayBeUnfinished = isLast && listedLast === undefined;
+    const cleanEnd = options.cleanEnd !== undefined && options.cleanEnd > 0 && parsed!.seq === listedLast ? options.cleanEnd : undefined;
+    const start = resume !== undefined && parsed!.seq === resume.seq ? resume : undefined;
+    recovered = await recoverFile(queue, {
+      handle,
+      name,
+      seq: parsed!.seq,
+      isLast,
+      mayBeUnfinished,
+      expectedEnd,
+      cleanEnd,
+      previous,
+      start,
+    });
+  } catch (error) {
+    // Not in the caller's files yet, so its cleanup would leak this descriptor.
+    await handle.close().catch(() => undefined);
+    throw error;
+  }
+  if (recovered === undefined) await handle.close();
+  return recovered;
 }
 
 /**
