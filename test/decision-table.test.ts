@@ -10,15 +10,15 @@ import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MemFs } from '../backends/memfs.js';
-import { Engine, type EngineOptions } from '../src/engine.js';
+import { Engine } from '../src/engine.js';
 import { isRaftlogError } from '../src/errors.js';
 import { LogBatch } from '../src/log-batch.js';
 import { MANIFEST_NAME } from '../src/file-names.js';
-import { MANIFEST_SLOT_SIZE, decodeManifestSlot, encodeManifestSlot, type ManifestState } from '../src/file-set/manifest.js';
-import { FILE_FLAG_MANIFEST, FILE_FLAG_RECYCLED, FILE_HEADER_SIZE, decodeFileHeader, encodeFileHeader } from '../src/format/layout.js';
+import { MANIFEST_SLOT_SIZE } from '../src/file-set/manifest.js';
+import { FILE_FLAG_MANIFEST, FILE_FLAG_RECYCLED, decodeFileHeader, encodeFileHeader } from '../src/format/layout.js';
 import { recoverLog } from '../src/recovery/log.js';
 import { RecoveryMode, type RecoveryProblem } from '../src/recovery/recovery.js';
-import { RecordScanner } from '../src/recovery/scanner.js';
+import { type Files, editManifest, logNames, recordOffsets, withoutCleanEnd, writeLog } from './support/damaged-log.js';
 import {
   DAMAGE_SITES,
   DECISION_TABLE,
@@ -32,57 +32,7 @@ import {
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const MODES = Object.values(RecoveryMode);
 
-type Files = Map<string, Uint8Array>;
-
-async function writeLog(records: number, options: Partial<EngineOptions> = {}): Promise<Files> {
-  const fs = new MemFs();
-  const engine = new Engine({ fs, seed: 9, targetFileSize: 1 << 20, preallocateBytes: 4096, indexCheckpoint: false, ...options });
-  await engine.open();
-  for (let r = 1; r <= records; r++) {
-    const batch = new LogBatch();
-    batch.addEntries(r, [{ index: 1, term: 1, data: new Uint8Array(900).map((_, i) => (i * r) & 0xff) }]);
-    await engine.write(batch, { sync: true });
-  }
-  await engine.close();
-  const files = fs.snapshot();
-  files.delete('LOCK');
-  return files;
-}
-
-/** Twelve records over files of 4 KiB: several files, so there are older ones. */
 const manyFiles = (): Promise<Files> => writeLog(12, { targetFileSize: 4096 });
-
-function logNames(files: Files): string[] {
-  return [...files.keys()].filter((n) => n.endsWith('.raftlog')).sort();
-}
-
-async function recordOffsets(bytes: Uint8Array): Promise<number[]> {
-  const header = decodeFileHeader(bytes);
-  assert.ok(typeof header === 'object');
-  const fs = new MemFs();
-  const handle = await fs.open('f', { create: true });
-  await handle.write([bytes], 0);
-  const scanner = new RecordScanner(handle, bytes.length, header.salt);
-  const offsets: number[] = [];
-  for (let offset = FILE_HEADER_SIZE; ; ) {
-    const result = await scanner.read(offset);
-    if (!('header' in result)) break;
-    offsets.push(offset);
-    offset = result.end;
-  }
-  return offsets;
-}
-
-function editManifest(files: Files, edit: (state: ManifestState) => ManifestState): void {
-  const manifest = files.get(MANIFEST_NAME)!;
-  for (const at of [0, MANIFEST_SLOT_SIZE]) {
-    const slot = decodeManifestSlot(manifest.subarray(at, at + MANIFEST_SLOT_SIZE));
-    if (typeof slot === 'object') manifest.set(encodeManifestSlot(edit(slot.state), slot.generation), at);
-  }
-}
-
-/** As a crash leaves it: the MANIFEST records no clean close. */
-const withoutCleanEnd = (files: Files): void => editManifest(files, (state) => ({ ...state, cleanEnd: 0 }));
 
 function editHeader(files: Files, name: string, flags: (old: number) => number): void {
   const bytes = Uint8Array.from(files.get(name)!);

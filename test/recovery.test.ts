@@ -10,65 +10,13 @@ import { LogBatch } from '../src/log-batch.js';
 import { RecoveryMode } from '../src/recovery/recovery.js';
 import { RecordScanner, type WindowOptions } from '../src/recovery/scanner.js';
 import { FILE_HEADER_SIZE, decodeFileHeader } from '../src/format/layout.js';
-import { MANIFEST_NAME } from '../src/file-names.js';
-import { MANIFEST_SLOT_SIZE, decodeManifestSlot, encodeManifestSlot } from '../src/file-set/manifest.js';
-
-type Files = Map<string, Uint8Array>;
-
-/** Writes `records` synced batches, one region each (regions 1..n), over files of `targetFileSize`. */
-async function writeLog(records: number, targetFileSize = 1 << 20, seed = 9): Promise<Files> {
-  const fs = new MemFs();
-  // These cases are about replay, so the log gets no index checkpoint: with
-  // one, open does not re-read the records it covers (test/index-checkpoint.test.ts).
-  const engine = new Engine({ fs, seed, targetFileSize, preallocateBytes: 4096, indexCheckpoint: false });
-  await engine.open();
-  for (let r = 1; r <= records; r++) {
-    const batch = new LogBatch();
-    batch.addEntries(r, [{ index: 1, term: 1, data: new Uint8Array(900).map((_, i) => (i * r) & 0xff) }]);
-    await engine.write(batch, { sync: true });
-  }
-  await engine.close();
-  const files = fs.snapshot();
-  files.delete('LOCK');
-  return files;
-}
-
-function logNames(files: Files): string[] {
-  return [...files.keys()].filter((n) => n.endsWith('.raftlog')).sort();
-}
-
-/** Offsets of the records in a file's bytes. */
-async function recordOffsets(bytes: Uint8Array): Promise<number[]> {
-  const header = decodeFileHeader(bytes);
-  assert.ok(typeof header === 'object');
-  const fs = new MemFs();
-  const handle = await fs.open('f', { create: true });
-  await handle.write([bytes], 0);
-  const scanner = new RecordScanner(handle, bytes.length, header.salt);
-  const offsets: number[] = [];
-  for (let offset = FILE_HEADER_SIZE; ; ) {
-    const result = await scanner.read(offset);
-    if (!('header' in result)) break;
-    offsets.push(offset);
-    offset = result.end;
-  }
-  return offsets;
-}
+import { type Files, logNames, recordOffsets, withoutCleanEnd, writeLog } from './support/damaged-log.js';
 
 async function reopen(files: Files, recoveryMode: RecoveryMode): Promise<{ fs: MemFs; engine: Engine }> {
   const fs = MemFs.fromSnapshot(files);
   const engine = new Engine({ fs, seed: 9, recoveryMode, targetFileSize: 1 << 20 });
   await engine.open();
   return { fs, engine };
-}
-
-/** Drops the clean end a clean close recorded in the MANIFEST (as an engine's first write does). */
-function withoutCleanEnd(files: Files): void {
-  const manifest = files.get(MANIFEST_NAME)!;
-  for (const at of [0, MANIFEST_SLOT_SIZE]) {
-    const slot = decodeManifestSlot(manifest.subarray(at, at + MANIFEST_SLOT_SIZE));
-    if (typeof slot === 'object') manifest.set(encodeManifestSlot({ ...slot.state, cleanEnd: 0 }, slot.generation), at);
-  }
 }
 
 function regionsPresent(engine: Engine): number[] {
@@ -223,7 +171,7 @@ describe('recovery case table', () => {
   });
 
   it('C: damage in an older file is corruption unless TolerateAny', async () => {
-    const files = await writeLog(12, 4096);
+    const files = await writeLog(12, { targetFileSize: 4096 });
     const names = logNames(files);
     assert.ok(names.length >= 3, `${names.length} files`);
     const older = names[0]!;
@@ -241,7 +189,7 @@ describe('recovery case table', () => {
   });
 
   it("D: an older file cut short is detected through its successor's header", async () => {
-    const files = await writeLog(12, 4096);
+    const files = await writeLog(12, { targetFileSize: 4096 });
     const names = logNames(files);
     const older = names[0]!;
     const offsets = await recordOffsets(files.get(older)!);
@@ -271,7 +219,7 @@ describe('recovery case table', () => {
   });
 
   it('F: a damaged header on an older file, or a missing file, is corruption unless TolerateAny', async () => {
-    const files = await writeLog(12, 4096);
+    const files = await writeLog(12, { targetFileSize: 4096 });
     const names = logNames(files);
     const headerDamaged = new Map(files);
     const bytes = Uint8Array.from(files.get(names[0]!)!);
@@ -291,7 +239,7 @@ describe('recovery case table', () => {
     // name and layout: what a recycled file looks like.
     const withTail = async (earlierSeed: number): Promise<number[]> => {
       const files = await writeLog(2);
-      const earlier = await writeLog(4, 1 << 20, earlierSeed);
+      const earlier = await writeLog(4, { seed: earlierSeed });
       const [name] = logNames(files);
       const mine = files.get(name!)!;
       const end = (await recordOffsets(earlier.get(name!)!))[2]!; // where the earlier file's third record starts
