@@ -10,47 +10,20 @@
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { cpus, loadavg, release, tmpdir, totalmem, type } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const dist = new URL('../dist/', import.meta.url);
 const { Engine } = await import(new URL('src/engine.js', dist).href);
 const { LogBatch } = await import(new URL('src/log-batch.js', dist).href);
 const { PosixFs } = await import(new URL('backends/posix.js', dist).href);
+const { REGIONS, machineInfo, median, reopenAndReadLast } = await import(new URL('reopen-measure.mjs', import.meta.url).href);
 
-const REGIONS = 1000;
 const ENTRY = 4096;
 const BATCH = 16;
 
-async function reopen(dir, indexCheckpoint) {
-  const rssBefore = process.memoryUsage().rss;
-  const began = performance.now();
-  const engine = new Engine({ fs: new PosixFs(dir), indexCheckpoint });
-  await engine.open();
-  const opened = performance.now();
-  let found = 0;
-  for (let region = 1; region <= REGIONS; region++) {
-    const last = engine.lastIndex(region);
-    if (last !== undefined && (await engine.getEntry(region, last)) !== undefined) found++;
-  }
-  const read = performance.now();
-  const rss = process.memoryUsage().rss;
-  const report = engine.recoveryReport;
-  await engine.close();
-  return {
-    indexCheckpoint,
-    openMs: opened - began,
-    readLastMs: read - opened,
-    rssMiB: rss / 2 ** 20,
-    rssBeforeMiB: rssBefore / 2 ** 20,
-    regionsFound: found,
-    used: report?.indexCheckpoint,
-    records: report?.records,
-  };
-}
-
 if (process.argv[2] === '--child') {
-  console.log(JSON.stringify(await reopen(process.argv[3], process.argv[4] === 'on')));
+  console.log(JSON.stringify(await reopenAndReadLast(process.argv[3], process.argv[4] === 'on', { close: true })));
   process.exit(0);
 }
 
@@ -94,16 +67,13 @@ try {
   }
   for (const mode of [true, false]) {
     const runs = results.filter((x) => x.indexCheckpoint === mode);
-    const median = (key) => runs.map((x) => x[key]).sort((a, b) => a - b)[Math.floor(runs.length / 2)];
     console.log(
-      `${mode ? 'checkpoint on ' : 'checkpoint off'}: open ${median('openMs').toFixed(1)} ms, read last entries ${median('readLastMs').toFixed(1)} ms, RSS ${median('rssMiB').toFixed(0)} MiB ` +
-        `(median of ${runs.length}; used: ${JSON.stringify(runs[0].used)}, records replayed ${runs[0].records}, regions found ${runs[0].regionsFound})`,
+      `${mode ? 'checkpoint on ' : 'checkpoint off'}: open ${median(runs, 'openMs').toFixed(1)} ms, read last entries ${median(runs, 'readLastMs').toFixed(1)} ms, RSS ${median(runs, 'rssMiB').toFixed(0)} MiB ` +
+        `(median of ${runs.length}; used: ${JSON.stringify(runs[0].checkpoint)}, records replayed ${runs[0].records}, regions found ${runs[0].regionsFound})`,
     );
   }
-  const machine = `${cpus()[0]?.model ?? 'cpu'}, ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, ${type()} ${release()}, Node ${process.version}, load average ${loadavg()
-    .map((l) => l.toFixed(2))
-    .join(' ')}`;
-  console.log(`machine: ${machine}`);
+  const machine = machineInfo();
+  console.log(`machine: ${JSON.stringify(machine)}`);
   console.log(JSON.stringify({ mib, rounds, machine, results }));
 } finally {
   rmSync(dir, { recursive: true, force: true });

@@ -14,15 +14,14 @@
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { cpus, loadavg, release, tmpdir, totalmem, type } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const dist = new URL('../dist/', import.meta.url);
 const { Engine } = await import(new URL('src/engine.js', dist).href);
 const { LogBatch } = await import(new URL('src/log-batch.js', dist).href);
 const { PosixFs } = await import(new URL('backends/posix.js', dist).href);
-
-const REGIONS = 1000;
+const { REGIONS, machineInfo, median, reopenAndReadLast } = await import(new URL('reopen-measure.mjs', import.meta.url).href);
 
 async function write(dir, mib, tailMib, entryBytes) {
   // Uncompressed records, so the MiB written are the MiB replayed.
@@ -67,34 +66,11 @@ async function write(dir, mib, tailMib, entryBytes) {
   process.kill(process.pid, 'SIGKILL');
 }
 
-async function reopen(dir, indexCheckpoint) {
-  const began = performance.now();
-  const engine = new Engine({ fs: new PosixFs(dir), indexCheckpoint });
-  await engine.open();
-  const opened = performance.now();
-  let found = 0;
-  for (let region = 1; region <= REGIONS; region++) {
-    const last = engine.lastIndex(region);
-    if (last !== undefined && (await engine.getEntry(region, last)) !== undefined) found++;
-  }
-  const report = engine.recoveryReport;
-  // No close: the next reopen finds the directory as the kill left it (a close would write a new checkpoint).
-  return {
-    indexCheckpoint,
-    openMs: opened - began,
-    readLastMs: performance.now() - opened,
-    rssMiB: process.memoryUsage().rss / 2 ** 20,
-    regionsFound: found,
-    checkpoint: report?.indexCheckpoint,
-    records: report?.records,
-    bytesScanned: report?.bytesScanned,
-  };
-}
-
 if (process.argv[2] === '--write') {
   await write(process.argv[3], Number(process.argv[4]), Number(process.argv[5]), Number(process.argv[6]));
 } else if (process.argv[2] === '--reopen') {
-  console.log(JSON.stringify(await reopen(process.argv[3], process.argv[4] === 'on')));
+  // No close: the next reopen finds the directory as the kill left it.
+  console.log(JSON.stringify(await reopenAndReadLast(process.argv[3], process.argv[4] === 'on', { close: false })));
   process.exit(0);
 } else {
   const mib = Number(process.argv[2] ?? 256);
@@ -118,18 +94,10 @@ if (process.argv[2] === '--write') {
     child('on');
     const on = Array.from({ length: rounds }, () => child('on'));
     const off = Array.from({ length: rounds }, () => child('off'));
-    const median = (runs, key) => runs.map((r) => r[key]).sort((a, b) => a - b)[Math.floor(runs.length / 2)];
     console.log(
       JSON.stringify(
         {
-          machine: {
-            type: type(),
-            release: release(),
-            cpus: cpus().length,
-            cpuModel: cpus()[0]?.model,
-            totalMemGiB: totalmem() / 2 ** 30,
-            loadavg: loadavg(),
-          },
+          machine: machineInfo(),
           mib,
           tailMib,
           entryBytes,
