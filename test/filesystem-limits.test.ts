@@ -16,40 +16,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 
-import { EncryptedFs } from '../backends/encrypted.js';
-import { PmemFs } from '../backends/pmem.js';
-import { PosixFs } from '../backends/posix.js';
-import { UringFs } from '../backends/uring.js';
 import { Engine } from '../src/engine.js';
 import { ErrorCode, RaftlogError } from '../src/errors.js';
-import type { FileSystem } from '../src/filesystem.js';
 import { LogBatch } from '../src/log-batch.js';
+import { BACKENDS, type Backend, pmemReason, uringReason } from './support/limit-backends.js';
 import { Random } from './support/random.js';
 
-const MASTER_KEY = new Uint8Array(32).fill(9);
 const CLI = new URL('../cli/main.js', import.meta.url).pathname;
-const uringReason = UringFs.unavailableReason();
-const pmemReason = PmemFs.unavailableReason();
-
-interface Backend {
-  readonly name: string;
-  /** Why it cannot run here, or undefined. */
-  readonly unavailable: string | undefined;
-  make(root: string): FileSystem;
-}
-
-const BACKENDS: readonly Backend[] = [
-  { name: 'PosixFs', unavailable: undefined, make: (root) => new PosixFs(root) },
-  { name: 'UringFs', unavailable: uringReason, make: (root) => new UringFs(root) },
-  { name: 'UringFs direct', unavailable: uringReason, make: (root) => new UringFs(root, { direct: true }) },
-  { name: 'PmemFs', unavailable: pmemReason, make: (root) => new PmemFs(root, { defaultCapacityBytes: 4 << 20 }) },
-  {
-    name: 'EncryptedFs over PosixFs',
-    unavailable: undefined,
-    make: (root) => new EncryptedFs(new PosixFs(root), { masterKey: MASTER_KEY }),
-  },
-];
-
 const ENGINE_OPTIONS = { targetFileSize: 1 << 20, seed: 15 };
 
 /** Mounts in a fresh directory; undefined (and the test skipped) where that is not allowed. */
@@ -108,6 +81,35 @@ function unmount(point: string): void {
   rmSync(point, { recursive: true, force: true });
 }
 
+/** Makes a 1 KiB-block ext4 image of `size`, loop-mounts it for `body`, then unmounts and deletes it; skips where it cannot. */
+async function withExt4Image(
+  t: TestContext,
+  size: string,
+  mkfsOptions: readonly string[],
+  body: (point: string) => Promise<void>,
+): Promise<void> {
+  const image = join(mkdtempSync(join(tmpdir(), 'raftlog-limits-img-')), 'ext4.img');
+  try {
+    execFileSync('truncate', ['-s', size, image]);
+    execFileSync('mkfs.ext4', ['-q', '-F', '-b', '1024', ...mkfsOptions, image], { stdio: 'pipe' });
+  } catch (error) {
+    rmSync(join(image, '..'), { recursive: true, force: true });
+    t.skip(`cannot make an ext4 image: ${String(error)}`);
+    return;
+  }
+  const point = mountOrSkip(t, ['-o', 'loop', image], 'a loop ext4 image');
+  if (point === undefined) {
+    rmSync(join(image, '..'), { recursive: true, force: true });
+    return;
+  }
+  try {
+    await body(point);
+  } finally {
+    unmount(point);
+    rmSync(join(image, '..'), { recursive: true, force: true });
+  }
+}
+
 /** Incompressible (random, seeded by the index), so a big batch really needs its size on disk. */
 function entryData(index: number, size: number): Uint8Array {
   return new Random(index).bytes(size);
@@ -156,20 +158,10 @@ function available(point: string): number {
 
 describe('issue 15 case 5: open on a 100%-full disk works on every backend, O_DIRECT included', () => {
   it('a loop-mounted ext4 image filled to 100%: reopen, read every acknowledged entry, a typed NO_SPACE on write, nothing lost', async (t) => {
-    const image = join(mkdtempSync(join(tmpdir(), 'raftlog-limits-img-')), 'ext4.img');
-    try {
-      execFileSync('truncate', ['-s', '48M', image]);
-      // 1 KiB blocks (mke2fs's choice for small images anyway): smaller than
-      // UringFs's old fixed 4 KiB direct block, whose padding then needed
-      // blocks the file did not have.
-      execFileSync('mkfs.ext4', ['-q', '-F', '-b', '1024', image], { stdio: 'pipe' });
-    } catch (error) {
-      t.skip(`cannot make an ext4 image: ${String(error)}`);
-      return;
-    }
-    const point = mountOrSkip(t, ['-o', 'loop', image], 'a loop ext4 image');
-    if (point === undefined) return;
-    try {
+    // 1 KiB blocks (mke2fs's choice for small images anyway): smaller than
+    // UringFs's old fixed 4 KiB direct block, whose padding then needed
+    // blocks the file did not have.
+    await withExt4Image(t, '48M', [], async (point) => {
       for (const backend of BACKENDS) {
         // Without preallocation the last block is partial at reopen, and resume rewrites it.
         for (const preallocateBytes of [0, 256 << 10]) {
@@ -177,10 +169,7 @@ describe('issue 15 case 5: open on a 100%-full disk works on every backend, O_DI
           await t.test(title, { skip: backend.unavailable ?? false }, () => fullDisk(backend, point, preallocateBytes));
         }
       }
-    } finally {
-      unmount(point);
-      rmSync(join(image, '..'), { recursive: true, force: true });
-    }
+    });
   });
 });
 
@@ -233,20 +222,10 @@ async function fullDisk(backend: Backend, point: string, preallocateBytes: numbe
 
 describe('a disk that fills up under the writer: a typed NO_SPACE, never a signal', () => {
   it('each backend writes into a 1 KiB-block ext4 until it is full, in a child process, then every acknowledged entry reopens', async (t) => {
-    const image = join(mkdtempSync(join(tmpdir(), 'raftlog-limits-img-')), 'ext4.img');
-    try {
-      execFileSync('truncate', ['-s', '16M', image]);
-      // Blocks smaller than a page: a store through a mapping dirties a whole
-      // page, and PmemFs once allocated only the header's first block, so the
-      // size-word store that followed a full disk died with SIGBUS.
-      execFileSync('mkfs.ext4', ['-q', '-F', '-b', '1024', '-O', '^has_journal', image], { stdio: 'pipe' });
-    } catch (error) {
-      t.skip(`cannot make an ext4 image: ${String(error)}`);
-      return;
-    }
-    const point = mountOrSkip(t, ['-o', 'loop', image], 'a loop ext4 image');
-    if (point === undefined) return;
-    try {
+    // Blocks smaller than a page: a store through a mapping dirties a whole
+    // page, and PmemFs once allocated only the header's first block, so the
+    // size-word store that followed a full disk died with SIGBUS.
+    await withExt4Image(t, '16M', ['-O', '^has_journal'], async (point) => {
       for (const backend of BACKENDS) {
         // A few MiB left, so the writer fills them (rotating into new files on the way) in a few dozen synced writes.
         const filler = join(point, 'filler');
@@ -258,10 +237,7 @@ describe('a disk that fills up under the writer: a typed NO_SPACE, never a signa
           rmSync(filler, { force: true });
         }
       }
-    } finally {
-      unmount(point);
-      rmSync(join(image, '..'), { recursive: true, force: true });
-    }
+    });
   });
 });
 
@@ -270,26 +246,13 @@ async function fillUnderWriter(backend: Backend, point: string): Promise<void> {
   const root = join(point, backend.name.replace(/\W+/g, '-'));
   const modules = {
     engine: new URL('../src/index.js', import.meta.url).href,
-    encrypted: new URL('../backends/encrypted.js', import.meta.url).href,
-    pmem: new URL('../backends/pmem.js', import.meta.url).href,
-    posix: new URL('../backends/posix.js', import.meta.url).href,
-    uring: new URL('../backends/uring.js', import.meta.url).href,
+    backends: new URL('./support/limit-backends.js', import.meta.url).href,
   };
   const script = `
     const { Engine, LogBatch } = await import(${JSON.stringify(modules.engine)});
-    const { EncryptedFs } = await import(${JSON.stringify(modules.encrypted)});
-    const { PmemFs } = await import(${JSON.stringify(modules.pmem)});
-    const { PosixFs } = await import(${JSON.stringify(modules.posix)});
-    const { UringFs } = await import(${JSON.stringify(modules.uring)});
-    const root = ${JSON.stringify(root)};
-    const make = {
-      PosixFs: () => new PosixFs(root),
-      UringFs: () => new UringFs(root),
-      'UringFs direct': () => new UringFs(root, { direct: true }),
-      PmemFs: () => new PmemFs(root, { defaultCapacityBytes: 4 << 20 }),
-      'EncryptedFs over PosixFs': () => new EncryptedFs(new PosixFs(root), { masterKey: new Uint8Array(32).fill(9) }),
-    }[${JSON.stringify(backend.name)}];
-    const engine = new Engine({ fs: make(), targetFileSize: 1 << 20, seed: 15 });
+    const { BACKENDS } = await import(${JSON.stringify(modules.backends)});
+    const backend = BACKENDS.find((b) => b.name === ${JSON.stringify(backend.name)});
+    const engine = new Engine({ fs: backend.make(${JSON.stringify(root)}), ...${JSON.stringify(ENGINE_OPTIONS)} });
     await engine.open();
     let last = 0;
     let code = 'none';
