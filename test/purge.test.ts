@@ -200,6 +200,13 @@ const cases: Case[] = [
 /** A threshold never reached: only the space rule moves the watermark past the oldest reference. */
 const SPACE_ONLY: Partial<PurgeOptions> = { purgeThreshold: 1e9 };
 
+/** Ten 1000-byte files: files 1 and 2 hold 100 live bytes each, files 3..10 two 400-byte entries each (live 6600). */
+const mostlyDeadOldest = (): ReturnType<typeof run>[] => [
+  run('a1', 1, 1, 100),
+  run('a2', 2, 1, 100),
+  ...[3, 4, 5, 6, 7, 8, 9, 10].map((seq) => run(`a${seq}`, 3 + 2 * (seq - 3), 2, 400)),
+];
+
 // The space rule, with 1000-byte files: after the pass, the append files
 // kept plus the checkpoint it leaves must fit in 1.3 × live + slack. The
 // checkpoint a watermark leaves holds the live bytes below it (or, when
@@ -217,15 +224,7 @@ const spaceCases: Case[] = [
   {
     name: "over the bound: the oldest files' live data is copied, up to the lowest watermark that fits",
     // Live 100 + 100 + 8 × 800 = 6600, limit 8580. Watermark 2 leaves 9000 + 268, 3 leaves 8000 + 408: fits.
-    regions: {
-      1: {
-        runs: [
-          run('a1', 1, 1, 100),
-          run('a2', 2, 1, 100),
-          ...[3, 4, 5, 6, 7, 8, 9, 10].map((seq) => run(`a${seq}`, 3 + 2 * (seq - 3), 2, 400)),
-        ],
-      },
-    },
+    regions: { 1: { runs: mostlyDeadOldest() } },
     files: 10,
     options: SPACE_ONLY,
     space: { slackBytes: 0 },
@@ -234,15 +233,7 @@ const spaceCases: Case[] = [
   {
     name: 'a slack (room the recycle pool and the active file leave of one target file + preallocation) absorbs dead bytes',
     // As above, with a slack of 2000: the limit is 10580 ≥ 10000.
-    regions: {
-      1: {
-        runs: [
-          run('a1', 1, 1, 100),
-          run('a2', 2, 1, 100),
-          ...[3, 4, 5, 6, 7, 8, 9, 10].map((seq) => run(`a${seq}`, 3 + 2 * (seq - 3), 2, 400)),
-        ],
-      },
-    },
+    regions: { 1: { runs: mostlyDeadOldest() } },
     files: 10,
     options: SPACE_ONLY,
     space: { slackBytes: 2000 },
@@ -251,15 +242,7 @@ const spaceCases: Case[] = [
   {
     name: 'a smaller slack moves the watermark less far',
     // Slack 1000: limit 9580; watermark 2 leaves 9000 + 268.
-    regions: {
-      1: {
-        runs: [
-          run('a1', 1, 1, 100),
-          run('a2', 2, 1, 100),
-          ...[3, 4, 5, 6, 7, 8, 9, 10].map((seq) => run(`a${seq}`, 3 + 2 * (seq - 3), 2, 400)),
-        ],
-      },
-    },
+    regions: { 1: { runs: mostlyDeadOldest() } },
     files: 10,
     options: SPACE_ONLY,
     space: { slackBytes: 1000 },
@@ -268,15 +251,7 @@ const spaceCases: Case[] = [
   {
     name: 'a negative slack (the pool and a recycled active file take more than that room) moves the watermark further',
     // Slack −300: limit 8280; watermark 3 leaves 8408, 4 leaves 7000 + 1256.
-    regions: {
-      1: {
-        runs: [
-          run('a1', 1, 1, 100),
-          run('a2', 2, 1, 100),
-          ...[3, 4, 5, 6, 7, 8, 9, 10].map((seq) => run(`a${seq}`, 3 + 2 * (seq - 3), 2, 400)),
-        ],
-      },
-    },
+    regions: { 1: { runs: mostlyDeadOldest() } },
     files: 10,
     options: SPACE_ONLY,
     space: { slackBytes: -300 },
