@@ -19,6 +19,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { UnsupportedError } from '../src/errors.js';
+import type { Lz4Codec } from '../src/format/compression.js';
 
 export interface RingStats {
   /** io_uring_enter calls that submitted at least one SQE. */
@@ -140,6 +141,20 @@ export interface NativeBinding {
    * change until it settles.
    */
   writeSync(fd: number, buffers: readonly Uint8Array[], position: number, datasync: boolean): Promise<void>;
+  /**
+   * Writes a 4-byte little-endian size prefix and one LZ4 block for
+   * `src[srcStart, srcEnd)` at `dst[dstStart, dstLimit)` (lz4-napi's
+   * framing); returns the bytes written, or 0 when they would not fit.
+   * Allocates nothing. The two ranges must not overlap.
+   */
+  lz4Compress(src: Uint8Array, srcStart: number, srcEnd: number, dst: Uint8Array, dstStart: number, dstLimit: number): number;
+  /**
+   * Decodes the prefixed block `src[srcStart, srcEnd)` into
+   * `dst[dstStart, dstLimit)`; returns its length, or below zero for
+   * malformed input (src/format/compression.ts, Lz4DecodeFailure). Every
+   * access is bounds-checked.
+   */
+  lz4Decompress(src: Uint8Array, srcStart: number, srcEnd: number, dst: Uint8Array, dstStart: number, dstLimit: number): number;
   /** The CPU has the CRC32C instructions crc32cBatch needs (SSE4.2, ARMv8 CRC). */
   readonly crc32cBatchAccelerated: boolean;
 }
@@ -254,6 +269,15 @@ export function loadNativeBatchChecksum(): NativeBinding['crc32cBatch'] | undefi
   const { crc32cBatch, crc32cBatchAccelerated } = loaded.binding;
   if (typeof crc32cBatch !== 'function' || crc32cBatchAccelerated !== true) return undefined;
   return crc32cBatch;
+}
+
+/** The addon's allocation-free LZ4 block codec, on any platform it was built for; undefined where the addon is missing. */
+export function loadNativeLz4(): Lz4Codec | undefined {
+  const loaded = loadRaw();
+  if (!loaded.ok) return undefined;
+  const { lz4Compress, lz4Decompress } = loaded.binding;
+  if (typeof lz4Compress !== 'function' || typeof lz4Decompress !== 'function') return undefined;
+  return { compress: lz4Compress, decompress: lz4Decompress };
 }
 
 /** The addon's one-job write and fdatasync (Linux); undefined where the addon is missing. */
