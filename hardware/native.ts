@@ -19,7 +19,6 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { UnsupportedError } from '../src/errors.js';
-import type { Lz4Codec } from '../src/format/compression.js';
 
 export interface RingStats {
   /** io_uring_enter calls that submitted at least one SQE. */
@@ -271,8 +270,14 @@ export function loadNativeBatchChecksum(): NativeBinding['crc32cBatch'] | undefi
   return crc32cBatch;
 }
 
+/** The addon's LZ4 codec, in the shape src/format/compression.ts's Lz4Codec installs (hardware/ sees only the seam). */
+export interface NativeLz4 {
+  readonly compress: NativeBinding['lz4Compress'];
+  readonly decompress: NativeBinding['lz4Decompress'];
+}
+
 /** The addon's allocation-free LZ4 block codec, on any platform it was built for; undefined where the addon is missing. */
-export function loadNativeLz4(): Lz4Codec | undefined {
+export function loadNativeLz4(): NativeLz4 | undefined {
   const loaded = loadRaw();
   if (!loaded.ok) return undefined;
   const { lz4Compress, lz4Decompress } = loaded.binding;
