@@ -206,10 +206,20 @@ describe('lz4 codecs', () => {
   });
 });
 
-describe('decompress() with the addon installed', { skip: noNative }, () => {
+describe('decompress()', () => {
   after(() => installCompression(undefined));
 
-  it('throws Lz4FormatError saying what is wrong', () => {
+  it('refuses, with lz4-napi too, a size prefix larger than the block can decode to, and wraps its errors', () => {
+    installCompression(undefined);
+    const block = new Uint8Array(compressSync(Buffer.from(new Uint8Array(5000))));
+    assert.equal(decompress(block).length, 5000);
+    const huge = block.slice();
+    new DataView(huge.buffer).setUint32(0, 0xffffffff, true);
+    assert.throws(() => decompress(huge), (error: unknown) => error instanceof Lz4FormatError && /declares 4294967295 bytes/.test(error.message));
+    assert.throws(() => decompress(block.subarray(0, block.length - 1)), (error: unknown) => error instanceof Lz4FormatError && /^lz4: /.test(error.message));
+  });
+
+  it('with the addon installed throws Lz4FormatError saying what is wrong', { skip: noNative }, () => {
     installCompression(native);
     const block = new Uint8Array(compressSync(Buffer.from(new Uint8Array(5000))));
     assert.equal(decompress(block).length, 5000);
