@@ -71,7 +71,11 @@ for (const size of SIZES) {
     add('compress, addon', () => native.compress(src, 0, size, dst, 0, size), native.compress(src, 0, size, dst, 0, size));
     add('compress, lz4-napi', () => compressSync(Buffer.from(src.buffer, 0, size)), napiBlock.length);
     if (size > 64 << 10) {
-      add('compress, portable (sampled)', () => portableLz4.compress(src, 0, size, dst, 0, size), portableLz4.compress(src, 0, size, dst, 0, size));
+      add(
+        'compress, portable (sampled)',
+        () => portableLz4.compress(src, 0, size, dst, 0, size),
+        portableLz4.compress(src, 0, size, dst, 0, size),
+      );
     }
     add('decompress, addon', () => native.decompress(napiBlock, 0, napiBlock.length, back, 0, size), size);
     add('decompress, lz4-napi', () => uncompressSync(napiBlock), size);
@@ -81,7 +85,10 @@ for (const size of SIZES) {
 /** The typical batch, sealed again and again; each record settles at once, so the batch reuses its memory. */
 function sealCell(label: string, codec: Lz4Codec | undefined, threshold: number): void {
   const batch = new LogBatch();
-  batch.addEntries(1, Array.from({ length: 4 }, (_, i) => ({ index: i + 1, term: 1, data: inputOf('half', 1024) })));
+  batch.addEntries(
+    1,
+    Array.from({ length: 4 }, (_, i) => ({ index: i + 1, term: 1, data: inputOf('half', 1024) })),
+  );
   batch.put(1, 'hard_state', prng.bytes(16));
   const seal = (): number => {
     installCompression(codec);

@@ -101,7 +101,10 @@ export class EntryReader {
       payload = decompress(stored);
     } catch (error) {
       const detail = error instanceof Error ? error.message : String(error);
-      throw new CorruptionError(`${where.file}: record at offset ${where.offset} does not decompress (${detail})`, { ...where, cause: error });
+      throw new CorruptionError(`${where.file}: record at offset ${where.offset} does not decompress (${detail})`, {
+        ...where,
+        cause: error,
+      });
     }
     this.cache.set(key, payload);
     return payload;

@@ -12,14 +12,7 @@ import { compressSync, uncompressSync } from 'lz4-napi';
 import { MemFs } from '../backends/memfs.js';
 import { loadNativeLz4 } from '../hardware/native.js';
 import { Engine } from '../src/engine.js';
-import {
-  Lz4DecodeFailure,
-  Lz4FormatError,
-  decompress,
-  installCompression,
-  portableLz4,
-  type Lz4Codec,
-} from '../src/format/compression.js';
+import { Lz4DecodeFailure, Lz4FormatError, decompress, installCompression, portableLz4, type Lz4Codec } from '../src/format/compression.js';
 import { LogBatch } from '../src/log-batch.js';
 import type { Entry } from '../src/protos.js';
 import { Random } from './support/random.js';
@@ -92,7 +85,9 @@ function decompressWith(codec: Lz4Codec, block: Uint8Array, size: number, messag
 }
 
 describe('lz4 codecs', () => {
-  it('the addon round-trips its own blocks, and each of it and lz4-napi decodes the other, over sizes and inputs', { skip: noNative }, () => {
+  it('the addon round-trips its own blocks, and each of it and lz4-napi decodes the other, over sizes and inputs', {
+    skip: noNative,
+  }, () => {
     const seed = testSeed(41);
     const prng = new Random(seed);
     for (const size of SIZES) {
@@ -135,7 +130,9 @@ describe('lz4 codecs', () => {
     }
   });
 
-  it('compress returns 0 and writes nothing past dstLimit when the output would not fit, and fits in exactly its length', { skip: noNative }, () => {
+  it('compress returns 0 and writes nothing past dstLimit when the output would not fit, and fits in exactly its length', {
+    skip: noNative,
+  }, () => {
     const seed = testSeed(44);
     const prng = new Random(seed);
     for (let round = 0; round < 300; round++) {
@@ -166,7 +163,9 @@ describe('lz4 codecs', () => {
     assert.throws(() => native!.decompress(bytes, 32, 64, bytes.subarray(40), 0, 8), /overlap/);
   });
 
-  it('malformed blocks (truncated, bit-flipped, random) decode to an error or to their declared size, never outside the destination', { skip: noNative }, () => {
+  it('malformed blocks (truncated, bit-flipped, random) decode to an error or to their declared size, never outside the destination', {
+    skip: noNative,
+  }, () => {
     const seed = testSeed(45);
     const prng = new Random(seed);
     const failures = new Map<number, number>();
@@ -215,17 +214,26 @@ describe('decompress()', () => {
     assert.equal(decompress(block).length, 5000);
     const huge = block.slice();
     new DataView(huge.buffer).setUint32(0, 0xffffffff, true);
-    assert.throws(() => decompress(huge), (error: unknown) => error instanceof Lz4FormatError && /declares 4294967295 bytes/.test(error.message));
-    assert.throws(() => decompress(block.subarray(0, block.length - 1)), (error: unknown) => error instanceof Lz4FormatError && /^lz4: /.test(error.message));
+    assert.throws(
+      () => decompress(huge),
+      (error: unknown) => error instanceof Lz4FormatError && /declares 4294967295 bytes/.test(error.message),
+    );
+    assert.throws(
+      () => decompress(block.subarray(0, block.length - 1)),
+      (error: unknown) => error instanceof Lz4FormatError && /^lz4: /.test(error.message),
+    );
   });
 
   it('with the addon installed throws Lz4FormatError saying what is wrong', { skip: noNative }, () => {
     installCompression(native);
     const block = new Uint8Array(compressSync(Buffer.from(new Uint8Array(5000))));
     assert.equal(decompress(block).length, 5000);
-    assert.throws(() => decompress(block.subarray(0, 3)), (error: unknown) => {
-      return error instanceof Lz4FormatError && /4-byte size prefix/.test(error.message);
-    });
+    assert.throws(
+      () => decompress(block.subarray(0, 3)),
+      (error: unknown) => {
+        return error instanceof Lz4FormatError && /4-byte size prefix/.test(error.message);
+      },
+    );
     assert.throws(() => decompress(block.subarray(0, block.length - 1)), /lz4: the block is truncated/);
     const huge = block.slice();
     new DataView(huge.buffer).setUint32(0, 0xffffffff, true);
@@ -285,7 +293,8 @@ describe('a log written with one lz4 codec reads with the other', { skip: noNati
       await engine.open();
       const read = await engine.fetchEntriesTo(1, 1, 161);
       assert.equal(read.length, 160, `seed ${seed}`);
-      for (const entry of read) assert.deepEqual(new Uint8Array(entry.data), expected.get(entry.index)!.data, `seed ${seed}, entry ${entry.index}`);
+      for (const entry of read)
+        assert.deepEqual(new Uint8Array(entry.data), expected.get(entry.index)!.data, `seed ${seed}, entry ${entry.index}`);
       assert.deepEqual((await engine.verify()).problems, [], `seed ${seed}`);
       await engine.close();
     });
