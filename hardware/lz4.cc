@@ -21,6 +21,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <string>
 
 namespace raftlog {
 namespace {
@@ -281,66 +282,65 @@ bool GetRange(napi_env env, napi_value bytes, napi_value start, napi_value end, 
   return true;
 }
 
-bool Overlap(const uint8_t* a, size_t an, const uint8_t* b, size_t bn) { return a < b + bn && b < a + an; }
+// The arguments both calls take: (src, srcStart, srcEnd, dst, dstStart, dstLimit).
+struct Ranges {
+  const uint8_t* in;
+  size_t n;
+  uint8_t* out;
+  size_t room;
+};
 
-// lz4Compress(src, srcStart, srcEnd, dst, dstStart, dstLimit): writes the
-// size prefix and the block at dst[dstStart, dstLimit) and returns the bytes
-// written, or 0 when they would not fit there.
-napi_value Lz4Compress(napi_env env, napi_callback_info info) {
+// Reads the arguments into *ranges, or throws a TypeError naming `name` and
+// returns false: byte arrays, u32 ranges inside them, not overlapping.
+bool GetRanges(napi_env env, napi_callback_info info, const char* name, Ranges* ranges) {
   size_t argc = 6;
   napi_value argv[6];
   napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
   uint8_t *src, *dst;
   size_t srcStart, srcEnd, dstStart, dstLimit;
+  std::string why;
   if (argc < 6 || !GetRange(env, argv[0], argv[1], argv[2], &src, &srcStart, &srcEnd) ||
       !GetRange(env, argv[3], argv[4], argv[5], &dst, &dstStart, &dstLimit)) {
-    return ThrowType(env, "lz4Compress(src, srcStart, srcEnd, dst, dstStart, dstLimit): byte arrays and u32 ranges inside them");
+    why = "(src, srcStart, srcEnd, dst, dstStart, dstLimit): byte arrays and u32 ranges inside them";
+  } else {
+    *ranges = {src + srcStart, srcEnd - srcStart, dst + dstStart, dstLimit - dstStart};
+    const bool overlap = ranges->in < ranges->out + ranges->room && ranges->out < ranges->in + ranges->n;
+    if (!overlap) return true;
+    why = ": the source and destination ranges overlap";
   }
-  const size_t n = srcEnd - srcStart;
-  const size_t room = dstLimit - dstStart;
-  if (Overlap(src + srcStart, n, dst + dstStart, room)) return ThrowType(env, "lz4Compress: the source and destination ranges overlap");
-  int64_t written = 0;
-  if (room >= 4) {
-    uint8_t* out = dst + dstStart;
-    const int64_t block = CompressBlock(src + srcStart, n, out + 4, room - 4);
-    if (block >= 0) {
-      out[0] = static_cast<uint8_t>(n);
-      out[1] = static_cast<uint8_t>(n >> 8);
-      out[2] = static_cast<uint8_t>(n >> 16);
-      out[3] = static_cast<uint8_t>(n >> 24);
-      written = 4 + block;
-    }
-  }
+  ThrowType(env, (name + why).c_str());
+  return false;
+}
+
+napi_value Int64(napi_env env, int64_t v) {
   napi_value result;
-  napi_create_int64(env, written, &result);
+  napi_create_int64(env, v, &result);
   return result;
+}
+
+// lz4Compress(src, srcStart, srcEnd, dst, dstStart, dstLimit): writes the
+// size prefix and the block at dst[dstStart, dstLimit) and returns the bytes
+// written, or 0 when they would not fit there.
+napi_value Lz4Compress(napi_env env, napi_callback_info info) {
+  Ranges r;
+  if (!GetRanges(env, info, "lz4Compress", &r)) return nullptr;
+  if (r.room < 4) return Int64(env, 0);
+  const int64_t block = CompressBlock(r.in, r.n, r.out + 4, r.room - 4);
+  if (block < 0) return Int64(env, 0);
+  for (int i = 0; i < 4; i++) r.out[i] = static_cast<uint8_t>(r.n >> (8 * i));
+  return Int64(env, 4 + block);
 }
 
 // lz4Decompress(src, srcStart, srcEnd, dst, dstStart, dstLimit): decodes the
 // prefixed block src[srcStart, srcEnd) to dst[dstStart, ...) and returns its
 // length, or a DecodeError (below zero) for malformed input.
 napi_value Lz4Decompress(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  uint8_t *src, *dst;
-  size_t srcStart, srcEnd, dstStart, dstLimit;
-  if (argc < 6 || !GetRange(env, argv[0], argv[1], argv[2], &src, &srcStart, &srcEnd) ||
-      !GetRange(env, argv[3], argv[4], argv[5], &dst, &dstStart, &dstLimit)) {
-    return ThrowType(env, "lz4Decompress(src, srcStart, srcEnd, dst, dstStart, dstLimit): byte arrays and u32 ranges inside them");
-  }
-  const size_t n = srcEnd - srcStart;
-  const size_t room = dstLimit - dstStart;
-  if (Overlap(src + srcStart, n, dst + dstStart, room)) return ThrowType(env, "lz4Decompress: the source and destination ranges overlap");
-  int64_t result = kNoPrefix;
-  if (n >= 4) {
-    const uint8_t* in = src + srcStart;
-    const size_t size = size_t(in[0]) | size_t(in[1]) << 8 | size_t(in[2]) << 16 | size_t(in[3]) << 24;
-    result = size > room ? kNoRoom : DecompressBlock(in + 4, n - 4, dst + dstStart, size);
-  }
-  napi_value value;
-  napi_create_int64(env, result, &value);
-  return value;
+  Ranges r;
+  if (!GetRanges(env, info, "lz4Decompress", &r)) return nullptr;
+  if (r.n < 4) return Int64(env, kNoPrefix);
+  const size_t size = size_t(r.in[0]) | size_t(r.in[1]) << 8 | size_t(r.in[2]) << 16 | size_t(r.in[3]) << 24;
+  if (size > r.room) return Int64(env, kNoRoom);
+  return Int64(env, DecompressBlock(r.in + 4, r.n - 4, r.out, size));
 }
 
 }  // namespace
