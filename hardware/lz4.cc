@@ -312,23 +312,17 @@ bool GetRanges(napi_env env, napi_callback_info info, const char* name, Ranges* 
   return false;
 }
 
-napi_value Int64(napi_env env, int64_t v) {
-  napi_value result;
-  napi_create_int64(env, v, &result);
-  return result;
-}
-
 // lz4Compress(src, srcStart, srcEnd, dst, dstStart, dstLimit): writes the
 // size prefix and the block at dst[dstStart, dstLimit) and returns the bytes
 // written, or 0 when they would not fit there.
 napi_value Lz4Compress(napi_env env, napi_callback_info info) {
   Ranges r;
   if (!GetRanges(env, info, "lz4Compress", &r)) return nullptr;
-  if (r.room < 4) return Int64(env, 0);
+  if (r.room < 4) return MakeNumber(env, 0);
   const int64_t block = CompressBlock(r.in, r.n, r.out + 4, r.room - 4);
-  if (block < 0) return Int64(env, 0);
+  if (block < 0) return MakeNumber(env, 0);
   for (int i = 0; i < 4; i++) r.out[i] = static_cast<uint8_t>(r.n >> (8 * i));
-  return Int64(env, 4 + block);
+  return MakeNumber(env, 4 + block);
 }
 
 // lz4Decompress(src, srcStart, srcEnd, dst, dstStart, dstLimit): decodes the
@@ -337,10 +331,10 @@ napi_value Lz4Compress(napi_env env, napi_callback_info info) {
 napi_value Lz4Decompress(napi_env env, napi_callback_info info) {
   Ranges r;
   if (!GetRanges(env, info, "lz4Decompress", &r)) return nullptr;
-  if (r.n < 4) return Int64(env, kNoPrefix);
+  if (r.n < 4) return MakeNumber(env, kNoPrefix);
   const size_t size = size_t(r.in[0]) | size_t(r.in[1]) << 8 | size_t(r.in[2]) << 16 | size_t(r.in[3]) << 24;
-  if (size > r.room) return Int64(env, kNoRoom);
-  return Int64(env, DecompressBlock(r.in + 4, r.n - 4, r.out, size));
+  if (size > r.room) return MakeNumber(env, kNoRoom);
+  return MakeNumber(env, DecompressBlock(r.in + 4, r.n - 4, r.out, size));
 }
 
 }  // namespace
