@@ -54,20 +54,74 @@ export interface KeyValue {
   fileId: number;
 }
 
+/** Columns of no rows: a new memtable allocates no array until its first row. Never written (no room). */
+const NO_U32 = new Uint32Array(0);
+const NO_F64 = new Float64Array(0);
+
+/**
+ * One buffer holding the columns of many regions (an index checkpoint's
+ * load, src/recovery/index-checkpoint.ts): each region's columns are views of
+ * it, so a load allocates one buffer instead of seven arrays per region. A
+ * region whose columns resize (they outgrow the view, or shrink) or empty
+ * moves to arrays of its own; its part of the buffer is then dead but stays
+ * allocated while other regions' views hold it. Once less than half of the
+ * buffer is in use, the regions still in it move out too (a one-time copy of
+ * at most half of it) and the buffer is freed: dead bytes never outnumber
+ * live ones, and an idle region cannot keep the whole load alive.
+ */
+export class ColumnArena {
+  #live = 0;
+  #holders: ArenaHolder[] | undefined = [];
+  /** Times the remaining holders were moved out (0 or 1). */
+  evacuations = 0;
+
+  constructor(readonly byteLength: number) {}
+
+  get liveBytes(): number {
+    return this.#live;
+  }
+
+  join(columns: ArenaHolder, bytes: number): void {
+    assert(this.#holders !== undefined, 'column arena: joined after it was emptied');
+    this.#holders.push(columns);
+    this.#live += bytes;
+  }
+
+  leave(bytes: number): void {
+    this.#live -= bytes;
+    assert(this.#live >= 0, 'column arena: more bytes left than joined');
+    const holders = this.#holders;
+    if (holders === undefined || this.#live * 2 >= this.byteLength) return;
+    this.#holders = undefined;
+    this.evacuations++;
+    for (const columns of holders) columns.leaveArena(this);
+  }
+}
+
+/** What an arena asks of its holders: move out, if still there. */
+interface ArenaHolder {
+  leaveArena(arena: ColumnArena): void;
+}
+
 /** A growable ring-free deque of parallel typed-array columns sharing one head. */
-class Columns {
+class Columns implements ArenaHolder {
   head = 0;
   length = 0;
+  #capacity: number;
+  /** The arena the columns are views of (adopted from a checkpoint load), and their bytes there. */
+  #arena: ColumnArena | undefined;
+  #arenaBytes = 0;
+
   constructor(
     public u32: Uint32Array[],
     public f64: Float64Array[],
-  ) {}
+  ) {
+    this.#capacity = (u32[0] ?? f64[0])!.length;
+  }
 
   get capacity(): number {
     return this.#capacity;
   }
-
-  #capacity = MIN_CAPACITY;
 
   /** Makes room for `extra` more rows at the back. */
   reserve(extra: number): void {
@@ -88,18 +142,43 @@ class Columns {
     assert(count <= this.length, 'memtable columns: dropping more rows than held');
     this.head += count;
     this.length -= count;
-    if (this.length === 0) this.head = 0;
+    if (this.length === 0) {
+      this.head = 0;
+      // Empty views would keep their part of the arena allocated for nothing.
+      if (this.#arena !== undefined) {
+        this.u32 = this.u32.map(() => NO_U32);
+        this.f64 = this.f64.map(() => NO_F64);
+        this.#capacity = 0;
+        this.#leave();
+        return;
+      }
+    }
     const capacity = this.capacity;
     if (capacity > 4 * MIN_CAPACITY && this.length < capacity / 4) this.#resize(Math.max(MIN_CAPACITY, capacity / 2));
   }
 
-  /** Takes `u32`/`f64` (all `length` rows, head 0) as the columns, without copying. */
-  adopt(u32: Uint32Array[], f64: Float64Array[], length: number): void {
+  /**
+   * Takes `u32`/`f64` (all `length` rows, head 0) as the columns, without
+   * copying; `arena` when they are views of a shared buffer (see ColumnArena).
+   */
+  adopt(u32: Uint32Array[], f64: Float64Array[], length: number, arena?: ColumnArena): void {
+    assert(this.#arena === undefined, 'memtable columns: adopting over arena views');
     this.u32 = u32;
     this.f64 = f64;
     this.head = 0;
     this.length = length;
     this.#capacity = length;
+    const bytes = this.byteLength();
+    if (arena !== undefined && bytes > 0) {
+      this.#arena = arena;
+      this.#arenaBytes = bytes;
+      arena.join(this, bytes);
+    }
+  }
+
+  /** Moves the rows to arrays of their own if they are still views of `arena` (ColumnArena#leave). */
+  leaveArena(arena: ColumnArena): void {
+    if (this.#arena === arena) this.#resize(this.#capacity);
   }
 
   /** Views of the live rows of each column. */
@@ -135,6 +214,14 @@ class Columns {
       return next;
     });
     this.head = 0;
+    this.#leave();
+  }
+
+  #leave(): void {
+    const arena = this.#arena;
+    if (arena === undefined) return;
+    this.#arena = undefined;
+    arena.leave(this.#arenaBytes);
   }
 }
 
@@ -143,11 +230,11 @@ export class RegionMemtable {
   /** Index of the first entry held; meaningless when `entryCount` is 0. */
   #first = 0;
   /** Per entry: offset (u32[0]) and length | compressed bit (u32[1]). */
-  readonly #entries = new Columns([new Uint32Array(MIN_CAPACITY), new Uint32Array(MIN_CAPACITY)], []);
+  readonly #entries = new Columns([NO_U32, NO_U32], []);
   /** Runs of entries in one file: first index (f64[0]) and file id (u32[0]). */
-  readonly #fileRuns = new Columns([new Uint32Array(MIN_CAPACITY)], [new Float64Array(MIN_CAPACITY)]);
+  readonly #fileRuns = new Columns([NO_U32], [NO_F64]);
   /** Compressed records: first index (f64[0]), record offset (u32[0]), payload length (u32[1]). */
-  readonly #packed = new Columns([new Uint32Array(MIN_CAPACITY), new Uint32Array(MIN_CAPACITY)], [new Float64Array(MIN_CAPACITY)]);
+  readonly #packed = new Columns([NO_U32, NO_U32], [NO_F64]);
   readonly kv = new Map<string, KeyValue>();
 
   constructor(region: number) {
@@ -354,13 +441,16 @@ export class RegionMemtable {
     };
   }
 
-  /** A memtable holding what `exportIndex` gave; takes the columns over without copying them. */
-  static fromIndex(index: RegionIndex): RegionMemtable {
+  /**
+   * A memtable holding what `exportIndex` gave; takes the columns over
+   * without copying them. `arena`: they are views of one shared buffer.
+   */
+  static fromIndex(index: RegionIndex, arena?: ColumnArena): RegionMemtable {
     const memtable = new RegionMemtable(index.region);
     memtable.#first = index.first;
-    memtable.#entries.adopt([index.offsets, index.lengths], [], index.offsets.length);
-    memtable.#fileRuns.adopt([index.runFiles], [index.runFirsts], index.runFiles.length);
-    memtable.#packed.adopt([index.packedOffsets, index.packedLengths], [index.packedFirsts], index.packedOffsets.length);
+    memtable.#entries.adopt([index.offsets, index.lengths], [], index.offsets.length, arena);
+    memtable.#fileRuns.adopt([index.runFiles], [index.runFirsts], index.runFiles.length, arena);
+    memtable.#packed.adopt([index.packedOffsets, index.packedLengths], [index.packedFirsts], index.packedOffsets.length, arena);
     for (const { key, value, fileId } of index.keys)
       memtable.kv.set(Buffer.from(key.buffer, key.byteOffset, key.length).toString('latin1'), { value, fileId });
     return memtable;

@@ -6,13 +6,17 @@
  * checkpoint"). One CRC32C over the whole file: it is read whole.
  *
  * The index columns are copied in and out in bulk as raw little-endian typed
- * arrays; loading allocates per region and per key, never per entry.
+ * arrays. Each region's columns lie together, doubles first, and each region
+ * starts 8-byte aligned (version 2), so loading copies every region's columns
+ * into one buffer with one copy per region and hands out typed-array views of
+ * it: it allocates per key, never per entry, and no array buffer per region.
  */
 import { crc32c } from './checksum.js';
 import { readU64, writeU64 } from './layout.js';
 
 export const INDEX_CHECKPOINT_MAGIC = Uint8Array.from([0x52, 0x4c, 0x49, 0x4e, 0x44, 0x45, 0x58, 0x0a]); // "RLINDEX\n"
-export const INDEX_CHECKPOINT_VERSION = 1;
+/** 2: columns reordered (doubles first) and regions padded to 8 bytes; version 1 is not read. */
+export const INDEX_CHECKPOINT_VERSION = 2;
 export const INDEX_HEADER_SIZE = 72;
 /** What decoding says of a checkpoint an earlier open invalidated. */
 export const CONSUMED = 'consumed';
@@ -76,14 +80,30 @@ export interface RegionIndex {
 export interface IndexCheckpoint {
   covered: CoveredLog;
   regions: RegionIndex[];
+  /**
+   * The one buffer every region's columns are views of (a decode's, each
+   * region's columns 8-byte aligned in it); whoever keeps the columns keeps it.
+   */
+  columns: ArrayBuffer;
 }
+
+/** Column bytes of a region: doubles first, then the u32 columns, padded to 8. */
+function columnBytes(entries: number, runs: number, packed: number): number {
+  return roundUp8(8 * runs + 8 * packed + 8 * entries + 4 * runs + 8 * packed);
+}
+
+/** Not a bit mask: counts read from a file may pass 2^31 bytes. */
+function roundUp8(n: number): number {
+  return Math.ceil(n / 8) * 8;
+}
+
+/** Shared by the regions of a decode that have no rows in a column; never written (no room). */
+const NO_U32 = new Uint32Array(0);
+const NO_F64 = new Float64Array(0);
 
 export function encodeIndexCheckpoint(covered: CoveredLog, regions: readonly RegionIndex[]): Uint8Array {
   let size = INDEX_HEADER_SIZE + covered.files.length * INDEX_FILE_ENTRY_SIZE + 4;
-  for (const r of regions) {
-    size += INDEX_REGION_HEADER_SIZE + 8 * r.offsets.length + 12 * r.runFiles.length + 16 * r.packedOffsets.length;
-    for (const k of r.keys) size += KEY_HEADER_SIZE + k.key.length + k.value.length;
-  }
+  for (const r of regions) size += regionBytes(r);
   const bytes = new Uint8Array(size);
   const view = new DataView(bytes.buffer);
   bytes.set(INDEX_CHECKPOINT_MAGIC, 0);
@@ -111,6 +131,7 @@ export function encodeIndexCheckpoint(covered: CoveredLog, regions: readonly Reg
     at += column.byteLength;
   };
   for (const r of regions) {
+    const regionStart = at;
     writeU64(view, at, r.region);
     writeU64(view, at + 8, r.first);
     view.setUint32(at + 16, r.offsets.length, true);
@@ -118,13 +139,14 @@ export function encodeIndexCheckpoint(covered: CoveredLog, regions: readonly Reg
     view.setUint32(at + 24, r.packedOffsets.length, true);
     view.setUint32(at + 28, r.keys.length, true);
     at += INDEX_REGION_HEADER_SIZE;
+    put(r.runFirsts);
+    put(r.packedFirsts);
     put(r.offsets);
     put(r.lengths);
-    put(r.runFirsts);
     put(r.runFiles);
-    put(r.packedFirsts);
     put(r.packedOffsets);
     put(r.packedLengths);
+    at = regionStart + INDEX_REGION_HEADER_SIZE + columnBytes(r.offsets.length, r.runFiles.length, r.packedOffsets.length);
     for (const k of r.keys) {
       view.setUint32(at, k.key.length, true);
       view.setUint32(at + 4, k.value.length, true);
@@ -133,9 +155,18 @@ export function encodeIndexCheckpoint(covered: CoveredLog, regions: readonly Reg
       bytes.set(k.value, at + KEY_HEADER_SIZE + k.key.length);
       at += KEY_HEADER_SIZE + k.key.length + k.value.length;
     }
+    // Zero padding (the buffer starts zeroed): the next region starts 8-byte aligned.
+    at = regionStart + regionBytes(r);
   }
   view.setUint32(at, crc32c(bytes.subarray(0, at)), true);
   return bytes;
+}
+
+/** A region's bytes in the file: header, columns, keys, padding to 8. */
+function regionBytes(r: RegionIndex): number {
+  let keys = 0;
+  for (const k of r.keys) keys += KEY_HEADER_SIZE + k.key.length + k.value.length;
+  return INDEX_REGION_HEADER_SIZE + columnBytes(r.offsets.length, r.runFiles.length, r.packedOffsets.length) + roundUp8(keys);
 }
 
 /**
@@ -179,14 +210,48 @@ export function decodeIndexCheckpoint(file: Uint8Array): IndexCheckpoint | strin
     });
     at += INDEX_FILE_ENTRY_SIZE;
   }
-  const take = <T extends Uint32Array | Float64Array>(column: T): T => {
-    new Uint8Array(column.buffer).set(bytes.subarray(at, at + column.byteLength));
-    at += column.byteLength;
-    return column;
-  };
-  const regions: RegionIndex[] = [];
+  // First pass: where each region starts, and the bytes of all columns.
+  const regionsAt = new Float64Array(regionCount);
+  const regionsStart = at;
+  let allColumns = 0;
   for (let i = 0; i < regionCount; i++) {
     if (!need(INDEX_REGION_HEADER_SIZE)) return 'region overruns the file';
+    regionsAt[i] = at;
+    const columns = columnBytes(view.getUint32(at + 16, true), view.getUint32(at + 20, true), view.getUint32(at + 24, true));
+    const keyCount = view.getUint32(at + 28, true);
+    allColumns += columns;
+    if (!need(INDEX_REGION_HEADER_SIZE + columns)) return 'region overruns the file';
+    at += INDEX_REGION_HEADER_SIZE + columns;
+    const keysStart = at;
+    for (let k = 0; k < keyCount; k++) {
+      if (!need(KEY_HEADER_SIZE)) return 'key overruns the file';
+      at += KEY_HEADER_SIZE + view.getUint32(at, true) + view.getUint32(at + 4, true);
+      if (at > crcAt) return 'key overruns the file';
+    }
+    at = keysStart + roundUp8(at - keysStart);
+    if (at > crcAt) return 'region overruns the file';
+  }
+  if (at !== crcAt) return 'bytes left after the last region';
+  at = regionsStart;
+  // Second pass: one copy per region into the shared (8-byte aligned) buffer, views of it.
+  const columns = new ArrayBuffer(allColumns);
+  const target = new Uint8Array(columns);
+  let into = 0;
+  const u32 = (count: number): Uint32Array => {
+    if (count === 0) return NO_U32;
+    const column = new Uint32Array(columns, into, count);
+    into += 4 * count;
+    return column;
+  };
+  const f64 = (count: number): Float64Array => {
+    if (count === 0) return NO_F64;
+    const column = new Float64Array(columns, into, count);
+    into += 8 * count;
+    return column;
+  };
+  const regions: RegionIndex[] = new Array(regionCount);
+  for (let i = 0; i < regionCount; i++) {
+    at = regionsAt[i]!;
     const region = readU64(view, at);
     const first = readU64(view, at + 8);
     const entries = view.getUint32(at + 16, true);
@@ -194,26 +259,30 @@ export function decodeIndexCheckpoint(file: Uint8Array): IndexCheckpoint | strin
     const packed = view.getUint32(at + 24, true);
     const keyCount = view.getUint32(at + 28, true);
     at += INDEX_REGION_HEADER_SIZE;
-    if (!need(8 * entries + 12 * runs + 16 * packed)) return 'region overruns the file';
+    const size = columnBytes(entries, runs, packed);
+    const regionColumns = into;
+    target.set(bytes.subarray(at, at + size), into);
+    const runFirsts = f64(runs);
+    const packedFirsts = f64(packed);
     const index: RegionIndex = {
       region,
       first,
-      offsets: take(new Uint32Array(entries)),
-      lengths: take(new Uint32Array(entries)),
-      runFirsts: take(new Float64Array(runs)),
-      runFiles: take(new Uint32Array(runs)),
-      packedFirsts: take(new Float64Array(packed)),
-      packedOffsets: take(new Uint32Array(packed)),
-      packedLengths: take(new Uint32Array(packed)),
+      offsets: u32(entries),
+      lengths: u32(entries),
+      runFirsts,
+      runFiles: u32(runs),
+      packedFirsts,
+      packedOffsets: u32(packed),
+      packedLengths: u32(packed),
       keys: [],
     };
+    into = regionColumns + size;
+    at += size;
     for (let k = 0; k < keyCount; k++) {
-      if (!need(KEY_HEADER_SIZE)) return 'key overruns the file';
       const keyLength = view.getUint32(at, true);
       const valueLength = view.getUint32(at + 4, true);
       const fileId = view.getUint32(at + 8, true);
       at += KEY_HEADER_SIZE;
-      if (!need(keyLength + valueLength)) return 'key overruns the file';
       index.keys.push({
         key: bytes.subarray(at, at + keyLength),
         value: bytes.slice(at + keyLength, at + keyLength + valueLength),
@@ -221,8 +290,7 @@ export function decodeIndexCheckpoint(file: Uint8Array): IndexCheckpoint | strin
       });
       at += keyLength + valueLength;
     }
-    regions.push(index);
+    regions[i] = index;
   }
-  if (at !== crcAt) return 'bytes left after the last region';
-  return { covered, regions };
+  return { covered, regions, columns };
 }
