@@ -39,7 +39,7 @@ import type { FileHandle, FileSystem } from '../filesystem.js';
 import { CONSUMED, HOST_LITTLE_ENDIAN, decodeIndexCheckpoint, type CoveredFile, type CoveredLog } from '../format/index-checkpoint.js';
 import { FILE_HEADER_SIZE, Queue, decodeFileHeader, type FileHeader } from '../format/layout.js';
 import type { ManifestRead } from '../file-set/manifest.js';
-import { ColumnArena, RegionMemtable } from '../memtable.js';
+import { LoadedColumns, RegionMemtable } from '../memtable.js';
 import { readFully } from '../read-fully.js';
 import type { RewriteQueueState } from './checkpoint.js';
 import type { RecoveredFile } from './recovery.js';
@@ -110,9 +110,9 @@ export async function loadIndexCheckpoint(fs: FileSystem, manifest: ManifestRead
     await closeAll(opened);
     throw error;
   }
-  // Every region's columns are views of one buffer (see ColumnArena).
-  const arena = new ColumnArena(decoded.columns.byteLength);
-  for (const region of decoded.regions) memtables.set(region.region, RegionMemtable.fromIndex(region, arena));
+  // Every region's rows are slots of the same seven columns (see ColumnArena).
+  const shared = new LoadedColumns(decoded.columns, decoded.columnBytes);
+  decoded.forEachRegion((region) => memtables.set(region.region, RegionMemtable.fromLoaded(region, shared)));
   const rewrite = opened.find((o) => o.file.queue === Queue.Rewrite);
   const appends = opened.filter((o) => o.file.queue === Queue.Append).sort((a, b) => a.file.seq - b.file.seq);
   const files: RecoveredFile[] = appends.map(({ file, name, handle }, i) => {
