@@ -64,26 +64,32 @@ const NO_ROWS_F64_0: readonly Float64Array[] = [];
 const NO_ROWS_F64_1: readonly Float64Array[] = [NO_F64];
 
 /**
- * One buffer holding the columns of many regions (an index checkpoint's
- * load, src/recovery/index-checkpoint.ts): each region's columns are views of
- * it, so a load allocates one buffer instead of seven arrays per region. A
- * region whose columns resize (they outgrow the view, or shrink) or empty
- * moves to arrays of its own; its part of the buffer is then dead but stays
- * allocated while other regions' views hold it. Once less than half of the
+ * The buffer under the columns of a checkpoint load (src/recovery/index-checkpoint.ts):
+ * seven typed arrays hold every loaded region's rows, each region's a slot
+ * of them, so a load allocates one buffer instead of seven arrays per region.
+ * A region whose columns resize (they outgrow the slot, or shrink) or empty
+ * moves to arrays of its own; its slot is then dead but stays allocated
+ * while other regions' slots hold the buffer. Once less than half of the
  * buffer is in use, the regions still in it move out too (a one-time copy of
  * at most half of it) and the buffer is freed: dead bytes never outnumber
  * live ones, and an idle region cannot keep the whole load alive.
  */
 export class ColumnArena {
+  /** Bytes of the slots still in use. */
   #live = 0;
+  /** Every slot's columns; undefined once the rest moved out. */
   #holders: ArenaHolder[] | undefined = [];
-  /** Times the remaining holders were moved out (0 or 1). */
-  evacuations = 0;
+  #evacuations = 0;
 
   constructor(readonly byteLength: number) {}
 
   get liveBytes(): number {
     return this.#live;
+  }
+
+  /** Times the regions left in the buffer were moved out (0 or 1). */
+  get evacuations(): number {
+    return this.#evacuations;
   }
 
   join(columns: ArenaHolder, bytes: number): void {
@@ -98,7 +104,7 @@ export class ColumnArena {
     const holders = this.#holders;
     if (holders === undefined || this.#live * 2 >= this.byteLength) return;
     this.#holders = undefined;
-    this.evacuations++;
+    this.#evacuations++;
     for (const columns of holders) columns.leaveArena(this);
   }
 }
@@ -144,7 +150,7 @@ class Columns implements ArenaHolder {
   length = 0;
   #base = 0;
   #capacity: number;
-  /** The arena the slot lies in (a checkpoint load's shared arrays), and its bytes there. */
+  /** The arena the slot lies in (a checkpoint load's shared arrays); undefined for arrays of its own. */
   #arena: ColumnArena | undefined;
 
   /** The arrays, one per column; a list is replaced, never changed, so lists may be shared. */
