@@ -61,10 +61,8 @@ export interface CoveredLog {
   files: CoveredFile[];
 }
 
-/** One region's memtable, as columns of its live rows (see RegionMemtable). */
-export interface RegionIndex {
-  region: number;
-  first: number;
+/** The seven index columns (see RegionMemtable). */
+export interface IndexColumns {
   /** Per entry. */
   offsets: Uint32Array;
   lengths: Uint32Array;
@@ -75,18 +73,13 @@ export interface RegionIndex {
   packedFirsts: Float64Array;
   packedOffsets: Uint32Array;
   packedLengths: Uint32Array;
-  keys: { key: Uint8Array; value: Uint8Array; fileId: number }[];
 }
 
-/** Every loaded region's rows of each column, back to back in region order (one buffer). */
-export interface IndexColumns {
-  offsets: Uint32Array;
-  lengths: Uint32Array;
-  runFirsts: Float64Array;
-  runFiles: Uint32Array;
-  packedFirsts: Float64Array;
-  packedOffsets: Uint32Array;
-  packedLengths: Uint32Array;
+/** One region's memtable, as columns of its live rows, and its keys. */
+export interface RegionIndex extends IndexColumns {
+  region: number;
+  first: number;
+  keys: { key: Uint8Array; value: Uint8Array; fileId: number }[];
 }
 
 /** One region of a decoded checkpoint: where its rows lie in the shared IndexColumns, and its keys. */
@@ -107,6 +100,7 @@ export interface LoadedRegion {
 export interface IndexCheckpoint {
   covered: CoveredLog;
   regionCount: number;
+  /** Every loaded region's rows of each column, back to back in region order, over one buffer. */
   columns: IndexColumns;
   /** Bytes of the one buffer under `columns`. */
   columnBytes: number;
