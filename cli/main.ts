@@ -14,13 +14,15 @@ import { formatRepair, runRepair } from './repair.js';
 import { byteSize, fileList, nonNegativeInt, positiveInt, recoveryMode, regionList, seconds, secondsOrZero } from './parse.js';
 import { RecoveryMode } from '../src/recovery/recovery.js';
 import { installBatchChecksum } from '../src/format/checksum.js';
-import { loadNativeBatchChecksum } from '../hardware/native.js';
+import { installCompression } from '../src/format/compression.js';
+import { loadNativeBatchChecksum, loadNativeLz4 } from '../hardware/native.js';
 import { formatStressReport, runStress, type StressOptions } from './stress.js';
 import { packageVersion } from './version.js';
 
 // The CLI builds engines from src/ directly, not through the package entry:
-// it installs the native batch checksum the same way (../index.ts says why).
+// it installs the native batch checksum and lz4 the same way (../index.ts says why).
 installBatchChecksum(loadNativeBatchChecksum());
+installCompression(loadNativeLz4());
 
 const EXIT_CODES_HELP = `
 Exit codes:

@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "raftlog_native",
-      "sources": ["common.cc", "ring.cc", "memory.cc", "cipher.cc", "crc32c.cc", "write-sync.cc"],
+      "sources": ["common.cc", "ring.cc", "memory.cc", "cipher.cc", "crc32c.cc", "lz4.cc", "write-sync.cc"],
       "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],
       "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-fno-exceptions"],
       "xcode_settings": {

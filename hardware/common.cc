@@ -120,6 +120,7 @@ NAPI_MODULE_INIT() {
   raftlog::InitMemory(env, exports);
   raftlog::InitCipher(env, exports);
   raftlog::InitCrc32c(env, exports);
+  raftlog::InitLz4(env, exports);
   raftlog::InitWriteSync(env, exports);
   return exports;
 }

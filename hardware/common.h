@@ -38,6 +38,7 @@ void InitRing(napi_env env, napi_value exports);
 void InitMemory(napi_env env, napi_value exports);
 void InitCipher(napi_env env, napi_value exports);
 void InitCrc32c(napi_env env, napi_value exports);
+void InitLz4(napi_env env, napi_value exports);
 void InitWriteSync(napi_env env, napi_value exports);
 
 }  // namespace raftlog

@@ -140,6 +140,20 @@ export interface NativeBinding {
    * change until it settles.
    */
   writeSync(fd: number, buffers: readonly Uint8Array[], position: number, datasync: boolean): Promise<void>;
+  /**
+   * Writes a 4-byte little-endian size prefix and one LZ4 block for
+   * `src[srcStart, srcEnd)` at `dst[dstStart, dstLimit)` (lz4-napi's
+   * framing); returns the bytes written, or 0 when they would not fit.
+   * Allocates nothing. The two ranges must not overlap.
+   */
+  lz4Compress(src: Uint8Array, srcStart: number, srcEnd: number, dst: Uint8Array, dstStart: number, dstLimit: number): number;
+  /**
+   * Decodes the prefixed block `src[srcStart, srcEnd)` into
+   * `dst[dstStart, dstLimit)`; returns its length, or below zero for
+   * malformed input (src/format/compression.ts, Lz4DecodeFailure). Every
+   * access is bounds-checked.
+   */
+  lz4Decompress(src: Uint8Array, srcStart: number, srcEnd: number, dst: Uint8Array, dstStart: number, dstLimit: number): number;
   /** The CPU has the CRC32C instructions crc32cBatch needs (SSE4.2, ARMv8 CRC). */
   readonly crc32cBatchAccelerated: boolean;
 }
@@ -254,6 +268,21 @@ export function loadNativeBatchChecksum(): NativeBinding['crc32cBatch'] | undefi
   const { crc32cBatch, crc32cBatchAccelerated } = loaded.binding;
   if (typeof crc32cBatch !== 'function' || crc32cBatchAccelerated !== true) return undefined;
   return crc32cBatch;
+}
+
+/** The addon's LZ4 codec, in the shape src/format/compression.ts's Lz4Codec installs (hardware/ sees only the seam). */
+export interface NativeLz4 {
+  readonly compress: NativeBinding['lz4Compress'];
+  readonly decompress: NativeBinding['lz4Decompress'];
+}
+
+/** The addon's allocation-free LZ4 block codec, on any platform it was built for; undefined where the addon is missing. */
+export function loadNativeLz4(): NativeLz4 | undefined {
+  const loaded = loadRaw();
+  if (!loaded.ok) return undefined;
+  const { lz4Compress, lz4Decompress } = loaded.binding;
+  if (typeof lz4Compress !== 'function' || typeof lz4Decompress !== 'function') return undefined;
+  return { compress: lz4Compress, decompress: lz4Decompress };
 }
 
 /** The addon's one-job write and fdatasync (Linux); undefined where the addon is missing. */

@@ -7,13 +7,17 @@
  * close). Fresh processes then open the directory (page cache warm) with the
  * checkpoint (it loads and replays the tail), then without (full replay),
  * and read every region's last entry. The writer prints the periodic
- * checkpoints' stats (size, the write-queue stall of taking each). Needs
+ * checkpoints' stats (size, the write-queue stall of taking each). Also, in
+ * fresh processes, a raw scan of the tail: the bytes after the checkpoint's
+ * position read in 4 MiB chunks, walking record headers by their length and
+ * checking nothing (what the raw-file store's reopen does), to set the open
+ * against raw scan + the checkpoint's load time (recoveryReport). Needs
  * `npx tsc -p tsconfig.json` first.
  *
  *   node scripts/reopen-kill-checkpoint.mjs [MiB=256] [tailMiB=64] [entryBytes=4096] [rounds=3]
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readdirSync, readSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -66,11 +70,50 @@ async function write(dir, mib, tailMib, entryBytes) {
   process.kill(process.pid, 'SIGKILL');
 }
 
+/** Reads the log from `offset` of append file `seq` to its end, in 4 MiB chunks, walking record headers; returns ms and bytes. */
+function rawScan(dir, seq, offset) {
+  const began = performance.now();
+  const chunk = Buffer.allocUnsafe(4 << 20);
+  let bytes = 0;
+  let records = 0;
+  const files = readdirSync(dir)
+    .filter((name) => name.endsWith('.raftlog') && Number(name.slice(0, 16)) >= seq)
+    .sort();
+  for (const name of files) {
+    const fd = openSync(join(dir, name), 'r');
+    let position = Number(name.slice(0, 16)) === seq ? offset : 32;
+    try {
+      for (;;) {
+        const read = readSync(fd, chunk, 0, chunk.length, position);
+        let at = 0;
+        // A record: 24-byte header (payload length at +4), payload, padding to 8.
+        while (at + 24 <= read) {
+          const length = chunk.readUInt32LE(at + 4);
+          if (chunk.readUInt32LE(at) === 0 && length === 0) break;
+          const size = (24 + length + 7) & ~7;
+          if (at + size > read) break;
+          at += size;
+          records++;
+        }
+        bytes += at;
+        position += at;
+        if (at === 0 || read < chunk.length) break;
+      }
+    } finally {
+      closeSync(fd);
+    }
+  }
+  return { scanMs: performance.now() - began, bytes, records };
+}
+
 if (process.argv[2] === '--write') {
   await write(process.argv[3], Number(process.argv[4]), Number(process.argv[5]), Number(process.argv[6]));
 } else if (process.argv[2] === '--reopen') {
   // No close: the next reopen finds the directory as the kill left it.
   console.log(JSON.stringify(await reopenAndReadLast(process.argv[3], process.argv[4] === 'on', { close: false })));
+  process.exit(0);
+} else if (process.argv[2] === '--rawscan') {
+  console.log(JSON.stringify(rawScan(process.argv[3], Number(process.argv[4]), Number(process.argv[5]))));
   process.exit(0);
 } else {
   const mib = Number(process.argv[2] ?? 256);
@@ -93,7 +136,14 @@ if (process.argv[2] === '--write') {
     // Warm the page cache once. "on" first: an "off" open invalidates the checkpoint it does not use.
     child('on');
     const on = Array.from({ length: rounds }, () => child('on'));
+    const covered = on[0].checkpoint.coveredThrough;
+    const scans = Array.from({ length: rounds }, () => {
+      const run = spawnSync(process.execPath, [self, '--rawscan', dir, String(covered.seq), String(covered.offset)], { encoding: 'utf8' });
+      if (run.status !== 0) throw new Error(run.stderr);
+      return JSON.parse(run.stdout);
+    });
     const off = Array.from({ length: rounds }, () => child('off'));
+    const loadMs = on.map((r) => r.checkpoint.loadMillis).sort((a, b) => a - b)[Math.floor(rounds / 2)];
     console.log(
       JSON.stringify(
         {
@@ -103,9 +153,18 @@ if (process.argv[2] === '--write') {
           entryBytes,
           written,
           medianOpenMs: { checkpointAndTail: median(on, 'openMs'), fullReplay: median(off, 'openMs') },
+          // The issue's target: open after a kill ≤ a raw scan of the tail + the checkpoint's load.
+          target: {
+            openMs: median(on, 'openMs'),
+            rawScanOfTailMs: median(scans, 'scanMs'),
+            checkpointLoadMs: loadMs,
+            ratio: median(on, 'openMs') / (median(scans, 'scanMs') + loadMs),
+            tailBytes: scans[0].bytes,
+          },
           medianRssMiB: { checkpointAndTail: median(on, 'rssMiB'), fullReplay: median(off, 'rssMiB') },
           on,
           off,
+          scans,
         },
         null,
         2,

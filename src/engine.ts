@@ -45,7 +45,11 @@ export interface EngineOptions {
   fs: FileSystem;
   /** Files rotate once they reach this size. Default 128 MiB. */
   targetFileSize?: number;
-  /** Payloads larger than this are lz4-compressed when that makes them smaller. Default 8 KiB. */
+  /**
+   * Payloads larger than this are lz4-compressed when that makes them
+   * smaller. Default 4 KiB: a typical Raft append (4 × 1 KiB entries and the
+   * hard state) is compressed, as LevelDB's Snappy would.
+   */
   compressionThreshold?: number;
   /** How recovery treats damaged records. Default TolerateTailCorruption. */
   recoveryMode?: RecoveryMode;
@@ -217,7 +221,7 @@ const FETCH_PARALLEL_RUNS = 16;
 
 const DEFAULTS = {
   targetFileSize: 128 << 20,
-  compressionThreshold: 8 << 10,
+  compressionThreshold: 4 << 10,
   recoveryMode: RecoveryMode.TolerateTailCorruption,
   preallocateBytes: 8 << 20,
   rewriteMaxEntries: 1024,
@@ -800,6 +804,10 @@ export class Engine implements AsyncDisposable {
           // a reopen without a reboot would otherwise replay.
           await this.#files.discardUnsynced();
           throw error;
+        });
+        // On a full disk the space stays held, as the seal's proof may be missing: nothing is lost.
+        await this.#files.releaseSpace(this.#options.prefillFiles).catch((error: unknown) => {
+          if (!isRaftlogError(error, 'NO_SPACE')) throw error;
         });
         // Only after the seal is durable: the checkpoint covers the sealed log.
         // It is an optimization, so a full disk costs the next open a full replay, not the close.

@@ -6,11 +6,11 @@
  * kept in a byte-bounded cache (src/read-cache.ts), because Raft reads runs
  * of neighbouring entries.
  */
-import { uncompressSync } from 'lz4-napi';
 import { CorruptionError, NotFoundError } from './errors.js';
 import { fileIdQueue, fileIdSeq, logFileName } from './file-names.js';
 import type { FileHandle } from './filesystem.js';
 import { crc32c } from './format/checksum.js';
+import { decompress } from './format/compression.js';
 import { ENTRY_PREFIX_SIZE } from './format/batch-codec.js';
 import { EntryDecodeError, decodeEntry } from './format/entry-codec.js';
 import { RECORD_HEADER_SIZE } from './format/layout.js';
@@ -98,9 +98,13 @@ export class EntryReader {
       throw new CorruptionError(`${where.file}: record at offset ${where.offset} fails its checksum`, where);
     let payload: Uint8Array;
     try {
-      payload = uncompressSync(Buffer.from(stored.buffer, stored.byteOffset, stored.byteLength));
+      payload = decompress(stored);
     } catch (error) {
-      throw new CorruptionError(`${where.file}: record at offset ${where.offset} does not decompress`, { ...where, cause: error });
+      const detail = error instanceof Error ? error.message : String(error);
+      throw new CorruptionError(`${where.file}: record at offset ${where.offset} does not decompress (${detail})`, {
+        ...where,
+        cause: error,
+      });
     }
     this.cache.set(key, payload);
     return payload;

@@ -4,9 +4,9 @@
  * one buffer that already leaves room for the record header, so sealing an
  * uncompressed batch copies nothing.
  */
-import { compressSync } from 'lz4-napi';
 import { InvalidArgumentError, RaftlogError } from './errors.js';
 import { checksumBatch, crc32c } from './format/checksum.js';
+import { compressInto } from './format/compression.js';
 import {
   CLEAN_ITEM_SIZE,
   ENTRIES_HEADER_SIZE,
@@ -66,20 +66,6 @@ export interface SealedRecord {
   settled: boolean;
 }
 
-/** Payloads larger than this are sampled before compressing them whole. */
-const COMPRESSION_SAMPLE_BYTES = 64 << 10;
-
-/**
- * lz4 over an incompressible megabyte costs more than writing it (about 1 ms
- * against 0.2 ms measured here), so a large payload is compressed whole only
- * when a sample of it shrinks by at least a tenth.
- */
-function worthCompressing(payload: Uint8Array): boolean {
-  if (payload.length <= COMPRESSION_SAMPLE_BYTES) return true;
-  const sample = payload.subarray(0, COMPRESSION_SAMPLE_BYTES);
-  return compressSync(Buffer.from(sample.buffer, sample.byteOffset, sample.byteLength)).length < sample.length * 0.9;
-}
-
 /**
  * Follows what an item does to a region's last entry index within one batch
  * (see addEntries), throwing INVALID_ARGUMENT on a gap; used by merge().
@@ -108,6 +94,11 @@ export class LogBatch {
   #entryOffsets: Uint32Array = new Uint32Array(8);
   #entryLengths: Uint32Array = new Uint32Array(8);
   #entryCount = 0;
+  /**
+   * Where seal() compresses to, kept for the next seal: a compressed record's
+   * bytes (header, lz4 payload, padding) live here while it is lent out.
+   */
+  #compressed: Uint8Array = EMPTY_BUFFER;
   /**
    * The record that shares this batch's buffer and item columns, while its
    * write may still read them: the next change to the batch copies (or, for
@@ -337,15 +328,20 @@ export class LogBatch {
       entryLengths: this.#entryLengths,
     };
     let sealed: SealedRecord | undefined;
-    if (payloadLength > compressionThreshold && worthCompressing(payload)) {
-      const compressed = compressSync(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength));
-      if (compressed.length < payloadLength) {
-        const bytes = new Uint8Array(roundUp(RECORD_HEADER_SIZE + compressed.length, RECORD_ALIGNMENT));
-        bytes.set(compressed, RECORD_HEADER_SIZE);
+    if (payloadLength > compressionThreshold && payloadLength > 0) {
+      // Output only when it is smaller than the payload: the codec stops
+      // as soon as it would not fit (docs/format.md, "Payload").
+      this.#reserveCompressed(roundUp(RECORD_HEADER_SIZE + payloadLength, RECORD_ALIGNMENT));
+      const out = this.#compressed;
+      const written = compressInto(this.#buffer, RECORD_HEADER_SIZE, this.#end, out, RECORD_HEADER_SIZE, this.#end - 1);
+      if (written > 0) {
+        const storedEnd = RECORD_HEADER_SIZE + written;
+        const total = roundUp(storedEnd, RECORD_ALIGNMENT);
+        out.fill(0, storedEnd, total);
         sealed = {
-          bytes,
-          payloadLength: compressed.length,
-          payloadCrc: crc32c(compressed),
+          bytes: out.subarray(0, total),
+          payloadLength: written,
+          payloadCrc: crc32c(out.subarray(RECORD_HEADER_SIZE, storedEnd)),
           flags: RECORD_FLAG_LZ4,
           payload,
           items,
@@ -394,6 +390,12 @@ export class LogBatch {
     this.#entryCount++;
   }
 
+  /** Makes the compression buffer at least `size` bytes (unzeroed: seal() writes what it hands out). */
+  #reserveCompressed(size: number): void {
+    if (this.#compressed.length >= size) return;
+    this.#compressed = Buffer.allocUnsafe(roundUp(size + (size >> 3), RECORD_ALIGNMENT));
+  }
+
   #reserve(extra: number): void {
     const needed = this.#end + extra;
     if (needed <= this.#buffer.length) return;
@@ -423,6 +425,8 @@ export class LogBatch {
     if (lent === undefined) return;
     this.#lentTo = undefined;
     if (lent.settled) return;
+    // A compressed record in flight is the compression buffer's: the next seal gets another.
+    if ((lent.flags & RECORD_FLAG_LZ4) !== 0) this.#compressed = EMPTY_BUFFER;
     if (!keep) {
       this.#buffer = EMPTY_BUFFER;
       this.#view = new DataView(EMPTY_BUFFER.buffer);

@@ -23,6 +23,7 @@ import {
   Queue,
   RECORD_HEADER_SIZE,
   encodeFileHeader,
+  roundUp,
   writeRecordHeader,
 } from './format/layout.js';
 import { LogBatch, type SealedRecord } from './log-batch.js';
@@ -272,6 +273,22 @@ export class LogWriter {
       throw error;
     }
     this.#appendedSinceSeal = false;
+  }
+
+  /**
+   * At a clean close, after the seal: gives back the preallocated tail (and a
+   * recycled file's earlier life) past the last record, rounded up to
+   * `alignment` so an O_DIRECT writer that resumes here still writes whole
+   * blocks. A closed log then takes what it holds, not what the writer had
+   * reserved; the next open preallocates again as it appends. Not synced:
+   * a cut the disk loses leaves zeros or stale bytes past the seal, which
+   * recovery reads as the log's end either way.
+   */
+  async trim(alignment: number): Promise<void> {
+    const end = roundUp(this.#offset, alignment);
+    if (this.fileBytes <= end) return;
+    await this.#handle.truncate(end);
+    this.#allocated = end;
   }
 
   /** Nothing was appended since the file's last seal record (or it holds no record): a clean close's end. */

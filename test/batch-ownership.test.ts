@@ -5,9 +5,11 @@
  * uncompressed and compressed, since the two paths hand different memory to
  * the writer.
  */
-import { describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { loadNativeLz4 } from '../hardware/native.js';
 import { Engine, type EngineOptions } from '../src/engine.js';
+import { installCompression, type Lz4Codec } from '../src/format/compression.js';
 import { LogBatch } from '../src/log-batch.js';
 import type { FileSystem } from '../src/filesystem.js';
 import type { Entry } from '../src/protos.js';
@@ -22,9 +24,13 @@ function entries(first: number, count: number, tag: string): Entry[] {
   return Array.from({ length: count }, (_, i) => ({ index: first + i, term: 1, data: enc.encode(`${tag}-${first + i}-`.repeat(20)) }));
 }
 
-const VARIANTS: { name: string; options: Partial<EngineOptions> }[] = [
+const nativeLz4 = loadNativeLz4();
+
+/** `codec`: the lz4 installed for the variant (lz4-napi when undefined); the addon's compresses into memory the batch reuses. */
+const VARIANTS: { name: string; options: Partial<EngineOptions>; codec?: Lz4Codec }[] = [
   { name: 'uncompressed', options: { compressionThreshold: 1 << 20 } },
   { name: 'compressed', options: { compressionThreshold: 64 } },
+  ...(nativeLz4 === undefined ? [] : [{ name: 'compressed, addon lz4', options: { compressionThreshold: 64 }, codec: nativeLz4 }]),
 ];
 
 async function openEngine(fs: FileSystem, options: Partial<EngineOptions>): Promise<Engine> {
@@ -44,6 +50,8 @@ async function expectEntries(engine: Engine, region: number, first: number, last
 for (const target of [memTarget, posixTarget]) {
   for (const variant of VARIANTS) {
     describe(`a write owns its batch (${target.name}, ${variant.name})`, () => {
+      before(() => installCompression(variant.codec));
+      after(() => installCompression(undefined));
       for (const mode of Object.values(RecoveryMode)) {
         it(`concurrent double write of one batch, then 100 synced writes, reopens intact in ${mode}`, async () => {
           const disk = await target.make();
@@ -99,6 +107,32 @@ for (const target of [memTarget, posixTarget]) {
             await expectEntries(reopened, 1, 1, 5, () => 'a');
             await expectEntries(reopened, 2, 1, 5, () => 'b');
             assert.equal(dec.decode(reopened.get(2, 'k')!), 'second');
+          } finally {
+            await reopened.close();
+          }
+        } finally {
+          await disk.cleanup();
+        }
+      });
+
+      it('the batch cleared, refilled and written again while its first write is in flight: both writes store their own items', async () => {
+        const disk = await target.make();
+        try {
+          const engine = await openEngine(disk.fs, variant.options);
+          const batch = new LogBatch();
+          batch.addEntries(1, entries(1, 5, 'a'));
+          const first = engine.write(batch, { sync: true });
+          batch.clear();
+          batch.addEntries(2, entries(1, 5, 'b'));
+          const second = engine.write(batch, { sync: true });
+          await Promise.all([first, second]);
+          await expectEntries(engine, 1, 1, 5, () => 'a');
+          await expectEntries(engine, 2, 1, 5, () => 'b');
+          await engine.close();
+          const reopened = await openEngine(disk.reopen(), { ...variant.options, recoveryMode: RecoveryMode.AbsoluteConsistency });
+          try {
+            await expectEntries(reopened, 1, 1, 5, () => 'a');
+            await expectEntries(reopened, 2, 1, 5, () => 'b');
           } finally {
             await reopened.close();
           }

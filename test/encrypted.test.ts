@@ -749,7 +749,7 @@ describe('EncryptedFs: bad keys and damage', () => {
     await engine.close();
     const image = inner.snapshot();
     for (const [, data] of image) assert.equal(contains(data, text.encode('secret entry')), false);
-    const [logName, logBytes] = [...image].filter(([n]) => n !== DICTIONARY_NAME).sort((a, b) => b[1].byteLength - a[1].byteLength)[0]!;
+    const [logName, logBytes] = [...image].find(([n]) => n.endsWith('.raftlog'))!;
     const hwm = (await new EncryptedFs(MemFs.fromSnapshot(image), { masterKey: KEY_A }).inspectFile(logName)).hwm;
     const damaged = Buffer.from(logBytes);
     damaged[HEADER_BYTES + Math.floor(hwm / 2)]! ^= 0x01; // inside a record, not the torn-tail zone

@@ -8,7 +8,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { lstat, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PosixFs } from '../backends/posix.js';
@@ -130,5 +130,115 @@ describe('GC space bound', () => {
   it('without a recycle pool the log itself may use the target file of slack, and stays within the same bound', async () => {
     const result = await churn(seed, { recycleFiles: 0 });
     assert.ok(result.spaceRewrites > 0, `seed ${seed}: no purge rewrote for space`);
+  });
+});
+
+describe('a clean close keeps only what the log holds', () => {
+  const seed = testSeed(1508);
+
+  /** Writes until a purge has put files in the recycle pool; returns what is on disk before close. */
+  async function filledPool(
+    dir: string,
+    options: Partial<EngineOptions>,
+    endAfterRotation: boolean,
+  ): Promise<{ engine: Engine; written: Map<number, number> }> {
+    const rng = new Random(seed);
+    const engine = new Engine({ fs: new PosixFs(dir), ...OPTIONS, preallocateBytes: TARGET, ...options });
+    await engine.open();
+    const next = new Map<number, number>();
+    for (let step = 0; step < 400; step++) {
+      const region = 1 + rng.below(4);
+      const index = next.get(region) ?? 1;
+      const batch = new LogBatch();
+      batch.addEntries(region, [{ index, term: 1, data: rng.bytes(500) }]);
+      await engine.write(batch, { sync: step % 10 === 0 });
+      next.set(region, index + 1);
+      if (step % 50 === 49) {
+        for (const [id, last] of next) await engine.compactTo(id, Math.max(1, last - 5));
+        await engine.purgeExpiredFiles();
+      }
+    }
+    const pool = (await readdir(dir)).filter((n) => n.endsWith('.recycle'));
+    assert.ok(pool.length > 0, `seed ${seed}: the workload left nothing in the recycle pool`);
+    if (!endAfterRotation) return { engine, written: next };
+    // End just after a rotation, so the active file holds one small record in a file of the target size.
+    const newest = async (): Promise<string> =>
+      (await readdir(dir))
+        .filter((n) => n.endsWith('.raftlog'))
+        .sort()
+        .at(-1)!;
+    const active = await newest();
+    for (let index = next.get(1)!; (await newest()) === active; index++) {
+      const batch = new LogBatch();
+      batch.addEntries(1, [{ index, term: 1, data: rng.bytes(500) }]);
+      await engine.write(batch, { sync: false });
+      next.set(1, index + 1);
+    }
+    return { engine, written: next };
+  }
+
+  async function sizes(dir: string): Promise<Map<string, number>> {
+    const result = new Map<string, number>();
+    for (const name of await readdir(dir)) result.set(name, (await lstat(join(dir, name))).size);
+    return result;
+  }
+
+  it('removes the recycle pool and cuts the active file to its last record, and the log reopens and grows again', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'raftlog-close-space-'));
+    try {
+      const { engine, written } = await filledPool(dir, { recycleFiles: 2 }, true);
+      const active = [...(await sizes(dir)).keys()]
+        .filter((n) => n.endsWith('.raftlog'))
+        .sort()
+        .at(-1)!;
+      const before = (await sizes(dir)).get(active)!;
+      assert.equal(before, TARGET, 'the active file was preallocated to the target size');
+      await engine.close();
+      const after = await sizes(dir);
+      assert.deepEqual(
+        [...after.keys()].filter((n) => n.endsWith('.recycle')),
+        [],
+        'no recycled file outlives the close',
+      );
+      const cut = after.get(active)!;
+      assert.ok(cut < before && cut % 4096 === 0, `active file ${active}: ${before} bytes before close, ${cut} after`);
+      // The closed log is whole, reads back, and takes writes into the cut file again.
+      const reopened = new Engine({ fs: new PosixFs(dir), ...OPTIONS, preallocateBytes: TARGET, recycleFiles: 2 });
+      await reopened.open();
+      try {
+        assert.equal(reopened.recoveryReport?.problems.length, 0);
+        for (const [id, next] of written) {
+          assert.equal(reopened.lastIndex(id), next - 1);
+          assert.equal((await reopened.fetchEntriesTo(id, reopened.firstIndex(id)!, next)).length, next - reopened.firstIndex(id)!);
+        }
+        const batch = new LogBatch();
+        batch.addEntries(1, [{ index: written.get(1)!, term: 1, data: new Uint8Array(3 * TARGET) }]);
+        await reopened.write(batch, { sync: true });
+        assert.equal(reopened.lastIndex(1), written.get(1));
+      } finally {
+        await reopened.close();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('keeps as many recycled files as prefillFiles asks for, since the next open would write them again', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'raftlog-close-space-'));
+    const recycled = async (): Promise<number[]> => [...(await sizes(dir))].filter(([n]) => n.endsWith('.recycle')).map(([, size]) => size);
+    try {
+      // Each open finds what the close before it kept (the first one prefills 3).
+      let pool = 3;
+      for (const prefillFiles of [3, 1, 0]) {
+        const engine = new Engine({ fs: new PosixFs(dir), ...OPTIONS, recycleFiles: 3, prefillFiles });
+        await engine.open();
+        assert.equal((await recycled()).length, pool, `prefillFiles ${prefillFiles}: the pool at open`);
+        await engine.close();
+        pool = prefillFiles;
+        assert.deepEqual(await recycled(), Array(pool).fill(TARGET), `prefillFiles ${prefillFiles}: kept at close`);
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

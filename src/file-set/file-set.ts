@@ -44,6 +44,8 @@ import { MANIFEST_SIZE, Manifest, emptyManifestState, spillRanges, type Manifest
 import { TieredFs } from './tiered-fs.js';
 
 const PREFILL_CHUNK = 1 << 20;
+/** A clean close cuts the active file at a multiple of this (a page, and an O_DIRECT block). */
+const TRIM_ALIGNMENT = 4096;
 
 export interface FileSetOptions {
   fs: FileSystem;
@@ -306,6 +308,26 @@ export class FileSet {
     // A full disk must not fail a clean close (as for the seal): the log is
     // durable, only the proof of its end is missing, as after a crash.
     await ignoreNoSpace(this.#persist());
+  }
+
+  /**
+   * A clean close's last step before the index checkpoint: the log keeps
+   * only what it holds. The active file gives back its preallocated tail
+   * (LogWriter.trim), and the recycle pool is removed but for `keepRecycled`
+   * files (the `prefillFiles` an open would write again). Space held for
+   * writing is a running engine's; a closed directory should cost no more
+   * than its data. A failure here costs space, never data (the log is
+   * sealed and durable), but it is an I/O error the caller hears of.
+   */
+  async releaseSpace(keepRecycled: number): Promise<void> {
+    const { fixedCapacity, writeAlignment } = this.#fs.capabilities;
+    // A fixed-capacity file (a mapping) could not grow back after the next open.
+    if (!fixedCapacity) await this.#writer?.trim(Math.max(TRIM_ALIGNMENT, writeAlignment));
+    if (this.#pool.length <= keepRecycled) return;
+    // The oldest go first, as reuse takes them first.
+    const released = this.#pool.splice(0, this.#pool.length - keepRecycled);
+    for (const file of released) await this.#fs.remove(file.name);
+    await this.#fs.syncDir();
   }
 
   /**

@@ -93,11 +93,15 @@ export async function recoverLog(
   const manifest = await readManifest(fs);
   let checkpointUse: IndexCheckpointUse = { used: false, detail: 'disabled' };
   if (options.indexCheckpoint === true && options.dryRun !== true && manifest.kind === 'ok') {
+    const loadStarted = performance.now();
     const loaded = await loadIndexCheckpoint(fs, manifest, memtables);
     if (loaded.kind === 'loaded') {
       // The tail replays under the same gap policy a full replay would use at that point.
       gaps = gapPolicy(loaded.rewrite.checkpoint !== undefined, mode);
+      const tailStarted = performance.now();
       const log = await replayTail(fs, mode, apply, manifest.state, loaded, options);
+      log.report.indexCheckpoint!.loadMillis = tailStarted - loadStarted;
+      log.report.indexCheckpoint!.tailMillis = performance.now() - tailStarted;
       return { manifest, rewrite: loaded.rewrite, log, deadRunsSkipped };
     }
     checkpointUse = { used: false, detail: loaded.reason };

@@ -4,9 +4,9 @@
  * scanner and the replay workers (replay-chunk.ts) accept exactly the same
  * records.
  */
-import { uncompressSync } from 'lz4-napi';
 import { assert } from '../assert.js';
 import { crc32c } from '../format/checksum.js';
+import { decompress, Lz4FormatError } from '../format/compression.js';
 import { decodePayload, PayloadDecodeError, type BatchItems } from '../format/batch-codec.js';
 import { RECORD_ALIGNMENT, RECORD_FLAG_LZ4, nextRecordOffset, type RecordHeader } from '../format/layout.js';
 import type { ScannedRecord, StopReason } from './scanner.js';
@@ -21,9 +21,10 @@ export function verifyPayload(
   let payload = payloadBytes;
   if ((header.flags & RECORD_FLAG_LZ4) !== 0) {
     try {
-      payload = uncompressSync(Buffer.from(payloadBytes.buffer, payloadBytes.byteOffset, payloadBytes.byteLength));
+      payload = decompress(payloadBytes);
     } catch (error) {
-      return { kind: 'damage', detail: `lz4 payload does not decompress: ${String(error)}` };
+      if (!(error instanceof Lz4FormatError)) throw error;
+      return { kind: 'damage', detail: `lz4 payload does not decompress: ${error.message}` };
     }
   }
   let items: BatchItems;

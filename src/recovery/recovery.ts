@@ -88,6 +88,9 @@ export interface IndexCheckpointUse {
   /** When used: records and bytes of the tail replayed after it (also counted in the report's records and bytesScanned). */
   tailRecords?: number;
   tailBytes?: number;
+  /** When used: milliseconds spent checking and loading the checkpoint (the memtables), and replaying the tail after it. */
+  loadMillis?: number;
+  tailMillis?: number;
 }
 
 export interface RecoveredFile {

@@ -234,6 +234,8 @@ export class Scenario {
    * - ENOSPC on the MANIFEST update a clean close makes to record where its
    *   seal ends (the clean end): like the seal, it only adds proof, and the
    *   close skips it on a full disk (docs/format.md, "The clean end").
+   * - ENOSPC while a clean close gives back held space (cuts the active
+   *   file's preallocated tail, removes recycled files): the close skips it.
    * - ENOSPC while EncryptedFs saves its key dictionary only to drop removed
    *   files' entries: the drop is deferred (freeing space must work on a full
    *   disk). The save writes the temp file, renames it and syncs the
@@ -259,6 +261,9 @@ export class Scenario {
     if (event.op === 'write' && event.path.endsWith('.raftlog') && event.detail.startsWith(`write ${RECORD_HEADER_SIZE}@`)) return true;
     const inClose = this.#closeWindows.some(([from, to]) => event.opIndex >= from && event.opIndex < to);
     if (inClose && event.op === 'write' && event.path === MANIFEST_NAME) return true;
+    // Giving back space at a clean close (cutting the active file, removing recycled files): skipped on a full disk.
+    if (inClose && event.op === 'truncate' && event.path.endsWith('.raftlog')) return true;
+    if (inClose && event.op === 'remove' && event.path.endsWith('.recycle')) return true;
     if (inClose && this.#indexCheckpointOp(event)) return true;
     if (!this.encrypted) return false;
     if (inClose) return true;
