@@ -9,8 +9,8 @@
  * arrays. Version 2 stores each column once for all regions, back to back
  * (doubles first, so every column is aligned): loading copies them with one
  * copy into one buffer, makes seven typed arrays over it, and gives each
- * region the position of its rows there. It allocates per region (a small
- * object) and per key, never per entry, and no typed array per region.
+ * region the position of its rows there. Decoding allocates per key only:
+ * nothing per entry, and no typed array or object per region.
  */
 import { crc32c } from './checksum.js';
 import { readU64, writeU64 } from './layout.js';
