@@ -71,8 +71,9 @@ const NO_ROWS_F64_1: readonly Float64Array[] = [NO_F64];
  * moves to arrays of its own; its slot is then dead but stays allocated
  * while other regions' slots hold the buffer. Once less than half of the
  * buffer is in use, the regions still in it move out too (a one-time copy of
- * at most half of it) and the buffer is freed: dead bytes never outnumber
- * live ones, and an idle region cannot keep the whole load alive.
+ * at most half of it, in chunks between other work) and the buffer is
+ * freed: dead bytes outnumber live ones only until that ends, and an idle
+ * region cannot keep the whole load alive.
  */
 export class ColumnArena {
   /** Bytes of the slots still in use. */
@@ -80,6 +81,7 @@ export class ColumnArena {
   /** Every slot's columns; undefined once the rest moved out. */
   #holders: ArenaHolder[] | undefined = [];
   #evacuations = 0;
+  #evacuating = false;
 
   constructor(readonly byteLength: number) {}
 
@@ -87,13 +89,18 @@ export class ColumnArena {
     return this.#live;
   }
 
-  /** Times the regions left in the buffer were moved out (0 or 1). */
+  /** Times the regions left in the buffer began to move out (0 or 1). */
   get evacuations(): number {
     return this.#evacuations;
   }
 
+  /** True while regions left in the buffer are being moved out. */
+  get evacuating(): boolean {
+    return this.#evacuating;
+  }
+
   join(columns: ArenaHolder, bytes: number): void {
-    assert(this.#holders !== undefined, 'column arena: joined after it was emptied');
+    assert(this.#holders !== undefined && !this.#evacuating, 'column arena: joined after it began to empty');
     this.#holders.push(columns);
     this.#live += bytes;
   }
@@ -101,11 +108,24 @@ export class ColumnArena {
   leave(bytes: number): void {
     this.#live -= bytes;
     assert(this.#live >= 0, 'column arena: more bytes left than joined');
-    const holders = this.#holders;
-    if (holders === undefined || this.#live * 2 >= this.byteLength) return;
-    this.#holders = undefined;
+    if (this.#holders === undefined || this.#evacuating || this.#live * 2 >= this.byteLength) return;
+    this.#evacuating = true;
     this.#evacuations++;
-    for (const columns of holders) columns.leaveArena(this);
+    // Not in the write that crossed the line: at 100,000 regions moving them
+    // all out at once took ~180 ms. A chunk per turn of the event loop.
+    setImmediate(() => this.#moveOut(0));
+  }
+
+  #moveOut(from: number): void {
+    const holders = this.#holders!;
+    const end = Math.min(holders.length, from + EVACUATION_CHUNK);
+    for (let i = from; i < end; i++) holders[i]!.leaveArena(this);
+    if (end < holders.length) {
+      setImmediate(() => this.#moveOut(end));
+      return;
+    }
+    this.#holders = undefined;
+    this.#evacuating = false;
   }
 }
 
@@ -131,6 +151,9 @@ export class LoadedColumns {
     this.packedF64 = [columns.packedFirsts];
   }
 }
+
+/** Column sets an arena moves out per turn of the event loop (~1 ms each 250). */
+const EVACUATION_CHUNK = 2048;
 
 /** What an arena asks of its holders: move out, if still there. */
 interface ArenaHolder {
