@@ -17,7 +17,7 @@
  */
 import { assert, bug } from './assert.js';
 import { RECORD_HEADER_SIZE } from './format/layout.js';
-import type { RegionIndex } from './format/index-checkpoint.js';
+import type { IndexColumns, LoadedRegion, RegionIndex } from './format/index-checkpoint.js';
 
 const COMPRESSED_BIT = 0x8000_0000;
 const MIN_CAPACITY = 8;
@@ -54,33 +54,148 @@ export interface KeyValue {
   fileId: number;
 }
 
-/** A growable ring-free deque of parallel typed-array columns sharing one head. */
-class Columns {
-  head = 0;
-  length = 0;
-  constructor(
-    public u32: Uint32Array[],
-    public f64: Float64Array[],
-  ) {}
+/** Columns of no rows: a new memtable allocates no array until its first row. Never written (no room). */
+const NO_U32 = new Uint32Array(0);
+const NO_F64 = new Float64Array(0);
+/** Column lists of a new memtable, shared (Columns replaces a list, never changes one). */
+const NO_ROWS_U32_1: readonly Uint32Array[] = [NO_U32];
+const NO_ROWS_U32_2: readonly Uint32Array[] = [NO_U32, NO_U32];
+const NO_ROWS_F64_0: readonly Float64Array[] = [];
+const NO_ROWS_F64_1: readonly Float64Array[] = [NO_F64];
 
-  get capacity(): number {
-    return this.#capacity;
+/**
+ * The buffer under the columns of a checkpoint load (src/recovery/index-checkpoint.ts):
+ * seven typed arrays hold every loaded region's rows, each region's a slot
+ * of them, so a load allocates one buffer instead of seven arrays per region.
+ * A region whose columns resize (they outgrow the slot, or shrink) or empty
+ * moves to arrays of its own; its slot is then dead but stays allocated
+ * while other regions' slots hold the buffer. Once less than half of the
+ * buffer is in use, the regions still in it move out too (a one-time copy of
+ * at most half of it, in chunks between other work) and the buffer is
+ * freed: dead bytes outnumber live ones only until that ends, and an idle
+ * region cannot keep the whole load alive.
+ */
+export class ColumnArena {
+  /** Bytes of the slots still in use. */
+  #live = 0;
+  /** Every slot's columns; undefined once the rest moved out. */
+  #holders: ArenaHolder[] | undefined = [];
+  #evacuations = 0;
+  #evacuating = false;
+
+  constructor(readonly byteLength: number) {}
+
+  get liveBytes(): number {
+    return this.#live;
   }
 
-  #capacity = MIN_CAPACITY;
+  /** Times the regions left in the buffer began to move out (0 or 1). */
+  get evacuations(): number {
+    return this.#evacuations;
+  }
+
+  /** True while regions left in the buffer are being moved out. */
+  get evacuating(): boolean {
+    return this.#evacuating;
+  }
+
+  join(columns: ArenaHolder, bytes: number): void {
+    assert(this.#holders !== undefined && !this.#evacuating, 'column arena: joined after it began to empty');
+    this.#holders.push(columns);
+    this.#live += bytes;
+  }
+
+  leave(bytes: number): void {
+    this.#live -= bytes;
+    assert(this.#live >= 0, 'column arena: more bytes left than joined');
+    if (this.#holders === undefined || this.#evacuating || this.#live * 2 >= this.byteLength) return;
+    this.#evacuating = true;
+    this.#evacuations++;
+    // Not in the write that crossed the line: at 100,000 regions moving them
+    // all out at once took ~180 ms. A chunk per turn of the event loop.
+    setImmediate(() => this.#moveOut(0));
+  }
+
+  #moveOut(from: number): void {
+    const holders = this.#holders!;
+    const end = Math.min(holders.length, from + EVACUATION_CHUNK);
+    for (let i = from; i < end; i++) holders[i]!.leaveArena(this);
+    if (end < holders.length) {
+      setImmediate(() => this.#moveOut(end));
+      return;
+    }
+    this.#holders = undefined;
+    this.#evacuating = false;
+  }
+}
+
+/**
+ * The columns of one checkpoint load (src/format/index-checkpoint.ts) as
+ * RegionMemtable.fromLoaded takes them: one list per column group, shared by
+ * every region, and the arena that tracks who still uses them.
+ */
+export class LoadedColumns {
+  readonly arena: ColumnArena;
+  readonly entryU32: readonly Uint32Array[];
+  readonly runU32: readonly Uint32Array[];
+  readonly runF64: readonly Float64Array[];
+  readonly packedU32: readonly Uint32Array[];
+  readonly packedF64: readonly Float64Array[];
+
+  constructor(columns: IndexColumns, byteLength: number) {
+    this.arena = new ColumnArena(byteLength);
+    this.entryU32 = [columns.offsets, columns.lengths];
+    this.runU32 = [columns.runFiles];
+    this.runF64 = [columns.runFirsts];
+    this.packedU32 = [columns.packedOffsets, columns.packedLengths];
+    this.packedF64 = [columns.packedFirsts];
+  }
+}
+
+/** Column sets an arena moves out per turn of the event loop (~1 ms each 250). */
+const EVACUATION_CHUNK = 2048;
+
+/** What an arena asks of its holders: move out, if still there. */
+interface ArenaHolder {
+  leaveArena(arena: ColumnArena): void;
+}
+
+/**
+ * A growable ring-free deque of parallel typed-array columns sharing one
+ * head. Its rows live in a slot of the arrays, `capacity` rows from `#base`:
+ * the whole arrays (base 0) once it allocated its own, or its part of arrays
+ * every region of a checkpoint load shares (see ColumnArena), where rows
+ * outside the slot belong to other regions and are never touched.
+ */
+class Columns implements ArenaHolder {
+  /** First live row (absolute, in the arrays). */
+  head = 0;
+  length = 0;
+  #base = 0;
+  #capacity: number;
+  /** The arena the slot lies in (a checkpoint load's shared arrays); undefined for arrays of its own. */
+  #arena: ColumnArena | undefined;
+
+  /** The arrays, one per column; a list is replaced, never changed, so lists may be shared. */
+  constructor(
+    public u32: readonly Uint32Array[],
+    public f64: readonly Float64Array[],
+  ) {
+    this.#capacity = (u32[0] ?? f64[0])!.length;
+  }
 
   /** Makes room for `extra` more rows at the back. */
   reserve(extra: number): void {
     const needed = this.length + extra;
-    const capacity = this.capacity;
-    if (this.head + needed <= capacity) return;
+    const capacity = this.#capacity;
+    if (this.head + needed <= this.#base + capacity) return;
     if (needed <= capacity / 2) this.#shift();
     else {
       let next = Math.max(MIN_CAPACITY, capacity * 2);
       while (next < needed) next *= 2;
       this.#resize(next);
     }
-    assert(this.head + needed <= this.capacity, 'memtable columns: reserve left too little room');
+    assert(this.head + needed <= this.#base + this.#capacity, 'memtable columns: reserve left too little room');
   }
 
   /** Drops `count` rows from the front; gives memory back when mostly empty. */
@@ -88,18 +203,39 @@ class Columns {
     assert(count <= this.length, 'memtable columns: dropping more rows than held');
     this.head += count;
     this.length -= count;
-    if (this.length === 0) this.head = 0;
-    const capacity = this.capacity;
+    if (this.length === 0) {
+      this.head = this.#base;
+      // An empty slot would keep its part of the arena allocated for nothing.
+      if (this.#arena !== undefined) {
+        this.#leave();
+        this.u32 = this.u32.length === 1 ? NO_ROWS_U32_1 : NO_ROWS_U32_2;
+        this.f64 = this.f64.length === 0 ? NO_ROWS_F64_0 : NO_ROWS_F64_1;
+        this.head = this.#base = this.#capacity = 0;
+        return;
+      }
+    }
+    const capacity = this.#capacity;
     if (capacity > 4 * MIN_CAPACITY && this.length < capacity / 4) this.#resize(Math.max(MIN_CAPACITY, capacity / 2));
   }
 
-  /** Takes `u32`/`f64` (all `length` rows, head 0) as the columns, without copying. */
-  adopt(u32: Uint32Array[], f64: Float64Array[], length: number): void {
+  /**
+   * Takes rows `at..at+length-1` of `u32`/`f64`, arrays every region of a
+   * checkpoint load shares, as its slot, without copying (see ColumnArena).
+   */
+  adoptSlot(u32: readonly Uint32Array[], f64: readonly Float64Array[], at: number, length: number, arena: ColumnArena): void {
+    assert(this.#arena === undefined && this.length === 0, 'memtable columns: adopting over held rows');
+    if (length === 0) return;
     this.u32 = u32;
     this.f64 = f64;
-    this.head = 0;
-    this.length = length;
-    this.#capacity = length;
+    this.head = this.#base = at;
+    this.length = this.#capacity = length;
+    this.#arena = arena;
+    arena.join(this, this.byteLength());
+  }
+
+  /** Moves the rows to arrays of their own if they still lie in `arena` (ColumnArena#leave). */
+  leaveArena(arena: ColumnArena): void {
+    if (this.#arena === arena) this.#resize(this.#capacity);
   }
 
   /** Views of the live rows of each column. */
@@ -108,21 +244,19 @@ class Columns {
     return { u32: this.u32.map((c) => c.subarray(this.head, end)), f64: this.f64.map((c) => c.subarray(this.head, end)) };
   }
 
+  /** Bytes of the slot (capacity, not just the live rows). */
   byteLength(): number {
-    let bytes = 0;
-    for (const column of this.u32) bytes += column.byteLength;
-    for (const column of this.f64) bytes += column.byteLength;
-    return bytes;
+    return this.#capacity * (4 * this.u32.length + 8 * this.f64.length);
   }
 
   #shift(): void {
-    for (const column of this.u32) column.copyWithin(0, this.head, this.head + this.length);
-    for (const column of this.f64) column.copyWithin(0, this.head, this.head + this.length);
-    this.head = 0;
+    const base = this.#base;
+    for (const column of this.u32) column.copyWithin(base, this.head, this.head + this.length);
+    for (const column of this.f64) column.copyWithin(base, this.head, this.head + this.length);
+    this.head = base;
   }
 
   #resize(capacity: number): void {
-    this.#capacity = capacity;
     const { head, length } = this;
     this.u32 = this.u32.map((column) => {
       const next = new Uint32Array(capacity);
@@ -134,7 +268,16 @@ class Columns {
       next.set(column.subarray(head, head + length));
       return next;
     });
-    this.head = 0;
+    this.#leave();
+    this.head = this.#base = 0;
+    this.#capacity = capacity;
+  }
+
+  #leave(): void {
+    const arena = this.#arena;
+    if (arena === undefined) return;
+    this.#arena = undefined;
+    arena.leave(this.byteLength());
   }
 }
 
@@ -143,11 +286,11 @@ export class RegionMemtable {
   /** Index of the first entry held; meaningless when `entryCount` is 0. */
   #first = 0;
   /** Per entry: offset (u32[0]) and length | compressed bit (u32[1]). */
-  readonly #entries = new Columns([new Uint32Array(MIN_CAPACITY), new Uint32Array(MIN_CAPACITY)], []);
+  readonly #entries = new Columns(NO_ROWS_U32_2, NO_ROWS_F64_0);
   /** Runs of entries in one file: first index (f64[0]) and file id (u32[0]). */
-  readonly #fileRuns = new Columns([new Uint32Array(MIN_CAPACITY)], [new Float64Array(MIN_CAPACITY)]);
+  readonly #fileRuns = new Columns(NO_ROWS_U32_1, NO_ROWS_F64_1);
   /** Compressed records: first index (f64[0]), record offset (u32[0]), payload length (u32[1]). */
-  readonly #packed = new Columns([new Uint32Array(MIN_CAPACITY), new Uint32Array(MIN_CAPACITY)], [new Float64Array(MIN_CAPACITY)]);
+  readonly #packed = new Columns(NO_ROWS_U32_2, NO_ROWS_F64_1);
   readonly kv = new Map<string, KeyValue>();
 
   constructor(region: number) {
@@ -184,7 +327,7 @@ export class RegionMemtable {
     else if (firstIndex <= last) this.#truncateFrom(firstIndex);
     const entries = this.#entries;
     entries.reserve(count);
-    const [offsetColumn, lengthColumn] = entries.u32 as [Uint32Array, Uint32Array];
+    const [offsetColumn, lengthColumn] = entries.u32 as readonly [Uint32Array, Uint32Array];
     const at = entries.head + entries.length;
     if (record.compressed) {
       offsetColumn.set(offsets.subarray(start, start + count), at);
@@ -354,14 +497,18 @@ export class RegionMemtable {
     };
   }
 
-  /** A memtable holding what `exportIndex` gave; takes the columns over without copying them. */
-  static fromIndex(index: RegionIndex): RegionMemtable {
-    const memtable = new RegionMemtable(index.region);
-    memtable.#first = index.first;
-    memtable.#entries.adopt([index.offsets, index.lengths], [], index.offsets.length);
-    memtable.#fileRuns.adopt([index.runFiles], [index.runFirsts], index.runFiles.length);
-    memtable.#packed.adopt([index.packedOffsets, index.packedLengths], [index.packedFirsts], index.packedOffsets.length);
-    for (const { key, value, fileId } of index.keys)
+  /**
+   * A memtable holding one region of a checkpoint load: its rows are slots of
+   * the columns every loaded region shares (no copy, no array per region).
+   */
+  static fromLoaded(loaded: Readonly<LoadedRegion>, shared: LoadedColumns): RegionMemtable {
+    const memtable = new RegionMemtable(loaded.region);
+    const arena = shared.arena;
+    memtable.#first = loaded.first;
+    memtable.#entries.adoptSlot(shared.entryU32, NO_ROWS_F64_0, loaded.entryAt, loaded.entries, arena);
+    memtable.#fileRuns.adoptSlot(shared.runU32, shared.runF64, loaded.runAt, loaded.runs, arena);
+    memtable.#packed.adoptSlot(shared.packedU32, shared.packedF64, loaded.packedAt, loaded.packed, arena);
+    for (const { key, value, fileId } of loaded.keys)
       memtable.kv.set(Buffer.from(key.buffer, key.byteOffset, key.length).toString('latin1'), { value, fileId });
     return memtable;
   }

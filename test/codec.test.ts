@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { MemFs } from '../backends/memfs.js';
 import { Engine } from '../src/engine.js';
 import { LogBatch } from '../src/log-batch.js';
-import { decodeFileHeader, FILE_HEADER_SIZE } from '../src/format/layout.js';
+import { decodeFileHeader, FILE_HEADER_SIZE, isAllZero } from '../src/format/layout.js';
 import { RecordScanner } from '../src/recovery/scanner.js';
 import { Random } from './support/random.js';
 import { testSeed } from './support/seed.js';
@@ -112,5 +112,25 @@ describe('record codec under damage', () => {
     const { bytes, salt } = await writeSampleLog(seed);
     const { records } = await scanAll(bytes, (salt + 1) >>> 0);
     assert.equal(records.length, 0);
+  });
+});
+
+describe('isAllZero', () => {
+  it('finds a single non-zero byte anywhere, at any length and alignment', () => {
+    // Lengths around the small-input cut-over (64) and the compare block (64 KiB), and a preallocated tail's size.
+    const lengths = [0, 1, 7, 64, 65, 4095, 65535, 65536, 65537, 3 * 65536 + 5, 8 << 20];
+    for (const length of lengths) {
+      for (const shift of [0, 3]) {
+        const backing = new Uint8Array(length + shift);
+        const bytes = backing.subarray(shift);
+        assert.equal(isAllZero(bytes), true, `all zero, length ${length}, shift ${shift}`);
+        const spots = new Set([0, 1, 63, 64, 65535, 65536, length - 1].filter((at) => at >= 0 && at < length));
+        for (const at of spots) {
+          bytes[at] = 0x80;
+          assert.equal(isAllZero(bytes), false, `byte ${at} of ${length} set, shift ${shift}`);
+          bytes[at] = 0;
+        }
+      }
+    }
   });
 });

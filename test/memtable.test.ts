@@ -9,7 +9,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { BugError } from '../src/errors.js';
 import { RECORD_HEADER_SIZE } from '../src/format/layout.js';
-import { RegionMemtable, newEntryLocation, type EntryLocation, type RecordLocation } from '../src/memtable.js';
+import { decodeIndexCheckpoint, encodeIndexCheckpoint } from '../src/format/index-checkpoint.js';
+import { LoadedColumns, RegionMemtable, newEntryLocation, type EntryLocation, type KeyValue, type RecordLocation } from '../src/memtable.js';
 import { Random } from './support/random.js';
 import { testSeed } from './support/seed.js';
 
@@ -168,6 +169,22 @@ const R = (first: number, count: number, fileId: number): Op => {
 };
 const C = (index: number): Op => ({ op: 'compact', index });
 const CLEAN: Op = { op: 'clean' };
+
+/** A random change to a region as `model` holds it: mostly appends (some overwriting), then compactions, relocations, cleans. */
+function randomOp(rng: Random, model: Model, files: { next: number }, step: number): Op {
+  const first = model.first();
+  const last = model.last();
+  const roll = rng.below(100);
+  if (last === undefined || roll < 55) {
+    const at = last === undefined ? 1 + rng.below(100) : Math.max(1, last + 1 - (rng.below(4) === 0 ? rng.below(20) : 0));
+    if (rng.below(10) === 0) files.next++;
+    return A(at, 1 + rng.below(40), files.next, rng.below(4) === 0);
+  }
+  if (roll < 80) return C(first! + rng.below(last - first! + 3));
+  if (roll < 83) return CLEAN;
+  const from = first! + rng.below(last - first! + 1);
+  return R(from, 1 + rng.below(last - from + 1), 0x8000_0000 + step);
+}
 
 const cases: { name: string; ops: Op[]; first: number | undefined; last: number | undefined; compacted?: number }[] = [
   { name: 'append to an empty region', ops: [A(1, 3)], first: 1, last: 3 },
@@ -352,24 +369,68 @@ describe('memtable', () => {
     const rng = new Random(seed);
     const memtable = new RegionMemtable(1);
     const model = new Model();
-    let file = 1;
+    const files = { next: 1 };
     for (let step = 0; step < 1500; step++) {
-      const first = model.first();
-      const last = model.last();
-      const roll = rng.below(100);
-      let op: Op;
-      if (last === undefined || roll < 55) {
-        const at = last === undefined ? 1 + rng.below(100) : Math.max(1, last + 1 - (rng.below(4) === 0 ? rng.below(20) : 0));
-        if (rng.below(10) === 0) file++;
-        op = A(at, 1 + rng.below(40), file, rng.below(4) === 0);
-      } else if (roll < 80) op = C(first! + rng.below(last - first! + 3));
-      else if (roll < 83) op = CLEAN;
-      else {
-        const from = first! + rng.below(last - first! + 1);
-        op = R(from, 1 + rng.below(last - from + 1), 0x8000_0000 + step);
-      }
+      const op = randomOp(rng, model, files, step);
       apply(memtable, model, op);
       check(memtable, model, `seed=${seed} step ${step} (${JSON.stringify(op)})`);
     }
+  });
+
+  it('regions loaded from a checkpoint share its columns: each agrees with its model through later changes, none reaches another, and the shared buffer is let go', async () => {
+    const seed = testSeed(1818);
+    const rng = new Random(seed);
+    const files = { next: 1 };
+    // Regions of every shape: empty, keys only, one run, many runs, compressed records.
+    const regions = Array.from({ length: 400 }, (_, i) => ({
+      memtable: new RegionMemtable(i * 7 + 1),
+      model: new Model(),
+      keys: [] as [string, KeyValue][],
+    }));
+    for (const [i, { memtable, model }] of regions.entries()) {
+      const steps = i % 5 === 0 ? 0 : rng.below(25);
+      for (let step = 0; step < steps; step++) apply(memtable, model, randomOp(rng, model, files, step));
+      if (i % 3 === 0) memtable.kv.set(`key ${i}`, { value: Uint8Array.of(i & 0xff, 1, 2), fileId: 1 + (i % 4) });
+      regions[i]!.keys = [...memtable.kv];
+    }
+    const covered = { manifestGeneration: 1, first: 1, last: 1, rewriteSeq: 0, lastEnd: 64, sealAt: 32, files: [] };
+    const decoded = decodeIndexCheckpoint(encodeIndexCheckpoint(covered, regions.map((r) => r.memtable.exportIndex())));
+    assert.ok(typeof decoded === 'object', `seed=${seed}: ${String(decoded)}`);
+    assert.equal(decoded.regionCount, regions.length);
+    const shared = new LoadedColumns(decoded.columns, decoded.columnBytes);
+    const loaded: RegionMemtable[] = [];
+    decoded.forEachRegion((region) => loaded.push(RegionMemtable.fromLoaded(region, shared)));
+    const arena = shared.arena;
+    assert.ok(arena.liveBytes * 2 >= arena.byteLength && arena.liveBytes <= arena.byteLength, 'the regions use the whole buffer');
+    const checkAll = (context: string): void => {
+      for (const [i, memtable] of loaded.entries()) {
+        assert.equal(memtable.region, regions[i]!.memtable.region);
+        check(memtable, regions[i]!.model, `seed=${seed} region ${i}, ${context}`);
+        assert.deepEqual([...memtable.kv], regions[i]!.keys, `seed=${seed} region ${i} keys, ${context}`);
+      }
+    };
+    checkAll('as loaded');
+    // Changes that stay inside a region's rows (compactions, overwrites, relocations) and ones that move it out.
+    for (let step = 0; step < 3000; step++) {
+      const i = rng.below(loaded.length);
+      const op = randomOp(rng, regions[i]!.model, files, step);
+      apply(loaded[i]!, regions[i]!.model, op);
+      if (op.op === 'clean') regions[i]!.keys = [];
+      check(loaded[i]!, regions[i]!.model, `seed=${seed} region ${i} step ${step} (${JSON.stringify(op)})`);
+      if (step % 500 === 0) checkAll(`step ${step}`);
+    }
+    checkAll('after the changes');
+    // Growing every region moves it out; past half of the buffer dead, the rest moves out at once.
+    for (const [i, memtable] of loaded.entries()) {
+      const last = regions[i]!.model.last() ?? 0;
+      apply(memtable, regions[i]!.model, A(last + 1, 40, files.next));
+      if (arena.evacuations === 0) assert.ok(arena.liveBytes * 2 >= arena.byteLength, `seed=${seed}: at most half of the buffer is dead`);
+    }
+    assert.equal(arena.evacuations, 1, `seed=${seed}: the regions left in the buffer began to move out once`);
+    // They move out between other work: the memtables stay right meanwhile.
+    checkAll('while moving out');
+    while (arena.evacuating) await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(arena.liveBytes, 0, `seed=${seed}: nothing uses the buffer any more`);
+    checkAll('after growth');
   });
 });

@@ -6,13 +6,18 @@
  * checkpoint"). One CRC32C over the whole file: it is read whole.
  *
  * The index columns are copied in and out in bulk as raw little-endian typed
- * arrays; loading allocates per region and per key, never per entry.
+ * arrays. Version 2 stores each column once for all regions, back to back
+ * (doubles first, so every column is aligned): loading copies them with one
+ * copy into one buffer, makes seven typed arrays over it, and gives each
+ * region the position of its rows there. Decoding allocates per key only:
+ * nothing per entry, and no typed array or object per region.
  */
 import { crc32c } from './checksum.js';
 import { readU64, writeU64 } from './layout.js';
 
 export const INDEX_CHECKPOINT_MAGIC = Uint8Array.from([0x52, 0x4c, 0x49, 0x4e, 0x44, 0x45, 0x58, 0x0a]); // "RLINDEX\n"
-export const INDEX_CHECKPOINT_VERSION = 1;
+/** 2: columns stored per column for all regions (version 1: per region); version 1 is not read. */
+export const INDEX_CHECKPOINT_VERSION = 2;
 export const INDEX_HEADER_SIZE = 72;
 /** What decoding says of a checkpoint an earlier open invalidated. */
 export const CONSUMED = 'consumed';
@@ -56,10 +61,8 @@ export interface CoveredLog {
   files: CoveredFile[];
 }
 
-/** One region's memtable, as columns of its live rows (see RegionMemtable). */
-export interface RegionIndex {
-  region: number;
-  first: number;
+/** The seven index columns (see RegionMemtable). */
+export interface IndexColumns {
   /** Per entry. */
   offsets: Uint32Array;
   lengths: Uint32Array;
@@ -70,20 +73,76 @@ export interface RegionIndex {
   packedFirsts: Float64Array;
   packedOffsets: Uint32Array;
   packedLengths: Uint32Array;
+}
+
+/** One region's memtable, as columns of its live rows, and its keys. */
+export interface RegionIndex extends IndexColumns {
+  region: number;
+  first: number;
   keys: { key: Uint8Array; value: Uint8Array; fileId: number }[];
+}
+
+/** One region of a decoded checkpoint: where its rows lie in the shared IndexColumns, and its keys. */
+export interface LoadedRegion {
+  region: number;
+  first: number;
+  /** Its entries are rows entryAt..entryAt+entries-1 of offsets and lengths; likewise runs and compressed records. */
+  entryAt: number;
+  entries: number;
+  runAt: number;
+  runs: number;
+  packedAt: number;
+  packed: number;
+  /** `key` views the checkpoint's bytes; `value` is a copy. */
+  keys: readonly { key: Uint8Array; value: Uint8Array; fileId: number }[];
 }
 
 export interface IndexCheckpoint {
   covered: CoveredLog;
-  regions: RegionIndex[];
+  regionCount: number;
+  /** Every loaded region's rows of each column, back to back in region order, over one buffer. */
+  columns: IndexColumns;
+  /** Bytes of the one buffer under `columns`. */
+  columnBytes: number;
+  /**
+   * Visits every region in the file's order. One object, refilled for each
+   * region, valid only during its call: a load of 100,000 regions then
+   * allocates no object per region here.
+   */
+  forEachRegion(visit: (region: Readonly<LoadedRegion>) => void): void;
 }
 
+/** Bytes of the column area: seven columns over all regions, doubles first, padded to 8. */
+function columnAreaBytes(entries: number, runs: number, packed: number): number {
+  return roundUp8(8 * runs + 8 * packed + 8 * entries + 4 * runs + 8 * packed);
+}
+
+/** Not a bit mask: sums read from a file may pass 2^31 bytes. */
+function roundUp8(n: number): number {
+  return Math.ceil(n / 8) * 8;
+}
+
+/** Shared by the regions without keys; never added to. */
+const NO_KEYS: LoadedRegion['keys'] = [];
+
 export function encodeIndexCheckpoint(covered: CoveredLog, regions: readonly RegionIndex[]): Uint8Array {
-  let size = INDEX_HEADER_SIZE + covered.files.length * INDEX_FILE_ENTRY_SIZE + 4;
+  let entries = 0;
+  let runs = 0;
+  let packed = 0;
+  let keyBytes = 0;
   for (const r of regions) {
-    size += INDEX_REGION_HEADER_SIZE + 8 * r.offsets.length + 12 * r.runFiles.length + 16 * r.packedOffsets.length;
-    for (const k of r.keys) size += KEY_HEADER_SIZE + k.key.length + k.value.length;
+    entries += r.offsets.length;
+    runs += r.runFiles.length;
+    packed += r.packedOffsets.length;
+    for (const k of r.keys) keyBytes += KEY_HEADER_SIZE + k.key.length + k.value.length;
   }
+  const size =
+    INDEX_HEADER_SIZE +
+    covered.files.length * INDEX_FILE_ENTRY_SIZE +
+    regions.length * INDEX_REGION_HEADER_SIZE +
+    columnAreaBytes(entries, runs, packed) +
+    keyBytes +
+    4;
   const bytes = new Uint8Array(size);
   const view = new DataView(bytes.buffer);
   bytes.set(INDEX_CHECKPOINT_MAGIC, 0);
@@ -106,10 +165,6 @@ export function encodeIndexCheckpoint(covered: CoveredLog, regions: readonly Reg
     writeU64(view, at + 16, file.size);
     at += INDEX_FILE_ENTRY_SIZE;
   }
-  const put = (column: Uint32Array | Float64Array): void => {
-    bytes.set(new Uint8Array(column.buffer, column.byteOffset, column.byteLength), at);
-    at += column.byteLength;
-  };
   for (const r of regions) {
     writeU64(view, at, r.region);
     writeU64(view, at + 8, r.first);
@@ -118,13 +173,25 @@ export function encodeIndexCheckpoint(covered: CoveredLog, regions: readonly Reg
     view.setUint32(at + 24, r.packedOffsets.length, true);
     view.setUint32(at + 28, r.keys.length, true);
     at += INDEX_REGION_HEADER_SIZE;
-    put(r.offsets);
-    put(r.lengths);
-    put(r.runFirsts);
-    put(r.runFiles);
-    put(r.packedFirsts);
-    put(r.packedOffsets);
-    put(r.packedLengths);
+  }
+  const columnsStart = at;
+  const put = (column: (r: RegionIndex) => Uint32Array | Float64Array): void => {
+    for (const r of regions) {
+      const c = column(r);
+      bytes.set(new Uint8Array(c.buffer, c.byteOffset, c.byteLength), at);
+      at += c.byteLength;
+    }
+  };
+  put((r) => r.runFirsts);
+  put((r) => r.packedFirsts);
+  put((r) => r.offsets);
+  put((r) => r.lengths);
+  put((r) => r.runFiles);
+  put((r) => r.packedOffsets);
+  put((r) => r.packedLengths);
+  // Zero padding (the buffer starts zeroed) to the end of the column area.
+  at = columnsStart + columnAreaBytes(entries, runs, packed);
+  for (const r of regions) {
     for (const k of r.keys) {
       view.setUint32(at, k.key.length, true);
       view.setUint32(at + 4, k.value.length, true);
@@ -179,50 +246,91 @@ export function decodeIndexCheckpoint(file: Uint8Array): IndexCheckpoint | strin
     });
     at += INDEX_FILE_ENTRY_SIZE;
   }
-  const take = <T extends Uint32Array | Float64Array>(column: T): T => {
-    new Uint8Array(column.buffer).set(bytes.subarray(at, at + column.byteLength));
-    at += column.byteLength;
+  if (!need(regionCount * INDEX_REGION_HEADER_SIZE)) return 'region table overruns the file';
+  const regionsAt = at;
+  let entries = 0;
+  let runs = 0;
+  let packed = 0;
+  let keyCount = 0;
+  for (let i = 0; i < regionCount; i++, at += INDEX_REGION_HEADER_SIZE) {
+    entries += view.getUint32(at + 16, true);
+    runs += view.getUint32(at + 20, true);
+    packed += view.getUint32(at + 24, true);
+    keyCount += view.getUint32(at + 28, true);
+  }
+  const columnBytes = columnAreaBytes(entries, runs, packed);
+  if (!need(columnBytes)) return 'columns overrun the file';
+  const columnsAt = at;
+  at += columnBytes;
+  const keysAt = at;
+  for (let k = 0; k < keyCount; k++) {
+    if (!need(KEY_HEADER_SIZE)) return 'key overruns the file';
+    const keyBytes = view.getUint32(at, true) + view.getUint32(at + 4, true);
+    at += KEY_HEADER_SIZE;
+    if (!need(keyBytes)) return 'key overruns the file';
+    at += keyBytes;
+  }
+  if (at !== crcAt) return 'bytes left after the last key';
+  // One copy into an 8-byte aligned buffer of their own: the file's buffer
+  // (headers, keys) is not kept alive by the memtables that use the columns.
+  const buffer = new ArrayBuffer(columnBytes);
+  new Uint8Array(buffer).set(bytes.subarray(columnsAt, columnsAt + columnBytes));
+  let into = 0;
+  const u32 = (count: number): Uint32Array => {
+    const column = new Uint32Array(buffer, into, count);
+    into += 4 * count;
     return column;
   };
-  const regions: RegionIndex[] = [];
-  for (let i = 0; i < regionCount; i++) {
-    if (!need(INDEX_REGION_HEADER_SIZE)) return 'region overruns the file';
-    const region = readU64(view, at);
-    const first = readU64(view, at + 8);
-    const entries = view.getUint32(at + 16, true);
-    const runs = view.getUint32(at + 20, true);
-    const packed = view.getUint32(at + 24, true);
-    const keyCount = view.getUint32(at + 28, true);
-    at += INDEX_REGION_HEADER_SIZE;
-    if (!need(8 * entries + 12 * runs + 16 * packed)) return 'region overruns the file';
-    const index: RegionIndex = {
-      region,
-      first,
-      offsets: take(new Uint32Array(entries)),
-      lengths: take(new Uint32Array(entries)),
-      runFirsts: take(new Float64Array(runs)),
-      runFiles: take(new Uint32Array(runs)),
-      packedFirsts: take(new Float64Array(packed)),
-      packedOffsets: take(new Uint32Array(packed)),
-      packedLengths: take(new Uint32Array(packed)),
-      keys: [],
-    };
-    for (let k = 0; k < keyCount; k++) {
-      if (!need(KEY_HEADER_SIZE)) return 'key overruns the file';
-      const keyLength = view.getUint32(at, true);
-      const valueLength = view.getUint32(at + 4, true);
-      const fileId = view.getUint32(at + 8, true);
-      at += KEY_HEADER_SIZE;
-      if (!need(keyLength + valueLength)) return 'key overruns the file';
-      index.keys.push({
-        key: bytes.subarray(at, at + keyLength),
-        value: bytes.slice(at + keyLength, at + keyLength + valueLength),
-        fileId,
-      });
-      at += keyLength + valueLength;
+  const f64 = (count: number): Float64Array => {
+    const column = new Float64Array(buffer, into, count);
+    into += 8 * count;
+    return column;
+  };
+  const runFirsts = f64(runs);
+  const packedFirsts = f64(packed);
+  const columns: IndexColumns = {
+    offsets: u32(entries),
+    lengths: u32(entries),
+    runFirsts,
+    runFiles: u32(runs),
+    packedFirsts,
+    packedOffsets: u32(packed),
+    packedLengths: u32(packed),
+  };
+  const forEachRegion = (visit: (region: Readonly<LoadedRegion>) => void): void => {
+    const loaded: LoadedRegion = { region: 0, first: 0, entryAt: 0, entries: 0, runAt: 0, runs: 0, packedAt: 0, packed: 0, keys: NO_KEYS };
+    let keyAt = keysAt;
+    for (let i = 0, row = regionsAt; i < regionCount; i++, row += INDEX_REGION_HEADER_SIZE) {
+      loaded.region = readU64(view, row);
+      loaded.first = readU64(view, row + 8);
+      loaded.entryAt += loaded.entries;
+      loaded.entries = view.getUint32(row + 16, true);
+      loaded.runAt += loaded.runs;
+      loaded.runs = view.getUint32(row + 20, true);
+      loaded.packedAt += loaded.packed;
+      loaded.packed = view.getUint32(row + 24, true);
+      const count = view.getUint32(row + 28, true);
+      loaded.keys = NO_KEYS;
+      if (count === 0) {
+        visit(loaded);
+        continue;
+      }
+      const keys: LoadedRegion['keys'][number][] = [];
+      for (let k = 0; k < count; k++) {
+        const keyLength = view.getUint32(keyAt, true);
+        const valueLength = view.getUint32(keyAt + 4, true);
+        const fileId = view.getUint32(keyAt + 8, true);
+        keyAt += KEY_HEADER_SIZE;
+        keys.push({
+          key: bytes.subarray(keyAt, keyAt + keyLength),
+          value: bytes.slice(keyAt + keyLength, keyAt + keyLength + valueLength),
+          fileId,
+        });
+        keyAt += keyLength + valueLength;
+      }
+      loaded.keys = keys;
+      visit(loaded);
     }
-    regions.push(index);
-  }
-  if (at !== crcAt) return 'bytes left after the last region';
-  return { covered, regions };
+  };
+  return { covered, regionCount, columns, columnBytes, forEachRegion };
 }

@@ -167,17 +167,25 @@ export function roundUp(value: number, multiple: number): number {
   return Math.ceil(value / multiple) * multiple;
 }
 
+/** Compared against by `isAllZero`, one block at a time; never written. */
+const ZERO_BLOCK = new Uint8Array(64 << 10);
+/** Inputs up to this long are cheaper to check in JS than with a native compare. */
+const SMALL_ZERO_CHECK = 64;
+
 export function isAllZero(bytes: Uint8Array): boolean {
-  // Word-at-a-time where alignment allows: the zero tail of a preallocated
-  // file is scanned on every open.
-  let i = 0;
   const end = bytes.length;
-  if ((bytes.byteOffset & 7) === 0) {
-    const words = new BigUint64Array(bytes.buffer, bytes.byteOffset, end >>> 3);
-    for (let w = 0; w < words.length; w++) if (words[w] !== 0n) return false;
-    i = words.length << 3;
+  if (end <= SMALL_ZERO_CHECK) {
+    for (let i = 0; i < end; i++) if (bytes[i] !== 0) return false;
+    return true;
   }
-  for (; i < end; i++) if (bytes[i] !== 0) return false;
+  // The zero tail of a preallocated file (megabytes) is scanned on every
+  // open: a native memcmp per block is ~50x faster than a JS loop before the
+  // JIT warms up (a 64-bit word loop went through BigInts: ~30 ms per 8 MiB).
+  for (let at = 0; at < end; at += ZERO_BLOCK.length) {
+    const length = Math.min(ZERO_BLOCK.length, end - at);
+    const block = length === ZERO_BLOCK.length ? ZERO_BLOCK : ZERO_BLOCK.subarray(0, length);
+    if (Buffer.compare(bytes.subarray(at, at + length), block) !== 0) return false;
+  }
   return true;
 }
 

@@ -39,11 +39,11 @@ import type { FileHandle, FileSystem } from '../filesystem.js';
 import { CONSUMED, HOST_LITTLE_ENDIAN, decodeIndexCheckpoint, type CoveredFile, type CoveredLog } from '../format/index-checkpoint.js';
 import { FILE_HEADER_SIZE, Queue, decodeFileHeader, type FileHeader } from '../format/layout.js';
 import type { ManifestRead } from '../file-set/manifest.js';
-import { RegionMemtable } from '../memtable.js';
+import { LoadedColumns, RegionMemtable } from '../memtable.js';
 import { readFully } from '../read-fully.js';
 import type { RewriteQueueState } from './checkpoint.js';
 import type { RecoveredFile } from './recovery.js';
-import { RecordScanner } from './scanner.js';
+import { HEADER_WINDOW, RecordScanner } from './scanner.js';
 
 export type IndexCheckpointLoad =
   | {
@@ -110,7 +110,9 @@ export async function loadIndexCheckpoint(fs: FileSystem, manifest: ManifestRead
     await closeAll(opened);
     throw error;
   }
-  for (const region of decoded.regions) memtables.set(region.region, RegionMemtable.fromIndex(region));
+  // Every region's rows are slots of the same seven columns (see ColumnArena).
+  const shared = new LoadedColumns(decoded.columns, decoded.columnBytes);
+  decoded.forEachRegion((region) => memtables.set(region.region, RegionMemtable.fromLoaded(region, shared)));
   const rewrite = opened.find((o) => o.file.queue === Queue.Rewrite);
   const appends = opened.filter((o) => o.file.queue === Queue.Append).sort((a, b) => a.file.seq - b.file.seq);
   const files: RecoveredFile[] = appends.map(({ file, name, handle }, i) => {
@@ -167,7 +169,9 @@ async function check(
   if (lastAt === 0 ? lastEnd !== FILE_HEADER_SIZE : lastAt < FILE_HEADER_SIZE || lastAt >= lastEnd)
     return 'has a recorded position the checkpoint cannot have';
   if (lastAt === 0) return { header, sealAt: 0 };
-  const scanner = new RecordScanner(handle, size, header.salt);
+  // One record: a small window (it still widens to a long record), not the
+  // 8 MiB a scan reads ahead, which here would read the preallocated rest.
+  const scanner = new RecordScanner(handle, size, header.salt, HEADER_WINDOW);
   try {
     const last = await scanner.read(lastAt);
     if (!('header' in last) || last.end !== lastEnd) return `holds no record ending at ${lastEnd} at ${lastAt}`;
