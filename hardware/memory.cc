@@ -14,6 +14,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -116,6 +117,40 @@ napi_value FadviseDontNeed(napi_env env, napi_callback_info info) {
   int err = posix_fadvise(static_cast<int>(fd), offset, length, POSIX_FADV_DONTNEED);
   if (err != 0) return ThrowErrno(env, err, "posix_fadvise");
   return Undefined(env);
+}
+
+// preadCached(fd, target, targetOffset, length, position): preadv2 with
+// RWF_NOWAIT, on the calling (event loop) thread. It copies what the page
+// cache already holds and never waits for the device: it returns the bytes
+// read (0 at end of file), or -1 when the first byte is not cached (EAGAIN)
+// or the kernel or file system does not take the flag (EOPNOTSUPP, EINVAL),
+// so the caller reads through the threadpool instead. A short count means
+// the rest was not cached or past the end; the caller reads the rest its
+// usual way. Other errors throw, shaped like node:fs's.
+napi_value PreadCached(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  int64_t fd, target_offset, length, position;
+  uint8_t* data;
+  size_t size;
+  if (argc < 5 || !GetInt64(env, argv[0], &fd) || !GetBytes(env, argv[1], &data, &size) ||
+      !GetInt64(env, argv[2], &target_offset) || !GetInt64(env, argv[3], &length) || !GetInt64(env, argv[4], &position) ||
+      target_offset < 0 || length < 0 || position < 0 || static_cast<uint64_t>(target_offset) + static_cast<uint64_t>(length) > size)
+    return ThrowType(env, "preadCached(fd, target, targetOffset, length, position): range outside target");
+#if defined(RWF_NOWAIT)
+  iovec iov{data + target_offset, static_cast<size_t>(length)};
+  ssize_t got;
+  do {
+    got = preadv2(static_cast<int>(fd), &iov, 1, position, RWF_NOWAIT);
+  } while (got < 0 && errno == EINTR);
+  if (got >= 0) return MakeNumber(env, static_cast<double>(got));
+  if (errno == EAGAIN || errno == EOPNOTSUPP || errno == EINVAL) return MakeNumber(env, -1);
+  return ThrowErrno(env, errno, "read");
+#else
+  (void)data;
+  return MakeNumber(env, -1);
+#endif
 }
 
 // flock(fd, exclusive, nonblocking): whole-file advisory lock. flock locks
@@ -451,6 +486,7 @@ void InitMemory(napi_env env, napi_value exports) {
       {"addressOf", nullptr, AddressOf, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"fallocate", nullptr, Fallocate, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"fadviseDontNeed", nullptr, FadviseDontNeed, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"preadCached", nullptr, PreadCached, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"flock", nullptr, Flock, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"funlock", nullptr, Funlock, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"statxDioAlign", nullptr, StatxDioAlign, nullptr, nullptr, nullptr, napi_enumerable, nullptr},

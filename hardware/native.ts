@@ -100,6 +100,12 @@ export interface NativeBinding {
   addressOf(bytes: ArrayBuffer | ArrayBufferView): number;
   fallocate(fd: number, mode: number, offset: number, length: number): void;
   fadviseDontNeed(fd: number, offset?: number, length?: number): void;
+  /**
+   * preadv2(RWF_NOWAIT) on the calling thread: bytes copied from the page
+   * cache (0 at end of file), or -1 when the first byte is not cached or the
+   * flag is not supported (read through the threadpool then).
+   */
+  preadCached(fd: number, target: Uint8Array, targetOffset: number, length: number, position: number): number;
   /** Whole-file flock; throws code EAGAIN (EWOULDBLOCK) when held elsewhere and nonblocking. */
   flock(fd: number, exclusive: boolean, nonblocking: boolean): void;
   funlock(fd: number): void;
@@ -291,6 +297,14 @@ export function loadNativeWriteSync(): NativeBinding['writeSync'] | undefined {
   if (!loaded.ok) return undefined;
   const { writeSync } = loaded.binding;
   return typeof writeSync === 'function' ? writeSync : undefined;
+}
+
+/** The addon's page-cache-only read (Linux); undefined where the addon is missing. */
+export function loadNativeCachedRead(): NativeBinding['preadCached'] | undefined {
+  const loaded = loadRaw();
+  if (!loaded.ok) return undefined;
+  const { preadCached } = loaded.binding;
+  return typeof preadCached === 'function' ? preadCached : undefined;
 }
 
 /** The binding, or UnsupportedError naming `feature` and why the addon is unavailable. */

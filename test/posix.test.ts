@@ -6,7 +6,7 @@
 
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -16,6 +16,7 @@ import { ErrorCode } from '../src/errors.js';
 import { formatTarget, parseTarget, type LockOwner } from '../backends/directory-lock.js';
 import { PosixFs } from '../backends/posix.js';
 import { remainingBuffers } from '../backends/io-buffers.js';
+import { loadNative } from '../hardware/native.js';
 import { expectCode } from './conformance/suite.js';
 
 const POSIX_MODULE = new URL('../backends/posix.js', import.meta.url).href;
@@ -339,5 +340,58 @@ describe('remainingBuffers (the short-write continuation)', () => {
     assert.equal(rest[0]!.buffer, parts[2]!.buffer);
     assert.deepEqual([...rest[0]!], [5]);
     assert.deepEqual(remainingBuffers(parts, 6), []);
+  });
+});
+
+describe('PosixFs reads: cached pages on the loop thread, the rest through the threadpool', () => {
+  const native = loadNative();
+
+  it('returns the same bytes whether a range is cached, uncached, partly cached or past the end', {
+    skip: native.ok ? false : 'needs the addon',
+  }, async () => {
+    const root = await mkdtemp(join(tmpdir(), 'raftlog-posix-cached-read-'));
+    try {
+      const fs = new PosixFs(root);
+      await fs.init();
+      const size = (1 << 20) + 1234;
+      const bytes = new Uint8Array(size).map((_, i) => (i * 131 + (i >> 12)) & 0xff);
+      const handle = await fs.open('f', { create: true });
+      await handle.write([bytes], 0, { sync: true });
+      // Drop the file's pages (they are clean after the sync): the first reads find nothing cached.
+      const fd = openSync(join(root, 'f'), 'r');
+      try {
+        assert.ok(native.ok);
+        native.binding.fadviseDontNeed(fd);
+        const probe = new Uint8Array(4096);
+        const got = native.binding.preadCached(fd, probe, 0, 4096, 65536);
+        // -1 where eviction works (a disk); a file system that keeps its pages (tmpfs) serves them.
+        assert.ok(got === -1 || got === 4096, `preadCached after DONTNEED: ${got}`);
+        if (got === 4096) assert.deepEqual(probe, bytes.subarray(65536, 65536 + 4096));
+      } finally {
+        closeSync(fd);
+      }
+      const ranges: [number, number][] = [
+        [65536, 4096], // uncached: the threadpool
+        [65536, 4096], // cached now
+        [0, 100],
+        [0, 128 << 10], // its first page cached, the rest maybe not
+        [size - 1000, 4096], // straddles the end: a short read
+        [500_000, 70_000],
+        [300_000, 256 << 10], // larger than the cached-read limit
+      ];
+      for (const [position, length] of ranges) {
+        const target = new Uint8Array(length + 16);
+        const read = await handle.read(target, 16, length, position);
+        const want = bytes.subarray(position, Math.min(size, position + length));
+        assert.equal(read, want.length, `read ${length} at ${position}`);
+        assert.deepEqual(target.subarray(16, 16 + read), want, `bytes of ${length} at ${position}`);
+      }
+      assert.equal(await handle.read(new Uint8Array(10), 0, 10, size), 0, 'at the end: nothing');
+      assert.equal(await handle.read(new Uint8Array(10), 0, 10, size + 4096), 0, 'past the end: nothing');
+      await handle.close();
+      await fs.close();
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
   });
 });
