@@ -11,7 +11,7 @@ import type { FileHandle, WriteOptions } from '../../src/filesystem.js';
 import { checkCount, checkRange, checkReadArgs, checkWriteArgs } from '../arguments.js';
 import { mapErrors, readOnlyError } from '../error-edge.js';
 import { FALLOCATE_REFUSALS } from './errors.js';
-import { closeFd, fstatFd, ftruncateFd, writeZerosFd } from './fd.js';
+import { closeFd, fstatFd, ftruncateFd } from './fd.js';
 import type { FileState } from './file-state.js';
 import { Request, readThrough, type Core, type Item } from './ops.js';
 
@@ -105,7 +105,8 @@ export class UringFileHandle implements FileHandle {
    * fdatasync after an append into one must commit the journal to convert
    * it, where an overwrite of written zeros flushes data only (measured
    * here: a synced 4 KiB append costs about 50 us more in fallocate'd space).
-   * The zeros are paid once, by the first barrier after the preallocation.
+   * The zeros are written a page at a time (see writeZerosFd for why) and
+   * paid once, by the first barrier after the preallocation.
    *
    * Direct mode: fallocate(2) in the ring. Where the file system refuses it (FUSE without
    * fallocate, ramfs), the file is extended with ftruncate instead: the range
@@ -125,7 +126,7 @@ export class UringFileHandle implements FileHandle {
         await this.#submit((req) => ({
           kind: 'task',
           req,
-          run: async () => writeZerosFd(this.#fd, Number((await fstatFd(this.#fd)).size), end),
+          run: async () => this.#core.zeroFill(this.#fd, Number((await fstatFd(this.#fd)).size), end),
         }));
         return;
       }
