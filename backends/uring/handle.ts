@@ -105,7 +105,7 @@ export class UringFileHandle implements FileHandle {
    * fdatasync after an append into one must commit the journal to convert
    * it, where an overwrite of written zeros flushes data only (measured
    * here: a synced 4 KiB append costs about 50 us more in fallocate'd space).
-   * The zeros are written a page at a time (see writeZerosFd for why) and
+   * The zeros are written a page at a time (see backends/zero-fill.ts for why) and
    * paid once, by the first barrier after the preallocation.
    *
    * Direct mode: fallocate(2) in the ring. Where the file system refuses it (FUSE without
