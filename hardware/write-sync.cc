@@ -1,7 +1,8 @@
 // writeSync(fd, buffers, position, datasync, perBuffer): pwritev until every
 // byte is down, then fdatasync when asked, in ONE libuv threadpool job.
 // perBuffer makes it one pwrite per buffer instead, for writes whose size
-// decides their page-cache folios (UringFs's zero fill, see backends/uring/fd.ts). node:fs does
+// decides their page-cache folios (the zero fill of preallocation, see
+// backends/zero-fill.ts). node:fs does
 // the same as two jobs (writev, then fdatasync), and each job's completion
 // crosses back to the event loop before the next can start; for a synced
 // group that is one loop round trip saved (PosixFs uses this when the addon
