@@ -105,11 +105,12 @@ export class UringFileHandle implements FileHandle {
    * fdatasync after an append into one must commit the journal to convert
    * it, where an overwrite of written zeros flushes data only (measured
    * here: a synced 4 KiB append costs about 50 us more in fallocate'd space).
-   * The zeros are written a page at a time (see backends/zero-fill.ts for why) and
-   * paid once, by the first barrier after the preallocation.
+   * The zeros go down a page per write (backends/zero-fill.ts says why)
+   * and are paid once, by the first barrier after the preallocation.
    *
-   * Direct mode: fallocate(2) in the ring. Where the file system refuses it (FUSE without
-   * fallocate, ramfs), the file is extended with ftruncate instead: the range
+   * Direct mode: fallocate(2) in the ring. Where the file system refuses it
+   * (FUSE without fallocate, ramfs), the file is extended with ftruncate
+   * instead: the range
    * reads as zeros and the size is what the contract promises, but nothing is
    * reserved, so a later write there can still fail with NO_SPACE (as on any
    * file system without fallocate). After the first refusal the ring op is
