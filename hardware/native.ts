@@ -141,11 +141,12 @@ export interface NativeBinding {
   ): number;
   /**
    * pwritev until every byte is down, then fdatasync when `datasync`, in one
-   * threadpool job (Linux). Rejects with a node:fs-shaped error (code,
-   * negative errno, syscall 'write' or 'fdatasync'). The buffers must not
-   * change until it settles.
+   * threadpool job (Linux). With `perBuffer`, one pwrite per buffer instead
+   * (the size of a write decides its page-cache folio). Rejects with a
+   * node:fs-shaped error (code, negative errno, syscall 'write' or
+   * 'fdatasync'). The buffers must not change until it settles.
    */
-  writeSync(fd: number, buffers: readonly Uint8Array[], position: number, datasync: boolean): Promise<void>;
+  writeSync(fd: number, buffers: readonly Uint8Array[], position: number, datasync: boolean, perBuffer?: boolean): Promise<void>;
   /**
    * Writes a 4-byte little-endian size prefix and one LZ4 block for
    * `src[srcStart, srcEnd)` at `dst[dstStart, dstLimit)` (lz4-napi's

@@ -1,5 +1,8 @@
-// writeSync(fd, buffers, position, datasync): pwritev until every byte is
-// down, then fdatasync when asked, in ONE libuv threadpool job. node:fs does
+// writeSync(fd, buffers, position, datasync, perBuffer): pwritev until every
+// byte is down, then fdatasync when asked, in ONE libuv threadpool job.
+// perBuffer makes it one pwrite per buffer instead, for writes whose size
+// decides their page-cache folios (the zero fill of preallocation, see
+// backends/zero-fill.ts). node:fs does
 // the same as two jobs (writev, then fdatasync), and each job's completion
 // crosses back to the event loop before the next can start; for a synced
 // group that is one loop round trip saved (PosixFs uses this when the addon
@@ -26,6 +29,7 @@ struct WriteSyncCall {
   int fd = -1;
   int64_t position = 0;
   bool datasync = false;
+  bool perBuffer = false;
   std::vector<iovec> iov;
   napi_async_work work = nullptr;
   napi_deferred deferred = nullptr;
@@ -40,7 +44,7 @@ void ExecuteWriteSync(napi_env, void* data) {
   size_t first = 0;
   off_t at = static_cast<off_t>(call->position);
   while (first < call->iov.size()) {
-    const int count = static_cast<int>(std::min<size_t>(call->iov.size() - first, IOV_MAX));
+    const int count = call->perBuffer ? 1 : static_cast<int>(std::min<size_t>(call->iov.size() - first, IOV_MAX));
     const ssize_t written = pwritev(call->fd, call->iov.data() + first, count, at);
     if (written < 0) {
       if (errno == EINTR) continue;
@@ -101,10 +105,10 @@ void CompleteWriteSync(napi_env env, napi_status status, void* data) {
 }
 
 napi_value WriteSync(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
+  size_t argc = 5;
+  napi_value argv[5];
   napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  if (argc < 4) return ThrowType(env, "writeSync(fd, buffers, position, datasync)");
+  if (argc < 4) return ThrowType(env, "writeSync(fd, buffers, position, datasync, perBuffer?)");
   uint32_t fd;
   int64_t position;
   bool datasync;
@@ -112,6 +116,12 @@ napi_value WriteSync(napi_env env, napi_callback_info info) {
   if (!GetUint32(argv[0], env, &fd) || fd > INT_MAX) return ThrowType(env, "writeSync: fd must be a descriptor");
   if (!GetInt64(env, argv[2], &position) || position < 0) return ThrowType(env, "writeSync: position must be a non-negative integer");
   if (!GetBool(env, argv[3], &datasync)) return ThrowType(env, "writeSync: datasync must be a boolean");
+  bool perBuffer = false;
+  if (argc >= 5) {
+    napi_valuetype type;
+    napi_typeof(env, argv[4], &type);
+    if (type != napi_undefined && !GetBool(env, argv[4], &perBuffer)) return ThrowType(env, "writeSync: perBuffer must be a boolean");
+  }
   if (napi_is_array(env, argv[1], &isArray) != napi_ok || !isArray) return ThrowType(env, "writeSync: buffers must be an array");
   uint32_t count;
   napi_get_array_length(env, argv[1], &count);
@@ -119,6 +129,7 @@ napi_value WriteSync(napi_env env, napi_callback_info info) {
   call->fd = static_cast<int>(fd);
   call->position = position;
   call->datasync = datasync;
+  call->perBuffer = perBuffer;
   call->iov.reserve(count);
   for (uint32_t i = 0; i < count; i++) {
     napi_value element;

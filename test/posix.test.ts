@@ -16,8 +16,9 @@ import { ErrorCode } from '../src/errors.js';
 import { formatTarget, parseTarget, type LockOwner } from '../backends/directory-lock.js';
 import { PosixFs } from '../backends/posix.js';
 import { remainingBuffers } from '../backends/io-buffers.js';
-import { loadNative } from '../hardware/native.js';
+import { loadNative, loadNativeWriteSync } from '../hardware/native.js';
 import { expectCode } from './conformance/suite.js';
+import { kibDirtiedPerSyncedAppend } from './support/folio.js';
 
 const POSIX_MODULE = new URL('../backends/posix.js', import.meta.url).href;
 
@@ -321,6 +322,17 @@ describe('PosixFs specifics', () => {
     const info = await stat(join(fs.root, 'a'));
     assert.equal(info.size, length);
     assert.ok(info.blocks * 512 >= length, `only ${info.blocks * 512} bytes allocated`);
+  });
+
+  it('preallocate leaves page-sized cache folios: a synced 4 KiB append into it writes back kilobytes, not the 2 MiB around it', async (t) => {
+    const fs = await freshFs();
+    const file = await fs.open('a', { create: true });
+    const kib = await kibDirtiedPerSyncedAppend(file);
+    await file.close();
+    // Two pages per append; a folio left by a 1 MiB write of zeros would be 1,024 KiB or more.
+    if (typeof kib === 'string') t.skip(kib);
+    else if (loadNativeWriteSync() === undefined) t.skip('without the addon PosixFs writes zeros in 1 MiB writes');
+    else assert.ok(kib <= 16, `${kib} KiB dirtied per synced 4 KiB append`);
   });
 });
 

@@ -94,6 +94,8 @@ export interface Core {
   read(job: ReadJob): void;
   released(file: FileState, fd: number): void;
   alignedBuffer(size: number, block: number): Uint8Array;
+  /** Writes zeros over `[from, to)` of `fd` outside the ring, page by page (see backends/zero-fill.ts). */
+  zeroFill(fd: number, from: number, to: number): Promise<void>;
 }
 
 export function op(

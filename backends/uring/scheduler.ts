@@ -12,6 +12,7 @@
 import { fromSystemError, type RaftlogError } from '../../src/errors.js';
 import type { NativeBinding } from '../../hardware/native.js';
 import { alignPlan, readBlocks, reloadState } from './direct.js';
+import { writeZeroPages } from '../zero-fill.js';
 import { FileState } from './file-state.js';
 import { MAX_OPS_PER_ITEM, type Chain, type ChainOp, type Core, type Item, type ReadJob } from './ops.js';
 import { errorFromCqe } from './errors.js';
@@ -75,6 +76,10 @@ export class Scheduler implements Core, RingListener {
 
   alignedBuffer(size: number, block: number): Uint8Array {
     return new Uint8Array(this.#native.alignedAlloc(size, block));
+  }
+
+  zeroFill(fd: number, from: number, to: number): Promise<void> {
+    return writeZeroPages(this.#native.writeSync, fd, from, to);
   }
 
   /** The state of the inode `key` for a new handle on `fd`; `create` makes it when none is open. */
