@@ -15,11 +15,12 @@
 
 import * as fsp from 'node:fs/promises';
 
-import { loadNativeCachedRead, loadNativeWriteSync } from '../hardware/native.js';
+import { loadNativeWriteSync } from '../hardware/native.js';
 
 import { ClosedError, IoError, fromSystemError } from '../src/errors.js';
 import type { FileHandle, FileSystem, FsCapabilities, WriteOptions } from '../src/filesystem.js';
 import { checkCount, checkRange, checkReadArgs, checkWriteArgs } from './arguments.js';
+import { readCached } from './cached-read.js';
 import { DirectoryFs } from './directory-fs.js';
 import { mapErrors, readOnlyError } from './error-edge.js';
 import { remainingBuffers } from './io-buffers.js';
@@ -33,15 +34,6 @@ import { FILE_MODE } from './posix-directory.js';
  * shaped like node:fs's, so nothing else here changes.
  */
 const nativeWriteSync = loadNativeWriteSync();
-/**
- * With the addon, a read first takes what the page cache holds, on the event
- * loop thread (preadv2 RWF_NOWAIT, which never waits for the device): a
- * threadpool round trip costs 20-50 us here, the copy of a cached entry a
- * few. Only what is not cached goes through the threadpool. Large reads
- * (recovery's windows) always do, so their copy overlaps the caller's work.
- */
-const nativeCachedRead = loadNativeCachedRead();
-const CACHED_READ_MAX_BYTES = 128 << 10;
 
 /** One shared, never-written buffer of zeros for preallocation: large enough to amortise syscalls, small enough to keep. */
 const ZEROS = new Uint8Array(1 << 20);
@@ -98,11 +90,10 @@ class PosixFileHandle implements FileHandle {
     return this.#run('read', async () => {
       checkReadArgs(target, targetOffset, length, position, this.name);
       let done = 0;
-      if (nativeCachedRead !== undefined && length <= CACHED_READ_MAX_BYTES) {
-        const got = nativeCachedRead(this.#live('read').fd, target, targetOffset, length, position);
-        if (got === 0) return 0; // end of file
-        if (got > 0) done = got;
-      }
+      // What the page cache holds comes first, on this thread; only the rest goes through the threadpool.
+      const cached = readCached(this.#live('read').fd, target, targetOffset, length, position);
+      if (cached === 0) return 0; // end of file
+      if (cached > 0) done = cached;
       while (done < length) {
         const { bytesRead } = await this.#live('read').read(target, targetOffset + done, length - done, position + done);
         if (bytesRead === 0) break; // end of file

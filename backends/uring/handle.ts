@@ -11,6 +11,7 @@ import type { FileHandle, WriteOptions } from '../../src/filesystem.js';
 import { checkCount, checkRange, checkReadArgs, checkWriteArgs } from '../arguments.js';
 import { mapErrors, readOnlyError } from '../error-edge.js';
 import { FALLOCATE_REFUSALS } from './errors.js';
+import { readCached } from '../cached-read.js';
 import { closeFd, fstatFd, ftruncateFd } from './fd.js';
 import type { FileState } from './file-state.js';
 import { Request, readThrough, type Core, type Item } from './ops.js';
@@ -37,7 +38,13 @@ export class UringFileHandle implements FileHandle {
       this.#live('read');
       checkReadArgs(target, targetOffset, length, position, this.name);
       if (length === 0) return 0;
-      if (!this.#core.direct) return this.#readInto(target, targetOffset, length, position, 1);
+      if (!this.#core.direct) {
+        // What the page cache holds comes first, on this thread; only the rest goes through the ring.
+        const cached = readCached(this.#fd, target, targetOffset, length, position);
+        if (cached === length || cached === 0) return cached;
+        const done = Math.max(0, cached);
+        return done + (await this.#readInto(target, targetOffset + done, length - done, position + done, 1));
+      }
       // Direct: an aligned read of whole blocks into aligned memory, then a copy out.
       const B = this.#file.block;
       const end = Math.min(position + length, this.#file.logical);
