@@ -29,6 +29,9 @@ import {
 import { LogBatch, type SealedRecord } from './log-batch.js';
 import { readFully } from './read-fully.js';
 
+/** Groups this large on average (bytes per append) are written without preallocating ahead of them (#ensureAllocated). */
+export const PREALLOCATE_MAX_GROUP_BYTES = 64 << 10;
+
 export interface LogWriterOptions {
   fs: FileSystem;
   queue: Queue;
@@ -88,6 +91,8 @@ export class LogWriter {
   #synced: number;
   /** Bytes reserved by preallocation. */
   #allocated: number;
+  /** Moving average of the bytes per append (a group): decides whether preallocating pays (#ensureAllocated). */
+  #groupBytes = 0;
   /** Called when rotation retires a file (with its final size on disk) and starts the next. */
   onRotate:
     | ((retired: { seq: number; handle: FileHandle; bytes: number }, active: { seq: number; handle: FileHandle }) => void)
@@ -198,6 +203,7 @@ export class LogWriter {
       // A single group larger than a file can address: split it across files.
       return this.#appendSplit(records, sync);
     }
+    this.#groupBytes += (groupBytes - this.#groupBytes) / 8;
     try {
       await this.#ensureAllocated(this.#offset + groupBytes);
     } catch (error) {
@@ -365,8 +371,14 @@ export class LogWriter {
 
   async #ensureAllocated(end: number): Promise<void> {
     if (end <= this.#allocated) return;
-    const { preallocateBytes, targetFileSize } = this.#options;
+    const { preallocateBytes, targetFileSize, fs } = this.#options;
     if (preallocateBytes <= 0) return;
+    // What a reserved block saves is per barrier (no allocation to commit
+    // with the data), what it costs is per byte (the zeros written first):
+    // with large groups the zeros cost more than they save (W2 at 64
+    // writers, W1 past 64 KiB), so the file just grows. Files of a fixed
+    // capacity (a mapping) are always reserved ahead.
+    if (this.#groupBytes >= PREALLOCATE_MAX_GROUP_BYTES && !fs.capabilities.fixedCapacity) return;
     // Reserve a chunk ahead, but not past the target size: the file rotates
     // there and the rest would be wasted.
     const reserveEnd = Math.max(end, Math.min(end + preallocateBytes, targetFileSize));

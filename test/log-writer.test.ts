@@ -14,7 +14,7 @@ import { fileIdSeq, logFileName } from '../src/file-names.js';
 import type { FileSystem } from '../src/filesystem.js';
 import { FILE_FLAG_RECYCLED, FILE_HEADER_SIZE, Queue, decodeFileHeader, type FileHeader } from '../src/format/layout.js';
 import { LogBatch, type SealedRecord } from '../src/log-batch.js';
-import { LogWriter, type LogWriterOptions } from '../src/log-writer.js';
+import { LogWriter, PREALLOCATE_MAX_GROUP_BYTES, type LogWriterOptions } from '../src/log-writer.js';
 import { RecordScanner, type ScannedRecord } from '../src/recovery/scanner.js';
 
 /** A sealed record of one entry with `dataBytes` of data (sealing is deterministic: same size every time). */
@@ -181,6 +181,23 @@ describe('log writer: preallocation', () => {
       assert.equal((await recordsOf(fs, logName(1))).length, c.records);
     });
   }
+
+  it('groups of 64 KiB and more on average grow the file as written; smaller ones reserve ahead again', async () => {
+    const fs = new MemFs();
+    const writer = await LogWriter.create(options(fs, { targetFileSize: 64 << 20, preallocateBytes: 1 << 20 }), 1, 0);
+    const big = record(PREALLOCATE_MAX_GROUP_BYTES);
+    // The first large group still finds the average small: it reserves, then the average passes the limit.
+    for (let i = 0; i < 40; i++) await writer.append([big], true);
+    const grown = await writer.handle.size();
+    for (let i = 0; i < 40; i++) await writer.append([big], true);
+    assert.equal(await writer.handle.size(), writer.offset, 'large groups: no zeros reserved past the last record');
+    assert.ok(writer.offset > grown, 'and the file grew with them');
+    // Small groups bring the average down: a chunk is reserved ahead again.
+    for (let i = 0; i < 40; i++) await writer.append([record()], true);
+    assert.equal(await writer.handle.size(), writer.fileBytes);
+    assert.ok(writer.fileBytes > writer.offset, `small groups: ${writer.fileBytes} bytes on disk for ${writer.offset} written`);
+    await writer.close();
+  });
 
   it('a record past the target reserves just what it needs', async () => {
     const fs = new MemFs();
