@@ -10,7 +10,14 @@ import assert from 'node:assert/strict';
 import { BugError } from '../src/errors.js';
 import { RECORD_HEADER_SIZE } from '../src/format/layout.js';
 import { decodeIndexCheckpoint, encodeIndexCheckpoint } from '../src/format/index-checkpoint.js';
-import { LoadedColumns, RegionMemtable, newEntryLocation, type EntryLocation, type KeyValue, type RecordLocation } from '../src/memtable.js';
+import {
+  LoadedColumns,
+  RegionMemtable,
+  newEntryLocation,
+  type EntryLocation,
+  type KeyValue,
+  type RecordLocation,
+} from '../src/memtable.js';
 import { Random } from './support/random.js';
 import { testSeed } from './support/seed.js';
 
@@ -394,7 +401,12 @@ describe('memtable', () => {
       regions[i]!.keys = [...memtable.kv];
     }
     const covered = { manifestGeneration: 1, first: 1, last: 1, rewriteSeq: 0, lastEnd: 64, sealAt: 32, files: [] };
-    const decoded = decodeIndexCheckpoint(encodeIndexCheckpoint(covered, regions.map((r) => r.memtable.exportIndex())));
+    const decoded = decodeIndexCheckpoint(
+      encodeIndexCheckpoint(
+        covered,
+        regions.map((r) => r.memtable.exportIndex()),
+      ),
+    );
     assert.ok(typeof decoded === 'object', `seed=${seed}: ${String(decoded)}`);
     assert.equal(decoded.regionCount, regions.length);
     const shared = new LoadedColumns(decoded.columns, decoded.columnBytes);
