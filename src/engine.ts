@@ -805,7 +805,7 @@ export class Engine implements AsyncDisposable {
           await this.#files.discardUnsynced();
           throw error;
         });
-        // On a full disk the space stays held, as the seal's proof may be missing: nothing is lost.
+        // On a full disk the space just stays held (as the seal's proof and the index checkpoint may be skipped there): nothing is lost.
         await this.#files.releaseSpace(this.#options.prefillFiles).catch((error: unknown) => {
           if (!isRaftlogError(error, 'NO_SPACE')) throw error;
         });

@@ -377,7 +377,7 @@ export class LogWriter {
     // with the data), what it costs is per byte (the zeros written first):
     // with large groups the zeros cost more than they save (W2 at 64
     // writers, W1 past 64 KiB), so the file just grows. Files of a fixed
-    // capacity (a mapping) are always reserved ahead.
+    // capacity are always reserved ahead.
     if (this.#groupBytes >= PREALLOCATE_MAX_GROUP_BYTES && !fs.capabilities.fixedCapacity) return;
     // Reserve a chunk ahead, but not past the target size: the file rotates
     // there and the rest would be wasted.

@@ -321,7 +321,7 @@ export class FileSet {
    */
   async releaseSpace(keepRecycled: number): Promise<void> {
     const { fixedCapacity, writeAlignment } = this.#fs.capabilities;
-    // A fixed-capacity file (a mapping) could not grow back after the next open.
+    // A file of fixed capacity could not grow back after the next open.
     if (!fixedCapacity) await this.#writer?.trim(Math.max(TRIM_ALIGNMENT, writeAlignment));
     if (this.#pool.length <= keepRecycled) return;
     // The oldest go first, as reuse takes them first.
